@@ -1,0 +1,113 @@
+"""Every exception WitsKit raises, in one tree.
+
+Each error says whose fault it is: the peer's (bad bytes on the wire), the caller's (misuse of the
+API, bad settings) or the environment's (a network, a disk, a database). Anything else escaping
+WitsKit is a bug.
+
+::
+
+    WitsKitError
+    ├── ProtocolError (ValueError)        bytes from the peer are not valid WITS Level 0
+    │   ├── FrameError                    one malformed frame or run of garbage (also a parser event)
+    │   └── DecodeError                   a value that does not fit its item (strict mode)
+    ├── EncodeError (ValueError)          a value the caller asked to send cannot be written as WITS
+    ├── SymbolError (ValueError)          a dictionary overlay file is malformed
+    ├── ConversionError (ValueError)      a unit is unknown or two units are incompatible
+    └── UsageError (ValueError)           any other misuse of the API by the caller
+
+``ProtocolError`` and the caller's errors derive from :class:`ValueError` too, so code written for
+witskit 0.1 (which raised ``ValueError`` in strict mode) keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConversionError",
+    "DecodeError",
+    "EncodeError",
+    "FrameError",
+    "ProtocolError",
+    "SymbolError",
+    "UsageError",
+    "WitsKitError",
+]
+
+
+class WitsKitError(Exception):
+    """Base of every exception WitsKit raises."""
+
+
+class ProtocolError(WitsKitError, ValueError):
+    """Bytes received from a peer are not valid WITS Level 0: the peer's fault."""
+
+
+class FrameError(ProtocolError):
+    """A malformed frame, or a run of bytes outside any frame.
+
+    The streaming parser *returns* these as events (in stream order, between the good frames) so a
+    live feed goes on; strict callers may raise them. Each one says what was wrong, where it came
+    from (``source``), the byte ``offset`` in the stream where the bad bytes start, the 1-based
+    ``line`` number there, and an ``excerpt`` of the offending bytes.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        source: str | None = None,
+        offset: int = 0,
+        line: int = 0,
+        excerpt: bytes = b"",
+        kind: str = "malformed",
+    ) -> None:
+        self.reason = reason
+        self.source = source
+        self.offset = offset
+        self.line = line
+        self.excerpt = excerpt
+        self.kind = kind
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """The full human-readable message: what, where, and the offending bytes."""
+        where = f"source {self.source!r}, " if self.source is not None else ""
+        return f"{self.reason} ({where}line {self.line}, byte offset {self.offset}): {self.excerpt!r}"
+
+    def __repr__(self) -> str:
+        return f"FrameError(kind={self.kind!r}, offset={self.offset}, line={self.line}, reason={self.reason!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FrameError):
+            return NotImplemented
+        return (self.kind, self.reason, self.source, self.offset, self.line, self.excerpt) == (
+            other.kind,
+            other.reason,
+            other.source,
+            other.offset,
+            other.line,
+            other.excerpt,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.offset, self.line))
+
+
+class DecodeError(ProtocolError):
+    """A data line that cannot be decoded as its item requires (raised in strict mode)."""
+
+
+class EncodeError(WitsKitError, ValueError):
+    """A value cannot be written as a WITS data line (the caller's fault)."""
+
+
+class SymbolError(WitsKitError, ValueError):
+    """A dictionary overlay CSV is malformed; the message names the file, line and column."""
+
+
+class ConversionError(WitsKitError, ValueError):
+    """A unit is not known, or the two units measure different things."""
+
+
+class UsageError(WitsKitError, ValueError):
+    """The API was called with arguments it cannot accept."""

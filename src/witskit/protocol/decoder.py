@@ -1,0 +1,559 @@
+"""Decoding: raw :class:`WITSFrame` -> :class:`DecodedFrame` with typed values.
+
+Values are typed by their item: A -> ``str``, F -> ``float``, S and L -> ``int``. Nothing is dropped
+silently: a non-numeric value for a numeric item, a non-integral value for an integer item, a
+non-finite number, a line without a 4-digit code and an unknown code each leave a message in
+``DecodedFrame.errors`` naming the line (and raise :class:`~witskit.errors.DecodeError`, a
+``ValueError``, in strict mode). Unknown codes are still kept as points, with their number when the
+value parses. Null sentinels (-9999, -999.25, -8888 by default) decode to ``None``; the raw text is
+kept.
+
+The frame time comes from the record's DATE (``RR05``, YYMMDD) and TIME (``RR06``, HHMMSS) items
+when both are present and valid, read in a configurable time zone (UTC by default); otherwise it is
+the receive time. Every timestamp is timezone-aware UTC.
+
+The fast path decodes a frame with one dictionary lookup and one conversion per line and builds
+per-point objects (:class:`DecodedData`) only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import cached_property
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from witskit.errors import DecodeError, FrameError, UsageError
+from witskit.protocol.frame import WITSFrame
+from witskit.protocol.limits import DEFAULT_NULL_VALUES
+from witskit.protocol.parser import FrameParser
+from witskit.symbols import SymbolTable, WITSDataType, WITSSymbol, default_table
+
+__all__ = [
+    "DecodedData",
+    "DecodedFrame",
+    "Value",
+    "WITSDecoder",
+    "decode_file",
+    "decode_frame",
+    "split_multiple_frames",
+    "unknown_symbol",
+    "validate_wits_frame",
+]
+
+#: A decoded value: text for A items, float for F, int for S and L, None for a null.
+Value = str | float | int | None
+
+
+def unknown_symbol(code: str) -> WITSSymbol:
+    """The stand-in symbol for a code the dictionary does not define (vendor records, spares)."""
+    rec, item = (int(code[:2]), int(code[2:])) if code.isdigit() else (0, 0)
+    return WITSSymbol(
+        code=code,
+        name=f"U{code}",
+        long_name=f"U{code}",
+        description=f"Unknown item {code} (not in the dictionary)",
+        data_type=WITSDataType.FLOAT,
+        length=0,
+        metric_units="----",
+        fps_units="----",
+        record_type=rec,
+        item_number=item,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedData:
+    """One decoded data point, with its dictionary entry (witskit 0.1 compatible)."""
+
+    symbol: WITSSymbol
+    raw_value: str
+    parsed_value: Value
+    unit: str
+    timestamp: datetime
+    source: str | None = None
+
+    @property
+    def symbol_code(self) -> str:
+        """The 4-digit code."""
+        return self.symbol.code
+
+    @property
+    def symbol_name(self) -> str:
+        """The short mnemonic."""
+        return self.symbol.name
+
+    @property
+    def symbol_description(self) -> str:
+        """The dictionary's description."""
+        return self.symbol.description
+
+    @property
+    def is_null(self) -> bool:
+        """True when the value was a null sentinel (or empty)."""
+        return self.parsed_value is None
+
+
+class DecodedFrame:
+    """A decoded frame: parallel lists of codes and values, plus errors.
+
+    ``codes[i]`` and ``values[i]`` are one point; ``data_points`` builds :class:`DecodedData`
+    objects from them on first use. ``timestamp`` is the frame time (UTC).
+    """
+
+    __slots__ = ("__dict__", "_line_index", "_metric", "_symbols", "codes", "errors", "frame", "timestamp", "values")
+
+    def __init__(
+        self,
+        frame: WITSFrame,
+        codes: list[str],
+        values: list[Value],
+        errors: list[str],
+        timestamp: datetime,
+        *,
+        metric: bool = False,
+        symbols: SymbolTable | None = None,
+        line_index: list[int] | None = None,
+    ) -> None:
+        self.frame = frame
+        self.codes = codes
+        self.values = values
+        self.errors = errors
+        self.timestamp = timestamp
+        self._metric = metric
+        self._symbols = symbols
+        self._line_index = line_index
+
+    def __repr__(self) -> str:
+        return (
+            f"<DecodedFrame source={self.source!r} time={self.timestamp.isoformat()} "
+            f"points={len(self.codes)} errors={len(self.errors)}>"
+        )
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @property
+    def source(self) -> str | None:
+        """Where the frame came from."""
+        return self.frame.source
+
+    @property
+    def received_at(self) -> datetime:
+        """When the frame was received (UTC)."""
+        return self.frame.timestamp
+
+    @property
+    def symbols(self) -> SymbolTable:
+        """The dictionary the frame was decoded with."""
+        return self._symbols if self._symbols is not None else default_table()
+
+    def symbol(self, code: str) -> WITSSymbol:
+        """The dictionary entry of a code in this frame (a stand-in for unknown codes)."""
+        return self.symbols.get(code) or unknown_symbol(code)
+
+    def unit(self, code: str) -> str:
+        """The unit label of a code, in the frame's unit system."""
+        return self.symbol(code).unit(self._metric)
+
+    def raw_value(self, index: int) -> str:
+        """The value text of point ``index`` exactly as received (stripped)."""
+        line_no = self._line_index[index] if self._line_index is not None else index
+        return self.frame.lines[line_no][4:].strip().decode("latin-1")
+
+    def items(self) -> Iterator[tuple[str, Value]]:
+        """(code, value) pairs in frame order."""
+        return zip(self.codes, self.values, strict=True)
+
+    @cached_property
+    def data_points(self) -> list[DecodedData]:
+        """One :class:`DecodedData` per point (built on first use)."""
+        ts = self.timestamp
+        src = self.source
+        metric = self._metric
+        out: list[DecodedData] = []
+        for i, (code, value) in enumerate(zip(self.codes, self.values, strict=True)):
+            sym = self.symbol(code)
+            out.append(DecodedData(sym, self.raw_value(i), value, sym.unit(metric), ts, src))
+        return out
+
+    def get_value(self, code_or_mnemonic: str) -> DecodedData | None:
+        """The first point with this code (``"0108"``) or mnemonic (``"DBTM"``), or ``None``."""
+        key = code_or_mnemonic.strip()
+        if key in self.codes:
+            return self.data_points[self.codes.index(key)]
+        upper = key.upper()
+        for point in self.data_points:
+            if point.symbol.name.upper() == upper or point.symbol.long_name.upper() == upper:
+                return point
+        return None
+
+    def get_values_by_name(self, mnemonic: str) -> list[DecodedData]:
+        """Every point whose short mnemonic is ``mnemonic``."""
+        return [p for p in self.data_points if p.symbol_name == mnemonic]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The witskit 0.1 dictionary: timestamp, source, data by code, errors."""
+        return {
+            "timestamp": self.timestamp.isoformat(),
+            "source": self.source,
+            "data": {
+                p.symbol_code: {
+                    "name": p.symbol_name,
+                    "description": p.symbol_description,
+                    "value": p.parsed_value,
+                    "raw_value": p.raw_value,
+                    "unit": p.unit,
+                }
+                for p in self.data_points
+            },
+            "errors": list(self.errors),
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON Lines record: source, timestamp, every point in order, errors."""
+        metric = self._metric
+        points = []
+        for i, (code, value) in enumerate(zip(self.codes, self.values, strict=True)):
+            sym = self.symbol(code)
+            points.append(
+                {"code": code, "name": sym.name, "value": value, "raw": self.raw_value(i), "unit": sym.unit(metric)}
+            )
+        return {
+            "source": self.source,
+            "timestamp": self.timestamp.isoformat(),
+            "points": points,
+            "errors": list(self.errors),
+        }
+
+
+class _Careful(Exception):
+    """Internal: leave the fast loop and decode the frame line by line."""
+
+
+_Conv = Callable[[bytes], float | int] | None
+
+
+def _resolve_tz(tz: str | tzinfo) -> tzinfo:
+    if isinstance(tz, tzinfo):
+        return tz
+    if tz.upper() in ("UTC", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UsageError(f"unknown time zone {tz!r} (use an IANA name such as 'America/Chicago')") from exc
+
+
+class WITSDecoder:
+    """Decodes frames against a dictionary.
+
+    ``use_metric_units`` says which unit system the *rig* sends in (it labels the values; it does
+    not convert them: use :mod:`witskit.units` for that). ``strict_mode`` raises
+    :class:`~witskit.errors.DecodeError` (a ``ValueError``) at the first problem instead of
+    recording it. ``null_values`` are the sentinels that mean "no reading"; ``timezone`` is the zone
+    of the rig's DATE/TIME items.
+    """
+
+    def __init__(
+        self,
+        use_metric_units: bool = False,
+        strict_mode: bool = False,
+        *,
+        symbols: SymbolTable | None = None,
+        null_values: Iterable[float] = DEFAULT_NULL_VALUES,
+        timezone: str | tzinfo = "UTC",
+        use_frame_time: bool = True,
+    ) -> None:
+        self.use_metric_units = use_metric_units
+        self.strict_mode = strict_mode
+        self._symbols = symbols
+        self.null_values: frozenset[float] = frozenset(float(v) for v in null_values)
+        self.tz = _resolve_tz(timezone)
+        self.use_frame_time = use_frame_time
+        self._index: dict[bytes, tuple[str, _Conv]] | None = None
+        self._day_cache: dict[int, datetime | None] = {}
+
+    @property
+    def symbols(self) -> SymbolTable:
+        """The dictionary in use (the process-wide one unless given)."""
+        return self._symbols if self._symbols is not None else default_table()
+
+    def _build_index(self) -> dict[bytes, tuple[str, _Conv]]:
+        index: dict[bytes, tuple[str, _Conv]] = {}
+        for code, sym in self.symbols.items():
+            conv: _Conv
+            if sym.data_type is WITSDataType.FLOAT:
+                conv = float
+            elif sym.data_type.is_integer:
+                conv = int
+            else:
+                conv = None
+            index[code.encode("ascii")] = (code, conv)
+        return index
+
+    # Entry points -------------------------------------------------------------------------------
+    def decode_frame(self, raw_frame: str | bytes | WITSFrame, source: str | None = None) -> DecodedFrame:
+        """Decode one frame given as text, bytes or a :class:`WITSFrame` (witskit 0.1 API).
+
+        Text that is not exactly one well-formed frame gives a DecodedFrame whose ``errors`` say
+        why (strict mode raises instead).
+        """
+        if isinstance(raw_frame, WITSFrame):
+            return self.decode(raw_frame)
+        data = raw_frame.encode("latin-1", "replace") if isinstance(raw_frame, str) else bytes(raw_frame)
+        parser = FrameParser(source=source)
+        events = parser.feed(data) + parser.close()
+        frames = [e for e in events if isinstance(e, WITSFrame)]
+        problems = [e.message for e in events if isinstance(e, FrameError)]
+        if self.strict_mode:
+            for e in events:
+                if isinstance(e, FrameError):
+                    raise e
+            if len(frames) != 1:
+                raise DecodeError(f"expected one frame, found {len(frames)}")
+        if not frames:
+            text = data.decode("latin-1")
+            empty = WITSFrame._trusted(text, (), source, datetime.now(UTC), 0, 1, 0)
+            return DecodedFrame(
+                empty,
+                [],
+                [],
+                [f"Frame decoding failed: {p}" for p in problems] or ["Frame decoding failed: no frame found"],
+                empty.timestamp,
+                metric=self.use_metric_units,
+                symbols=self._symbols,
+            )
+        decoded = self.decode(frames[0])
+        if len(frames) > 1:
+            problems.append(f"text holds {len(frames)} frames; only the first was decoded (use decode_file)")
+        decoded.errors[:0] = problems
+        return decoded
+
+    def decode_multiple_frames(
+        self, frame_data: Iterable[str | bytes | WITSFrame], source: str | None = None
+    ) -> list[DecodedFrame]:
+        """Decode several frames (witskit 0.1 API)."""
+        return [self.decode_frame(f, source) for f in frame_data]
+
+    def decode_many(self, events: Iterable[WITSFrame | FrameError]) -> Iterator[DecodedFrame | FrameError]:
+        """Decode a parser's event stream, passing FrameErrors through in order."""
+        decode = self.decode
+        for event in events:
+            yield decode(event) if isinstance(event, WITSFrame) else event
+
+    def decode(self, frame: WITSFrame) -> DecodedFrame:
+        """Decode a parsed frame (the hot path)."""
+        index = self._index
+        if index is None:
+            index = self._index = self._build_index()
+        nulls = self.null_values
+        codes: list[str] = []
+        values: list[Value] = []
+        errors: list[str] = []
+        add_code = codes.append
+        add_value = values.append
+        try:
+            for line in frame.lines:
+                code, conv = index[line[:4]]
+                if conv is None:
+                    add_value(line[4:].strip().decode("latin-1"))
+                else:
+                    v = conv(line[4:])
+                    if v in nulls:
+                        add_value(None)
+                    elif v - v:  # inf - inf and nan - nan are nan, which is truthy
+                        raise _Careful
+                    else:
+                        add_value(v)
+                add_code(code)
+        except (KeyError, ValueError, _Careful):
+            return self._decode_careful(frame)
+        return DecodedFrame(
+            frame,
+            codes,
+            values,
+            errors,
+            self._frame_time(frame, codes, values, errors),
+            metric=self.use_metric_units,
+            symbols=self._symbols,
+        )
+
+    # The careful path: every problem gets a message naming its line -----------------------------
+    def _decode_careful(self, frame: WITSFrame) -> DecodedFrame:
+        symbols = self.symbols
+        nulls = self.null_values
+        codes: list[str] = []
+        values: list[Value] = []
+        errors: list[str] = []
+        line_index: list[int] = []
+
+        def problem(i: int, text: str) -> None:
+            msg = f"line {i + 1} of frame at line {frame.line} (byte {frame.offset}): {text}"
+            if self.strict_mode:
+                raise DecodeError(msg)
+            errors.append(msg)
+
+        for i, raw_line in enumerate(frame.lines):
+            line = raw_line.strip()
+            head = line[:4]
+            if len(head) < 4 or not head.isdigit():
+                problem(i, f"{line[:40].decode('latin-1')!r} does not start with a 4-digit code")
+                continue
+            code = head.decode("ascii")
+            raw = line[4:].strip()
+            sym = symbols.get(code)
+            if sym is None:
+                problem(i, f"unknown code {code} (value {raw[:40].decode('latin-1')!r}); kept with its raw value")
+                value: Value
+                try:
+                    number = float(raw)
+                    value = None if number in nulls else number if number - number == 0 else raw.decode("latin-1")
+                except ValueError:
+                    value = raw.decode("latin-1")
+                codes.append(code)
+                values.append(value)
+                line_index.append(i)
+                continue
+            if sym.data_type is WITSDataType.ASCII:
+                codes.append(code)
+                values.append(raw.decode("latin-1"))
+                line_index.append(i)
+                continue
+            label = f"{code} {sym.name} ({sym.data_type.value})"
+            if not raw:
+                problem(i, f"empty value for numeric item {label}")
+                continue
+            try:
+                number = float(raw)
+            except ValueError:
+                problem(i, f"{raw[:40].decode('latin-1')!r} is not a number, for numeric item {label}")
+                continue
+            if number in nulls:
+                codes.append(code)
+                values.append(None)
+                line_index.append(i)
+                continue
+            if number - number != 0:
+                problem(i, f"non-finite value {raw.decode('latin-1')!r} for {label}")
+                continue
+            if sym.data_type.is_integer:
+                if not number.is_integer():
+                    problem(i, f"non-integral value {raw.decode('latin-1')!r} for integer item {label}")
+                    continue
+                values.append(int(number))
+            else:
+                values.append(number)
+            codes.append(code)
+            line_index.append(i)
+        ts = self._frame_time(frame, codes, values, errors)
+        return DecodedFrame(
+            frame,
+            codes,
+            values,
+            errors,
+            ts,
+            metric=self.use_metric_units,
+            symbols=self._symbols,
+            line_index=line_index if len(line_index) != len(frame.lines) else None,
+        )
+
+    # Frame time -------------------------------------------------------------------------------
+    def _frame_time(
+        self, frame: WITSFrame, codes: Sequence[str], values: Sequence[Value], errors: list[str]
+    ) -> datetime:
+        if not self.use_frame_time or not codes:
+            return frame.timestamp
+        rec = codes[0][:2]
+        try:
+            d = values[codes.index(rec + "05")]
+            t = values[codes.index(rec + "06")]
+        except ValueError:
+            return frame.timestamp
+        if not isinstance(d, int) or not isinstance(t, int) or d <= 0 or t < 0:
+            return frame.timestamp
+        if d in self._day_cache:
+            day = self._day_cache[d]
+        else:
+            if len(self._day_cache) > 4096:  # a long import spans years; keep the cache bounded
+                self._day_cache.clear()
+            day = self._day_cache[d] = self._day_start(d)
+        hh, rest = divmod(t, 10000)
+        mm, ss = divmod(rest, 100)
+        if day is None or hh > 23 or mm > 59 or ss > 60:
+            msg = f"invalid DATE {d} / TIME {t} in record {rec} (frame at line {frame.line}); used the receive time"
+            if self.strict_mode:
+                raise DecodeError(msg)
+            errors.append(msg)
+            return frame.timestamp
+        if self.tz is UTC:
+            return day + timedelta(hours=hh, minutes=mm, seconds=ss)
+        local = day.replace(hour=hh, minute=mm, second=min(ss, 59))
+        return local.astimezone(UTC)
+
+    def _day_start(self, d: int) -> datetime | None:
+        """Midnight of a YYMMDD (or YYYYMMDD) date: UTC, or naive-local with tzinfo for other zones."""
+        if d >= 19000101:
+            year, rest = divmod(d, 10000)
+        else:
+            yy, rest = divmod(d, 10000)
+            year = 2000 + yy if yy < 70 else 1900 + yy  # the usual two-digit-year pivot
+        month, dom = divmod(rest, 100)
+        try:
+            return datetime(year, month, dom, tzinfo=self.tz)
+        except ValueError:
+            return None
+
+
+# Module-level helpers (witskit 0.1 API) ---------------------------------------------------------
+def decode_frame(
+    raw_frame: str | bytes,
+    use_metric_units: bool = False,
+    strict_mode: bool = False,
+    source: str | None = None,
+) -> DecodedFrame:
+    """Decode one frame of text; see :meth:`WITSDecoder.decode_frame`."""
+    return WITSDecoder(use_metric_units=use_metric_units, strict_mode=strict_mode).decode_frame(raw_frame, source)
+
+
+def split_multiple_frames(data: str) -> list[str]:
+    """Split text holding several frames into one string per frame (malformed parts are skipped)."""
+    parser = FrameParser()
+    events = parser.feed(data.encode("latin-1", "replace")) + parser.close()
+    return [e.raw_data for e in events if isinstance(e, WITSFrame)]
+
+
+def validate_wits_frame(raw_frame: str) -> bool:
+    """True when the text is exactly one well-formed frame."""
+    parser = FrameParser()
+    events = parser.feed(raw_frame.encode("latin-1", "replace")) + parser.close()
+    return len(events) == 1 and isinstance(events[0], WITSFrame)
+
+
+def decode_file(
+    file_data: str | bytes,
+    use_metric_units: bool = False,
+    strict_mode: bool = False,
+    source: str | None = None,
+) -> list[DecodedFrame]:
+    """Decode every frame in a string (witskit 0.1 API; for large files use :func:`iter_decode`).
+
+    Malformed stretches between frames are skipped here (strict mode raises at the first one);
+    :func:`~witskit.protocol.iter_decode` reports them as events. Raises :class:`ValueError` when
+    no frame is found.
+    """
+    data = file_data.encode("latin-1", "replace") if isinstance(file_data, str) else file_data
+    decoder = WITSDecoder(use_metric_units=use_metric_units, strict_mode=strict_mode)
+    parser = FrameParser(source=source)
+    out: list[DecodedFrame] = []
+    for event in parser.feed(data) + parser.close():
+        if isinstance(event, FrameError):
+            if strict_mode:
+                raise event
+            continue
+        out.append(decoder.decode(event))
+    if not out:
+        raise DecodeError("no valid WITS frames found in data")
+    return out

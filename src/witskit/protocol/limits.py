@@ -1,0 +1,33 @@
+"""Named limits of the streaming parser and the decoder, each with the reason for its number.
+
+Every limit is also a keyword argument of :class:`~witskit.protocol.FrameParser`; exceeding one
+produces a :class:`~witskit.errors.FrameError` and a resync at the next ``&&``, never unbounded memory
+and never a silent drop.
+"""
+
+from __future__ import annotations
+
+#: The longest item in the spec is ASCII 256 plus its 4-digit code; four times that leaves room for
+#: vendor items and padding while a line with no end (a wrong baud rate, a binary peer) is caught.
+DEFAULT_MAX_LINE_LENGTH = 1024
+
+#: The largest record (19, Configuration) has 94 items; ten times that allows vendor extensions and
+#: several records in one frame, and still stops a frame whose '!!' never comes.
+DEFAULT_MAX_LINES_PER_FRAME = 1000
+
+#: A frame of the maximum number of lines at a typical 20-60 bytes per line.
+DEFAULT_MAX_FRAME_BYTES = 64 * 1024
+
+#: Bytes outside any frame are reported at least this often, so a flood of noise shows up in the
+#: error stream quickly and is never buffered (only a short excerpt of it is kept).
+DEFAULT_MAX_GARBAGE_BYTES = 64 * 1024
+
+#: How many bytes of offending input an error quotes.
+EXCERPT_BYTES = 48
+
+#: Values that mean "no reading" in the field: -9999 (most EDRs), -999.25 (the LAS null, used by
+#: mud-logging units), -8888 (some MWD systems).
+DEFAULT_NULL_VALUES: tuple[float, ...] = (-9999.0, -999.25, -8888.0)
+
+#: The packet a client sends to keep a Pason-style EDR talking (item 0111 with a null value).
+DEFAULT_HANDSHAKE = b"&&\r\n0111-9999\r\n!!\r\n"

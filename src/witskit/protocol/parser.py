@@ -1,0 +1,362 @@
+"""The streaming, sans-I/O WITS Level 0 frame parser.
+
+Bytes go in with :meth:`FrameParser.feed` in any chunking; complete :class:`WITSFrame` objects and
+:class:`~witskit.errors.FrameError` events come out, in stream order. :meth:`FrameParser.close` ends
+the stream. The parser does no I/O, so every transport (TCP, TLS, serial, file, MQTT) is a short loop
+around it.
+
+Rules, from the spec and from real feeds:
+
+* A frame is ``&&``, data lines, ``!!``. Lines may end in CRLF, LF or CR; blank lines and whitespace
+  around lines are ignored. Data on the ``&&`` line (``&&0108123.4``) and before ``!!`` on its line
+  are kept: ``&&`` and ``!!`` are reserved sequences and a WITS value cannot contain them.
+* Bytes outside a frame are garbage: one FrameError per run, then the parser resynchronises on the
+  next ``&&``. A ``!!`` outside a frame is garbage too, never an empty frame.
+* A frame cut short by a new ``&&`` is a FrameError, and the new frame starts.
+* Limits (see :mod:`witskit.protocol.limits`) bound memory; exceeding one is a FrameError and a
+  resync. The buffer remembers how far it has searched, so a peer that sends one byte at a time
+  costs linear time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from witskit.errors import FrameError, UsageError
+from witskit.protocol.frame import WITSFrame, utc_now
+from witskit.protocol.limits import (
+    DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_GARBAGE_BYTES,
+    DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_MAX_LINES_PER_FRAME,
+    EXCERPT_BYTES,
+)
+
+__all__ = ["FrameEvent", "FrameParser"]
+
+#: What :meth:`FrameParser.feed` returns a list of.
+FrameEvent = WITSFrame | FrameError
+
+_START = b"&&"
+_END = b"!!"
+
+
+class FrameParser:
+    """Incremental WITS frame parser (sans-I/O).
+
+    >>> p = FrameParser(source="rig-7")
+    >>> events = p.feed(b"&&\\r\\n01083650.40\\r\\n!!\\r\\n")
+    >>> events[0].lines
+    (b'01083650.40',)
+    """
+
+    def __init__(
+        self,
+        source: str | None = None,
+        *,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        max_lines_per_frame: int = DEFAULT_MAX_LINES_PER_FRAME,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_garbage_bytes: int = DEFAULT_MAX_GARBAGE_BYTES,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        for name, value in (
+            ("max_line_length", max_line_length),
+            ("max_lines_per_frame", max_lines_per_frame),
+            ("max_frame_bytes", max_frame_bytes),
+            ("max_garbage_bytes", max_garbage_bytes),
+        ):
+            if value < 1:
+                raise UsageError(f"{name} must be at least 1, got {value}")
+        self.source = source
+        self.max_line_length = max_line_length
+        self.max_lines_per_frame = max_lines_per_frame
+        self.max_frame_bytes = max_frame_bytes
+        self.max_garbage_bytes = max_garbage_bytes
+        self._clock = clock
+
+        self._buf = bytearray()
+        self._base = 0  # stream offset of _buf[0]
+        self._pos = 0  # first byte of _buf not yet consumed
+        self._scan = 0  # where the next marker search resumes (linear time for trickled input)
+        self._in_frame = False
+        self._frame_start = 0  # index in _buf of the current frame's '&&'
+        self._discarding = False  # skipping the tail of a frame already reported as too large
+        self._garbage_offset = -1  # stream offset where the pending run of garbage starts
+        self._garbage_line = 0
+        self._garbage_bytes = 0
+        self._garbage_excerpt = b""
+        self._garbage_has_end = False
+        self._garbage_tail = b""  # last byte of the previous garbage region (a '!!' may straddle feeds)
+        self._newline = b"\n"
+        self._line_pos = 0  # index in _buf up to which newlines have been counted
+        self._line_count = 0  # newlines before _line_pos
+        self._sequence = 0
+        self._closed = False
+        self._now: datetime | None = None
+
+    # Public API ---------------------------------------------------------------------------------
+    @property
+    def offset(self) -> int:
+        """How many bytes have been fed so far."""
+        return self._base + len(self._buf)
+
+    @property
+    def frames_parsed(self) -> int:
+        """How many frames this parser has produced."""
+        return self._sequence
+
+    @property
+    def in_frame(self) -> bool:
+        """True while a frame has started and not yet ended (useful to tell a clean disconnect)."""
+        return self._in_frame
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[FrameEvent]:
+        """Add bytes; return the frames and errors they complete, in stream order."""
+        if self._closed:
+            raise UsageError("feed() called after close(); create a new FrameParser")
+        if not data:
+            return []
+        self._buf += data
+        self._now = None
+        events: list[FrameEvent] = []
+        self._run(events)
+        self._compact()
+        return events
+
+    def close(self) -> list[FrameEvent]:
+        """End of stream: report a pending partial frame or garbage; the parser is then done."""
+        if self._closed:
+            return []
+        self._closed = True
+        events: list[FrameEvent] = []
+        buf = self._buf
+        if self._in_frame:
+            start = self._frame_start
+            events.append(
+                self._error(
+                    start,
+                    "stream ended inside a frame (no '!!' after '&&')",
+                    bytes(buf[start:]),
+                    "truncated",
+                )
+            )
+        else:
+            self._note_garbage(self._pos, len(buf), events)
+        self._flush_garbage(events)
+        self._base += len(buf)
+        self._buf = bytearray()
+        self._pos = self._scan = self._line_pos = self._frame_start = 0
+        self._in_frame = False
+        return events
+
+    # The state machine --------------------------------------------------------------------------
+    def _run(self, events: list[FrameEvent]) -> None:
+        buf = self._buf
+        while True:
+            if not self._in_frame:
+                start = buf.find(_START, self._scan)
+                if start < 0:
+                    # Everything but a trailing '&' (maybe half of '&&') is garbage.
+                    end = len(buf) - 1 if buf.endswith(b"&") else len(buf)
+                    if end > self._pos:
+                        self._note_garbage(self._pos, end, events)
+                        self._pos = end
+                    self._scan = end
+                    return
+                if start > self._pos:
+                    self._note_garbage(self._pos, start, events)
+                self._flush_garbage(events)
+                self._discarding = False
+                self._in_frame = True
+                self._frame_start = self._pos = start
+                self._scan = start + 2
+
+            start = self._frame_start
+            end = buf.find(_END, self._scan)
+            nxt = buf.find(_START, self._scan, end if end >= 0 else len(buf))
+            if nxt >= 0:
+                events.append(
+                    self._error(
+                        start, "frame cut short by a new '&&' before its '!!'", bytes(buf[start:nxt]), "cut"
+                    )
+                )
+                self._frame_start = self._pos = nxt
+                self._scan = nxt + 2
+                continue
+            if end < 0:
+                if len(buf) - start > self.max_frame_bytes:
+                    self._drop_oversized(start, events)
+                    continue
+                # Resume one byte back: the last byte may be the first half of '!!' or '&&'.
+                self._scan = max(self._scan, len(buf) - 1)
+                return
+            self._in_frame = False
+            self._pos = self._scan = end + 2
+            self._complete(start, end, events)
+
+    def _complete(self, start: int, end: int, events: list[FrameEvent]) -> None:
+        buf = self._buf
+        raw = bytes(buf[start : end + 2])
+        size = len(raw)
+        if size > self.max_frame_bytes:
+            events.append(
+                self._error(
+                    start,
+                    f"frame of {size} bytes exceeds max_frame_bytes={self.max_frame_bytes}",
+                    raw,
+                    "limit",
+                )
+            )
+            return
+        body = raw[2:-2]
+        lines = body.splitlines()
+        if b" " in body or b"\t" in body or b"\x0b" in body or b"\x0c" in body:
+            lines = [s for s in (ln.strip() for ln in lines) if s]
+        elif b"" in lines:
+            lines = [ln for ln in lines if ln]
+        if not lines:
+            events.append(self._error(start, "empty frame: no data lines between '&&' and '!!'", raw, "empty"))
+            return
+        if len(lines) > self.max_lines_per_frame:
+            events.append(
+                self._error(
+                    start,
+                    f"frame has {len(lines)} lines, over max_lines_per_frame={self.max_lines_per_frame}",
+                    raw,
+                    "limit",
+                )
+            )
+            return
+        if len(body) > self.max_line_length:
+            longest = max(lines, key=len)
+            if len(longest) > self.max_line_length:
+                events.append(
+                    self._error(
+                        start,
+                        f"line of {len(longest)} bytes exceeds max_line_length={self.max_line_length}",
+                        longest,
+                        "limit",
+                    )
+                )
+                return
+        if self._newline == b"\n" and b"\n" not in body and b"\r" in body:
+            self._newline = b"\r"  # a CR-only feed (old serial units): count CRs as lines
+        now = self._now
+        if now is None:
+            now = self._now = self._clock()
+        events.append(
+            WITSFrame._trusted(
+                raw.decode("latin-1"),
+                tuple(lines),
+                self.source,
+                now,
+                self._base + start,
+                self._line_at(start),
+                self._sequence,
+            )
+        )
+        self._sequence += 1
+
+    def _drop_oversized(self, start: int, events: list[FrameEvent]) -> None:
+        buf = self._buf
+        events.append(
+            self._error(
+                start,
+                f"frame exceeds max_frame_bytes={self.max_frame_bytes} without an '!!'; skipped to the next '&&'",
+                bytes(buf[start : start + EXCERPT_BYTES]),
+                "limit",
+            )
+        )
+        self._in_frame = False
+        self._discarding = True
+        # The rest of this frame is not reported again as garbage; scanning resumes after it.
+        self._pos = self._scan = len(buf) - 1 if buf.endswith(b"&") else len(buf)
+
+    # Garbage ------------------------------------------------------------------------------------
+    def _note_garbage(self, start: int, end: int, events: list[FrameEvent]) -> None:
+        region = self._buf[start:end]
+        if self._discarding:
+            # Bytes of a frame already reported as too large: its '!!' ends the skip.
+            mark = region.find(_END)
+            if mark < 0:
+                return
+            self._discarding = False
+            start += mark + 2
+            region = region[mark + 2 :]
+        stripped = region.strip()
+        if not stripped:
+            return
+        if self._garbage_offset < 0:
+            lead = len(region) - len(region.lstrip())
+            self._garbage_offset = self._base + start + lead
+            self._garbage_line = self._line_at(start + lead)
+            self._garbage_excerpt = bytes(stripped[:EXCERPT_BYTES])
+        elif len(self._garbage_excerpt) < EXCERPT_BYTES:
+            self._garbage_excerpt += bytes(region[: EXCERPT_BYTES - len(self._garbage_excerpt)])
+        self._garbage_bytes += len(region)
+        if _END in self._garbage_tail + region[:1] or _END in region:
+            self._garbage_has_end = True
+        self._garbage_tail = bytes(region[-1:])
+        if self._garbage_bytes >= self.max_garbage_bytes:
+            self._flush_garbage(events, limit=True)
+
+    def _flush_garbage(self, events: list[FrameEvent], *, limit: bool = False) -> None:
+        if self._garbage_offset < 0:
+            return
+        if limit:
+            reason = (
+                f"{self._garbage_bytes} bytes outside any frame (reported every "
+                f"max_garbage_bytes={self.max_garbage_bytes}); skipping to the next '&&'"
+            )
+        elif self._garbage_has_end:
+            reason = f"'!!' outside a frame: {self._garbage_bytes} bytes with no '&&' before them"
+        else:
+            reason = f"{self._garbage_bytes} bytes of garbage outside any frame"
+        events.append(
+            FrameError(
+                reason,
+                source=self.source,
+                offset=self._garbage_offset,
+                line=self._garbage_line,
+                excerpt=self._garbage_excerpt.strip(),
+                kind="garbage",
+            )
+        )
+        self._garbage_offset = -1
+        self._garbage_bytes = 0
+        self._garbage_excerpt = b""
+        self._garbage_has_end = False
+        self._garbage_tail = b""
+
+    # Bookkeeping --------------------------------------------------------------------------------
+    def _error(self, start: int, reason: str, excerpt: bytes | bytearray, kind: str) -> FrameError:
+        return FrameError(
+            reason,
+            source=self.source,
+            offset=self._base + start,
+            line=self._line_at(start),
+            excerpt=bytes(excerpt[:EXCERPT_BYTES]),
+            kind=kind,
+        )
+
+    def _line_at(self, index: int) -> int:
+        """1-based line number of ``_buf[index]``; indexes are asked for in increasing order."""
+        if index > self._line_pos:
+            self._line_count += self._buf.count(self._newline, self._line_pos, index)
+            self._line_pos = index
+        return self._line_count + 1
+
+    def _compact(self) -> None:
+        """Drop consumed bytes once per feed (not per frame, which would be quadratic)."""
+        keep = self._frame_start if self._in_frame else self._pos
+        if keep == 0:
+            return
+        self._line_at(keep)
+        del self._buf[:keep]
+        self._base += keep
+        self._pos -= keep
+        self._scan -= keep
+        self._line_pos -= keep
+        self._frame_start = max(0, self._frame_start - keep)
