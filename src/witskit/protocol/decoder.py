@@ -19,11 +19,11 @@ per-point objects (:class:`DecodedData`) only when asked for.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from operator import call as _call
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from witskit.errors import DecodeError, FrameError, UsageError
 from witskit.protocol.frame import WITSFrame
@@ -64,8 +64,7 @@ def unknown_symbol(code: str) -> WITSSymbol:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedData:
+class DecodedData(NamedTuple):
     """One decoded data point, with its dictionary entry (witskit 0.1 compatible)."""
 
     symbol: WITSSymbol
@@ -108,7 +107,7 @@ class DecodedFrame:
     def __init__(
         self,
         frame: WITSFrame,
-        codes: list[str],
+        codes: Sequence[str],
         values: list[Value],
         errors: list[str],
         timestamp: datetime,
@@ -229,11 +228,40 @@ class DecodedFrame:
         }
 
 
-class _Careful(Exception):
-    """Internal: leave the fast loop and decode the frame line by line."""
+def _text(raw: bytes) -> str:
+    return raw.strip().decode("latin-1")
 
 
-_Conv = Callable[[bytes], float | int] | None
+def _nothing(values: list[Value]) -> tuple[Value, ...]:
+    return ()
+
+
+_HEAD = itemgetter(slice(0, 4))
+_TAIL = itemgetter(slice(4, None))
+#: Layouts remembered per decoder; a feed with more distinct layouts than this is not repeating and
+#: is decoded on the careful path instead of growing the cache.
+_MAX_PLANS = 256
+
+
+class _Plan(NamedTuple):
+    """How to decode one frame layout: its codes, a converter per line, the numeric positions."""
+
+    codes: tuple[str, ...]
+    convs: tuple[Callable[[bytes], Value], ...]
+    pick_numeric: Callable[[list[Value]], Sequence[Value]] | None
+    date_time: tuple[int, int]
+
+
+_NO_PLAN = _Plan((), (), None, (-1, -1))
+
+
+def _date_time_positions(codes: Sequence[str]) -> tuple[int, int]:
+    """Where the DATE (RR05) and TIME (RR06) items of the frame's first record are, or (-1, -1)."""
+    rec = codes[0][:2]
+    try:
+        return codes.index(rec + "05"), codes.index(rec + "06")
+    except ValueError:
+        return -1, -1
 
 
 def _resolve_tz(tz: str | tzinfo) -> tzinfo:
@@ -241,6 +269,8 @@ def _resolve_tz(tz: str | tzinfo) -> tzinfo:
         return tz
     if tz.upper() in ("UTC", "Z"):
         return UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -273,26 +303,13 @@ class WITSDecoder:
         self.null_values: frozenset[float] = frozenset(float(v) for v in null_values)
         self.tz = _resolve_tz(timezone)
         self.use_frame_time = use_frame_time
-        self._index: dict[bytes, tuple[str, _Conv]] | None = None
+        self._plans: dict[bytes, _Plan] = {}
         self._day_cache: dict[int, datetime | None] = {}
 
     @property
     def symbols(self) -> SymbolTable:
         """The dictionary in use (the process-wide one unless given)."""
         return self._symbols if self._symbols is not None else default_table()
-
-    def _build_index(self) -> dict[bytes, tuple[str, _Conv]]:
-        index: dict[bytes, tuple[str, _Conv]] = {}
-        for code, sym in self.symbols.items():
-            conv: _Conv
-            if sym.data_type is WITSDataType.FLOAT:
-                conv = float
-            elif sym.data_type.is_integer:
-                conv = int
-            else:
-                conv = None
-            index[code.encode("ascii")] = (code, conv)
-        return index
 
     # Entry points -------------------------------------------------------------------------------
     def decode_frame(self, raw_frame: str | bytes | WITSFrame, source: str | None = None) -> DecodedFrame:
@@ -315,11 +332,10 @@ class WITSDecoder:
             if len(frames) != 1:
                 raise DecodeError(f"expected one frame, found {len(frames)}")
         if not frames:
-            text = data.decode("latin-1")
-            empty = WITSFrame._trusted(text, (), source, datetime.now(UTC), 0, 1, 0)
+            empty = WITSFrame._trusted(data, (), source, datetime.now(UTC), 0, 1, 0)
             return DecodedFrame(
                 empty,
-                [],
+                (),
                 [],
                 [f"Frame decoding failed: {p}" for p in problems] or ["Frame decoding failed: no frame found"],
                 empty.timestamp,
@@ -345,41 +361,75 @@ class WITSDecoder:
             yield decode(event) if isinstance(event, WITSFrame) else event
 
     def decode(self, frame: WITSFrame) -> DecodedFrame:
-        """Decode a parsed frame (the hot path)."""
-        index = self._index
-        if index is None:
-            index = self._index = self._build_index()
-        nulls = self.null_values
-        codes: list[str] = []
-        values: list[Value] = []
-        errors: list[str] = []
-        add_code = codes.append
-        add_value = values.append
-        try:
-            for line in frame.lines:
-                code, conv = index[line[:4]]
-                if conv is None:
-                    add_value(line[4:].strip().decode("latin-1"))
-                else:
-                    v = conv(line[4:])
-                    if v in nulls:
-                        add_value(None)
-                    elif v - v:  # inf - inf and nan - nan are nan, which is truthy
-                        raise _Careful
-                    else:
-                        add_value(v)
-                add_code(code)
-        except (KeyError, ValueError, _Careful):
+        """Decode a parsed frame (the hot path).
+
+        A rig repeats the same few frame layouts (the same codes in the same order), so the plan for
+        a layout (codes, one converter per line, where DATE and TIME are) is built once and each
+        frame is converted with C-level ``map`` calls. Anything unusual (an unknown code, a value
+        that does not convert, a non-finite number) sends the frame down the careful path, which
+        reports each problem with its line.
+        """
+        lines = frame.lines
+        key = b"".join(map(_HEAD, lines))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(key, lines)
+        if plan is _NO_PLAN:
             return self._decode_careful(frame)
+        try:
+            values: list[Value] = list(map(_call, plan.convs, map(_TAIL, lines)))
+        except ValueError:
+            return self._decode_careful(frame)
+        numbers = plan.pick_numeric(values) if plan.pick_numeric is not None else values
+        total = sum(numbers)  # type: ignore[arg-type]
+        if total - total:  # an inf or a nan somewhere (or a finite overflow): check line by line
+            return self._decode_careful(frame)
+        nulls = self.null_values
+        if not nulls.isdisjoint(numbers):  # type: ignore[arg-type]
+            values = [None if v in nulls else v for v in values]  # text never equals a number
+        errors: list[str] = []
         return DecodedFrame(
             frame,
-            codes,
+            plan.codes,
             values,
             errors,
-            self._frame_time(frame, codes, values, errors),
+            self._frame_time(frame, plan.codes, values, errors, plan.date_time),
             metric=self.use_metric_units,
             symbols=self._symbols,
         )
+
+    def _plan(self, key: bytes, lines: Sequence[bytes]) -> _Plan:
+        symbols = self.symbols
+        if len(key) != 4 * len(lines) or len(self._plans) > _MAX_PLANS:
+            # A short line is in the frame (or layouts are not repeating): no plan, careful path.
+            return _NO_PLAN
+        codes: list[str] = []
+        convs: list[Callable[[bytes], Value]] = []
+        numeric: list[int] = []
+        for i in range(len(lines)):
+            code = key[4 * i : 4 * i + 4].decode("latin-1")
+            sym = symbols.get(code)
+            if sym is None:
+                self._plans[key] = _NO_PLAN
+                return _NO_PLAN
+            if sym.data_type is WITSDataType.ASCII:
+                convs.append(_text)
+            else:
+                convs.append(int if sym.data_type.is_integer else float)
+                numeric.append(i)
+            codes.append(code)
+        if len(numeric) == len(codes):
+            pick: Callable[[list[Value]], Sequence[Value]] | None = None
+        elif not numeric:
+            pick = _nothing
+        elif len(numeric) == 1:
+            only = numeric[0]
+            pick = lambda values: (values[only],)  # noqa: E731
+        else:
+            pick = itemgetter(*numeric)
+        plan = _Plan(tuple(codes), tuple(convs), pick, _date_time_positions(codes))
+        self._plans[key] = plan
+        return plan
 
     # The careful path: every problem gets a message naming its line -----------------------------
     def _decode_careful(self, frame: WITSFrame) -> DecodedFrame:
@@ -451,7 +501,7 @@ class WITSDecoder:
         ts = self._frame_time(frame, codes, values, errors)
         return DecodedFrame(
             frame,
-            codes,
+            tuple(codes),
             values,
             errors,
             ts,
@@ -462,34 +512,45 @@ class WITSDecoder:
 
     # Frame time -------------------------------------------------------------------------------
     def _frame_time(
-        self, frame: WITSFrame, codes: Sequence[str], values: Sequence[Value], errors: list[str]
+        self,
+        frame: WITSFrame,
+        codes: Sequence[str],
+        values: Sequence[Value],
+        errors: list[str],
+        where: tuple[int, int] | None = None,
     ) -> datetime:
+        """The frame time from DATE/TIME (``where`` = their positions, when a plan knows them)."""
         if not self.use_frame_time or not codes:
             return frame.timestamp
-        rec = codes[0][:2]
-        try:
-            d = values[codes.index(rec + "05")]
-            t = values[codes.index(rec + "06")]
-        except ValueError:
+        if where is None:
+            where = _date_time_positions(codes)
+        di, ti = where
+        if di < 0:
             return frame.timestamp
-        if not isinstance(d, int) or not isinstance(t, int) or d <= 0 or t < 0:
+        d = values[di]
+        t = values[ti]
+        if type(d) is not int or type(t) is not int or d <= 0 or t < 0:
             return frame.timestamp
-        if d in self._day_cache:
-            day = self._day_cache[d]
+        cache = self._day_cache
+        if d in cache:
+            day = cache[d]
         else:
-            if len(self._day_cache) > 4096:  # a long import spans years; keep the cache bounded
-                self._day_cache.clear()
-            day = self._day_cache[d] = self._day_start(d)
+            if len(cache) > 4096:  # a long import spans years; keep the cache bounded
+                cache.clear()
+            day = cache[d] = self._day_start(d)
         hh, rest = divmod(t, 10000)
         mm, ss = divmod(rest, 100)
         if day is None or hh > 23 or mm > 59 or ss > 60:
-            msg = f"invalid DATE {d} / TIME {t} in record {rec} (frame at line {frame.line}); used the receive time"
+            msg = (
+                f"invalid DATE {d} / TIME {t} in record {codes[di][:2]} (frame at line {frame.line}); "
+                "used the receive time"
+            )
             if self.strict_mode:
                 raise DecodeError(msg)
             errors.append(msg)
             return frame.timestamp
         if self.tz is UTC:
-            return day + timedelta(hours=hh, minutes=mm, seconds=ss)
+            return day + timedelta(0, hh * 3600 + mm * 60 + ss)
         local = day.replace(hour=hh, minute=mm, second=min(ss, 59))
         return local.astimezone(UTC)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Literal
 
 from witskit.errors import EncodeError
@@ -42,6 +41,8 @@ def _float_text(value: float) -> str:
     text = repr(value)
     if "e" in text or "E" in text:
         # Same digits as repr (so it reads back exactly), written positionally.
+        from decimal import Decimal
+
         text = format(Decimal(text), "f")
     return text[:-2] if text.endswith(".0") else text
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from witskit.errors import UsageError
@@ -15,9 +14,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
 class WITSFrame:
-    """One raw frame, as received.
+    """One raw frame, as received (immutable).
 
     Frames normally come out of :class:`~witskit.protocol.FrameParser`, which fills every field.
     Constructing one by hand, as in witskit 0.1 (``WITSFrame(raw_data="&&\\n01083650.40\\n!!")``),
@@ -29,24 +27,45 @@ class WITSFrame:
     counts frames from 0 per parser.
     """
 
-    raw_data: str
-    source: str | None = None
-    timestamp: datetime = field(default_factory=utc_now)
-    lines: tuple[bytes, ...] = ()
-    offset: int = 0
-    line: int = 1
-    sequence: int = 0
+    __slots__ = ("line", "lines", "offset", "raw", "sequence", "source", "timestamp")
 
-    def __post_init__(self) -> None:
-        if self.lines:
-            return
+    raw: bytes
+    source: str | None
+    timestamp: datetime
+    lines: tuple[bytes, ...]
+    offset: int
+    line: int
+    sequence: int
+
+    def __init__(
+        self,
+        raw_data: str,
+        source: str | None = None,
+        timestamp: datetime | None = None,
+        lines: tuple[bytes, ...] = (),
+        offset: int = 0,
+        line: int = 1,
+        sequence: int = 0,
+    ) -> None:
+        if not isinstance(raw_data, str):
+            raise UsageError(f"raw_data must be str, not {type(raw_data).__name__}")
+        if not lines:
+            lines = self._check(raw_data, source)
+        setter = object.__setattr__
+        setter(self, "raw", raw_data.encode("latin-1", "replace"))
+        setter(self, "source", source)
+        setter(self, "timestamp", timestamp if timestamp is not None else utc_now())
+        setter(self, "lines", tuple(lines))
+        setter(self, "offset", offset)
+        setter(self, "line", line)
+        setter(self, "sequence", sequence)
+
+    @staticmethod
+    def _check(raw_data: str, source: str | None) -> tuple[bytes, ...]:
         from witskit.protocol.parser import FrameParser  # the parser imports this module
 
-        raw = self.raw_data
-        if not isinstance(raw, str):
-            raise UsageError(f"raw_data must be str, not {type(raw).__name__}")
-        parser = FrameParser(source=self.source)
-        events = parser.feed(raw.encode("latin-1", "replace"))
+        parser = FrameParser(source=source)
+        events = parser.feed(raw_data.encode("latin-1", "replace"))
         events += parser.close()
         for event in events:
             if not isinstance(event, WITSFrame):
@@ -55,12 +74,35 @@ class WITSFrame:
             raise UsageError(
                 f"raw_data holds {len(events)} frames, not one; split it with split_multiple_frames()"
             )
-        object.__setattr__(self, "lines", events[0].lines)
+        return events[0].lines
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"WITSFrame is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"WITSFrame is immutable; cannot delete {name!r}")
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.raw, self.source, self.timestamp, self.lines, self.offset, self.line, self.sequence)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WITSFrame):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"WITSFrame(source={self.source!r}, offset={self.offset}, line={self.line}, "
+            f"sequence={self.sequence}, lines={self.lines!r})"
+        )
 
     @classmethod
     def _trusted(
         cls,
-        raw_data: str,
+        raw: bytes,
         lines: tuple[bytes, ...],
         source: str | None,
         timestamp: datetime,
@@ -71,7 +113,7 @@ class WITSFrame:
         """Build a frame the parser has already checked (skips the re-parse; hot path)."""
         self = object.__new__(cls)
         setter = object.__setattr__
-        setter(self, "raw_data", raw_data)
+        setter(self, "raw", raw)
         setter(self, "source", source)
         setter(self, "timestamp", timestamp)
         setter(self, "lines", lines)
@@ -81,9 +123,9 @@ class WITSFrame:
         return self
 
     @property
-    def raw(self) -> bytes:
-        """The frame's bytes as received."""
-        return self.raw_data.encode("latin-1", "replace")
+    def raw_data(self) -> str:
+        """The frame as text, exactly as received (``&&`` to ``!!``)."""
+        return self.raw.decode("latin-1")
 
     @property
     def data_lines(self) -> list[str]:

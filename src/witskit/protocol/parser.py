@@ -166,8 +166,11 @@ class FrameParser:
                     self._scan = end
                     return
                 if start > self._pos:
-                    self._note_garbage(self._pos, start, events)
-                self._flush_garbage(events)
+                    gap = buf[self._pos : start]
+                    if not gap.isspace() or self._discarding:  # usually just the CRLF after '!!'
+                        self._note_garbage(self._pos, start, events)
+                if self._garbage_offset >= 0:
+                    self._flush_garbage(events)
                 self._discarding = False
                 self._in_frame = True
                 self._frame_start = self._pos = start
@@ -212,6 +215,8 @@ class FrameParser:
             return
         body = raw[2:-2]
         lines = body.splitlines()
+        if lines and not lines[0]:
+            del lines[0]  # the end of the '&&' line
         if b" " in body or b"\t" in body or b"\x0b" in body or b"\x0c" in body:
             lines = [s for s in (ln.strip() for ln in lines) if s]
         elif b"" in lines:
@@ -248,7 +253,7 @@ class FrameParser:
             now = self._now = self._clock()
         events.append(
             WITSFrame._trusted(
-                raw.decode("latin-1"),
+                raw,
                 tuple(lines),
                 self.source,
                 now,

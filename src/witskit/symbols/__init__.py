@@ -12,15 +12,13 @@ with the same columns as ``symbols.csv``.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from enum import Enum
-from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 from witskit.errors import SymbolError
 
@@ -73,8 +71,7 @@ class WITSDataType(str, Enum):
         return self is WITSDataType.SHORT or self is WITSDataType.LONG
 
 
-@dataclass(frozen=True, slots=True)
-class WITSSymbol:
+class WITSSymbol(NamedTuple):
     """One item of the WITS dictionary.
 
     ``name`` is the short mnemonic (``DBTM``), ``long_name`` the long mnemonic (``DEPTBITM``).
@@ -270,6 +267,8 @@ def _word_matches(query: str, token: str) -> bool:
 
 
 def _read_symbols(text: str, origin: str) -> list[WITSSymbol]:
+    import csv
+
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or ())]
     if missing:
@@ -313,6 +312,8 @@ def _read_symbols(text: str, origin: str) -> list[WITSSymbol]:
 def _read_records(text: str, origin: str) -> dict[int, tuple[str, str]]:
     if not text:
         return {}
+    import csv
+
     records: dict[int, tuple[str, str]] = {}
     reader = csv.DictReader(io.StringIO(text))
     for row in reader:
@@ -324,7 +325,8 @@ def _read_records(text: str, origin: str) -> dict[int, tuple[str, str]]:
 
 
 def _load_default() -> SymbolTable:
-    data = resources.files("witskit.symbols") / "data"
+    # Plain file access: importlib.resources costs more import time than the whole parser.
+    data = Path(__file__).with_name("data")
     symbols_csv = (data / "symbols.csv").read_text(encoding="utf-8")
     records_csv = (data / "records.csv").read_text(encoding="utf-8")
     return SymbolTable.from_csv(symbols_csv, records_csv, origin="witskit/symbols/data/symbols.csv")
