@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 from enum import Enum
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from witskit.errors import ConversionError
@@ -375,11 +375,11 @@ def _describe(canon: str) -> str:
 # pint, imported and set up on first use
 # ------------------------------------------------------------------------------------------------
 
-_registry: pint.UnitRegistry | None = None
+_registry: pint.UnitRegistry[Any] | None = None
 _registry_lock = threading.Lock()
 
 
-def _ureg() -> pint.UnitRegistry:
+def _ureg() -> pint.UnitRegistry[Any]:
     global _registry
     reg = _registry
     if reg is None:
@@ -387,7 +387,7 @@ def _ureg() -> pint.UnitRegistry:
             if _registry is None:
                 import pint
 
-                new = pint.UnitRegistry()
+                new: pint.UnitRegistry[Any] = pint.UnitRegistry()
                 for definition in _CUSTOM_DEFINITIONS:
                     new.define(definition)
                 _registry = new
@@ -437,7 +437,7 @@ def _offset_scale(from_canon: str, to_canon: str) -> tuple[float, float]:
     return scale, offset
 
 
-@lru_cache(maxsize=None)
+@cache
 def _plan(from_canon: str, to_canon: str) -> tuple[float, float] | None:
     """The cached ``(scale, offset)`` with ``to = from * scale + offset``; ``None`` if incompatible.
 

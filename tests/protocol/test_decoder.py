@@ -36,7 +36,12 @@ def parse_one(data: bytes) -> WITSFrame:
 
 def test_values_are_typed_by_item_type() -> None:
     df = WITSDecoder().decode(parse_one(frame_of("0101WELL 7", "0108 3650.40", "0120120", "0104 42")))
-    assert df.codes == ("0101", "0108", "0120", "0104",)
+    assert df.codes == (
+        "0101",
+        "0108",
+        "0120",
+        "0104",
+    )
     assert df.values == ["WELL 7", 3650.4, 120, 42]
     assert isinstance(df.values[2], int)
     assert df.errors == []
@@ -51,7 +56,10 @@ def test_ascii_items_accept_any_text() -> None:
 
 def test_non_numeric_value_for_numeric_item_is_an_error_and_neighbours_survive() -> None:
     df = WITSDecoder().decode(parse_one(frame_of("01081.5", "0113abc", "01142.5")))
-    assert df.codes == ("0108", "0114",)
+    assert df.codes == (
+        "0108",
+        "0114",
+    )
     assert df.values == [1.5, 2.5]
     (err,) = df.errors
     assert "line 2" in err
@@ -75,7 +83,11 @@ def test_non_finite_values_are_errors() -> None:
 
 def test_unknown_code_is_kept_with_an_error() -> None:
     df = WITSDecoder().decode(parse_one(frame_of("6301 12.5", "6302 PUMP A", "0108 1")))
-    assert df.codes == ("6301", "6302", "0108",)
+    assert df.codes == (
+        "6301",
+        "6302",
+        "0108",
+    )
     assert df.values == [12.5, "PUMP A", 1.0]
     assert len(df.errors) == 2
     assert "unknown code 6301" in df.errors[0]
@@ -245,7 +257,7 @@ def test_to_record_shape() -> None:
 
 # Streaming ----------------------------------------------------------------------------------
 def test_iter_decode_file_in_small_chunks_matches_decode_file(tmp_path: Path) -> None:
-    frames = [frame_of(f"0105260101", f"0106{100000 + i}", f"0108{i}.5") for i in range(200)]
+    frames = [frame_of("0105260101", f"0106{100000 + i}", f"0108{i}.5") for i in range(200)]
     data = b"garbage\r\n".join(frames)
     path = tmp_path / "log.wits"
     path.write_bytes(data)

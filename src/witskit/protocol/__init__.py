@@ -16,7 +16,13 @@ from witskit.protocol.decoder import (
     unknown_symbol,
     validate_wits_frame,
 )
-from witskit.protocol.encoder import LINE_ENDINGS, encode_frame, format_value, handshake_packet, request_packet
+from witskit.protocol.encoder import (
+    LINE_ENDINGS,
+    encode_frame,
+    format_value,
+    handshake_packet,
+    request_packet,
+)
 from witskit.protocol.frame import WITSFrame
 from witskit.protocol.parser import FrameEvent, FrameParser
 from witskit.protocol.stream import iter_decode, iter_frames

@@ -102,7 +102,17 @@ class DecodedFrame:
     objects from them on first use. ``timestamp`` is the frame time (UTC).
     """
 
-    __slots__ = ("__dict__", "_line_index", "_metric", "_symbols", "codes", "errors", "frame", "timestamp", "values")
+    __slots__ = (
+        "__dict__",
+        "_line_index",
+        "_metric",
+        "_symbols",
+        "codes",
+        "errors",
+        "frame",
+        "timestamp",
+        "values",
+    )
 
     def __init__(
         self,
@@ -218,7 +228,13 @@ class DecodedFrame:
         for i, (code, value) in enumerate(zip(self.codes, self.values, strict=True)):
             sym = self.symbol(code)
             points.append(
-                {"code": code, "name": sym.name, "value": value, "raw": self.raw_value(i), "unit": sym.unit(metric)}
+                {
+                    "code": code,
+                    "name": sym.name,
+                    "value": value,
+                    "raw": self.raw_value(i),
+                    "unit": sym.unit(metric),
+                }
             )
         return {
             "source": self.source,
@@ -337,7 +353,8 @@ class WITSDecoder:
                 empty,
                 (),
                 [],
-                [f"Frame decoding failed: {p}" for p in problems] or ["Frame decoding failed: no frame found"],
+                [f"Frame decoding failed: {p}" for p in problems]
+                or ["Frame decoding failed: no frame found"],
                 empty.timestamp,
                 metric=self.use_metric_units,
                 symbols=self._symbols,
@@ -385,7 +402,7 @@ class WITSDecoder:
         if total - total:  # an inf or a nan somewhere (or a finite overflow): check line by line
             return self._decode_careful(frame)
         nulls = self.null_values
-        if not nulls.isdisjoint(numbers):  # type: ignore[arg-type]
+        if not nulls.isdisjoint(numbers):
             values = [None if v in nulls else v for v in values]  # text never equals a number
         errors: list[str] = []
         return DecodedFrame(
@@ -456,11 +473,15 @@ class WITSDecoder:
             raw = line[4:].strip()
             sym = symbols.get(code)
             if sym is None:
-                problem(i, f"unknown code {code} (value {raw[:40].decode('latin-1')!r}); kept with its raw value")
+                problem(
+                    i, f"unknown code {code} (value {raw[:40].decode('latin-1')!r}); kept with its raw value"
+                )
                 value: Value
                 try:
                     number = float(raw)
-                    value = None if number in nulls else number if number - number == 0 else raw.decode("latin-1")
+                    value = (
+                        None if number in nulls else number if number - number == 0 else raw.decode("latin-1")
+                    )
                 except ValueError:
                     value = raw.decode("latin-1")
                 codes.append(code)
@@ -576,7 +597,9 @@ def decode_frame(
     source: str | None = None,
 ) -> DecodedFrame:
     """Decode one frame of text; see :meth:`WITSDecoder.decode_frame`."""
-    return WITSDecoder(use_metric_units=use_metric_units, strict_mode=strict_mode).decode_frame(raw_frame, source)
+    return WITSDecoder(use_metric_units=use_metric_units, strict_mode=strict_mode).decode_frame(
+        raw_frame, source
+    )
 
 
 def split_multiple_frames(data: str) -> list[str]:

@@ -65,7 +65,9 @@ def format_value(code: str, value: object, *, symbols: SymbolTable | None = None
             raise EncodeError(f"{code}: text {text!r} contains '&&' or '!!', which mark frames")
         return text
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EncodeError(f"{code}: {value!r} is not a number (item type {kind.value if kind else 'unknown'})")
+        raise EncodeError(
+            f"{code}: {value!r} is not a number (item type {kind.value if kind else 'unknown'})"
+        )
     if isinstance(value, float) and not math.isfinite(value):
         raise EncodeError(f"{code}: {value!r} is not a finite number")
     if kind is not None and kind.is_integer:
@@ -91,7 +93,9 @@ def encode_frame(
     table = symbols or default_table()
     parts = [b"&&"]
     for code, value in items:
-        parts.append(code.encode("ascii", "replace") + format_value(code, value, symbols=table, null=null).encode())
+        parts.append(
+            code.encode("ascii", "replace") + format_value(code, value, symbols=table, null=null).encode()
+        )
     if len(parts) == 1:
         raise EncodeError("a frame needs at least one (code, value) pair")
     parts.append(b"!!")
@@ -103,7 +107,11 @@ def handshake_packet(code: str = "0111", value: str = "-9999", *, line_ending: s
     eol = _line_ending(line_ending)
     if code == "0111" and value == "-9999" and eol == b"\r\n":
         return DEFAULT_HANDSHAKE
-    return encode_frame([(code, value)], line_ending=eol)
+    if len(code) != 4 or not (code.isascii() and code.isdigit()):
+        raise EncodeError(f"handshake code {code!r} is not 4 digits RRII")
+    if not value.isascii() or not value.isprintable() or "&&" in value or "!!" in value:
+        raise EncodeError(f"handshake value {value!r} must be printable ASCII without '&&' or '!!'")
+    return b"&&" + eol + code.encode() + value.encode() + eol + b"!!" + eol
 
 
 def request_packet(

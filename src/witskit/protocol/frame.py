@@ -67,14 +67,16 @@ class WITSFrame:
         parser = FrameParser(source=source)
         events = parser.feed(raw_data.encode("latin-1", "replace"))
         events += parser.close()
+        frames: list[WITSFrame] = []
         for event in events:
             if not isinstance(event, WITSFrame):
                 raise event
-        if len(events) != 1:
+            frames.append(event)
+        if len(frames) != 1:
             raise UsageError(
-                f"raw_data holds {len(events)} frames, not one; split it with split_multiple_frames()"
+                f"raw_data holds {len(frames)} frames, not one; split it with split_multiple_frames()"
             )
-        return events[0].lines
+        return frames[0].lines
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"WITSFrame is immutable; cannot set {name!r}")

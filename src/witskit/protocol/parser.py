@@ -222,7 +222,9 @@ class FrameParser:
         elif b"" in lines:
             lines = [ln for ln in lines if ln]
         if not lines:
-            events.append(self._error(start, "empty frame: no data lines between '&&' and '!!'", raw, "empty"))
+            events.append(
+                self._error(start, "empty frame: no data lines between '&&' and '!!'", raw, "empty")
+            )
             return
         if len(lines) > self.max_lines_per_frame:
             events.append(
@@ -269,7 +271,8 @@ class FrameParser:
         events.append(
             self._error(
                 start,
-                f"frame exceeds max_frame_bytes={self.max_frame_bytes} without an '!!'; skipped to the next '&&'",
+                f"frame exceeds max_frame_bytes={self.max_frame_bytes} without an '!!'; "
+                "skipped to the next '&&'",
                 bytes(buf[start : start + EXCERPT_BYTES]),
                 "limit",
             )

@@ -16,7 +16,7 @@ import io
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,7 +52,7 @@ CSV_COLUMNS = (
 UNITLESS = "----"
 
 
-class WITSDataType(str, Enum):
+class WITSDataType(StrEnum):
     """The four WITS item types."""
 
     ASCII = "A"
@@ -135,9 +135,7 @@ class SymbolTable(Mapping[str, WITSSymbol]):
 
     # Loading ----------------------------------------------------------------------------------
     @classmethod
-    def from_csv(
-        cls, symbols_csv: str, records_csv: str = "", *, origin: str = "symbols.csv"
-    ) -> SymbolTable:
+    def from_csv(cls, symbols_csv: str, records_csv: str = "", *, origin: str = "symbols.csv") -> SymbolTable:
         """Build a table from the text of a symbols CSV (and optionally a records CSV)."""
         return cls(_read_symbols(symbols_csv, origin), _read_records(records_csv, origin))
 
@@ -272,7 +270,9 @@ def _read_symbols(text: str, origin: str) -> list[WITSSymbol]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or ())]
     if missing:
-        raise SymbolError(f"{origin}: missing column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}")
+        raise SymbolError(
+            f"{origin}: missing column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}"
+        )
     out: list[WITSSymbol] = []
     for row in reader:
         where = f"{origin}, line {reader.line_num}"
@@ -318,7 +318,10 @@ def _read_records(text: str, origin: str) -> dict[int, tuple[str, str]]:
     reader = csv.DictReader(io.StringIO(text))
     for row in reader:
         try:
-            records[int(row["record"])] = ((row.get("name") or "").strip(), (row.get("trigger") or "").strip())
+            records[int(row["record"])] = (
+                (row.get("name") or "").strip(),
+                (row.get("trigger") or "").strip(),
+            )
         except (KeyError, ValueError):
             raise SymbolError(f"{origin}, line {reader.line_num}: bad record row {row!r}") from None
     return records
