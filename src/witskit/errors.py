@@ -13,7 +13,14 @@ WitsKit is a bug.
     ├── EncodeError (ValueError)          a value the caller asked to send cannot be written as WITS
     ├── SymbolError (ValueError)          a dictionary overlay file is malformed
     ├── ConversionError (ValueError)      a unit is unknown or two units are incompatible
-    └── UsageError (ValueError)           any other misuse of the API by the caller
+    ├── UsageError (ValueError)           any other misuse of the API by the caller
+    ├── TransportError                    the network, a serial port or a file failed us
+    │   ├── ConnectError (ConnectionError)  the peer could not be reached (after the retry policy)
+    │   ├── TLSError (ConnectionError)      the TLS handshake or certificate check failed
+    │   ├── SerialPortError (ConnectionError)  the serial port could not be opened or went away
+    │   ├── ConnectionLost (ConnectionError)   an established link dropped or went silent
+    │   └── SourceFileError (OSError)       a file source cannot be read
+    └── CircuitOpenError                  a circuit breaker is open: the call was not attempted
 
 ``ProtocolError`` and the caller's errors derive from :class:`ValueError` too, so code written for
 witskit 0.1 (which raised ``ValueError`` in strict mode) keeps working.
@@ -22,12 +29,19 @@ witskit 0.1 (which raised ``ValueError`` in strict mode) keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "CircuitOpenError",
+    "ConnectError",
+    "ConnectionLost",
     "ConversionError",
     "DecodeError",
     "EncodeError",
     "FrameError",
     "ProtocolError",
+    "SerialPortError",
+    "SourceFileError",
     "SymbolError",
+    "TLSError",
+    "TransportError",
     "UsageError",
     "WitsKitError",
 ]
@@ -75,7 +89,9 @@ class FrameError(ProtocolError):
         return f"{self.reason} ({where}line {self.line}, byte offset {self.offset}): {self.excerpt!r}"
 
     def __repr__(self) -> str:
-        return f"FrameError(kind={self.kind!r}, offset={self.offset}, line={self.line}, reason={self.reason!r})"
+        return (
+            f"FrameError(kind={self.kind!r}, offset={self.offset}, line={self.line}, reason={self.reason!r})"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FrameError):
@@ -111,3 +127,35 @@ class ConversionError(WitsKitError, ValueError):
 
 class UsageError(WitsKitError, ValueError):
     """The API was called with arguments it cannot accept."""
+
+
+class TransportError(WitsKitError):
+    """A transport (socket, TLS, serial port, file) failed; the message names the endpoint."""
+
+
+class ConnectError(TransportError, ConnectionError):
+    """The peer could not be reached (refused, unresolvable, invalid port, timed out)."""
+
+
+class TLSError(TransportError, ConnectionError):
+    """The TLS handshake failed: untrusted certificate, wrong host name, protocol too old."""
+
+
+class SerialPortError(TransportError, ConnectionError):
+    """The serial port could not be opened, or it went away (adapter unplugged)."""
+
+
+class ConnectionLost(TransportError, ConnectionError):
+    """An established link was closed by the peer, reset, or silent past the idle timeout."""
+
+
+class SourceFileError(TransportError, OSError):
+    """A file source cannot be opened or read."""
+
+
+class CircuitOpenError(WitsKitError):
+    """A circuit breaker is open, so the call was refused without being attempted.
+
+    The message matches the plan's sample (``"Circuit breaker is OPEN"``) and adds when the next
+    trial call will be let through.
+    """
