@@ -145,6 +145,13 @@ def test_frame_time_uses_the_frames_own_record() -> None:
     assert df.timestamp == datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
+def test_pason_header_line_is_text_and_does_not_hide_the_frame_time() -> None:
+    df = WITSDecoder().decode(parse_one(frame_of("1984PASON/EDR", "0105260315", "0106093015", "01081.5")))
+    assert df.values[0] == "PASON/EDR"
+    assert df.timestamp == datetime(2026, 3, 15, 9, 30, 15, tzinfo=UTC)
+    assert df.errors == []
+
+
 def test_invalid_date_falls_back_to_receive_time_with_an_error() -> None:
     frame = parse_one(frame_of("0105261345", "0106120000"))
     df = WITSDecoder().decode(frame)

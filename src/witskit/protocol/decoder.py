@@ -272,12 +272,18 @@ _NO_PLAN = _Plan((), (), None, (-1, -1))
 
 
 def _date_time_positions(codes: Sequence[str]) -> tuple[int, int]:
-    """Where the DATE (RR05) and TIME (RR06) items of the frame's first record are, or (-1, -1)."""
-    rec = codes[0][:2]
-    try:
-        return codes.index(rec + "05"), codes.index(rec + "06")
-    except ValueError:
-        return -1, -1
+    """Where the DATE (RR05) and TIME (RR06) items of the frame's record are, or (-1, -1).
+
+    The first record that has both wins; a Pason ``1984PASON/EDR`` line before the record (record
+    19, item 84) is skipped over that way.
+    """
+    for i, code in enumerate(codes):
+        if code[2:] == "05":
+            try:
+                return i, codes.index(code[:2] + "06")
+            except ValueError:
+                continue
+    return -1, -1
 
 
 def _resolve_tz(tz: str | tzinfo) -> tzinfo:
