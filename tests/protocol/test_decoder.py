@@ -159,6 +159,13 @@ def test_invalid_date_falls_back_to_receive_time_with_an_error() -> None:
     assert "invalid DATE 261345" in df.errors[0]
 
 
+@pytest.mark.parametrize("date", ["010521474836480000", "0105999999", "0105000000"])
+def test_absurd_dates_never_raise(date: str) -> None:
+    frame = parse_one(frame_of(date, "0106120000"))
+    df = WITSDecoder().decode(frame)
+    assert df.timestamp == frame.timestamp
+
+
 def test_missing_date_uses_receive_time_in_utc() -> None:
     frame = parse_one(frame_of("01081"))
     df = WITSDecoder().decode(frame)

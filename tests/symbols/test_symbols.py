@@ -113,6 +113,7 @@ def test_search_finds_resis_items_for_resistivity() -> None:
         ("rate of penetration", "0113"),
         ("average torque", "0118"),
         ("hookload", "0114"),
+        ("hook load", "0114"),
         ("bit depth", "0108"),
         ("0121", "0121"),
         ("deptbitm", "0108"),

@@ -591,7 +591,7 @@ class WITSDecoder:
         month, dom = divmod(rest, 100)
         try:
             return datetime(year, month, dom, tzinfo=self.tz)
-        except ValueError:
+        except (ValueError, OverflowError):  # month 13, or a DATE too large for a C int
             return None
 
 

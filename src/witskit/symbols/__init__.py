@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
+from itertools import pairwise
 from pathlib import Path
 from typing import NamedTuple
 
@@ -195,6 +196,11 @@ class SymbolTable(Mapping[str, WITSSymbol]):
         words = _words(text)
         if not words:
             return []
+        if len(words) > 1:
+            # "hook load" should find "Hookload": also try each pair of neighbouring words joined.
+            joined = [a + b for a, b in pairwise(words)]
+        else:
+            joined = []
         if self._search_index is None:
             self._search_index = [
                 (s, frozenset(_words(f"{s.name} {s.long_name} {s.description}")), s.name.lower())
@@ -207,7 +213,10 @@ class SymbolTable(Mapping[str, WITSSymbol]):
                 continue
             if query in (sym.code, mnemonic, sym.long_name.lower()):
                 scored.append((0, sym.code, sym))
-            elif all(any(_word_matches(w, t) for t in tokens) for w in words):
+            elif all(any(_word_matches(w, t) for t in tokens) for w in words) or any(
+                all(any(_word_matches(w, t) for t in tokens) for w in _replace_pair(words, i, j))
+                for i, j in enumerate(joined)
+            ):
                 rank = 1 if any(mnemonic.startswith(w) for w in words) else 2
                 scored.append((rank, sym.code, sym))
         scored.sort(key=lambda item: (item[0], item[1]))
@@ -250,6 +259,10 @@ _ABBREV_PAIRS: frozenset[tuple[str, str]] = frozenset(
 _WORD_RE = re.compile(r"[a-z0-9]+")
 
 
+def _replace_pair(words: list[str], i: int, joined: str) -> list[str]:
+    return [*words[:i], joined, *words[i + 2 :]]
+
+
 def _words(text: str) -> list[str]:
     return _WORD_RE.findall(text.lower())
 
@@ -264,46 +277,57 @@ def _word_matches(query: str, token: str) -> bool:
     return (query, token) in _ABBREV_PAIRS
 
 
+_TYPES = {t.value: t for t in WITSDataType}
+
+
 def _read_symbols(text: str, origin: str) -> list[WITSSymbol]:
     import csv
 
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or ())]
+    rows = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(rows, [])]
+    missing = [c for c in CSV_COLUMNS if c not in header]
     if missing:
         raise SymbolError(
             f"{origin}: missing column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}"
         )
+    pick = [header.index(c) for c in CSV_COLUMNS]
+    width = max(pick) + 1
     out: list[WITSSymbol] = []
-    for row in reader:
-        where = f"{origin}, line {reader.line_num}"
-        code = (row["code"] or "").strip().zfill(4)
-        rec, item = _parse_code(code, where=where)
+    for line_no, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        where = f"{origin}, line {line_no}"
+        if len(row) < width:
+            raise SymbolError(f"{where}: {len(row)} columns, expected {len(header)}")
+        code, record, item, name, long_name, description, kind, length, metric, fps = (
+            row[i].strip() for i in pick
+        )
+        code = code.zfill(4)
+        rec, itm = _parse_code(code, where=where)
+        data_type = _TYPES.get(kind.upper())
+        if data_type is None:
+            raise SymbolError(f"{where}: type {kind!r} is not one of A, F, S, L")
         try:
-            data_type = WITSDataType((row["type"] or "").strip().upper())
-        except ValueError:
-            raise SymbolError(f"{where}: type {row['type']!r} is not one of A, F, S, L") from None
-        try:
-            declared = (int(row["record"]), int(row["item"]))
-            length = int(row["length"] or 0)
+            declared = (int(record), int(item))
+            size = int(length or 0)
         except ValueError:
             raise SymbolError(f"{where}: record, item and length must be whole numbers") from None
-        if declared != (rec, item):
+        if declared != (rec, itm):
             raise SymbolError(f"{where}: code {code} disagrees with record {declared[0]} item {declared[1]}")
-        name = (row["mnemonic"] or "").strip()
         if not name:
             raise SymbolError(f"{where}: mnemonic is empty")
         out.append(
             WITSSymbol(
-                code=code,
-                name=name,
-                long_name=(row["long_mnemonic"] or name).strip(),
-                description=(row["description"] or "").strip(),
-                data_type=data_type,
-                length=length,
-                metric_units=(row["metric_unit"] or UNITLESS).strip(),
-                fps_units=(row["fps_unit"] or UNITLESS).strip(),
-                record_type=rec,
-                item_number=item,
+                code,
+                name,
+                long_name or name,
+                description,
+                data_type,
+                size,
+                metric or UNITLESS,
+                fps or UNITLESS,
+                rec,
+                itm,
             )
         )
     return out

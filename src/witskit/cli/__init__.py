@@ -1,0 +1,392 @@
+"""The ``witskit`` command line: decode, validate, look up, convert and simulate WITS Level 0 data.
+
+Data goes to stdout (or ``-o FILE``); messages, problems and progress go to stderr. Exit statuses:
+0 success, 1 problems in the input (``--strict``, ``validate``, nothing decodable), 2 usage errors
+(bad options, a missing file, an unknown unit or time zone).
+
+Everything heavy (rich, the simulator, pint) is imported by the command that needs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from witskit.cli._console import EXIT_PROBLEMS, error, handle_errors, info, warn
+from witskit.cli._simulate import LineEndingChoice
+from witskit.cli._symbols import ListFormat
+from witskit.cli._writers import OutputFormat
+from witskit.errors import UsageError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="witskit",
+    help=(
+        "WITS Level 0 toolkit for drilling data: decode and validate feeds and files, look up the "
+        "WITS dictionary, convert units, and simulate a rig."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from witskit._version import __version__
+
+        typer.echo(f"witskit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", help="Print the version and exit.", callback=_version_callback, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """WITS Level 0 toolkit for drilling data.
+
+    Data goes to stdout (or -o FILE); messages and problems go to stderr. Exit status: 0 success,
+    1 problems in the input, 2 usage errors.
+    """
+
+
+# Shared options ---------------------------------------------------------------------------------
+PathArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="PATH",
+        help="WITS file to read, or - for standard input.",
+        show_default=False,
+    ),
+]
+TextOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--text",
+        "-t",
+        help=r"Frame text to read instead of a file (\n escapes allowed).",
+        show_default=False,
+    ),
+]
+MetricOpt = Annotated[
+    bool,
+    typer.Option(
+        "--metric/--fps",
+        help="Unit system the rig sends: labels the units (values are not converted).",
+    ),
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", "-o", help="Write to FILE instead of stdout.", show_default=False, dir_okay=False
+    ),
+]
+
+
+# decode -----------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def decode(
+    *,
+    path: PathArg = None,
+    text: TextOpt = None,
+    fmt: Annotated[
+        OutputFormat,
+        typer.Option("--format", "-f", help="Output format.", case_sensitive=False),
+    ] = OutputFormat.table,
+    metric: MetricOpt = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Stop at the first problem in the input and exit with status 1.")
+    ] = False,
+    output: OutputOpt = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Source name recorded in every frame (default: the file path).",
+            show_default=False,
+        ),
+    ] = None,
+    tz: Annotated[
+        str,
+        typer.Option(
+            "--tz", help="Time zone of the rig's DATE/TIME items (IANA name, e.g. America/Chicago)."
+        ),
+    ] = "UTC",
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", min=0, help="Frames shown by --format table (0 = all); the rest are counted."
+        ),
+    ] = 20,
+) -> None:
+    """Decode WITS Level 0 frames from a file, standard input (-) or --text.
+
+    The input is streamed: frames are written as they are decoded, so files of any size work in
+    constant memory. Formats: table (for reading), jsonl (one DecodedFrame.to_record() object per
+    frame), json (one array of those), csv (one row per point: source, timestamp, code, name, value,
+    raw, unit), raw (the frames as received).
+
+    Problems (bad bytes between frames, bad or unknown data lines) are reported on stderr as
+    PATH:LINE: message. In jsonl and json, per-frame problems also stay in the frame's "errors";
+    bad bytes between frames belong to no frame and are reported on stderr only. With --strict the
+    first problem stops the run (exit status 1). Exit status 1 too when no frame could be decoded.
+    """
+    from witskit.cli import _decode, _io
+    from witskit.cli._writers import FrameWriter, TableWriter, binary_writer
+    from witskit.protocol import WITSDecoder
+
+    decoder = WITSDecoder(use_metric_units=metric, timezone=tz)
+    table: TableWriter | None = None
+    with _io.open_input(path, text) as inp:
+        src = source if source is not None else inp.default_source
+
+        def run(writer: FrameWriter) -> _decode.Tally:
+            with _decode.progress_for(inp, _decode.stderr_report) as (on_read, report):
+                return _decode.run(
+                    inp,
+                    decoder=decoder,
+                    source=src,
+                    writer=writer,
+                    report=report,
+                    strict=strict,
+                    on_read=on_read,
+                )
+
+        if fmt is OutputFormat.table:
+            with _io.open_text_output(output, input_path=inp.path) as text_sink:
+                table = TableWriter(text_sink, limit=limit, width=None if output is None else 120)
+                tally = run(table)
+        else:
+            with _io.open_output(output, input_path=inp.path) as sink:
+                tally = run(binary_writer(fmt, sink))
+    if tally.stopped_at is not None:
+        error(f"{tally.stopped_at.format(inp.label)} (--strict: stopped at the first problem)")
+        raise typer.Exit(EXIT_PROBLEMS)
+    if table is not None and table.hidden:
+        info(
+            f"{table.hidden} more frames not shown; use --format jsonl (or --limit 0 to show all) "
+            f"({tally.frames} frames in total)"
+        )
+    if tally.frames == 0:
+        error(f"no WITS frames could be decoded from {inp.label}")
+        raise typer.Exit(EXIT_PROBLEMS)
+    if tally.problems:
+        counts = f"{tally.frames} frames ({tally.points} points) decoded"
+        warn(f"{tally.problems} problem(s) in {inp.label}; {counts}")
+
+
+# validate ---------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def validate(
+    *,
+    path: PathArg = None,
+    text: TextOpt = None,
+) -> None:
+    """Check WITS Level 0 input and list every problem with its line number.
+
+    Reports bad bytes between frames, cut or oversized frames, data lines that do not fit their
+    item and codes the dictionary does not know, each as PATH:LINE: message on stdout, then a
+    summary. Exit status 0 when the input is valid, 1 when it has any problem (or no frame).
+    """
+    import sys
+
+    from witskit.cli import _decode, _io
+    from witskit.protocol import WITSDecoder
+
+    def report(line: str) -> None:
+        sys.stdout.write(line + "\n")
+
+    with (
+        _io.open_input(path, text) as inp,
+        _decode.progress_for(inp, report, verb="validating") as (on_read, rep),
+    ):
+        tally = _decode.run(
+            inp, decoder=WITSDecoder(), source=inp.default_source, writer=None, report=rep, on_read=on_read
+        )
+    problems = tally.problems + (0 if tally.frames else 1)
+    if not tally.frames:
+        report(f"{inp.label}: no WITS frames found")
+    verdict = "valid" if not problems else "INVALID"
+    sys.stdout.write(
+        f"{inp.label}: {verdict}: {tally.frames} frames, {tally.points} points, {problems} problem(s)\n"
+    )
+    if problems:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+# symbols ----------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def symbols(
+    *,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search", "-s", help="Words to find in codes, mnemonics and descriptions.", show_default=False
+        ),
+    ] = None,
+    record: Annotated[
+        int | None, typer.Option("--record", "-r", help="Only this record number.", show_default=False)
+    ] = None,
+    list_records: Annotated[
+        bool, typer.Option("--list-records", help="List the record types instead.")
+    ] = False,
+    fmt: Annotated[
+        ListFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
+    ] = ListFormat.table,
+) -> None:
+    """Look up the WITS dictionary: search items, list a record's items, or list the records.
+
+    Without options every item is listed. Search matches every word against codes, mnemonics and
+    descriptions, forgiving abbreviations ("resistivity" finds "Resis"). Exit status 1 when
+    nothing matches.
+    """
+    from witskit.cli._symbols import find_symbols, print_records, print_symbols
+
+    if list_records:
+        if search is not None or record is not None:
+            raise UsageError("--list-records cannot be combined with --search or --record")
+        print_records(fmt)
+        return
+    found = find_symbols(search, record)
+    if not found:
+        error(f"no items match {search!r}" + (f" in record {record}" if record is not None else ""))
+        if fmt is ListFormat.json:
+            typer.echo("[]")
+        raise typer.Exit(EXIT_PROBLEMS)
+    what = f"matching {search!r}" if search is not None else "in the dictionary"
+    where = f" (record {record})" if record is not None else ""
+    print_symbols(found, fmt, f"{len(found)} WITS item(s) {what}{where}")
+
+
+# convert ----------------------------------------------------------------------------------------
+@app.command(context_settings={"ignore_unknown_options": True})
+@handle_errors
+def convert(
+    *,
+    value: Annotated[
+        float | None, typer.Argument(metavar="VALUE", help="The number to convert.", show_default=False)
+    ] = None,
+    from_unit: Annotated[
+        str | None, typer.Argument(metavar="FROM", help="Its unit, e.g. KDN, M, DEGC.", show_default=False)
+    ] = None,
+    to_unit: Annotated[
+        str | None,
+        typer.Argument(metavar="TO", help="The unit wanted, e.g. KLB, F, DEGF.", show_default=False),
+    ] = None,
+    list_units: Annotated[bool, typer.Option("--list-units", help="List the units WitsKit knows.")] = False,
+) -> None:
+    """Convert a value between WITS units and print the result (e.g. convert 1 KDN KLB).
+
+    Unit strings are those of the WITS dictionary, case-insensitive. Negative values work as
+    they are (convert -10 DEGC DEGF). Exit status 2 for an unknown unit or incompatible units.
+    """
+    from witskit import units
+
+    if list_units:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="Units WitsKit converts", title_justify="left")
+        table.add_column("Unit", no_wrap=True)
+        table.add_column("Measures")
+        for unit in units.known_units():
+            table.add_row(unit, units.unit_category(unit))
+        Console(markup=False, highlight=False, emoji=False).print(table)
+        return
+    if value is None or from_unit is None or to_unit is None:
+        raise UsageError("give VALUE FROM TO (e.g. witskit convert 1 KDN KLB), or --list-units")
+    result = units.convert(value, from_unit, to_unit)
+    typer.echo(f"{result:.12g}")
+
+
+# simulate ---------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def simulate(
+    *,
+    frames: Annotated[
+        int, typer.Option("--frames", "-n", min=0, help="Record-1 frames to write (0 = until interrupted).")
+    ] = 60,
+    rate: Annotated[float, typer.Option("--rate", help="Record-1 frames per simulated second (Hz).")] = 1.0,
+    records: Annotated[
+        str, typer.Option("--records", help="Records to send, comma-separated (from 1, 2 and 8).")
+    ] = "1,2,8",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same data.")] = 0,
+    line_ending: Annotated[
+        LineEndingChoice,
+        typer.Option("--line-ending", help="Line ending of the frames.", case_sensitive=False),
+    ] = LineEndingChoice.crlf,
+    metric: Annotated[
+        bool, typer.Option("--metric/--fps", help="Send values in metric or FPS units.")
+    ] = False,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            help="Simulated start: ISO 8601 (UTC unless an offset is given), or now (default: a fixed time).",
+            show_default=False,
+        ),
+    ] = None,
+    output: OutputOpt = None,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            "--realtime/--no-realtime", help="Pace frames at the simulated rate instead of all at once."
+        ),
+    ] = False,
+) -> None:
+    """Write a simulated WITS Level 0 stream from a drilling rig to stdout or a file.
+
+    The data is reproducible: the same --seed and --start give the same bytes. Records 2 and 8
+    (when asked for) are interleaved with record 1 as a rig sends them.
+    """
+    from witskit.cli import _io
+    from witskit.cli._simulate import parse_records, parse_start, simulator, write_stream
+
+    sim = simulator(
+        seed=seed,
+        start=parse_start(start),
+        rate=rate,
+        records=parse_records(records),
+        line_ending=line_ending.value,
+        metric=metric,
+    )
+    with _io.open_output(output) as sink:
+        write_stream(sim, frames or None, sink, realtime=realtime)
+
+
+# demo -------------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def demo(
+    *,
+    frames: Annotated[int, typer.Option("--frames", "-n", min=1, help="Record-1 frames to simulate.")] = 120,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    metric: Annotated[bool, typer.Option("--metric/--fps", help="Simulate a metric or an FPS rig.")] = False,
+) -> None:
+    """Simulate a short stream, decode it, and print what was in it: a tour in one command.
+
+    Shows, per code seen, its mnemonic, description, unit, min, max, last value and count, then
+    the number of frames, points and errors and the time span.
+    """
+    from witskit.cli._simulate import run_demo
+
+    run_demo(frames=frames, seed=seed, metric=metric)
+
+
+def main() -> None:
+    """Console-script entry point (``witskit``) and ``python -m witskit``."""
+    app(prog_name="witskit")

@@ -1,0 +1,65 @@
+"""Every ``$`` example of docs/cli.md runs, in order, in one directory, and prints what it shows.
+
+Output lines shown under a command must appear in what it printed (stdout or stderr); ``...`` in a
+shown line stands for any text. Tables are checked at a width of 100 columns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+_BOX = set("┏┓┃┡┩│└┘━─╇┳┻╋")
+
+
+def examples() -> list[tuple[str, list[str]]]:
+    """(command, output lines shown under it) for every ``$`` line of every console block."""
+    out: list[tuple[str, list[str]]] = []
+    for body in re.findall(r"```console\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S):
+        for line in body.splitlines():
+            if line.startswith("$ "):
+                out.append((line[2:].strip(), []))
+            elif out:
+                out[-1][1].append(line)
+    return out
+
+
+def matches(shown: str, printed: str) -> bool:
+    pattern = ".*".join(re.escape(part) for part in shown.strip().split("..."))
+    return re.search(pattern, printed) is not None
+
+
+def test_the_doc_has_an_example_for_every_command() -> None:
+    commands = " ".join(cmd for cmd, _ in examples())
+    for name in ("decode", "validate", "symbols", "convert", "simulate", "demo", "--version"):
+        assert f"witskit {name}" in commands, name
+    for fmt in ("table", "jsonl", "json", "csv", "raw"):
+        assert fmt in commands or fmt == "table", fmt
+
+
+def test_every_example_runs_and_prints_what_it_shows(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["COLUMNS"] = "100"
+    env.pop("NO_COLOR", None)
+    for command, shown in examples():
+        proc = subprocess.run(
+            command,
+            shell=True,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, (command, proc.stdout[-2000:], proc.stderr[-2000:])
+        printed = proc.stdout + proc.stderr
+        for line in shown:
+            if not line.strip() or _BOX & set(line):
+                continue
+            assert matches(line, printed), (command, line, printed[-3000:])
