@@ -14,6 +14,7 @@ WitsKit is a bug.
     ├── SymbolError (ValueError)          a dictionary overlay file is malformed
     ├── ConversionError (ValueError)      a unit is unknown or two units are incompatible
     ├── UsageError (ValueError)           any other misuse of the API by the caller
+    ├── ConfigError (ValueError)          settings or a pipeline file are invalid (one line per field)
     ├── TransportError                    the network, a serial port or a file failed us
     │   ├── ConnectError (ConnectionError)  the peer could not be reached (after the retry policy)
     │   ├── TLSError (ConnectionError)      the TLS handshake or certificate check failed
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 __all__ = [
     "CircuitOpenError",
+    "ConfigError",
     "ConnectError",
     "ConnectionLost",
     "ConversionError",
@@ -127,6 +129,10 @@ class ConversionError(WitsKitError, ValueError):
 
 class UsageError(WitsKitError, ValueError):
     """The API was called with arguments it cannot accept."""
+
+
+class ConfigError(WitsKitError, ValueError):
+    """Settings or a pipeline file are invalid; the message has one line per bad field."""
 
 
 class TransportError(WitsKitError):

@@ -1,0 +1,267 @@
+"""Settings from the environment (``WITS_*`` variables and ``.env``), and the pipeline file.
+
+:class:`WitsConfig` follows the plan's fields and variable names, on pydantic-settings (pydantic 2
+moved ``BaseSettings`` there). Nothing needs configuring to start: the database defaults to a
+SQLite file in the data directory. Secrets are :class:`~pydantic.SecretStr`: they print as
+``**********`` and never reach a log. Invalid settings fail at start with one line per field,
+naming the variable (:class:`ConfigError`).
+
+A pipeline file (YAML) names several sources and sinks for ``witskit stream --config`` and
+``witskit run --config``; see ``examples/pipeline.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from witskit.errors import ConfigError
+
+__all__ = [
+    "ConfigError",
+    "DecoderSettings",
+    "PipelineConfig",
+    "SinkConfig",
+    "SourceConfig",
+    "SpoolSettings",
+    "WitsConfig",
+    "default_data_dir",
+    "load_config",
+    "load_pipeline",
+]
+
+
+def default_data_dir() -> Path:
+    """Where WitsKit keeps its database and spool by default: ``$XDG_DATA_HOME/witskit``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "witskit"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class WitsConfig(BaseSettings):
+    """Process settings. Every field reads ``WITS_<NAME>`` (the plan's shorter names too)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WITS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # Storage
+    data_dir: Path = Field(
+        default_factory=default_data_dir, validation_alias=_env("WITS_DATA_DIR", "data_dir")
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("WITS_DATABASE_URL", "database_url"),
+        description="SQLAlchemy-style URL; default: sqlite:///<data_dir>/witskit.db",
+    )
+    database_pool_size: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        validation_alias=_env("WITS_DB_POOL_SIZE", "WITS_DATABASE_POOL_SIZE", "database_pool_size"),
+    )
+    database_timeout: float = Field(
+        30,
+        gt=0,
+        le=3600,
+        validation_alias=_env("WITS_DB_TIMEOUT", "WITS_DATABASE_TIMEOUT", "database_timeout"),
+    )
+
+    # Security
+    api_key: SecretStr | None = Field(None, validation_alias=_env("WITS_API_KEY", "api_key"))
+    jwt_secret: SecretStr | None = Field(None, validation_alias=_env("WITS_JWT_SECRET", "jwt_secret"))
+    encryption_key: SecretStr | None = Field(
+        None, validation_alias=_env("WITS_ENCRYPTION_KEY", "encryption_key")
+    )
+    admin_username: str | None = Field(None, validation_alias=_env("WITS_ADMIN_USERNAME", "admin_username"))
+    admin_password: SecretStr | None = Field(
+        None, validation_alias=_env("WITS_ADMIN_PASSWORD", "admin_password")
+    )
+
+    # Logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", validation_alias=_env("WITS_LOG_LEVEL", "log_level")
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", validation_alias=_env("WITS_LOG_FORMAT", "log_format")
+    )
+
+    # Transport
+    tcp_timeout: float = Field(30, gt=0, le=3600, validation_alias=_env("WITS_TCP_TIMEOUT", "tcp_timeout"))
+    tcp_retry_attempts: int = Field(
+        3, ge=1, le=1000, validation_alias=_env("WITS_TCP_RETRY_ATTEMPTS", "tcp_retry_attempts")
+    )
+    timezone: str = Field("UTC", validation_alias=_env("WITS_TIMEZONE", "timezone"))
+
+    # Spool
+    spool_fsync: Literal["always", "interval", "never"] = Field(
+        "interval", validation_alias=_env("WITS_SPOOL_FSYNC", "spool_fsync")
+    )
+    spool_fsync_interval_ms: int = Field(
+        100, ge=1, le=60_000, validation_alias=_env("WITS_SPOOL_FSYNC_INTERVAL_MS", "spool_fsync_interval_ms")
+    )
+    spool_max_bytes: int = Field(
+        1 << 30, ge=1 << 20, validation_alias=_env("WITS_SPOOL_MAX_BYTES", "spool_max_bytes")
+    )
+    spool_overflow: Literal["block", "drop_oldest"] = Field(
+        "block", validation_alias=_env("WITS_SPOOL_OVERFLOW", "spool_overflow")
+    )
+
+    # Service and monitoring
+    host: str = Field("127.0.0.1", validation_alias=_env("WITS_HOST", "host"))
+    port: int = Field(8080, ge=1, le=65535, validation_alias=_env("WITS_PORT", "port"))
+    metrics_enabled: bool = Field(True, validation_alias=_env("WITS_METRICS_ENABLED", "metrics_enabled"))
+    metrics_port: int = Field(
+        9090, ge=1, le=65535, validation_alias=_env("WITS_METRICS_PORT", "metrics_port")
+    )
+    health_check_port: int = Field(
+        8080, ge=1, le=65535, validation_alias=_env("WITS_HEALTH_CHECK_PORT", "health_check_port")
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value.upper() in ("UTC", "Z"):
+            return "UTC"
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as 'America/Chicago')"
+            ) from None
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError(
+                "must be at least 32 bytes (generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return value
+
+    @property
+    def database_url_value(self) -> str:
+        """The database URL to connect with (the default SQLite file when unset)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'witskit.db'}"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where the spool's segments live."""
+        return self.data_dir / "spool"
+
+    def __repr_args__(self) -> Any:
+        # pydantic already masks SecretStr; this keeps repr() free of anything secret-looking too.
+        return [(k, v) for k, v in super().__repr_args__() if k != "admin_password"]
+
+
+_SECRET_WORDS = ("secret", "password", "key", "token", "url")
+
+
+def _explain(exc: ValidationError, *, prefix: str, env: bool) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        name = loc.upper() if loc.upper().startswith("WITS_") else (f"WITS_{loc.upper()}" if env else loc)
+        got = err.get("input")
+        # Never echo what was given for anything that may hold a credential (a URL can too).
+        secret = any(word in loc.lower() for word in _SECRET_WORDS)
+        shown = "" if secret or isinstance(got, dict | list) else f" (got {got!r})"
+        lines.append(f"{prefix}{name}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_config(**overrides: Any) -> WitsConfig:
+    """Read settings from the environment and ``.env``; raise :class:`ConfigError` listing every bad field."""
+    try:
+        return WitsConfig(**overrides)
+    except ValidationError as exc:
+        raise ConfigError("invalid settings:\n" + _explain(exc, prefix="  ", env=True)) from None
+
+
+# The pipeline file ---------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Strict):
+    """One source: a URL (``tcp://``, ``tls://``, ``tcp-listen://``, ``serial://``, ``file://``)."""
+
+    url: str
+    name: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SinkConfig(_Strict):
+    """One sink: a database URL, or ``jsonl://path`` / ``csv://path``."""
+
+    url: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DecoderSettings(_Strict):
+    """How frames are decoded."""
+
+    metric: bool = False
+    timezone: str = "UTC"
+    strict: bool = False
+    overlay: Path | None = None
+
+
+class SpoolSettings(_Strict):
+    """Where and how the durable spool works (defaults from :class:`WitsConfig`)."""
+
+    dir: Path | None = None
+    fsync: Literal["always", "interval", "never"] | None = None
+    fsync_interval_ms: int | None = Field(None, ge=1)
+    max_bytes: int | None = Field(None, ge=1 << 20)
+    overflow: Literal["block", "drop_oldest"] | None = None
+
+
+class PipelineConfig(_Strict):
+    """Sources, sinks, decoder and spool settings of one ingest process."""
+
+    sources: list[SourceConfig] = Field(min_length=1)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    decoder: DecoderSettings = Field(default_factory=DecoderSettings)
+    spool: SpoolSettings = Field(default_factory=SpoolSettings)
+
+
+def load_pipeline(path: str | Path) -> PipelineConfig:
+    """Read a pipeline YAML file; errors name the file and the field (``sources.0.url``)."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read pipeline file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping with 'sources' and 'sinks', got {type(data).__name__}")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{p}: invalid pipeline:\n" + _explain(exc, prefix="  ", env=False)) from None

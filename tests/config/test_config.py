@@ -1,0 +1,121 @@
+"""Settings from the environment and the pipeline file: defaults, errors per field, no secrets shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from witskit.config import ConfigError, WitsConfig, load_config, load_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("WITS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+
+
+def test_nothing_needs_configuring() -> None:
+    cfg = load_config()
+    assert cfg.database_url_value == f"sqlite:///{Path.cwd() / 'xdg' / 'witskit' / 'witskit.db'}"
+    assert cfg.database_pool_size == 20
+    assert cfg.log_format == "json"
+    assert cfg.spool_dir == cfg.data_dir / "spool"
+
+
+def test_the_plans_variable_names_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WITS_DATABASE_URL", "postgresql://u:pw@db/witsdb")
+    monkeypatch.setenv("WITS_DB_POOL_SIZE", "50")
+    monkeypatch.setenv("WITS_DB_TIMEOUT", "60")
+    monkeypatch.setenv("WITS_TCP_RETRY_ATTEMPTS", "5")
+    monkeypatch.setenv("WITS_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("WITS_METRICS_PORT", "9191")
+    cfg = load_config()
+    assert (cfg.database_pool_size, cfg.database_timeout, cfg.tcp_retry_attempts) == (50, 60, 5)
+    assert cfg.log_level == "WARNING"
+    assert cfg.metrics_port == 9191
+    assert cfg.database_url_value == "postgresql://u:pw@db/witsdb"
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("WITS_DB_POOL_SIZE=7\nWITS_LOG_FORMAT=console\n")
+    cfg = load_config()
+    assert cfg.database_pool_size == 7
+    assert cfg.log_format == "console"
+
+
+def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WITS_DATABASE_URL", "postgresql://u:hunter2-secret@db/w")
+    monkeypatch.setenv("WITS_JWT_SECRET", "j" * 40)
+    monkeypatch.setenv("WITS_API_KEY", "apikey-value-123")
+    cfg = load_config()
+    for text in (repr(cfg), str(cfg), cfg.model_dump_json()):
+        assert "hunter2" not in text
+        assert "jjjjjjjj" not in text
+        assert "apikey-value-123" not in text
+
+
+def test_invalid_settings_fail_with_one_line_per_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WITS_DB_POOL_SIZE", "lots")
+    monkeypatch.setenv("WITS_PORT", "99999")
+    monkeypatch.setenv("WITS_LOG_FORMAT", "xml")
+    monkeypatch.setenv("WITS_TIMEZONE", "Mars/Base")
+    monkeypatch.setenv("WITS_JWT_SECRET", "too-short-secret-value")
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    message = str(info.value)
+    lines = message.splitlines()[1:]
+    assert len(lines) == 5
+    for name in ("WITS_DB_POOL_SIZE", "WITS_PORT", "WITS_LOG_FORMAT", "WITS_TIMEZONE", "WITS_JWT_SECRET"):
+        assert any(line.strip().startswith(name + ":") for line in lines), name
+    assert "'lots'" in message
+    assert "too-short-secret-value" not in message
+    assert "at least 32 bytes" in message
+
+
+def test_config_class_is_pydantic_settings() -> None:
+    from pydantic_settings import BaseSettings
+
+    assert issubclass(WitsConfig, BaseSettings)
+
+
+def test_example_pipeline_and_env_files_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = load_pipeline(ROOT / "examples" / "pipeline.yaml")
+    assert pipeline.sources[0].url.startswith("tcp://")
+    assert pipeline.decoder.timezone == "America/Chicago"
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.split("=", 1)
+            monkeypatch.setenv(name, value)
+    load_config()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sources: []\n", "sources: List should have at least 1 item"),
+        ("sources:\n  - {url: tcp://x:1, colour: red}\n", "sources.0.colour: Extra inputs are not permitted"),
+        ("sources:\n  - url: tcp://x:1\nspool: {fsync: sometimes}\n", "spool.fsync"),
+        ("sources: [\n", "not valid YAML"),
+        ("- just a list\n", "expected a mapping"),
+    ],
+)
+def test_bad_pipeline_file_names_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "pipe.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_missing_pipeline_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read pipeline file"):
+        load_pipeline(tmp_path / "nope.yaml")
