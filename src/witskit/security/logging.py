@@ -1,0 +1,191 @@
+"""Structured logs (structlog) that never carry a secret.
+
+:func:`configure_logging` routes structlog *and* the standard library (uvicorn, SQLAlchemy, asyncio)
+through one pipeline: a request id from context, a UTC timestamp, then :func:`redact_event`, which
+removes secrets by key (``password``, ``token``, ``api_key``...) and by value (passwords in URLs,
+``Bearer`` tokens, WitsKit API keys, JWTs, ``password=...`` in text) everywhere in the event,
+including exception text, before JSON or console rendering.
+
+:class:`SecureLogger` keeps the plan's interface (``sanitize_data``, ``info``, ``error``...).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = [
+    "REDACTED",
+    "SecureLogger",
+    "configure_logging",
+    "redact_event",
+    "redact_text",
+    "secure_logger",
+]
+
+REDACTED = "***REDACTED***"
+
+_SENSITIVE_KEYS = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "credential",
+    "private",
+    "api_key",
+    "apikey",
+    "key",
+    "cookie",
+    "session",
+)
+# Keys that contain a sensitive word but hold nothing secret.
+_SAFE_KEYS = frozenset({"key_id", "keys", "author", "authenticated", "auth_method", "token_type", "monkey"})
+
+_VALUE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # scheme://user:password@host -> scheme://user:***@host
+    (re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+(?P<post>@)"), r"\g<pre>***\g<post>"),
+    # Authorization headers and bearer tokens
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*"), r"\1 ***"),
+    # JWTs anywhere (three base64url parts, the first starting with eyJ)
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"), "***JWT***"),
+    # WitsKit API keys
+    (re.compile(r"\bwk_[A-Za-z0-9_\-]{8,}"), "wk_***"),
+    # key=value and key: value pairs in free text
+    (
+        re.compile(
+            r"(?i)\b(password|passwd|pwd|secret|token|key|api[_-]?key|access[_-]?key|client[_-]?secret)"
+            r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s;,&]+)"
+        ),
+        r"\1\2***",
+    ),
+]
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every secret-looking value masked."""
+    for pattern, replacement in _VALUE_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _sensitive_key(key: str) -> bool:
+    lowered = key.lower()
+    if lowered in _SAFE_KEYS:
+        return False
+    return any(word in lowered for word in _SENSITIVE_KEYS)
+
+
+def _redact_value(value: Any, depth: int = 0) -> Any:
+    if depth > 6:
+        return value
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            k: (REDACTED if isinstance(k, str) and _sensitive_key(k) else _redact_value(v, depth + 1))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_redact_value(v, depth + 1) for v in value)
+    if isinstance(value, BaseException):
+        return redact_text(f"{type(value).__name__}: {value}")
+    return value
+
+
+def redact_event(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask secrets by key and by value, exception text included."""
+    for key in list(event_dict):
+        value = event_dict[key]
+        if key in ("event", "exception", "stack") or not _sensitive_key(key):
+            event_dict[key] = _redact_value(value)
+        else:
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json", *, stream: Any = None) -> None:
+    """Set up structlog and the standard library to log through the redacting pipeline."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,  # exception text becomes a string, then is redacted
+        redact_event,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    handler.set_name("witskit")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "witskit"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+class SecureLogger:
+    """The plan's security-aware logger: sanitizes keyword data, then logs through structlog."""
+
+    SENSITIVE_FIELDS = frozenset(
+        {"password", "passwd", "pwd", "secret", "key", "token", "auth", "credential", "private", "api_key"}
+    )
+
+    def __init__(self, name: str = "witskit") -> None:
+        self.logger = structlog.get_logger(name)
+
+    def sanitize_data(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Mask sensitive keys and credentials inside string values."""
+        sanitized: dict[str, Any] = {}
+        for key, value in data.items():
+            if _sensitive_key(key):
+                sanitized[key] = REDACTED
+            else:
+                sanitized[key] = _redact_value(value)
+        return sanitized
+
+    def _mask_credentials(self, text: str) -> str:
+        """Mask ``password=``/``key=``/``secret=`` values and URL passwords in a string."""
+        return redact_text(text)
+
+    def debug(self, message: str, **kwargs: Any) -> None:
+        """Log at DEBUG."""
+        self.logger.debug(redact_text(message), **self.sanitize_data(kwargs))
+
+    def info(self, message: str, **kwargs: Any) -> None:
+        """Log at INFO."""
+        self.logger.info(redact_text(message), **self.sanitize_data(kwargs))
+
+    def warning(self, message: str, **kwargs: Any) -> None:
+        """Log at WARNING."""
+        self.logger.warning(redact_text(message), **self.sanitize_data(kwargs))
+
+    def error(self, message: str, **kwargs: Any) -> None:
+        """Log at ERROR."""
+        self.logger.error(redact_text(message), **self.sanitize_data(kwargs))
+
+
+#: A process-wide instance (the plan's ``secure_logger``).
+secure_logger = SecureLogger()
