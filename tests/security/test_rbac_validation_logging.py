@@ -98,7 +98,9 @@ def test_secure_logger_keeps_the_plans_interface() -> None:
     log = SecureLogger()
     clean = log.sanitize_data({"password": "x", "db": "mysql://u:pw123@h/d", "rows": 5, "api_key": "k"})
     assert clean == {"password": REDACTED, "db": "mysql://u:***@h/d", "rows": 5, "api_key": REDACTED}
-    assert log._mask_credentials("password=abc;key=def;secret=ghi;x=1") == "password=***;key=***;secret=***;x=1"
+    assert (
+        log._mask_credentials("password=abc;key=def;secret=ghi;x=1") == "password=***;key=***;secret=***;x=1"
+    )
 
 
 def test_configured_logs_never_carry_secrets_even_in_exceptions() -> None:
