@@ -1,0 +1,1 @@
+"""Prometheus metrics and health checks (import the submodules: ``.metrics``, ``.health``)."""
