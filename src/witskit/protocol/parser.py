@@ -167,7 +167,8 @@ class FrameParser:
                     return
                 if start > self._pos:
                     gap = buf[self._pos : start]
-                    if not gap.isspace() or self._discarding:  # usually just the CRLF after '!!'
+                    # Usually just the CRLF after '!!'; inside a garbage run it counts as garbage.
+                    if not gap.isspace() or self._discarding or self._garbage_offset >= 0:
                         self._note_garbage(self._pos, start, events)
                 if self._garbage_offset >= 0:
                     self._flush_garbage(events)
@@ -294,8 +295,8 @@ class FrameParser:
             start += mark + 2
             region = region[mark + 2 :]
         stripped = region.strip()
-        if not stripped:
-            return
+        if not stripped and self._garbage_offset < 0:
+            return  # whitespace between frames; inside a run it is part of the run (any chunking)
         if self._garbage_offset < 0:
             lead = len(region) - len(region.lstrip())
             self._garbage_offset = self._base + start + lead

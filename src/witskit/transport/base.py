@@ -80,9 +80,11 @@ def map_errors(endpoint: str, *, connecting: bool = True) -> Iterator[None]:
     except TransportError:
         raise
     except ssl.SSLCertVerificationError as exc:
-        raise TLSError(f"{endpoint}: certificate rejected: {exc.verify_message or exc.reason}") from exc
+        why = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc
+        raise TLSError(f"{endpoint}: certificate rejected: {why}") from exc
     except ssl.SSLError as exc:
-        raise TLSError(f"{endpoint}: TLS failed: {exc.reason or exc}") from exc
+        # An SSLError raised by ssl.py itself (not OpenSSL) has no .reason attribute.
+        raise TLSError(f"{endpoint}: TLS failed: {getattr(exc, 'reason', None) or exc}") from exc
     except socket.gaierror as exc:
         raise ConnectError(f"{endpoint}: cannot resolve host name ({exc.strerror})") from exc
     except TimeoutError as exc:
@@ -201,6 +203,8 @@ class LinkSource(Source):
         self.connections = 0
         self.state = LinkState.DISCONNECTED
         self._closed = False
+        self._close_requested = asyncio.Event()
+        self._keepalive_task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._sent = self._own_packets()
 
@@ -224,6 +228,11 @@ class LinkSource(Source):
     @property
     def closed(self) -> bool:
         """True once :meth:`aclose` has been called."""
+        return self._closed
+
+    def _is_closed(self) -> bool:
+        # A method, not the attribute: aclose() flips it while the loop is suspended, which a
+        # type checker's narrowing of the attribute cannot see.
         return self._closed
 
     # Status ---------------------------------------------------------------------------------
@@ -252,7 +261,19 @@ class LinkSource(Source):
                 self._status(LinkState.DISCONNECTED, exc)
                 raise
 
-        return await self.retry.execute(attempt)
+        # aclose() must not wait out a backoff sleep (up to 30 s): race the retries against it.
+        connecting = asyncio.ensure_future(self.retry.execute(attempt))
+        closing = asyncio.ensure_future(self._close_requested.wait())
+        try:
+            await asyncio.wait({connecting, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connecting
+            raise _Closed
+        return connecting.result()
 
     # The loop ---------------------------------------------------------------------------------
     async def events(self) -> AsyncIterator[SourceEvent]:
@@ -262,11 +283,16 @@ class LinkSource(Source):
                 reader, writer = await self._connect()
             except _Closed:
                 break
+            if self._is_closed():  # aclose() ran while the link was opening
+                await _close_writer(writer)
+                break
             self._writer = writer
             self.connections += 1
             self._status(LinkState.CONNECTED)
             parser = FrameParser(source=self.name, **self.parser_options)
-            keepalive = asyncio.create_task(self._keepalive(writer), name=f"witskit-keepalive {self.name}")
+            keepalive = self._keepalive_task = asyncio.create_task(
+                self._keepalive(writer), name=f"witskit-keepalive {self.name}"
+            )
             lost: BaseException | None = None
             try:
                 while True:
@@ -293,7 +319,7 @@ class LinkSource(Source):
                 await _close_writer(writer)
             for event in parser.close():
                 yield event
-            if self.closed:
+            if self._is_closed():
                 break
             error = lost or ConnectionLost(f"{self.name}: closed by the peer")
             self._status(LinkState.DISCONNECTED, error)
@@ -328,6 +354,10 @@ class LinkSource(Source):
     async def aclose(self) -> None:
         """Stop reconnecting and close the current link; the event stream then ends."""
         self._closed = True
+        self._close_requested.set()
+        task = self._keepalive_task
+        if task is not None and not task.done():
+            task.cancel()  # the consumer may be parked at a yield and never resume the loop
         writer = self._writer
         if writer is not None:
             await _close_writer(writer)

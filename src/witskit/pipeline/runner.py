@@ -1,0 +1,308 @@
+"""The one ingest loop: sources -> spool -> decoder -> sinks, with back-pressure and no loss.
+
+* Every frame a source delivers is appended to the spool **before** anything else happens to it.
+* One writer task per sink reads the spool from that sink's position, oldest first, decodes, and
+  writes batches through the sink's :class:`~witskit.transport.resilience.CircuitBreaker`. The spool
+  is acknowledged up to the lowest position every sink has committed, so a record leaves the spool
+  only after the commit that covers it, in every sink.
+* When a sink fails its breaker opens, its writer waits, and the spool grows; sources keep being
+  read. When the sink recovers the backlog is written oldest first, before newer data, because the
+  writer always reads the spool in order. Nothing is held in an unbounded queue.
+* When the spool is full (policy ``block``), sources pause: the socket is not read, and TCP pushes
+  back on the rig. With ``drop_oldest`` the spool drops its oldest records and counts them.
+* :meth:`Pipeline.stop` (wired to SIGTERM/SIGINT by :meth:`Pipeline.run_until_signal`) stops the
+  sources, lets the writers drain what is in the spool within ``drain_timeout``, syncs and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from witskit.errors import CircuitOpenError, FrameError, WitsKitError
+from witskit.pipeline.records import SpoolRecordError, pack_frame, unpack_frame
+from witskit.pipeline.sinks import Sink
+from witskit.protocol import DecodedFrame, WITSDecoder, WITSFrame
+from witskit.storage.spool import Spool
+from witskit.transport.base import Source
+from witskit.transport.resilience import CircuitBreaker, CircuitState
+
+__all__ = ["Pipeline", "PipelineStats"]
+
+log = logging.getLogger("witskit.pipeline")
+
+#: Frames per sink write: large enough to amortise a transaction, small enough to commit often.
+DEFAULT_BATCH_MAX = 2000
+#: How long a writer waits for more frames before committing a partial batch (seconds): the
+#: receive-to-commit latency at low rates.
+DEFAULT_BATCH_INTERVAL = 0.2
+#: How long a paused source waits before checking for spool room again (seconds).
+_FULL_POLL = 0.05
+#: Frames decoded at receive time are kept until every sink has them, up to this many; beyond it
+#: (a sink is down) the writers decode from the spool instead, so memory stays bounded.
+_CACHE_MAX = 50_000
+
+
+@dataclass
+class PipelineStats:
+    """Counters for metrics and health checks."""
+
+    frames_received: int = 0
+    frame_errors: int = 0
+    decode_errors: int = 0
+    frames_written: dict[str, int] = field(default_factory=dict)
+    write_failures: dict[str, int] = field(default_factory=dict)
+    source_pauses: int = 0
+    last_error: str | None = None
+
+
+class _SinkState:
+    def __init__(self, sink: Sink, breaker: CircuitBreaker, position: int) -> None:
+        self.sink = sink
+        self.breaker = breaker
+        self.position = position  # last spool sequence this sink has committed
+
+
+class Pipeline:
+    """Runs sources into sinks through a durable spool (see the module docstring)."""
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        sinks: Sequence[Sink],
+        spool: Spool,
+        *,
+        decoder: WITSDecoder | None = None,
+        batch_max: int = DEFAULT_BATCH_MAX,
+        batch_interval: float = DEFAULT_BATCH_INTERVAL,
+        breaker_threshold: int = 3,
+        breaker_timeout: float = 5.0,
+        drain_timeout: float = 30.0,
+        on_frame: Callable[[DecodedFrame], None] | None = None,
+        on_frame_error: Callable[[FrameError], None] | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.spool = spool
+        self.decoder = decoder or WITSDecoder()
+        self.batch_max = batch_max
+        self.batch_interval = batch_interval
+        self.drain_timeout = drain_timeout
+        self.on_frame = on_frame
+        self.on_frame_error = on_frame_error
+        self.stats = PipelineStats()
+        start = spool.acked_seq
+        self._sinks = [
+            _SinkState(
+                s,
+                CircuitBreaker(breaker_threshold, breaker_timeout, expected_exception=Exception, name=s.name),
+                max(start, s.resume_after()),
+            )
+            for s in sinks
+        ]
+        self._decoded: dict[int, DecodedFrame] = {}
+        self._new_data = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._sources_done = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # Introspection ------------------------------------------------------------------------------
+    @property
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """Each sink's circuit breaker, by sink name."""
+        return {s.sink.name: s.breaker for s in self._sinks}
+
+    @property
+    def backlog(self) -> int:
+        """Records in the spool not yet committed by every sink."""
+        return int(self.spool.last_seq - min((s.position for s in self._sinks), default=self.spool.last_seq))
+
+    # Running ----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until every source ends (files) or :meth:`stop` is called, then drain and return."""
+        writers = [
+            asyncio.create_task(self._write_loop(s), name=f"witskit-sink {s.sink.name}") for s in self._sinks
+        ]
+        readers = [
+            asyncio.create_task(self._read_loop(src), name=f"witskit-source {src.name}")
+            for src in self.sources
+        ]
+        syncer = asyncio.create_task(self._sync_loop(), name="witskit-spool-sync")
+        self._tasks = [*writers, *readers, syncer]
+        self._new_data.set()  # write any backlog left by a previous run first
+        stop = asyncio.create_task(self._stopping.wait(), name="witskit-stop")
+        sources_done = asyncio.ensure_future(asyncio.gather(*readers, return_exceptions=True))
+        waiters: list[asyncio.Future[Any]] = [stop, sources_done]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stop
+            for src in self.sources:
+                with contextlib.suppress(Exception):
+                    await src.aclose()
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            self._sources_done = True
+            self._new_data.set()
+            try:
+                await asyncio.wait_for(asyncio.gather(*writers, return_exceptions=True), self.drain_timeout)
+            except TimeoutError:
+                log.warning(
+                    "drain timed out after %.0f s with %d records still in the spool; they will be "
+                    "written on the next start",
+                    self.drain_timeout,
+                    self.backlog,
+                )
+                for task in writers:
+                    task.cancel()
+                await asyncio.gather(*writers, return_exceptions=True)
+            syncer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await syncer
+            self.spool.sync()
+            for state in self._sinks:
+                with contextlib.suppress(Exception):
+                    await state.sink.aclose()
+
+    def stop(self) -> None:
+        """Ask the pipeline to stop: sources close, writers drain the spool, then :meth:`run` returns."""
+        self._stopping.set()
+
+    async def run_until_signal(self) -> None:
+        """:meth:`run`, stopping cleanly on SIGTERM or SIGINT."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        try:
+            await self.run()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+    async def _sync_loop(self) -> None:
+        # With fsync="interval" the spool syncs on the next append; a feed that goes quiet would
+        # leave its last records unsynced, so sync them on a timer too (bounds the loss window).
+        interval = self.spool.fsync_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            if self.spool.fsync != "never" and self.spool.synced_seq < self.spool.last_seq:
+                await asyncio.to_thread(self.spool.sync)
+
+    # Sources ------------------------------------------------------------------------------------
+    async def _read_loop(self, source: Source) -> None:
+        try:
+            async for event in source:
+                if isinstance(event, FrameError):
+                    self.stats.frame_errors += 1
+                    if self.on_frame_error is not None:
+                        self.on_frame_error(event)
+                    continue
+                await self._spool(event)
+        except WitsKitError as exc:
+            self.stats.last_error = str(exc)
+            log.error("source %s stopped: %s", source.name, exc)
+
+    async def _spool(self, frame: WITSFrame) -> None:
+        payload = pack_frame(frame)
+        while not self.spool.has_room(len(payload)):
+            # Back-pressure: do not read the source until the sinks free spool space.
+            self.stats.source_pauses += 1
+            if self._stopping.is_set():
+                break
+            await asyncio.sleep(_FULL_POLL)
+        seq = self.spool.append(payload)
+        self.stats.frames_received += 1
+        decoded = self.decoder.decode(frame)
+        if decoded.errors:
+            self.stats.decode_errors += len(decoded.errors)
+        if len(self._decoded) < _CACHE_MAX:
+            self._decoded[seq] = decoded
+        if self.on_frame is not None:
+            self.on_frame(decoded)
+        self._new_data.set()
+
+    # Sinks --------------------------------------------------------------------------------------
+    async def _write_loop(self, state: _SinkState) -> None:
+        sink_name = state.sink.name
+        while True:
+            batch, seqs = self._read_batch(state.position)
+            if not batch:
+                if self._sources_done and self.spool.last_seq <= state.position:
+                    return
+                if seqs:  # only undecodable records: move past them
+                    state.position = seqs[-1]
+                    self._ack()
+                    continue
+                self._new_data.clear()
+                if self._sources_done:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._new_data.wait(), self.batch_interval)
+                continue
+            if len(batch) < self.batch_max and not self._sources_done:
+                # Let a partial batch fill for a moment: fewer, larger transactions.
+                await asyncio.sleep(min(self.batch_interval, 0.05))
+                batch, seqs = self._read_batch(state.position)
+            if not state.breaker.allow():
+                if self._sources_done and self._stopping.is_set():
+                    return  # shutting down with the sink still failing: the spool keeps the data
+                await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
+                continue
+            try:
+                await state.sink.write(batch, upto=seqs[-1])
+            except Exception as exc:
+                state.breaker.record_failure()
+                self.stats.write_failures[sink_name] = self.stats.write_failures.get(sink_name, 0) + 1
+                self.stats.last_error = f"{sink_name}: {exc}"
+                level = logging.ERROR if state.breaker.state is CircuitState.OPEN else logging.WARNING
+                log.log(
+                    level, "sink %s failed (%s); %d records wait in the spool", sink_name, exc, self.backlog
+                )
+                if self._sources_done and self._stopping.is_set():
+                    return
+                await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
+                continue
+            state.breaker.record_success()
+            state.position = seqs[-1]
+            self.stats.frames_written[sink_name] = self.stats.frames_written.get(sink_name, 0) + len(batch)
+            self._ack()
+
+    def _read_batch(self, after: int) -> tuple[list[DecodedFrame], list[int]]:
+        frames: list[DecodedFrame] = []
+        seqs: list[int] = []
+        cache = self._decoded
+        for seq, payload in self.spool.pending(after=after, limit=self.batch_max):
+            seqs.append(seq)
+            cached = cache.get(seq)
+            if cached is not None:
+                frames.append(cached)
+                continue
+            try:
+                frame = unpack_frame(payload, sequence=seq)
+            except SpoolRecordError as exc:
+                self.stats.last_error = str(exc)
+                log.error("%s; skipped", exc)
+                continue
+            frames.append(self.decoder.decode(frame))  # a backlog record from before this run
+        return frames, seqs
+
+    def _ack(self) -> None:
+        lowest = min(s.position for s in self._sinks) if self._sinks else self.spool.last_seq
+        if lowest > self.spool.acked_seq:
+            self.spool.ack(lowest)
+            for seq in [k for k in self._decoded if k <= lowest]:
+                del self._decoded[seq]
+
+
+def circuit_open(exc: BaseException) -> bool:
+    """True for the error a breaker raises when it refuses a call."""
+    return isinstance(exc, CircuitOpenError)

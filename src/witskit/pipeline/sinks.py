@@ -1,0 +1,199 @@
+"""Where decoded frames go: a SQL store, JSON Lines or CSV files, or memory (for tests and embedding).
+
+A sink has ``write(batch, upto=seq)`` and ``aclose()``. ``write`` returns only when the batch is
+durable in the sink; the pipeline then acknowledges the spool up to ``upto``. Sinks must tolerate a
+batch being written again after a crash (the spool replays what was not acknowledged):
+
+* the SQL sink is idempotent by key (``INSERT ... ON CONFLICT DO NOTHING``);
+* file sinks record, after each durable append, the spool sequence and the file length in a small
+  side file; on start they cut the file back to that length and ask to resume after that sequence,
+  so a batch is never in the file twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from witskit.errors import UsageError
+from witskit.protocol import DecodedFrame
+
+__all__ = ["CSVSink", "JSONLSink", "MemorySink", "SQLSink", "Sink", "open_sink"]
+
+
+class Sink(ABC):
+    """A destination for decoded frames."""
+
+    name: str
+
+    def resume_after(self) -> int:
+        """The last spool sequence this sink already holds durably (0: none known)."""
+        return 0
+
+    @abstractmethod
+    async def write(self, batch: Sequence[DecodedFrame], *, upto: int) -> None:
+        """Store ``batch`` durably; ``upto`` is the spool sequence of its last frame."""
+
+    async def aclose(self) -> None:  # noqa: B027 - most sinks have nothing to release
+        """Release resources."""
+
+
+class MemorySink(Sink):
+    """Keeps every frame in a list (tests, notebooks). ``fail`` makes writes raise, to test outages."""
+
+    def __init__(self, name: str = "memory") -> None:
+        self.name = name
+        self.frames: list[DecodedFrame] = []
+        self.fail: BaseException | None = None
+        self.writes = 0
+
+    async def write(self, batch: Sequence[DecodedFrame], *, upto: int) -> None:
+        """Append the batch (or raise ``fail``)."""
+        if self.fail is not None:
+            raise self.fail
+        self.writes += 1
+        self.frames.extend(batch)
+
+
+class SQLSink(Sink):
+    """Writes to a :class:`witskit.storage.Store` (SQLite, PostgreSQL, MariaDB): idempotent by key."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        from witskit.storage.secure_connection import sanitize_url
+
+        self.url = url
+        self.name = sanitize_url(url)
+        self._options = options
+        self._store: Any = None
+
+    async def _get_store(self) -> Any:
+        if self._store is None:
+            from witskit.storage.store import Store
+
+            self._store = await Store.open(self.url, **self._options)
+        return self._store
+
+    async def write(self, batch: Sequence[DecodedFrame], *, upto: int) -> None:
+        """One transaction per batch; committed before returning."""
+        store = await self._get_store()
+        await store.write(batch)
+
+    async def aclose(self) -> None:
+        """Close the store's connections."""
+        if self._store is not None:
+            await self._store.aclose()
+            self._store = None
+
+
+class _FileSink(Sink):
+    """Append-only text file with a position side file for exactly-once appends across crashes."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.name = str(self.path)
+        self.fsync = fsync
+        self._pos_path = self.path.with_name(self.path.name + ".pos")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._resume = 0
+        length = 0
+        if self._pos_path.exists():
+            try:
+                seq_text, length_text = self._pos_path.read_text().split()
+                self._resume, length = int(seq_text), int(length_text)
+            except ValueError:
+                raise UsageError(
+                    f"{self._pos_path}: unreadable position file; delete it to start over"
+                ) from None
+        if self.path.exists() and self.path.stat().st_size > length:
+            # Appended but never acknowledged: the spool will replay it, so cut it off.
+            with self.path.open("r+b") as fh:
+                fh.truncate(length)
+        self._fh = self.path.open("ab")
+        self._header_written = self._fh.tell() > 0
+
+    def resume_after(self) -> int:
+        """The last spool sequence already in the file."""
+        return self._resume
+
+    @abstractmethod
+    def _render(self, batch: Sequence[DecodedFrame]) -> bytes: ...
+
+    async def write(self, batch: Sequence[DecodedFrame], *, upto: int) -> None:
+        """Append, flush (fsync), then record the new position."""
+        data = self._render(batch)
+        await asyncio.to_thread(self._append, data, upto)
+
+    def _append(self, data: bytes, upto: int) -> None:
+        self._fh.write(data)
+        self._fh.flush()
+        if self.fsync:
+            os.fsync(self._fh.fileno())
+        tmp = self._pos_path.with_name(self._pos_path.name + ".tmp")
+        tmp.write_text(f"{upto} {self._fh.tell()}\n")
+        os.replace(tmp, self._pos_path)
+        self._resume = upto
+
+    async def aclose(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+
+class JSONLSink(_FileSink):
+    """One JSON object per frame (``DecodedFrame.to_record()``)."""
+
+    def _render(self, batch: Sequence[DecodedFrame]) -> bytes:
+        dumps = json.dumps
+        return "".join(dumps(f.to_record(), separators=(",", ":")) + "\n" for f in batch).encode()
+
+
+class CSVSink(_FileSink):
+    """One row per point: source, timestamp, code, name, value, raw, unit."""
+
+    HEADER = ("source", "timestamp", "code", "name", "value", "raw", "unit")
+
+    def _render(self, batch: Sequence[DecodedFrame]) -> bytes:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        if not self._header_written:
+            writer.writerow(self.HEADER)
+            self._header_written = True
+        for frame in batch:
+            ts = frame.timestamp.isoformat()
+            for i, (code, value) in enumerate(frame.items()):
+                sym = frame.symbol(code)
+                writer.writerow(
+                    (
+                        frame.source,
+                        ts,
+                        code,
+                        sym.name,
+                        "" if value is None else value,
+                        frame.raw_value(i),
+                        frame.unit(code),
+                    )
+                )
+        return out.getvalue().encode()
+
+
+def open_sink(url: str, **options: Any) -> Sink:
+    """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path`` or ``memory://``."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("jsonl", "csv"):
+        path = url.split("://", 1)[1]
+        if not path:
+            raise UsageError(f"{url}: a {scheme} sink needs a path, e.g. {scheme}://out/rig.{scheme}")
+        return JSONLSink(path, **options) if scheme == "jsonl" else CSVSink(path, **options)
+    if scheme == "memory":
+        return MemorySink(url.split("://", 1)[1] or "memory")
+    if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
+        return SQLSink(url, **options)
+    raise UsageError(
+        f"{url!r}: unknown sink; use a database URL (sqlite://, postgresql://, mysql://), jsonl:// or csv://"
+    )

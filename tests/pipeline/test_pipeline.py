@@ -1,0 +1,185 @@
+"""The pipeline loses nothing: spool first, sinks behind breakers, backlog replayed oldest first."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from witskit.errors import FrameError
+from witskit.pipeline import JSONLSink, MemorySink, Pipeline, pack_frame, unpack_frame
+from witskit.protocol import FrameParser, WITSFrame
+from witskit.simulator import DrillingSimulator
+from witskit.storage.spool import Spool
+from witskit.transport.base import Source, SourceEvent
+
+
+def sim_frames(n: int, seed: int = 3) -> list[bytes]:
+    return list(DrillingSimulator(seed, records=(1,)).frames(n))
+
+
+class ListSource(Source):
+    """Feeds given frames through a real parser, optionally pausing between them."""
+
+    def __init__(self, frames: list[bytes], *, gap: float = 0.0, name: str = "rig-1") -> None:
+        self.name = name
+        self._frames = frames
+        self._gap = gap
+        self._closed = False
+        self.sent = 0
+
+    async def events(self) -> AsyncIterator[SourceEvent]:
+        parser = FrameParser(source=self.name)
+        for data in self._frames:
+            if self._closed:
+                break
+            for event in parser.feed(data):
+                yield event
+            self.sent += 1
+            if self._gap:
+                await asyncio.sleep(self._gap)
+        for event in parser.close():
+            yield event
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+
+def sqid(frame_values: list[object]) -> int:
+    return int(frame_values[3])  # type: ignore[call-overload]
+
+
+def test_pack_and_unpack_keep_source_time_and_bytes() -> None:
+    parser = FrameParser(source="rig-9")
+    (frame,) = parser.feed(sim_frames(1)[0])
+    assert isinstance(frame, WITSFrame)
+    again = unpack_frame(pack_frame(frame))
+    assert (again.source, again.timestamp, again.raw, again.lines) == (
+        frame.source,
+        frame.timestamp,
+        frame.raw,
+        frame.lines,
+    )
+
+
+async def test_every_frame_reaches_the_sink_and_the_spool_empties(tmp_path: Path) -> None:
+    frames = sim_frames(300)
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        await Pipeline([ListSource(frames)], [sink], spool, batch_interval=0.01).run()
+        assert spool.pending_count == 0
+        assert spool.acked_seq == spool.last_seq == 300
+    assert [f.frame.raw for f in sink.frames] == [f.rstrip(b"\r\n") for f in frames]
+
+
+async def test_outage_then_recovery_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
+    frames = sim_frames(200)
+    sink = MemorySink()
+    sink.fail = ConnectionError("database down")
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        pipe = Pipeline(
+            [ListSource(frames, gap=0.002)], [sink], spool, batch_interval=0.01, breaker_timeout=0.1
+        )
+        task = asyncio.create_task(pipe.run())
+        while spool.last_seq < 120:  # frames keep being spooled while the sink is down
+            await asyncio.sleep(0.01)
+        assert sink.frames == []
+        assert pipe.breakers[sink.name].state.value in ("open", "half_open")
+        assert pipe.backlog >= 120
+        sink.fail = None
+        await asyncio.wait_for(task, 20)
+        assert spool.pending_count == 0
+    seqs = [sqid(f.values) for f in sink.frames]
+    assert seqs == sorted(seqs)  # backlog first, oldest first
+    assert len(seqs) == len(set(seqs)) == 200
+
+
+async def test_backlog_from_a_previous_run_is_written_before_live_data(tmp_path: Path) -> None:
+    old, new = sim_frames(50, seed=1), sim_frames(30, seed=2)
+    with Spool(tmp_path / "spool", fsync="never") as spool:  # a previous run that never committed
+        parser = FrameParser(source="rig-old")
+        for data in old:
+            (frame,) = parser.feed(data)
+            assert isinstance(frame, WITSFrame)
+            spool.append(pack_frame(frame))
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        await Pipeline([ListSource(new, name="rig-new")], [sink], spool, batch_interval=0.01).run()
+    sources = [f.source for f in sink.frames]
+    assert sources == ["rig-old"] * 50 + ["rig-new"] * 30
+
+
+async def test_full_spool_pauses_the_source_instead_of_losing(tmp_path: Path) -> None:
+    frames = sim_frames(400)
+    sink = MemorySink()
+    sink.fail = ConnectionError("down")
+    with Spool(tmp_path / "spool", fsync="never", max_bytes=1 << 20, segment_bytes=64 << 10) as spool:
+        source = ListSource(frames)
+        pipe = Pipeline([source], [sink], spool, batch_interval=0.01, breaker_timeout=0.05)
+        # Shrink the room so that the spool fills after ~100 frames.
+        real_has_room = spool.has_room
+        spool.has_room = lambda n, records=1: real_has_room(n, records) and spool.pending_count < 100  # type: ignore[method-assign]
+        task = asyncio.create_task(pipe.run())
+        while pipe.stats.source_pauses == 0:
+            await asyncio.sleep(0.01)
+        assert spool.pending_count == 100
+        assert source.sent <= 101  # the source is not read while the spool is full
+        sink.fail = None
+        await asyncio.wait_for(task, 20)
+    assert len(sink.frames) == 400
+
+
+async def test_frame_errors_are_counted_not_spooled(tmp_path: Path) -> None:
+    seen: list[FrameError] = []
+    frames = [b"garbage\r\n", *sim_frames(5)]
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        pipe = Pipeline([ListSource(frames)], [sink], spool, batch_interval=0.01, on_frame_error=seen.append)
+        await pipe.run()
+        assert spool.last_seq == 5
+    assert pipe.stats.frame_errors == 1 == len(seen)
+    assert len(sink.frames) == 5
+
+
+async def test_jsonl_sink_is_exactly_once_across_a_crash(tmp_path: Path) -> None:
+    frames = sim_frames(60)
+    out = tmp_path / "out.jsonl"
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        await Pipeline(
+            [ListSource(frames[:40])], [JSONLSink(out, fsync=False)], spool, batch_interval=0.01
+        ).run()
+    # A crash after appending but before the position was recorded: extra bytes past the position.
+    with out.open("ab") as fh:
+        fh.write(b'{"partial": tru')
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        await Pipeline(
+            [ListSource(frames[40:])], [JSONLSink(out, fsync=False)], spool, batch_interval=0.01
+        ).run()
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 60
+    assert [r["points"][3]["value"] for r in records] == sorted(r["points"][3]["value"] for r in records)
+
+
+async def test_stop_drains_the_spool(tmp_path: Path) -> None:
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        pipe = Pipeline([ListSource(sim_frames(10_000), gap=0.0005)], [sink], spool, batch_interval=0.01)
+        task = asyncio.create_task(pipe.run())
+        while spool.last_seq < 50:
+            await asyncio.sleep(0.01)
+        pipe.stop()
+        await asyncio.wait_for(task, 10)
+        assert spool.pending_count == 0
+        assert len(sink.frames) == spool.last_seq < 10_000
+
+
+@pytest.mark.parametrize("url", ["jsonl://", "ftp://x", "nonsense"])
+def test_bad_sink_urls_are_clear(url: str) -> None:
+    from witskit.errors import UsageError
+    from witskit.pipeline import open_sink
+
+    with pytest.raises(UsageError):
+        open_sink(url)
