@@ -183,3 +183,44 @@ def test_bad_sink_urls_are_clear(url: str) -> None:
 
     with pytest.raises(UsageError):
         open_sink(url)
+
+
+async def test_sources_can_be_added_and_removed_while_running(tmp_path: Path) -> None:
+    from witskit.pipeline import LiveHub
+
+    hub = LiveHub()
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        pipe = Pipeline([], [sink], spool, batch_interval=0.01, keep_running=True, on_frame=hub.publish)
+        sub = hub.subscribe("rig-b")
+        task = asyncio.create_task(pipe.run())
+        await asyncio.sleep(0.05)
+        pipe.add_source(ListSource(sim_frames(20), name="rig-a"))
+        pipe.add_source(ListSource(sim_frames(1000, seed=9), gap=0.005, name="rig-b"))
+        first = await asyncio.wait_for(anext(aiter(sub)), 5)
+        assert first.source == "rig-b"
+        assert await pipe.remove_source("rig-b") is True
+        assert await pipe.remove_source("nope") is False
+        while len(sink.frames) < 20:
+            await asyncio.sleep(0.01)
+        assert not task.done()  # keep_running: no source left, still serving
+        pipe.stop()
+        await asyncio.wait_for(task, 10)
+        sub.close()
+    assert {f.source for f in sink.frames} == {"rig-a", "rig-b"}
+    assert hub.published == spool.last_seq
+
+
+async def test_slow_subscriber_drops_oldest_and_never_blocks() -> None:
+    from witskit.pipeline import LiveHub
+    from witskit.protocol import iter_decode
+
+    hub = LiveHub()
+    sub = hub.subscribe(maxsize=5)
+    frames = [f for f in iter_decode(b"".join(sim_frames(20))) if not isinstance(f, FrameError)]
+    for frame in frames:
+        hub.publish(frame)
+    assert sub.dropped == 15
+    sub.close()
+    got = [f async for f in sub]
+    assert got == frames[-5:]

@@ -10,6 +10,8 @@
   writer always reads the spool in order. Nothing is held in an unbounded queue.
 * When the spool is full (policy ``block``), sources pause: the socket is not read, and TCP pushes
   back on the rig. With ``drop_oldest`` the spool drops its oldest records and counts them.
+* Sources can be added and removed while it runs (:meth:`Pipeline.add_source`); with
+  ``keep_running`` the pipeline runs until stopped even when no source is left (the service).
 * :meth:`Pipeline.stop` (wired to SIGTERM/SIGINT by :meth:`Pipeline.run_until_signal`) stops the
   sources, lets the writers drain what is in the spool within ``drain_timeout``, syncs and closes.
 """
@@ -83,6 +85,7 @@ class Pipeline:
         breaker_threshold: int = 3,
         breaker_timeout: float = 5.0,
         drain_timeout: float = 30.0,
+        keep_running: bool = False,
         on_frame: Callable[[DecodedFrame], None] | None = None,
         on_frame_error: Callable[[FrameError], None] | None = None,
     ) -> None:
@@ -109,6 +112,9 @@ class Pipeline:
         self._stopping = asyncio.Event()
         self._sources_done = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._running = False
+        self.keep_running = keep_running
 
     # Introspection ------------------------------------------------------------------------------
     @property
@@ -127,16 +133,18 @@ class Pipeline:
         writers = [
             asyncio.create_task(self._write_loop(s), name=f"witskit-sink {s.sink.name}") for s in self._sinks
         ]
-        readers = [
-            asyncio.create_task(self._read_loop(src), name=f"witskit-source {src.name}")
-            for src in self.sources
-        ]
+        self._running = True
+        for src in self.sources:
+            self._readers[src.name] = asyncio.create_task(
+                self._read_loop(src), name=f"witskit-source {src.name}"
+            )
+        readers = list(self._readers.values())
         syncer = asyncio.create_task(self._sync_loop(), name="witskit-spool-sync")
         self._tasks = [*writers, *readers, syncer]
         self._new_data.set()  # write any backlog left by a previous run first
         stop = asyncio.create_task(self._stopping.wait(), name="witskit-stop")
         sources_done = asyncio.ensure_future(asyncio.gather(*readers, return_exceptions=True))
-        waiters: list[asyncio.Future[Any]] = [stop, sources_done]
+        waiters: list[asyncio.Future[Any]] = [stop] if self.keep_running else [stop, sources_done]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -146,9 +154,13 @@ class Pipeline:
             for src in self.sources:
                 with contextlib.suppress(Exception):
                     await src.aclose()
+            if not sources_done.done():
+                sources_done.cancel()
+            readers = list(self._readers.values())
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
+            self._running = False
             self._sources_done = True
             self._new_data.set()
             try:
@@ -170,6 +182,31 @@ class Pipeline:
             for state in self._sinks:
                 with contextlib.suppress(Exception):
                     await state.sink.aclose()
+
+    def add_source(self, source: Source) -> None:
+        """Start reading another source while the pipeline runs (connections added at run time)."""
+        if any(s.name == source.name for s in self.sources):
+            from witskit.errors import UsageError
+
+            raise UsageError(f"a source named {source.name!r} is already running")
+        self.sources.append(source)
+        if self._running:
+            task = asyncio.create_task(self._read_loop(source), name=f"witskit-source {source.name}")
+            self._readers[source.name] = task
+
+    async def remove_source(self, name: str) -> bool:
+        """Stop and forget a source; False when there is none by that name."""
+        for source in list(self.sources):
+            if source.name == name:
+                self.sources.remove(source)
+                await source.aclose()
+                task = self._readers.pop(name, None)
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                return True
+        return False
 
     def stop(self) -> None:
         """Ask the pipeline to stop: sources close, writers drain the spool, then :meth:`run` returns."""
