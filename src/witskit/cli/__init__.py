@@ -15,7 +15,8 @@ from typing import Annotated
 import typer
 
 from witskit.cli._console import EXIT_PROBLEMS, error, handle_errors, info, warn
-from witskit.cli._simulate import LineEndingChoice
+from witskit.cli._simulate import LineEndingChoice, write_stream
+from witskit.cli._stream import StreamFormat
 from witskit.cli._symbols import ListFormat
 from witskit.cli._writers import OutputFormat
 from witskit.errors import UsageError
@@ -313,13 +314,25 @@ def convert(
 
 
 # simulate ---------------------------------------------------------------------------------------
+_SERVE = "Serving (rig server)"
+_FAULTS = "Fault injection (serving)"
+
+
 @app.command()
 @handle_errors
 def simulate(
     *,
     frames: Annotated[
-        int, typer.Option("--frames", "-n", min=0, help="Record-1 frames to write (0 = until interrupted).")
-    ] = 60,
+        int | None,
+        typer.Option(
+            "--frames",
+            "-n",
+            min=0,
+            help="Record-1 frames to write (0 = until interrupted). Default 60; when serving, every "
+            "connection runs until interrupted, or ends after N.",
+            show_default=False,
+        ),
+    ] = None,
     rate: Annotated[float, typer.Option("--rate", help="Record-1 frames per simulated second (Hz).")] = 1.0,
     records: Annotated[
         str, typer.Option("--records", help="Records to send, comma-separated (from 1, 2 and 8).")
@@ -342,30 +355,286 @@ def simulate(
     ] = None,
     output: OutputOpt = None,
     realtime: Annotated[
+        bool | None,
+        typer.Option(
+            "--realtime/--no-realtime",
+            help="Pace frames at the simulated rate instead of all at once "
+            "(default: off for stdout and files, on when serving).",
+            show_default=False,
+        ),
+    ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="URL",
+            help="Serve on tcp://HOST:PORT or tls://HOST:PORT (port 0: a free port); the bound "
+            "addresses are printed on stderr.",
+            show_default=False,
+            rich_help_panel=_SERVE,
+        ),
+    ] = None,
+    connect: Annotated[
+        str | None,
+        typer.Option(
+            "--connect",
+            metavar="URL",
+            help="Push to a listener at tcp://HOST:PORT or tls://HOST:PORT?ca=CA.pem, one connection "
+            "per rig, reconnecting with backoff.",
+            show_default=False,
+            rich_help_panel=_SERVE,
+        ),
+    ] = None,
+    serial: Annotated[
+        str | None,
+        typer.Option(
+            "--serial",
+            metavar="PATH",
+            help="Write to a serial device or pseudo-terminal (raw, 8N1).",
+            show_default=False,
+            rich_help_panel=_SERVE,
+        ),
+    ] = None,
+    baud: Annotated[
+        int, typer.Option("--baud", help="Line speed of --serial.", rich_help_panel=_SERVE)
+    ] = 9600,
+    cert: Annotated[
+        str | None,
+        typer.Option(
+            "--cert",
+            metavar="PEM",
+            help="Server certificate for --listen tls://.",
+            show_default=False,
+            rich_help_panel=_SERVE,
+        ),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            metavar="PEM",
+            help="Private key of --cert (if not in the same file).",
+            show_default=False,
+            rich_help_panel=_SERVE,
+        ),
+    ] = None,
+    rigs: Annotated[
+        int,
+        typer.Option(
+            "--rigs",
+            min=1,
+            help="Independent rigs to serve: consecutive ports from the --listen port (or free "
+            "ports with port 0), or one --connect connection each.",
+            rich_help_panel=_SERVE,
+        ),
+    ] = 1,
+    pason: Annotated[
         bool,
         typer.Option(
-            "--realtime/--no-realtime", help="Pace frames at the simulated rate instead of all at once."
+            "--pason",
+            help="Behave like a Pason EDR: a 1984PASON/EDR line in every frame, and silence when "
+            "the client has said nothing for --pason-silence seconds.",
+            rich_help_panel=_SERVE,
         ),
     ] = False,
+    pason_silence: Annotated[
+        float,
+        typer.Option(
+            "--pason-silence",
+            metavar="SECONDS",
+            min=0.001,
+            help="Client silence after which a --pason rig stops sending.",
+            rich_help_panel=_SERVE,
+        ),
+    ] = 30.0,
+    send_and_receive: Annotated[
+        bool,
+        typer.Option(
+            "--send-and-receive",
+            help="Send nothing spontaneously; answer each valid packet received with --sar-packets packets.",
+            rich_help_panel=_SERVE,
+        ),
+    ] = False,
+    sar_packets: Annotated[
+        int,
+        typer.Option(
+            "--sar-packets",
+            min=1,
+            help="Packets per answer: 1 (half WITS) or 8 (full WITS).",
+            rich_help_panel=_SERVE,
+        ),
+    ] = 1,
+    drop_every: Annotated[
+        int | None,
+        typer.Option(
+            "--drop-every",
+            metavar="N",
+            min=1,
+            help="Close each connection after every N frames, in the middle of the next one.",
+            show_default=False,
+            rich_help_panel=_FAULTS,
+        ),
+    ] = None,
+    garbage_rate: Annotated[
+        float,
+        typer.Option(
+            "--garbage-rate",
+            metavar="P",
+            min=0.0,
+            max=1.0,
+            help="Probability per frame of random bytes just before it.",
+            rich_help_panel=_FAULTS,
+        ),
+    ] = 0.0,
+    split_writes: Annotated[
+        bool,
+        typer.Option(
+            "--split-writes",
+            help="Write frames in random pieces of 1-16 bytes.",
+            rich_help_panel=_FAULTS,
+        ),
+    ] = False,
+    stall: Annotated[
+        float | None,
+        typer.Option(
+            "--stall",
+            metavar="SECONDS",
+            min=0.001,
+            help="Send nothing for SECONDS after every --stall-every frames.",
+            show_default=False,
+            rich_help_panel=_FAULTS,
+        ),
+    ] = None,
+    stall_every: Annotated[
+        int,
+        typer.Option(
+            "--stall-every", metavar="N", min=1, help="Frames between stalls.", rich_help_panel=_FAULTS
+        ),
+    ] = 30,
 ) -> None:
-    """Write a simulated WITS Level 0 stream from a drilling rig to stdout or a file.
+    """Write a simulated WITS Level 0 stream from a drilling rig to stdout or a file, or serve it.
 
     The data is reproducible: the same --seed and --start give the same bytes. Records 2 and 8
     (when asked for) are interleaved with record 1 as a rig sends them.
+
+    With --listen, --connect or --serial it is a rig server: it serves the stream like a rig's
+    recorder (optionally a Pason EDR, and with injected faults) until Ctrl-C, printing the bound
+    addresses and connections on stderr. Exit status 130 after Ctrl-C, 2 when a port cannot be
+    bound. See docs/simulator_server.md.
     """
     from witskit.cli import _io
-    from witskit.cli._simulate import parse_records, parse_start, simulator, write_stream
+    from witskit.cli._simulate import (
+        ServeOptions,
+        check_serving_options,
+        parse_records,
+        parse_start,
+        serve,
+        simulator,
+    )
+    from witskit.transport.rigserver import Faults
 
+    where = ServeOptions(listen=listen, connect=connect, serial=serial, cert=cert, key=key, baud=baud)
+    faults = Faults(
+        drop_every=drop_every,
+        garbage_rate=garbage_rate,
+        split_writes=split_writes,
+        stall=stall,
+        stall_every=stall_every,
+    )
+    check_serving_options(where, faults=faults, pason=pason, sar=send_and_receive, rigs=rigs)
+    first = parse_start(start)
+    wanted = parse_records(records)
+    if where.serving:
+        from witskit.transport.rigserver import RigServer
+
+        if output is not None:
+            raise UsageError(
+                "-o/--output writes a file; it cannot be combined with --listen/--connect/--serial"
+            )
+        if not rate > 0:
+            raise UsageError(f"--rate must be a positive number of frames per second, got {rate}")
+        server = RigServer(
+            rigs=rigs,
+            seed=seed,
+            rate=rate,
+            records=wanted,
+            line_ending=line_ending.value,
+            metric=metric,
+            start=first,
+            frames=frames or None,
+            pason=pason,
+            pason_silence_timeout=pason_silence,
+            send_and_receive=send_and_receive,
+            sar_packets=sar_packets,
+            realtime=True if realtime is None else realtime,
+            faults=faults,
+            on_event=info,
+        )
+        status = serve(server, where)
+        if status:
+            raise typer.Exit(status)
+        return
     sim = simulator(
         seed=seed,
-        start=parse_start(start),
+        start=first,
         rate=rate,
-        records=parse_records(records),
+        records=wanted,
         line_ending=line_ending.value,
         metric=metric,
     )
+    count = 60 if frames is None else frames
     with _io.open_output(output) as sink:
-        write_stream(sim, frames or None, sink, realtime=realtime)
+        write_stream(sim, count or None, sink, realtime=bool(realtime))
+
+
+# stream -----------------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def stream(
+    *,
+    url: Annotated[
+        str,
+        typer.Argument(
+            metavar="URL",
+            help="The source: tcp://HOST:PORT, tls://HOST:PORT?ca=CA.pem, tcp-listen://HOST:PORT, "
+            "tls-listen://..., serial:///dev/ttyUSB0?baud=9600, file://PATH (?follow=1).",
+            show_default=False,
+        ),
+    ],
+    fmt: Annotated[
+        StreamFormat,
+        typer.Option("--format", "-f", help="Output format.", case_sensitive=False),
+    ] = StreamFormat.table,
+    count: Annotated[
+        int,
+        typer.Option(
+            "--count", "-n", min=0, help="Stop after N frames (0 = until the source ends or Ctrl-C)."
+        ),
+    ] = 0,
+    metric: MetricOpt = False,
+    tz: Annotated[
+        str,
+        typer.Option(
+            "--tz", help="Time zone of the rig's DATE/TIME items (IANA name, e.g. America/Chicago)."
+        ),
+    ] = "UTC",
+) -> None:
+    """Decode a live WITS source and print its frames as they arrive.
+
+    Formats: table (one compact line per frame), jsonl (one DecodedFrame.to_record() object per
+    line, as decode writes it) and csv (one row per point, as decode writes it); each frame is
+    flushed as soon as it is decoded. Link status (connecting, connected, disconnected and when
+    the next attempt is), bad bytes and bad data lines go to stderr. Links reconnect forever
+    unless the URL says ?reconnect=0.
+
+    Exit status: 0 when the source ends or after -n frames; 2 for a bad URL, or when the source
+    cannot be reached (or drops) with reconnect=0; 130 after Ctrl-C, 143 after SIGTERM.
+    """
+    from witskit.cli._stream import run_stream
+
+    status = run_stream(url, fmt=fmt, count=count or None, metric=metric, tz=tz)
+    if status:
+        raise typer.Exit(status)
 
 
 # demo -------------------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """``witskit simulate`` and ``witskit demo``: synthetic drilling data from :mod:`witskit.simulator`.
 
-The simulator is imported when one of these commands runs, not when the CLI starts.
+``simulate`` writes to stdout or a file, or, with ``--listen``, ``--connect`` or ``--serial``,
+serves the stream like a rig's recorder through :class:`witskit.transport.rigserver.RigServer`
+(:func:`serve`). The simulator and the server are imported when a command runs, not when the CLI
+starts.
 """
 
 from __future__ import annotations
@@ -12,13 +15,25 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import IO, TYPE_CHECKING
 
-from witskit.errors import FrameError, UsageError
+from witskit.errors import FrameError, TransportError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    import ssl
+
     from witskit.protocol import Value
     from witskit.simulator import DrillingSimulator
+    from witskit.transport.rigserver import Faults, RigServer
 
-__all__ = ["LineEndingChoice", "parse_records", "parse_start", "run_demo", "simulator", "write_stream"]
+__all__ = [
+    "LineEndingChoice",
+    "ServeOptions",
+    "parse_records",
+    "parse_start",
+    "run_demo",
+    "serve",
+    "simulator",
+    "write_stream",
+]
 
 #: Frames joined into one write when not pacing in real time.
 _BATCH = 256
@@ -109,6 +124,121 @@ def write_stream(sim: DrillingSimulator, frames: int | None, sink: IO[bytes], *,
             time.sleep(delay)
         sink.write(data)
         sink.flush()
+
+
+# serving ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServeOptions:
+    """Where ``simulate`` serves the stream (at least one of ``listen``, ``connect``, ``serial``)."""
+
+    listen: str | None = None
+    connect: str | None = None
+    serial: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    baud: int = 9600
+
+    @property
+    def serving(self) -> bool:
+        """True when the stream goes to the network or a serial line rather than to stdout."""
+        return bool(self.listen or self.connect or self.serial)
+
+
+def _listen_target(url: str, cert: str | None, key: str | None) -> tuple[str, int, ssl.SSLContext | None]:
+    """(host, port, TLS context) of ``--listen tcp://host:port`` or ``tls://host:port``."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"--listen: {url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("tcp", "tls") or port is None or parts.path not in ("", "/") or parts.query:
+        raise UsageError(
+            f"--listen: {url!r} is not tcp://host:port or tls://host:port "
+            "(example: --listen tcp://0.0.0.0:5000; port 0 picks a free port)"
+        )
+    if parts.scheme == "tcp":
+        if cert is not None or key is not None:
+            raise UsageError("--cert and --key are for --listen tls://host:port")
+        return parts.hostname or "", port, None
+    if cert is None:
+        raise UsageError("--listen tls://... needs --cert (and --key unless the key is in the same PEM)")
+    from witskit.transport.tls import server_context
+
+    return parts.hostname or "", port, server_context(cert, key)
+
+
+def _faults_used(faults: Faults) -> list[str]:
+    used = []
+    if faults.drop_every is not None:
+        used.append("--drop-every")
+    if faults.garbage_rate:
+        used.append("--garbage-rate")
+    if faults.split_writes:
+        used.append("--split-writes")
+    if faults.stall is not None:
+        used.append("--stall")
+    return used
+
+
+def check_serving_options(where: ServeOptions, *, faults: Faults, pason: bool, sar: bool, rigs: int) -> None:
+    """Options that only make sense when serving are refused without a place to serve."""
+    if where.serving:
+        return
+    used = _faults_used(faults)
+    used += ["--pason"] if pason else []
+    used += ["--send-and-receive"] if sar else []
+    used += ["--rigs"] if rigs != 1 else []
+    used += ["--cert/--key"] if where.cert or where.key else []
+    if used:
+        raise UsageError(f"{', '.join(used)}: only when serving (--listen, --connect or --serial)")
+
+
+def serve(server: RigServer, where: ServeOptions) -> int:
+    """Serve until Ctrl-C (or until every push/serial stream has sent its ``--frames``).
+
+    Bound addresses and connections are reported on stderr. Returns the exit status: 0 when the
+    streams ended, 130 after Ctrl-C, 143 after SIGTERM, 2 when a port cannot be bound.
+    """
+    import asyncio
+
+    from witskit.cli._console import error, info
+    from witskit.cli._stream import EXIT_INTERRUPTED, EXIT_TRANSPORT, run_async
+
+    listen = _listen_target(where.listen, where.cert, where.key) if where.listen else None
+    failure: list[TransportError] = []
+
+    async def main() -> None:
+        try:
+            if listen is not None:
+                host, port, context = listen
+                await server.serve_tcp(host, port, context)
+                for rig, address in enumerate(server.addresses):
+                    info(f"rig {rig + 1} (WITSKIT-SIM-{rig + 1}) listening on {address}")
+            if where.connect:
+                await server.push(where.connect)
+                info(f"pushing {server.rigs} rig(s) to {where.connect.split('?', 1)[0]}")
+            if where.serial:
+                await server.serve_serial(where.serial, baudrate=where.baud)
+                info(f"rig 1 (WITSKIT-SIM-1) writing to {where.serial}")
+            if listen is not None:
+                await asyncio.Event().wait()  # a listening rig serves until it is stopped
+            else:
+                await server.wait_finished()
+        except TransportError as exc:
+            failure.append(exc)
+        finally:
+            await server.aclose()
+
+    status = run_async(main)
+    if failure:
+        error(str(failure[0]))
+        return EXIT_TRANSPORT
+    if status == EXIT_INTERRUPTED:
+        info("interrupted")
+    info(f"served {server.connections} session(s), {server.frames_sent} frames")
+    return status
 
 
 # demo -------------------------------------------------------------------------------------------

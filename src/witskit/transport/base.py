@@ -188,7 +188,8 @@ class LinkSource(Source):
         if request is not None and (request_interval is None or request_interval <= 0):
             raise UsageError("request mode needs a positive request_interval")
         self.name = name
-        self.retry = retry if retry is not None else reconnect_forever()
+        # Without reconnects a link gets one attempt, so an unreachable peer is an error at once.
+        self.retry = retry if retry is not None else (reconnect_forever() if reconnect else one_attempt())
         self.reconnect = reconnect
         self.handshake = handshake
         self.handshake_interval = handshake_interval
