@@ -20,6 +20,7 @@ WitsKit is a bug.
     │   ├── TLSError (ConnectionError)      the TLS handshake or certificate check failed
     │   ├── SerialPortError (ConnectionError)  the serial port could not be opened or went away
     │   ├── ConnectionLost (ConnectionError)   an established link dropped or went silent
+    │   │   └── ConnectionClosed             the peer closed the link cleanly (end of stream)
     │   └── SourceFileError (OSError)       a file source cannot be read
     └── CircuitOpenError                  a circuit breaker is open: the call was not attempted
 
@@ -33,6 +34,7 @@ __all__ = [
     "CircuitOpenError",
     "ConfigError",
     "ConnectError",
+    "ConnectionClosed",
     "ConnectionLost",
     "ConversionError",
     "DecodeError",
@@ -153,6 +155,10 @@ class SerialPortError(TransportError, ConnectionError):
 
 class ConnectionLost(TransportError, ConnectionError):
     """An established link was closed by the peer, reset, or silent past the idle timeout."""
+
+
+class ConnectionClosed(ConnectionLost):
+    """The peer closed the link cleanly (an orderly end of stream, not a reset or a timeout)."""
 
 
 class SourceFileError(TransportError, OSError):

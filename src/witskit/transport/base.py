@@ -22,7 +22,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Self
 
-from witskit.errors import ConnectError, ConnectionLost, FrameError, TLSError, TransportError, UsageError
+from witskit.errors import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectionLost,
+    FrameError,
+    TLSError,
+    TransportError,
+    UsageError,
+    WitsKitError,
+)
 from witskit.protocol import FrameParser, WITSFrame
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
 from witskit.transport.error_handling import ErrorCategory, ErrorHandler, ErrorSeverity, WitsError
@@ -77,14 +86,17 @@ def map_errors(endpoint: str, *, connecting: bool = True) -> Iterator[None]:
     """
     try:
         yield
-    except TransportError:
-        raise
+    except WitsKitError:
+        raise  # already ours (including a UsageError, which is a ValueError)
     except ssl.SSLCertVerificationError as exc:
         why = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc
         raise TLSError(f"{endpoint}: certificate rejected: {why}") from exc
     except ssl.SSLError as exc:
         # An SSLError raised by ssl.py itself (not OpenSSL) has no .reason attribute.
-        raise TLSError(f"{endpoint}: TLS failed: {getattr(exc, 'reason', None) or exc}") from exc
+        why = getattr(exc, "reason", None) or exc
+        if not connecting:  # e.g. SSLEOFError mid-stream: the link dropped, TLS itself was fine
+            raise ConnectionLost(f"{endpoint}: connection lost ({why})") from exc
+        raise TLSError(f"{endpoint}: TLS failed: {why}") from exc
     except socket.gaierror as exc:
         raise ConnectError(f"{endpoint}: cannot resolve host name ({exc.strerror})") from exc
     except TimeoutError as exc:
@@ -246,8 +258,10 @@ class LinkSource(Source):
             except Exception:
                 log.exception("on_status callback failed for %s", self.name)
         if error is not None and self.error_handler is not None:
+            # A clean close by the peer is news, not an error; a reset or a refusal is.
+            severity = ErrorSeverity.LOW if isinstance(error, ConnectionClosed) else ErrorSeverity.HIGH
             self.error_handler.record(
-                WitsError(ErrorCategory.CONNECTION, ErrorSeverity.HIGH, str(error), source=self.name)
+                WitsError(ErrorCategory.CONNECTION, severity, str(error), source=self.name)
             )
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -322,9 +336,10 @@ class LinkSource(Source):
                 yield event
             if self._is_closed():
                 break
-            error = lost or ConnectionLost(f"{self.name}: closed by the peer")
+            error = lost or ConnectionClosed(f"{self.name}: closed by the peer")
             self._status(LinkState.DISCONNECTED, error)
             if not self.reconnect:
+                self._status(LinkState.CLOSED)
                 raise error
         self._status(LinkState.CLOSED)
 

@@ -1,0 +1,348 @@
+"""Pick a source by URL, as httpx picks a transport: ``open_source("tcp://rig-7:4000")``.
+
+=========================  ==========================================================
+``tcp://host:port``        client link to an EDR (:class:`~witskit.transport.tcp.TCPSource`)
+``tls://host:port``        the same over TLS; query ``ca``, ``cert``, ``key``, ``hostname``
+``tcp-listen://host:port`` accept rigs that push (:class:`~witskit.transport.listener.ListenerSource`)
+``tls-listen://host:port`` the same over TLS; ``cert``, ``key``, ``client_ca``,
+                           ``require_client_cert``
+``serial:///dev/ttyUSB0``  a serial port (``baud``, ``bytesize``, ``parity``, ``stopbits``)
+``file://path``            a recorded file (``follow=1`` to tail it)
+=========================  ==========================================================
+
+Client links also take ``handshake``, ``handshake_interval``, ``idle_timeout``, ``request``,
+``request_interval``, ``reconnect`` and ``connect_timeout``; listeners take ``idle_timeout``,
+``allow``, ``max_connections``, ``queue_size`` and ``tls_handshake_timeout``. See
+``docs/transports.md`` for what each does. An unknown option is an error, never ignored: a typo
+in ``require_client_cert`` must not silently turn mutual TLS off.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import SplitResult, parse_qsl, urlsplit
+
+from witskit.errors import UsageError
+from witskit.protocol.encoder import handshake_packet, request_packet
+from witskit.protocol.limits import DEFAULT_HANDSHAKE
+from witskit.transport.base import Source
+
+__all__ = ["DEFAULT_REQUEST_INTERVAL", "SCHEMES", "open_source"]
+
+#: Request mode without ``request_interval``: a rig's record 1 changes every 1-10 s, so asking
+#: once a second sees every update without flooding the EDR.
+DEFAULT_REQUEST_INTERVAL = 1.0
+
+_CLIENT_OPTIONS = (
+    "handshake",
+    "handshake_interval",
+    "idle_timeout",
+    "request",
+    "request_interval",
+    "reconnect",
+    "connect_timeout",
+)
+_LISTEN_OPTIONS = ("idle_timeout", "allow", "max_connections", "queue_size")
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "tcp": _CLIENT_OPTIONS,
+    "tls": (*_CLIENT_OPTIONS, "ca", "cert", "key", "hostname"),
+    "tcp-listen": _LISTEN_OPTIONS,
+    "tls-listen": (
+        *_LISTEN_OPTIONS,
+        "cert",
+        "key",
+        "client_ca",
+        "require_client_cert",
+        "tls_handshake_timeout",
+    ),
+}
+
+#: Every scheme :func:`open_source` knows.
+SCHEMES = ("file", "serial", "tcp", "tcp-listen", "tls", "tls-listen")
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _shown(url: str) -> str:
+    """The URL for an error message, without any password it may carry."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()
+
+
+@contextmanager
+def _naming(url: str) -> Iterator[None]:
+    """Prefix the URL to a UsageError raised while building its source (a bad file, a bad entry)."""
+    try:
+        yield
+    except UsageError as exc:
+        shown = _shown(url)
+        if str(exc).startswith(shown):
+            raise
+        raise UsageError(f"{shown}: {exc}") from exc
+
+
+class _Query:
+    """The query options of one URL, each taken once; what is left over is an error."""
+
+    def __init__(self, url: str, parts: SplitResult, allowed: tuple[str, ...]) -> None:
+        self.url = _shown(url)
+        try:
+            pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+        except ValueError as exc:
+            raise UsageError(f"{self.url}: malformed query string ({exc})") from exc
+        self.values: dict[str, str] = {}
+        for key, value in pairs:
+            if key in self.values:
+                raise UsageError(f"{self.url}: option {key!r} is given twice")
+            self.values[key] = value
+        unknown = sorted(set(self.values) - set(allowed))
+        if unknown:
+            raise UsageError(
+                f"{self.url}: unknown option{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))} for {parts.scheme}:// (known: {', '.join(sorted(allowed))})"
+            )
+
+    def bad(self, key: str, what: str) -> UsageError:
+        return UsageError(f"{self.url}: option {key}={self.values[key]!r} {what}")
+
+    def text(self, key: str) -> str | None:
+        value = self.values.get(key)
+        if value is not None and not value:
+            raise self.bad(key, "is empty")
+        return value
+
+    def flag(self, key: str) -> bool | None:
+        value = self.values.get(key)
+        if value is None:
+            return None
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise self.bad(key, "is not a boolean (use 1 or 0)")
+
+    def seconds(self, key: str, *, zero_is_none: bool) -> float | None:
+        """A positive number of seconds; ``0`` (when allowed) or ``none`` means "never"."""
+        value = self.values.get(key)
+        if value is None:
+            return None
+        if zero_is_none and value.lower() in ("0", "none"):
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not (number > 0 and math.isfinite(number)):
+            raise self.bad(
+                key, "is not a positive number of seconds" + (" (or 0 for none)" if zero_is_none else "")
+            )
+        return number
+
+    def count(self, key: str) -> int | None:
+        value = self.values.get(key)
+        if value is None:
+            return None
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
+            raise self.bad(key, "is not a positive integer")
+        return int(value)
+
+
+def _host_port(url: str, parts: SplitResult, *, listen: bool) -> tuple[str, int]:
+    shown = _shown(url)
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(f"{shown}: user names and passwords are not supported in {parts.scheme}:// URLs")
+    if parts.path not in ("", "/"):
+        raise UsageError(f"{shown}: unexpected path {parts.path!r} (expected {parts.scheme}://host:port)")
+    if parts.fragment:
+        raise UsageError(f"{shown}: unexpected fragment '#{parts.fragment}'")
+    low = 0 if listen else 1
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raw = parts.netloc.rpartition(":")[2]
+        raise UsageError(f"{shown}: port {raw!r} is not a TCP port ({low}-65535)") from exc
+    if port is None:
+        raise UsageError(f"{shown}: missing port (expected {parts.scheme}://host:port)")
+    if port < low:
+        raise UsageError(f"{shown}: port {port} is not a TCP port ({low}-65535)")
+    host = parts.hostname or ""
+    if not host and not listen:
+        raise UsageError(f"{shown}: missing host (expected {parts.scheme}://host:port)")
+    return host, port
+
+
+def _handshake(query: _Query) -> bytes | None:
+    value = query.values.get("handshake")
+    if value is None or value.lower() in _TRUE:
+        return DEFAULT_HANDSHAKE
+    if value.lower() in _FALSE:
+        return None
+    # A custom packet: one data line, code and value, as the EDR's manual gives it (0111-9999).
+    code, text = value[:4], value[4:]
+    if len(value) < 5 or not code.isdigit():
+        raise query.bad("handshake", "is not 0, 1 or a data line such as 0111-9999")
+    try:
+        return handshake_packet(code, text)
+    except ValueError as exc:
+        raise query.bad("handshake", f"cannot be sent: {exc}") from exc
+
+
+def _request(query: _Query) -> bytes | None:
+    value = query.values.get("request")
+    if value is None or value.lower() in _FALSE:
+        return None
+    try:
+        records = [int(r) for r in value.split(",")]
+    except ValueError:
+        records = []
+    if not records or not all(1 <= r <= 99 for r in records):
+        raise query.bad("request", "is not 0 or record numbers 1-99 (request=1 asks for record 1)")
+    return request_packet(records)
+
+
+def _client_options(query: _Query) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if "handshake" in query.values:
+        options["handshake"] = _handshake(query)
+    if "handshake_interval" in query.values:
+        options["handshake_interval"] = query.seconds("handshake_interval", zero_is_none=True)
+    if "idle_timeout" in query.values:
+        options["idle_timeout"] = query.seconds("idle_timeout", zero_is_none=True)
+    request = _request(query)
+    if request is not None:
+        options["request"] = request
+        options["request_interval"] = (
+            query.seconds("request_interval", zero_is_none=False) or DEFAULT_REQUEST_INTERVAL
+        )
+    elif "request_interval" in query.values:
+        raise query.bad("request_interval", "needs request=1 (request mode)")
+    reconnect = query.flag("reconnect")
+    if reconnect is not None:
+        options["reconnect"] = reconnect
+    if "connect_timeout" in query.values:
+        options["connect_timeout"] = query.seconds("connect_timeout", zero_is_none=False)
+    return options
+
+
+def _listen_options(query: _Query) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if "idle_timeout" in query.values:
+        options["idle_timeout"] = query.seconds("idle_timeout", zero_is_none=True)
+    allow = query.text("allow")
+    if allow is not None:
+        options["allowlist"] = allow
+    for key in ("max_connections", "queue_size"):
+        if key in query.values:
+            options[key] = query.count(key)
+    if "tls_handshake_timeout" in query.values:
+        options["tls_handshake_timeout"] = query.seconds("tls_handshake_timeout", zero_is_none=False)
+    return options
+
+
+def _open_tcp(url: str, parts: SplitResult, options: dict[str, Any]) -> Source:
+    from witskit.transport.tcp import TCPSource
+
+    scheme = parts.scheme
+    query = _Query(url, parts, _OPTIONS[scheme])
+    host, port = _host_port(url, parts, listen=False)
+    kwargs = _client_options(query)
+    with _naming(url):
+        if scheme == "tls" and "ssl_context" not in options:
+            from witskit.transport.tls import client_context
+
+            kwargs["ssl_context"] = client_context(query.text("ca"), query.text("cert"), query.text("key"))
+            hostname = query.text("hostname")
+            if hostname is not None:
+                kwargs["server_hostname"] = hostname
+        kwargs.update(options)
+        return TCPSource(host, port, **kwargs)
+
+
+def _open_listener(url: str, parts: SplitResult, options: dict[str, Any]) -> Source:
+    from witskit.transport.listener import ListenerSource
+
+    scheme = parts.scheme
+    query = _Query(url, parts, _OPTIONS[scheme])
+    host, port = _host_port(url, parts, listen=True)
+    kwargs = _listen_options(query)
+    with _naming(url):
+        if scheme == "tls-listen" and "ssl_context" not in options:
+            from witskit.transport.tls import server_context
+
+            cert = query.text("cert")
+            if cert is None:
+                raise UsageError("tls-listen:// needs cert= (the server certificate, PEM)")
+            kwargs["ssl_context"] = server_context(
+                cert,
+                query.text("key"),
+                client_ca_file=query.text("client_ca"),
+                require_client_cert=bool(query.flag("require_client_cert")),
+            )
+        kwargs.update(options)
+        return ListenerSource(host, port, **kwargs)
+
+
+def _delegate(module: str, cls: str, extra: str | None) -> Callable[[str, dict[str, Any]], Source]:
+    """Open with ``module.cls.from_url``, imported only when used (pyserial is an extra)."""
+
+    def open_with(url: str, options: dict[str, Any]) -> Source:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module or extra is None:
+                raise UsageError(f"{_shown(url)}: this installation has no {module}") from exc
+            raise UsageError(
+                f"{_shown(url)}: needs the '{extra}' extra (pip install 'witskit[{extra}]'); "
+                f"missing module {exc.name!r}"
+            ) from exc
+        source: Source = getattr(mod, cls).from_url(url, **options)
+        return source
+
+    return open_with
+
+
+_SERIAL = _delegate("witskit.transport.serial", "SerialSource", "serial")
+_FILE = _delegate("witskit.transport.file", "FileSource", None)
+
+
+def open_source(url: str, **options: Any) -> Source:
+    """The source for ``url``, picked by scheme; ``options`` go to its constructor.
+
+    Keyword options override the same setting from the query string and take what a URL cannot
+    carry (``retry=RetryPolicy(...)``, ``on_status=``, ``error_handler=``, ``parser_options=``,
+    ``ssl_context=``). A bad URL (unknown scheme, missing host or port, a port out of range, an
+    unknown or malformed option) raises :class:`~witskit.errors.UsageError` naming the URL and the
+    problem. Nothing connects until the source is iterated (or, for a listener, entered).
+
+    >>> open_source("tcp://rig-7.example:4000?handshake_interval=15")
+    <TCPSource tcp://rig-7.example:4000 disconnected>
+    """
+    if not isinstance(url, str):
+        raise UsageError(f"a source URL must be a string, not {type(url).__name__}")
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:
+        raise UsageError(f"{_shown(url)}: not a valid URL ({exc})") from exc
+    scheme = parts.scheme
+    if scheme in ("tcp", "tls"):
+        return _open_tcp(url.strip(), parts, options)
+    if scheme in ("tcp-listen", "tls-listen"):
+        return _open_listener(url.strip(), parts, options)
+    if scheme == "serial":
+        return _SERIAL(url.strip(), options)
+    if scheme == "file":
+        return _FILE(url.strip(), options)
+    if not scheme or "://" not in url:  # "rig-7:4000" parses as scheme "rig-7"
+        raise UsageError(f"{_shown(url)!r} is not a source URL: expected scheme://... ({', '.join(SCHEMES)})")
+    raise UsageError(f"{_shown(url)}: unknown scheme {scheme!r} (known: {', '.join(SCHEMES)})")
