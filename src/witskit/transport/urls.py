@@ -8,6 +8,7 @@
                            ``require_client_cert``
 ``serial:///dev/ttyUSB0``  a serial port (``baud``, ``bytesize``, ``parity``, ``stopbits``)
 ``file://path``            a recorded file (``follow=1`` to tail it)
+``sim://rig-1``            an in-process simulated rig (``rate``, ``seed``, ``records``, ``speed``)
 =========================  ==========================================================
 
 Client links also take ``handshake``, ``handshake_interval``, ``idle_timeout``, ``request``,
@@ -62,7 +63,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 #: Every scheme :func:`open_source` knows.
-SCHEMES = ("file", "serial", "tcp", "tcp-listen", "tls", "tls-listen")
+SCHEMES = ("file", "serial", "sim", "tcp", "tcp-listen", "tls", "tls-listen")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -314,6 +315,7 @@ def _delegate(module: str, cls: str, extra: str | None) -> Callable[[str, dict[s
 
 _SERIAL = _delegate("witskit.transport.serial", "SerialSource", "serial")
 _FILE = _delegate("witskit.transport.file", "FileSource", None)
+_SIM = _delegate("witskit.transport.sim", "SimulatorSource", None)
 
 
 def open_source(url: str, **options: Any) -> Source:
@@ -343,6 +345,8 @@ def open_source(url: str, **options: Any) -> Source:
         return _SERIAL(url.strip(), options)
     if scheme == "file":
         return _FILE(url.strip(), options)
+    if scheme == "sim":
+        return _SIM(url.strip(), options)
     if not scheme or "://" not in url:  # "rig-7:4000" parses as scheme "rig-7"
         raise UsageError(f"{_shown(url)!r} is not a source URL: expected scheme://... ({', '.join(SCHEMES)})")
     raise UsageError(f"{_shown(url)}: unknown scheme {scheme!r} (known: {', '.join(SCHEMES)})")
