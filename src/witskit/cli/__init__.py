@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from witskit.cli import _service, _storage, _users
 from witskit.cli._console import EXIT_PROBLEMS, error, handle_errors, info, warn
 from witskit.cli._simulate import LineEndingChoice, write_stream
 from witskit.cli._stream import StreamFormat
@@ -593,14 +594,24 @@ def simulate(
 def stream(
     *,
     url: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            metavar="URL",
+            metavar="[URL]",
             help="The source: tcp://HOST:PORT, tls://HOST:PORT?ca=CA.pem, tcp-listen://HOST:PORT, "
-            "tls-listen://..., serial:///dev/ttyUSB0?baud=9600, file://PATH (?follow=1).",
+            "tls-listen://..., serial:///dev/ttyUSB0?baud=9600, file://PATH (?follow=1), sim://RIG.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Also store every frame in this database (through the durable spool)."),
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config", help="A pipeline file naming sources and sinks (see examples/pipeline.yaml)."
+        ),
+    ] = None,
     fmt: Annotated[
         StreamFormat,
         typer.Option("--format", "-f", help="Output format.", case_sensitive=False),
@@ -627,9 +638,28 @@ def stream(
     the next attempt is), bad bytes and bad data lines go to stderr. Links reconnect forever
     unless the URL says ?reconnect=0.
 
+    With --db URL or --config FILE the frames also go through the durable spool into the
+    database (and the file's other sinks) while they print; on Ctrl-C or SIGTERM the spool is
+    drained into the sinks before the command exits.
+
     Exit status: 0 when the source ends or after -n frames; 2 for a bad URL, or when the source
     cannot be reached (or drops) with reconnect=0; 130 after Ctrl-C, 143 after SIGTERM.
     """
+    if db or config:
+        from witskit.cli._ingest import plan_for, run_ingest
+        from witskit.cli._stream import _writer
+
+        plan = plan_for(url, db, config)
+        if metric:
+            plan.decoder.metric = True
+        if tz != "UTC":
+            plan.decoder.timezone = tz
+        status = run_ingest(plan, writer=_writer(fmt), count=count or None)
+        if status:
+            raise typer.Exit(status)
+        return
+    if url is None:
+        raise UsageError("give a source URL (or --config pipeline.yaml)")
     from witskit.cli._stream import run_stream
 
     status = run_stream(url, fmt=fmt, count=count or None, metric=metric, tz=tz)
@@ -654,6 +684,12 @@ def demo(
     from witskit.cli._simulate import run_demo
 
     run_demo(frames=frames, seed=seed, metric=metric)
+
+
+# run, serve, users, api-keys (the secure service) -----------------------------------------------
+_service.register(app)
+_users.register(app)
+_storage.register(app)
 
 
 def main() -> None:

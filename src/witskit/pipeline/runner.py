@@ -160,6 +160,8 @@ class Pipeline:
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await sources_done  # retrieve it, or asyncio warns about an unretrieved future
             self._running = False
             self._sources_done = True
             self._new_data.set()

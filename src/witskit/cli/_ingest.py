@@ -1,0 +1,89 @@
+"""``witskit stream --db URL`` and ``witskit stream --config pipeline.yaml``: store while printing.
+
+The frames go through the real pipeline: each is appended to the spool first, then written to
+every sink (the database, and any JSONL/CSV sinks the pipeline file names) and acknowledged after
+the commit; the output shows them as they arrive. Ctrl-C or SIGTERM stops the sources and drains
+the spool into the sinks before exiting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from witskit.cli._console import info
+from witskit.config import PipelineConfig, SinkConfig, SourceConfig, load_config, load_pipeline
+from witskit.errors import FrameError, UsageError
+
+__all__ = ["plan_for", "run_ingest"]
+
+
+def plan_for(url: str | None, db: str | None, config_path: str | None) -> PipelineConfig:
+    """The pipeline of ``stream``'s arguments: a file, or one URL into one database (or both)."""
+    if config_path:
+        plan = load_pipeline(config_path)
+        if url:
+            plan.sources.append(SourceConfig(url=url))
+    elif url:
+        plan = PipelineConfig(sources=[SourceConfig(url=url)])
+    else:
+        raise UsageError("give a source URL or --config pipeline.yaml")
+    if db:
+        plan.sinks.append(SinkConfig(url=db))
+    if not plan.sinks:
+        plan.sinks.append(SinkConfig(url=load_config().database_url_value))
+    return plan
+
+
+def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
+    """Run the pipeline until its sources end, ``count`` frames, or a signal; return the exit status."""
+    from witskit.cli._stream import StatusPrinter, run_async
+    from witskit.pipeline import Pipeline, open_sink
+    from witskit.pipeline.build import decoder_from, spool_from
+    from witskit.protocol import DecodedFrame
+    from witskit.transport.base import LinkSource
+    from witskit.transport.urls import open_source
+
+    config = load_config()
+    decoder = decoder_from(plan, config)
+    status = StatusPrinter(info)
+    sources = []
+    for src in plan.sources:
+        source = open_source(src.url, **src.options)
+        if src.name:
+            source.name = src.name
+        if isinstance(source, LinkSource):
+            source.on_status = status
+        sources.append(source)
+    sinks = [open_sink(s.url, **s.options) for s in plan.sinks]
+    spool = spool_from(plan, config)
+    seen = 0
+    pipe: Pipeline | None = None
+
+    def on_frame(frame: DecodedFrame) -> None:
+        nonlocal seen
+        for problem in frame.errors:
+            info(f"{frame.source}: {problem}")
+        writer.write(frame)
+        writer.flush()
+        seen += 1
+        if count is not None and seen >= count and pipe is not None:
+            pipe.stop()
+
+    def on_frame_error(err: FrameError) -> None:
+        info(err.message)
+
+    pipe = Pipeline(sources, sinks, spool, decoder=decoder, on_frame=on_frame, on_frame_error=on_frame_error)
+
+    async def main() -> None:
+        assert pipe is not None
+        try:
+            await pipe.run()
+        finally:
+            spool.close()
+        backlog = pipe.backlog
+        if backlog:
+            info(
+                f"{backlog} frames wait in the spool ({config.spool_dir}); they are written on the next start"
+            )
+
+    return run_async(main)

@@ -1,0 +1,292 @@
+"""``witskit db upgrade``, ``witskit query`` and ``witskit import``: the store from the shell."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+
+from witskit.cli._console import handle_errors, info, stderr_console, stderr_is_terminal
+from witskit.errors import FrameError, UsageError
+
+__all__ = ["register"]
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db", help="Database URL (default: WITS_DATABASE_URL, else the SQLite file in the data dir)."
+    ),
+]
+
+#: Frames per database transaction when importing: big enough for COPY to shine, small enough that
+#: an interrupted import has committed almost everything it read.
+IMPORT_BATCH = 5000
+
+
+class QueryFormat(StrEnum):
+    """What ``query`` writes."""
+
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+def _db_url(db: str | None) -> str:
+    if db:
+        return db
+    from witskit.config import load_config
+
+    return load_config().database_url_value
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out = [part.strip() for v in values for part in v.split(",") if part.strip()]
+    return out or None
+
+
+def register(app: typer.Typer) -> None:
+    """Add the storage commands to the ``witskit`` app."""
+    db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+    app.add_typer(db_app, name="db")
+
+    @db_app.command("upgrade")
+    @handle_errors
+    def db_upgrade(db: DbOpt = None) -> None:
+        """Create or upgrade the database schema to this version of WitsKit (idempotent)."""
+        from witskit.storage import sanitize_url, upgrade
+
+        url = _db_url(db)
+        revision = upgrade(url)
+        info(f"{sanitize_url(url)}: schema at revision {revision}")
+
+    @app.command("query")
+    @handle_errors
+    def query(
+        db: DbOpt = None,
+        source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Source name(s).")] = None,
+        symbols: Annotated[
+            list[str] | None, typer.Option("--symbols", help="Codes and/or mnemonics, e.g. 0108,ROPA.")
+        ] = None,
+        start: Annotated[
+            str | None, typer.Option("--start", help="ISO time, inclusive (naive = UTC).")
+        ] = None,
+        end: Annotated[str | None, typer.Option("--end", help="ISO time, exclusive.")] = None,
+        fmt: Annotated[QueryFormat, typer.Option("--format", "-f", case_sensitive=False)] = QueryFormat.table,
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+        ] = None,
+        limit: Annotated[int, typer.Option("--limit", min=0, help="Table rows shown (0 = all).")] = 50,
+    ) -> None:
+        """Stream stored points as a table, CSV, JSON Lines or Parquet (never all in memory)."""
+        if fmt is QueryFormat.parquet and output is None:
+            raise UsageError("--format parquet needs --output FILE")
+        rows = asyncio.run(
+            _query(_db_url(db), _split(source), _split(symbols), start, end, fmt, output, limit)
+        )
+        info(f"{rows} rows")
+
+    @app.command("import")
+    @handle_errors
+    def import_(
+        files: Annotated[list[Path], typer.Argument(help="WITS log files to load.", show_default=False)],
+        db: DbOpt = None,
+        source: Annotated[
+            str | None,
+            typer.Option("--source", help="Source name for every file (default: the file's name)."),
+        ] = None,
+    ) -> None:
+        """Bulk-load historical WITS logs; re-importing the same file adds nothing twice."""
+        for path in files:
+            if not path.is_file():
+                raise UsageError(f"{path}: no such file")
+        asyncio.run(_import(_db_url(db), files, source))
+
+
+async def _query(
+    url: str,
+    sources: list[str] | None,
+    codes: list[str] | None,
+    start: str | None,
+    end: str | None,
+    fmt: QueryFormat,
+    output: Path | None,
+    limit: int,
+) -> int:
+    from witskit.storage import Store
+
+    store = await Store.open(url, migrate=False, must_exist=True)
+    try:
+        batches = store.query_batches(sources, codes, start, end)
+        if fmt is QueryFormat.parquet:
+            assert output is not None
+            return await _write_parquet(batches, output)
+        if fmt is QueryFormat.table:
+            return await _write_table(batches, limit)
+        fh: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            return await _write_text(batches, fh, fmt)
+        finally:
+            if output:
+                fh.close()
+    finally:
+        await store.aclose()
+
+
+def _value(value: Any) -> Any:
+    return "" if value is None else value
+
+
+async def _write_text(batches: Any, fh: IO[str], fmt: QueryFormat) -> int:
+    count = 0
+    writer = csv.writer(fh, lineterminator="\n") if fmt is QueryFormat.csv else None
+    if writer is not None:
+        writer.writerow(("source", "time", "code", "name", "value"))
+    async for batch in batches:
+        if writer is not None:
+            writer.writerows((r.source, r.time.isoformat(), r.code, r.name, _value(r.value)) for r in batch)
+        else:
+            fh.write(
+                "".join(
+                    json.dumps(
+                        {
+                            "source": r.source,
+                            "time": r.time.isoformat(),
+                            "code": r.code,
+                            "name": r.name,
+                            "value": r.value,
+                        },
+                        separators=(",", ":"),
+                    )
+                    + "\n"
+                    for r in batch
+                )
+            )
+        count += len(batch)
+    fh.flush()
+    return count
+
+
+async def _write_table(batches: Any, limit: int) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("source", "time", "code", "name", "value")
+    shown = count = 0
+    async for batch in batches:
+        for r in batch:
+            count += 1
+            if limit and shown >= limit:
+                continue
+            table.add_row(r.source, r.time.isoformat(), r.code, r.name, str(_value(r.value)))
+            shown += 1
+    Console(markup=False, highlight=False).print(table)
+    if limit and count > shown:
+        info(f"{count - shown} more rows not shown; use --format csv or jsonl")
+    return count
+
+
+async def _write_parquet(batches: Any, output: Path) -> int:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError:
+        raise UsageError("--format parquet needs pyarrow: pip install 'witskit[parquet]'") from None
+    schema = pa.schema(
+        [
+            ("source", pa.string()),
+            ("time", pa.timestamp("us", tz="UTC")),
+            ("code", pa.string()),
+            ("name", pa.string()),
+            ("value_num", pa.float64()),
+            ("value_text", pa.string()),
+        ]
+    )
+    count = 0
+    with pq.ParquetWriter(output, schema) as writer:
+        async for batch in batches:
+            nums = [float(r.value) if isinstance(r.value, int | float) else None for r in batch]
+            texts = [r.value if isinstance(r.value, str) else None for r in batch]
+            table = pa.table(
+                [
+                    [r.source for r in batch],
+                    [r.time for r in batch],
+                    [r.code for r in batch],
+                    [r.name for r in batch],
+                    nums,
+                    texts,
+                ],
+                schema=schema,
+            )
+            writer.write_table(table)
+            count += len(batch)
+    return count
+
+
+async def _import(url: str, files: list[Path], source: str | None) -> None:
+    from witskit.protocol import DecodedFrame, WITSDecoder, iter_decode
+    from witskit.storage import Store, sanitize_url
+
+    store = await Store.open(url)
+    decoder = WITSDecoder()
+    total = sum(p.stat().st_size for p in files)
+    show_progress = stderr_is_terminal() and total > 10 << 20
+    frames = points = errors = inserted = 0
+    started = time.perf_counter()
+    try:
+        progress: Any = None
+        if show_progress:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+            progress = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=stderr_console(),
+            )
+            progress.start()
+            task = progress.add_task("importing", total=total)
+        for path in files:
+            name = source or path.name
+            batch: list[DecodedFrame] = []
+            with path.open("rb") as fh:
+                last = 0
+                for event in iter_decode(fh, decoder=decoder, source=name):
+                    if isinstance(event, FrameError):
+                        errors += 1
+                        info(f"{path}:{event.line}: {event.reason}")
+                        continue
+                    batch.append(event)
+                    frames += 1
+                    points += len(event.codes)
+                    if len(batch) >= IMPORT_BATCH:
+                        inserted += await store.write(batch)
+                        batch.clear()
+                        if progress is not None:
+                            pos = fh.tell()
+                            progress.advance(task, pos - last)
+                            last = pos
+                if batch:
+                    inserted += await store.write(batch)
+                if progress is not None:
+                    progress.advance(task, path.stat().st_size - last)
+        if progress is not None:
+            progress.stop()
+    finally:
+        await store.aclose()
+    seconds = time.perf_counter() - started
+    info(
+        f"imported {len(files)} file(s) into {sanitize_url(url)}: {frames} frames, {points} points "
+        f"({inserted} new), {errors} bad stretches skipped, in {seconds:.1f} s "
+        f"({points / seconds if seconds else 0:,.0f} points/s)"
+    )

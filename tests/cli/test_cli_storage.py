@@ -1,0 +1,148 @@
+"""witskit db upgrade, import, query and stream --db/--config, through the real entry point."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from witskit.cli import app
+from witskit.simulator import DrillingSimulator
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    path = tmp_path / "rig.wits"
+    path.write_bytes(b"".join(DrillingSimulator(5, records=(1,)).frames(200)))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WITS_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_import_is_idempotent_and_query_streams_every_format(sample: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    code, _, err = invoke("import", str(sample), "--db", db)
+    assert code == 0, err
+    assert "200 frames, 6000 points (6000 new)" in err
+    code, _, err = invoke("import", str(sample), "--db", db)
+    assert "(0 new)" in err
+
+    code, out, _ = invoke("query", "--db", db, "--symbols", "DBTM,ROPA", "-f", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 400
+    assert {r["name"] for r in rows} == {"DBTM", "ROPA"}
+    assert rows[0]["source"] == "rig.wits"
+
+    code, out, _ = invoke(
+        "query", "--db", db, "--symbols", "0108", "-f", "jsonl", "--start", "2026-01-01T06:00:10"
+    )
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 190
+    assert records[0]["time"] == "2026-01-01T06:00:10+00:00"
+
+    out_file = tmp_path / "r.parquet"
+    code, _, err = invoke("query", "--db", db, "-f", "parquet", "-o", str(out_file))
+    assert code == 0, err
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out_file).num_rows == 6000
+
+    code, out, err = invoke("query", "--db", db, "--limit", "5")
+    assert "5995 more rows not shown" in err
+
+
+def test_db_upgrade_and_missing_database(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'new.db'}"
+    code, _, err = invoke("db", "upgrade", "--db", db)
+    assert code == 0
+    assert "schema at revision" in err
+    code, _, err = invoke("db", "upgrade", "--db", db)
+    assert code == 0
+    code, _, err = invoke("query", "--db", f"sqlite:///{tmp_path / 'nope.db'}")
+    assert code != 0
+    assert "no SQLite database" in err
+
+
+def test_bad_import_arguments(tmp_path: Path) -> None:
+    code, _, err = invoke("import", str(tmp_path / "missing.wits"), "--db", f"sqlite:///{tmp_path / 'w.db'}")
+    assert code == 2
+    assert "no such file" in err
+    code, _, err = invoke("query", "-f", "parquet", "--db", f"sqlite:///{tmp_path / 'w.db'}")
+    assert code == 2
+
+
+def test_stream_stores_while_it_prints(sample: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    code, out, err = invoke("stream", f"file://{sample}", "--db", db, "-f", "jsonl")
+    assert code == 0, err
+    assert len(out.splitlines()) == 200
+    code, out, _ = invoke("query", "--db", db, "--symbols", "0108", "-f", "csv")
+    assert len(out.splitlines()) == 201
+
+
+def test_stream_with_a_pipeline_file(sample: Path, tmp_path: Path) -> None:
+    pipeline = tmp_path / "pipe.yaml"
+    pipeline.write_text(
+        f"sources:\n  - url: file://{sample}\n    name: rig-7\n"
+        f"sinks:\n  - url: sqlite:///{tmp_path / 'p.db'}\n  - url: jsonl://{tmp_path / 'out.jsonl'}\n"
+    )
+    code, _, err = invoke("stream", "--config", str(pipeline), "-f", "csv")
+    assert code == 0, err
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert len(lines) == 200
+    assert json.loads(lines[0])["source"] == "rig-7"
+    code, out, _ = invoke("query", "--db", f"sqlite:///{tmp_path / 'p.db'}", "--source", "rig-7", "-f", "csv")
+    assert len(out.splitlines()) == 6001
+
+
+def test_stream_needs_a_source() -> None:
+    code, _, err = invoke("stream")
+    assert code == 2
+    assert "give a source URL" in err
+
+
+def test_sigterm_drains_the_spool_into_the_database(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    env = {**os.environ, "WITS_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "witskit",
+            "stream",
+            "sim://rig-1?rate=50&records=1",
+            "--db",
+            f"sqlite:///{db}",
+            "-f",
+            "jsonl",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    printed = [proc.stdout.readline() for _ in range(40)]
+    proc.terminate()
+    out, _ = proc.communicate(timeout=60)
+    printed += out.splitlines(keepends=True)
+    assert proc.returncode == 143
+    _, rows, _ = invoke("query", "--db", f"sqlite:///{db}", "--symbols", "0108", "-f", "csv")
+    assert len(rows.splitlines()) - 1 == len([p for p in printed if p.strip()])  # every printed frame stored
