@@ -1,0 +1,252 @@
+"""What every backend provides, and the frame-to-rows preparation they share.
+
+A backend owns its engine settings (pragmas, pool, timeouts), the few SQL statements whose dialect
+differs, the bulk write path on its driver's own connection, and the reading of its driver's
+errors. Everything else (idempotency, collision handling, transactions, queries) is written once in
+:mod:`witskit.storage.store` on top of these primitives.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import MutableMapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Final, NamedTuple
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from witskit.protocol.decoder import Value
+from witskit.storage._url import ParsedURL
+from witskit.storage.errors import DriverNotInstalled, StorageError
+
+__all__ = [
+    "BackendImpl",
+    "Classified",
+    "Layout",
+    "Pending",
+    "WriteRace",
+    "backend_for",
+    "is_plain_code",
+    "layouts",
+    "split",
+]
+
+#: (error class, short reason) for a driver exception, or None when the backend does not know it.
+Classified = tuple[type[StorageError], str] | None
+
+#: Which ``pip install`` extra brings each backend's driver.
+_EXTRAS: Final[dict[str, str]] = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql"}
+
+
+class WriteRace(Exception):
+    """A concurrent writer stored some of the same new frames first: the store retries the write.
+
+    Raised by a backend whose insert cannot skip those frames itself (MySQL, see ``_mysql.py``).
+    """
+
+
+class Pending:
+    """One frame on its way into the database: its key, its times and its points."""
+
+    __slots__ = (
+        "codes",
+        "errors",
+        "key",
+        "probe",
+        "raw",
+        "received_at",
+        "source",
+        "time",
+        "time_us",
+        "values",
+    )
+
+    def __init__(
+        self,
+        source: str,
+        key: int,
+        time: datetime,
+        time_us: int,
+        received_at: datetime,
+        raw: bytes,
+        errors: str | None,
+        codes: Sequence[str],
+        values: Sequence[Value],
+    ) -> None:
+        self.source = source
+        self.key = key
+        self.time = time
+        self.time_us = time_us
+        self.received_at = received_at
+        self.raw = raw
+        self.errors = errors
+        self.codes = codes
+        self.values = values
+        self.probe = 0
+
+    @property
+    def identity(self) -> tuple[int, bytes]:
+        """What makes two frames of a source the same frame: frame time and bytes."""
+        return self.time_us, self.raw
+
+
+def is_plain_code(code: str) -> bool:
+    """True for a 4-ASCII-digit code (safe to write into a SQL statement as a literal)."""
+    return len(code) == 4 and code.isascii() and code.isdigit()
+
+
+class Layout(NamedTuple):
+    """Frames that share one layout (the same codes in the same order), and their values by column.
+
+    ``columns[i]`` holds the value of ``codes[i]`` in every frame, in frame order, so the frame's
+    key and time lists (``keys``, ``times_us``) line up with each column.
+    """
+
+    codes: tuple[str, ...]
+    frames: list[Pending]
+    columns: list[tuple[Value, ...]]
+
+    @property
+    def keys(self) -> list[int]:
+        """The frame keys, in frame order."""
+        return [p.key for p in self.frames]
+
+    @property
+    def times_us(self) -> list[int]:
+        """The frame times in microseconds, in frame order."""
+        return [p.time_us for p in self.frames]
+
+
+def layouts(frames: Sequence[Pending]) -> list[Layout]:
+    """Group frames by layout and turn each group's values into columns.
+
+    A rig repeats a few layouts, so a column holds one code for every frame of the group. Writing
+    column by column feeds each (source, code) range of the points key in time order: inserts land
+    next to each other instead of all over the B-tree. The transpose is ``zip(*rows)``, in C.
+    """
+    groups: dict[tuple[str, ...], list[Pending]] = {}
+    for p in frames:
+        codes = p.codes if isinstance(p.codes, tuple) else tuple(p.codes)
+        group = groups.get(codes)
+        if group is None:
+            groups[codes] = [p]
+        else:
+            group.append(p)
+    return [
+        Layout(codes, group, list(zip(*(p.values for p in group), strict=True)) if codes else [])
+        for codes, group in groups.items()
+    ]
+
+
+def split(column: Sequence[Value]) -> tuple[list[Any], list[str | None]]:
+    """A column of values as (value_num column, value_text column)."""
+    return (
+        [None if type(v) is str else v for v in column],
+        [v if type(v) is str else None for v in column],
+    )
+
+
+class BackendImpl(ABC):
+    """One SQL backend: engine construction, bulk writes and error reading."""
+
+    name: ClassVar[str]
+    #: True when writes must be serialised inside the process (SQLite has one writer at a time).
+    single_writer: ClassVar[bool] = False
+
+    def __init__(self, url: ParsedURL) -> None:
+        self.url = url
+        #: Seconds to wait for a connection, a lock or the pool (set by :meth:`create_engine`).
+        self.timeout = 30.0
+
+    # Engine -----------------------------------------------------------------------------------
+    def create_engine(self, *, pool_size: int, timeout: float) -> AsyncEngine:
+        """An async engine for this URL; raises :class:`DriverNotInstalled` naming the extra."""
+        self.timeout = timeout
+        try:
+            engine = create_async_engine(
+                self.url.sqlalchemy_url,
+                # Never put bound values (frame bytes, names) into exception messages or logs.
+                hide_parameters=True,
+                **self.engine_options(pool_size=pool_size, timeout=timeout),
+            )
+        except ImportError as exc:
+            missing = exc.name or self.url.driver
+            raise DriverNotInstalled(
+                f"{self.name} support needs the {missing!r} package, which is not installed: "
+                f"pip install 'witskit[{_EXTRAS[self.name]}]' ({self.url.display})",
+                url=self.url.display,
+            ) from None
+        self.configure_engine(engine)
+        return engine
+
+    @abstractmethod
+    def engine_options(self, *, pool_size: int, timeout: float) -> dict[str, Any]:
+        """Keyword arguments for ``create_async_engine`` (pool, connect args)."""
+
+    def configure_engine(self, engine: AsyncEngine) -> None:  # noqa: B027 - optional hook
+        """Attach event listeners (pragmas, transaction start) to a new engine."""
+
+    # Transactions on the driver's connection --------------------------------------------------
+    async def setup(self, drv: Any, info: MutableMapping[Any, Any]) -> None:  # noqa: B027 - optional hook
+        """Per-connection preparation, run before each write's transaction (outside it).
+
+        ``info`` is the pooled connection's private dict, to do the work once per connection.
+        """
+
+    @abstractmethod
+    async def begin(self, drv: Any) -> None:
+        """Start a write transaction on the driver connection."""
+
+    @abstractmethod
+    async def commit(self, drv: Any) -> None:
+        """Commit the write transaction."""
+
+    @abstractmethod
+    async def rollback(self, drv: Any) -> None:
+        """Roll the write transaction back."""
+
+    # Write primitives -------------------------------------------------------------------------
+    @abstractmethod
+    async def ensure_sources(self, drv: Any, names: Sequence[str], now: datetime) -> dict[str, int]:
+        """The id of each source name, creating the missing ones."""
+
+    @abstractmethod
+    async def existing(self, drv: Any, source_id: int, keys: Sequence[int]) -> dict[int, tuple[int, bytes]]:
+        """The stored ``(frame time in µs, raw)`` of those keys that exist for the source."""
+
+    @abstractmethod
+    async def insert(
+        self, drv: Any, source_id: int, frames: Sequence[Pending], info: MutableMapping[Any, Any]
+    ) -> tuple[list[Pending], int]:
+        """Insert new frames and their points: returns (the frames inserted, points inserted)."""
+
+    @abstractmethod
+    async def bump_source(
+        self, drv: Any, source_id: int, frames: int, points: int, first: datetime, last: datetime
+    ) -> None:
+        """Add to the source's counters and widen its first/last times."""
+
+    # Reads ------------------------------------------------------------------------------------
+    @abstractmethod
+    async def size_on_disk(self, conn: AsyncConnection) -> int | None:
+        """Bytes used by WitsKit's tables (or the database file), None when unknown."""
+
+    # Errors -----------------------------------------------------------------------------------
+    @abstractmethod
+    def classify(self, exc: BaseException) -> Classified:
+        """The StorageError class and a short reason for a driver exception (None: not ours)."""
+
+
+def backend_for(url: ParsedURL) -> BackendImpl:
+    """The backend implementation for a parsed URL."""
+    if url.backend == "sqlite":
+        from witskit.storage._sqlite import SQLiteBackend
+
+        return SQLiteBackend(url)
+    if url.backend == "postgresql":
+        from witskit.storage._postgres import PostgresBackend
+
+        return PostgresBackend(url)
+    from witskit.storage._mysql import MySQLBackend
+
+    return MySQLBackend(url)

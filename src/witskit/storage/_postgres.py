@@ -1,0 +1,220 @@
+"""PostgreSQL, the production store, through asyncpg.
+
+asyncpg speaks the binary protocol, has the COPY API (``copy_records_to_table``) and is the async
+driver SQLAlchemy recommends for PostgreSQL. A write is:
+
+1. the keys already stored are looked up (``frame_key = ANY($keys)``), so a replayed frame costs one
+   index probe and its points are never sent;
+2. the new frames are COPYed into a temporary staging table, then
+   ``INSERT INTO frames SELECT ... ON CONFLICT DO NOTHING RETURNING frame_key`` inserts them: the
+   RETURNING list is exact even when another writer stores the same frames at the same moment;
+3. the points of exactly those frames are COPYed straight into ``points``, sorted by (code, time)
+   so index inserts land next to each other. No staging or ON CONFLICT is needed for points: only
+   the transaction that inserted a frame row writes that frame's points, and the frames primary key
+   lets only one transaction do that. (Staging the points and inserting with ON CONFLICT measured
+   2-3x slower; see ``docs/storage.md``.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping, Sequence
+from datetime import datetime
+from itertools import repeat
+from typing import Any, Final
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from witskit.storage._base import BackendImpl, Classified, Pending, layouts, split
+from witskit.storage.errors import (
+    AuthenticationFailed,
+    DatabaseNotFound,
+    DatabaseUnavailable,
+    SchemaMismatch,
+    StorageConfigError,
+    StorageError,
+    StorageFull,
+)
+from witskit.storage.schema import VERSION_TABLE, to_micros
+
+__all__ = ["PostgresBackend"]
+
+_STAGE: Final = "witskit_stage_frames"
+_STAGE_READY: Final = "witskit_stage_ready"
+_FRAME_COLS: Final = ("source_id", "frame_key", "received_at", "frame_time", "raw", "errors")
+_POINT_COLS: Final = ("frame_key", "time", "value_num", "source_id", "idx", "code", "value_text")
+
+# ON COMMIT DELETE ROWS: the stage empties itself at every commit or rollback; it is created once
+# per connection (not per write) so the system catalogs do not churn.
+_CREATE_STAGE: Final = f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE frames) ON COMMIT DELETE ROWS"
+_COLS: Final = ", ".join(_FRAME_COLS)
+_MOVE_FRAMES: Final = (
+    f"INSERT INTO frames ({_COLS}) SELECT {_COLS} FROM {_STAGE} WHERE source_id = $1 "  # noqa: S608
+    "ON CONFLICT DO NOTHING RETURNING frame_key"
+)
+
+#: SQLSTATE (exact, or its two-character class) -> (error class, reason).
+_SQLSTATES: Final[dict[str, tuple[type[StorageError], str]]] = {
+    "28P01": (AuthenticationFailed, "password authentication failed"),
+    "28000": (AuthenticationFailed, "the server refused the user"),
+    "3D000": (DatabaseNotFound, "the database does not exist"),
+    "42P01": (SchemaMismatch, "a table is missing: run `witskit db upgrade`"),
+    "42703": (SchemaMismatch, "a column is missing: run `witskit db upgrade`"),
+    "42501": (StorageConfigError, "the user lacks a privilege"),
+    "53100": (StorageFull, "the server's disk is full"),
+    "25006": (DatabaseUnavailable, "the server is read-only (a standby, or a failover in progress)"),
+    "40001": (DatabaseUnavailable, "serialization failure"),
+    "40P01": (DatabaseUnavailable, "deadlock detected"),
+    "55P03": (DatabaseUnavailable, "a lock could not be taken in time"),
+    "57014": (DatabaseUnavailable, "the statement was cancelled (statement timeout)"),
+    "08": (DatabaseUnavailable, "the connection failed"),
+    "53": (DatabaseUnavailable, "the server is out of resources (connections, memory)"),
+    "57": (DatabaseUnavailable, "the server is shutting down or restarting"),
+    "58": (DatabaseUnavailable, "the server had an I/O error"),
+}
+
+
+def _no_nul(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold U+0000: store U+FFFD instead (``frames.raw`` keeps the byte).
+
+    A NUL on the wire would otherwise fail every retry of the write and stall the pipeline.
+    """
+    return text.replace("\x00", "\ufffd") if text and "\x00" in text else text
+
+
+class PostgresBackend(BackendImpl):
+    """PostgreSQL through asyncpg."""
+
+    name = "postgresql"
+
+    def engine_options(self, *, pool_size: int, timeout: float) -> dict[str, Any]:
+        """Pool with pre-ping (a restarted server costs one failed checkout, not one failed write)."""
+        return {
+            "pool_size": pool_size,
+            "pool_timeout": timeout,
+            "pool_pre_ping": True,
+            "connect_args": {
+                "timeout": timeout,
+                "server_settings": {
+                    "application_name": "witskit",
+                    # A 20,000-frame batch stages ~10 MB; the default 8 MB would spill it to disk.
+                    "temp_buffers": "32MB",
+                },
+            },
+        }
+
+    async def setup(self, drv: Any, info: MutableMapping[Any, Any]) -> None:
+        """Create the staging table once per connection, outside any transaction.
+
+        Inside a write's transaction a rollback would drop it again while the flag said it exists.
+        """
+        if not info.get(_STAGE_READY):
+            await drv.execute(_CREATE_STAGE)
+            info[_STAGE_READY] = True
+
+    async def begin(self, drv: Any) -> None:
+        """BEGIN on the asyncpg connection."""
+        await drv.execute("BEGIN")
+
+    async def commit(self, drv: Any) -> None:
+        """COMMIT."""
+        await drv.execute("COMMIT")
+
+    async def rollback(self, drv: Any) -> None:
+        """ROLLBACK, if a transaction is open."""
+        if drv.is_in_transaction():
+            await drv.execute("ROLLBACK")
+
+    async def ensure_sources(self, drv: Any, names: Sequence[str], now: datetime) -> dict[str, int]:
+        """INSERT ... ON CONFLICT (name) DO NOTHING, then read the ids."""
+        await drv.execute(
+            "INSERT INTO sources (name, created_at) SELECT unnest($1::text[]), $2 "
+            "ON CONFLICT (name) DO NOTHING",
+            list(names),
+            now,
+        )
+        rows = await drv.fetch("SELECT id, name FROM sources WHERE name = ANY($1::text[])", list(names))
+        return {r["name"]: int(r["id"]) for r in rows}
+
+    async def existing(self, drv: Any, source_id: int, keys: Sequence[int]) -> dict[int, tuple[int, bytes]]:
+        """One index probe per key, in one statement."""
+        rows = await drv.fetch(
+            "SELECT frame_key, frame_time, raw FROM frames "
+            "WHERE source_id = $1 AND frame_key = ANY($2::bigint[])",
+            source_id,
+            list(keys),
+        )
+        return {int(r[0]): (to_micros(r[1]), bytes(r[2])) for r in rows}
+
+    async def insert(
+        self, drv: Any, source_id: int, frames: Sequence[Pending], info: MutableMapping[Any, Any]
+    ) -> tuple[list[Pending], int]:
+        """COPY frames to the stage and move them; COPY the points of the frames that moved."""
+        await drv.copy_records_to_table(
+            _STAGE,
+            records=[(source_id, p.key, p.received_at, p.time, p.raw, _no_nul(p.errors)) for p in frames],
+            columns=_FRAME_COLS,
+        )
+        moved = {int(r[0]) for r in await drv.fetch(_MOVE_FRAMES, source_id)}
+        new = list(frames) if len(moved) == len(frames) else [p for p in frames if p.key in moved]
+        by_code: dict[str, list[tuple[Any, ...]]] = {}
+        for lay in layouts(new):
+            keys, times = lay.keys, [p.time for p in lay.frames]
+            for idx, (code, col) in enumerate(zip(lay.codes, lay.columns, strict=True)):
+                nums, texts = split(col)
+                if str in set(map(type, col)) and any("\x00" in t for t in texts if t):
+                    texts = [_no_nul(t) for t in texts]
+                by_code.setdefault(code, []).extend(
+                    zip(keys, times, nums, repeat(source_id), repeat(idx), repeat(code), texts, strict=False)
+                )
+        records = [row for code in sorted(by_code) for row in by_code[code]]
+        if records:
+            await drv.copy_records_to_table("points", records=records, columns=_POINT_COLS)
+        return new, len(records)
+
+    async def bump_source(
+        self, drv: Any, source_id: int, frames: int, points: int, first: datetime, last: datetime
+    ) -> None:
+        """LEAST/GREATEST ignore NULLs in PostgreSQL, so a new source needs no COALESCE."""
+        await drv.execute(
+            "UPDATE sources SET frame_count = frame_count + $1, point_count = point_count + $2, "
+            "first_time = LEAST(first_time, $3), last_time = GREATEST(last_time, $4) WHERE id = $5",
+            frames,
+            points,
+            first,
+            last,
+            source_id,
+        )
+
+    async def size_on_disk(self, conn: AsyncConnection) -> int | None:
+        """Tables, indexes and TOAST of WitsKit's tables (the database may hold others)."""
+        result = await conn.execute(
+            text(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "  # noqa: S608
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname IN "
+                f"('sources', 'frames', 'points', '{VERSION_TABLE}')"
+            )
+        )
+        return int(result.scalar_one())
+
+    def classify(self, exc: BaseException) -> Classified:
+        """By SQLSTATE for server errors; connection-level client errors are transient."""
+        state = getattr(exc, "sqlstate", None)
+        if isinstance(state, str) and state:
+            hit = _SQLSTATES.get(state) or _SQLSTATES.get(state[:2])
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else state
+            if hit is not None:
+                cls, reason = hit
+                return cls, f"{reason} ({message})"
+            return StorageError, f"{message} (SQLSTATE {state})"
+        if type(exc).__module__.startswith("asyncpg"):
+            # By class name: asyncpg ships no type information, and these classes are stable.
+            kinds = {c.__name__ for c in type(exc).__mro__}
+            if "ClientConfigurationError" in kinds:
+                return StorageConfigError, str(exc)
+            text_ = str(exc).lower()
+            if "ConnectionDoesNotExistError" in kinds or "closed" in text_:
+                return DatabaseUnavailable, f"the connection was lost ({exc})"
+            return StorageError, f"{type(exc).__name__}: {exc}"
+        return None

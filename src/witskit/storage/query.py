@@ -1,0 +1,332 @@
+"""Reading the store: result types, filters, and the synchronous and pandas conveniences.
+
+:meth:`Store.query <witskit.storage.store.Store.query>` streams :class:`PointRow` values in time
+order through a server-side cursor, ``batch_size`` rows at a time. :func:`query_sync` does the same
+for synchronous code (the CLI) from a URL, and :func:`to_dataframe` loads a result into pandas
+(an optional dependency: ``pip install 'witskit[pandas]'``).
+
+Codes may be given as 4-digit codes or as mnemonics, mixed: ``codes=["0108", "ROPA", "DEPTBITM"]``.
+A mnemonic stands for every item that has it (short or long form, any record), resolved through
+the process-wide dictionary (:meth:`witskit.symbols.SymbolTable.by_mnemonic`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import Select, func, select
+
+from witskit.errors import UsageError
+from witskit.protocol.decoder import Value
+from witskit.storage._url import SecretLike
+from witskit.storage.schema import points
+from witskit.symbols import SymbolTable, default_table
+
+#: ``pandas.DataFrame`` (pandas is optional and untyped here, so the alias is ``Any``).
+DataFrame = Any
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "PointRow",
+    "SourceInfo",
+    "TimeBound",
+    "query_sync",
+    "resolve_codes",
+    "to_dataframe",
+]
+
+#: Rows fetched per round trip: large enough to amortise it, small enough to keep memory flat.
+DEFAULT_BATCH_SIZE: Final = 10_000
+
+#: A time bound: a datetime (naive is taken as UTC) or an ISO 8601 string.
+TimeBound = datetime | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PointRow:
+    """One stored data point.
+
+    ``value`` is typed as the decoder typed it: ``str`` for text (A) items, ``int`` for integer
+    (S, L) items, ``float`` otherwise, ``None`` for a null reading. ``frame_key`` and ``idx`` locate
+    the raw frame and the line in it that the value came from.
+    """
+
+    source: str
+    time: datetime
+    code: str
+    value: Value
+    frame_key: int
+    idx: int
+
+    @property
+    def name(self) -> str:
+        """The item's short mnemonic (``U1234`` for a code the dictionary does not know)."""
+        sym = default_table().get(self.code)
+        return sym.name if sym is not None else f"U{self.code}"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """A source in the store: its name, time span and counts.
+
+    The counts and times are maintained by every write in the same transaction, so they are exact
+    and cost nothing to read (no scan of ``points``).
+    """
+
+    name: str
+    created_at: datetime
+    first_time: datetime | None
+    last_time: datetime | None
+    frame_count: int
+    point_count: int
+
+
+def resolve_codes(items: str | Iterable[str], symbols: SymbolTable | None = None) -> list[str]:
+    """4-digit codes for a mix of codes and mnemonics, in order, without repeats.
+
+    Raises :class:`~witskit.errors.UsageError` for a name that is neither, with suggestions.
+    """
+    table = symbols if symbols is not None else default_table()
+    wanted = [items] if isinstance(items, str) else list(items)
+    out: dict[str, None] = {}
+    for item in wanted:
+        if not isinstance(item, str):
+            raise UsageError(f"codes must be strings, not {type(item).__name__}")
+        key = item.strip()
+        if len(key) == 4 and key.isascii() and key.isdigit():
+            out[key] = None
+            continue
+        found = table.by_mnemonic(key)
+        if not found:
+            near = [s.name for s in table.search(key)[:5]] if key else []
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise UsageError(f"{item!r} is neither a 4-digit code nor a known mnemonic{hint}")
+        for sym in found:
+            out[sym.code] = None
+    return list(out)
+
+
+def parse_time(bound: TimeBound, name: str) -> datetime | None:
+    """A query bound as an aware UTC datetime."""
+    if bound is None:
+        return None
+    if isinstance(bound, str):
+        try:
+            bound = datetime.fromisoformat(bound.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"{name}={bound!r} is not an ISO 8601 time") from None
+    if not isinstance(bound, datetime):
+        raise UsageError(f"{name} must be a datetime or an ISO string, not {type(bound).__name__}")
+    return bound.replace(tzinfo=UTC) if bound.tzinfo is None else bound.astimezone(UTC)
+
+
+def sources_filter(source: str | Iterable[str] | None) -> list[str] | None:
+    """The source names asked for (None: all)."""
+    if source is None:
+        return None
+    names = [source] if isinstance(source, str) else list(source)
+    for n in names:
+        if not isinstance(n, str):
+            raise UsageError(f"source names must be strings, not {type(n).__name__}")
+    return names
+
+
+def distinct_codes(source_id: int) -> Select[tuple[str]]:
+    """The codes stored for a source, by skipping through the points key (one probe per code).
+
+    A recursive CTE that asks for the next code after the last one found: ~30 index probes for a
+    typical source instead of a scan of its millions of points.
+    """
+    p = points
+    codes = (
+        select(func.min(p.c.code).label("code"))
+        .where(p.c.source_id == source_id)
+        .cte("codes", recursive=True)
+    )
+    step = (
+        select(p.c.code)
+        .where(p.c.source_id == source_id, p.c.code > codes.c.code)
+        .order_by(p.c.code)
+        .limit(1)
+        .scalar_subquery()
+    )
+    codes = codes.union_all(select(step.label("code")).where(codes.c.code.is_not(None)))
+    return select(codes.c.code).where(codes.c.code.is_not(None))
+
+
+def points_select(
+    source_ids: Sequence[int] | None,
+    codes: Sequence[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> Select[Any]:
+    """The points query, ordered by time (then source, frame and position: deterministic)."""
+    p = points
+    stmt = select(p.c.source_id, p.c.time, p.c.code, p.c.value_num, p.c.value_text, p.c.frame_key, p.c.idx)
+    if source_ids is not None:
+        stmt = stmt.where(p.c.source_id.in_(source_ids))
+    if codes is not None:
+        stmt = stmt.where(p.c.code.in_(codes))
+    if start is not None:
+        stmt = stmt.where(p.c.time >= start)
+    if end is not None:
+        stmt = stmt.where(p.c.time < end)
+    return stmt.order_by(p.c.time, p.c.source_id, p.c.frame_key, p.c.idx)
+
+
+class RowMaker:
+    """Turns result rows into :class:`PointRow`, restoring ints for integer items."""
+
+    __slots__ = ("_ints", "_names")
+
+    def __init__(self, names: dict[int, str]) -> None:
+        self._names = names
+        self._ints = frozenset(code for code, sym in default_table().items() if sym.data_type.is_integer)
+
+    def __call__(self, rows: Sequence[Any]) -> list[PointRow]:
+        """One batch of ``(source_id, time, code, value_num, value_text, frame_key, idx)``."""
+        names = self._names
+        ints = self._ints
+        out: list[PointRow] = []
+        append = out.append
+        for sid, time, code, num, txt, key, idx in rows:
+            value: Value
+            if txt is not None:
+                value = txt
+            elif num is None:
+                value = None
+            elif code in ints and float(num).is_integer():
+                value = int(num)
+            else:
+                value = float(num)
+            append(PointRow(names.get(sid, f"#{sid}"), time, code, value, key, idx))
+        return out
+
+
+# Synchronous and pandas conveniences -----------------------------------------------------------
+def _no_running_loop(what: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise UsageError(f"{what} cannot run inside an event loop; use the async Store API there")
+
+
+def query_sync(
+    url: str | SecretLike,
+    *,
+    source: str | Iterable[str] | None = None,
+    codes: str | Iterable[str] | None = None,
+    start: TimeBound = None,
+    end: TimeBound = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    timeout: float = 30.0,
+) -> Iterator[PointRow]:
+    """Stream points from the store at ``url`` to synchronous code (the CLI), in constant memory.
+
+    Same filters as :meth:`Store.query <witskit.storage.store.Store.query>`. The store is opened
+    without migrating (a read never changes the schema: run ``witskit db upgrade`` first) and
+    closed when the iterator is exhausted or closed. A SQLite file that does not exist raises
+    :class:`~witskit.storage.errors.DatabaseNotFound` instead of being created.
+    """
+    _no_running_loop("query_sync()")
+    return _sync_rows(url, source, codes, start, end, batch_size, timeout)
+
+
+def _sync_rows(
+    url: str | SecretLike,
+    source: str | Iterable[str] | None,
+    codes: str | Iterable[str] | None,
+    start: TimeBound,
+    end: TimeBound,
+    batch_size: int,
+    timeout: float,
+) -> Iterator[PointRow]:
+    from witskit.storage.store import Store
+
+    with asyncio.Runner() as runner:
+        store = runner.run(Store.open(url, migrate=False, pool_size=1, timeout=timeout, must_exist=True))
+        try:
+            batches = store.query_batches(
+                source=source, codes=codes, start=start, end=end, batch_size=batch_size
+            )
+            try:
+                while True:
+                    try:
+                        batch = runner.run(anext(batches))
+                    except StopAsyncIteration:
+                        break
+                    yield from batch
+            finally:
+                runner.run(batches.aclose())
+        finally:
+            runner.run(store.aclose())
+
+
+async def frame_from_batches(batches: AsyncIterator[list[PointRow]], *, wide: bool) -> DataFrame:
+    """A DataFrame from query batches (see :func:`to_dataframe` for the columns)."""
+    pd = _pandas()
+    cols: dict[str, list[Any]] = {"time": [], "source": [], "code": [], "value": [], "text": []}
+    async for batch in batches:
+        for r in batch:
+            cols["time"].append(r.time)
+            cols["source"].append(r.source)
+            cols["code"].append(r.code)
+            v = r.value
+            cols["value"].append(None if v is None or type(v) is str else float(v))
+            cols["text"].append(v if type(v) is str else None)
+    df = pd.DataFrame(
+        {
+            "time": pd.to_datetime(cols["time"], utc=True),
+            "source": pd.Series(cols["source"], dtype="object"),
+            "code": pd.Series(cols["code"], dtype="object"),
+            "value": pd.Series(cols["value"], dtype="float64"),
+            "text": pd.Series(cols["text"], dtype="object"),
+        }
+    )
+    if not wide:
+        return df
+    return df.pivot_table(index=["source", "time"], columns="code", values="value", aggfunc="last")
+
+
+def _pandas() -> Any:
+    try:
+        # import_module: pandas is optional, and mypy must not need its stubs to check this file.
+        return importlib.import_module("pandas")
+    except ImportError:
+        raise UsageError("to_dataframe needs pandas: pip install 'witskit[pandas]'") from None
+
+
+def to_dataframe(
+    url: str | SecretLike,
+    *,
+    source: str | Iterable[str] | None = None,
+    codes: str | Iterable[str] | None = None,
+    start: TimeBound = None,
+    end: TimeBound = None,
+    wide: bool = False,
+    timeout: float = 30.0,
+) -> DataFrame:
+    """Load points from the store at ``url`` into a pandas DataFrame (needs ``witskit[pandas]``).
+
+    Long format: columns ``time`` (UTC), ``source``, ``code``, ``value`` (float, NaN for null and
+    text readings) and ``text`` (the text of A items). ``wide=True`` pivots the numeric values to
+    one column per code, indexed by (source, time). Async code: ``await store.to_dataframe(...)``.
+    """
+    _pandas()  # fail before touching the database
+    _no_running_loop("to_dataframe()")
+    from witskit.storage.store import Store
+
+    async def run() -> DataFrame:
+        store = await Store.open(url, migrate=False, pool_size=1, timeout=timeout, must_exist=True)
+        try:
+            return await store.to_dataframe(source=source, codes=codes, start=start, end=end, wide=wide)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())

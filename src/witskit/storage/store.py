@@ -1,0 +1,492 @@
+"""The SQL store: one async interface over SQLite, PostgreSQL and MariaDB/MySQL.
+
+>>> store = await Store.open("sqlite:///wits.db")          # doctest: +SKIP
+>>> await store.write(decoded_frames)                      # doctest: +SKIP
+600
+>>> async for row in store.query(codes=["DBTM"], start="2026-01-01T06:00"):  # doctest: +SKIP
+...     print(row.time, row.value)
+>>> await store.aclose()                                   # doctest: +SKIP
+
+The backend is picked by the URL scheme (``sqlite:///path.db``, ``postgresql://``, ``mysql://`` or
+``mariadb://``). Writes are idempotent by frame: each frame's key (:func:`~witskit.storage.schema.frame_key`)
+is looked up first, frames already stored are skipped with their points, and only new frames are
+inserted, all in one transaction per :meth:`Store.write` call that is committed before it returns.
+The pipeline acknowledges its spool only after that, so a crash between the two replays frames
+that the store then skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Iterable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Final, Self
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from witskit.errors import UsageError
+from witskit.protocol.decoder import DecodedFrame, Value
+from witskit.storage._base import BackendImpl, Pending, WriteRace, backend_for
+from witskit.storage._translate import translate
+from witskit.storage._url import SecretLike, parse_url
+from witskit.storage.errors import DatabaseNotFound, DatabaseUnavailable
+from witskit.storage.migrations import check_schema
+from witskit.storage.migrations import migrate as _migrate
+from witskit.storage.query import (
+    DEFAULT_BATCH_SIZE,
+    DataFrame,
+    PointRow,
+    RowMaker,
+    SourceInfo,
+    TimeBound,
+    distinct_codes,
+    frame_from_batches,
+    parse_time,
+    points_select,
+    resolve_codes,
+    sources_filter,
+)
+from witskit.storage.schema import (
+    DEFAULT_SOURCE,
+    _key,
+    _key_material,
+    _material,
+    _utc,
+    points,
+    sources,
+    to_micros,
+)
+from witskit.storage.schema import frames as frames_table
+
+__all__ = ["Store"]
+
+logger = logging.getLogger("witskit.storage")
+
+#: A write that loses a race to a concurrent writer (MySQL duplicate key) is retried this often.
+_WRITE_ATTEMPTS: Final = 3
+#: Default connection pool size (connections kept open per store).
+DEFAULT_POOL_SIZE: Final = 5
+#: Default seconds to wait for a connection, the pool or a lock.
+DEFAULT_TIMEOUT: Final = 30.0
+
+
+def _prepare(frames: Sequence[DecodedFrame], default_source: str) -> dict[str, list[Pending]]:
+    """Frames grouped by source name (in order), with their keys and storage values."""
+    groups: dict[str, list[Pending]] = {}
+    encoded: dict[str, bytes] = {}
+    for f in frames:
+        if not isinstance(f, DecodedFrame):
+            raise UsageError(f"write() takes DecodedFrame objects, got {type(f).__name__}")
+        source = f.source if f.source is not None else default_source
+        ts = _utc(f.timestamp)
+        raw = f.frame.raw
+        name = encoded.get(source)
+        if name is None:
+            if "\x00" in source:
+                raise UsageError(f"source name {source!r} contains a NUL character")
+            name = encoded[source] = source.encode("utf-8")
+        pending = Pending(
+            source,
+            _key(_material(name, ts, raw)),
+            ts,
+            to_micros(ts),
+            _utc(f.received_at),
+            raw,
+            "\n".join(f.errors) if f.errors else None,
+            f.codes,
+            f.values,
+        )
+        group = groups.get(source)
+        if group is None:
+            groups[source] = [pending]
+        else:
+            group.append(pending)
+    return groups
+
+
+class Store:
+    """A SQL store of decoded WITS frames (SQLite, PostgreSQL or MariaDB/MySQL).
+
+    Open with :meth:`open`; close with :meth:`aclose` (or ``async with store:``). A store belongs
+    to the event loop it was opened in. It is safe to call from several tasks at once: each call
+    takes a pooled connection, and SQLite writes are serialised (one writer at a time).
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, backend: BackendImpl, *, default_source: str = DEFAULT_SOURCE
+    ) -> None:
+        """Use :meth:`open`."""
+        self._engine = engine
+        self._backend = backend
+        self._default_source = default_source
+        self._source_ids: dict[str, int] = {}
+        self._write_lock = asyncio.Lock() if backend.single_writer else None
+        self._closed = False
+
+    # Opening and closing -------------------------------------------------------------------------
+    @classmethod
+    async def open(
+        cls,
+        url: str | SecretLike,
+        *,
+        migrate: bool = True,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        timeout: float = DEFAULT_TIMEOUT,
+        default_source: str = DEFAULT_SOURCE,
+        must_exist: bool = False,
+    ) -> Store:
+        """Connect to the database at ``url`` and make sure its schema is current.
+
+        ``migrate=True`` upgrades the schema if needed (safe with concurrent starts); with
+        ``migrate=False`` an old or missing schema raises
+        :class:`~witskit.storage.errors.SchemaMismatch`. ``pool_size`` connections are kept open;
+        ``timeout`` (seconds) bounds connecting, waiting for the pool and (SQLite) waiting for the
+        write lock. ``default_source`` names frames whose ``source`` is None. ``must_exist`` makes a
+        missing SQLite file an error instead of creating it. Raises
+        :class:`~witskit.storage.errors.StorageError` subclasses whose messages carry the URL with
+        its password masked.
+        """
+        parsed = parse_url(url)
+        if pool_size < 1:
+            raise UsageError(f"pool_size must be at least 1, got {pool_size}")
+        if not timeout > 0:
+            raise UsageError(f"timeout must be positive, got {timeout}")
+        if must_exist and parsed.sqlite_path is not None and not parsed.sqlite_path.is_file():
+            raise DatabaseNotFound(f"no SQLite database at {parsed.display}", url=parsed.display)
+        backend = backend_for(parsed)
+        engine = backend.create_engine(pool_size=pool_size, timeout=timeout)
+        try:
+            if migrate:
+                await _migrate(engine, backend)
+            else:
+                await check_schema(engine, backend)
+        except BaseException:
+            await engine.dispose()
+            raise
+        logger.info("storage: opened %s (%s, pool of %d)", parsed.display, backend.name, pool_size)
+        return cls(engine, backend, default_source=default_source)
+
+    async def aclose(self) -> None:
+        """Close every pooled connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Store {self._backend.url.display} ({self._backend.name})>"
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password masked."""
+        return self._backend.url.display
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"``, ``"postgresql"`` or ``"mysql"`` (MariaDB included)."""
+        return self._backend.name
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError(f"the store {self.url} is closed")
+
+    # Writing -------------------------------------------------------------------------------------
+    async def write(self, frames: Sequence[DecodedFrame]) -> int:
+        """Store frames and their points; return the number of points inserted.
+
+        Idempotent: frames already stored (same source, frame time and bytes) are skipped, so
+        writing the same frames twice inserts nothing the second time. One transaction per call,
+        committed before this returns: when it returns, the frames are durable (see the backend
+        notes in ``docs/storage.md``) and the spool may drop them. On error nothing of the call is
+        stored, and a :class:`~witskit.storage.errors.StorageError` says whether retrying can help
+        (``transient``).
+        """
+        self._check_open()
+        if not frames:
+            return 0
+        groups = _prepare(frames, self._default_source)
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                if self._write_lock is None:
+                    return await self._write_once(groups)
+                async with self._write_lock:
+                    return await self._write_once(groups)
+            except WriteRace:
+                logger.info("storage: a concurrent writer stored the same frames first (attempt %d)", attempt)
+        raise DatabaseUnavailable(
+            f"could not write to {self.url}: lost {_WRITE_ATTEMPTS} races to concurrent writers", url=self.url
+        )
+
+    async def _write_once(self, groups: dict[str, list[Pending]]) -> int:
+        backend = self._backend
+        with translate(backend, "write to"):
+            async with self._engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                drv = raw.driver_connection
+                await backend.setup(drv, raw.info)
+                await backend.begin(drv)
+                try:
+                    ids = await self._ensure_sources(drv, list(groups))
+                    total = 0
+                    for name, pending in groups.items():
+                        sid = ids[name]
+                        new = await self._new_frames(drv, sid, pending)
+                        if not new:
+                            continue
+                        inserted, count = await backend.insert(drv, sid, new, raw.info)
+                        if inserted:
+                            await backend.bump_source(
+                                drv,
+                                sid,
+                                len(inserted),
+                                count,
+                                min(p.time for p in inserted),
+                                max(p.time for p in inserted),
+                            )
+                        total += count
+                    await backend.commit(drv)
+                except BaseException:
+                    await self._abandon(conn, drv)
+                    raise
+        # Only now: an id from a rolled-back transaction must never be reused.
+        self._source_ids.update(ids)
+        return total
+
+    async def _abandon(self, conn: AsyncConnection, drv: Any) -> None:
+        """Roll back; a connection that cannot even do that is dropped from the pool."""
+        try:
+            await self._backend.rollback(drv)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                await conn.invalidate()
+
+    async def _ensure_sources(self, drv: Any, names: list[str]) -> dict[str, int]:
+        ids = {n: self._source_ids[n] for n in names if n in self._source_ids}
+        missing = [n for n in names if n not in ids]
+        if missing:
+            ids.update(await self._backend.ensure_sources(drv, missing, datetime.now(UTC)))
+        return ids
+
+    async def _new_frames(self, drv: Any, source_id: int, pending: list[Pending]) -> list[Pending]:
+        """The frames of ``pending`` not stored yet, each with a key no other frame holds.
+
+        A key that is stored (or taken earlier in the batch) with the same frame time and bytes is
+        a replay: skipped. With different content it is a 64-bit hash collision (about one in 10^19
+        per pair of frames): the frame moves to its next probe key and is checked again, so it is
+        stored rather than mistaken for a replay, and a replay of it finds the same probe key.
+        """
+        chosen: dict[int, Pending] = {}
+        todo = pending
+        while todo:
+            stored = await self._backend.existing(drv, source_id, list({p.key for p in todo}))
+            retry: list[Pending] = []
+            for p in todo:
+                other = stored.get(p.key)
+                if other is None:
+                    mine = chosen.get(p.key)
+                    if mine is None:
+                        chosen[p.key] = p
+                        continue
+                    other = mine.identity
+                if other == p.identity:
+                    continue
+                p.probe += 1
+                logger.warning(
+                    "storage: frame key collision in source %r at %s (probe %d): storing under the next key",
+                    p.source,
+                    p.time.isoformat(),
+                    p.probe,
+                )
+                p.key = _key(_key_material(p.source, p.time, p.raw), p.probe)
+                retry.append(p)
+            todo = retry
+        return list(chosen.values())
+
+    # Reading -------------------------------------------------------------------------------------
+    def query(
+        self,
+        source: str | Iterable[str] | None = None,
+        codes: str | Iterable[str] | None = None,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> AsyncGenerator[PointRow, None]:
+        """Stream stored points in time order, ``batch_size`` rows per round trip.
+
+        ``source``: a name or names (None: all). ``codes``: 4-digit codes and/or mnemonics, mixed
+        (``["0108", "ROPA"]``; None: all). ``start`` is inclusive, ``end`` exclusive; datetimes
+        (naive = UTC) or ISO strings. A server-side cursor streams the rows: memory stays at one
+        batch whatever the result size. Use ``contextlib.aclosing`` to stop early and release the
+        connection at once.
+        """
+        return self._rows(self.query_batches(source, codes, start, end, batch_size))
+
+    @staticmethod
+    async def _rows(batches: AsyncGenerator[list[PointRow], None]) -> AsyncGenerator[PointRow, None]:
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                for row in batch:
+                    yield row
+
+    async def query_batches(
+        self,
+        source: str | Iterable[str] | None = None,
+        codes: str | Iterable[str] | None = None,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> AsyncGenerator[list[PointRow], None]:
+        """:meth:`query`, one list per round trip (cheaper per row for bulk exports)."""
+        self._check_open()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
+        names = sources_filter(source)
+        wanted = resolve_codes(codes) if codes is not None else None
+        lo = parse_time(start, "start")
+        hi = parse_time(end, "end")
+        with translate(self._backend, "query"):
+            async with self._engine.connect() as conn:
+                id_to_name = await self._source_names(conn)
+                ids: list[int] | None = None
+                if names is not None:
+                    by_name = {n: i for i, n in id_to_name.items()}
+                    ids = [by_name[n] for n in names if n in by_name]
+                    if not ids:
+                        return
+                if wanted is None and (lo is not None or hi is not None):
+                    # A time window over all codes: list the codes so each (source, code) range of
+                    # the key is read, instead of every point of the source.
+                    wanted = []
+                    for sid in ids if ids is not None else list(id_to_name):
+                        wanted.extend(await self._codes(conn, sid))
+                    wanted = sorted(set(wanted))
+                if wanted is not None and not wanted:
+                    return
+                make = RowMaker(id_to_name)
+                stmt = points_select(ids, wanted, lo, hi).execution_options(yield_per=batch_size)
+                result = await conn.stream(stmt)
+                finished = False
+                try:
+                    async for part in result.partitions(batch_size):
+                        yield make(part)
+                    finished = True
+                finally:
+                    if not finished and self._backend.name == "mysql":
+                        # An unbuffered MySQL result must be read to its end before the connection
+                        # is usable again; dropping the connection is cheaper than draining it.
+                        with contextlib.suppress(BaseException):
+                            await conn.invalidate()
+                    else:
+                        await result.close()
+
+    async def _source_names(self, conn: AsyncConnection) -> dict[int, str]:
+        rows = await conn.execute(select(sources.c.id, sources.c.name))
+        return {int(i): str(n) for i, n in rows}
+
+    async def _codes(self, conn: AsyncConnection, source_id: int) -> list[str]:
+        return [str(c) for c in (await conn.execute(distinct_codes(source_id))).scalars()]
+
+    async def sources(self) -> list[SourceInfo]:
+        """Every source, by name, with its time span and exact frame and point counts."""
+        self._check_open()
+        s = sources
+        stmt = select(
+            s.c.name, s.c.created_at, s.c.first_time, s.c.last_time, s.c.frame_count, s.c.point_count
+        ).order_by(s.c.name)
+        with translate(self._backend, "list the sources of"):
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(stmt)).all()
+        return [SourceInfo(str(n), c, f, la, int(fc), int(pc)) for n, c, f, la, fc, pc in rows]
+
+    async def latest(self, source: str) -> dict[str, tuple[datetime, Value]]:
+        """The newest ``(time, value)`` of every code of ``source`` ({} for an unknown source).
+
+        One short index probe per code (newest entry of its (source, code) range), never a scan.
+        """
+        self._check_open()
+        p = points
+        out: dict[str, tuple[datetime, Value]] = {}
+        with translate(self._backend, "query"):
+            async with self._engine.connect() as conn:
+                sid = (await conn.execute(select(sources.c.id).where(sources.c.name == source))).scalar()
+                if sid is None:
+                    return out
+                make = RowMaker({int(sid): source})
+                for code in await self._codes(conn, int(sid)):
+                    stmt = (
+                        select(
+                            p.c.source_id,
+                            p.c.time,
+                            p.c.code,
+                            p.c.value_num,
+                            p.c.value_text,
+                            p.c.frame_key,
+                            p.c.idx,
+                        )
+                        .where(p.c.source_id == sid, p.c.code == code)
+                        .order_by(p.c.time.desc(), p.c.frame_key.desc(), p.c.idx.desc())
+                        .limit(1)
+                    )
+                    row = (await conn.execute(stmt)).first()
+                    if row is not None:
+                        point = make([row])[0]
+                        out[code] = (point.time, point.value)
+        return out
+
+    async def raw_frame(self, source: str, frame_key: int) -> bytes | None:
+        """The bytes of a stored frame exactly as received (trace a :class:`PointRow` to its source).
+
+        ``frame_key`` is :attr:`PointRow.frame_key`; None when no such frame is stored.
+        """
+        self._check_open()
+        stmt = (
+            select(frames_table.c.raw)
+            .select_from(frames_table.join(sources, sources.c.id == frames_table.c.source_id))
+            .where(sources.c.name == source, frames_table.c.frame_key == frame_key)
+        )
+        with translate(self._backend, "query"):
+            async with self._engine.connect() as conn:
+                raw = (await conn.execute(stmt)).scalar()
+        return None if raw is None else bytes(raw)
+
+    async def to_dataframe(
+        self,
+        source: str | Iterable[str] | None = None,
+        codes: str | Iterable[str] | None = None,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        *,
+        wide: bool = False,
+    ) -> DataFrame:
+        """Load a query into pandas (needs ``witskit[pandas]``).
+
+        Columns as :func:`witskit.storage.query.to_dataframe` describes.
+        """
+        return await frame_from_batches(self.query_batches(source, codes, start, end), wide=wide)
+
+    # Housekeeping --------------------------------------------------------------------------------
+    async def size_on_disk(self) -> int | None:
+        """Bytes the store uses on disk (SQLite: file + WAL; servers: WitsKit's tables), or None."""
+        self._check_open()
+        with translate(self._backend, "measure"):
+            async with self._engine.connect() as conn:
+                return await self._backend.size_on_disk(conn)
+
+    async def ping(self) -> None:
+        """Round trip to the database; raises a StorageError (``transient`` when it is down)."""
+        self._check_open()
+        with translate(self._backend, "reach"):
+            async with self._engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
