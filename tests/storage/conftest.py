@@ -281,3 +281,10 @@ def sim_frames() -> Callable[..., list[Any]]:
 def wits_frames() -> Callable[[str, str | None], list[Any]]:
     """``wits_frames(text, source)``: decoded frames of hand-written WITS text."""
     return _decode_text
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """An empty PostgreSQL database for one test (skip/fail when no server is reachable)."""
+    with temporary_database("postgresql", postgres_admin_url) as url:
+        yield url
