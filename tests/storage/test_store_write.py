@@ -278,3 +278,20 @@ def test_the_storage_exports_are_documented() -> None:
     for name in storage.__all__:
         obj = getattr(storage, name)
         assert obj.__doc__, name
+
+
+async def test_one_write_of_many_sources_is_one_batch_and_idempotent(
+    store: Any, sim_frames: Any, source_name: str
+) -> None:
+    # A fleet behind one listener: each batch holds frames of many rigs.
+    frames = []
+    for rig in range(40):
+        frames += sim_frames(f"{source_name}-rig{rig:02d}", 5, seed=rig, records=(1,))
+    points = sum(len(f.codes) for f in frames)
+    assert await store.write(frames) == points
+    assert await store.write(frames) == 0
+    mixed = frames[::2] + sim_frames(f"{source_name}-rig99", 3, seed=99, records=(1,))
+    assert await store.write(mixed) == sum(len(f.codes) for f in mixed[-3:])
+    infos = {i.name: i for i in await store.sources()}
+    assert infos[f"{source_name}-rig07"].frame_count == 5
+    assert infos[f"{source_name}-rig99"].point_count == sum(len(f.codes) for f in mixed[-3:])

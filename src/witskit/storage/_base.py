@@ -9,7 +9,7 @@ errors. Everything else (idempotency, collision handling, transactions, queries)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Final, NamedTuple
 
@@ -225,6 +225,29 @@ class BackendImpl(ABC):
         self, drv: Any, source_id: int, frames: int, points: int, first: datetime, last: datetime
     ) -> None:
         """Add to the source's counters and widen its first/last times."""
+
+    # Many sources in one write (a fleet behind one listener). The defaults loop per source; a
+    # backend where each statement is a network round trip overrides them with one statement.
+    async def existing_many(
+        self, drv: Any, wanted: Mapping[int, Sequence[int]]
+    ) -> dict[int, dict[int, tuple[int, bytes]]]:
+        """:meth:`existing` for several sources: source id -> key -> stored identity."""
+        return {sid: await self.existing(drv, sid, keys) for sid, keys in wanted.items()}
+
+    async def insert_many(
+        self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
+    ) -> list[tuple[int, list[Pending], int]]:
+        """:meth:`insert` for several sources: (source id, frames inserted, points inserted) each."""
+        out = []
+        for sid, frames in groups.items():
+            inserted, count = await self.insert(drv, sid, frames, info)
+            out.append((sid, inserted, count))
+        return out
+
+    async def bump_sources(self, drv: Any, bumps: Sequence[tuple[int, int, int, datetime, datetime]]) -> None:
+        """:meth:`bump_source` for several sources."""
+        for sid, frames, points, first, last in bumps:
+            await self.bump_source(drv, sid, frames, points, first, last)
 
     # Reads ------------------------------------------------------------------------------------
     @abstractmethod

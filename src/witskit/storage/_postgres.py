@@ -17,7 +17,7 @@ driver SQLAlchemy recommends for PostgreSQL. A write is:
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import datetime
 from itertools import repeat
 from typing import Any, Final
@@ -51,6 +51,11 @@ _COLS: Final = ", ".join(_FRAME_COLS)
 _MOVE_FRAMES: Final = (
     f"INSERT INTO frames ({_COLS}) SELECT {_COLS} FROM {_STAGE} WHERE source_id = $1 "  # noqa: S608
     "ON CONFLICT DO NOTHING RETURNING frame_key"
+)
+
+_MOVE_ALL_FRAMES: Final = (
+    f"INSERT INTO frames ({_COLS}) SELECT {_COLS} FROM {_STAGE} "  # noqa: S608
+    "ON CONFLICT DO NOTHING RETURNING source_id, frame_key"
 )
 
 #: SQLSTATE (exact, or its two-character class) -> (error class, reason).
@@ -171,6 +176,78 @@ class PostgresBackend(BackendImpl):
         if records:
             await drv.copy_records_to_table("points", records=records, columns=_POINT_COLS)
         return new, len(records)
+
+    async def existing_many(
+        self, drv: Any, wanted: Mapping[int, Sequence[int]]
+    ) -> dict[int, dict[int, tuple[int, bytes]]]:
+        """One statement for every source of the batch (not one round trip per rig)."""
+        sids = [sid for sid, keys in wanted.items() for _ in keys]
+        keys = [key for ks in wanted.values() for key in ks]
+        rows = await drv.fetch(
+            "SELECT f.source_id, f.frame_key, f.frame_time, f.raw FROM frames f "
+            "JOIN unnest($1::int[], $2::bigint[]) AS w(sid, k) ON f.source_id = w.sid AND f.frame_key = w.k",
+            sids,
+            keys,
+        )
+        out: dict[int, dict[int, tuple[int, bytes]]] = {sid: {} for sid in wanted}
+        for r in rows:
+            out[int(r[0])][int(r[1])] = (to_micros(r[2]), bytes(r[3]))
+        return out
+
+    async def insert_many(
+        self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
+    ) -> list[tuple[int, list[Pending], int]]:
+        """One COPY of every frame to the stage, one move, one COPY of every new point."""
+        if not groups:
+            return []
+        await drv.copy_records_to_table(
+            _STAGE,
+            records=[
+                (sid, p.key, p.received_at, p.time, p.raw, _no_nul(p.errors))
+                for sid, frames in groups.items()
+                for p in frames
+            ],
+            columns=_FRAME_COLS,
+        )
+        moved = {(int(r[0]), int(r[1])) for r in await drv.fetch(_MOVE_ALL_FRAMES)}
+        out: list[tuple[int, list[Pending], int]] = []
+        records: list[tuple[Any, ...]] = []
+        for sid, frames in groups.items():
+            new = [p for p in frames if (sid, p.key) in moved]
+            rows = self._point_rows(sid, new)
+            records.extend(rows)
+            out.append((sid, new, len(rows)))
+        if records:
+            await drv.copy_records_to_table("points", records=records, columns=_POINT_COLS)
+        return out
+
+    def _point_rows(self, source_id: int, new: Sequence[Pending]) -> list[tuple[Any, ...]]:
+        by_code: dict[str, list[tuple[Any, ...]]] = {}
+        for lay in layouts(new):
+            keys, times = lay.keys, [p.time for p in lay.frames]
+            for idx, (code, col) in enumerate(zip(lay.codes, lay.columns, strict=True)):
+                nums, texts = split(col)
+                if str in set(map(type, col)) and any("\x00" in t for t in texts if t):
+                    texts = [_no_nul(t) for t in texts]
+                by_code.setdefault(code, []).extend(
+                    zip(keys, times, nums, repeat(source_id), repeat(idx), repeat(code), texts, strict=False)
+                )
+        return [row for code in sorted(by_code) for row in by_code[code]]
+
+    async def bump_sources(self, drv: Any, bumps: Sequence[tuple[int, int, int, datetime, datetime]]) -> None:
+        """One UPDATE for every source of the batch."""
+        ids, frames, points, firsts, lasts = (list(col) for col in zip(*bumps, strict=True))
+        await drv.execute(
+            "UPDATE sources s SET frame_count = s.frame_count + u.f, point_count = s.point_count + u.p, "
+            "first_time = LEAST(s.first_time, u.a), last_time = GREATEST(s.last_time, u.b) "
+            "FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) "
+            "AS u(id, f, p, a, b) WHERE s.id = u.id",
+            ids,
+            frames,
+            points,
+            firsts,
+            lasts,
+        )
 
     async def bump_source(
         self, drv: Any, source_id: int, frames: int, points: int, first: datetime, last: datetime

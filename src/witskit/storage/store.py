@@ -239,23 +239,18 @@ class Store:
                 await backend.begin(drv)
                 try:
                     ids = await self._ensure_sources(drv, list(groups))
-                    total = 0
-                    for name, pending in groups.items():
-                        sid = ids[name]
-                        new = await self._new_frames(drv, sid, pending)
-                        if not new:
-                            continue
-                        inserted, count = await backend.insert(drv, sid, new, raw.info)
-                        if inserted:
-                            await backend.bump_source(
-                                drv,
-                                sid,
-                                len(inserted),
-                                count,
-                                min(p.time for p in inserted),
-                                max(p.time for p in inserted),
-                            )
-                        total += count
+                    chosen = await self._new_frames(
+                        {ids[name]: pending for name, pending in groups.items()}, drv
+                    )
+                    results = await backend.insert_many(drv, {s: n for s, n in chosen.items() if n}, raw.info)
+                    bumps = [
+                        (sid, len(ins), count, min(p.time for p in ins), max(p.time for p in ins))
+                        for sid, ins, count in results
+                        if ins
+                    ]
+                    if bumps:
+                        await backend.bump_sources(drv, bumps)
+                    total = sum(count for _, _, count in results)
                     await backend.commit(drv)
                 except BaseException:
                     await self._abandon(conn, drv)
@@ -279,40 +274,47 @@ class Store:
             ids.update(await self._backend.ensure_sources(drv, missing, datetime.now(UTC)))
         return ids
 
-    async def _new_frames(self, drv: Any, source_id: int, pending: list[Pending]) -> list[Pending]:
-        """The frames of ``pending`` not stored yet, each with a key no other frame holds.
+    async def _new_frames(self, groups: dict[int, list[Pending]], drv: Any) -> dict[int, list[Pending]]:
+        """Per source, the frames of ``groups`` not stored yet, each with a key no other frame holds.
 
         A key that is stored (or taken earlier in the batch) with the same frame time and bytes is
         a replay: skipped. With different content it is a 64-bit hash collision (about one in 10^19
         per pair of frames): the frame moves to its next probe key and is checked again, so it is
-        stored rather than mistaken for a replay, and a replay of it finds the same probe key.
+        stored rather than mistaken for a replay, and a replay of it finds the same probe key. One
+        lookup covers every source of the batch (a fleet behind one listener writes many).
         """
-        chosen: dict[int, Pending] = {}
-        todo = pending
+        chosen: dict[int, dict[int, Pending]] = {sid: {} for sid in groups}
+        todo = {sid: pending for sid, pending in groups.items() if pending}
         while todo:
-            stored = await self._backend.existing(drv, source_id, list({p.key for p in todo}))
-            retry: list[Pending] = []
-            for p in todo:
-                other = stored.get(p.key)
-                if other is None:
-                    mine = chosen.get(p.key)
-                    if mine is None:
-                        chosen[p.key] = p
+            stored_by_source = await self._backend.existing_many(
+                drv, {sid: list({p.key for p in pending}) for sid, pending in todo.items()}
+            )
+            retry: dict[int, list[Pending]] = {}
+            for sid, pending in todo.items():
+                stored = stored_by_source.get(sid, {})
+                mine_by_key = chosen[sid]
+                for p in pending:
+                    other = stored.get(p.key)
+                    if other is None:
+                        mine = mine_by_key.get(p.key)
+                        if mine is None:
+                            mine_by_key[p.key] = p
+                            continue
+                        other = mine.identity
+                    if other == p.identity:
                         continue
-                    other = mine.identity
-                if other == p.identity:
-                    continue
-                p.probe += 1
-                logger.warning(
-                    "storage: frame key collision in source %r at %s (probe %d): storing under the next key",
-                    p.source,
-                    p.time.isoformat(),
-                    p.probe,
-                )
-                p.key = _key(_key_material(p.source, p.time, p.raw), p.probe)
-                retry.append(p)
+                    p.probe += 1
+                    logger.warning(
+                        "storage: frame key collision in source %r at %s (probe %d): storing under the "
+                        "next key",
+                        p.source,
+                        p.time.isoformat(),
+                        p.probe,
+                    )
+                    p.key = _key(_key_material(p.source, p.time, p.raw), p.probe)
+                    retry.setdefault(sid, []).append(p)
             todo = retry
-        return list(chosen.values())
+        return {sid: list(by_key.values()) for sid, by_key in chosen.items()}
 
     # Reading -------------------------------------------------------------------------------------
     def query(
