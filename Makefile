@@ -1,5 +1,7 @@
 # Two commands do everything on a fresh clone:
-#   make demo   creates .venv, installs WitsKit and runs the main job on embedded defaults
+#   make demo   creates .venv, installs WitsKit and runs the main job on embedded defaults:
+#               a simulated rig ingested into SQLite, served with its dashboard at
+#               http://127.0.0.1:8080 (the generated admin password is printed once)
 #   make test   creates .venv, installs WitsKit with its test tools and runs lint, types and tests
 # Versions come from requirements.lock (regenerate with `make lock`).
 
@@ -8,7 +10,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest bench lock clean
+.PHONY: demo tour test lint typecheck pytest bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +19,9 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $@
 
 demo: $(STAMP)
+	$(BIN)/witskit run
+
+tour: $(STAMP)
 	$(BIN)/witskit demo
 
 lint: $(STAMP)
@@ -33,6 +38,10 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_decode.py
+	$(BIN)/python bench/bench_listener.py
+	$(BIN)/python bench/bench_storage.py
+	$(BIN)/python bench/bench_live_pg.py
+	$(BIN)/python bench/bench_service.py
 
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv

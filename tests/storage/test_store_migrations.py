@@ -86,11 +86,20 @@ async def test_the_migrated_schema_matches_the_metadata(fresh_url: str) -> None:
     store = await Store.open(fresh_url, timeout=10)
     try:
 
+        from sqlalchemy import MetaData
+
+        from witskit.service.accounts import accounts_metadata
+
+        # Every revision's tables: the store's (schema.py) and the service's accounts (0002).
+        everything = MetaData()
+        for table in (*metadata.tables.values(), *accounts_metadata.tables.values()):
+            table.to_metadata(everything)
+
         def diff(sync_conn: Any) -> list[Any]:
             context = MigrationContext.configure(
                 sync_conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
             )
-            return list(compare_metadata(context, metadata))
+            return list(compare_metadata(context, everything))
 
         async with store._engine.connect() as conn:
             changes = await conn.run_sync(diff)

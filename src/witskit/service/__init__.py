@@ -1,0 +1,50 @@
+"""The secure service: HTTP API, WebSocket, accounts and audit, around the ingest pipeline.
+
+``witskit run`` ingests and serves in one process, ``witskit serve`` serves a store (see
+``docs/service.md``). Modules:
+
+- :mod:`~witskit.service.runtime`: :class:`Service` (everything one process serves) and :func:`serve`
+- :mod:`~witskit.service.app`: the FastAPI application factory, request ids, error mapping
+- :mod:`~witskit.service.deps`: authentication and the permission every route declares
+- :mod:`~witskit.service.identity`: logins, tokens, API keys, account changes
+- :mod:`~witskit.service.accounts`: the users, API key and audit tables
+- :mod:`~witskit.service.audit`, :mod:`~witskit.service.throttling`: the audit trail, login throttling
+- :mod:`~witskit.service.routes`, :mod:`~witskit.service.websocket`: the API itself
+- :mod:`~witskit.service.connections`, :mod:`~witskit.service.latest`, :mod:`~witskit.service.export`
+
+It needs the ``server`` extra (FastAPI, uvicorn, ...). The names below are imported on first use,
+so ``import witskit.service`` alone costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from witskit.service.app import create_app
+    from witskit.service.identity import Identity, Principal
+    from witskit.service.runtime import Service, serve
+
+_LAZY: dict[str, str] = {
+    "Identity": "witskit.service.identity",
+    "Principal": "witskit.service.identity",
+    "Service": "witskit.service.runtime",
+    "create_app": "witskit.service.app",
+    "serve": "witskit.service.runtime",
+}
+
+__all__ = ["Identity", "Principal", "Service", "create_app", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'witskit.service' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

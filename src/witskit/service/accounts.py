@@ -1,0 +1,564 @@
+"""Accounts: users, API keys and the audit log, in the same database as the data.
+
+The tables are created by the Alembic revision ``0002`` (``storage/migrations/versions/``), which
+follows the store's schema; this module holds their SQLAlchemy Core definitions and
+:class:`AccountStore`, the async access to them. Nothing here knows about HTTP.
+
+* ``users``: one row per person or service account. ``password_hash`` is an Argon2id PHC string
+  (:meth:`witskit.security.auth.AuthManager.hash_password`); ``roles`` are role names
+  (:class:`~witskit.security.rbac.Role`), comma-separated; ``tokens_valid_after`` revokes every
+  token issued before it (set when a user is disabled, changes password or changes roles).
+* ``api_keys``: only the SHA-256 of each key is stored (:func:`~witskit.security.auth.hash_api_key`);
+  ``key_id`` is a short public handle to list and revoke it by.
+* ``audit_log``: who did what, when (UTC), from where, and how it ended. Never a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from witskit.errors import UsageError
+from witskit.security.auth import User
+from witskit.security.rbac import Role
+from witskit.storage.schema import UTCDateTime
+
+__all__ = [
+    "MAX_PASSWORD_LENGTH",
+    "MIN_PASSWORD_LENGTH",
+    "AccountExists",
+    "AccountNotFound",
+    "AccountStore",
+    "ApiKeyRecord",
+    "AuditEvent",
+    "AuditRecord",
+    "UserRecord",
+    "accounts_metadata",
+    "api_keys",
+    "audit_log",
+    "check_password",
+    "check_username",
+    "new_key_id",
+    "parse_roles",
+    "users",
+]
+
+#: Long enough that a guessed password is unlikely within the login throttle's limits.
+MIN_PASSWORD_LENGTH: Final = 12
+#: Argon2 hashes any length, but a megabyte "password" per login attempt is a cheap denial of service.
+MAX_PASSWORD_LENGTH: Final = 1024
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$")
+
+accounts_metadata = MetaData()
+
+users = Table(
+    "users",
+    accounts_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("email", String(255), nullable=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("roles", String(255), nullable=False, server_default=""),
+    Column("is_active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("last_login_at", UTCDateTime(), nullable=True),
+    Column("tokens_valid_after", UTCDateTime(), nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    accounts_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("name", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("roles", String(255), nullable=False, server_default=""),
+    Column("owner", String(64), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    accounts_metadata,
+    # INTEGER PRIMARY KEY is SQLite's rowid (autoincrementing); BIGINT elsewhere.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("actor", String(255), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("target", String(255), nullable=True),
+    Column("client", String(64), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("detail", Text, nullable=True),
+)
+
+
+class AccountExists(UsageError):
+    """A user (or API key) by that name already exists."""
+
+
+class AccountNotFound(UsageError):
+    """No user (or API key) by that name or id."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_username(name: str) -> str:
+    """The user name, or :class:`UsageError`: 1-64 of letters, digits and ``_ . @ -``."""
+    if not isinstance(name, str) or not _USERNAME.match(name):
+        raise UsageError(
+            "a user name is 1-64 characters: letters, digits and _ . @ -, starting with a letter or digit"
+        )
+    return name
+
+
+def check_password(password: str) -> str:
+    """The password, or :class:`UsageError` when shorter than 12 or longer than 1024 characters."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise UsageError(f"a password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise UsageError(f"a password must be at most {MAX_PASSWORD_LENGTH} characters")
+    return password
+
+
+def parse_roles(roles: Iterable[str]) -> tuple[str, ...]:
+    """Role names, checked against :class:`Role`, in order and without repeats."""
+    out: dict[str, None] = {}
+    for item in roles:
+        for part in str(item).split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            try:
+                out[Role(name).value] = None
+            except ValueError:
+                known = ", ".join(r.value for r in Role)
+                raise UsageError(f"unknown role {name!r} (known: {known})") from None
+    return tuple(out)
+
+
+def new_key_id() -> str:
+    """A short public handle for an API key (not a secret: it names the key in lists and logs)."""
+    return "k" + secrets.token_hex(6)
+
+
+def _roles_text(roles: Sequence[str]) -> str:
+    return ",".join(roles)
+
+
+def _roles_of(text: str | None) -> tuple[str, ...]:
+    return tuple(r for r in (text or "").split(",") if r)
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A stored user (the password hash is kept out of ``repr``)."""
+
+    id: int
+    username: str
+    email: str | None
+    roles: tuple[str, ...]
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+    tokens_valid_after: datetime | None
+    password_hash: str = field(repr=False)
+
+    def to_user(self) -> User:
+        """The plan's :class:`~witskit.security.auth.User` model."""
+        return User(
+            username=self.username,
+            email=self.email,
+            roles=list(self.roles),
+            is_active=self.is_active,
+            created_at=self.created_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored API key (its hash is kept out of ``repr``)."""
+
+    id: int
+    key_id: str
+    name: str
+    roles: tuple[str, ...]
+    owner: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    key_hash: str = field(repr=False)
+
+    def usable(self, now: datetime | None = None) -> bool:
+        """True when neither revoked nor expired."""
+        now = now or _now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audit entry to write: who (``actor``), what (``action``, ``target``), how it ended
+    (``outcome``: success, failure, denied), when (UTC), from where (``client``)."""
+
+    action: str
+    outcome: str
+    actor: str | None = None
+    target: str | None = None
+    client: str | None = None
+    request_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    at: datetime = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """A stored audit entry."""
+
+    id: int
+    at: datetime
+    actor: str | None
+    action: str
+    outcome: str
+    target: str | None
+    client: str | None
+    request_id: str | None
+    detail: dict[str, Any]
+
+
+def _user(row: Any) -> UserRecord:
+    return UserRecord(
+        id=int(row.id),
+        username=str(row.username),
+        email=row.email,
+        roles=_roles_of(row.roles),
+        is_active=bool(row.is_active),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_login_at=row.last_login_at,
+        tokens_valid_after=row.tokens_valid_after,
+        password_hash=str(row.password_hash),
+    )
+
+
+def _api_key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=int(row.id),
+        key_id=str(row.key_id),
+        name=str(row.name),
+        roles=_roles_of(row.roles),
+        owner=row.owner,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+        key_hash=str(row.key_hash),
+    )
+
+
+def _audit(row: Any) -> AuditRecord:
+    try:
+        detail = json.loads(row.detail) if row.detail else {}
+    except ValueError:
+        detail = {"text": str(row.detail)}
+    return AuditRecord(
+        id=int(row.id),
+        at=row.at,
+        actor=row.actor,
+        action=str(row.action),
+        outcome=str(row.outcome),
+        target=row.target,
+        client=row.client,
+        request_id=row.request_id,
+        detail=detail if isinstance(detail, dict) else {"value": detail},
+    )
+
+
+class AccountStore:
+    """Async access to the accounts tables of a WitsKit database (SQLite, PostgreSQL, MariaDB).
+
+    Open with :meth:`open` after the store has migrated the database (``Store.open(url)`` does), or
+    with ``migrate=True``. Database errors are raised as
+    :class:`~witskit.storage.errors.StorageError` with the URL sanitized, exactly as the store does.
+    """
+
+    def __init__(self, engine: AsyncEngine, backend: Any) -> None:
+        """Use :meth:`open`."""
+        self._engine = engine
+        self._backend = backend
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, url: Any, *, migrate: bool = False, pool_size: int = 5, timeout: float = 30.0
+    ) -> AccountStore:
+        """Connect to the database at ``url`` (a string or ``SecretStr``)."""
+        # The storage package's own URL parsing, engine settings (SQLite WAL and busy timeout,
+        # hidden parameters) and error translation: one adapter per backend, shared.
+        from witskit.storage._base import backend_for
+        from witskit.storage._url import parse_url
+        from witskit.storage.migrations import aupgrade
+
+        parsed = parse_url(url)
+        if parsed.sqlite_path is None and parsed.backend == "sqlite":
+            raise UsageError(
+                "the service needs a database that several connections share: use a SQLite file "
+                "(sqlite:///path.db) or a server, not sqlite:///:memory:"
+            )
+        if migrate:
+            await aupgrade(url, timeout=timeout)
+        backend = backend_for(parsed)
+        engine = backend.create_engine(pool_size=pool_size, timeout=timeout)
+        return cls(engine, backend)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            await self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"<AccountStore {self._backend.url.display}>"
+
+    @asynccontextmanager
+    async def _read(self, action: str) -> AsyncIterator[AsyncConnection]:
+        from witskit.storage._translate import translate
+
+        with translate(self._backend, action):
+            async with self._engine.connect() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _write(self, action: str) -> AsyncIterator[AsyncConnection]:
+        from witskit.storage._translate import translate
+
+        with translate(self._backend, action):
+            async with self._engine.connect() as conn:
+                # SQLite: BEGIN IMMEDIATE takes the write lock up front, so a read-then-write
+                # transaction waits for the ingest writer instead of failing on a lock upgrade.
+                await conn.execution_options(witskit_immediate=True)
+                async with conn.begin():
+                    yield conn
+
+    # Users ---------------------------------------------------------------------------------------
+    async def add_user(
+        self, username: str, password_hash: str, roles: Sequence[str], *, email: str | None = None
+    ) -> UserRecord:
+        """Create a user; :class:`AccountExists` when the name is taken."""
+        check_username(username)
+        now = _now()
+        try:
+            async with self._write("add a user to") as conn:
+                taken = (await conn.execute(select(users.c.id).where(users.c.username == username))).first()
+                if taken is not None:
+                    raise AccountExists(f"user {username!r} already exists")
+                await conn.execute(
+                    insert(users).values(
+                        username=username,
+                        email=email,
+                        password_hash=password_hash,
+                        roles=_roles_text(parse_roles(roles)),
+                        is_active=True,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except sa_exc.IntegrityError:  # a concurrent add of the same name won
+            raise AccountExists(f"user {username!r} already exists") from None
+        found = await self.get_user(username)
+        assert found is not None
+        return found
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        """The user, or None."""
+        async with self._read("read a user from") as conn:
+            row = (await conn.execute(select(users).where(users.c.username == username))).first()
+        return None if row is None else _user(row)
+
+    async def list_users(self) -> list[UserRecord]:
+        """Every user, by name."""
+        async with self._read("list the users of") as conn:
+            rows = (await conn.execute(select(users).order_by(users.c.username))).all()
+        return [_user(r) for r in rows]
+
+    async def count_users(self) -> int:
+        """How many users exist."""
+        async with self._read("count the users of") as conn:
+            return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+
+    async def update_user(
+        self,
+        username: str,
+        *,
+        roles: Sequence[str] | None = None,
+        is_active: bool | None = None,
+        password_hash: str | None = None,
+        email: str | None = None,
+        revoke_tokens: bool = False,
+    ) -> UserRecord:
+        """Change a user; :class:`AccountNotFound` when there is none by that name.
+
+        ``revoke_tokens`` makes every token issued before now invalid (the service sets it for a
+        disable, a password change and a change of roles).
+        """
+        now = _now()
+        values: dict[str, Any] = {"updated_at": now}
+        if roles is not None:
+            values["roles"] = _roles_text(parse_roles(roles))
+        if is_active is not None:
+            values["is_active"] = is_active
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        if email is not None:
+            values["email"] = email or None
+        if revoke_tokens:
+            # Whole seconds: token ``iat`` claims are whole seconds, and a token issued in this
+            # same second (a new login right after) must stay valid.
+            values["tokens_valid_after"] = now.replace(microsecond=0)
+        async with self._write("update a user in") as conn:
+            result = await conn.execute(update(users).where(users.c.username == username).values(**values))
+            if result.rowcount == 0:
+                raise AccountNotFound(f"no user {username!r}")
+        found = await self.get_user(username)
+        assert found is not None
+        return found
+
+    async def record_login(self, username: str) -> None:
+        """Remember when the user last logged in."""
+        async with self._write("update a user in") as conn:
+            await conn.execute(update(users).where(users.c.username == username).values(last_login_at=_now()))
+
+    # API keys ------------------------------------------------------------------------------------
+    async def add_api_key(
+        self,
+        name: str,
+        key_hash: str,
+        roles: Sequence[str],
+        *,
+        owner: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> ApiKeyRecord:
+        """Store a new key's hash; returns its record (with a fresh ``key_id``)."""
+        if not name or len(name) > 100:
+            raise UsageError("an API key name is 1-100 characters")
+        key_id = new_key_id()
+        async with self._write("add an API key to") as conn:
+            await conn.execute(
+                insert(api_keys).values(
+                    key_id=key_id,
+                    name=name,
+                    key_hash=key_hash,
+                    roles=_roles_text(parse_roles(roles)),
+                    owner=owner,
+                    created_at=_now(),
+                    expires_at=expires_at,
+                )
+            )
+        async with self._read("read an API key from") as conn:
+            row = (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).one()
+        return _api_key(row)
+
+    async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key with this hash (revoked or not), or None."""
+        async with self._read("read an API key from") as conn:
+            row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))).first()
+        return None if row is None else _api_key(row)
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, newest first."""
+        async with self._read("list the API keys of") as conn:
+            rows = (await conn.execute(select(api_keys).order_by(api_keys.c.id.desc()))).all()
+        return [_api_key(r) for r in rows]
+
+    async def revoke_api_key(self, key_id: str) -> ApiKeyRecord:
+        """Revoke a key (idempotent); :class:`AccountNotFound` when there is none by that id."""
+        async with self._write("revoke an API key in") as conn:
+            await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=_now())
+            )
+            row = (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).first()
+        if row is None:
+            raise AccountNotFound(f"no API key {key_id!r}")
+        return _api_key(row)
+
+    async def touch_api_key(self, key_id: str) -> None:
+        """Remember when the key was last used."""
+        async with self._write("update an API key in") as conn:
+            await conn.execute(
+                update(api_keys).where(api_keys.c.key_id == key_id).values(last_used_at=_now())
+            )
+
+    # Audit log -----------------------------------------------------------------------------------
+    async def write_audit(self, events: Sequence[AuditEvent]) -> None:
+        """Append audit entries (one transaction)."""
+        if not events:
+            return
+        rows = [
+            {
+                "at": e.at,
+                "actor": (e.actor or None) and e.actor[:255],
+                "action": e.action[:64],
+                "outcome": e.outcome[:16],
+                "target": (e.target or None) and e.target[:255],
+                "client": (e.client or None) and e.client[:64],
+                "request_id": (e.request_id or None) and e.request_id[:64],
+                "detail": json.dumps(e.detail, default=str, separators=(",", ":")) if e.detail else None,
+            }
+            for e in events
+        ]
+        async with self._write("write the audit log of") as conn:
+            await conn.execute(insert(audit_log), rows)
+
+    async def list_audit(
+        self,
+        *,
+        limit: int = 100,
+        before_id: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> list[AuditRecord]:
+        """Audit entries, newest first; ``before_id`` pages back."""
+        stmt = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        if before_id is not None:
+            stmt = stmt.where(audit_log.c.id < before_id)
+        if actor is not None:
+            stmt = stmt.where(audit_log.c.actor == actor)
+        if action is not None:
+            stmt = stmt.where(audit_log.c.action == action)
+        async with self._read("read the audit log of") as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_audit(r) for r in rows]

@@ -1,0 +1,200 @@
+"""The FastAPI application: routes, request ids and access logs, and the error mapping.
+
+:func:`create_app` builds the app around an open :class:`~witskit.service.runtime.Service`
+(``Service.app`` calls it); :func:`create_metrics_app` builds the small unauthenticated app served on
+``WITS_METRICS_PORT``. OpenAPI is at ``/openapi.json`` and its browser at ``/docs``.
+
+Errors map to statuses by whose fault they are: the caller's (:class:`~witskit.errors.UsageError`)
+422, a missing thing 404, a conflict 409, a database that is down 503 (``Retry-After``), any other
+database error or bug 500 with the request id (the details go to the log, redacted, never to the
+client).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from witskit._version import __version__
+from witskit.errors import UsageError
+from witskit.security.auth import AuthError
+from witskit.service.accounts import AccountExists, AccountNotFound
+from witskit.service.connections import ConnectionNotFound
+from witskit.service.deps import API_PREFIX
+from witskit.service.identity import LastAdminError
+from witskit.storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from witskit.service.runtime import Service
+
+__all__ = ["RequestContextMiddleware", "create_app", "create_metrics_app"]
+
+log = logging.getLogger("witskit.service")
+access_log = structlog.get_logger("witskit.access")
+
+_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+#: Probes and scrapes are logged at DEBUG: every few seconds, forever, they would drown the rest.
+_QUIET: Final = frozenset({"/livez", "/readyz", "/metrics"})
+
+_DESCRIPTION: Final = """
+WITS Level 0 drilling data: sources, latest values, time-range exports, the WITS dictionary,
+live frames over a WebSocket (`/api/v1/live`), ingest connections and accounts.
+
+Authenticate with `POST /api/v1/auth/token` (OAuth2 password flow) and send
+`Authorization: Bearer <access token>`, or send an API key as `Authorization: Bearer wk_...` or
+`X-API-Key: wk_...`. Each route states the permission it needs (`x-permission`): 401 means no valid
+credential, 403 a credential whose roles lack the permission.
+"""
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (``X-Request-ID``, taken from the client when well-formed), binds it
+    to the logs, logs one access line, and turns an unhandled error into a 500 with the id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = ""
+        for key, value in scope.get("headers", ()):
+            if key == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        started = False
+        status = 0
+        t0 = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started = True
+                status = int(message["status"])
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                log.exception("unhandled error in %s %s", scope.get("method", "WEBSOCKET"), scope.get("path"))
+                if scope["type"] == "http" and not started:
+                    response = JSONResponse(
+                        {"detail": "internal error", "request_id": request_id}, status_code=500
+                    )
+                    await response(scope, receive, send_with_id)
+            finally:
+                path = scope.get("path", "")
+                principal = scope.get("state", {}).get("principal")
+                access_log.log(
+                    logging.DEBUG if path in _QUIET else logging.INFO,
+                    "request",
+                    method=scope.get("method", "WEBSOCKET"),
+                    path=path,
+                    status=status or None,
+                    duration_ms=round((time.perf_counter() - t0) * 1000, 2),
+                    client=scope["client"][0] if scope.get("client") else None,
+                    principal=getattr(principal, "name", None),
+                )
+
+
+def _detail(status_code: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def usage(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, AccountNotFound | ConnectionNotFound):
+            return _detail(404, str(exc))
+        if isinstance(exc, AccountExists | LastAdminError):
+            return _detail(409, str(exc))
+        return _detail(422, str(exc))
+
+    async def storage(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StorageError)
+        # StorageError messages carry the sanitized URL only; the client gets none of it.
+        log.error("database error in %s %s: %s", request.method, request.url.path, exc)
+        if exc.transient:
+            return _detail(503, "the database is unavailable; try again shortly", {"Retry-After": "5"})
+        return _detail(500, "database error")
+
+    async def auth(request: Request, exc: Exception) -> JSONResponse:
+        return _detail(401, "invalid or expired credentials", {"WWW-Authenticate": "Bearer"})
+
+    app.add_exception_handler(UsageError, usage)
+    app.add_exception_handler(StorageError, storage)
+    app.add_exception_handler(AuthError, auth)
+
+
+def create_app(service: Service) -> FastAPI:
+    """The API application for an open service."""
+    from witskit.service import websocket
+    from witskit.service.routes import auth, connections, data, ops, users
+
+    app = FastAPI(
+        title="WitsKit",
+        version=__version__,
+        description=_DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.witskit = service
+    app.add_middleware(RequestContextMiddleware)
+    _install_error_handlers(app)
+    app.include_router(auth.router, prefix=API_PREFIX)
+    app.include_router(data.router, prefix=API_PREFIX)
+    app.include_router(connections.router, prefix=API_PREFIX)
+    app.include_router(users.router, prefix=API_PREFIX)
+    app.include_router(websocket.router, prefix=API_PREFIX)
+    app.include_router(ops.health_router)
+    if service.config.metrics_enabled:
+        app.include_router(ops.metrics_router)
+    from witskit.service.dashboard import dashboard_router
+
+    app.include_router(dashboard_router())  # the live dashboard at / (and /admin, /static)
+    return app
+
+
+def create_metrics_app(service: Service) -> Any:
+    """``/metrics``, ``/livez`` and ``/readyz`` without authentication, for ``WITS_METRICS_PORT``."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request as StarletteRequest
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from witskit.service.routes.ops import readiness
+
+    async def metrics(request: StarletteRequest) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(service.render_metrics(), media_type=CONTENT_TYPE_LATEST)
+
+    async def livez(request: StarletteRequest) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(request: StarletteRequest) -> Response:
+        return await readiness(request)
+
+    app = Starlette(
+        routes=[
+            Route("/metrics", metrics),
+            Route("/livez", livez),
+            Route("/readyz", readyz),
+        ]
+    )
+    app.state.witskit = service
+    return app

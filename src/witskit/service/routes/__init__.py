@@ -1,0 +1,1 @@
+"""The API's routers: ``auth``, ``data``, ``connections``, ``users`` (with API keys and audit), ``ops``."""

@@ -1,0 +1,137 @@
+"""``/api/v1/auth``: the OAuth2 password flow, token refresh, and the caller's own account."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel, Field
+
+from witskit.security.auth import AuthError
+from witskit.service.deps import CurrentPrincipal, authenticated, client_address, get_service, public
+from witskit.service.identity import LoginRefused, LoginThrottled, TokenPair
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class TokenResponse(BaseModel):
+    """Tokens: a short-lived access token and a refresh token."""
+
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
+    expires_in: int = Field(description="Seconds the access token is valid for")
+
+    @classmethod
+    def of(cls, pair: TokenPair) -> TokenResponse:
+        """From a :class:`TokenPair`."""
+        return cls(
+            access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+        )
+
+
+class RefreshRequest(BaseModel):
+    """A refresh token to exchange."""
+
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class PasswordChange(BaseModel):
+    """A user's own password change."""
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class Me(BaseModel):
+    """The caller."""
+
+    name: str
+    kind: Literal["user", "api_key"]
+    roles: list[str]
+    permissions: list[str]
+
+
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    summary="Log in (OAuth2 password flow)",
+    **public(
+        responses={
+            401: {"description": "Wrong user name or password"},
+            429: {"description": "Too many failures"},
+        }
+    ),
+)
+async def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenResponse:
+    """Exchange a user name and password for an access token and a refresh token.
+
+    Failures are throttled per user name and per address (429 with ``Retry-After``) and audited.
+    """
+    service = get_service(request)
+    try:
+        pair = await service.identity.login(form.username, form.password, client_address(request))
+    except LoginThrottled as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many failed logins; try again later",
+            headers={"Retry-After": str(max(int(exc.retry_after + 0.999), 1))},
+        ) from None
+    except LoginRefused as exc:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+    return TokenResponse.of(pair)
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenResponse,
+    summary="Exchange a refresh token for new tokens",
+    **public(responses={401: {"description": "Invalid, expired or revoked refresh token"}}),
+)
+async def refresh(request: Request, body: RefreshRequest) -> TokenResponse:
+    """A new access token (and refresh token) for a valid refresh token of an active user."""
+    service = get_service(request)
+    try:
+        pair = await service.identity.refresh(body.refresh_token, client_address(request))
+    except AuthError:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid or expired refresh token",
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from None
+    return TokenResponse.of(pair)
+
+
+@router.get("/me", response_model=Me, summary="Who am I", **authenticated())
+async def me(principal: CurrentPrincipal) -> Me:
+    """The caller's name, kind, roles and the permissions they grant."""
+    return Me(
+        name=principal.name,
+        kind=principal.kind,
+        roles=list(principal.roles),
+        permissions=sorted(p.value for p in principal.permissions),
+    )
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change my password",
+    **authenticated(responses={400: {"description": "Not a user, or a bad new password"}}),
+)
+async def change_password(request: Request, principal: CurrentPrincipal, body: PasswordChange) -> None:
+    """Change the caller's own password (the current one is checked); existing tokens are revoked."""
+    if principal.kind != "user":
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "API keys have no password")
+    service = get_service(request)
+    try:
+        await service.identity.change_own_password(
+            principal.name, body.current_password, body.new_password, client_address(request)
+        )
+    except LoginRefused as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None

@@ -1,0 +1,335 @@
+"""Data routes: sources, latest values, time-range data, and the WITS dictionary (``data:read``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from witskit.errors import UsageError
+from witskit.security.rbac import Permission
+from witskit.service.deps import get_service, guard
+from witskit.service.export import (
+    Cursor,
+    Page,
+    after_cursor,
+    csv_chunks,
+    json_chunks,
+    jsonl_chunks,
+    limited,
+)
+from witskit.storage.query import PointRow, parse_time, resolve_codes
+from witskit.symbols import WITSSymbol, default_table
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["data"])
+
+READ: Final = guard(Permission.READ_DATA)
+#: Rows per page of JSON when no limit is given: a few hundred kilobytes.
+DEFAULT_JSON_LIMIT: Final = 10_000
+#: The largest page: a million rows streams in a few seconds.
+MAX_LIMIT: Final = 1_000_000
+#: CSV and JSON Lines pages are built before sending (the next cursor goes in a header), so they
+#: are bounded; without a limit those formats stream everything.
+MAX_BUFFERED_LIMIT: Final = 100_000
+#: Sources per latest-values request.
+MAX_SOURCES: Final = 200
+
+Scalar = float | int | str | None
+
+
+class SourceOut(BaseModel):
+    """A source in the store."""
+
+    name: str
+    first_time: datetime | None
+    last_time: datetime | None
+    frame_count: int
+    point_count: int
+    connection: str | None = None
+
+
+class LatestValue(BaseModel):
+    """The newest value of one code."""
+
+    code: str
+    name: str
+    unit: str
+    time: datetime
+    value: Scalar
+
+
+class LatestOut(BaseModel):
+    """The newest value of every code of a source."""
+
+    source: str
+    values: list[LatestValue]
+
+
+class SymbolOut(BaseModel):
+    """An item of the WITS dictionary."""
+
+    code: str
+    name: str
+    long_name: str
+    description: str
+    data_type: str
+    record: int
+    item: int
+    unit_fps: str
+    unit_metric: str
+
+    @classmethod
+    def of(cls, sym: WITSSymbol) -> SymbolOut:
+        """From a :class:`WITSSymbol`."""
+        return cls(
+            code=sym.code,
+            name=sym.name,
+            long_name=sym.long_name,
+            description=sym.description,
+            data_type=sym.data_type.value,
+            record=sym.record_type,
+            item=sym.item_number,
+            unit_fps=sym.fps_units,
+            unit_metric=sym.metric_units,
+        )
+
+
+class ExportFormat(StrEnum):
+    """What ``/data`` returns."""
+
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+_MEDIA: Final = {
+    ExportFormat.json: "application/json",
+    ExportFormat.jsonl: "application/x-ndjson",
+    ExportFormat.csv: "text/csv; charset=utf-8",
+}
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    out = [v.strip() for item in values for v in item.split(",") if v.strip()]
+    return out or None
+
+
+@router.get("/sources", response_model=list[SourceOut], summary="List sources", **READ)
+async def list_sources(request: Request) -> list[SourceOut]:
+    """Every source in the store, with its time span and counts, and its connection state when this
+    process ingests it."""
+    service = get_service(request)
+    states: dict[str, str] = {}
+    if service.connections is not None:
+        states = {c.name: c.state for c in service.connections}
+    return [
+        SourceOut(
+            name=s.name,
+            first_time=s.first_time,
+            last_time=s.last_time,
+            frame_count=s.frame_count,
+            point_count=s.point_count,
+            connection=states.get(s.name),
+        )
+        for s in await service.store.sources()
+    ]
+
+
+@router.get(
+    "/latest",
+    response_model=list[LatestOut],
+    summary="Latest values per source",
+    **guard(Permission.READ_DATA, responses={404: {"description": "A source asked for is unknown"}}),
+)
+async def latest(
+    request: Request,
+    source: Annotated[
+        list[str] | None, Query(description="Source name (repeat for several; none: every source)")
+    ] = None,
+    codes: Annotated[
+        list[str] | None, Query(description="Codes or mnemonics, comma-separated or repeated (none: all)")
+    ] = None,
+) -> list[LatestOut]:
+    """The newest value of every code (or of ``codes``) of each source."""
+    service = get_service(request)
+    names = source or [s.name for s in await service.store.sources()]
+    if len(names) > MAX_SOURCES:
+        raise UsageError(f"at most {MAX_SOURCES} sources per request")
+    wanted = set(resolve_codes(_split(codes) or [])) if codes else None
+    table = default_table()
+    metric = service.metric_units
+    out: list[LatestOut] = []
+    for name in dict.fromkeys(names):
+        values = await service.latest.get(name)
+        if values is None:
+            if source:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source {name!r}")
+            continue
+        items = []
+        for code in sorted(values):
+            if wanted is not None and code not in wanted:
+                continue
+            ts, value = values[code]
+            sym = table.get(code)
+            items.append(
+                LatestValue(
+                    code=code,
+                    name=sym.name if sym is not None else f"U{code}",
+                    unit=sym.unit(metric) if sym is not None else "",
+                    time=ts,
+                    value=value,
+                )
+            )
+        out.append(LatestOut(source=name, values=items))
+    return out
+
+
+async def _prefetched(
+    first: list[PointRow] | None, rest: AsyncGenerator[list[PointRow], None]
+) -> AsyncIterator[list[PointRow]]:
+    if first is not None:
+        yield first
+    async for batch in rest:
+        yield batch
+
+
+async def _closing(
+    gen: AsyncGenerator[list[PointRow], None], chunks: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    # Closes the database cursor whether the export ends, fails or the client goes away.
+    async with contextlib.aclosing(gen):
+        async for chunk in chunks:
+            yield chunk
+
+
+@router.get(
+    "/data",
+    summary="Time-range data (streamed; JSON, JSON Lines or CSV)",
+    response_model=None,
+    **guard(
+        Permission.READ_DATA,
+        responses={
+            200: {
+                "description": "Points in time order",
+                "content": {"application/json": {}, "application/x-ndjson": {}, "text/csv": {}},
+            },
+            422: {"description": "Bad codes, times, cursor or limit"},
+        },
+    ),
+)
+async def data(
+    request: Request,
+    source: Annotated[
+        list[str] | None, Query(description="Source name (repeat for several; none: all)")
+    ] = None,
+    codes: Annotated[
+        list[str] | None, Query(description="Codes or mnemonics, comma-separated or repeated (none: all)")
+    ] = None,
+    start: Annotated[str | None, Query(description="Inclusive start, ISO 8601 (naive: UTC)")] = None,
+    end: Annotated[str | None, Query(description="Exclusive end, ISO 8601 (naive: UTC)")] = None,
+    format: Annotated[ExportFormat, Query(description="json, jsonl or csv")] = ExportFormat.json,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_LIMIT,
+            description="Rows per page (json: default 10000; csv/jsonl: none = stream all)",
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=2048, description="next_cursor of the previous page")
+    ] = None,
+) -> Response:
+    """Stored points of ``source`` and ``codes`` between ``start`` and ``end``, in time order.
+
+    JSON pages are ``{"rows": [...], "count": N, "next_cursor": ...}``; pass ``next_cursor`` back as
+    ``cursor`` for the next page (null: no more). CSV and JSON Lines stream every row when no
+    ``limit`` is given; with one (at most 100000) the next cursor is in the ``X-Next-Cursor`` and
+    ``Link`` headers.
+    """
+    service = get_service(request)
+    wanted = resolve_codes(_split(codes) or []) if codes else None
+    lo = parse_time(start, "start")
+    hi = parse_time(end, "end")
+    after = Cursor.decode(cursor) if cursor else None
+    if after is not None and (lo is None or after.time > lo):
+        lo = after.time
+    if format is ExportFormat.json and limit is None:
+        limit = DEFAULT_JSON_LIMIT
+    buffered = format is not ExportFormat.json and limit is not None
+    if buffered and limit is not None and limit > MAX_BUFFERED_LIMIT:
+        raise UsageError(
+            f"limit must be at most {MAX_BUFFERED_LIMIT} for paginated {format.value}; "
+            "omit it to stream every row"
+        )
+    gen = service.store.query_batches(source=source, codes=wanted, start=lo, end=hi)
+    try:
+        # The first round trip happens now, so a database error is an error response, not a
+        # truncated body after a 200.
+        first = await anext(gen, None)
+    except BaseException:
+        await gen.aclose()
+        raise
+    page = Page()
+    rows = limited(after_cursor(_prefetched(first, gen), after), limit, page)
+    media = _MEDIA[format]
+    if format is ExportFormat.json:
+        meta: dict[str, Any] = {"source": source, "codes": wanted, "start": start, "end": end}
+        return StreamingResponse(_closing(gen, json_chunks(rows, page, meta)), media_type=media)
+    render: Callable[[AsyncIterator[list[PointRow]]], AsyncIterator[bytes]] = (
+        csv_chunks if format is ExportFormat.csv else jsonl_chunks
+    )
+    if not buffered:
+        return StreamingResponse(_closing(gen, render(rows)), media_type=media)
+    body = b"".join([chunk async for chunk in _closing(gen, render(rows))])
+    headers = {"X-Row-Count": str(page.count)}
+    if page.next_cursor is not None:
+        headers["X-Next-Cursor"] = page.next_cursor
+        nxt = request.url.include_query_params(cursor=page.next_cursor)
+        headers["Link"] = f'<{nxt}>; rel="next"'
+    return Response(body, media_type=media, headers=headers)
+
+
+@router.get("/symbols", response_model=list[SymbolOut], summary="Search the WITS dictionary", **READ)
+async def symbols(
+    search: Annotated[str | None, Query(max_length=200, description="Words to match")] = None,
+    record: Annotated[int | None, Query(ge=1, le=99, description="Only this record")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 2000,
+) -> list[SymbolOut]:
+    """Items matching ``search`` (codes, mnemonics, descriptions), or every item (of ``record``)."""
+    table = default_table()
+    if search:
+        found = table.search(search, record=record)
+    elif record is not None:
+        found = table.by_record(record)
+    else:
+        found = [table[c] for c in table]
+    return [SymbolOut.of(s) for s in found[:limit]]
+
+
+@router.get(
+    "/symbols/{code}",
+    response_model=SymbolOut,
+    summary="One WITS item",
+    **guard(Permission.READ_DATA, responses={404: {"description": "Unknown code or mnemonic"}}),
+)
+async def symbol(code: str) -> SymbolOut:
+    """The item with this 4-digit code or mnemonic."""
+    table = default_table()
+    sym = table.get(code)
+    if sym is None:
+        found = table.by_mnemonic(code) if code and len(code) <= 64 else []
+        if not found:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no WITS item {code!r}")
+        sym = found[0]
+    return SymbolOut.of(sym)

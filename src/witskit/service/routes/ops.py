@@ -1,0 +1,69 @@
+"""Operations: ``/livez``, ``/readyz``, ``/metrics`` and the placeholder home page.
+
+``/livez`` says only that the process answers (no dependency checks: a slow database must not get
+a healthy process restarted). ``/readyz`` runs the health checks (database reachable, spool below
+its limit, sources connected): 200 when healthy or degraded, 503 when unhealthy. Neither needs a
+credential, because orchestrators probe without one; they reveal check names and states only.
+
+``/metrics`` on the API port needs ``analytics:view`` (Prometheus can send an API key as a bearer
+token). The unauthenticated exposition is on ``WITS_METRICS_PORT``, meant for an internal network
+(see ``docs/service.md``).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from witskit.monitoring.health import HealthStatus
+from witskit.security.rbac import Permission
+from witskit.service.deps import get_service, guard, public
+
+__all__ = ["health_router", "metrics_router", "readiness"]
+
+health_router = APIRouter(tags=["health"])
+metrics_router = APIRouter(tags=["metrics"])
+
+
+async def readiness(request: Request) -> JSONResponse:
+    """The health checks as JSON; 503 when any is unhealthy."""
+    overall = await get_service(request).health.get_overall_health()
+    checks = [
+        {"name": c["name"], "status": c["status"], "message": c["message"]}
+        for c in overall.details.get("checks", [])
+    ]
+    code = (
+        status.HTTP_503_SERVICE_UNAVAILABLE
+        if overall.status is HealthStatus.UNHEALTHY
+        else status.HTTP_200_OK
+    )
+    return JSONResponse({"status": overall.status.value, "checks": checks}, status_code=code)
+
+
+@health_router.get("/livez", summary="Liveness", **public())
+async def livez() -> dict[str, str]:
+    """200 while the process serves requests."""
+    return {"status": "alive"}
+
+
+@health_router.get(
+    "/readyz",
+    summary="Readiness",
+    response_model=None,
+    **public(responses={503: {"description": "A dependency is unhealthy"}}),
+)
+async def readyz(request: Request) -> JSONResponse:
+    """Database reachable, spool below its limit, sources connected."""
+    return await readiness(request)
+
+
+@metrics_router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    **guard(Permission.VIEW_ANALYTICS, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}}),
+)
+async def metrics(request: Request) -> Response:
+    """The Prometheus text exposition."""
+    return Response(get_service(request).render_metrics(), media_type=CONTENT_TYPE_LATEST)

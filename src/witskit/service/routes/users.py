@@ -1,0 +1,267 @@
+"""``/api/v1/users``, ``/api/v1/api-keys`` and ``/api/v1/audit`` (``users:admin``, audited)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Query, Request, status
+from pydantic import BaseModel, Field
+
+from witskit.security.rbac import Permission, Role
+from witskit.service.accounts import AccountNotFound, ApiKeyRecord, AuditRecord, UserRecord
+from witskit.service.deps import client_address, get_service, guard
+from witskit.service.identity import Principal
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+ADMIN: Final = guard(Permission.ADMIN_USERS)
+_USER_NOT_FOUND: Final[dict[int | str, dict[str, Any]]] = {404: {"description": "No such user"}}
+
+
+class UserOut(BaseModel):
+    """A user account (never its password hash)."""
+
+    username: str
+    email: str | None
+    roles: list[str]
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+    @classmethod
+    def of(cls, u: UserRecord) -> UserOut:
+        """From a :class:`UserRecord`."""
+        return cls(
+            username=u.username,
+            email=u.email,
+            roles=list(u.roles),
+            is_active=u.is_active,
+            created_at=u.created_at,
+            updated_at=u.updated_at,
+            last_login_at=u.last_login_at,
+        )
+
+
+class UserIn(BaseModel):
+    """A user to create."""
+
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@\-]*$")
+    password: str = Field(min_length=12, max_length=1024)
+    roles: list[Role] = Field(default_factory=lambda: [Role.VIEWER])
+    email: str | None = Field(default=None, max_length=255)
+
+
+class UserPatch(BaseModel):
+    """Changes to a user; fields left out stay as they are."""
+
+    roles: list[Role] | None = None
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=12, max_length=1024)
+    email: str | None = Field(default=None, max_length=255)
+
+
+class ApiKeyOut(BaseModel):
+    """An API key's record (never the key)."""
+
+    key_id: str
+    name: str
+    roles: list[str]
+    owner: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, k: ApiKeyRecord) -> ApiKeyOut:
+        """From an :class:`ApiKeyRecord`."""
+        return cls(
+            key_id=k.key_id,
+            name=k.name,
+            roles=list(k.roles),
+            owner=k.owner,
+            created_at=k.created_at,
+            expires_at=k.expires_at,
+            last_used_at=k.last_used_at,
+            revoked_at=k.revoked_at,
+        )
+
+
+class ApiKeyCreated(ApiKeyOut):
+    """A new key: ``key`` is shown this once and cannot be read again."""
+
+    key: str
+
+
+class ApiKeyIn(BaseModel):
+    """An API key to create, for a rig, a dashboard or a script."""
+
+    name: str = Field(min_length=1, max_length=100)
+    roles: list[Role] = Field(min_length=1)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class AuditOut(BaseModel):
+    """An audit entry."""
+
+    id: int
+    at: datetime
+    actor: str | None
+    action: str
+    outcome: str
+    target: str | None
+    client: str | None
+    request_id: str | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, a: AuditRecord) -> AuditOut:
+        """From an :class:`AuditRecord`."""
+        return cls(
+            id=a.id,
+            at=a.at,
+            actor=a.actor,
+            action=a.action,
+            outcome=a.outcome,
+            target=a.target,
+            client=a.client,
+            request_id=a.request_id,
+            detail=a.detail,
+        )
+
+
+def _actor(request: Request) -> str | None:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal.name if principal is not None else None
+
+
+# Users ------------------------------------------------------------------------------------------
+@router.get("/users", response_model=list[UserOut], tags=["users"], summary="List users", **ADMIN)
+async def list_users(request: Request) -> list[UserOut]:
+    """Every user account."""
+    return [UserOut.of(u) for u in await get_service(request).accounts.list_users()]
+
+
+@router.post(
+    "/users",
+    response_model=UserOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["users"],
+    summary="Create a user",
+    **guard(Permission.ADMIN_USERS, responses={409: {"description": "The name is taken"}}),
+)
+async def add_user(request: Request, body: UserIn) -> UserOut:
+    """Create a user (password hashed with Argon2id)."""
+    record = await get_service(request).identity.add_user(
+        body.username,
+        body.password,
+        [r.value for r in body.roles],
+        email=body.email,
+        actor=_actor(request),
+        client=client_address(request),
+    )
+    return UserOut.of(record)
+
+
+@router.get(
+    "/users/{username}",
+    response_model=UserOut,
+    tags=["users"],
+    summary="One user",
+    **guard(Permission.ADMIN_USERS, responses=_USER_NOT_FOUND),
+)
+async def get_user(request: Request, username: str) -> UserOut:
+    """The user's account."""
+    record = await get_service(request).accounts.get_user(username)
+    if record is None:
+        raise AccountNotFound(f"no user {username!r}")
+    return UserOut.of(record)
+
+
+@router.patch(
+    "/users/{username}",
+    response_model=UserOut,
+    tags=["users"],
+    summary="Change a user",
+    **guard(
+        Permission.ADMIN_USERS,
+        responses={**_USER_NOT_FOUND, 409: {"description": "Would leave no active super_admin"}},
+    ),
+)
+async def update_user(request: Request, username: str, body: UserPatch) -> UserOut:
+    """Change roles, enable or disable, reset the password or the e-mail. A change of roles,
+    status or password revokes the user's existing tokens."""
+    record = await get_service(request).identity.update_user(
+        username,
+        roles=[r.value for r in body.roles] if body.roles is not None else None,
+        is_active=body.is_active,
+        password=body.password,
+        email=body.email,
+        actor=_actor(request),
+        client=client_address(request),
+    )
+    return UserOut.of(record)
+
+
+# API keys ---------------------------------------------------------------------------------------
+@router.get("/api-keys", response_model=list[ApiKeyOut], tags=["api keys"], summary="List API keys", **ADMIN)
+async def list_api_keys(request: Request) -> list[ApiKeyOut]:
+    """Every API key (revoked ones too), newest first."""
+    return [ApiKeyOut.of(k) for k in await get_service(request).accounts.list_api_keys()]
+
+
+@router.post(
+    "/api-keys",
+    response_model=ApiKeyCreated,
+    status_code=status.HTTP_201_CREATED,
+    tags=["api keys"],
+    summary="Create an API key",
+    **ADMIN,
+)
+async def add_api_key(request: Request, body: ApiKeyIn) -> ApiKeyCreated:
+    """A new key with the given roles. The key is in this response only; store it now."""
+    key, record = await get_service(request).identity.add_api_key(
+        body.name,
+        [r.value for r in body.roles],
+        expires_in_days=body.expires_in_days,
+        actor=_actor(request),
+        client=client_address(request),
+    )
+    return ApiKeyCreated(key=key, **ApiKeyOut.of(record).model_dump())
+
+
+@router.delete(
+    "/api-keys/{key_id}",
+    response_model=ApiKeyOut,
+    tags=["api keys"],
+    summary="Revoke an API key",
+    **guard(Permission.ADMIN_USERS, responses={404: {"description": "No such key"}}),
+)
+async def revoke_api_key(request: Request, key_id: str) -> ApiKeyOut:
+    """Revoke the key: refused from the next request on."""
+    record = await get_service(request).identity.revoke_api_key(
+        key_id, actor=_actor(request), client=client_address(request)
+    )
+    return ApiKeyOut.of(record)
+
+
+# Audit ------------------------------------------------------------------------------------------
+@router.get("/audit", response_model=list[AuditOut], tags=["audit"], summary="Read the audit log", **ADMIN)
+async def audit(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=2**62, description="Page back: entries older than this id")
+    ] = None,
+    actor: Annotated[str | None, Query(max_length=255)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[AuditOut]:
+    """Audit entries, newest first."""
+    service = get_service(request)
+    await service.audit.flush()
+    records = await service.accounts.list_audit(limit=limit, before_id=before_id, actor=actor, action=action)
+    return [AuditOut.of(a) for a in records]

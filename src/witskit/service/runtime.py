@@ -1,0 +1,564 @@
+"""One process, two jobs: ingest sources into the store, and serve the API (``witskit run``).
+
+:class:`Service` owns everything the API needs (store, accounts, identity, audit log, live hub,
+latest-values cache, metrics, health checks) and, when it ingests, the pipeline, its spool and its
+connections. :func:`serve` runs it: uvicorn is started programmatically on the same event loop as
+the pipeline; SIGTERM or SIGINT stops accepting requests, ends live subscriptions, stops the
+sources and drains the spool into the store, then closes everything and returns 0.
+
+The JWT signing key is ``WITS_JWT_SECRET`` when set (at least 32 bytes, or the start fails), else a
+random 48-byte key generated once and kept in ``<data_dir>/jwt_secret`` (mode 0600), so tokens
+survive restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from witskit.config import ConfigError, PipelineConfig, SourceConfig, WitsConfig
+from witskit.errors import FrameError, UsageError
+from witskit.monitoring.health import HealthCheck, HealthMonitor, HealthStatus
+from witskit.monitoring.metrics import WitsMetrics
+from witskit.pipeline import LiveHub, Pipeline, Sink, open_sink, unpack_frame
+from witskit.pipeline.build import decoder_from, spool_from
+from witskit.protocol import DecodedFrame
+from witskit.security.auth import AuthManager, check_signing_key
+from witskit.service.accounts import AccountStore
+from witskit.service.audit import AuditLog
+from witskit.service.connections import Connection, ConnectionManager
+from witskit.service.identity import Identity
+from witskit.service.latest import LatestCache
+from witskit.storage.schema import DEFAULT_SOURCE
+from witskit.storage.spool import Spool
+from witskit.storage.store import Store
+from witskit.transport.base import LinkState, LinkStatus
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = [
+    "DEFAULT_PIPELINE",
+    "Bound",
+    "Service",
+    "ensure_data_dir",
+    "resolve_signing_key",
+    "serve",
+]
+
+log = logging.getLogger("witskit.service")
+
+#: What ``witskit run`` ingests with no pipeline file: one simulated rig, so the first command works.
+DEFAULT_PIPELINE: Final = PipelineConfig(sources=[SourceConfig(url="sim://rig-1?rate=1", name="rig-1")])
+#: Name of the generated key file in the data directory.
+SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name
+#: Weight of the newest frame in the data quality score (an exponential moving average over
+#: roughly the last 100 frames: recent enough to show a noisy line, steady enough to read).
+_QUALITY_WEIGHT: Final = 0.01
+#: Spool fill at which readiness says degraded (a database outage is building a backlog).
+_SPOOL_DEGRADED: Final = 0.8
+
+
+# The signing key ------------------------------------------------------------------------------
+def resolve_signing_key(config: WitsConfig) -> bytes:
+    """``WITS_JWT_SECRET`` (checked: >= 32 bytes), or the key kept in ``<data_dir>/jwt_secret``.
+
+    The file is created on first use with a random 48-byte key, readable by the owner only; a file
+    that others can read is tightened with a warning. Raises :class:`ConfigError`.
+    """
+    if config.jwt_secret is not None:
+        return check_signing_key(config.jwt_secret)
+    path = Path(config.data_dir) / SECRET_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_urlsafe(48) + "\n")  # 48 random bytes, 64 characters
+                fh.flush()
+                os.fsync(fh.fileno())
+            log.info("generated a JWT signing key in %s", path)
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("%s was readable by others (mode %o); setting it to 0600", path, mode)
+            path.chmod(0o600)
+        key = path.read_text(encoding="ascii").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot keep the JWT signing key in {path}: {exc.strerror or exc}") from None
+    try:
+        return check_signing_key(key)
+    except ConfigError:
+        raise ConfigError(
+            f"{path} holds a key shorter than 32 bytes: delete it to generate a new one, "
+            "or set WITS_JWT_SECRET"
+        ) from None
+
+
+def ensure_data_dir(config: WitsConfig) -> None:
+    """Create the data directory (owner-only) when the default SQLite database lives there."""
+    if config.database_url is None:
+        try:
+            Path(config.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the data directory {config.data_dir}: {exc.strerror or exc}"
+            ) from None
+
+
+# The store sink ---------------------------------------------------------------------------------
+class _StoreSink(Sink):
+    """Writes to the service's own :class:`Store` (shared with the API, closed by the service)."""
+
+    def __init__(self, store: Store, metrics: WitsMetrics) -> None:
+        self.store = store
+        self.name = store.url
+        self._metrics = metrics
+
+    async def write(self, batch: Any, *, upto: int) -> None:
+        """One transaction per batch, timed as ``store_write``."""
+        start = time.perf_counter()
+        try:
+            await self.store.write(batch)
+        except Exception:
+            self._metrics.record_error("store_write", "high")
+            raise
+        finally:
+            self._metrics.frame_processing_duration.labels(operation="store_write").observe(
+                time.perf_counter() - start
+            )
+
+
+# The service ------------------------------------------------------------------------------------
+class Service:
+    """Everything one process serves (see the module docstring). Open with :meth:`open`."""
+
+    def __init__(
+        self,
+        config: WitsConfig,
+        *,
+        store: Store,
+        accounts: AccountStore,
+        identity: Identity,
+        audit: AuditLog,
+        metrics: WitsMetrics,
+        pipeline: Pipeline | None,
+        spool: Spool | None,
+        metric_units: bool,
+    ) -> None:
+        """Use :meth:`open`."""
+        self.config = config
+        self.store = store
+        self.accounts = accounts
+        self.identity = identity
+        self.audit = audit
+        self.metrics = metrics
+        self.pipeline = pipeline
+        self.spool = spool
+        self.metric_units = metric_units
+        self.hub = LiveHub()
+        self.latest = LatestCache(store, ttl=None if pipeline is not None else 1.0)
+        self.connections: ConnectionManager | None = (
+            ConnectionManager(pipeline, on_status=self._on_status) if pipeline is not None else None
+        )
+        self.health = HealthMonitor(timeout=min(config.database_timeout, 5.0))
+        self.health.register_check("database", self._check_database)
+        if pipeline is not None:
+            self.health.register_check("spool", self._check_spool)
+            self.health.register_check("sources", self._check_sources)
+        self.started_at = time.time()
+        self._quality: dict[str, float] = {}
+        self._closed = False
+        self._app: FastAPI | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        config: WitsConfig,
+        *,
+        pipeline: PipelineConfig | None = None,
+        ingest: bool = True,
+        metrics: WitsMetrics | None = None,
+    ) -> Service:
+        """Check the signing key, open the store (migrating it) and, with ``ingest``, the pipeline.
+
+        ``pipeline`` defaults to :data:`DEFAULT_PIPELINE` when ingesting. ``metrics`` defaults to
+        the process-wide :data:`witskit.monitoring.metrics.metrics`.
+        """
+        if metrics is None:
+            from witskit.monitoring.metrics import metrics as global_metrics
+
+            metrics = global_metrics
+        key = resolve_signing_key(config)  # before anything else: a bad key must fail fast
+        ensure_data_dir(config)
+        url = config.database_url_value
+        store = await Store.open(url, migrate=True, timeout=config.database_timeout)
+        accounts: AccountStore | None = None
+        audit: AuditLog | None = None
+        spool: Spool | None = None
+        try:
+            accounts = await AccountStore.open(url, timeout=config.database_timeout)
+            audit = AuditLog(accounts)
+            audit.start()
+            identity = Identity(AuthManager(key), accounts, audit)
+            pipe: Pipeline | None = None
+            metric_units = False
+            plan = pipeline if pipeline is not None else DEFAULT_PIPELINE
+            if ingest:
+                spool, pipe, metric_units = _build_pipeline(config, plan, store, metrics)
+            service = cls(
+                config,
+                store=store,
+                accounts=accounts,
+                identity=identity,
+                audit=audit,
+                metrics=metrics,
+                pipeline=pipe,
+                spool=spool,
+                metric_units=metric_units,
+            )
+            if pipe is not None:
+                pipe.on_frame = service._on_frame
+                pipe.on_frame_error = service._on_frame_error
+                assert service.connections is not None
+                for src in plan.sources:
+                    service.connections.add(src.url, name=src.name, options=src.options)
+            return service
+        except BaseException:
+            if audit is not None:
+                await audit.aclose()
+            if accounts is not None:
+                await accounts.aclose()
+            if spool is not None:
+                spool.close()
+            await store.aclose()
+            raise
+
+    @property
+    def ingests(self) -> bool:
+        """True when this process runs a pipeline (``witskit run``)."""
+        return self.pipeline is not None
+
+    @property
+    def app(self) -> FastAPI:
+        """The FastAPI application (built on first use)."""
+        if self._app is None:
+            from witskit.service.app import create_app
+
+            self._app = create_app(self)
+        return self._app
+
+    # Pipeline callbacks (hot path: called for every frame) ------------------------------------
+    def _on_frame(self, frame: DecodedFrame) -> None:
+        source = frame.source if frame.source is not None else DEFAULT_SOURCE
+        self.hub.publish(frame)
+        self.latest.update(frame)
+        self.metrics.record_frame_processed(source, True)
+        self._score(source, 0.0 if frame.errors else 1.0)
+
+    def _on_frame_error(self, error: FrameError) -> None:
+        source = error.source or DEFAULT_SOURCE
+        self.metrics.record_frame_processed(source, False)
+        self.metrics.record_error("frame", "low")
+        self._score(source, 0.0)
+
+    def _score(self, source: str, good: float) -> None:
+        old = self._quality.get(source, 1.0)
+        new = old + _QUALITY_WEIGHT * (good - old)
+        self._quality[source] = new
+        self.metrics.data_quality_score.labels(source=source).set(new)
+
+    def _on_status(self, conn: Connection, status: LinkStatus) -> None:
+        if status.state is LinkState.CONNECTED:
+            self.metrics.record_connection_attempt(conn.transport, True)
+        elif status.state is LinkState.DISCONNECTED and status.error is not None:
+            self.metrics.record_connection_attempt(conn.transport, False)
+            self.metrics.record_error("connection", "high")
+
+    # Metrics and health -----------------------------------------------------------------------
+    def refresh_metrics(self) -> None:
+        """Set the gauges that are read rather than counted (called before each scrape)."""
+        m = self.metrics
+        if self.connections is not None:
+            active: dict[str, int] = {}
+            for conn in self.connections:
+                active.setdefault(conn.transport, 0)
+                if conn.connected:
+                    active[conn.transport] += 1
+            for transport, count in active.items():
+                m.active_connections.labels(transport_type=transport).set(count)
+        spool, pipe = self.spool, self.pipeline
+        if spool is None or pipe is None or spool.closed:
+            return
+        backlog = pipe.backlog
+        m.spool_records.set(backlog)
+        m.spool_bytes.set(spool.size_bytes)
+        m.spool_dropped_total.set(spool.dropped_records)
+        m.replay_lag_seconds.set(self._replay_lag(spool, backlog))
+        for name, breaker in pipe.breakers.items():
+            m.sink_circuit_open.labels(sink=name).set(1 if breaker.state.value == "open" else 0)
+
+    @staticmethod
+    def _replay_lag(spool: Spool, backlog: int) -> float:
+        if backlog <= 0:
+            return 0.0
+        for seq, payload in spool.pending(after=spool.acked_seq, limit=1):
+            try:
+                received = unpack_frame(payload, sequence=seq).timestamp
+            except Exception:  # an unreadable record is skipped by the writers too
+                return 0.0
+            return max(time.time() - received.timestamp(), 0.0)
+        return 0.0
+
+    def render_metrics(self) -> bytes:
+        """The Prometheus exposition text, gauges refreshed."""
+        self.refresh_metrics()
+        return self.metrics.render()
+
+    async def _check_database(self) -> HealthCheck:
+        try:
+            await self.store.ping()
+        except Exception as exc:
+            return HealthCheck("database", HealthStatus.UNHEALTHY, f"database unreachable: {exc}")
+        return HealthCheck("database", HealthStatus.HEALTHY, "reachable")
+
+    def _check_spool(self) -> HealthCheck:
+        spool = self.spool
+        assert spool is not None
+        if spool.closed:
+            return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is closed")
+        fill = spool.pending_bytes / spool.max_bytes if spool.max_bytes else 0.0
+        details = {"pending_bytes": spool.pending_bytes, "max_bytes": spool.max_bytes}
+        if spool.is_full:
+            return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is full", details)
+        if fill >= _SPOOL_DEGRADED:
+            return HealthCheck("spool", HealthStatus.DEGRADED, f"the spool is {fill:.0%} full", details)
+        return HealthCheck("spool", HealthStatus.HEALTHY, f"{fill:.0%} full", details)
+
+    def _check_sources(self) -> HealthCheck:
+        assert self.connections is not None
+        states = {c.name: c.state for c in self.connections}
+        running = [n for n, s in states.items() if s != "stopped"]
+        down = [n for n in running if states[n] not in ("connected", "running")]
+        if down:
+            # Degraded, not unhealthy: a rig that is down must not take the API out of service.
+            return HealthCheck(
+                "sources", HealthStatus.DEGRADED, f"not connected: {', '.join(sorted(down))}", states
+            )
+        return HealthCheck("sources", HealthStatus.HEALTHY, f"{len(running)} running", states)
+
+    # Running ----------------------------------------------------------------------------------
+    async def run_pipeline(self) -> None:
+        """Run the pipeline until :meth:`stop` (returns at once when this process does not ingest)."""
+        if self.pipeline is not None:
+            await self.pipeline.run()
+
+    def stop(self) -> None:
+        """Ask the pipeline to stop and drain, and end every live subscription."""
+        self.hub.close()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+
+    async def aclose(self) -> None:
+        """Close everything (after :meth:`run_pipeline` has returned). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.hub.close()
+        await self.identity.aclose()
+        await self.audit.aclose()
+        await self.accounts.aclose()
+        if self.spool is not None:
+            self.spool.close()
+        await self.store.aclose()
+
+
+def _build_pipeline(
+    config: WitsConfig, plan: PipelineConfig, store: Store, metrics: WitsMetrics
+) -> tuple[Spool, Pipeline, bool]:
+    decoder = decoder_from(plan, config)
+    sinks: list[Sink] = [_StoreSink(store, metrics)]
+    own = config.database_url_value.strip()
+    for sink in plan.sinks:
+        if sink.url.strip() == own:
+            continue  # the service's store is written once, through the shared connection pool
+        sinks.append(open_sink(sink.url, **sink.options))
+    spool = spool_from(plan, config)
+    try:
+        pipe = Pipeline([], sinks, spool, decoder=decoder, keep_running=True)
+    except BaseException:
+        spool.close()
+        raise
+    return spool, pipe, plan.decoder.metric
+
+
+# Serving ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Bound:
+    """Where the service listens, once it does."""
+
+    url: str
+    port: int
+    metrics_url: str | None
+    admin_credentials: tuple[str, str] | None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; bind errors are the caller's, as :class:`UsageError`."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, _, _, _, address = infos[0]
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # without it every response waits ~40 ms for the client's delayed ACK (Nagle's algorithm).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise UsageError(f"cannot listen on {host}:{port}: {why}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _url(sock: socket.socket) -> tuple[str, int]:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}", int(port)
+
+
+def _uvicorn_server(app: Any) -> Any:
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        """uvicorn, without its own signal handling: :func:`serve` stops ingest and API together."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    config = uvicorn.Config(
+        app,
+        lifespan="off",  # the service is opened and closed around the server, not by it
+        log_config=None,  # logs go through witskit's redacting structlog pipeline
+        access_log=False,  # the request middleware logs each request with its request id
+        server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        ws="websockets-sansio",
+        ws_ping_interval=20.0,
+        timeout_graceful_shutdown=5,
+    )
+    return _Server(config)
+
+
+async def serve(
+    config: WitsConfig,
+    *,
+    pipeline: PipelineConfig | None = None,
+    ingest: bool = True,
+    host: str | None = None,
+    port: int | None = None,
+    metrics: WitsMetrics | None = None,
+    on_ready: Callable[[Bound], None] | None = None,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> int:
+    """Open the service, serve the API (and ingest), until SIGTERM/SIGINT or ``stop``; return 0.
+
+    ``on_ready`` is called once listening, with the URL and, the first time only, the generated
+    administrator's credentials (for the caller to show; they are never logged).
+    """
+    host = config.host if host is None else host
+    port = config.port if port is None else port
+    stop = stop or asyncio.Event()
+    service = await Service.open(config, pipeline=pipeline, ingest=ingest, metrics=metrics)
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    sockets: list[socket.socket] = []
+    servers: list[Any] = []
+    tasks: list[asyncio.Task[Any]] = []
+    status = 0
+    try:
+        admin_password = config.admin_password.get_secret_value() if config.admin_password else None
+        generated = await service.identity.bootstrap_admin(config.admin_username, admin_password)
+        api_sock = _listen(host, port)
+        sockets.append(api_sock)
+        api_url, api_port = _url(api_sock)
+        metrics_url = None
+        if config.metrics_enabled and config.metrics_port != port:
+            try:
+                metrics_sock = _listen(host, config.metrics_port)
+            except UsageError as exc:
+                log.warning("%s: metrics are served only on the API port (/metrics, with a token)", exc)
+            else:
+                sockets.append(metrics_sock)
+                metrics_url = _url(metrics_sock)[0] + "/metrics"
+                from witskit.service.app import create_metrics_app
+
+                metrics_server = _uvicorn_server(create_metrics_app(service))
+                servers.append(metrics_server)
+                tasks.append(
+                    asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics")
+                )
+        api_server = _uvicorn_server(service.app)
+        servers.insert(0, api_server)
+        tasks.append(asyncio.create_task(api_server.serve(sockets=[api_sock]), name="api"))
+        if service.ingests:
+            tasks.append(asyncio.create_task(service.run_pipeline(), name="pipeline"))
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, stop.set)
+                    installed.append(sig)
+        while not all(s.started for s in servers):
+            if any(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.01)
+        log.info("service started: %s (ingest: %s)", api_url, service.ingests)
+        if on_ready is not None:
+            on_ready(Bound(api_url, api_port, metrics_url, generated))
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        for task in done:
+            if task is not stopper and not task.cancelled() and task.exception() is not None:
+                status = 1
+                log.error("%s stopped unexpectedly: %s", task.get_name(), task.exception())
+        log.info("service stopping: draining the pipeline")
+    finally:
+        for server in servers:
+            server.should_exit = True
+        service.stop()
+        if tasks:
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for task, result in zip(tasks, results, strict=True):
+                if isinstance(result, SystemExit | Exception):
+                    status = 1
+                    log.error("%s failed while stopping: %s", task.get_name(), result)
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        for sock in sockets:
+            sock.close()
+        await service.aclose()
+    log.info("service stopped")
+    sys.stderr.flush()
+    return status

@@ -1,0 +1,324 @@
+// The tracks, drawn with uPlot (vendored, /static/vendor/uplot). They are vertical, as a mud
+// logger reads them: time (or depth) runs down the page, values run across. Time tracks share one
+// time scale and one cursor; dragging across a track zooms all of them, the wheel zooms around the
+// pointer, and the toolbar (or the keyboard) pans.
+
+import { h } from "./dom.js";
+
+/* global uPlot */
+
+const SYNC_KEY = "witskit-tracks";
+
+/** The theme's colours, read from the CSS custom properties so charts follow the theme. */
+export function palette() {
+  const css = getComputedStyle(document.documentElement);
+  const get = (name) => css.getPropertyValue(name).trim();
+  return {
+    fg: get("--fg"),
+    muted: get("--muted"),
+    grid: get("--grid"),
+    series: [get("--c1"), get("--c2")],
+    font: `12px ${get("--font-ui") || "sans-serif"}`,
+  };
+}
+
+function pad2(n) {
+  return String(n).padStart(2, "0");
+}
+
+/** Local time labels: hh:mm, with seconds on short spans and the date on long ones. */
+function timeLabels(u, splits) {
+  const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
+  return splits.map((s) => {
+    const d = new Date(s * 1000);
+    const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+    if (span <= 600) return `${hm}:${pad2(d.getSeconds())}`;
+    if (span > 2 * 86400) return `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
+    return hm;
+  });
+}
+
+/** Compact value labels for the top and bottom axes (narrow tracks). */
+function valueLabels(u, splits) {
+  return splits.map((v) => {
+    if (v === null || v === undefined) return "";
+    const a = Math.abs(v);
+    if (a >= 10000) return `${Math.round(v / 1000)}k`;
+    if (a >= 100 || Number.isInteger(v)) return String(Math.round(v));
+    return v.toFixed(a >= 10 ? 1 : 2).replace(/\.?0+$/, "");
+  });
+}
+
+/** A range with some room, and never empty (a flat line sits in the middle). */
+function valueRange(u, min, max) {
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
+  if (min === max) {
+    const pad = Math.abs(min) * 0.05 || 1;
+    return [min - pad, max + pad];
+  }
+  const pad = (max - min) * 0.06;
+  return [min - pad, max + pad];
+}
+
+class Track {
+  /**
+   * def: {id, title, series: [{code, label}], shared: bool (one scale for all curves)}
+   * options: {showAxis, axisKind: "time" | "depth", onZoom(min, max), onCursor(idx), syncKey}
+   */
+  constructor(parent, def, options) {
+    this.def = def;
+    this.options = options;
+    this.values = [];
+    this.root = h("section", {
+      class: `track track-${def.id}`,
+      "aria-label": `${def.title} track`,
+      dataset: { track: def.id },
+    });
+    const header = h("header", { class: "track-head" }, h("h3", {}, def.title));
+    this.legend = def.series.map((s, i) => {
+      const value = h("span", { class: "legend-value" }, "—");
+      const unit = h("span", { class: "legend-unit" }, "");
+      header.append(
+        h("div", { class: `legend legend-${i + 1}` }, h("span", { class: "swatch", "aria-hidden": "true" }), h("span", { class: "legend-name" }, s.label), value, unit),
+      );
+      return { value, unit };
+    });
+    this.plot = h("div", { class: "track-plot", role: "img", "aria-label": def.title });
+    this.root.append(header, this.plot);
+    parent.append(this.root);
+    this.u = null;
+  }
+
+  build(theme, data) {
+    const { def, options } = this;
+    const axisKind = options.axisKind || "time";
+    const scaleKeys = def.series.map((s, i) => (def.shared ? "v0" : `v${i}`));
+    const scales = {
+      x: axisKind === "time" ? { time: true, ori: 1, dir: -1 } : { time: false, ori: 1, dir: -1 },
+    };
+    for (const key of new Set(scaleKeys)) scales[key] = { ori: 0, dir: 1, range: valueRange };
+    const grid = { stroke: theme.grid, width: 1 };
+    const xAxis = {
+      scale: "x",
+      side: 3,
+      stroke: theme.muted,
+      font: theme.font,
+      grid,
+      ticks: { show: false },
+      size: options.showAxis ? (axisKind === "time" ? 64 : 56) : 0,
+      gap: 4,
+      values: options.showAxis
+        ? axisKind === "time"
+          ? timeLabels
+          : (u, splits) => splits.map((v) => String(Math.round(v)))
+        : (u, splits) => splits.map(() => ""),
+    };
+    const axes = [xAxis];
+    [...new Set(scaleKeys)].forEach((key, i) => {
+      axes.push({
+        scale: key,
+        side: i === 0 ? 0 : 2,
+        stroke: def.shared ? theme.fg : theme.series[i],
+        font: theme.font,
+        grid: { show: i === 0, stroke: theme.grid, width: 1 },
+        ticks: { show: true, stroke: theme.grid, size: 4 },
+        size: 26,
+        gap: 2,
+        space: 44, // pixels between labels: four-digit depths must not run together
+        values: valueLabels,
+      });
+    });
+    const series = [{}];
+    def.series.forEach((s, i) => {
+      series.push({
+        label: s.label,
+        scale: scaleKeys[i],
+        stroke: theme.series[i],
+        width: 1.5,
+        spanGaps: false, // a null reading or a gap shows as a break, never as an invented line
+        points: { show: false },
+      });
+    });
+    const opts = {
+      width: Math.max(80, this.plot.clientWidth),
+      height: Math.max(120, this.plot.clientHeight),
+      scales,
+      axes,
+      series,
+      legend: { show: false },
+      padding: [4, 14, 4, 4], // room on the right for the last value label
+      cursor: {
+        sync: options.syncKey ? { key: options.syncKey, setSeries: false } : undefined,
+        drag: { x: true, y: false, setScale: false },
+        points: { show: false },
+      },
+      hooks: {
+        setSelect: [
+          (u) => {
+            const { top, height } = u.select;
+            if (height > 4 && options.onZoom) {
+              const a = u.posToVal(top, "x");
+              const b = u.posToVal(top + height, "x");
+              options.onZoom(Math.min(a, b), Math.max(a, b));
+            }
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+          },
+        ],
+        setCursor: [
+          (u) => {
+            if (options.onCursor) options.onCursor(u.cursor.idx ?? null);
+          },
+        ],
+      },
+    };
+    if (this.u) this.u.destroy();
+    this.u = new uPlot(opts, data, this.plot);
+    this.u.over.addEventListener(
+      "wheel",
+      (event) => {
+        if (!options.onWheel) return;
+        event.preventDefault();
+        const at = this.u.posToVal(event.offsetY, "x");
+        options.onWheel(at, event.deltaY > 0 ? 1.25 : 0.8);
+      },
+      { passive: false },
+    );
+    this.u.over.addEventListener("dblclick", () => options.onReset && options.onReset());
+  }
+
+  setData(data, min, max) {
+    if (!this.u) return;
+    this.u.batch(() => {
+      this.u.setData(data, true);
+      if (min !== undefined && max !== undefined && max > min) this.u.setScale("x", { min, max });
+    });
+  }
+
+  setLegend(texts, units) {
+    this.legend.forEach((entry, i) => {
+      if (entry.value.textContent !== texts[i]) entry.value.textContent = texts[i];
+      if (entry.unit.textContent !== units[i]) entry.unit.textContent = units[i];
+    });
+  }
+
+  resize() {
+    if (!this.u) return;
+    const width = Math.max(80, this.plot.clientWidth);
+    const height = Math.max(120, this.plot.clientHeight);
+    if (width !== this.u.width || height !== this.u.height) this.u.setSize({ width, height });
+  }
+
+  destroy() {
+    if (this.u) this.u.destroy();
+    this.u = null;
+    this.root.remove();
+  }
+}
+
+/** The time tracks: each a few channels against time, time increasing downward. */
+export const TIME_TRACKS = [
+  // Hole depth first so that bit depth, drawn after it, stays visible where they are equal.
+  { id: "depth", title: "Depth", shared: true, series: [{ code: "0110", label: "Hole" }, { code: "0108", label: "Bit" }] },
+  { id: "loads", title: "Hookload · WOB", series: [{ code: "0114", label: "HKLD" }, { code: "0116", label: "WOB" }] },
+  { id: "rotary", title: "RPM · Torque", series: [{ code: "0120", label: "RPM" }, { code: "0118", label: "TQ" }] },
+  { id: "hydraulics", title: "SPP · Flow in", series: [{ code: "0121", label: "SPP" }, { code: "0130", label: "Flow" }] },
+  { id: "rop", title: "ROP · Pit volume", series: [{ code: "0113", label: "ROP" }, { code: "0126", label: "Pits" }] },
+];
+
+/** The depth track: drilling parameters against hole depth, depth increasing downward. */
+export const DEPTH_TRACK = {
+  id: "depth-log",
+  title: "ROP · WOB vs depth",
+  series: [{ code: "0113", label: "ROP" }, { code: "0116", label: "WOB" }],
+};
+
+export class Tracks {
+  constructor(container, handlers) {
+    this.container = container;
+    this.handlers = handlers;
+    this.time = TIME_TRACKS.map(
+      (def, i) =>
+        new Track(container, def, {
+          showAxis: i === 0,
+          axisKind: "time",
+          syncKey: SYNC_KEY,
+          onZoom: handlers.onZoom,
+          onWheel: handlers.onWheel,
+          onReset: handlers.onReset,
+          onCursor: handlers.onCursor,
+        }),
+    );
+    this.depth = new Track(container, DEPTH_TRACK, {
+      showAxis: true,
+      axisKind: "depth",
+      onCursor: handlers.onDepthCursor,
+    });
+    this.depth.root.classList.add("track-depthlog");
+    this.resizer = new ResizeObserver(() => this.resize());
+    this.resizer.observe(container);
+  }
+
+  build(theme, timeData, depthData) {
+    this.time.forEach((track, i) => track.build(theme, timeData[i]));
+    this.depth.build(theme, depthData);
+  }
+
+  resize() {
+    for (const track of [...this.time, this.depth]) track.resize();
+  }
+
+  destroy() {
+    this.resizer.disconnect();
+    for (const track of [...this.time, this.depth]) track.destroy();
+  }
+}
+
+/** The per-minute quality bars (nulls and frame errors, last hour) in the side panel. */
+export class QualityChart {
+  constructor(parent) {
+    this.plot = h("div", { class: "quality-plot", role: "img", "aria-label": "Nulls and frame errors per minute, last hour" });
+    parent.append(this.plot);
+    this.u = null;
+  }
+
+  build(theme, data) {
+    if (this.u) this.u.destroy();
+    const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 8] }) : undefined;
+    this.u = new uPlot(
+      {
+        width: Math.max(120, this.plot.clientWidth),
+        height: 70,
+        legend: { show: false },
+        cursor: { show: false },
+        padding: [4, 2, 0, 2],
+        scales: {
+          x: { time: true },
+          y: { range: (u, min, max) => [0, Math.max(1, max)] },
+          rows: { range: (u, min, max) => [0, Math.max(1, max) * 1.15] },
+        },
+        axes: [{ show: false }, { show: false }, { show: false, scale: "rows" }],
+        series: [
+          {},
+          { label: "nulls", stroke: theme.series[1], fill: theme.series[1], paths: bars, points: { show: false } },
+          { label: "errors", stroke: theme.series[0], fill: theme.series[0], paths: bars, points: { show: false } },
+          // Frames per minute as a faint line: a gap shows as a dip to zero.
+          { label: "frames", scale: "rows", stroke: theme.muted, width: 1, points: { show: false } },
+        ],
+      },
+      data,
+      this.plot,
+    );
+  }
+
+  setData(data) {
+    if (!this.u) return;
+    const width = Math.max(120, this.plot.clientWidth);
+    if (width !== this.u.width) this.u.setSize({ width, height: 70 });
+    this.u.setData(data);
+  }
+
+  destroy() {
+    if (this.u) this.u.destroy();
+    this.u = null;
+  }
+}

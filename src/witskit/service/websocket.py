@@ -1,0 +1,117 @@
+"""``/api/v1/live``: decoded frames as they arrive, over a WebSocket (``data:read``).
+
+One JSON text message per frame (``DecodedFrame.to_record()``: source, timestamp, points, errors),
+for one source (``?source=rig-7``) or all. The credential is checked before the handshake is
+accepted: ``Authorization: Bearer ...`` or ``X-API-Key`` headers, or ``?token=`` for browsers
+(which cannot set headers on a WebSocket). Refusals are real HTTP responses where the server
+supports it (401 without a valid credential, 403 without the permission, 409 when the process
+does not ingest), else a close with code 1008.
+
+A slow client loses its oldest frames, never slows ingest (see :class:`~witskit.pipeline.LiveHub`);
+the credential is checked once, at connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Final
+
+from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+from starlette.websockets import WebSocketState
+
+from witskit.security.rbac import Permission
+from witskit.service.deps import principal_for
+
+__all__ = ["PERMISSION_ATTRIBUTE", "router"]
+
+router = APIRouter(tags=["live"])
+
+#: The attribute naming a WebSocket endpoint's permission (HTTP routes use OpenAPI ``x-permission``).
+PERMISSION_ATTRIBUTE: Final = "x_permission"
+#: Close code when the service shuts down.
+_GOING_AWAY: Final = 1001
+_POLICY: Final = 1008
+
+
+async def _refuse(websocket: WebSocket, status_code: int, detail: str) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
+        await websocket.send_denial_response(JSONResponse({"detail": detail}, status_code, headers=headers))
+    else:
+        await websocket.close(code=_POLICY, reason=detail)
+
+
+def _credential(websocket: WebSocket, token: str | None) -> str | None:
+    api_key = websocket.headers.get("x-api-key")
+    if api_key:
+        return api_key.strip()
+    auth = websocket.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return token or None
+
+
+@router.websocket("/live")
+async def live(
+    websocket: WebSocket,
+    source: str | None = Query(default=None, max_length=255),
+    token: str | None = Query(default=None, max_length=4096),
+) -> None:
+    """Stream decoded frames of ``source`` (all sources when omitted)."""
+    service = websocket.app.state.witskit
+    client = websocket.client.host if websocket.client is not None else None
+    try:
+        principal = await principal_for(service, _credential(websocket, token), client)
+    except HTTPException as exc:
+        await _refuse(websocket, exc.status_code, str(exc.detail))
+        return
+    if not principal.can(Permission.READ_DATA):
+        service.audit.record(
+            "access",
+            outcome="denied",
+            actor=principal.name,
+            target="WEBSOCKET /api/v1/live",
+            client=client,
+            permission=Permission.READ_DATA.value,
+        )
+        await _refuse(websocket, 403, f"permission {Permission.READ_DATA.value} required")
+        return
+    if not service.ingests:
+        await _refuse(websocket, 409, "this process does not ingest (witskit serve): no live frames")
+        return
+    subscription = service.hub.subscribe(source)
+    await websocket.accept()
+
+    async def pump() -> None:
+        async for frame in subscription:
+            await websocket.send_text(json.dumps(frame.to_record(), separators=(",", ":"), default=str))
+
+    async def listen() -> None:
+        # The client says nothing; reading is how a disconnect is noticed.
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+
+    sender = asyncio.create_task(pump(), name="witskit-live-send")
+    receiver = asyncio.create_task(listen(), name="witskit-live-receive")
+    try:
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        subscription.close()
+        for task in (sender, receiver):
+            task.cancel()
+        await asyncio.gather(sender, receiver, return_exceptions=True)
+        if websocket.application_state is WebSocketState.CONNECTED and (
+            websocket.client_state is WebSocketState.CONNECTED
+        ):
+            with contextlib.suppress(Exception):
+                await websocket.close(code=_GOING_AWAY)
+
+
+setattr(live, PERMISSION_ATTRIBUTE, Permission.READ_DATA.value)

@@ -1,0 +1,203 @@
+"""Helpers of the dashboard tests: the service in a subprocess, the browser, waiting.
+
+The service is started exactly as a user starts it (``witskit run``, a simulated rig, a fresh data
+directory, nothing from the environment), through ``serve_dashboard.py``, which only makes sure the
+app includes the dashboard. The URL and the generated administrator's credentials are read from
+what it prints.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CHROMIUM = os.environ.get("WITSKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LAUNCHER = Path(__file__).with_name("serve_dashboard.py")
+#: How long the service may take to print its URL and credentials.
+START_TIMEOUT = 45.0
+
+
+def in_ci() -> bool:
+    """True under CI=true: a missing browser is a failure there, not a skip."""
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run, or None."""
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright is not installed (pip install playwright; never `playwright install`)"
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} not found (apt-get install chromium)"
+    return None
+
+
+@dataclass
+class RunningService:
+    """A ``witskit run`` process: where it listens and its first administrator."""
+
+    url: str
+    admin: str
+    password: str
+    process: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+
+    def token(self, username: str | None = None, password: str | None = None) -> str:
+        """An access token (the administrator's by default)."""
+        response = httpx.post(
+            f"{self.url}/api/v1/auth/token",
+            data={"username": username or self.admin, "password": password or self.password},
+            timeout=10,
+        )
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        return token
+
+    def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        """A request to the API with a bearer token (the administrator's by default)."""
+        headers = {"Authorization": f"Bearer {token or self.token()}"}
+        return httpx.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=10, **kwargs)
+
+
+def _clean_env(data_dir: Path) -> dict[str, str]:
+    # Nothing from the developer's settings: no WITS_* variable, a fresh data directory.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WITS_")}
+    env.update(
+        {
+            "WITS_DATA_DIR": str(data_dir),
+            "WITS_LOG_LEVEL": "WARNING",
+            "WITS_LOG_FORMAT": "json",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def start_service(data_dir: Path, port: int = 0, password: str | None = None) -> RunningService:
+    """Start ``witskit run`` on 127.0.0.1:``port`` with its data in ``data_dir``; wait until it serves.
+
+    On a first start the generated administrator's credentials are read from its output; on a
+    restart (the administrator exists) pass the ``password`` known from the first.
+    """
+    process = subprocess.Popen(
+        [sys.executable, str(LAUNCHER), "run", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=data_dir,  # no .env of the developer's is read
+        env=_clean_env(data_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    found: dict[str, str] = {}
+    ready = threading.Event()
+    assert process.stderr is not None
+    stderr = process.stderr
+    patterns = {
+        "url": re.compile(r"WitsKit is serving at (http://\S+)"),
+        "user": re.compile(r"^\s*user name:\s*(\S+)"),
+        "password": re.compile(r"^\s*password:\s*(\S+)"),
+    }
+    wanted = {"url"} if password is not None else set(patterns)
+
+    def drain() -> None:
+        # Read everything it prints (a full pipe would block the service); ready once the URL
+        # (and on a first start the credentials) have been printed.
+        for line in stderr:
+            lines.append(line.rstrip("\n"))
+            for name, pattern in patterns.items():
+                match = pattern.search(line)
+                if match and name not in found:
+                    found[name] = match.group(1)
+            if wanted <= found.keys():
+                ready.set()
+        ready.set()
+        stderr.close()
+
+    threading.Thread(target=drain, name="witskit-stderr", daemon=True).start()
+    ready.wait(START_TIMEOUT)
+    if wanted <= found.keys():
+        return RunningService(
+            found["url"], found.get("user", "admin"), password or found["password"], process, lines
+        )
+    stop_service(process)
+    text = "\n".join(lines)
+    raise AssertionError(f"witskit run did not print its URL and credentials:\n{text[-4000:]}")
+
+
+def stop_service(process: subprocess.Popen[str]) -> None:
+    """SIGTERM (a clean drain and exit), then SIGKILL if it hangs."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@dataclass
+class Browser:
+    """A Chromium with a fresh profile, and everything its pages logged that a user must not see."""
+
+    context: Any
+    problems: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    expected: list[re.Pattern[str]] = field(default_factory=list)
+
+    def page(self, width: int = 1280, height: int = 720) -> Any:
+        """A new tab (its own sessionStorage: a separate sign-in) of the given viewport size."""
+        page = self.context.new_page()
+        page.set_viewport_size({"width": width, "height": height})
+        page.set_default_timeout(15000)
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        page.on("requestfailed", self._request_failed)
+        page.on("request", lambda r: self.requests.append(r.url))
+        return page
+
+    def expect(self, pattern: str) -> None:
+        """Problems matching ``pattern`` are expected (the test causes them)."""
+        self.expected.append(re.compile(pattern))
+
+    def _request_failed(self, request: Any) -> None:
+        # A navigation (or a rig change) cancels requests in flight: that is not a failure.
+        if "ERR_ABORTED" not in (request.failure or ""):
+            self.problems.append(f"request failed: {request.url} {request.failure}")
+
+    def _console(self, message: Any) -> None:
+        # Chromium reports failed loads (a 401, a 404) as console errors too: none is expected.
+        if message.type in ("error", "warning"):
+            self.problems.append(f"console.{message.type}: {message.text}")
+
+
+def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
+        time.sleep(interval)

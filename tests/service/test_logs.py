@@ -1,0 +1,98 @@
+"""Secrets never reach the logs: after a login, a failed login, an API key, and database errors
+whose text carries a password in a URL. And every request's log line has its request id."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from service_helpers import PASSWORD, SECRET, make_config, running_service
+
+from witskit.monitoring.metrics import WitsMetrics
+from witskit.security.logging import configure_logging
+from witskit.service.runtime import Service
+from witskit.storage.errors import StorageError
+
+DB_PASSWORD = "Sup3r-Secret-DB-pw"
+WRONG_PASSWORD = "Hunter2-wrong-password!"
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging("DEBUG", "json", stream=stream)
+    try:
+        yield stream
+    finally:
+        root = logging.getLogger()
+        root.handlers = [h for h in root.handlers if h.get_name() != "witskit"]
+        root.setLevel(logging.WARNING)
+        structlog.reset_defaults()
+
+
+def records(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+async def test_no_secret_in_the_logs_of_logins_keys_and_database_errors(
+    tmp_path: Path, captured: io.StringIO
+) -> None:
+    async with running_service(make_config(tmp_path), ingest=False) as svc:
+        ok = await svc.client.post("/api/v1/auth/token", data={"username": "viewer", "password": PASSWORD})
+        access, refresh = ok.json()["access_token"], ok.json()["refresh_token"]
+        await svc.client.get("/api/v1/sources", headers={"Authorization": f"Bearer {access}"})
+        bad = await svc.client.post(
+            "/api/v1/auth/token", data={"username": "viewer", "password": WRONG_PASSWORD}
+        )
+        assert bad.status_code == 401
+        await svc.client.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
+        key = (
+            await svc.client.post(
+                "/api/v1/api-keys", json={"name": "scraper", "roles": ["viewer"]}, headers=svc.auth("super")
+            )
+        ).json()["key"]
+        await svc.client.get("/api/v1/sources", headers={"X-API-Key": key})
+        await svc.client.get("/api/v1/sources", headers={"X-API-Key": key + "-tampered"})
+
+        # A driver error quoting the URL with its password, in the middle of a request.
+        async def broken() -> Any:
+            raise OSError(f"could not connect to postgresql://witskit:{DB_PASSWORD}@db:5432/wits")
+
+        svc.service.store.sources = broken
+        failed = await svc.client.get("/api/v1/sources", headers=svc.auth("viewer"))
+        assert failed.status_code == 500
+        assert DB_PASSWORD not in failed.text
+        assert failed.json()["request_id"] == failed.headers["x-request-id"]
+        await svc.service.audit.flush()
+
+    # A database that cannot be reached at start, named by a URL with a password.
+    config = make_config(tmp_path, database_url=f"postgresql://witskit:{DB_PASSWORD}@127.0.0.1:1/wits")
+    with pytest.raises(StorageError) as caught:
+        await Service.open(config, ingest=False, metrics=WitsMetrics())
+    assert DB_PASSWORD not in str(caught.value)
+    logging.getLogger("witskit.cli").error("start failed", exc_info=caught.value)
+
+    text = captured.getvalue()
+    for secret in (PASSWORD, WRONG_PASSWORD, DB_PASSWORD, SECRET, access, refresh, key):
+        assert secret not in text
+    logged = records(captured)
+    assert any(r.get("event") == "audit" and r.get("outcome") == "failure" for r in logged)
+    assert any("postgresql://witskit:***@" in json.dumps(r) for r in logged)
+
+
+async def test_every_request_is_logged_with_its_request_id(tmp_path: Path, captured: io.StringIO) -> None:
+    async with running_service(make_config(tmp_path), ingest=False) as svc:
+        await svc.client.get("/api/v1/sources", headers={**svc.auth("viewer"), "X-Request-ID": "req-123"})
+    lines = [r for r in records(captured) if r.get("event") == "request"]
+    [line] = [r for r in lines if r.get("request_id") == "req-123"]
+    assert line["path"] == "/api/v1/sources"
+    assert line["status"] == 200
+    assert line["principal"] == "viewer"
+    assert line["client"] == "192.0.2.10"
+    assert isinstance(line["duration_ms"], float)
