@@ -85,7 +85,6 @@ async def test_the_migrated_schema_matches_the_metadata(fresh_url: str) -> None:
 
     store = await Store.open(fresh_url, timeout=10)
     try:
-
         from sqlalchemy import MetaData
 
         from witskit.service.accounts import accounts_metadata
