@@ -14,9 +14,10 @@ and also revokes their existing tokens (``tokens_valid_after``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -127,6 +128,19 @@ def _ts(value: Any) -> float | None:
 
 class Identity:
     """Authentication and account management (see the module docstring)."""
+
+    @contextlib.contextmanager
+    def _audit_failure(
+        self, action: str, *, actor: str | None, target: str | None, client: str | None
+    ) -> Iterator[None]:
+        """Record a failed admin action, with its reason, in the audit log; the error goes on."""
+        try:
+            yield
+        except Exception as exc:
+            self.audit.record(
+                action, outcome=Outcome.FAILURE, actor=actor, target=target, client=client, reason=str(exc)
+            )
+            raise
 
     def __init__(
         self,
@@ -319,23 +333,13 @@ class Identity:
         client: str | None,
     ) -> UserRecord:
         """Create a user with an Argon2id-hashed password."""
-        try:
+        with self._audit_failure("user.add", actor=actor, target=username, client=client):
             check_username(username)
             check_password(password)
             parsed = parse_roles(roles)
             record = await self.accounts.add_user(
                 username, await self.hash_password(password), parsed, email=email
             )
-        except Exception as exc:
-            self.audit.record(
-                "user.add",
-                outcome=Outcome.FAILURE,
-                actor=actor,
-                target=username,
-                client=client,
-                reason=str(exc),
-            )
-            raise
         self.forget(username)
         self.audit.record(
             "user.add",
@@ -381,7 +385,7 @@ class Identity:
         """Change roles, status, password or e-mail; revokes the user's tokens when any of the
         first three changes. The last active super_admin cannot be disabled or demoted."""
         changes: dict[str, Any] = {}
-        try:
+        with self._audit_failure("user.update", actor=actor, target=username, client=client):
             record = await self.accounts.get_user(username)
             if record is None:
                 raise AccountNotFound(f"no user {username!r}")
@@ -404,16 +408,6 @@ class Identity:
                 email=email,
                 revoke_tokens=parsed is not None or is_active is False or hashed is not None,
             )
-        except Exception as exc:
-            self.audit.record(
-                "user.update",
-                outcome=Outcome.FAILURE,
-                actor=actor,
-                target=username,
-                client=client,
-                reason=str(exc),
-            )
-            raise
         self.forget(username)
         self.audit.record(
             "user.update", outcome=Outcome.SUCCESS, actor=actor, target=username, client=client, **changes
@@ -446,7 +440,7 @@ class Identity:
         client: str | None,
     ) -> tuple[str, ApiKeyRecord]:
         """A new API key: ``(key, record)``. The key is returned once and stored only as a hash."""
-        try:
+        with self._audit_failure("api_key.add", actor=actor, target=name, client=client):
             parsed = parse_roles(roles)
             if not parsed:
                 raise UsageError("an API key needs at least one role")
@@ -457,16 +451,6 @@ class Identity:
             record = await self.accounts.add_api_key(
                 name, hash_api_key(key), parsed, owner=actor, expires_at=expires
             )
-        except Exception as exc:
-            self.audit.record(
-                "api_key.add",
-                outcome=Outcome.FAILURE,
-                actor=actor,
-                target=name,
-                client=client,
-                reason=str(exc),
-            )
-            raise
         self.audit.record(
             "api_key.add",
             outcome=Outcome.SUCCESS,
@@ -480,18 +464,8 @@ class Identity:
 
     async def revoke_api_key(self, key_id: str, *, actor: str | None, client: str | None) -> ApiKeyRecord:
         """Revoke a key; it is refused from the next request on (other processes: within the cache TTL)."""
-        try:
+        with self._audit_failure("api_key.revoke", actor=actor, target=key_id, client=client):
             record = await self.accounts.revoke_api_key(key_id)
-        except Exception as exc:
-            self.audit.record(
-                "api_key.revoke",
-                outcome=Outcome.FAILURE,
-                actor=actor,
-                target=key_id,
-                client=client,
-                reason=str(exc),
-            )
-            raise
         self.forget()
         self.audit.record(
             "api_key.revoke", outcome=Outcome.SUCCESS, actor=actor, target=key_id, client=client
