@@ -222,9 +222,10 @@ async def test_livez_home_and_request_ids(svc: Running) -> None:
     assert live.headers["x-request-id"] == "probe-42"
     odd = await svc.client.get("/livez", headers={"X-Request-ID": "bad id with spaces"})
     assert odd.headers["x-request-id"] != "bad id with spaces"
-    home = await svc.client.get("/")
+    home = await svc.client.get("/")  # the dashboard
     assert home.status_code == 200
-    assert 'href="/docs"' in home.text
+    assert "WitsKit" in home.text
+    assert "script-src 'self'" in home.headers["content-security-policy"]
     docs = await svc.client.get("/openapi.json")
     assert docs.json()["info"]["title"] == "WitsKit"
 
