@@ -224,3 +224,16 @@ async def test_slow_subscriber_drops_oldest_and_never_blocks() -> None:
     sub.close()
     got = [f async for f in sub]
     assert got == frames[-5:]
+
+
+async def test_frame_errors_reach_subscribers_of_their_source() -> None:
+    from witskit.pipeline import LiveHub
+
+    hub = LiveHub()
+    mine, other = hub.subscribe("rig-a"), hub.subscribe("rig-b")
+    error = FrameError("3 bytes of garbage outside any frame", source="rig-a", kind="garbage")
+    hub.publish_error(error)
+    mine.close()
+    other.close()
+    assert [e async for e in mine] == [error]
+    assert [e async for e in other] == []

@@ -153,3 +153,60 @@ async def test_end_to_end_through_uvicorn(tmp_path: Path) -> None:
         assert info.frame_count >= 3
     finally:
         await store.aclose()
+
+
+async def test_frame_errors_reach_live_subscribers(tmp_path: Path) -> None:
+    """A rig that sends garbage between frames: the WebSocket carries frame_error events too."""
+    from witskit.transport.rigserver import Faults, RigServer
+
+    rig = RigServer(seed=3, rate=20, records=(1,), faults=Faults(garbage_rate=0.5))
+    port = await rig.serve_tcp("127.0.0.1", 0)
+    config = make_config(tmp_path, jwt_secret=None, metrics_port=free_port())
+    ready = asyncio.Event()
+    stop = asyncio.Event()
+    box: dict[str, Bound] = {}
+
+    def on_ready(bound: Bound) -> None:
+        box["bound"] = bound
+        ready.set()
+
+    task = asyncio.create_task(
+        serve(
+            config,
+            pipeline=sim_pipeline(rate=5),
+            host="127.0.0.1",
+            port=0,
+            metrics=WitsMetrics(),
+            on_ready=on_ready,
+            stop=stop,
+            handle_signals=False,
+        )
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        bound = box["bound"]
+        assert bound.admin_credentials is not None
+        admin, password = bound.admin_credentials
+        async with httpx.AsyncClient(base_url=bound.url, timeout=10) as http:
+            token = (
+                await http.post("/api/v1/auth/token", data={"username": admin, "password": password})
+            ).json()
+            root = {"Authorization": f"Bearer {token['access_token']}"}
+            added = await http.post(
+                "/api/v1/connections", json={"url": f"tcp://127.0.0.1:{port}", "name": "rig-g"}, headers=root
+            )
+            assert added.status_code in (200, 201), added.text
+        ws_url = bound.url.replace("http://", "ws://") + "/api/v1/live?source=rig-g"
+        kinds: set[str] = set()
+        async with connect(ws_url, additional_headers=root) as ws:
+            while kinds != {"frame", "frame_error"}:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 15))
+                assert message["source"] == "rig-g"
+                kinds.add(message.get("type", "frame"))
+                if message.get("type") == "frame_error":
+                    assert message["kind"] == "garbage"
+                    assert message["message"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await rig.aclose()

@@ -1,5 +1,8 @@
 """Fan decoded frames out to live subscribers (WebSockets, the dashboard) without slowing ingest.
 
+Subscribers also receive the :class:`~witskit.errors.FrameError` events of their sources (bad bytes
+the parser skipped), so a live view can count them.
+
 Each subscriber has a small bounded queue; when a subscriber falls behind, its oldest frames are
 dropped and counted (a live view wants the newest data; the database has everything).
 """
@@ -10,9 +13,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from witskit.errors import FrameError
 from witskit.protocol import DecodedFrame
 
-__all__ = ["LiveHub", "Subscription"]
+__all__ = ["LiveEvent", "LiveHub", "Subscription"]
+
+#: What a subscriber receives.
+LiveEvent = DecodedFrame | FrameError
 
 #: Frames a subscriber may lag before the oldest are dropped: a few seconds of a busy rig.
 DEFAULT_SUBSCRIBER_QUEUE = 256
@@ -24,21 +31,21 @@ class Subscription:
     def __init__(self, hub: LiveHub, source: str | None, maxsize: int) -> None:
         self._hub = hub
         self.source = source
-        self.queue: asyncio.Queue[DecodedFrame | None] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(maxsize)
         self.dropped = 0
         self.closed = False
 
-    def _offer(self, frame: DecodedFrame) -> None:
+    def _offer(self, frame: LiveEvent) -> None:
         if self.queue.full():
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.queue.get_nowait()
             self.dropped += 1
         self.queue.put_nowait(frame)
 
-    def __aiter__(self) -> AsyncIterator[DecodedFrame]:
+    def __aiter__(self) -> AsyncIterator[LiveEvent]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[DecodedFrame]:
+    async def _iterate(self) -> AsyncIterator[LiveEvent]:
         while True:
             if self.closed and self.queue.empty():
                 return
@@ -73,6 +80,12 @@ class LiveHub:
         for sub in tuple(self._subscribers):
             if sub.source is None or sub.source == frame.source:
                 sub._offer(frame)
+
+    def publish_error(self, error: FrameError) -> None:
+        """Offer a FrameError (bad bytes a source's parser skipped) to matching subscribers."""
+        for sub in tuple(self._subscribers):
+            if sub.source is None or sub.source == error.source:
+                sub._offer(error)
 
     def subscribe(
         self, source: str | None = None, *, maxsize: int = DEFAULT_SUBSCRIBER_QUEUE

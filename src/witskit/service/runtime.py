@@ -271,6 +271,7 @@ class Service:
         self._score(source, 0.0 if frame.errors else 1.0)
 
     def _on_frame_error(self, error: FrameError) -> None:
+        self.hub.publish_error(error)
         source = error.source or DEFAULT_SOURCE
         self.metrics.record_frame_processed(source, False)
         self.metrics.record_error("frame", "low")

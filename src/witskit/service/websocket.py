@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from datetime import UTC, datetime
 from typing import Final
 
 from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketState
 
+from witskit.errors import FrameError
 from witskit.security.rbac import Permission
 from witskit.service.deps import principal_for
 
@@ -87,8 +89,21 @@ async def live(
     await websocket.accept()
 
     async def pump() -> None:
-        async for frame in subscription:
-            await websocket.send_text(json.dumps(frame.to_record(), separators=(",", ":"), default=str))
+        async for event in subscription:
+            if isinstance(event, FrameError):
+                # Bad bytes the parser skipped: the dashboard counts them per minute.
+                message = {
+                    "type": "frame_error",
+                    "source": event.source,
+                    "timestamp": datetime.now(UTC).isoformat(),
+                    "kind": event.kind,
+                    "message": event.reason,
+                    "line": event.line,
+                    "offset": event.offset,
+                }
+                await websocket.send_text(json.dumps(message, separators=(",", ":")))
+                continue
+            await websocket.send_text(json.dumps(event.to_record(), separators=(",", ":"), default=str))
 
     async def listen() -> None:
         # The client says nothing; reading is how a disconnect is noticed.

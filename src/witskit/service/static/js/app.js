@@ -297,7 +297,8 @@ async function selectRig(name) {
   state.socket = new LiveSocket(name, {
     onFrame: (record) => {
       if (record.source && record.source !== name) return;
-      data.addFrame(record);
+      if (record.type === "frame_error") data.addFrameError(record);
+      else data.addFrame(record);
       state.dirty = true;
     },
     onState: (s, detail) => {

@@ -34,7 +34,7 @@ export class RigData {
     this.nulls = []; // null readings among the channels, per row
     this.units = {}; // code -> unit as sent ("F", "KLB"...)
     this.latest = {}; // code -> {v, t}
-    this.errors = new Map(); // minute (epoch s) -> frames with errors, as seen live
+    this.errors = new Map(); // minute (epoch s) -> frame errors and frames with bad lines, seen live
     this.framesLive = new Map(); // minute -> frames received live (any record)
     this.errorsSince = null; // when live error counting started
     this.lastFrame = null; // time of the newest frame of any record
@@ -44,6 +44,16 @@ export class RigData {
 
   get size() {
     return this.t.length;
+  }
+
+  /** Bad bytes the service's parser skipped for this rig: {type: "frame_error", timestamp, ...}. */
+  addFrameError(record) {
+    const t = Date.parse(record.timestamp) / 1000;
+    if (!Number.isFinite(t)) return;
+    const minute = Math.floor(t / 60) * 60;
+    if (this.errorsSince === null) this.errorsSince = t;
+    this.errors.set(minute, (this.errors.get(minute) || 0) + 1);
+    this.version += 1;
   }
 
   /** A frame from the WebSocket: {source, timestamp, points: [{code, value, unit}], errors}. */
