@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/witskit run
+	WITS_LOG_FORMAT=$${WITS_LOG_FORMAT:-console} $(BIN)/witskit run
 
 tour: $(STAMP)
 	$(BIN)/witskit demo

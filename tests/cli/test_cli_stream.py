@@ -188,15 +188,21 @@ def test_stream_a_file_to_its_end(tmp_path: Path) -> None:
 def test_stream_ctrl_c_exits_130() -> None:
     with rig("--listen", "tcp://127.0.0.1:0", "--rate", "20") as server:
         (port,) = server.ports()
-        proc = subprocess.Popen(
+        # As a context manager, so its pipes are closed and the process reaped even on a timeout
+        # (a leaked pipe would surface as a ResourceWarning in some later test).
+        with subprocess.Popen(
             [*WITSKIT, "stream", f"tcp://127.0.0.1:{port}", "-f", "jsonl"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-        )
-        assert proc.stdout is not None
-        first = proc.stdout.readline()  # a frame has been printed: the stream is running
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=WAIT)
+        ) as proc:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()  # a frame has been printed: the stream is running
+            proc.send_signal(signal.SIGINT)
+            try:
+                out, err = proc.communicate(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
         server.wait_for(r"closed after \d+ frames: closed by the client")
     assert json.loads(first)["points"]
     assert proc.returncode == 130

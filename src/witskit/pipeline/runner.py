@@ -285,7 +285,8 @@ class Pipeline:
                 if self._sources_done:
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._new_data.wait(), self.batch_interval)
+                    async with asyncio.timeout(self.batch_interval):  # wait_for can lose a cancel (3.11)
+                        await self._new_data.wait()
                 continue
             if len(batch) < self.batch_max and not self._sources_done:
                 # Let a partial batch fill for a moment: fewer, larger transactions.

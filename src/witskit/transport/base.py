@@ -316,7 +316,11 @@ class LinkSource(Source):
                             if self.idle_timeout is None:
                                 chunk = await reader.read(READ_SIZE)
                             else:
-                                chunk = await asyncio.wait_for(reader.read(READ_SIZE), self.idle_timeout)
+                                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+                                # a cancellation (Ctrl-C, aclose) when a read completes at the same
+                                # moment, and the link would then never stop.
+                                async with asyncio.timeout(self.idle_timeout):
+                                    chunk = await reader.read(READ_SIZE)
                     except TransportError as exc:
                         lost = exc
                         break

@@ -91,7 +91,8 @@ class SimulatorSource(Source):
             delay = due - time.monotonic()
             if delay > 0:
                 with contextlib.suppress(TimeoutError):  # the normal case: nobody closed us meanwhile
-                    await asyncio.wait_for(self._closed.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._closed.wait()
             if self._closed.is_set():
                 break
             for event in parser.feed(data):

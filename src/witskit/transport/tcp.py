@@ -48,12 +48,10 @@ class TCPSource(LinkSource):
         with map_errors(self.name):
             if not 1 <= int(self.port) <= 65535:
                 raise ValueError(f"port {self.port} is not a TCP port (1-65535)")
-            return await asyncio.wait_for(
-                asyncio.open_connection(
+            async with asyncio.timeout(self.connect_timeout):  # not wait_for: see LinkSource.events
+                return await asyncio.open_connection(
                     self.host,
                     self.port,
                     ssl=self.ssl_context,
                     server_hostname=(self.server_hostname or self.host) if self.ssl_context else None,
-                ),
-                self.connect_timeout,
-            )
+                )
