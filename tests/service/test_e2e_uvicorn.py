@@ -39,7 +39,10 @@ async def until(check: Any, timeout: float = 15.0) -> Any:
     return result
 
 
-async def test_end_to_end_through_uvicorn(tmp_path: Path) -> None:
+async def start_service(
+    tmp_path: Path, *, rate: float
+) -> tuple[Any, Bound, asyncio.Event, asyncio.Task[int]]:
+    """``witskit run``'s serve() with one simulated rig on a free port; returns once it listens."""
     config = make_config(tmp_path, jwt_secret=None, metrics_port=free_port())
     ready = asyncio.Event()
     stop = asyncio.Event()
@@ -52,7 +55,7 @@ async def test_end_to_end_through_uvicorn(tmp_path: Path) -> None:
     task = asyncio.create_task(
         serve(
             config,
-            pipeline=sim_pipeline(rate=20),
+            pipeline=sim_pipeline(rate=rate),
             host="127.0.0.1",
             port=0,
             metrics=WitsMetrics(),
@@ -63,7 +66,16 @@ async def test_end_to_end_through_uvicorn(tmp_path: Path) -> None:
     )
     try:
         await asyncio.wait_for(ready.wait(), 30)
-        bound = box["bound"]
+    except BaseException:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        raise
+    return config, box["bound"], stop, task
+
+
+async def test_end_to_end_through_uvicorn(tmp_path: Path) -> None:
+    config, bound, stop, task = await start_service(tmp_path, rate=20)
+    try:
         assert bound.port > 0
         assert bound.admin_credentials is not None
         admin, admin_password = bound.admin_credentials
@@ -161,30 +173,8 @@ async def test_frame_errors_reach_live_subscribers(tmp_path: Path) -> None:
 
     rig = RigServer(seed=3, rate=20, records=(1,), faults=Faults(garbage_rate=0.5))
     port = await rig.serve_tcp("127.0.0.1", 0)
-    config = make_config(tmp_path, jwt_secret=None, metrics_port=free_port())
-    ready = asyncio.Event()
-    stop = asyncio.Event()
-    box: dict[str, Bound] = {}
-
-    def on_ready(bound: Bound) -> None:
-        box["bound"] = bound
-        ready.set()
-
-    task = asyncio.create_task(
-        serve(
-            config,
-            pipeline=sim_pipeline(rate=5),
-            host="127.0.0.1",
-            port=0,
-            metrics=WitsMetrics(),
-            on_ready=on_ready,
-            stop=stop,
-            handle_signals=False,
-        )
-    )
+    _, bound, stop, task = await start_service(tmp_path, rate=5)
     try:
-        await asyncio.wait_for(ready.wait(), 30)
-        bound = box["bound"]
         assert bound.admin_credentials is not None
         admin, password = bound.admin_credentials
         async with httpx.AsyncClient(base_url=bound.url, timeout=10) as http:
