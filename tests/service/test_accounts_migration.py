@@ -80,7 +80,7 @@ def test_the_accounts_revision_follows_the_stores_head() -> None:
     accounts = script.get_revision("0002")
     assert accounts is not None
     assert accounts.down_revision == "0001"
-    assert script.get_heads() == ["0002"]  # one line of history, not a branch
+    assert script.get_heads() == ["0003"]  # one line of history, not a branch
 
 
 async def test_the_accounts_revision_downgrades_and_upgrades_again(tmp_path: Path) -> None:

@@ -11,6 +11,10 @@ follows the store's schema; this module holds their SQLAlchemy Core definitions 
 * ``api_keys``: only the SHA-256 of each key is stored (:func:`~witskit.security.auth.hash_api_key`);
   ``key_id`` is a short public handle to list and revoke it by.
 * ``audit_log``: who did what, when (UTC), from where, and how it ended. Never a secret.
+
+Revision ``0003`` adds the state the service shares across restarts and processes:
+``refresh_sessions`` (one row per refresh token: rotation, reuse detection, logout),
+``connections`` (ingest sources added through the API) and ``login_throttle`` (failed-login counters).
 """
 
 from __future__ import annotations
@@ -62,8 +66,11 @@ __all__ = [
     "audit_log",
     "check_password",
     "check_username",
+    "connections",
+    "login_throttle",
     "new_key_id",
     "parse_roles",
+    "refresh_sessions",
     "users",
 ]
 
@@ -119,6 +126,41 @@ audit_log = Table(
     Column("client", String(64), nullable=True),
     Column("request_id", String(64), nullable=True),
     Column("detail", Text, nullable=True),
+)
+
+# Revision 0003: state the service shares between restarts and processes.
+
+refresh_sessions = Table(
+    "refresh_sessions",
+    accounts_metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("family", String(64), nullable=False, index=True),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("client", String(64), nullable=True),
+)
+
+connections = Table(
+    "connections",
+    accounts_metadata,
+    Column("name", String(100), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(255), nullable=True),
+)
+
+login_throttle = Table(
+    "login_throttle",
+    accounts_metadata,
+    Column("key", String(255), primary_key=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("window_start", UTCDateTime(), nullable=False),
+    Column("locked_until", UTCDateTime(), nullable=True),
 )
 
 

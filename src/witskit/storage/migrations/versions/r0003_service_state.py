@@ -1,0 +1,89 @@
+"""Service state: refresh-token sessions, connections added at run time, login throttle counters.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-26
+
+The tables are described in ``witskit.service.accounts``. They move three things the service used to
+keep in memory into the database, so that they survive a restart and are shared by every process
+serving the same store:
+
+* ``refresh_sessions``: one row per refresh token issued. Rotation marks the old row used; a used
+  token presented again revokes its whole family (token theft), and logout revokes the row.
+* ``connections``: ingest sources added through the API, restarted with the service.
+* ``login_throttle``: failed-login counters per user name and per client address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import mysql
+
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_MYSQL: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+
+def _utc() -> sa.types.TypeEngine[Any]:
+    # As in 0001: timestamptz; DATETIME(6) holding UTC on MySQL; integer microseconds on SQLite.
+    return (
+        sa.DateTime(timezone=True)
+        .with_variant(sa.BigInteger(), "sqlite")
+        .with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    )
+
+
+def upgrade() -> None:
+    """Create refresh_sessions, connections and login_throttle."""
+    op.create_table(
+        "refresh_sessions",
+        sa.Column("jti", sa.String(64), primary_key=True),
+        sa.Column("family", sa.String(64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("issued_at", _utc(), nullable=False),
+        sa.Column("expires_at", _utc(), nullable=False),
+        sa.Column("used_at", _utc(), nullable=True),
+        sa.Column("revoked_at", _utc(), nullable=True),
+        sa.Column("client", sa.String(64), nullable=True),
+        **_MYSQL,
+    )
+    op.create_index("ix_refresh_sessions_family", "refresh_sessions", ["family"])
+    op.create_index("ix_refresh_sessions_user_id", "refresh_sessions", ["user_id"])
+    op.create_table(
+        "connections",
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+        sa.Column("created_at", _utc(), nullable=False),
+        sa.Column("updated_at", _utc(), nullable=False),
+        sa.Column("created_by", sa.String(255), nullable=True),
+        **_MYSQL,
+    )
+    op.create_table(
+        "login_throttle",
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("failures", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("window_start", _utc(), nullable=False),
+        sa.Column("locked_until", _utc(), nullable=True),
+        **_MYSQL,
+    )
+
+
+def downgrade() -> None:
+    """Drop the service-state tables (sessions end, API-added connections are forgotten)."""
+    op.drop_table("login_throttle")
+    op.drop_table("connections")
+    op.drop_index("ix_refresh_sessions_user_id", table_name="refresh_sessions")
+    op.drop_index("ix_refresh_sessions_family", table_name="refresh_sessions")
+    op.drop_table("refresh_sessions")
