@@ -4,6 +4,7 @@ Narrow layout, one row per data point::
 
     sources (id PK, name UNIQUE, created_at, first_time, last_time, frame_count, point_count)
     frames  (source_id, frame_key, received_at, frame_time, raw, errors)     PK (source_id, frame_key)
+            INDEX (source_id, frame_time)
     points  (source_id, frame_key, idx, time, code, value_num, value_text)
             PK (source_id, code, time, frame_key, idx)
 
@@ -40,6 +41,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Double,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -229,6 +231,9 @@ frames = Table(
     Column("raw", _blob_type(), nullable=False),
     Column("errors", _long_text_type(), nullable=True),
     PrimaryKeyConstraint("source_id", "frame_key"),
+    # Revision 0003: a source's frames in time order (what `witskit serve` tails for its live
+    # WebSocket, and raw frames by time range) without reading every frame of the source.
+    Index("ix_frames_source_id_frame_time", "source_id", "frame_time"),
     **_MYSQL,
 )
 

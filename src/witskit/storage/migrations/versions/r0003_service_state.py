@@ -12,6 +12,8 @@ serving the same store:
   token presented again revokes its whole family (token theft), and logout revokes the row.
 * ``connections``: ingest sources added through the API, restarted with the service.
 * ``login_throttle``: failed-login counters per user name and per client address.
+
+It also indexes ``frames`` by (source, frame time), which ``witskit serve`` tails for live frames.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def _utc() -> sa.types.TypeEngine[Any]:
 
 
 def upgrade() -> None:
-    """Create refresh_sessions, connections and login_throttle."""
+    """Create refresh_sessions, connections and login_throttle; index frames by time."""
+    op.create_index("ix_frames_source_id_frame_time", "frames", ["source_id", "frame_time"])
     op.create_table(
         "refresh_sessions",
         sa.Column("jti", sa.String(64), primary_key=True),
@@ -87,3 +90,4 @@ def downgrade() -> None:
     op.drop_index("ix_refresh_sessions_user_id", table_name="refresh_sessions")
     op.drop_index("ix_refresh_sessions_family", table_name="refresh_sessions")
     op.drop_table("refresh_sessions")
+    op.drop_index("ix_frames_source_id_frame_time", table_name="frames")
