@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import json
+import contextlib
 import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from witskit.cli._console import handle_errors, info, stderr_console, stderr_is_terminal
 from witskit.errors import FrameError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from witskit.storage.query import PointScan
 
 __all__ = ["register"]
 
@@ -126,15 +128,17 @@ async def _query(
 
     store = await Store.open(url, migrate=False, must_exist=True)
     try:
-        batches = store.query_batches(sources, codes, start, end)
         if fmt is QueryFormat.parquet:
             assert output is not None
-            return await _write_parquet(batches, output)
+            return await _write_parquet(store.query_batches(sources, codes, start, end), output)
         if fmt is QueryFormat.table:
-            return await _write_table(batches, limit)
+            return await _write_table(store.query_batches(sources, codes, start, end), limit)
+        # CSV and JSON Lines are formatted straight from raw tuples (no PointRow per row).
+        scan = await store.scan(sources, codes, start, end)
         fh: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
         try:
-            return await _write_text(batches, fh, fmt)
+            async with contextlib.aclosing(scan):
+                return await _write_text(scan, fh, fmt)
         finally:
             if output:
                 fh.close()
@@ -146,31 +150,20 @@ def _value(value: Any) -> Any:
     return "" if value is None else value
 
 
-async def _write_text(batches: Any, fh: IO[str], fmt: QueryFormat) -> int:
+async def _write_text(scan: PointScan, fh: IO[str], fmt: QueryFormat) -> int:
+    from witskit.storage.formats import PointText
+
     count = 0
-    writer = csv.writer(fh, lineterminator="\n") if fmt is QueryFormat.csv else None
-    if writer is not None:
-        writer.writerow(("source", "time", "code", "name", "value"))
-    async for batch in batches:
-        if writer is not None:
-            writer.writerows((r.source, r.time.isoformat(), r.code, r.name, _value(r.value)) for r in batch)
+    text = PointText(scan.names, source_first=True)
+    if fmt is QueryFormat.csv:
+        fh.write("source,time,code,name,value\n")
+    async for batch in scan:
+        if fmt is QueryFormat.csv:
+            fh.write(text.csv(batch))
         else:
-            fh.write(
-                "".join(
-                    json.dumps(
-                        {
-                            "source": r.source,
-                            "time": r.time.isoformat(),
-                            "code": r.code,
-                            "name": r.name,
-                            "value": r.value,
-                        },
-                        separators=(",", ":"),
-                    )
-                    + "\n"
-                    for r in batch
-                )
-            )
+            lines = text.jsonl(batch)
+            lines.append("")
+            fh.write("\n".join(lines))
         count += len(batch)
     fh.flush()
     return count

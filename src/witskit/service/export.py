@@ -1,9 +1,9 @@
 """Time-range exports: stored points streamed as JSON, JSON Lines or CSV, with keyset pagination.
 
-Rows come from :meth:`Store.query_batches <witskit.storage.store.Store.query_batches>` (a server-side
-cursor, constant memory) and leave as one chunk per batch, so a million-point export never sits in
-memory. Formatting is the hot loop: a frame's points share one time, so each time is formatted
-once, and mnemonics are looked up once per code.
+Rows come from :meth:`Store.scan <witskit.storage.store.Store.scan>` (a server-side cursor,
+constant memory) as raw tuples and leave as one chunk per batch, so a million-point export never
+sits in memory. Formatting is the hot loop; :class:`~witskit.storage.formats.PointText` builds the
+text straight from the tuples (a frame's time is formatted once, a code's mnemonic looked up once).
 
 Pagination is by position, not offset: a cursor names the last row sent (time, source, frame key,
 line), and the next page starts right after it, however much data arrives meanwhile.
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
-import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,15 +20,14 @@ from datetime import datetime
 from typing import Any, Final
 
 from witskit.errors import UsageError
-from witskit.storage.query import PointRow
-from witskit.storage.schema import from_micros, to_micros
-from witskit.symbols import default_table
+from witskit.storage.formats import PointText
+from witskit.storage.query import RawPoint
+from witskit.storage.schema import from_micros
 
 __all__ = [
     "CSV_HEADER",
     "Cursor",
     "Page",
-    "RowFormatter",
     "after_cursor",
     "csv_chunks",
     "json_chunks",
@@ -51,9 +48,9 @@ class Cursor:
     idx: int
 
     @classmethod
-    def of(cls, row: PointRow) -> Cursor:
-        """The position of ``row``."""
-        return cls(to_micros(row.time), row.source, row.frame_key, row.idx)
+    def of(cls, row: RawPoint, names: dict[int, str]) -> Cursor:
+        """The position of ``row`` (``names``: source id to name)."""
+        return cls(row[1], names.get(row[0], f"#{row[0]}"), row[5], row[6])
 
     def encode(self) -> str:
         """An opaque URL-safe token."""
@@ -80,8 +77,8 @@ class Cursor:
 
 
 async def after_cursor(
-    rows: AsyncIterator[list[PointRow]], cursor: Cursor | None
-) -> AsyncIterator[list[PointRow]]:
+    rows: AsyncIterator[list[RawPoint]], cursor: Cursor | None, names: dict[int, str]
+) -> AsyncIterator[list[RawPoint]]:
     """Batches with every row up to and including ``cursor`` left out.
 
     The query starts at the cursor's time (inclusive); rows of that same time come in the same
@@ -92,15 +89,16 @@ async def after_cursor(
             yield batch
         return
     skipping = True
-    at = cursor.time
+    at = cursor.time_us
+    sids = {sid for sid, name in names.items() if name == cursor.source}
     async for batch in rows:
         if not skipping:
             yield batch
             continue
-        for i, row in enumerate(batch):
-            if row.time > at:
+        for i, (sid, us, _code, _num, _txt, key, idx) in enumerate(batch):
+            if us > at:
                 start = i  # the cursor row is gone (it cannot be, but never skip forever)
-            elif row.source == cursor.source and row.frame_key == cursor.frame_key and row.idx == cursor.idx:
+            elif sid in sids and key == cursor.frame_key and idx == cursor.idx:
                 start = i + 1
             else:
                 continue
@@ -109,31 +107,6 @@ async def after_cursor(
             if rest:
                 yield rest
             break
-
-
-class RowFormatter:
-    """Caches what rows of one export share: time strings, mnemonics."""
-
-    def __init__(self) -> None:
-        self._last_time: datetime | None = None
-        self._last_text = ""
-        self._names: dict[str, str] = {}
-        self._table = default_table()
-
-    def time(self, ts: datetime) -> str:
-        """ISO 8601 with offset, formatted once per distinct time."""
-        if ts != self._last_time:
-            self._last_time = ts
-            self._last_text = ts.isoformat()
-        return self._last_text
-
-    def name(self, code: str) -> str:
-        """The short mnemonic of a code."""
-        name = self._names.get(code)
-        if name is None:
-            sym = self._table.get(code)
-            name = self._names[code] = sym.name if sym is not None else f"U{code}"
-        return name
 
 
 @dataclass
@@ -145,10 +118,10 @@ class Page:
 
 
 async def limited(
-    batches: AsyncIterator[list[PointRow]], limit: int | None, page: Page
-) -> AsyncIterator[list[PointRow]]:
+    batches: AsyncIterator[list[RawPoint]], limit: int | None, page: Page, names: dict[int, str]
+) -> AsyncIterator[list[RawPoint]]:
     """At most ``limit`` rows; when more exist, ``page.next_cursor`` is set after the last one sent."""
-    last: PointRow | None = None
+    last: RawPoint | None = None
     async for batch in batches:
         if limit is not None and page.count + len(batch) > limit:
             take = batch[: limit - page.count]
@@ -157,7 +130,7 @@ async def limited(
                 last = take[-1]
                 yield take
             if last is not None:
-                page.next_cursor = Cursor.of(last).encode()
+                page.next_cursor = Cursor.of(last, names).encode()
             return
         page.count += len(batch)
         if batch:
@@ -165,19 +138,11 @@ async def limited(
         yield batch
 
 
-def _json_rows(batch: list[PointRow], fmt: RowFormatter) -> list[dict[str, Any]]:
-    t, n = fmt.time, fmt.name
-    return [
-        {"time": t(r.time), "source": r.source, "code": r.code, "name": n(r.code), "value": r.value}
-        for r in batch
-    ]
-
-
 async def json_chunks(
-    batches: AsyncIterator[list[PointRow]], page: Page, meta: dict[str, Any]
+    batches: AsyncIterator[list[RawPoint]], page: Page, meta: dict[str, Any], names: dict[int, str]
 ) -> AsyncIterator[bytes]:
     """``{"rows": [...], "count": N, "next_cursor": ...}`` plus ``meta``, streamed."""
-    fmt = RowFormatter()
+    fmt = PointText(names)
     dumps = json.dumps
     head = dumps(meta, separators=(",", ":"))[:-1]
     yield (head + ("," if len(meta) else "") + '"rows":[').encode()
@@ -185,37 +150,27 @@ async def json_chunks(
     async for batch in batches:
         if not batch:
             continue
-        body = dumps(_json_rows(batch, fmt), separators=(",", ":"))[1:-1]
+        body = ",".join(fmt.jsonl(batch))
         yield (body if first else "," + body).encode()
         first = False
     tail = {"count": page.count, "next_cursor": page.next_cursor}
     yield ("]," + dumps(tail, separators=(",", ":"))[1:]).encode()
 
 
-async def jsonl_chunks(batches: AsyncIterator[list[PointRow]]) -> AsyncIterator[bytes]:
+async def jsonl_chunks(batches: AsyncIterator[list[RawPoint]], names: dict[int, str]) -> AsyncIterator[bytes]:
     """One JSON object per line."""
-    fmt = RowFormatter()
-    dumps = json.dumps
+    fmt = PointText(names)
     async for batch in batches:
         if batch:
-            lines = [dumps(row, separators=(",", ":")) for row in _json_rows(batch, fmt)]
-            yield ("\n".join(lines) + "\n").encode()
+            lines = fmt.jsonl(batch)
+            lines.append("")
+            yield "\n".join(lines).encode()
 
 
-async def csv_chunks(batches: AsyncIterator[list[PointRow]]) -> AsyncIterator[bytes]:
-    """CSV with a header line; text values are quoted as needed by the csv module."""
-    fmt = RowFormatter()
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    yield out.getvalue().encode()
-    t, n = fmt.time, fmt.name
+async def csv_chunks(batches: AsyncIterator[list[RawPoint]], names: dict[int, str]) -> AsyncIterator[bytes]:
+    """CSV with a header line; text values are quoted as needed (as the csv module does)."""
+    fmt = PointText(names)
+    yield (",".join(CSV_HEADER) + "\n").encode()
     async for batch in batches:
-        if not batch:
-            continue
-        out.seek(0)
-        out.truncate()
-        writer.writerows(
-            [(t(r.time), r.source, r.code, n(r.code), "" if r.value is None else r.value) for r in batch]
-        )
-        yield out.getvalue().encode()
+        if batch:
+            yield fmt.csv(batch).encode()

@@ -9,7 +9,8 @@ errors. Everything else (idempotency, collision handling, transactions, queries)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Final, NamedTuple
 
@@ -24,6 +25,8 @@ __all__ = [
     "Classified",
     "Layout",
     "Pending",
+    "RawPoint",
+    "ScanFilter",
     "WriteRace",
     "backend_for",
     "is_plain_code",
@@ -146,6 +149,21 @@ def split(column: Sequence[Value]) -> tuple[list[Any], list[str | None]]:
     )
 
 
+#: A stored point as the fast read path yields it: (source id, time in µs since 1970-01-01 UTC,
+#: code, value_num, value_text, frame key, idx). No datetime and no object per row.
+RawPoint = tuple[int, int, str, float | None, str | None, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFilter:
+    """Which points a scan reads: source ids, codes (None: all) and a [lo, hi) range in µs."""
+
+    source_ids: Sequence[int] | None
+    codes: Sequence[str] | None
+    lo_us: int | None
+    hi_us: int | None
+
+
 class BackendImpl(ABC):
     """One SQL backend: engine construction, bulk writes and error reading."""
 
@@ -250,6 +268,53 @@ class BackendImpl(ABC):
             await self.bump_source(drv, sid, frames, points, first, last)
 
     # Reads ------------------------------------------------------------------------------------
+    #: SQL for a point's time as integer µs since 1970-01-01 UTC (the column itself on SQLite).
+    time_us_sql: ClassVar[str] = "time"
+
+    def placeholder(self, n: int) -> str:
+        """The driver's n-th (1-based) bind placeholder."""
+        return "?"
+
+    def bind_time(self, us: int) -> Any:
+        """A µs bound as the driver binds the ``time`` column."""
+        return us
+
+    def scan_sql(self, where: ScanFilter) -> tuple[str, list[Any]]:
+        """The points of ``where`` in time order (then source, frame and line: deterministic).
+
+        Plain SQL on the driver: every value is bound; codes and ids are only ever placeholders.
+        """
+        args: list[Any] = []
+
+        def bind(value: Any) -> str:
+            args.append(value)
+            return self.placeholder(len(args))
+
+        conds: list[str] = []
+        if where.source_ids is not None:
+            conds.append(f"source_id IN ({', '.join(bind(i) for i in where.source_ids)})")
+        if where.codes is not None:
+            conds.append(f"code IN ({', '.join(bind(c) for c in where.codes)})")
+        if where.lo_us is not None:
+            conds.append(f"time >= {bind(self.bind_time(where.lo_us))}")
+        if where.hi_us is not None:
+            conds.append(f"time < {bind(self.bind_time(where.hi_us))}")
+        sql = (
+            f"SELECT source_id, {self.time_us_sql}, code, value_num, value_text, frame_key, idx "  # noqa: S608
+            f"FROM points{' WHERE ' + ' AND '.join(conds) if conds else ''} "
+            "ORDER BY time, source_id, frame_key, idx"
+        )
+        return sql, args
+
+    @abstractmethod
+    def scan(self, drv: Any, where: ScanFilter, batch_size: int) -> AsyncGenerator[list[RawPoint], None]:
+        """Stream the points of ``where`` in time order, ``batch_size`` rows per list, on ``drv``.
+
+        Rows come straight from the driver as tuples (no ORM row, no datetime): the fast path
+        under every query and export. Closing the generator early leaves ``drv`` usable, or raises
+        so the caller drops the connection.
+        """
+
     @abstractmethod
     async def size_on_disk(self, conn: AsyncConnection) -> int | None:
         """Bytes used by WitsKit's tables (or the database file), None when unknown."""

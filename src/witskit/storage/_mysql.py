@@ -19,7 +19,7 @@ and reads them back as timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import AsyncGenerator, MutableMapping, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
 from typing import Any, Final
@@ -28,7 +28,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from witskit.storage._base import BackendImpl, Classified, Pending, WriteRace, layouts, split
+from witskit.storage._base import (
+    BackendImpl,
+    Classified,
+    Pending,
+    RawPoint,
+    ScanFilter,
+    WriteRace,
+    layouts,
+    split,
+)
 from witskit.storage.errors import (
     AuthenticationFailed,
     DatabaseNotFound,
@@ -38,7 +47,7 @@ from witskit.storage.errors import (
     StorageError,
     StorageFull,
 )
-from witskit.storage.schema import VERSION_TABLE, to_micros
+from witskit.storage.schema import VERSION_TABLE, from_micros, to_micros
 
 __all__ = ["MySQLBackend"]
 
@@ -193,6 +202,33 @@ class MySQLBackend(BackendImpl):
                 "last_time = GREATEST(COALESCE(last_time, %s), %s) WHERE id = %s",
                 (frames, points, f, f, la, la, source_id),
             )
+
+    #: DATETIME(6) holds the UTC wall time: its distance from the epoch is the µs count.
+    time_us_sql = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', time)"
+
+    def placeholder(self, n: int) -> str:
+        """asyncmy's format-style placeholder."""
+        return "%s"
+
+    def bind_time(self, us: int) -> Any:
+        """The naive UTC wall time the DATETIME(6) column holds."""
+        return _naive(from_micros(us))
+
+    async def scan(
+        self, drv: Any, where: ScanFilter, batch_size: int
+    ) -> AsyncGenerator[list[RawPoint], None]:
+        """An unbuffered (server-side) cursor: memory stays at one batch whatever the result size.
+
+        Closed early, the result is not drained: the store drops the connection instead.
+        """
+        from asyncmy.cursors import SSCursor  # the driver is an optional extra
+
+        sql, args = self.scan_sql(where)
+        cur = drv.cursor(SSCursor)
+        await cur.execute(sql, tuple(args))
+        while rows := await cur.fetchmany(batch_size):
+            yield rows
+        await cur.close()
 
     async def size_on_disk(self, conn: AsyncConnection) -> int | None:
         """The tablespace files of WitsKit's tables (file-per-table InnoDB, the default).

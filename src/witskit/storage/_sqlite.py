@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import MutableMapping, Sequence
+from collections.abc import AsyncGenerator, MutableMapping, Sequence
 from datetime import datetime
 from itertools import repeat
 from typing import Any, Final
@@ -31,7 +31,16 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 
-from witskit.storage._base import BackendImpl, Classified, Pending, is_plain_code, layouts, split
+from witskit.storage._base import (
+    BackendImpl,
+    Classified,
+    Pending,
+    RawPoint,
+    ScanFilter,
+    is_plain_code,
+    layouts,
+    split,
+)
 from witskit.storage.errors import (
     DatabaseNotFound,
     DatabaseUnavailable,
@@ -212,6 +221,18 @@ class SQLiteBackend(BackendImpl):
         ).close()
 
     # Reads ------------------------------------------------------------------------------------
+    async def scan(
+        self, drv: Any, where: ScanFilter, batch_size: int
+    ) -> AsyncGenerator[list[RawPoint], None]:
+        """``fetchmany`` on an aiosqlite cursor: times are stored as µs already, so rows pass as is."""
+        sql, args = self.scan_sql(where)
+        cur = await drv.execute(sql, args)
+        try:
+            while rows := await cur.fetchmany(batch_size):
+                yield rows
+        finally:
+            await cur.close()
+
     async def size_on_disk(self, conn: AsyncConnection) -> int | None:
         """The database file plus its WAL (None for an in-memory database)."""
         path = self.url.sqlite_path

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -23,8 +23,9 @@ from sqlalchemy import Select, func, select
 
 from witskit.errors import UsageError
 from witskit.protocol.decoder import Value
+from witskit.storage._base import RawPoint
 from witskit.storage._url import SecretLike
-from witskit.storage.schema import points
+from witskit.storage.schema import from_micros, points
 from witskit.symbols import SymbolTable, default_table
 
 #: ``pandas.DataFrame`` (pandas is optional and untyped here, so the alias is ``Any``).
@@ -33,6 +34,8 @@ DataFrame = Any
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "PointRow",
+    "PointScan",
+    "RawPoint",
     "SourceInfo",
     "TimeBound",
     "query_sync",
@@ -159,42 +162,50 @@ def distinct_codes(source_id: int) -> Select[tuple[str]]:
     return select(codes.c.code).where(codes.c.code.is_not(None))
 
 
-def points_select(
-    source_ids: Sequence[int] | None,
-    codes: Sequence[str] | None,
-    start: datetime | None,
-    end: datetime | None,
-) -> Select[Any]:
-    """The points query, ordered by time (then source, frame and position: deterministic)."""
-    p = points
-    stmt = select(p.c.source_id, p.c.time, p.c.code, p.c.value_num, p.c.value_text, p.c.frame_key, p.c.idx)
-    if source_ids is not None:
-        stmt = stmt.where(p.c.source_id.in_(source_ids))
-    if codes is not None:
-        stmt = stmt.where(p.c.code.in_(codes))
-    if start is not None:
-        stmt = stmt.where(p.c.time >= start)
-    if end is not None:
-        stmt = stmt.where(p.c.time < end)
-    return stmt.order_by(p.c.time, p.c.source_id, p.c.frame_key, p.c.idx)
+class PointScan:
+    """A running scan of stored points: batches of :data:`RawPoint` tuples in time order.
+
+    ``names`` maps the source ids in the rows to source names. Iterate with ``async for batch in
+    scan``; :meth:`aclose` (or ``contextlib.aclosing``) releases the connection early. Made by
+    :meth:`Store.scan <witskit.storage.store.Store.scan>`: the fast path for exports, which
+    format tuples directly instead of building a :class:`PointRow` and a datetime per row.
+    """
+
+    __slots__ = ("_batches", "names")
+
+    def __init__(self, batches: AsyncGenerator[list[RawPoint], None], names: dict[int, str]) -> None:
+        self._batches = batches
+        self.names = names
+
+    def __aiter__(self) -> AsyncGenerator[list[RawPoint], None]:
+        return self._batches
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        await self._batches.aclose()
 
 
 class RowMaker:
-    """Turns result rows into :class:`PointRow`, restoring ints for integer items."""
+    """Turns raw points into :class:`PointRow`, restoring ints for integer items."""
 
     __slots__ = ("_ints", "_names")
 
     def __init__(self, names: dict[int, str]) -> None:
         self._names = names
-        self._ints = frozenset(code for code, sym in default_table().items() if sym.data_type.is_integer)
+        self._ints = integer_codes()
 
-    def __call__(self, rows: Sequence[Any]) -> list[PointRow]:
-        """One batch of ``(source_id, time, code, value_num, value_text, frame_key, idx)``."""
+    def __call__(self, rows: Sequence[RawPoint]) -> list[PointRow]:
+        """One batch of ``(source_id, time_us, code, value_num, value_text, frame_key, idx)``."""
         names = self._names
         ints = self._ints
         out: list[PointRow] = []
         append = out.append
-        for sid, time, code, num, txt, key, idx in rows:
+        last_us: int | None = None
+        time = from_micros(0)
+        for sid, us, code, num, txt, key, idx in rows:
+            if us != last_us:  # a frame's points share one time: one datetime per frame
+                last_us = us
+                time = from_micros(us)
             value: Value
             if txt is not None:
                 value = txt
@@ -206,6 +217,22 @@ class RowMaker:
                 value = float(num)
             append(PointRow(names.get(sid, f"#{sid}"), time, code, value, key, idx))
         return out
+
+
+def stored_value(code: str, num: float | None, txt: str | None, ints: frozenset[str]) -> Value:
+    """A stored point's value as the decoder typed it (``ints``: :func:`integer_codes`)."""
+    if txt is not None:
+        return txt
+    if num is None:
+        return None
+    if code in ints and float(num).is_integer():
+        return int(num)
+    return float(num)
+
+
+def integer_codes(table: SymbolTable | None = None) -> frozenset[str]:
+    """Codes of integer items (S, L): their stored doubles read back as ints."""
+    return frozenset(code for code, sym in (table or default_table()).items() if sym.data_type.is_integer)
 
 
 # Synchronous and pandas conveniences -----------------------------------------------------------

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from witskit.errors import UsageError
 from witskit.protocol.decoder import DecodedFrame, Value
-from witskit.storage._base import BackendImpl, Pending, WriteRace, backend_for
+from witskit.storage._base import BackendImpl, Pending, ScanFilter, WriteRace, backend_for
 from witskit.storage._translate import translate
 from witskit.storage._url import SecretLike, parse_url
 from witskit.storage.errors import DatabaseNotFound, DatabaseUnavailable
@@ -40,15 +40,18 @@ from witskit.storage.query import (
     DEFAULT_BATCH_SIZE,
     DataFrame,
     PointRow,
+    PointScan,
+    RawPoint,
     RowMaker,
     SourceInfo,
     TimeBound,
     distinct_codes,
     frame_from_batches,
+    integer_codes,
     parse_time,
-    points_select,
     resolve_codes,
     sources_filter,
+    stored_value,
 )
 from witskit.storage.schema import (
     DEFAULT_SOURCE,
@@ -351,6 +354,25 @@ class Store:
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> AsyncGenerator[list[PointRow], None]:
         """:meth:`query`, one list per round trip (cheaper per row for bulk exports)."""
+        scan = await self.scan(source, codes, start, end, batch_size)
+        make = RowMaker(scan.names)
+        async with contextlib.aclosing(scan):
+            async for batch in scan:
+                yield make(batch)
+
+    async def scan(
+        self,
+        source: str | Iterable[str] | None = None,
+        codes: str | Iterable[str] | None = None,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> PointScan:
+        """:meth:`query` as raw tuples: the fast path for exports (see :class:`PointScan`).
+
+        Arguments are checked and source names read now; the points are read as the scan is
+        iterated, on one connection held until it ends or is closed.
+        """
         self._check_open()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -361,37 +383,54 @@ class Store:
         with translate(self._backend, "query"):
             async with self._engine.connect() as conn:
                 id_to_name = await self._source_names(conn)
-                ids: list[int] | None = None
-                if names is not None:
-                    by_name = {n: i for i, n in id_to_name.items()}
-                    ids = [by_name[n] for n in names if n in by_name]
-                    if not ids:
-                        return
-                if wanted is None and (lo is not None or hi is not None):
+        ids: list[int] | None = None
+        if names is not None:
+            by_name = {n: i for i, n in id_to_name.items()}
+            ids = [by_name[n] for n in names if n in by_name]
+        where = ScanFilter(
+            ids, wanted, None if lo is None else to_micros(lo), None if hi is None else to_micros(hi)
+        )
+        return PointScan(self._scan(where, batch_size), id_to_name)
+
+    async def _scan(self, where: ScanFilter, batch_size: int) -> AsyncGenerator[list[RawPoint], None]:
+        if where.source_ids is not None and not where.source_ids:
+            return
+        if where.codes is not None and not where.codes:
+            return
+        backend = self._backend
+        with translate(backend, "query"):
+            async with self._engine.connect() as conn:
+                if where.codes is None and (where.lo_us is not None or where.hi_us is not None):
                     # A time window over all codes: list the codes so each (source, code) range of
                     # the key is read, instead of every point of the source.
-                    wanted = []
-                    for sid in ids if ids is not None else list(id_to_name):
-                        wanted.extend(await self._codes(conn, sid))
-                    wanted = sorted(set(wanted))
-                if wanted is not None and not wanted:
-                    return
-                make = RowMaker(id_to_name)
-                stmt = points_select(ids, wanted, lo, hi).execution_options(yield_per=batch_size)
-                result = await conn.stream(stmt)
-                finished = False
+                    wanted: set[str] = set()
+                    for sid in where.source_ids if where.source_ids is not None else await self._ids(conn):
+                        wanted.update(await self._codes(conn, sid))
+                    if not wanted:
+                        return
+                    where = ScanFilter(where.source_ids, sorted(wanted), where.lo_us, where.hi_us)
+                raw = await conn.get_raw_connection()
+                rows = backend.scan(raw.driver_connection, where, batch_size)
+                completed = False
                 try:
-                    async for part in result.partitions(batch_size):
-                        yield make(part)
-                    finished = True
+                    async for batch in rows:
+                        yield batch
+                    completed = True
                 finally:
-                    if not finished and self._backend.name == "mysql":
-                        # An unbuffered MySQL result must be read to its end before the connection
-                        # is usable again; dropping the connection is cheaper than draining it.
+                    try:
+                        await rows.aclose()
+                        if not completed and backend.name == "mysql":
+                            # An unbuffered MySQL result must be read to its end before the
+                            # connection is usable again; dropping it is cheaper than draining it.
+                            await conn.invalidate()
+                    except BaseException:
                         with contextlib.suppress(BaseException):
                             await conn.invalidate()
-                    else:
-                        await result.close()
+                        if completed:
+                            raise
+
+    async def _ids(self, conn: AsyncConnection) -> list[int]:
+        return [int(i) for i in (await conn.execute(select(sources.c.id))).scalars()]
 
     async def _source_names(self, conn: AsyncConnection) -> dict[int, str]:
         rows = await conn.execute(select(sources.c.id, sources.c.name))
@@ -425,7 +464,7 @@ class Store:
                 sid = (await conn.execute(select(sources.c.id).where(sources.c.name == source))).scalar()
                 if sid is None:
                     return out
-                make = RowMaker({int(sid): source})
+                ints = integer_codes()
                 for code in await self._codes(conn, int(sid)):
                     stmt = (
                         select(
@@ -443,8 +482,8 @@ class Store:
                     )
                     row = (await conn.execute(stmt)).first()
                     if row is not None:
-                        point = make([row])[0]
-                        out[code] = (point.time, point.value)
+                        _, time, code_, num, txt, _, _ = row
+                        out[code] = (time, stored_value(code_, num, txt, ints))
         return out
 
     async def raw_frame(self, source: str, frame_key: int) -> bytes | None:

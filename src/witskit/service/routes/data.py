@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final
@@ -24,7 +24,7 @@ from witskit.service.export import (
     jsonl_chunks,
     limited,
 )
-from witskit.storage.query import PointRow, parse_time, resolve_codes
+from witskit.storage.query import PointScan, RawPoint, parse_time, resolve_codes
 from witskit.symbols import WITSSymbol, default_table
 
 __all__ = ["router"]
@@ -194,20 +194,16 @@ async def latest(
     return out
 
 
-async def _prefetched(
-    first: list[PointRow] | None, rest: AsyncGenerator[list[PointRow], None]
-) -> AsyncIterator[list[PointRow]]:
+async def _prefetched(first: list[RawPoint] | None, scan: PointScan) -> AsyncIterator[list[RawPoint]]:
     if first is not None:
         yield first
-    async for batch in rest:
+    async for batch in scan:
         yield batch
 
 
-async def _closing(
-    gen: AsyncGenerator[list[PointRow], None], chunks: AsyncIterator[bytes]
-) -> AsyncIterator[bytes]:
+async def _closing(scan: PointScan, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     # Closes the database cursor whether the export ends, fails or the client goes away.
-    async with contextlib.aclosing(gen):
+    async with contextlib.aclosing(scan):
         async for chunk in chunks:
             yield chunk
 
@@ -272,26 +268,25 @@ async def data(
             f"limit must be at most {MAX_BUFFERED_LIMIT} for paginated {format.value}; "
             "omit it to stream every row"
         )
-    gen = service.store.query_batches(source=source, codes=wanted, start=lo, end=hi)
+    scan = await service.store.scan(source=source, codes=wanted, start=lo, end=hi)
     try:
         # The first round trip happens now, so a database error is an error response, not a
         # truncated body after a 200.
-        first = await anext(gen, None)
+        first = await anext(aiter(scan), None)
     except BaseException:
-        await gen.aclose()
+        await scan.aclose()
         raise
     page = Page()
-    rows = limited(after_cursor(_prefetched(first, gen), after), limit, page)
+    names = scan.names
+    rows = limited(after_cursor(_prefetched(first, scan), after, names), limit, page, names)
     media = _MEDIA[format]
     if format is ExportFormat.json:
         meta: dict[str, Any] = {"source": source, "codes": wanted, "start": start, "end": end}
-        return StreamingResponse(_closing(gen, json_chunks(rows, page, meta)), media_type=media)
-    render: Callable[[AsyncIterator[list[PointRow]]], AsyncIterator[bytes]] = (
-        csv_chunks if format is ExportFormat.csv else jsonl_chunks
-    )
+        return StreamingResponse(_closing(scan, json_chunks(rows, page, meta, names)), media_type=media)
+    chunks = csv_chunks(rows, names) if format is ExportFormat.csv else jsonl_chunks(rows, names)
     if not buffered:
-        return StreamingResponse(_closing(gen, render(rows)), media_type=media)
-    body = b"".join([chunk async for chunk in _closing(gen, render(rows))])
+        return StreamingResponse(_closing(scan, chunks), media_type=media)
+    body = b"".join([chunk async for chunk in _closing(scan, chunks)])
     headers = {"X-Row-Count": str(page.count)}
     if page.next_cursor is not None:
         headers["X-Next-Cursor"] = page.next_cursor
