@@ -17,9 +17,9 @@ driver SQLAlchemy recommends for PostgreSQL. A write is:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any, Final
 
 from sqlalchemy import text
@@ -48,11 +48,6 @@ _POINT_COLS: Final = ("frame_key", "time", "value_num", "source_id", "idx", "cod
 # per connection (not per write) so the system catalogs do not churn.
 _CREATE_STAGE: Final = f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE frames) ON COMMIT DELETE ROWS"
 _COLS: Final = ", ".join(_FRAME_COLS)
-_MOVE_FRAMES: Final = (
-    f"INSERT INTO frames ({_COLS}) SELECT {_COLS} FROM {_STAGE} WHERE source_id = $1 "  # noqa: S608
-    "ON CONFLICT DO NOTHING RETURNING frame_key"
-)
-
 _MOVE_ALL_FRAMES: Final = (
     f"INSERT INTO frames ({_COLS}) SELECT {_COLS} FROM {_STAGE} "  # noqa: S608
     "ON CONFLICT DO NOTHING RETURNING source_id, frame_key"
@@ -158,27 +153,8 @@ class PostgresBackend(BackendImpl):
         self, drv: Any, source_id: int, frames: Sequence[Pending], info: MutableMapping[Any, Any]
     ) -> tuple[list[Pending], int]:
         """COPY frames to the stage and move them; COPY the points of the frames that moved."""
-        await drv.copy_records_to_table(
-            _STAGE,
-            records=[(source_id, p.key, p.received_at, p.time, p.raw, _no_nul(p.errors)) for p in frames],
-            columns=_FRAME_COLS,
-        )
-        moved = {int(r[0]) for r in await drv.fetch(_MOVE_FRAMES, source_id)}
-        new = list(frames) if len(moved) == len(frames) else [p for p in frames if p.key in moved]
-        by_code: dict[str, list[tuple[Any, ...]]] = {}
-        for lay in layouts(new):
-            keys, times = lay.keys, [p.time for p in lay.frames]
-            for idx, (code, col) in enumerate(zip(lay.codes, lay.columns, strict=True)):
-                nums, texts = split(col)
-                if str in set(map(type, col)) and any("\x00" in t for t in texts if t):
-                    texts = [_no_nul(t) for t in texts]
-                by_code.setdefault(code, []).extend(
-                    zip(keys, times, nums, repeat(source_id), repeat(idx), repeat(code), texts, strict=False)
-                )
-        records = [row for code in sorted(by_code) for row in by_code[code]]
-        if records:
-            await drv.copy_records_to_table("points", records=records, columns=_POINT_COLS)
-        return new, len(records)
+        ((_, new, count),) = await self.insert_many(drv, {source_id: frames}, info)
+        return new, count
 
     async def existing_many(
         self, drv: Any, wanted: Mapping[int, Sequence[int]]
@@ -214,28 +190,42 @@ class PostgresBackend(BackendImpl):
         )
         moved = {(int(r[0]), int(r[1])) for r in await drv.fetch(_MOVE_ALL_FRAMES)}
         out: list[tuple[int, list[Pending], int]] = []
-        records: list[tuple[Any, ...]] = []
+        parts: list[Iterator[tuple[Any, ...]]] = []
         for sid, frames in groups.items():
             new = [p for p in frames if (sid, p.key) in moved]
-            rows = self._point_rows(sid, new)
-            records.extend(rows)
-            out.append((sid, new, len(rows)))
-        if records:
-            await drv.copy_records_to_table("points", records=records, columns=_POINT_COLS)
+            rows, count = self._point_rows(sid, new)
+            parts.append(rows)
+            out.append((sid, new, count))
+        if any(count for _, _, count in out):
+            await drv.copy_records_to_table("points", records=chain.from_iterable(parts), columns=_POINT_COLS)
         return out
 
-    def _point_rows(self, source_id: int, new: Sequence[Pending]) -> list[tuple[Any, ...]]:
-        by_code: dict[str, list[tuple[Any, ...]]] = {}
+    def _point_rows(self, source_id: int, new: Sequence[Pending]) -> tuple[Iterator[tuple[Any, ...]], int]:
+        """The point rows of ``new`` frames, sorted by code, as a lazy iterator, and their count.
+
+        Lazy, so COPY encodes and sends rows as they are made: the server starts inserting the
+        first rows while the client is still making the rest, instead of idling while a list of
+        every row is built first (the two run on different cores).
+        """
+        by_code: dict[str, list[Iterator[tuple[Any, ...]]]] = {}
+        count = 0
+        sid = repeat(source_id)
         for lay in layouts(new):
             keys, times = lay.keys, [p.time for p in lay.frames]
             for idx, (code, col) in enumerate(zip(lay.codes, lay.columns, strict=True)):
-                nums, texts = split(col)
-                if str in set(map(type, col)) and any("\x00" in t for t in texts if t):
-                    texts = [_no_nul(t) for t in texts]
-                by_code.setdefault(code, []).extend(
-                    zip(keys, times, nums, repeat(source_id), repeat(idx), repeat(code), texts, strict=False)
+                nums: Iterable[Any]
+                texts: Iterable[str | None]
+                if str in set(map(type, col)):
+                    nums, texts = split(col)
+                    if any("\x00" in t for t in texts if t):
+                        texts = [_no_nul(t) for t in texts]
+                else:  # a numeric column (the common case): no per-value split
+                    nums, texts = col, repeat(None)
+                by_code.setdefault(code, []).append(
+                    zip(keys, times, nums, sid, repeat(idx), repeat(code), texts, strict=False)
                 )
-        return [row for code in sorted(by_code) for row in by_code[code]]
+                count += len(col)
+        return chain.from_iterable(part for code in sorted(by_code) for part in by_code[code]), count
 
     async def bump_sources(self, drv: Any, bumps: Sequence[tuple[int, int, int, datetime, datetime]]) -> None:
         """One UPDATE for every source of the batch."""
