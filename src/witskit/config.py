@@ -127,7 +127,11 @@ class WitsConfig(BaseSettings):
         9090, ge=1, le=65535, validation_alias=_env("WITS_METRICS_PORT", "metrics_port")
     )
     health_check_port: int = Field(
-        8080, ge=1, le=65535, validation_alias=_env("WITS_HEALTH_CHECK_PORT", "health_check_port")
+        0,
+        ge=0,
+        le=65535,
+        validation_alias=_env("WITS_HEALTH_CHECK_PORT", "health_check_port"),
+        description="A port serving /livez and /readyz only (0: none; they are on the API port anyway)",
     )
 
     @field_validator("timezone")

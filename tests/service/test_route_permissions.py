@@ -36,6 +36,7 @@ async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runn
 PUBLIC_ROUTES = {
     ("POST", "/api/v1/auth/token"),  # the login itself
     ("POST", "/api/v1/auth/refresh"),  # carries its own (refresh) token
+    ("POST", "/api/v1/auth/logout"),  # carries its own (refresh) token, as refresh does
     ("GET", "/livez"),  # orchestrator probes
     ("GET", "/readyz"),
 }

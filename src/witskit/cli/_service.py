@@ -65,6 +65,8 @@ def _announce(bound: Bound, ingest: bool, sources: list[str]) -> None:
         out.write(f"Ingesting: {', '.join(sources) if sources else 'nothing yet (add connections)'}\n")
     if bound.metrics_url:
         out.write(f"Prometheus metrics: {bound.metrics_url}\n")
+    if bound.health_url:
+        out.write(f"Health checks: {bound.health_url} (and /readyz)\n")
     if bound.admin_credentials is not None:
         name, password = bound.admin_credentials
         out.write(
@@ -76,7 +78,14 @@ def _announce(bound: Bound, ingest: bool, sources: list[str]) -> None:
     out.flush()
 
 
-def run_service(*, config_path: Path | None, host: str | None, port: int | None, ingest: bool) -> int:
+def run_service(
+    *,
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+    ingest: bool,
+    live_interval: float | None = None,
+) -> int:
     """Load the settings (and the pipeline file), then serve until stopped; the exit status."""
     import asyncio
     import logging
@@ -85,6 +94,7 @@ def run_service(*, config_path: Path | None, host: str | None, port: int | None,
     from witskit.config import load_config, load_pipeline
     from witskit.security.logging import configure_logging, redact_text
     from witskit.service.runtime import DEFAULT_PIPELINE, serve
+    from witskit.service.tailer import DEFAULT_INTERVAL
 
     try:
         config = load_config()
@@ -109,6 +119,7 @@ def run_service(*, config_path: Path | None, host: str | None, port: int | None,
                 host=host,
                 port=port,
                 on_ready=lambda bound: _announce(bound, ingest, sources),
+                live_interval=DEFAULT_INTERVAL if live_interval is None else live_interval,
             )
         )
     except ConfigError as exc:
@@ -155,11 +166,24 @@ def register(app: typer.Typer) -> None:
         *,
         host: HostOpt = None,
         port: PortOpt = None,
+        live_interval: Annotated[
+            float,
+            typer.Option(
+                "--live-interval",
+                min=0.05,
+                max=60.0,
+                help="Seconds between two looks at the store for new frames to send live (/api/v1/live).",
+            ),
+        ] = 0.5,  # witskit.service.tailer.DEFAULT_INTERVAL (the service is imported only to run)
     ) -> None:
         """Serve the API over the store, without ingesting (another process writes it).
 
-        Same settings as witskit run; live frames (/api/v1/live) and connections need witskit run.
+        Same settings as witskit run. Live frames (/api/v1/live) are the frames the other process
+        stores, found by looking at the store every --live-interval seconds while someone is
+        subscribed; connections need witskit run.
         """
-        status = run_service(config_path=None, host=host, port=port, ingest=False)
+        status = run_service(
+            config_path=None, host=host, port=port, ingest=False, live_interval=live_interval
+        )
         if status:
             raise typer.Exit(status)

@@ -15,6 +15,14 @@ follows the store's schema; this module holds their SQLAlchemy Core definitions 
 Revision ``0003`` adds the state the service shares across restarts and processes:
 ``refresh_sessions`` (one row per refresh token: rotation, reuse detection, logout),
 ``connections`` (ingest sources added through the API) and ``login_throttle`` (failed-login counters).
+
+* ``refresh_sessions``: a refresh token is accepted only while its row (by the token's ``jti``) is
+  neither used, revoked nor expired. Rotation marks it used and records its successor in the same
+  ``family``; a whole family is revoked at logout, on reuse of a used token, and (with every family
+  of the user) when the user is disabled or changes password or roles.
+* ``login_throttle``: one row per throttled key (a user name or an address): the failures counted
+  since ``window_start``, and ``locked_until``, the end of that window (a key at its limit is
+  refused until then). The policy is :class:`witskit.service.throttling.LoginThrottle`'s.
 """
 
 from __future__ import annotations
@@ -25,8 +33,8 @@ import secrets
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import (
     BigInteger,
@@ -37,8 +45,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
+    delete,
     func,
     insert,
+    literal,
     select,
     true,
     update,
@@ -51,6 +62,9 @@ from witskit.security.auth import User
 from witskit.security.rbac import Role
 from witskit.storage.schema import UTCDateTime
 
+if TYPE_CHECKING:  # the record of a kept connection is defined with the connections
+    from witskit.service.connections import StoredConnection
+
 __all__ = [
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
@@ -60,6 +74,8 @@ __all__ = [
     "ApiKeyRecord",
     "AuditEvent",
     "AuditRecord",
+    "RefreshSessionRecord",
+    "ThrottleRecord",
     "UserRecord",
     "accounts_metadata",
     "api_keys",
@@ -300,6 +316,32 @@ class AuditRecord:
     detail: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class RefreshSessionRecord:
+    """One refresh token issued: its ``jti``, its ``family`` (one login and every rotation of it),
+    whose it is, when it was issued and expires, and whether it was used (rotated) or revoked."""
+
+    jti: str
+    family: str
+    user_id: int
+    issued_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    client: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleRecord:
+    """The failed logins counted against one key since ``window_start``; the window ends at
+    ``locked_until``."""
+
+    key: str
+    failures: int
+    window_start: datetime
+    locked_until: datetime
+
+
 def _user(row: Any) -> UserRecord:
     return UserRecord(
         id=int(row.id),
@@ -327,6 +369,70 @@ def _api_key(row: Any) -> ApiKeyRecord:
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
         key_hash=str(row.key_hash),
+    )
+
+
+def _session(row: Any) -> RefreshSessionRecord:
+    return RefreshSessionRecord(
+        jti=str(row.jti),
+        family=str(row.family),
+        user_id=int(row.user_id),
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+        revoked_at=row.revoked_at,
+        client=row.client,
+    )
+
+
+def _session_row(session: RefreshSessionRecord) -> dict[str, Any]:
+    return {
+        "jti": session.jti,
+        "family": session.family,
+        "user_id": session.user_id,
+        "issued_at": session.issued_at,
+        "expires_at": session.expires_at,
+        "used_at": session.used_at,
+        "revoked_at": session.revoked_at,
+        "client": (session.client or None) and session.client[:64],
+    }
+
+
+def _count_failures(dialect: str, keys: Sequence[str], now: datetime, window: timedelta) -> Any:
+    """One INSERT ... ON CONFLICT (upsert) counting a failure against every key.
+
+    A new key, or one whose window has ended, starts a window of one failure at ``now``; a key in
+    its window counts one more. SQL does no date arithmetic here (it differs per backend): the end
+    of a window is computed once, in Python, when the window starts.
+    """
+    end = now + window
+    rows = [{"key": k, "failures": 1, "window_start": now, "locked_until": end} for k in keys]
+    ended = login_throttle.c.locked_until <= literal(now, UTCDateTime())
+    # MySQL evaluates the assignments left to right, each seeing the ones before it: locked_until,
+    # which the others test, is assigned last.
+    assignments: list[tuple[str, Any]] = [
+        ("failures", case((ended, 1), else_=login_throttle.c.failures + 1)),
+        ("window_start", case((ended, literal(now, UTCDateTime())), else_=login_throttle.c.window_start)),
+        ("locked_until", case((ended, literal(end, UTCDateTime())), else_=login_throttle.c.locked_until)),
+    ]
+    if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        return mysql_insert(login_throttle).values(rows).on_duplicate_key_update(assignments)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return (
+            pg_insert(login_throttle)
+            .values(rows)
+            .on_conflict_do_update(index_elements=[login_throttle.c.key], set_=dict(assignments))
+        )
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return (
+        sqlite_insert(login_throttle)
+        .values(rows)
+        .on_conflict_do_update(index_elements=[login_throttle.c.key], set_=dict(assignments))
     )
 
 
@@ -493,6 +599,14 @@ class AccountStore:
             result = await conn.execute(update(users).where(users.c.username == username).values(**values))
             if result.rowcount == 0:
                 raise AccountNotFound(f"no user {username!r}")
+            if revoke_tokens:
+                # Their refresh sessions end with the change, in the same transaction.
+                user_id = select(users.c.id).where(users.c.username == username).scalar_subquery()
+                await conn.execute(
+                    update(refresh_sessions)
+                    .where(refresh_sessions.c.user_id == user_id, refresh_sessions.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
         found = await self.get_user(username)
         assert found is not None
         return found
@@ -564,6 +678,108 @@ class AccountStore:
                 update(api_keys).where(api_keys.c.key_id == key_id).values(last_used_at=_now())
             )
 
+    # Refresh sessions ----------------------------------------------------------------------------
+    async def add_refresh_session(self, session: RefreshSessionRecord) -> None:
+        """Record a refresh token issued at a login."""
+        async with self._write("record a session in") as conn:
+            await conn.execute(insert(refresh_sessions).values(**_session_row(session)))
+
+    async def get_refresh_session(self, jti: str) -> RefreshSessionRecord | None:
+        """The session of a refresh token, or None."""
+        async with self._read("read a session from") as conn:
+            row = (await conn.execute(select(refresh_sessions).where(refresh_sessions.c.jti == jti))).first()
+        return None if row is None else _session(row)
+
+    async def list_refresh_sessions(
+        self, *, user_id: int | None = None, family: str | None = None
+    ) -> list[RefreshSessionRecord]:
+        """Sessions (of a user, of a family), oldest first."""
+        stmt = select(refresh_sessions).order_by(refresh_sessions.c.issued_at, refresh_sessions.c.jti)
+        if user_id is not None:
+            stmt = stmt.where(refresh_sessions.c.user_id == user_id)
+        if family is not None:
+            stmt = stmt.where(refresh_sessions.c.family == family)
+        async with self._read("read the sessions of") as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_session(r) for r in rows]
+
+    async def rotate_refresh_session(self, jti: str, successor: RefreshSessionRecord) -> bool:
+        """Mark ``jti`` used and record ``successor``, in one transaction; False (and nothing
+        written) unless ``jti`` was still unused, unrevoked and unexpired.
+
+        The check and the mark are one ``UPDATE ... WHERE used_at IS NULL``: of two rotations of the
+        same token, however concurrent, exactly one gets the row.
+        """
+        now = _now()
+        async with self._write("rotate a session in") as conn:
+            result = await conn.execute(
+                update(refresh_sessions)
+                .where(
+                    refresh_sessions.c.jti == jti,
+                    refresh_sessions.c.used_at.is_(None),
+                    refresh_sessions.c.revoked_at.is_(None),
+                    refresh_sessions.c.expires_at > now,
+                )
+                .values(used_at=now)
+            )
+            if result.rowcount != 1:
+                return False
+            await conn.execute(insert(refresh_sessions).values(**_session_row(successor)))
+        return True
+
+    async def revoke_refresh_family(self, family: str) -> int:
+        """Revoke every session of a family not revoked yet; how many were."""
+        async with self._write("revoke sessions in") as conn:
+            result = await conn.execute(
+                update(refresh_sessions)
+                .where(refresh_sessions.c.family == family, refresh_sessions.c.revoked_at.is_(None))
+                .values(revoked_at=_now())
+            )
+        return int(result.rowcount)
+
+    async def prune_refresh_sessions(self, now: datetime | None = None) -> int:
+        """Delete the sessions whose token has expired (used, revoked or not); how many.
+
+        A used or revoked row is kept until then: a stolen token presented again before it expires
+        must still be recognised as reused.
+        """
+        async with self._write("prune the sessions of") as conn:
+            result = await conn.execute(
+                delete(refresh_sessions).where(refresh_sessions.c.expires_at <= (now or _now()))
+            )
+        return int(result.rowcount)
+
+    # Login throttle ------------------------------------------------------------------------------
+    async def throttle_records(self, keys: Sequence[str]) -> dict[str, ThrottleRecord]:
+        """The failure counters of these keys (keys without failures are absent)."""
+        async with self._read("read the login throttle of") as conn:
+            rows = (await conn.execute(select(login_throttle).where(login_throttle.c.key.in_(keys)))).all()
+        return {
+            str(r.key): ThrottleRecord(str(r.key), int(r.failures), r.window_start, r.locked_until)
+            for r in rows
+        }
+
+    async def count_failure(self, keys: Sequence[str], now: datetime, window: timedelta) -> None:
+        """Count one failure against every key (one statement), starting a window of length
+        ``window`` for a key that has none running."""
+        if not keys:
+            return
+        async with self._write("update the login throttle of") as conn:
+            await conn.execute(_count_failures(self._engine.dialect.name, keys, now, window))
+
+    async def clear_failures(self, key: str) -> None:
+        """Forget the failures counted against a key."""
+        async with self._write("update the login throttle of") as conn:
+            await conn.execute(delete(login_throttle).where(login_throttle.c.key == key))
+
+    async def prune_login_throttle(self, now: datetime | None = None) -> int:
+        """Delete the counters whose window has ended; how many."""
+        async with self._write("prune the login throttle of") as conn:
+            result = await conn.execute(
+                delete(login_throttle).where(login_throttle.c.locked_until <= (now or _now()))
+            )
+        return int(result.rowcount)
+
     # Audit log -----------------------------------------------------------------------------------
     async def write_audit(self, events: Sequence[AuditEvent]) -> None:
         """Append audit entries (one transaction)."""
@@ -604,3 +820,70 @@ class AccountStore:
         async with self._read("read the audit log of") as conn:
             rows = (await conn.execute(stmt)).all()
         return [_audit(r) for r in rows]
+
+    # Connections added through the API (witskit.service.connections) -----------------------------
+    async def list_connections(self) -> list[StoredConnection]:
+        """Every kept connection, by name."""
+        from witskit.service.connections import StoredConnection
+
+        async with self._read("list the connections of") as conn:
+            rows = (await conn.execute(select(connections).order_by(connections.c.name))).all()
+        return [
+            StoredConnection(
+                name=str(r.name),
+                url=str(r.url),
+                enabled=bool(r.enabled),
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                created_by=r.created_by,
+            )
+            for r in rows
+        ]
+
+    async def add_connection(
+        self,
+        name: str,
+        url: str,
+        *,
+        enabled: bool = True,
+        created_by: str | None = None,
+        created_at: datetime | None = None,
+    ) -> None:
+        """Keep a connection (its URL as given); :class:`UsageError` when the name is kept already."""
+        from witskit.service.connections import STORED_NAME_MAX
+
+        if not 0 < len(name) <= STORED_NAME_MAX:
+            raise UsageError(
+                f"a connection added through the API is named with 1-{STORED_NAME_MAX} characters"
+            )
+        now = _now()
+        async with self._write("add a connection to") as conn:
+            taken = (await conn.execute(select(connections.c.name).where(connections.c.name == name))).first()
+            if taken is not None:
+                raise UsageError(f"a connection named {name!r} already exists")
+            await conn.execute(
+                insert(connections).values(
+                    name=name,
+                    url=url,
+                    enabled=enabled,
+                    created_at=created_at or now,
+                    updated_at=now,
+                    created_by=(created_by or None) and created_by[:255],
+                )
+            )
+
+    async def set_connection_enabled(self, name: str, enabled: bool) -> bool:
+        """Mark a kept connection started or stopped; False when none is kept by that name."""
+        async with self._write("update a connection in") as conn:
+            result = await conn.execute(
+                update(connections)
+                .where(connections.c.name == name)
+                .values(enabled=enabled, updated_at=_now())
+            )
+        return bool(result.rowcount)
+
+    async def remove_connection(self, name: str) -> bool:
+        """Forget a kept connection; False when none is kept by that name."""
+        async with self._write("remove a connection from") as conn:
+            result = await conn.execute(connections.delete().where(connections.c.name == name))
+        return bool(result.rowcount)

@@ -8,6 +8,12 @@ The name is the source name frames are stored under.
 Through the API only network, serial and simulated sources may be added: a ``file://`` URL would
 let a caller make the server read any file it can open, so files come from the pipeline file
 (which only the operator of the machine writes).
+
+Connections added through the API are kept in the ``connections`` table (revision 0003) as
+:class:`StoredConnection` rows, their URL as given (it may carry a password: it is shown and
+logged only through :attr:`Connection.display_url`); stopping and starting one sets its
+``enabled`` flag, removing it deletes the row. :meth:`Service.open
+<witskit.service.runtime.Service.open>` restores them after the pipeline file's sources.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from witskit.transport.base import LinkState, LinkStatus, Source
 
 __all__ = [
     "API_SCHEMES",
+    "STORED_NAME_MAX",
     "Connection",
     "ConnectionManager",
     "ConnectionNotFound",
+    "StoredConnection",
     "open_named_source",
     "scheme_of",
 ]
@@ -35,6 +43,8 @@ log = logging.getLogger("witskit.service.connections")
 
 #: Schemes that may be added at run time through the API.
 API_SCHEMES: Final = frozenset({"tcp", "tls", "tcp-listen", "tls-listen", "serial", "sim"})
+#: The longest name of a connection kept in the database (the ``connections.name`` column).
+STORED_NAME_MAX: Final = 100
 #: Schemes whose sources accept a ``name`` keyword (the simulator takes it positionally).
 _NAMED: Final = frozenset({"tcp", "tls", "tcp-listen", "tls-listen", "file"})
 #: Schemes whose sources are reconnecting links that report their state (``on_status``).
@@ -81,6 +91,18 @@ def open_named_source(
     if name and source.name != name:
         source.name = name  # read when iteration starts, so renaming before that is safe
     return source
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConnection:
+    """A connection added through the API, as the database keeps it."""
+
+    name: str
+    url: str = field(repr=False)  # as given: it may carry a password
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
 
 
 @dataclass

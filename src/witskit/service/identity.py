@@ -8,7 +8,15 @@ through it, so every account change is checked and audited the same way.
 Roles come from the database on every request (cached for a few seconds), never from what a
 client sends, and not even from the token's own ``roles`` claim: disabling a user, changing their
 roles or their password takes effect on the next request (within ``cache_ttl`` in other processes),
-and also revokes their existing tokens (``tokens_valid_after``).
+and also revokes their existing tokens (``tokens_valid_after``) and refresh sessions.
+
+Refresh tokens are single-use and server-side: each one is a ``refresh_sessions`` row (its
+``jti``), in a *family* that starts at a login and follows every rotation. :meth:`Identity.refresh`
+accepts a token only while its row is unused, unrevoked and unexpired, marks it used and issues the
+next pair of the same family. A used token presented again means two parties hold the family (a
+stolen token, or a retried request): the whole family is revoked (audited as
+``auth.refresh_reuse``), so the thief's and the owner's newer tokens all stop working and the
+owner signs in again. :meth:`Identity.logout` revokes a family.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +46,7 @@ from witskit.service.accounts import (
     AccountNotFound,
     AccountStore,
     ApiKeyRecord,
+    RefreshSessionRecord,
     UserRecord,
     check_password,
     check_username,
@@ -52,6 +62,7 @@ __all__ = [
     "LoginRefused",
     "LoginThrottled",
     "Principal",
+    "RefreshReused",
     "TokenPair",
     "generate_password",
 ]
@@ -66,6 +77,9 @@ DEFAULT_CACHE_TTL: Final = 5.0
 _HASH_CONCURRENCY: Final = 4
 #: An API key's last use is written at most this often (seconds): not one write per request.
 _TOUCH_EVERY: Final = 60.0
+#: Expired sessions and ended throttle windows are deleted at a login at most this often (seconds):
+#: the tables stay small without a scheduler, and without a DELETE per login.
+_PRUNE_EVERY: Final = 600.0
 
 
 class LoginRefused(AuthError):
@@ -74,6 +88,10 @@ class LoginRefused(AuthError):
 
 class LastAdminError(UsageError):
     """The change would leave no active super_admin (and so nobody to manage users)."""
+
+
+class RefreshReused(AuthError):
+    """A refresh token that was already exchanged was presented again: its family is revoked."""
 
 
 class LoginThrottled(AuthError):
@@ -126,6 +144,10 @@ def _ts(value: Any) -> float | None:
     return None
 
 
+def _new_family() -> str:
+    return uuid.uuid4().hex
+
+
 class Identity:
     """Authentication and account management (see the module docstring)."""
 
@@ -154,7 +176,7 @@ class Identity:
         self.auth = auth
         self.accounts = accounts
         self.audit = audit
-        self.throttle = throttle if throttle is not None else LoginThrottle()
+        self.throttle = throttle if throttle is not None else LoginThrottle(accounts)
         self.cache_ttl = cache_ttl
         self._users: dict[str, tuple[float, UserRecord | None]] = {}
         self._keys: dict[str, tuple[float, ApiKeyRecord | None]] = {}
@@ -162,6 +184,7 @@ class Identity:
         self._hashing = asyncio.Semaphore(_HASH_CONCURRENCY)
         self._dummy_hash: str | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._pruned_at = -_PRUNE_EVERY
 
     # Hashing, off the event loop ----------------------------------------------------------------
     async def hash_password(self, password: str) -> str:
@@ -204,18 +227,44 @@ class Identity:
         self._keys.clear()
 
     # Logins and tokens ------------------------------------------------------------------------
-    def _tokens(self, user: UserRecord) -> TokenPair:
+    def _tokens(
+        self, user: UserRecord, family: str, client: str | None
+    ) -> tuple[TokenPair, RefreshSessionRecord]:
+        """A new pair, and the session row of its refresh token (for the caller to store)."""
         model = user.to_user()
-        return TokenPair(
+        refresh = self.auth.create_refresh_token(model)
+        claims = self.auth.decode_token(refresh, TokenType.REFRESH)  # its jti, iat and exp, as signed
+        session = RefreshSessionRecord(
+            jti=str(claims["jti"]),
+            family=family,
+            user_id=user.id,
+            issued_at=datetime.fromtimestamp(float(claims["iat"]), UTC),
+            expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC),
+            client=client,
+        )
+        pair = TokenPair(
             access_token=self.auth.create_access_token(model),
-            refresh_token=self.auth.create_refresh_token(model),
+            refresh_token=refresh,
             expires_in=self.auth.access_token_expire_minutes * 60,
         )
+        return pair, session
+
+    async def prune(self) -> None:
+        """Delete expired refresh sessions and ended throttle windows (bookkeeping: a failure is
+        logged, never raised)."""
+        self._pruned_at = time.monotonic()
+        try:
+            await self.accounts.prune_refresh_sessions()
+            await self.throttle.prune()
+        except Exception as exc:
+            self.audit._secure.warning("prune_failed", error=str(exc))
 
     async def login(self, username: str, password: str, client: str | None) -> TokenPair:
         """Check a password; tokens, or :class:`LoginRefused` / :class:`LoginThrottled`."""
         username = username.strip()
-        wait = self.throttle.retry_after(username, client)
+        if time.monotonic() - self._pruned_at >= _PRUNE_EVERY:
+            await self.prune()
+        wait = await self.throttle.retry_after(username, client)
         if wait > 0:
             self.audit.record(
                 "login", outcome=Outcome.DENIED, actor=username, client=client, reason="throttled"
@@ -234,13 +283,15 @@ class Identity:
         elif not record.is_active:
             reason = "account disabled"
         if reason is not None or record is None:
-            self.throttle.failure(username, client)
+            await self.throttle.failure(username, client)
             self.audit.record("login", outcome=Outcome.FAILURE, actor=username, client=client, reason=reason)
             raise LoginRefused(GENERIC_LOGIN_ERROR)
-        self.throttle.success(username)
+        await self.throttle.success(username)
         await self.accounts.record_login(username)
+        pair, session = self._tokens(record, _new_family(), client)
+        await self.accounts.add_refresh_session(session)
         self.audit.record("login", outcome=Outcome.SUCCESS, actor=username, client=client)
-        return self._tokens(record)
+        return pair
 
     async def _valid_user(self, claims: dict[str, Any]) -> UserRecord:
         name = str(claims["sub"])
@@ -256,15 +307,78 @@ class Identity:
         return record
 
     async def refresh(self, refresh_token: str, client: str | None) -> TokenPair:
-        """New tokens for a valid refresh token (of an active user); :class:`AuthError` otherwise."""
+        """The next pair for a valid, unused refresh token of an active user; :class:`AuthError`
+        otherwise (:class:`RefreshReused`, with the family revoked, for a token used before)."""
+        actor: str | None = None
         try:
             claims = self.auth.decode_token(refresh_token, TokenType.REFRESH)
+            actor = str(claims["sub"])
+            session = await self.accounts.get_refresh_session(str(claims["jti"]))
+            if session is None:
+                raise AuthError("no session for this refresh token (unknown, or expired and pruned)")
+            if session.used_at is not None:
+                await self._reused(session, actor, client)
+            if session.revoked_at is not None:
+                raise AuthError("the refresh token's session was revoked")
             record = await self._valid_user(claims)
+            if record.id != session.user_id:
+                raise AuthError("the refresh token's session belongs to another user")
+            pair, successor = self._tokens(record, session.family, client)
+            if not await self.accounts.rotate_refresh_session(session.jti, successor):
+                # Used, revoked or expired since it was read: a concurrent refresh with the same
+                # token won the row. Only one of two parties presenting it can be its owner.
+                current = await self.accounts.get_refresh_session(session.jti)
+                if current is not None and current.used_at is not None:
+                    await self._reused(current, actor, client)
+                raise AuthError("the refresh token's session was revoked or has expired")
+        except RefreshReused:
+            raise  # audited as auth.refresh_reuse
         except AuthError as exc:
-            self.audit.record("token.refresh", outcome=Outcome.FAILURE, client=client, reason=exc.reason)
+            self.audit.record(
+                "token.refresh", outcome=Outcome.FAILURE, actor=actor, client=client, reason=exc.reason
+            )
             raise
         self.audit.record("token.refresh", outcome=Outcome.SUCCESS, actor=record.username, client=client)
-        return self._tokens(record)
+        return pair
+
+    async def _reused(self, session: RefreshSessionRecord, actor: str, client: str | None) -> None:
+        """Revoke the family of a reused token, audit it, and raise :class:`RefreshReused`."""
+        revoked = await self.accounts.revoke_refresh_family(session.family)
+        self.audit.record(
+            "auth.refresh_reuse",
+            outcome=Outcome.DENIED,
+            actor=actor,
+            target=f"session:{session.family}",
+            client=client,
+            reason="a refresh token was used twice: its session is revoked",
+            revoked=revoked,
+        )
+        raise RefreshReused("refresh token reused; its session is revoked")
+
+    async def logout(self, refresh_token: str, client: str | None) -> None:
+        """End the session of a refresh token: its whole family is revoked. Idempotent, and silent
+        about the outcome (the caller answers the same whatever the token was); audited."""
+        try:
+            claims = self.auth.decode_token(refresh_token, TokenType.REFRESH)
+        except AuthError as exc:
+            self.audit.record("auth.logout", outcome=Outcome.FAILURE, client=client, reason=exc.reason)
+            return
+        actor = str(claims["sub"])
+        session = await self.accounts.get_refresh_session(str(claims["jti"]))
+        if session is None:
+            self.audit.record(
+                "auth.logout", outcome=Outcome.FAILURE, actor=actor, client=client, reason="no such session"
+            )
+            return
+        revoked = await self.accounts.revoke_refresh_family(session.family)
+        self.audit.record(
+            "auth.logout",
+            outcome=Outcome.SUCCESS,
+            actor=actor,
+            target=f"session:{session.family}",
+            client=client,
+            revoked=revoked,
+        )
 
     async def authenticate(self, credential: str, client: str | None) -> Principal:
         """The principal of a bearer token or an API key (``wk_...``); :class:`AuthError` otherwise.
@@ -418,7 +532,7 @@ class Identity:
         """A user's own password change: the current password is checked first."""
         record = await self.accounts.get_user(username)
         if record is None or not await self._verify(current, record.password_hash):
-            self.throttle.failure(username, client)
+            await self.throttle.failure(username, client)
             self.audit.record(
                 "user.password",
                 outcome=Outcome.FAILURE,

@@ -1,7 +1,8 @@
 """Container health probe: ``python -m witskit.service.probe`` exits 0 when ``/livez`` answers 200.
 
 Standard library only, so the image needs no curl or wget: it asks the service on this machine, at
-``WITS_PORT`` (8080), over loopback when ``WITS_HOST`` is a wildcard address. Liveness, not
+``WITS_HEALTH_CHECK_PORT`` when one is set, else ``WITS_PORT`` (8080), over loopback when
+``WITS_HOST`` is a wildcard address. Liveness, not
 readiness: an orchestrator that restarts a container because its database is down only adds a
 restart to the outage.
 """
@@ -24,6 +25,9 @@ def probe_url() -> str:
     """The ``/livez`` URL of the service configured by the environment."""
     host = os.environ.get("WITS_HOST", "127.0.0.1").strip()
     port = os.environ.get("WITS_PORT", "8080").strip() or "8080"
+    health = os.environ.get("WITS_HEALTH_CHECK_PORT", "").strip()
+    if health not in ("", "0"):
+        port = health
     if host in _WILDCARDS:
         host = "127.0.0.1"
     elif ":" in host and not host.startswith("["):

@@ -2,9 +2,12 @@
 
 :class:`Service` owns everything the API needs (store, accounts, identity, audit log, live hub,
 latest-values cache, metrics, health checks) and, when it ingests, the pipeline, its spool and its
-connections. :func:`serve` runs it: uvicorn is started programmatically on the same event loop as
-the pipeline; SIGTERM or SIGINT stops accepting requests, ends live subscriptions, stops the
-sources and drains the spool into the store, then closes everything and returns 0.
+connections (those of the pipeline file, then those added through the API and kept in the
+database). A process that only serves (``witskit serve``) has a
+:class:`~witskit.service.tailer.FrameTailer` instead, which feeds the live hub from the frames
+another process stores. :func:`serve` runs it: uvicorn is started programmatically on the same
+event loop as the pipeline; SIGTERM or SIGINT stops accepting requests, ends live subscriptions,
+stops the sources and drains the spool into the store, then closes everything and returns 0.
 
 The JWT signing key is ``WITS_JWT_SECRET`` when set (at least 32 bytes, or the start fails), else a
 random 48-byte key generated once and kept in ``<data_dir>/jwt_secret`` (mode 0600), so tokens
@@ -32,15 +35,19 @@ from witskit.config import ConfigError, PipelineConfig, SourceConfig, WitsConfig
 from witskit.errors import FrameError, UsageError
 from witskit.monitoring.health import HealthCheck, HealthMonitor, HealthStatus
 from witskit.monitoring.metrics import WitsMetrics
-from witskit.pipeline import LiveHub, Pipeline, Sink, open_sink, unpack_frame
+from witskit.pipeline import LiveHub, Pipeline, Sink, Subscription, open_sink, unpack_frame
 from witskit.pipeline.build import decoder_from, spool_from
 from witskit.protocol import DecodedFrame
 from witskit.security.auth import AuthManager, check_signing_key
+from witskit.security.logging import redact_text
 from witskit.service.accounts import AccountStore
 from witskit.service.audit import AuditLog
-from witskit.service.connections import Connection, ConnectionManager
+from witskit.service.connections import Connection, ConnectionManager, ConnectionNotFound
+from witskit.service.health_port import SETTING as HEALTH_PORT_SETTING
+from witskit.service.health_port import health_port_wanted
 from witskit.service.identity import Identity
 from witskit.service.latest import LatestCache
+from witskit.service.tailer import DEFAULT_INTERVAL, FrameTailer
 from witskit.storage.schema import DEFAULT_SOURCE
 from witskit.storage.spool import Spool
 from witskit.storage.store import Store
@@ -177,6 +184,8 @@ class Service:
         )
         self.health = HealthMonitor(timeout=min(config.database_timeout, 5.0))
         self.health.register_check("database", self._check_database)
+        #: Feeds the live hub from the store when this process does not ingest (set by :meth:`open`).
+        self.tailer: FrameTailer | None = None
         if pipeline is not None:
             self.health.register_check("spool", self._check_spool)
             self.health.register_check("sources", self._check_sources)
@@ -193,11 +202,14 @@ class Service:
         pipeline: PipelineConfig | None = None,
         ingest: bool = True,
         metrics: WitsMetrics | None = None,
+        live_interval: float = DEFAULT_INTERVAL,
     ) -> Service:
         """Check the signing key, open the store (migrating it) and, with ``ingest``, the pipeline.
 
-        ``pipeline`` defaults to :data:`DEFAULT_PIPELINE` when ingesting. ``metrics`` defaults to
-        the process-wide :data:`witskit.monitoring.metrics.metrics`.
+        ``pipeline`` defaults to :data:`DEFAULT_PIPELINE` when ingesting; the connections kept in
+        the database are restored after its sources. Without ``ingest``, live frames come from a
+        tailer that looks at the store every ``live_interval`` seconds. ``metrics`` defaults to the
+        process-wide :data:`witskit.monitoring.metrics.metrics`.
         """
         if metrics is None:
             from witskit.monitoring.metrics import metrics as global_metrics
@@ -210,6 +222,7 @@ class Service:
         accounts: AccountStore | None = None
         audit: AuditLog | None = None
         spool: Spool | None = None
+        service: Service | None = None
         try:
             accounts = await AccountStore.open(url, timeout=config.database_timeout)
             audit = AuditLog(accounts)
@@ -237,8 +250,20 @@ class Service:
                 assert service.connections is not None
                 for src in plan.sources:
                     service.connections.add(src.url, name=src.name, options=src.options)
+                await service._restore_connections()
+            else:
+                service.tailer = FrameTailer.open(
+                    url,
+                    service.hub,
+                    decoder_from(plan, config),
+                    interval=live_interval,
+                    timeout=config.database_timeout,
+                )
             return service
         except BaseException:
+            if service is not None:
+                await service.aclose()
+                raise
             if audit is not None:
                 await audit.aclose()
             if accounts is not None:
@@ -261,6 +286,99 @@ class Service:
 
             self._app = create_app(self)
         return self._app
+
+    # Live subscriptions -----------------------------------------------------------------------
+    async def subscribe(self, source: str | None = None) -> Subscription:
+        """A live subscription to one source's frames (every source's when None).
+
+        In a process that only serves, the tailer follows the source from its newest stored frame
+        before this returns.
+        """
+        subscription = self.hub.subscribe(source)
+        if self.tailer is not None:
+            try:
+                await self.tailer.follow(subscription)
+            except BaseException:
+                subscription.close()
+                raise
+        return subscription
+
+    # Connections --------------------------------------------------------------------------------
+    def _manager(self) -> ConnectionManager:
+        if self.connections is None:
+            raise UsageError("this process does not ingest (witskit serve): use witskit run")
+        return self.connections
+
+    async def _restore_connections(self) -> None:
+        """Add the connections kept in the database (started when enabled); the pipeline file's win."""
+        manager = self._manager()
+        for kept in await self.accounts.list_connections():
+            shown = redact_text(kept.url)
+            if any(c.name == kept.name for c in manager):
+                log.warning(
+                    "connection %s (%s) was added through the API, but the pipeline file has one by "
+                    "that name: the pipeline file's is used",
+                    kept.name,
+                    shown,
+                )
+                continue
+            try:
+                conn = manager.add(kept.url, name=kept.name, start=kept.enabled, from_api=True)
+            except Exception as exc:
+                # Not fatal: the rigs of the pipeline file still run, and the API can remove it.
+                log.error(
+                    "connection %s (%s) cannot be restored: %s", kept.name, shown, redact_text(str(exc))
+                )
+                continue
+            conn.added_at = kept.created_at
+            log.info("connection %s restored (%s)", kept.name, "started" if kept.enabled else "stopped")
+
+    async def add_connection(
+        self, url: str, *, name: str | None = None, start: bool = True, actor: str | None = None
+    ) -> Connection:
+        """Add a source through the API: checked, kept in the database, then started unless told not."""
+        manager = self._manager()
+        conn = manager.add(url, name=name, start=False, from_api=True)  # checks the URL and the name
+        try:
+            await self.accounts.add_connection(
+                conn.name, conn.url, enabled=start, created_by=actor, created_at=conn.added_at
+            )
+        except BaseException:
+            await manager.remove(conn.name)
+            raise
+        if start:
+            manager.start(conn.name)
+        return conn
+
+    async def start_connection(self, name: str) -> Connection:
+        """Start a connection (no-op when running); one added through the API stays started."""
+        manager = self._manager()
+        manager.get(name)
+        await self.accounts.set_connection_enabled(name, True)
+        return manager.start(name)
+
+    async def stop_connection(self, name: str) -> Connection:
+        """Stop a connection (no-op when stopped); one added through the API stays stopped."""
+        manager = self._manager()
+        manager.get(name)
+        await self.accounts.set_connection_enabled(name, False)
+        return await manager.stop(name)
+
+    async def remove_connection(self, name: str) -> None:
+        """Stop and forget a connection, in the database too.
+
+        A connection kept in the database that could not be restored (its URL no longer opens) is
+        not running, but is removed all the same.
+        """
+        manager = self._manager()
+        try:
+            manager.get(name)
+        except ConnectionNotFound:
+            if not await self.accounts.remove_connection(name):
+                raise
+            return
+        await self.accounts.remove_connection(name)
+        await manager.remove(name)
 
     # Pipeline callbacks (hot path: called for every frame) ------------------------------------
     def _on_frame(self, frame: DecodedFrame) -> None:
@@ -371,6 +489,8 @@ class Service:
     def stop(self) -> None:
         """Ask the pipeline to stop and drain, and end every live subscription."""
         self.hub.close()
+        if self.tailer is not None:
+            self.tailer.stop()
         if self.pipeline is not None:
             self.pipeline.stop()
 
@@ -380,6 +500,8 @@ class Service:
             return
         self._closed = True
         self.hub.close()
+        if self.tailer is not None:
+            await self.tailer.aclose()
         await self.identity.aclose()
         await self.audit.aclose()
         await self.accounts.aclose()
@@ -416,14 +538,22 @@ class Bound:
     port: int
     metrics_url: str | None
     admin_credentials: tuple[str, str] | None
+    #: The ``/livez`` URL of the separate health port, when there is one.
+    health_url: str | None = None
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; bind errors are the caller's, as :class:`UsageError`."""
+def _listen(host: str, port: int, *, setting: str | None = None) -> socket.socket:
+    """A listening TCP socket; bind errors are the caller's, as :class:`UsageError`.
+
+    ``setting`` names the setting that chose the port, for the error message.
+    """
+    where = (
+        f"{setting}={port}: cannot listen on {host}:{port}" if setting else f"cannot listen on {host}:{port}"
+    )
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise UsageError(f"{where}: {exc.strerror}") from None
     family, _, _, _, address = infos[0]
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
     # without it every response waits ~40 ms for the client's delayed ACK (Nagle's algorithm).
@@ -435,7 +565,7 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-        raise UsageError(f"cannot listen on {host}:{port}: {why}") from None
+        raise UsageError(f"{where}: {why}") from None
     sock.setblocking(False)
     return sock
 
@@ -482,16 +612,21 @@ async def serve(
     on_ready: Callable[[Bound], None] | None = None,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
+    live_interval: float = DEFAULT_INTERVAL,
 ) -> int:
     """Open the service, serve the API (and ingest), until SIGTERM/SIGINT or ``stop``; return 0.
 
     ``on_ready`` is called once listening, with the URL and, the first time only, the generated
     administrator's credentials (for the caller to show; they are never logged).
+    ``live_interval`` is how often a process that does not ingest looks for new frames to send
+    to live subscribers.
     """
     host = config.host if host is None else host
     port = config.port if port is None else port
     stop = stop or asyncio.Event()
-    service = await Service.open(config, pipeline=pipeline, ingest=ingest, metrics=metrics)
+    service = await Service.open(
+        config, pipeline=pipeline, ingest=ingest, metrics=metrics, live_interval=live_interval
+    )
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     sockets: list[socket.socket] = []
@@ -499,12 +634,13 @@ async def serve(
     tasks: list[asyncio.Task[Any]] = []
     status = 0
     try:
-        admin_password = config.admin_password.get_secret_value() if config.admin_password else None
-        generated = await service.identity.bootstrap_admin(config.admin_username, admin_password)
+        # Every port first: a port that cannot be bound stops the start before anything is
+        # created (a generated administrator password would be shown by nobody).
         api_sock = _listen(host, port)
         sockets.append(api_sock)
         api_url, api_port = _url(api_sock)
-        metrics_url = None
+        metrics_sock = health_sock = None
+        metrics_url = health_url = None
         if config.metrics_enabled and config.metrics_port != port:
             try:
                 metrics_sock = _listen(host, config.metrics_port)
@@ -513,13 +649,28 @@ async def serve(
             else:
                 sockets.append(metrics_sock)
                 metrics_url = _url(metrics_sock)[0] + "/metrics"
-                from witskit.service.app import create_metrics_app
+        if health_port_wanted(
+            config.health_check_port,
+            api_port=api_port,
+            metrics_port=config.metrics_port if metrics_sock is not None else None,
+        ):
+            health_sock = _listen(host, config.health_check_port, setting=HEALTH_PORT_SETTING)
+            sockets.append(health_sock)
+            health_url = _url(health_sock)[0] + "/livez"
+        admin_password = config.admin_password.get_secret_value() if config.admin_password else None
+        generated = await service.identity.bootstrap_admin(config.admin_username, admin_password)
+        if metrics_sock is not None:
+            from witskit.service.app import create_metrics_app
 
-                metrics_server = _uvicorn_server(create_metrics_app(service))
-                servers.append(metrics_server)
-                tasks.append(
-                    asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics")
-                )
+            metrics_server = _uvicorn_server(create_metrics_app(service))
+            servers.append(metrics_server)
+            tasks.append(asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics"))
+        if health_sock is not None:
+            from witskit.service.health_port import create_health_app
+
+            health_server = _uvicorn_server(create_health_app(service))
+            servers.append(health_server)
+            tasks.append(asyncio.create_task(health_server.serve(sockets=[health_sock]), name="health"))
         api_server = _uvicorn_server(service.app)
         servers.insert(0, api_server)
         tasks.append(asyncio.create_task(api_server.serve(sockets=[api_sock]), name="api"))
@@ -536,7 +687,7 @@ async def serve(
             await asyncio.sleep(0.01)
         log.info("service started: %s (ingest: %s)", api_url, service.ingests)
         if on_ready is not None:
-            on_ready(Bound(api_url, api_port, metrics_url, generated))
+            on_ready(Bound(api_url, api_port, metrics_url, generated, health_url))
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()

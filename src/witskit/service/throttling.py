@@ -1,22 +1,29 @@
-"""Login throttling, per user name and per client address.
+"""Login throttling, per user name and per client address, in the database.
 
-Password guessing is slowed two ways: a user name that has failed ``max_user_failures`` times in
-the last ``window`` seconds is refused (whoever asks) until its oldest failure leaves the window,
-and an address that has failed ``max_address_failures`` times (across any names: password
-spraying) is refused the same way. A refused attempt never reaches the password check, so it
-tells the client nothing about the password, and it costs the server no Argon2 hash.
+Password guessing is slowed two ways: a user name that has failed ``max_user_failures`` times
+within ``window`` seconds of its first failure is refused (whoever asks) until that first failure
+leaves the window, and an address that has failed ``max_address_failures`` times (across any
+names: password spraying) is refused the same way. A refused attempt never reaches the password
+check, so it tells the client nothing about the password, and it costs the server no Argon2 hash.
 
-The counters live in memory: one process serves the API (``witskit run``), and a restart clearing
-them is acceptable (the audit log keeps every attempt). Memory is bounded by ``max_entries``; the
-least recently failed keys are forgotten first.
+The counters are rows of the ``login_throttle`` table (:mod:`witskit.service.accounts`), so every
+process serving the same database shares them (``witskit run`` and ``witskit serve`` side by side,
+or several replicas) and a restart does not clear them. Each key counts its failures in a window
+that starts at its first failure and ends ``window`` seconds later (stored as ``locked_until``); a
+failure after the end starts a new window. A login attempt costs one ``SELECT`` of at most two
+rows, then one upsert (failure) or one ``DELETE`` (success). Ended windows are deleted by
+:meth:`LoginThrottle.prune`, which the service calls now and then.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict, deque
+import hashlib
 from collections.abc import Callable
-from typing import Final
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from witskit.service.accounts import AccountStore
 
 __all__ = [
     "DEFAULT_MAX_ADDRESS_FAILURES",
@@ -31,48 +38,23 @@ DEFAULT_MAX_USER_FAILURES: Final = 5
 DEFAULT_MAX_ADDRESS_FAILURES: Final = 20
 #: Seconds a failure counts against a name or an address.
 DEFAULT_WINDOW: Final = 300.0
-#: Keys remembered (each holds at most its limit of timestamps): a few MB at most.
-DEFAULT_MAX_ENTRIES: Final = 100_000
+#: Keys longer than this (the key column holds 255 characters) are stored as their SHA-256: a login
+#: form accepts a user name of any length.
+_MAX_KEY: Final = 200
+
+_USER: Final = "user:"
+_ADDRESS: Final = "addr:"
 
 
-class _Window:
-    """Failure times per key in a sliding window, with a bounded number of keys."""
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, limit: int, window: float, max_entries: int) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_entries = max_entries
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def _live(self, key: str, now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        return times
-
-    def retry_after(self, key: str, now: float) -> float:
-        times = self._live(key, now)
-        if times is None or len(times) < self.limit:
-            return 0.0
-        return max(times[0] + self.window - now, 0.001)
-
-    def add(self, key: str, now: float) -> None:
-        times = self._live(key, now)
-        if times is None:
-            times = self._failures[key] = deque(maxlen=self.limit)
-            while len(self._failures) > self.max_entries:
-                self._failures.popitem(last=False)
-        else:
-            self._failures.move_to_end(key)
-        times.append(now)
-
-    def clear(self, key: str) -> None:
-        self._failures.pop(key, None)
+def _key(prefix: str, value: str) -> str:
+    key = prefix + value
+    if len(key) <= _MAX_KEY:
+        return key
+    return prefix + "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class LoginThrottle:
@@ -80,38 +62,49 @@ class LoginThrottle:
 
     def __init__(
         self,
+        accounts: AccountStore,
         *,
         max_user_failures: int = DEFAULT_MAX_USER_FAILURES,
         max_address_failures: int = DEFAULT_MAX_ADDRESS_FAILURES,
         window: float = DEFAULT_WINDOW,
-        max_entries: int = DEFAULT_MAX_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
-        self._users = _Window(max_user_failures, window, max_entries)
-        self._addresses = _Window(max_address_failures, window, max_entries)
+        self.accounts = accounts
+        self.max_user_failures = max_user_failures
+        self.max_address_failures = max_address_failures
+        self.window = timedelta(seconds=window)
         self._clock = clock
 
     @staticmethod
     def _user_key(username: str) -> str:
         # Case-folded: "Admin" and "admin" share one budget, whether or not both exist.
-        return username.strip().casefold()
+        return _key(_USER, username.strip().casefold())
 
-    def retry_after(self, username: str, address: str | None) -> float:
-        """Seconds until an attempt for ``username`` from ``address`` is allowed (0: allowed now)."""
-        now = self._clock()
-        wait = self._users.retry_after(self._user_key(username), now)
+    def _keys(self, username: str, address: str | None) -> dict[str, int]:
+        keys = {self._user_key(username): self.max_user_failures}
         if address:
-            wait = max(wait, self._addresses.retry_after(address, now))
+            keys[_key(_ADDRESS, address)] = self.max_address_failures
+        return keys
+
+    async def retry_after(self, username: str, address: str | None) -> float:
+        """Seconds until an attempt for ``username`` from ``address`` is allowed (0: allowed now)."""
+        limits = self._keys(username, address)
+        now = self._clock()
+        wait = 0.0
+        for key, record in (await self.accounts.throttle_records(list(limits))).items():
+            if record.failures >= limits[key] and record.locked_until > now:
+                wait = max(wait, (record.locked_until - now).total_seconds(), 0.001)
         return wait
 
-    def failure(self, username: str, address: str | None) -> None:
+    async def failure(self, username: str, address: str | None) -> None:
         """Count a failed attempt against the name and the address."""
-        now = self._clock()
-        self._users.add(self._user_key(username), now)
-        if address:
-            self._addresses.add(address, now)
+        await self.accounts.count_failure(list(self._keys(username, address)), self._clock(), self.window)
 
-    def success(self, username: str) -> None:
+    async def success(self, username: str) -> None:
         """A correct password clears the name's failures (not the address's: a sprayer who guesses
         one account right must not reset its budget for the others)."""
-        self._users.clear(self._user_key(username))
+        await self.accounts.clear_failures(self._user_key(username))
+
+    async def prune(self) -> int:
+        """Delete the counters whose window has ended; how many."""
+        return await self.accounts.prune_login_throttle(self._clock())

@@ -4,8 +4,13 @@ One JSON text message per frame (``DecodedFrame.to_record()``: source, timestamp
 for one source (``?source=rig-7``) or all. The credential is checked before the handshake is
 accepted: ``Authorization: Bearer ...`` or ``X-API-Key`` headers, or ``?token=`` for browsers
 (which cannot set headers on a WebSocket). Refusals are real HTTP responses where the server
-supports it (401 without a valid credential, 403 without the permission, 409 when the process
-does not ingest), else a close with code 1008.
+supports it (401 without a valid credential, 403 without the permission), else a close with code
+1008.
+
+``witskit run`` sends each frame as its pipeline decodes it, and the bad bytes its parsers skip
+(``frame_error`` messages). ``witskit serve`` sends the frames another process stores, as its
+:class:`~witskit.service.tailer.FrameTailer` finds them (within about one poll interval), from the
+moment of the subscription on; the messages are the same.
 
 A slow client loses its oldest frames, never slows ingest (see :class:`~witskit.pipeline.LiveHub`);
 the credential is checked once, at connect.
@@ -82,11 +87,12 @@ async def live(
         )
         await _refuse(websocket, 403, f"permission {Permission.READ_DATA.value} required")
         return
-    if not service.ingests:
-        await _refuse(websocket, 409, "this process does not ingest (witskit serve): no live frames")
-        return
-    subscription = service.hub.subscribe(source)
-    await websocket.accept()
+    subscription = await service.subscribe(source)
+    try:
+        await websocket.accept()
+    except BaseException:
+        subscription.close()
+        raise
 
     async def pump() -> None:
         async for event in subscription:

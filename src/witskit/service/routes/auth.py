@@ -1,10 +1,10 @@
-"""``/api/v1/auth``: the OAuth2 password flow, token refresh, and the caller's own account."""
+"""``/api/v1/auth``: the OAuth2 password flow, token refresh, logout, and the caller's own account."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
@@ -34,7 +34,7 @@ class TokenResponse(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    """A refresh token to exchange."""
+    """A refresh token (to exchange, or whose session to end)."""
 
     refresh_token: str = Field(min_length=1, max_length=4096)
 
@@ -94,7 +94,11 @@ async def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Dep
     **public(responses={401: {"description": "Invalid, expired or revoked refresh token"}}),
 )
 async def refresh(request: Request, body: RefreshRequest) -> TokenResponse:
-    """A new access token (and refresh token) for a valid refresh token of an active user."""
+    """A new access token and refresh token for a valid refresh token of an active user.
+
+    A refresh token works once: the one sent is spent, and the new one continues the session.
+    Presenting a spent token again ends the whole session (both parties must sign in again).
+    """
     service = get_service(request)
     try:
         pair = await service.identity.refresh(body.refresh_token, client_address(request))
@@ -105,6 +109,23 @@ async def refresh(request: Request, body: RefreshRequest) -> TokenResponse:
             headers={"WWW-Authenticate": "Bearer"},
         ) from None
     return TokenResponse.of(pair)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Log out: end the session of a refresh token",
+    **public(),
+)
+async def logout(request: Request, body: RefreshRequest) -> None:
+    """Revoke the session (the refresh token's whole family of rotations): none of its refresh
+    tokens works any more. Access tokens already issued stay valid until they expire (15 minutes).
+
+    Always 204, whatever the token: logging out twice, or with an expired, unknown or malformed
+    token, changes nothing and says nothing about whether the token existed. Audited.
+    """
+    await get_service(request).identity.logout(body.refresh_token, client_address(request))
 
 
 @router.get("/me", response_model=Me, summary="Who am I", **authenticated())

@@ -1,18 +1,27 @@
-"""``/api/v1/connections``: ingest sources at run time (``connections:manage``, audited)."""
+"""``/api/v1/connections``: ingest sources at run time (``connections:manage``, audited).
+
+What is added here is kept in the database and restored when ``witskit run`` starts again, started
+or stopped as it was left (see :mod:`witskit.service.connections`). Stopping and starting a source
+of the pipeline file lasts until the process ends: the file says what runs at start.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
+from witskit.security.logging import redact_text
 from witskit.security.rbac import Permission
 from witskit.service.audit import Outcome
-from witskit.service.connections import Connection, ConnectionManager
+from witskit.service.connections import STORED_NAME_MAX, Connection, ConnectionManager
 from witskit.service.deps import client_address, get_service, guard
 from witskit.service.identity import Principal
+
+if TYPE_CHECKING:
+    from witskit.service.runtime import Service
 
 __all__ = ["router"]
 
@@ -55,7 +64,7 @@ class ConnectionIn(BaseModel):
     or ``sim://`` (options in the query string)."""
 
     url: str = Field(min_length=3, max_length=2048, examples=["sim://rig-9?rate=1"])
-    name: str | None = Field(default=None, min_length=1, max_length=255, examples=["rig-7"])
+    name: str | None = Field(default=None, min_length=1, max_length=STORED_NAME_MAX, examples=["rig-7"])
     start: bool = True
 
 
@@ -68,12 +77,21 @@ def _manager(request: Request) -> ConnectionManager:
     return manager
 
 
-def _audit(request: Request, action: str, target: str, outcome: str = Outcome.SUCCESS, **detail: str) -> None:
+def _ingesting(request: Request) -> Service:
+    _manager(request)  # 409 unless this process ingests
+    return get_service(request)
+
+
+def _actor(request: Request) -> str | None:
     principal: Principal | None = getattr(request.state, "principal", None)
+    return principal.name if principal is not None else None
+
+
+def _audit(request: Request, action: str, target: str, outcome: str = Outcome.SUCCESS, **detail: str) -> None:
     get_service(request).audit.record(
         action,
         outcome=outcome,
-        actor=principal.name if principal is not None else None,
+        actor=_actor(request),
         target=target,
         client=client_address(request),
         **detail,
@@ -100,12 +118,12 @@ async def list_connections(request: Request) -> list[ConnectionOut]:
     ),
 )
 async def add_connection(request: Request, body: ConnectionIn) -> ConnectionOut:
-    """Add a source (and start it unless ``start`` is false)."""
-    manager = _manager(request)
+    """Add a source (and start it unless ``start`` is false); it is kept across restarts."""
+    service = _ingesting(request)
     try:
-        conn = manager.add(body.url, name=body.name, start=body.start, from_api=True)
+        conn = await service.add_connection(body.url, name=body.name, start=body.start, actor=_actor(request))
     except Exception as exc:
-        _audit(request, "connection.add", body.name or "", Outcome.FAILURE, reason=str(exc))
+        _audit(request, "connection.add", body.name or "", Outcome.FAILURE, reason=redact_text(str(exc)))
         raise
     _audit(request, "connection.add", conn.name, url=conn.display_url, started=str(conn.running))
     return ConnectionOut.of(conn)
@@ -130,7 +148,7 @@ async def get_connection(request: Request, name: str) -> ConnectionOut:
 )
 async def start_connection(request: Request, name: str) -> ConnectionOut:
     """Start reading the source (no-op when it runs)."""
-    conn = _manager(request).start(name)
+    conn = await _ingesting(request).start_connection(name)
     _audit(request, "connection.start", name)
     return ConnectionOut.of(conn)
 
@@ -143,7 +161,7 @@ async def start_connection(request: Request, name: str) -> ConnectionOut:
 )
 async def stop_connection(request: Request, name: str) -> ConnectionOut:
     """Stop reading the source; what was received is kept and written."""
-    conn = await _manager(request).stop(name)
+    conn = await _ingesting(request).stop_connection(name)
     _audit(request, "connection.stop", name)
     return ConnectionOut.of(conn)
 
@@ -156,5 +174,5 @@ async def stop_connection(request: Request, name: str) -> ConnectionOut:
 )
 async def remove_connection(request: Request, name: str) -> None:
     """Stop and forget the connection (its stored data stays)."""
-    await _manager(request).remove(name)
+    await _ingesting(request).remove_connection(name)
     _audit(request, "connection.remove", name)

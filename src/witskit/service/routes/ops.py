@@ -7,10 +7,13 @@ credential, because orchestrators probe without one; they reveal check names and
 
 ``/metrics`` on the API port needs ``analytics:view`` (Prometheus can send an API key as a bearer
 token). The unauthenticated exposition is on ``WITS_METRICS_PORT``, meant for an internal network
-(see ``docs/service.md``).
+(see ``docs/service.md``). ``WITS_HEALTH_CHECK_PORT`` can add a port that serves ``/livez`` and
+``/readyz`` only (:mod:`witskit.service.health_port`), with the same answers.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -20,10 +23,13 @@ from witskit.monitoring.health import HealthStatus
 from witskit.security.rbac import Permission
 from witskit.service.deps import get_service, guard, public
 
-__all__ = ["health_router", "metrics_router", "readiness"]
+__all__ = ["LIVE", "health_router", "metrics_router", "readiness"]
 
 health_router = APIRouter(tags=["health"])
 metrics_router = APIRouter(tags=["metrics"])
+
+#: What ``/livez`` answers, wherever it is served.
+LIVE: Final = {"status": "alive"}
 
 
 async def readiness(request: Request) -> JSONResponse:
@@ -44,7 +50,7 @@ async def readiness(request: Request) -> JSONResponse:
 @health_router.get("/livez", summary="Liveness", **public())
 async def livez() -> dict[str, str]:
     """200 while the process serves requests."""
-    return {"status": "alive"}
+    return dict(LIVE)
 
 
 @health_router.get(

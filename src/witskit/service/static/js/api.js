@@ -142,11 +142,16 @@ class Session extends EventTarget {
             body: JSON.stringify({ refresh_token: s.refresh }),
             headers: { "Content-Type": "application/json" },
           });
+          // Logged out (or in as someone else) while this was in flight: the answer is stale,
+          // and saving it would bring back a session the user has just ended.
+          if (this.state !== s) throw new ApiError(401, "the session ended during a refresh");
           if (!response.ok) {
             this.expire("Your session has ended. Please sign in again.");
             throw new ApiError(response.status, "session expired");
           }
-          this.save(this.tokens(await response.json()));
+          const body = await response.json();
+          if (this.state !== s) throw new ApiError(401, "the session ended during a refresh");
+          this.save(this.tokens(body));
         } finally {
           this.refreshing = null;
         }
@@ -161,8 +166,21 @@ class Session extends EventTarget {
     this.dispatchEvent(new CustomEvent("expired", { detail: message }));
   }
 
+  /** Forgets the credential at once, then ends the session on the server (POST /auth/logout
+   * revokes the refresh token's whole family). Best effort: the browser has forgotten the tokens
+   * whether or not the service can be reached; the returned promise never rejects. */
   logout() {
+    const s = this.state;
     this.save(null);
+    if (!s || s.kind !== "token" || !s.refresh) return Promise.resolve();
+    return this.raw("POST", `${API}/auth/logout`, {
+      body: JSON.stringify({ refresh_token: s.refresh }),
+      headers: { "Content-Type": "application/json" },
+      keepalive: true, // finishes even if the page is closed or navigated away right after
+    }).then(
+      () => {},
+      () => {},
+    );
   }
 
   async raw(method, url, init = {}) {
