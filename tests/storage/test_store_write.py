@@ -285,7 +285,7 @@ async def test_one_write_of_many_sources_is_one_batch_and_idempotent(
 ) -> None:
     # A fleet behind one listener: each batch holds frames of many rigs.
     frames = []
-    for rig in range(40):
+    for rig in range(120):  # 600 frames: more than one 500-pair lookup chunk
         frames += sim_frames(f"{source_name}-rig{rig:02d}", 5, seed=rig, records=(1,))
     points = sum(len(f.codes) for f in frames)
     assert await store.write(frames) == points

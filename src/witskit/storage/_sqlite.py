@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import AsyncGenerator, MutableMapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, MutableMapping, Sequence
 from datetime import datetime
 from itertools import repeat
 from typing import Any, Final
@@ -67,6 +67,13 @@ _INSERT_FRAME: Final = (
 _INSERT_POINT: Final = (
     "INSERT INTO points (source_id, frame_key, idx, time, code, value_num, value_text) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+_BUMP: Final = (
+    "UPDATE sources SET frame_count = frame_count + ?, point_count = point_count + ?, "
+    "first_time = MIN(COALESCE(first_time, ?), ?), last_time = MAX(COALESCE(last_time, ?), ?) "
+    "WHERE id = ?"
 )
 
 
@@ -167,58 +174,99 @@ class SQLiteBackend(BackendImpl):
     ) -> tuple[list[Pending], int]:
         """Plain INSERTs: under BEGIN IMMEDIATE the duplicate check was exact, so a constraint
         violation here would be a bug, and must fail loudly rather than be ignored."""
+        ((_, new, total),) = await self.insert_many(drv, {source_id: frames}, info)
+        return new, total
+
+    async def insert_many(
+        self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
+    ) -> list[tuple[int, list[Pending], int]]:
+        """Every source's frames in one ``executemany``, then the points.
+
+        Each call into aiosqlite is a hop to its thread, so a fleet's batch (a thousand rigs with a
+        frame or two each) must not cost a few statements per rig: the points of small layouts go
+        into one shared ``executemany``, and only long runs of one layout get a statement per
+        column (see the module notes).
+        """
         await drv.executemany(
             _INSERT_FRAME,
-            [(source_id, p.key, to_micros(p.received_at), p.time_us, p.raw, p.errors) for p in frames],
+            [
+                (sid, p.key, to_micros(p.received_at), p.time_us, p.raw, p.errors)
+                for sid, frames in groups.items()
+                for p in frames
+            ],
         )
-        total = 0
+        out: list[tuple[int, list[Pending], int]] = []
         generic: list[tuple[Any, ...]] = []
-        for lay in layouts(frames):
-            keys, times = lay.keys, lay.times_us
-            column_wise = len(lay.frames) >= _COLUMN_WISE_MIN_FRAMES
-            for idx, (code, col) in enumerate(zip(lay.codes, lay.columns, strict=True)):
-                total += len(col)
-                kinds = set(map(type, col))
-                has_text = str in kinds
-                has_num = bool(kinds - {str, type(None)})
-                if not column_wise or not is_plain_code(code) or (has_text and has_num):
-                    nums, texts = split(col)
-                    generic.extend(
-                        zip(
-                            repeat(source_id),
-                            keys,
-                            repeat(idx),
-                            times,
-                            repeat(code),
-                            nums,
-                            texts,
-                            strict=False,
+        for source_id, frames in groups.items():
+            total = 0
+            for lay in layouts(frames):
+                keys, times = lay.keys, lay.times_us
+                column_wise = len(lay.frames) >= _COLUMN_WISE_MIN_FRAMES
+                for idx, (code, col) in enumerate(zip(lay.codes, lay.columns, strict=True)):
+                    total += len(col)
+                    kinds = set(map(type, col))
+                    has_text = str in kinds
+                    has_num = bool(kinds - {str, type(None)})
+                    if not column_wise or not is_plain_code(code) or (has_text and has_num):
+                        nums, texts = split(col)
+                        generic.extend(
+                            zip(
+                                repeat(source_id),
+                                keys,
+                                repeat(idx),
+                                times,
+                                repeat(code),
+                                nums,
+                                texts,
+                                strict=False,
+                            )
                         )
-                    )
-                elif has_text or has_num:
-                    sql = _column_sql(idx, code, "text" if has_text else "num")
-                    await drv.executemany(sql, zip(repeat(source_id), keys, times, col, strict=False))
-                else:
-                    await drv.executemany(
-                        _column_sql(idx, code, "null"), zip(repeat(source_id), keys, times, strict=False)
-                    )
+                    elif has_text or has_num:
+                        sql = _column_sql(idx, code, "text" if has_text else "num")
+                        await drv.executemany(sql, zip(repeat(source_id), keys, times, col, strict=False))
+                    else:
+                        await drv.executemany(
+                            _column_sql(idx, code, "null"), zip(repeat(source_id), keys, times, strict=False)
+                        )
+            out.append((source_id, list(frames), total))
         if generic:
             await drv.executemany(_INSERT_POINT, generic)
-        return list(frames), total
+        return out
+
+    async def existing_many(
+        self, drv: Any, wanted: Mapping[int, Sequence[int]]
+    ) -> dict[int, dict[int, tuple[int, bytes]]]:
+        """(source, key) pairs joined to ``frames`` 500 at a time: a fleet's batch in a few hops."""
+        pairs = [(sid, key) for sid, keys in wanted.items() for key in keys]
+        out: dict[int, dict[int, tuple[int, bytes]]] = {sid: {} for sid in wanted}
+        for start in range(0, len(pairs), _IN_CHUNK):
+            chunk = pairs[start : start + _IN_CHUNK]
+            rows = ", ".join(["(?, ?)"] * len(chunk))  # placeholders only: the pairs are bound
+            sql = (
+                f"WITH w(s, k) AS (VALUES {rows}) "  # noqa: S608
+                "SELECT f.source_id, f.frame_key, f.frame_time, f.raw FROM w "
+                "JOIN frames f ON f.source_id = w.s AND f.frame_key = w.k"
+            )
+            async with drv.execute(sql, [v for pair in chunk for v in pair]) as cur:
+                for sid, key, time_us, raw in await cur.fetchall():
+                    out[int(sid)][int(key)] = (int(time_us), bytes(raw))
+        return out
+
+    async def bump_sources(self, drv: Any, bumps: Sequence[tuple[int, int, int, datetime, datetime]]) -> None:
+        """Every source's counters in one ``executemany``."""
+        await drv.executemany(
+            _BUMP,
+            [
+                (frames, points, to_micros(first), to_micros(first), to_micros(last), to_micros(last), sid)
+                for sid, frames, points, first, last in bumps
+            ],
+        )
 
     async def bump_source(
         self, drv: Any, source_id: int, frames: int, points: int, first: datetime, last: datetime
     ) -> None:
         """Counters and first/last time in one UPDATE."""
-        f, la = to_micros(first), to_micros(last)
-        await (
-            await drv.execute(
-                "UPDATE sources SET frame_count = frame_count + ?, point_count = point_count + ?, "
-                "first_time = MIN(COALESCE(first_time, ?), ?), last_time = MAX(COALESCE(last_time, ?), ?) "
-                "WHERE id = ?",
-                (frames, points, f, f, la, la, source_id),
-            )
-        ).close()
+        await self.bump_sources(drv, [(source_id, frames, points, first, last)])
 
     # Reads ------------------------------------------------------------------------------------
     async def scan(
