@@ -290,8 +290,8 @@ async def test_one_write_of_many_sources_is_one_batch_and_idempotent(
     points = sum(len(f.codes) for f in frames)
     assert await store.write(frames) == points
     assert await store.write(frames) == 0
-    mixed = frames[::2] + sim_frames(f"{source_name}-rig99", 3, seed=99, records=(1,))
+    mixed = frames[::2] + sim_frames(f"{source_name}-rig999", 3, seed=999, records=(1,))
     assert await store.write(mixed) == sum(len(f.codes) for f in mixed[-3:])
     infos = {i.name: i for i in await store.sources()}
     assert infos[f"{source_name}-rig07"].frame_count == 5
-    assert infos[f"{source_name}-rig99"].point_count == sum(len(f.codes) for f in mixed[-3:])
+    assert infos[f"{source_name}-rig999"].point_count == sum(len(f.codes) for f in mixed[-3:])
