@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python bench/bench_service.py          (about a minute; writes bench/out/service.json)
       .venv/bin/python bench/bench_service.py --points 200000 --seconds 5   (quicker)
+      .venv/bin/python bench/bench_service.py --postgres   (the export from PostgreSQL too)
 
 What it measures (targets from the service issue):
 1. Latest values for 100 sources at 200 requests/s: ``GET /api/v1/latest?source=rig-NNN`` for a
@@ -265,6 +266,30 @@ async def export(url: str, auth: str, fmt: str, expected: int) -> dict[str, floa
     }
 
 
+@contextmanager
+def scratch_postgres(admin_url: str) -> Iterator[str]:
+    """A new PostgreSQL database for the run, dropped afterwards."""
+    import uuid
+
+    import asyncpg
+
+    name = f"witskit_bench_{uuid.uuid4().hex[:8]}"
+    admin = admin_url.replace("postgresql://", "postgres://", 1)
+
+    async def sql(statement: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(sql(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def pipeline_file(path: Path, sources: int) -> Path:
     lines = ["sources:"]
     for i in range(sources):
@@ -279,6 +304,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        nargs="?",
+        const=os.environ.get("WITSKIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="also export from PostgreSQL (a scratch database made through ADMIN_URL, dropped after)",
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
@@ -301,6 +333,15 @@ def main() -> None:
             for fmt in ("csv", "jsonl", "json"):
                 results[f"export_{fmt}"] = asyncio.run(export(url, auth, fmt, points))
                 print(f"export {fmt}: {results[f'export_{fmt}']}")
+
+        if args.postgres:
+            with scratch_postgres(args.postgres) as pg_url:
+                asyncio.run(populate(pg_url, args.sources, 30, args.points))
+                with server(["serve"], base / "serve-pg", pg_url) as url:
+                    auth = token(url)
+                    for fmt in ("csv", "jsonl"):
+                        results[f"export_{fmt}_postgresql"] = asyncio.run(export(url, auth, fmt, points))
+                        print(f"export {fmt} (PostgreSQL): {results[f'export_{fmt}_postgresql']}")
 
         # The rigs are added one by one through the API, 1/N s apart, so that they send out of
         # step as independent rigs do (rigs started together would all send in the same
