@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
@@ -225,8 +226,31 @@ async def _write_parquet(batches: Any, output: Path) -> int:
     return count
 
 
+def _file_batches(
+    fh: IO[bytes], decoder: Any, name: str, path: Path
+) -> Iterator[tuple[list[Any], tuple[int, int, int], int]]:
+    """(frames, (frames, points, bad stretches), file position) per ``IMPORT_BATCH`` frames."""
+    from witskit.protocol import iter_decode
+
+    batch: list[Any] = []
+    frames = points = errors = 0
+    for event in iter_decode(fh, decoder=decoder, source=name):
+        if isinstance(event, FrameError):
+            errors += 1
+            info(f"{path}:{event.line}: {event.reason}")
+            continue
+        batch.append(event)
+        frames += 1
+        points += len(event.codes)
+        if len(batch) >= IMPORT_BATCH:
+            yield batch, (frames, points, errors), fh.tell()
+            batch = []
+            frames = points = errors = 0
+    yield batch, (frames, points, errors), fh.tell()
+
+
 async def _import(url: str, files: list[Path], source: str | None) -> None:
-    from witskit.protocol import DecodedFrame, WITSDecoder, iter_decode
+    from witskit.protocol import WITSDecoder
     from witskit.storage import Store, sanitize_url
 
     store = await Store.open(url)
@@ -251,28 +275,28 @@ async def _import(url: str, files: list[Path], source: str | None) -> None:
             task = progress.add_task("importing", total=total)
         for path in files:
             name = source or path.name
-            batch: list[DecodedFrame] = []
             with path.open("rb") as fh:
                 last = 0
-                for event in iter_decode(fh, decoder=decoder, source=name):
-                    if isinstance(event, FrameError):
-                        errors += 1
-                        info(f"{path}:{event.line}: {event.reason}")
-                        continue
-                    batch.append(event)
-                    frames += 1
-                    points += len(event.codes)
-                    if len(batch) >= IMPORT_BATCH:
-                        inserted += await store.write(batch)
-                        batch.clear()
+                reader = _file_batches(fh, decoder, name, path)
+                # Decoding runs in a thread while the previous batch is written: the database
+                # works on one batch (on its own core) while the next is decoded.
+                pending = asyncio.ensure_future(asyncio.to_thread(next, reader, None))
+                try:
+                    while (item := await pending) is not None:
+                        batch, stats, pos = item
+                        pending = asyncio.ensure_future(asyncio.to_thread(next, reader, None))
+                        frames += stats[0]
+                        points += stats[1]
+                        errors += stats[2]
+                        if batch:
+                            inserted += await store.write(batch)
                         if progress is not None:
-                            pos = fh.tell()
                             progress.advance(task, pos - last)
                             last = pos
-                if batch:
-                    inserted += await store.write(batch)
-                if progress is not None:
-                    progress.advance(task, path.stat().st_size - last)
+                finally:
+                    if not pending.done():
+                        with contextlib.suppress(BaseException):
+                            await pending  # the thread still reads the file: let it finish first
         if progress is not None:
             progress.stop()
     finally:
