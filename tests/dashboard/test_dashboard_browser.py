@@ -7,10 +7,17 @@ event loop.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from dashboard_helpers import Browser, RunningService, start_service, stop_service, wait_until
 
@@ -120,10 +127,16 @@ def test_admin_signs_in_watches_the_rig_switches_units_and_logs_out(
     assert no_horizontal_scroll(page)
     page.screenshot(path=str(tmp_path / "dashboard-1280x720.png"))  # for a look when it fails
 
-    # Log out: the sign-in form is back, the tokens are gone, a reload does not sign in again.
-    page.click("#logout")
+    # Log out: the sign-in form is back, the tokens are gone, the session is ended on the server
+    # (the refresh token the page held is refused), a reload does not sign in again.
+    held = json.loads(page.evaluate("() => sessionStorage.getItem('witskit.session')"))["refresh"]
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/logout")) as logout:
+        page.click("#logout")
+    assert logout.value.status == 204
     page.wait_for_selector("#login-view:not([hidden])")
     assert page.evaluate("() => sessionStorage.getItem('witskit.session')") is None
+    refused = httpx.post(f"{service.url}/api/v1/auth/refresh", json={"refresh_token": held}, timeout=10)
+    assert refused.status_code == 401, refused.text
     page.reload()
     page.wait_for_selector("#login-view:not([hidden])")
     assert page.is_hidden("#app")
@@ -211,3 +224,164 @@ def test_a_restarted_service_is_reconnected_to_without_a_reload(
             stop_service(second.process)
     finally:
         stop_service(first.process)
+
+
+# Long ranges ----------------------------------------------------------------------------------------
+DAY = 86400
+
+
+def backfill(
+    data_dir: Path, source: str, start: datetime, end: datetime, every: float
+) -> tuple[datetime, datetime]:
+    """Store a simulated rig's frames (record 1, one every ``every`` s) from ``start`` to ``end``,
+    straight into the service's database before it starts: frames with DATE/TIME in the past."""
+    from witskit.protocol import DecodedFrame, iter_decode
+    from witskit.simulator import DrillingSimulator
+    from witskit.storage import Store
+
+    steps = int((end - start).total_seconds() / every)
+    data = b"".join(DrillingSimulator(11, start=start, rate=1 / every, records=(1,)).frames(steps))
+    frames = [f for f in iter_decode(data, source=source) if isinstance(f, DecodedFrame)]
+
+    async def write() -> None:
+        async with await Store.open(f"sqlite:///{data_dir / 'witskit.db'}") as store:
+            await store.write(frames)
+
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    worker = threading.Thread(target=asyncio.run, args=(write(),), name="backfill")
+    worker.start()
+    worker.join()
+    return frames[0].timestamp, frames[-1].timestamp
+
+
+@dataclass
+class Archive:
+    """A service with days of stored data: ``rig-archive`` (four days, ending a day ago, stored
+    only) and ``rig-1`` (two days up to now, then live from the simulated rig)."""
+
+    service: RunningService
+    archive: tuple[datetime, datetime]
+    live: tuple[datetime, datetime]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
+    data_dir = tmp_path_factory.mktemp("witskit-archive")
+    now = datetime.now(UTC).replace(microsecond=0)
+    stored = backfill(data_dir, "rig-archive", now - timedelta(days=5), now - timedelta(days=1), 60)
+    live = backfill(data_dir, "rig-1", now - timedelta(days=2), now, 60)
+    running = start_service(data_dir)
+    try:
+        yield Archive(running, stored, live)
+    finally:
+        stop_service(running.process)
+
+
+def tracks_state(page: Any) -> dict[str, str]:
+    state: dict[str, str] = page.evaluate("() => ({...document.getElementById('tracks').dataset})")
+    return state
+
+
+def shown_span(page: Any) -> int:
+    """Seconds between the ends of the time axis, as uPlot has it."""
+    state = tracks_state(page)
+    return int(state["viewEnd"]) - int(state["viewStart"])
+
+
+def series_requests(browser: Browser, source: str) -> list[str]:
+    return [u for u in browser.requests if "/api/v1/data/series" in u and f"source={source}" in u]
+
+
+def test_a_stored_rig_shows_its_days_as_bands_and_any_hour_of_them_point_by_point(
+    browser: Browser, archive: Archive, tmp_path: Path
+) -> None:
+    first, last = archive.archive
+    page = browser.page(1280, 720)
+    sign_in(page, archive.service.url, archive.service.admin, archive.service.password)
+    pick_rig(page, "rig-archive")
+    # The last hour has nothing of this rig (its data ends a day ago).
+    wait_until(lambda: tracks_state(page).get("mode") == "raw")
+    assert points(page) == 0
+
+    # All: the four days, as buckets from /data/series; the view does not follow live.
+    page.click("#range-all")
+    wait_until(lambda: tracks_state(page)["mode"] == "series", timeout=20)
+    assert series_requests(browser, "rig-archive")
+    assert page.get_attribute("#go-live", "aria-pressed") == "false"
+    state = tracks_state(page)
+    assert 4 * DAY <= shown_span(page) <= 4.5 * DAY
+    assert int(state["viewStart"]) <= first.timestamp()
+    assert int(state["viewEnd"]) >= last.timestamp()
+    assert int(state["dataStart"]) - first.timestamp() < DAY / 10
+    assert last.timestamp() - int(state["dataEnd"]) < DAY / 10
+    assert int(state["bucket"]) >= 60
+    assert 100 <= int(state["points"]) <= 5000
+    assert "min–max per" in page.inner_text("#range-text")
+    # The depth track is drawn from the buckets too: hole depth increasing downward.
+    wait_until(lambda: int(tracks_state(page)["depthPoints"]) > 10)
+    page.screenshot(path=str(tmp_path / "all.png"))  # for a look when it fails
+
+    # Go to an hour two days before the end: every stored row of it (a frame a minute).
+    hour = (last - timedelta(days=2)).replace(minute=0, second=0)
+    page.click("#goto summary")
+    # Opening the form fills it with the range on screen (on its toggle event): then type over it.
+    wait_until(lambda: page.input_value("#range-from") != "")
+    page.fill("#range-from", hour.strftime("%Y-%m-%dT%H:%M"))  # the browser runs in UTC
+    page.fill("#range-to", (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    page.click("#range-form button[type=submit]")
+    wait_until(lambda: tracks_state(page)["mode"] == "raw" and points(page) >= 55)
+    state = tracks_state(page)
+    assert abs(int(state["viewStart"]) - hour.timestamp()) < 5
+    assert shown_span(page) == pytest.approx(3600, abs=5)
+    assert hour.timestamp() - 120 <= int(state["dataStart"]) <= hour.timestamp() + 60
+
+    # Zooming out from there past two hours switches to buckets of that time.
+    page.focus("#tracks")
+    for _ in range(3):
+        page.keyboard.press("-")
+    wait_until(lambda: tracks_state(page)["mode"] == "series" and shown_span(page) > 7 * 3600, timeout=20)
+    state = tracks_state(page)
+    assert shown_span(page) == pytest.approx(8 * 3600, abs=5)
+    assert int(state["dataStart"]) < hour.timestamp() < int(state["dataEnd"])
+
+
+def test_a_live_rig_zooms_out_to_its_days_and_keeps_moving(
+    browser: Browser, archive: Archive, tmp_path: Path
+) -> None:
+    first, _ = archive.live
+    page = browser.page(1280, 720)
+    sign_in(page, archive.service.url, archive.service.admin, archive.service.password)
+    pick_rig(page, "rig-1")
+    wait_until(lambda: tracks_state(page).get("mode") == "raw" and points(page) >= 30)
+    assert not series_requests(browser, "rig-1")
+
+    # Zooming out with the keyboard (each press doubles the span) reaches the two stored days
+    # and stops there, still following live.
+    page.focus("#tracks")
+    for _ in range(8):
+        page.keyboard.press("-")
+    wait_until(lambda: tracks_state(page)["mode"] == "series" and shown_span(page) > 2 * DAY, timeout=20)
+    assert page.get_attribute("#go-live", "aria-pressed") == "true"
+    assert shown_span(page) <= 2.2 * DAY
+    assert int(tracks_state(page)["dataStart"]) - first.timestamp() < DAY / 10
+    assert series_requests(browser, "rig-1")
+
+    # Frames keep arriving over the WebSocket: the newest bucket (computed in the page from the
+    # live rows) moves, so the legend's latest hole depth changes without a new request.
+    page.locator(".track-depth .legend-value").first.wait_for()
+    asked = len(series_requests(browser, "rig-1"))
+    before = page.inner_text(".track-depth .legend-value")
+    wait_until(lambda: page.inner_text(".track-depth .legend-value") != before, timeout=20)
+    assert len(series_requests(browser, "rig-1")) <= asked + 1
+    page.screenshot(path=str(tmp_path / "live-days.png"))  # for a look when it fails
+
+    # All, then zooming back in, ends with every point of the last hour again.
+    page.click("#range-all")
+    wait_until(lambda: shown_span(page) > 2 * DAY)
+    page.focus("#tracks")
+    for _ in range(6):
+        page.keyboard.press("+")
+    wait_until(
+        lambda: tracks_state(page)["mode"] == "raw" and shown_span(page) < 2 * 3600 and points(page) >= 20
+    )
+    assert page.get_attribute("#go-live", "aria-pressed") == "true"

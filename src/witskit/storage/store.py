@@ -64,6 +64,7 @@ from witskit.storage.schema import (
     to_micros,
 )
 from witskit.storage.schema import frames as frames_table
+from witskit.storage.series import DEFAULT_POINTS, Series, downsample
 
 __all__ = ["Store"]
 
@@ -531,3 +532,23 @@ class Store:
         with translate(self._backend, "reach"):
             async with self._engine.connect() as conn:
                 await conn.exec_driver_sql("SELECT 1")
+
+    # Downsampling --------------------------------------------------------------------------------
+    async def series(
+        self,
+        source: str,
+        codes: str | Iterable[str] | None = None,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        points: int = DEFAULT_POINTS,
+    ) -> Series | None:
+        """``points`` time buckets of ``source`` per code, each with min, max, avg, first, last and
+        counts, aggregated by the database (None for an unknown source).
+
+        For charts of long ranges: a month of 1 Hz data comes back as 600 buckets per code, not as
+        2.6 million rows. Arguments and result as :func:`witskit.storage.series.downsample`.
+        """
+        self._check_open()
+        with translate(self._backend, "query"):
+            async with self._engine.connect() as conn:
+                return await downsample(conn, source, codes, start, end, points)

@@ -25,6 +25,7 @@ from witskit.service.export import (
     limited,
 )
 from witskit.storage.query import PointScan, RawPoint, parse_time, resolve_codes
+from witskit.storage.series import DEFAULT_POINTS, MAX_CODES, MAX_POINTS
 from witskit.symbols import WITSSymbol, default_table
 
 __all__ = ["router"]
@@ -71,6 +72,35 @@ class LatestOut(BaseModel):
 
     source: str
     values: list[LatestValue]
+
+
+class CodeSeriesOut(BaseModel):
+    """The buckets of one code (only those holding a reading), as columns that line up."""
+
+    code: str
+    name: str
+    time: list[int]
+    count: list[int]
+    nulls: list[int]
+    min: list[float | None]
+    max: list[float | None]
+    avg: list[float | None]
+    first: list[float | None]
+    last: list[float | None]
+
+
+class SeriesOut(BaseModel):
+    """Downsampled data of a source: bucket ``k`` starts at ``start`` + ``k`` x ``bucket_us``.
+
+    ``time`` values are bucket starts in microseconds since 1970-01-01 UTC.
+    """
+
+    source: str
+    start: datetime | None
+    end: datetime | None
+    points: int
+    bucket_us: int
+    series: list[CodeSeriesOut]
 
 
 class SymbolOut(BaseModel):
@@ -293,6 +323,86 @@ async def data(
         nxt = request.url.include_query_params(cursor=page.next_cursor)
         headers["Link"] = f'<{nxt}>; rel="next"'
     return Response(body, media_type=media, headers=headers)
+
+
+@router.get(
+    "/data/series",
+    response_model=SeriesOut,
+    summary="Downsampled time-range data: min, max, avg, first, last per time bucket",
+    **guard(
+        Permission.READ_DATA,
+        responses={
+            404: {"description": "Unknown source"},
+            422: {"description": "Bad codes, times or points"},
+        },
+    ),
+)
+async def data_series(
+    request: Request,
+    source: Annotated[str, Query(min_length=1, max_length=255, description="Source name")],
+    codes: Annotated[
+        list[str] | None,
+        Query(
+            description=f"Codes or mnemonics, comma-separated or repeated (none: all; at most {MAX_CODES})"
+        ),
+    ] = None,
+    start: Annotated[
+        str | None, Query(description="Inclusive start, ISO 8601 (naive: UTC; none: the first stored time)")
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(description="Exclusive end, ISO 8601 (naive: UTC; none: just after the last stored time)"),
+    ] = None,
+    points: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_POINTS,
+            description="Buckets across [start, end): each is (end - start) / points wide",
+        ),
+    ] = DEFAULT_POINTS,
+) -> SeriesOut:
+    """``[start, end)`` cut into ``points`` buckets of equal width; per code, each bucket that holds
+    a reading, with the ``min``, ``max``, ``avg``, ``first`` and ``last`` of its numeric values, how
+    many numeric readings it holds (``count``) and how many null readings (``nulls``).
+
+    The database aggregates: a month of 1 Hz data comes back as ``points`` buckets per code, for a
+    chart that draws a min/max band and a line. Buckets without readings are left out; text
+    values are skipped. ``time`` holds each bucket's start in microseconds since 1970-01-01 UTC,
+    ``bucket_us`` the bucket width.
+    """
+    service = get_service(request)
+    wanted = resolve_codes(_split(codes) or []) if codes else None
+    # No source can have a NUL in its name (writes refuse it), and PostgreSQL text cannot hold one.
+    found = None if "\x00" in source else await service.store.series(source, wanted, start, end, points)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source {source!r}")
+    table = default_table()
+    out = []
+    for code, s in found.codes.items():
+        sym = table.get(code)
+        out.append(
+            CodeSeriesOut(
+                code=code,
+                name=sym.name if sym is not None else f"U{code}",
+                time=s.time,
+                count=s.count,
+                nulls=s.nulls,
+                min=s.min,
+                max=s.max,
+                avg=s.avg,
+                first=s.first,
+                last=s.last,
+            )
+        )
+    return SeriesOut(
+        source=found.source,
+        start=found.start,
+        end=found.end,
+        points=found.buckets,
+        bucket_us=found.width_us,
+        series=out,
+    )
 
 
 @router.get("/symbols", response_model=list[SymbolOut], summary="Search the WITS dictionary", **READ)

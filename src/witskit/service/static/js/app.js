@@ -5,18 +5,32 @@
 // once per animation frame. Ages and the live window move once a second. While the WebSocket is
 // down the dashboard polls /api/v1/data for what it missed, so nothing is lost across a reconnect
 // and a server that does not ingest (witskit serve) still updates.
+//
+// Views up to RAW_SPAN draw every stored point: near the present by extending the live rows back,
+// further back from a window of rows of their own. Longer views, up to the whole stored range of
+// the rig, draw buckets (min, max and mean per pixel row) from /api/v1/data/series (series.js),
+// asked for once the view has settled.
 
 import { ApiError, LiveSocket, api, session } from "./api.js";
 import { renderAdmin } from "./admin.js";
 import { QualityChart, TIME_TRACKS, DEPTH_TRACK, Tracks, palette } from "./charts.js";
 import { byId, formatAge, formatClock, h, setText } from "./dom.js";
+import { SeriesData, planSeries } from "./series.js";
 import { CHANNELS, CODES, DIGITS, RigData } from "./store.js";
 import { converter, loadUnits, systemOf, targetUnit, unitLabel } from "./units.js";
 
 const PREFS_KEY = "witskit.prefs";
-/** The longest range the tracks show (the /data route sends every point: see docs/dashboard.md). */
-const MAX_SPAN = 12 * 3600;
+/** Up to this span (seconds) the tracks draw every stored point; longer views draw buckets. */
+const RAW_SPAN = 2 * 3600;
+/** Raw rows this close to the present extend the live rows; older views get a window of their own. */
+const RECENT = 6 * 3600;
 const MIN_SPAN = 60;
+/** How far out one can zoom while the rig's stored range is not known yet. */
+const MAX_SPAN = 10 * 366 * 86400;
+/** The longest span of the range buttons (12 h), which works whatever is stored. */
+const LONGEST_BUTTON = 12 * 3600;
+/** A series is asked for once the view has been still this long (ms): a spin of the wheel asks once. */
+const SERIES_DEBOUNCE = 250;
 /** Points fetched per /data page, and at most per range. */
 const PAGE = 50000;
 const MAX_POINTS = 1000000;
@@ -61,6 +75,12 @@ const state = {
   aborts: new Set(), // stored-data loads in flight, cancelled when the rig changes
   loading: 0,
   slice: null,
+  series: null, // SeriesData: the buckets of the rig, for views longer than RAW_SPAN
+  seriesWanted: null, // {key, abort}: the series request in flight
+  seriesTimer: 0,
+  past: null, // {rig, from, to, data: RigData}: the raw rows of a view far from the present
+  extending: false, // the live rows are being extended back...
+  wantFrom: null, // ...and then to here
   looping: false, // the animation-frame loop runs (one at most, across sign-out and sign-in)
 };
 
@@ -80,8 +100,7 @@ function applyTheme() {
 function rebuildCharts() {
   if (!state.tracks) return;
   const theme = palette();
-  const empty = TIME_TRACKS.map((def) => [[], ...def.series.map(() => [])]);
-  state.tracks.build(theme, empty, [[], ...DEPTH_TRACK.series.map(() => [])]);
+  state.tracks.build(theme);
   state.quality.build(theme, [[], [], [], []]);
   state.drawn = -1;
   state.dirty = true;
@@ -167,6 +186,9 @@ function stopApp() {
   if (state.socket) state.socket.close();
   state.socket = null;
   for (const abort of state.aborts) abort.abort();
+  clearTimeout(state.seriesTimer);
+  state.series = null;
+  state.past = null;
   state.rig = null;
   state.data.clear();
   state.me = null;
@@ -280,6 +302,9 @@ async function selectRig(name) {
   if (state.rig === name) return;
   if (state.socket) state.socket.close();
   for (const abort of state.aborts) abort.abort();
+  clearTimeout(state.seriesTimer);
+  state.series = null;
+  state.past = null;
   state.rig = name;
   prefs.rig = name;
   prefs.save();
@@ -314,8 +339,10 @@ async function selectRig(name) {
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;
   }
+  // The last hour (at most RAW_SPAN) as rows: the data-quality panel and the live edge need them.
   const now = session.now();
-  await loadRange(data, now - Math.max(state.view.span, 3600), now);
+  await loadRange(data, now - Math.min(Math.max(state.view.span, 3600), RAW_SPAN), now);
+  if (state.rig === name) requestData();
   state.dirty = true;
 }
 
@@ -325,8 +352,7 @@ function iso(seconds) {
 }
 
 /** Fetches stored points of [start, end) page by page into `data`. Returns false when cut short. */
-async function loadRange(data, start, end, { maxPoints = MAX_POINTS, from = start } = {}) {
-  const abort = new AbortController();
+async function loadRange(data, start, end, { maxPoints = MAX_POINTS, from = start, abort = new AbortController() } = {}) {
   state.aborts.add(abort);
   state.loading += 1;
   updateRangeText();
@@ -370,13 +396,131 @@ async function catchUp(data) {
   await loadRange(data, last, session.now() + 5, { from: null });
 }
 
-/** Makes sure the rows of [min, max] are loaded (the live hour is; zooming out loads more). */
-async function ensureLoaded(min) {
+/** Extends the live rows back to `min` (views near the present), one load at a time. */
+async function extendLive(data, min) {
+  state.wantFrom = state.wantFrom === null ? min : Math.min(state.wantFrom, min);
+  if (state.extending) return;
+  state.extending = true;
+  try {
+    while (state.wantFrom !== null && data === state.data.get(state.rig)) {
+      const want = state.wantFrom;
+      state.wantFrom = null;
+      if (data.loadedFrom !== null && want >= data.loadedFrom) continue;
+      if (!(await loadRange(data, want, data.loadedFrom ?? session.now()))) break;
+    }
+  } finally {
+    state.extending = false;
+    state.wantFrom = null;
+    state.dirty = true;
+  }
+}
+
+/** The held past window, when it has the rows of [min, max]. */
+function pastFor(min, max) {
+  const past = state.past;
+  return past && past.rig === state.rig && past.from <= min && past.to >= Math.min(max, session.now()) ? past : null;
+}
+
+/**
+ * Makes sure the rows of [min, max] are loaded: near the present by extending the live rows back,
+ * further back as a window of their own with half the span to spare on each side (a pan or a zoom
+ * in needs no new request).
+ */
+function ensureRaw(min, max) {
   const data = state.data.get(state.rig);
-  if (!data || state.loading) return;
-  if (data.loadedFrom !== null && min >= data.loadedFrom) return;
-  const until = data.loadedFrom ?? session.now();
-  await loadRange(data, min, until);
+  if (!data || (data.loadedFrom !== null && min >= data.loadedFrom) || pastFor(min, max)) return;
+  const now = session.now();
+  if (now - min <= RECENT) {
+    extendLive(data, min);
+    return;
+  }
+  if (state.past) state.past.abort.abort();
+  const span = max - min;
+  const rows = new RigData(data.name);
+  rows.units = data.units; // the units of stored rows are those of the rig (from /latest)
+  const past = { rig: data.name, from: min - span / 2, to: Math.min(now, max + span / 2), data: rows, abort: new AbortController() };
+  state.past = past;
+  loadRange(rows, past.from, past.to, { abort: past.abort }).then(() => {
+    state.dirty = true;
+  });
+}
+
+/** Loads what the view needs: rows up to RAW_SPAN, buckets (once the view has settled) past it. */
+function requestData() {
+  const [min, max] = currentWindow(session.now());
+  if (max - min > RAW_SPAN) scheduleSeries();
+  else ensureRaw(min, max);
+}
+
+/** The rig's stored range in seconds ({first, last}; last may be null), or null before it is known. */
+function sourceBounds() {
+  const source = state.sources.find((s) => s.name === state.rig);
+  const first = source && source.first_time ? Date.parse(source.first_time) / 1000 : NaN;
+  if (!Number.isFinite(first)) return null;
+  let last = source.last_time ? Date.parse(source.last_time) / 1000 : null;
+  const data = state.data.get(state.rig);
+  if (data && data.lastFrame && (last === null || data.lastFrame > last)) last = data.lastFrame;
+  return { first, last };
+}
+
+/** Buckets a time track has room for: about one per pixel of its height. */
+function trackRows() {
+  const height = state.tracks ? state.tracks.time[0].plot.clientHeight : 0;
+  return Math.min(2000, Math.max(200, Math.round(height || 600)));
+}
+
+function scheduleSeries(delay = SERIES_DEBOUNCE) {
+  clearTimeout(state.seriesTimer);
+  state.seriesTimer = setTimeout(loadSeries, delay);
+}
+
+/** Fetches the buckets of the view from /api/v1/data/series, unless those held cover it. */
+async function loadSeries() {
+  const data = state.data.get(state.rig);
+  if (!data || !state.started) return;
+  const now = session.now();
+  const [min, max] = currentWindow(now);
+  if (max - min <= RAW_SPAN) return;
+  const plan = planSeries(min, max, trackRows(), now, sourceBounds());
+  const held = state.series;
+  if ((held && held.rig === data.name && held.covers(plan, min)) || plan.points < 1) {
+    tailFrom(data, held && held.rig === data.name ? held.end : plan.end);
+    return;
+  }
+  const key = `${data.name} ${plan.width} ${plan.start} ${plan.end}`;
+  if (state.seriesWanted && state.seriesWanted.key === key) return;
+  if (state.seriesWanted) state.seriesWanted.abort.abort();
+  const wanted = { key, abort: new AbortController() };
+  state.seriesWanted = wanted;
+  state.aborts.add(wanted.abort);
+  state.loading += 1;
+  updateRangeText();
+  let message = "";
+  try {
+    const query = { source: data.name, codes: CODES.join(","), start: iso(plan.start), end: iso(plan.end), points: plan.points };
+    const body = await api.get("/data/series", query, wanted.abort.signal);
+    if (state.rig === data.name) {
+      state.series = new SeriesData(data.name, plan, body, CODES);
+      tailFrom(data, plan.end);
+    }
+  } catch (e) {
+    if (e.name !== "AbortError") {
+      if (!(e instanceof ApiError)) throw e;
+      message = `This range could not be loaded: ${e.message}`;
+    }
+  } finally {
+    state.loading -= 1;
+    state.aborts.delete(wanted.abort);
+    if (state.seriesWanted === wanted) state.seriesWanted = null;
+    updateRangeText(message);
+    state.dirty = true;
+  }
+}
+
+/** Rows from `t` on, for the buckets after a series: the live rows, reaching back when needed. */
+function tailFrom(data, t) {
+  const now = session.now();
+  if (t < now && now - t <= RECENT && (data.loadedFrom === null || t < data.loadedFrom)) extendLive(data, t);
 }
 
 // Live status ---------------------------------------------------------------------------------
@@ -486,10 +630,23 @@ function currentWindow(now) {
 
 function drawTracks(data, system, now) {
   const [min, max] = currentWindow(now);
-  const i0 = data ? Math.max(0, data.indexAt(min) - 1) : 0;
-  const i1 = data ? Math.min(data.size, data.indexAt(max) + 1) : 0;
-  const t = data ? data.t.slice(i0, i1) : [];
+  const held = state.series;
+  const buckets = max - min > RAW_SPAN && held && held.rig === state.rig ? held : null;
+  let frame;
+  if (buckets) {
+    frame = buckets.frame(min, max, CODES, data);
+  } else {
+    // The live rows when they reach back far enough, else the window of older rows.
+    const rows = data && data.loadedFrom !== null && min >= data.loadedFrom ? data : (pastFor(min, max) || { data }).data;
+    const i0 = rows ? Math.max(0, rows.indexAt(min) - 1) : 0;
+    const i1 = rows ? Math.min(rows.size, rows.indexAt(max) + 1) : 0;
+    frame = { t: rows ? rows.t.slice(i0, i1) : [], line: {}, lo: null, hi: null };
+    for (const code of CODES) frame.line[code] = rows ? rows.cols[code].slice(i0, i1) : [];
+  }
+  const { t } = frame;
   const columns = {};
+  const lows = {};
+  const highs = {};
   const units = {};
   for (const code of CODES) {
     if (!data) {
@@ -498,14 +655,21 @@ function drawTracks(data, system, now) {
       continue;
     }
     const { shown, convert } = channelUnit(data, code, system);
-    columns[code] = data.cols[code].slice(i0, i1).map(convert);
+    columns[code] = frame.line[code].map(convert);
+    if (frame.lo) {
+      lows[code] = frame.lo[code].map(convert);
+      highs[code] = frame.hi[code].map(convert);
+    }
     units[code] = unitLabel(shown);
   }
   state.slice = { t, columns, units };
   TIME_TRACKS.forEach((def, k) => {
-    state.tracks.time[k].setData([t, ...def.series.map((s) => columns[s.code])], min, max);
+    const bands = frame.lo && data ? def.series.map((s) => [highs[s.code], lows[s.code]]) : null;
+    state.tracks.time[k].setColumns(t, def.series.map((s) => columns[s.code]), bands, min, max);
   });
-  const { depth, series: depthSeries } = depthLog(t, columns, state.tracks.depth.plot.clientHeight || 400);
+  // Over buckets, the depth log goes by each bucket's deepest hole depth.
+  const depthColumns = frame.hi && data ? { ...columns, "0110": highs["0110"] } : columns;
+  const { depth, series: depthSeries } = depthLog(t, depthColumns, state.tracks.depth.plot.clientHeight || 400);
   state.depthSlice = { depth, series: depthSeries };
   let dmin;
   let dmax;
@@ -518,9 +682,18 @@ function drawTracks(data, system, now) {
     dmin -= pad;
     dmax += pad;
   }
-  state.tracks.depth.setData([depth, ...depthSeries], dmin, dmax);
-  byId("tracks").dataset.points = String(t.length);
-  byId("tracks").dataset.depthPoints = String(depth.length);
+  state.tracks.depth.setColumns(depth, depthSeries, null, dmin, dmax);
+  // What is on screen, for tests and for a look in the inspector.
+  const tracks = byId("tracks");
+  const scale = state.tracks.time[0].u ? state.tracks.time[0].u.scales.x : { min, max };
+  tracks.dataset.points = String(t.length);
+  tracks.dataset.depthPoints = String(depth.length);
+  tracks.dataset.mode = buckets ? "series" : "raw";
+  tracks.dataset.bucket = buckets ? String(buckets.width) : "0";
+  tracks.dataset.viewStart = String(Math.round(scale.min ?? min));
+  tracks.dataset.viewEnd = String(Math.round(scale.max ?? max));
+  tracks.dataset.dataStart = t.length ? String(Math.round(t[0])) : "";
+  tracks.dataset.dataEnd = t.length ? String(Math.round(t[t.length - 1])) : "";
   drawLegends();
 }
 
@@ -593,7 +766,12 @@ function updateRangeText(message) {
   if (state.loading) text = "Loading stored data…";
   else if (message) text = message;
   else if (v.live) text = `Last ${formatSpan(v.span)}, following live`;
+  else if (v.span > 86400) text = `${new Date(v.min * 1000).toLocaleString()} – ${new Date(v.max * 1000).toLocaleString()}`;
   else text = `${new Date(v.min * 1000).toLocaleString()} – ${formatClock(v.max)}`;
+  const held = state.series;
+  if (!state.loading && !message && v.span > RAW_SPAN && held && held.rig === state.rig) {
+    text += ` · min–max per ${formatSpan(held.width)}`;
+  }
   setText(byId("range-text"), text);
   const live = byId("go-live");
   live.setAttribute("aria-pressed", String(v.live));
@@ -603,17 +781,32 @@ function updateRangeText(message) {
 }
 
 function formatSpan(seconds) {
-  return seconds >= 3600 ? `${+(seconds / 3600).toFixed(1)} h` : `${Math.round(seconds / 60)} min`;
+  if (seconds >= 2 * 86400) return `${+(seconds / 86400).toFixed(1)} d`;
+  if (seconds >= 3600) return `${+(seconds / 3600).toFixed(1)} h`;
+  if (seconds >= 60) return `${+(seconds / 60).toFixed(1)} min`;
+  return `${Math.round(seconds)} s`;
+}
+
+/**
+ * [min, max] kept sensible: at least MIN_SPAN, at most the rig's stored range (its first frame to
+ * now, and a little; the range buttons always work), and never wholly before its first frame.
+ */
+function clampWindow(min, max, now) {
+  const bounds = sourceBounds();
+  const longest = bounds ? Math.max(LONGEST_BUTTON, (now - bounds.first) * 1.05) : MAX_SPAN;
+  const span = Math.min(longest, Math.max(MIN_SPAN, max - min));
+  // A view that reaches the present keeps its end there (it follows live); any other its centre.
+  let lo = max >= now - 1 ? max - span : (min + max) / 2 - span / 2;
+  if (bounds && lo < bounds.first - span) lo = bounds.first - span;
+  return [lo, lo + span];
 }
 
 function setWindow(min, max) {
   const now = session.now();
-  let span = Math.min(MAX_SPAN, Math.max(MIN_SPAN, max - min));
-  const center = (min + max) / 2;
-  min = center - span / 2;
-  max = center + span / 2;
-  if (max >= now) {
-    // Reaching the present means following it again.
+  [min, max] = clampWindow(min, max, now);
+  const span = max - min;
+  if (max >= now - 1) {
+    // Reaching the present (to the second: the clock moved while this ran) means following it again.
     state.view = { live: true, span: Math.round(span), min: 0, max: 0 };
   } else {
     state.view = { live: false, span, min, max };
@@ -621,9 +814,7 @@ function setWindow(min, max) {
   state.cursor = null;
   state.dirty = true;
   updateRangeText();
-  ensureLoaded(state.view.live ? now - span : min).then(() => {
-    state.dirty = true;
-  });
+  requestData();
 }
 
 function zoom(factor, at) {
@@ -631,8 +822,7 @@ function zoom(factor, at) {
   const [min, max] = currentWindow(now);
   const pivot = at ?? (min + max) / 2;
   if (state.view.live && at === undefined) {
-    state.view.span = Math.min(MAX_SPAN, Math.max(MIN_SPAN, state.view.span * factor));
-    setWindow(now - state.view.span, now);
+    setWindow(now - state.view.span * factor, now);
     return;
   }
   setWindow(pivot - (pivot - min) * factor, pivot + (max - pivot) * factor);
@@ -647,6 +837,17 @@ function pan(direction) {
 function goLive(span) {
   state.view = { live: true, span: span || state.view.span || 3600, min: 0, max: 0 };
   setWindow(session.now() - state.view.span, session.now());
+}
+
+/** Everything stored for the rig, following live when its last frame is recent. */
+function goAll() {
+  const bounds = sourceBounds();
+  if (!bounds) return;
+  const now = session.now();
+  const last = bounds.last ?? now;
+  const pad = Math.max(60, (last - bounds.first) * 0.02);
+  if (now - last < 300) goLive(now - bounds.first + pad);
+  else setWindow(bounds.first - pad, last + pad);
 }
 
 function localInput(seconds) {
@@ -714,6 +915,8 @@ function tick() {
   const data = state.data.get(state.rig);
   // While the WebSocket is not live, fetch what arrived meanwhile (witskit serve never has one).
   if (data && state.liveState !== "live" && !state.loading && Math.floor(Date.now() / 1000) % 5 === 0) catchUp(data);
+  // A live view of buckets asks for the newer ones now and then (series.js: SeriesData.covers).
+  if (data && state.view.live && state.view.span > RAW_SPAN && !state.seriesWanted) loadSeries();
   state.dirty = true;
 }
 
@@ -773,7 +976,7 @@ async function boot() {
   document.addEventListener("click", navigate);
   window.addEventListener("popstate", () => state.started && route());
   for (const button of document.querySelectorAll(".toolbar [data-span]")) {
-    button.addEventListener("click", () => goLive(Number(button.dataset.span)));
+    button.addEventListener("click", () => (button.dataset.span === "all" ? goAll() : goLive(Number(button.dataset.span))));
   }
   byId("pan-earlier").addEventListener("click", () => pan(-1));
   byId("pan-later").addEventListener("click", () => pan(1));

@@ -1,7 +1,8 @@
 // The tracks, drawn with uPlot (vendored, /static/vendor/uplot). They are vertical, as a mud
 // logger reads them: time (or depth) runs down the page, values run across. Time tracks share one
 // time scale and one cursor; dragging across a track zooms all of them, the wheel zooms around the
-// pointer, and the toolbar (or the keyboard) pans.
+// pointer, and the toolbar (or the keyboard) pans. Over long ranges each time track also draws a
+// band from the minimum to the maximum of every bucket (series.js), under the line of the means.
 
 import { h } from "./dom.js";
 
@@ -18,6 +19,7 @@ export function palette() {
     muted: get("--muted"),
     grid: get("--grid"),
     series: [get("--c1"), get("--c2")],
+    bands: [get("--c1-band"), get("--c2-band")],
     font: `12px ${get("--font-ui") || "sans-serif"}`,
   };
 }
@@ -63,7 +65,10 @@ function valueRange(u, min, max) {
 class Track {
   /**
    * def: {id, title, series: [{code, label}], shared: bool (one scale for all curves)}
-   * options: {showAxis, axisKind: "time" | "depth", onZoom(min, max), onCursor(idx), syncKey}
+   * options: {showAxis, axisKind: "time" | "depth", bands: bool, onZoom(min, max), onCursor(idx), syncKey}
+   *
+   * With `bands`, the plot's series are, after x, a (max, min) pair per curve, then the curves:
+   * the bands are drawn first so that the lines stay on top.
    */
   constructor(parent, def, options) {
     this.def = def;
@@ -89,8 +94,15 @@ class Track {
     this.u = null;
   }
 
-  build(theme, data) {
+  /** Columns of no data, in the layout the plot expects. */
+  emptyData() {
+    const n = this.def.series.length * (this.options.bands ? 3 : 1);
+    return [[], ...Array.from({ length: n }, () => [])];
+  }
+
+  build(theme) {
     const { def, options } = this;
+    const data = this.emptyData();
     const axisKind = options.axisKind || "time";
     const scaleKeys = def.series.map((s, i) => (def.shared ? "v0" : `v${i}`));
     const scales = {
@@ -129,6 +141,14 @@ class Track {
       });
     });
     const series = [{}];
+    const bands = [];
+    if (options.bands) {
+      def.series.forEach((s, i) => {
+        const edge = { scale: scaleKeys[i], stroke: theme.bands[i], width: 1, spanGaps: false, points: { show: false } };
+        series.push({ ...edge, label: `${s.label} max` }, { ...edge, label: `${s.label} min` });
+        bands.push({ series: [series.length - 2, series.length - 1], fill: theme.bands[i] });
+      });
+    }
     def.series.forEach((s, i) => {
       series.push({
         label: s.label,
@@ -145,6 +165,7 @@ class Track {
       scales,
       axes,
       series,
+      bands,
       legend: { show: false },
       padding: [4, 14, 4, 4], // room on the right for the last value label
       cursor: {
@@ -184,6 +205,20 @@ class Track {
       { passive: false },
     );
     this.u.over.addEventListener("dblclick", () => options.onReset && options.onReset());
+  }
+
+  /**
+   * Draws `lines` (a column per curve) against `x`; `bands` is a [max, min] pair of columns per
+   * curve, or null (no band). `min` and `max` fix the x range.
+   */
+  setColumns(x, lines, bands, min, max) {
+    const data = [x];
+    if (this.options.bands) {
+      const none = bands ? null : new Array(x.length).fill(null);
+      lines.forEach((_, i) => data.push(...(bands ? bands[i] : [none, none])));
+    }
+    data.push(...lines);
+    this.setData(data, min, max);
   }
 
   setData(data, min, max) {
@@ -241,6 +276,7 @@ export class Tracks {
         new Track(container, def, {
           showAxis: i === 0,
           axisKind: "time",
+          bands: true,
           syncKey: SYNC_KEY,
           onZoom: handlers.onZoom,
           onWheel: handlers.onWheel,
@@ -258,9 +294,8 @@ export class Tracks {
     this.resizer.observe(container);
   }
 
-  build(theme, timeData, depthData) {
-    this.time.forEach((track, i) => track.build(theme, timeData[i]));
-    this.depth.build(theme, depthData);
+  build(theme) {
+    for (const track of [...this.time, this.depth]) track.build(theme);
   }
 
   resize() {
