@@ -19,7 +19,7 @@ and reads them back as timezone-aware UTC.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, MutableMapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
 from typing import Any, Final
@@ -80,6 +80,13 @@ _ERRNOS: Final[dict[int, tuple[type[StorageError], str]]] = {
     2055: (DatabaseUnavailable, "the connection was lost"),
     4031: (DatabaseUnavailable, "the server closed an idle connection"),
 }
+
+
+_BUMP: Final = (
+    "UPDATE sources SET frame_count = frame_count + %s, point_count = point_count + %s, "
+    "first_time = LEAST(COALESCE(first_time, %s), %s), "
+    "last_time = GREATEST(COALESCE(last_time, %s), %s) WHERE id = %s"
+)
 
 
 def _is_duplicate_key(exc: BaseException) -> bool:
@@ -157,22 +164,50 @@ class MySQLBackend(BackendImpl):
     async def insert(
         self, drv: Any, source_id: int, frames: Sequence[Pending], info: MutableMapping[Any, Any]
     ) -> tuple[list[Pending], int]:
-        """Multi-row INSERTs; points in (code, time) order so InnoDB appends within each code."""
-        by_code: dict[str, list[tuple[Any, ...]]] = {}
-        for lay in layouts(frames):
-            keys, times = lay.keys, [_naive(p.time) for p in lay.frames]
-            for idx, (code, col) in enumerate(zip(lay.codes, lay.columns, strict=True)):
-                nums, texts = split(col)
-                by_code.setdefault(code, []).extend(
-                    zip(keys, times, nums, repeat(source_id), repeat(idx), repeat(code), texts, strict=False)
-                )
+        """:meth:`insert_many` for one source."""
+        ((_, new, count),) = await self.insert_many(drv, {source_id: frames}, info)
+        return new, count
+
+    async def insert_many(
+        self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
+    ) -> list[tuple[int, list[Pending], int]]:
+        """Multi-row INSERTs of every source's frames, then of every point.
+
+        Points go in (source, code, time) order so InnoDB appends within each code's range; one
+        ``executemany`` for the whole batch, so a fleet's batch (a thousand rigs with a frame
+        each) costs two statements, not two per rig.
+        """
+        records: list[tuple[Any, ...]] = []
+        out: list[tuple[int, list[Pending], int]] = []
+        for source_id, frames in groups.items():
+            by_code: dict[str, list[tuple[Any, ...]]] = {}
+            for lay in layouts(frames):
+                keys, times = lay.keys, [_naive(p.time) for p in lay.frames]
+                for idx, (code, col) in enumerate(zip(lay.codes, lay.columns, strict=True)):
+                    nums, texts = split(col)
+                    by_code.setdefault(code, []).extend(
+                        zip(
+                            keys,
+                            times,
+                            nums,
+                            repeat(source_id),
+                            repeat(idx),
+                            repeat(code),
+                            texts,
+                            strict=False,
+                        )
+                    )
+            count = len(records)
+            records.extend(row for code in sorted(by_code) for row in by_code[code])
+            out.append((source_id, list(frames), len(records) - count))
         async with drv.cursor() as cur:
             try:
                 await cur.executemany(
                     "INSERT INTO frames (source_id, frame_key, received_at, frame_time, raw, errors) "
                     "VALUES (%s, %s, %s, %s, %s, %s)",
                     [
-                        (source_id, p.key, _naive(p.received_at), _naive(p.time), p.raw, p.errors)
+                        (sid, p.key, _naive(p.received_at), _naive(p.time), p.raw, p.errors)
+                        for sid, frames in groups.items()
                         for p in frames
                     ],
                 )
@@ -181,27 +216,47 @@ class MySQLBackend(BackendImpl):
                     # Another writer committed some of these frames after our lookup.
                     raise WriteRace from exc
                 raise
-            records = [row for code in sorted(by_code) for row in by_code[code]]
             if records:
                 await cur.executemany(
                     "INSERT INTO points (frame_key, time, value_num, source_id, idx, code, value_text) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     records,
                 )
-        return list(frames), len(records)
+        return out
+
+    async def existing_many(
+        self, drv: Any, wanted: Mapping[int, Sequence[int]]
+    ) -> dict[int, dict[int, tuple[int, bytes]]]:
+        """(source, key) pairs looked up 1,000 at a time, each an equality probe of the key."""
+        pairs = [(sid, key) for sid, keys in wanted.items() for key in keys]
+        out: dict[int, dict[int, tuple[int, bytes]]] = {sid: {} for sid in wanted}
+        for start in range(0, len(pairs), _IN_CHUNK):
+            chunk = pairs[start : start + _IN_CHUNK]
+            marks = ", ".join(["(%s, %s)"] * len(chunk))  # placeholders only: the pairs are bound
+            sql = (
+                "SELECT source_id, frame_key, frame_time, raw FROM frames "  # noqa: S608
+                f"WHERE (source_id, frame_key) IN ({marks})"
+            )
+            for sid, key, ts, raw in await self._fetch(drv, sql, [v for pair in chunk for v in pair]):
+                out[int(sid)][int(key)] = (_micros(ts), bytes(raw))
+        return out
+
+    async def bump_sources(self, drv: Any, bumps: Sequence[tuple[int, int, int, datetime, datetime]]) -> None:
+        """Every source's counters in one ``executemany``."""
+        async with drv.cursor() as cur:
+            await cur.executemany(
+                _BUMP,
+                [
+                    (frames, points, _naive(first), _naive(first), _naive(last), _naive(last), sid)
+                    for sid, frames, points, first, last in bumps
+                ],
+            )
 
     async def bump_source(
         self, drv: Any, source_id: int, frames: int, points: int, first: datetime, last: datetime
     ) -> None:
         """LEAST/GREATEST return NULL if any argument is NULL in MySQL: COALESCE first."""
-        f, la = _naive(first), _naive(last)
-        async with drv.cursor() as cur:
-            await cur.execute(
-                "UPDATE sources SET frame_count = frame_count + %s, point_count = point_count + %s, "
-                "first_time = LEAST(COALESCE(first_time, %s), %s), "
-                "last_time = GREATEST(COALESCE(last_time, %s), %s) WHERE id = %s",
-                (frames, points, f, f, la, la, source_id),
-            )
+        await self.bump_sources(drv, [(source_id, frames, points, first, last)])
 
     #: DATETIME(6) holds the UTC wall time: its distance from the epoch is the µs count.
     time_us_sql = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', time)"
