@@ -132,7 +132,9 @@ async def _query(
     try:
         if fmt is QueryFormat.parquet:
             assert output is not None
-            return await _write_parquet(store.query_batches(sources, codes, start, end), output)
+            scan = await store.scan(sources, codes, start, end)
+            async with contextlib.aclosing(scan):
+                return await _write_parquet(scan, output)
         if fmt is QueryFormat.table:
             return await _write_table(store.query_batches(sources, codes, start, end), limit)
         # CSV and JSON Lines are formatted straight from raw tuples (no PointRow per row).
@@ -190,12 +192,14 @@ async def _write_table(batches: Any, limit: int) -> int:
     return count
 
 
-async def _write_parquet(batches: Any, output: Path) -> int:
+async def _write_parquet(scan: PointScan, output: Path) -> int:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ModuleNotFoundError:
         raise UsageError("--format parquet needs pyarrow: pip install 'witskit[parquet]'") from None
+    from witskit.symbols import default_table
+
     schema = pa.schema(
         [
             ("source", pa.string()),
@@ -206,23 +210,31 @@ async def _write_parquet(batches: Any, output: Path) -> int:
             ("value_text", pa.string()),
         ]
     )
+    table = default_table()
+    mnemonics: dict[str, str] = {}
+
+    def mnemonic(code: str) -> str:
+        name = mnemonics.get(code)
+        if name is None:
+            sym = table.get(code)
+            name = mnemonics[code] = sym.name if sym is not None else f"U{code}"
+        return name
+
+    names = scan.names
     count = 0
     with pq.ParquetWriter(output, schema) as writer:
-        async for batch in batches:
-            nums = [float(r.value) if isinstance(r.value, int | float) else None for r in batch]
-            texts = [r.value if isinstance(r.value, str) else None for r in batch]
-            table = pa.table(
-                [
-                    [r.source for r in batch],
-                    [r.time for r in batch],
-                    [r.code for r in batch],
-                    [r.name for r in batch],
-                    nums,
-                    texts,
-                ],
-                schema=schema,
-            )
-            writer.write_table(table)
+        async for batch in scan:
+            # Columns straight from the raw tuples (times are µs already): no object per row.
+            sids, times, codes, nums, texts, _, _ = zip(*batch, strict=True)
+            columns = [
+                [names.get(sid, f"#{sid}") for sid in sids],
+                pa.array(times, type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+                codes,
+                [mnemonic(code) for code in codes],
+                nums,
+                texts,
+            ]
+            writer.write_table(pa.table(columns, schema=schema))
             count += len(batch)
     return count
 
