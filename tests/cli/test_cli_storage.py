@@ -63,7 +63,21 @@ def test_import_is_idempotent_and_query_streams_every_format(sample: Path, tmp_p
     assert code == 0, err
     import pyarrow.parquet as pq
 
-    assert pq.read_table(out_file).num_rows == 6000
+    table = pq.read_table(out_file)
+    assert table.num_rows == 6000
+    assert table.column_names == ["source", "time", "code", "name", "value_num", "value_text"]
+    from witskit.storage import query_sync
+
+    expected = [
+        (r.source, r.time, r.code, r.name, r.value if not isinstance(r.value, str) else None, r.value)
+        for r in query_sync(db)
+    ]
+    got = [
+        (s, t, c, n, num, txt)
+        for s, t, c, n, num, txt in zip(*(table.column(i).to_pylist() for i in range(6)), strict=True)
+    ]
+    assert [g[:5] for g in got] == [e[:5] for e in expected]
+    assert [g[5] for g in got] == [e[5] if isinstance(e[5], str) else None for e in expected]
 
     code, out, err = invoke("query", "--db", db, "--limit", "5")
     assert "5995 more rows not shown" in err
