@@ -1,15 +1,18 @@
-"""Service test fixtures: a real service on a real SQLite file, with users of every role.
+"""Service test fixtures: a real service on a real SQLite file, with users of every role, and an
+empty database on every backend.
 
-The helpers (settings, live servers) are in ``service_helpers.py``.
+The helpers (settings, live servers) are in ``service_helpers.py``, those of databases and frames
+in ``live_helpers.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from live_helpers import BACKENDS, database
 from service_helpers import Running, make_config, running_service, sim_pipeline
 
 
@@ -25,6 +28,18 @@ async def ingesting(tmp_path: Path) -> AsyncIterator[Running]:
     """A service ingesting one fast simulated rig."""
     async with running_service(make_config(tmp_path), ingest=True, pipeline=sim_pipeline()) as running:
         yield running
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database on each backend, dropped after the test.
+
+    A module that needs fewer backends narrows them with
+    ``pytest.mark.parametrize("db_url", [...], indirect=True)``. An unreachable server skips,
+    except under ``CI=true``, where it fails.
+    """
+    with database(str(request.param), tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ BASE = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
 
 @cache
 def storage_helpers() -> ModuleType:
+    """``tests/storage/conftest.py`` as a module (loaded once), for its database servers."""
     path = Path(__file__).resolve().parents[1] / "storage" / "conftest.py"
     spec = importlib.util.spec_from_file_location("witskit_storage_test_helpers", path)
     assert spec is not None
@@ -40,7 +41,7 @@ def storage_helpers() -> ModuleType:
 
 @contextlib.contextmanager
 def database(backend: str, tmp: Path) -> Iterator[str]:
-    """The URL of an empty database on ``backend`` (dropped afterwards)."""
+    """The URL of an empty database on ``backend`` (dropped afterwards; SQLite in ``tmp``)."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp / 'live.db'}"
         return

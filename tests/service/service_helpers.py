@@ -1,4 +1,5 @@
-"""Helpers of the service tests: settings, role users, a running service, a live server in a thread.
+"""Helpers of the service tests: settings, role users, a running service, ``serve()`` on a real
+socket (in the test's loop or in a thread of its own), and ``python -m witskit`` as a process.
 
 Nothing is mocked: the service opens its store (migrated), its accounts and its pipeline exactly
 as ``witskit run`` does. Only the Argon2 cost is lowered (the algorithm stays Argon2id), so that a
@@ -9,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import structlog
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -25,6 +30,9 @@ from witskit.config import PipelineConfig, SourceConfig, WitsConfig
 from witskit.monitoring.metrics import WitsMetrics
 from witskit.security.auth import User
 from witskit.security.rbac import Role
+
+if TYPE_CHECKING:
+    from witskit.service.runtime import Bound
 
 SECRET = "test-signing-key-" + "k" * 50  # 67 bytes: enough even for HS512 (the matrix tries it)
 PASSWORD = "correct horse battery staple"
@@ -55,6 +63,14 @@ def make_config(tmp: Path, **overrides: Any) -> WitsConfig:
     }
     values.update(overrides)
     return WitsConfig(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def reset_logging() -> None:
+    """Undo ``configure_logging()``: witskit's root handler removed, the root level and structlog reset."""
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != "witskit"]
+    root.setLevel(logging.WARNING)
+    structlog.reset_defaults()
 
 
 def fast_hashing(service: Any) -> None:
@@ -120,7 +136,66 @@ async def running_service(
         await service.aclose()
 
 
-# A real server in another thread (for synchronous clients such as schemathesis) ---------------
+# A real server: serve() through uvicorn on 127.0.0.1, port 0 ------------------------------------
+@contextlib.asynccontextmanager
+async def serving(
+    config: WitsConfig, *, pipeline: PipelineConfig | None = None, ingest: bool = True, **options: Any
+) -> AsyncIterator[Bound]:
+    """:func:`witskit.service.runtime.serve` until the block ends; yields where it listens.
+
+    ``options`` are further arguments of ``serve()`` (``live_interval``). A start that fails raises
+    what stopped it; the stop at the end must give status 0.
+    """
+    from witskit.service.runtime import serve
+
+    ready = asyncio.Event()
+    stop = asyncio.Event()
+    box: dict[str, Bound] = {}
+
+    def on_ready(bound: Bound) -> None:
+        box["bound"] = bound
+        ready.set()
+
+    task = asyncio.create_task(
+        serve(
+            config,
+            pipeline=pipeline,
+            ingest=ingest,
+            host="127.0.0.1",
+            port=0,
+            metrics=WitsMetrics(),
+            on_ready=on_ready,
+            stop=stop,
+            handle_signals=False,
+            **options,
+        )
+    )
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait([task, waiter], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.is_set():
+        waiter.cancel()
+        stop.set()
+        await asyncio.gather(waiter, return_exceptions=True)
+        await task  # raises what stopped the start
+        raise AssertionError("serve() returned without listening")
+    try:
+        yield box["bound"]
+    finally:
+        stop.set()
+        status = await asyncio.wait_for(task, 30)
+    assert status == 0
+
+
+async def admin_auth(bound: Bound) -> dict[str, str]:
+    """The Authorization header of the administrator that ``serve()`` created at its first start."""
+    assert bound.admin_credentials is not None
+    name, password = bound.admin_credentials
+    async with httpx.AsyncClient(base_url=bound.url, timeout=10) as http:
+        token = await http.post("/api/v1/auth/token", data={"username": name, "password": password})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+# The same in another thread (for synchronous clients such as schemathesis) --------------------
 @dataclass
 class LiveServer:
     """A service served by real uvicorn on 127.0.0.1, port 0, in a thread with its own loop."""
@@ -136,14 +211,13 @@ class LiveServer:
 def live_server(
     config: WitsConfig, *, ingest: bool, pipeline: PipelineConfig | None = None
 ) -> Iterator[LiveServer]:
-    """Run :func:`witskit.service.runtime.serve` in a thread; yield once it listens.
+    """Run :func:`serving` in a thread; yield once it listens.
 
     Argon2id runs with cheap parameters meanwhile (the server builds its own AuthManager).
     """
     import functools
 
     import witskit.security.auth as auth_module
-    from witskit.service.runtime import Bound, serve
 
     original_hasher = auth_module.Argon2Hasher
     auth_module.Argon2Hasher = functools.partial(  # type: ignore[misc]
@@ -153,35 +227,21 @@ def live_server(
     ready = threading.Event()
     box: dict[str, Any] = {}
 
-    def main() -> None:
-        loop = asyncio.new_event_loop()
-        box["loop"] = loop
-        stop = asyncio.Event()
-        box["stop"] = stop
-
-        def on_ready(bound: Bound) -> None:
+    async def serve_until_stopped() -> None:
+        box["loop"] = asyncio.get_running_loop()
+        box["stop"] = stop = asyncio.Event()
+        async with serving(config, pipeline=pipeline, ingest=ingest) as bound:
             box["bound"] = bound
             ready.set()
+            await stop.wait()
 
+    def main() -> None:
         try:
-            box["status"] = loop.run_until_complete(
-                serve(
-                    config,
-                    pipeline=pipeline,
-                    ingest=ingest,
-                    host="127.0.0.1",
-                    port=0,
-                    metrics=WitsMetrics(),
-                    on_ready=on_ready,
-                    stop=stop,
-                    handle_signals=False,
-                )
-            )
+            asyncio.run(serve_until_stopped())
         except BaseException as exc:
             box["error"] = exc
-            ready.set()
         finally:
-            loop.close()
+            ready.set()
 
     thread = threading.Thread(target=main, name="witskit-live-server", daemon=True)
     thread.start()
@@ -204,4 +264,12 @@ def live_server(
         server.loop.call_soon_threadsafe(server.stop.set)
         thread.join(30)
         assert not thread.is_alive(), "the server did not stop"
-        assert box.get("status") == 0
+        if "error" in box:
+            raise box["error"]  # the stop did not end cleanly (status 0)
+
+
+# The command line as a process ----------------------------------------------------------------
+def run_witskit(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m witskit *args`` to its end (60 s at most), its output captured as text."""
+    command = [sys.executable, "-m", "witskit", *args]
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)

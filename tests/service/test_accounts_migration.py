@@ -4,12 +4,8 @@ and follows the store's schema in one Alembic history."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from witskit.service.accounts import accounts_metadata
 from witskit.storage.schema import VERSION_TABLE
@@ -18,38 +14,11 @@ from witskit.storage.store import Store
 ACCOUNT_TABLES = set(accounts_metadata.tables)
 
 
-def storage_helpers() -> Any:
-    path = Path(__file__).resolve().parents[1] / "storage" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("witskit_storage_test_helpers_migration", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    backend = str(request.param)
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'accounts.db'}"
-        return
-    helpers = storage_helpers()
-    env, default = (
-        ("WITSKIT_TEST_POSTGRES_URL", helpers.PG_DEFAULT)
-        if backend == "postgresql"
-        else ("WITSKIT_TEST_MYSQL_URL", helpers.MYSQL_DEFAULT)
-    )
-    admin = helpers._server(backend, env, default)  # skips when unreachable, fails under CI=true
-    with helpers.temporary_database(backend, admin) as url:
-        yield url
-
-
-async def test_the_accounts_tables_match_their_declaration(empty_url: str) -> None:
+async def test_the_accounts_tables_match_their_declaration(db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    store = await Store.open(empty_url, timeout=10)  # runs every revision, the accounts one too
+    store = await Store.open(db_url, timeout=10)  # runs every revision, the accounts one too
     try:
 
         def diff(sync_conn: Any) -> list[Any]:

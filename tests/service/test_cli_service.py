@@ -8,29 +8,23 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
-from service_helpers import in_ci
+from live_helpers import free_port
+from service_helpers import in_ci, run_witskit
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVING = re.compile(r"WitsKit is serving at (http://\S+)")
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env(tmp: Path, **extra: str) -> dict[str, str]:
@@ -146,15 +140,7 @@ def test_run_on_embedded_defaults_creates_admin_once_and_stops_cleanly(tmp_path:
 
 def test_run_refuses_a_short_signing_key(tmp_path: Path) -> None:
     env = clean_env(tmp_path, WITS_JWT_SECRET="too-short-1234")
-    proc = subprocess.run(
-        [sys.executable, "-m", "witskit", "run"],
-        env=env,
-        cwd=tmp_path,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_witskit("run", env=env, cwd=tmp_path)
     assert proc.returncode == 2
     assert "WITS_JWT_SECRET" in proc.stderr
     assert "at least 32 bytes" in proc.stderr
@@ -164,15 +150,7 @@ def test_run_refuses_a_short_signing_key(tmp_path: Path) -> None:
 
 def test_serve_with_an_unreachable_database_never_shows_its_password(tmp_path: Path) -> None:
     env = clean_env(tmp_path, WITS_DATABASE_URL="postgresql://wits:Pa55-w0rd-XYZ@127.0.0.1:1/wits")
-    proc = subprocess.run(
-        [sys.executable, "-m", "witskit", "serve", "--port", "0"],
-        env=env,
-        cwd=tmp_path,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_witskit("serve", "--port", "0", env=env, cwd=tmp_path)
     assert proc.returncode == 1
     assert "postgresql://wits:***@127.0.0.1:1/wits" in proc.stderr
     assert "Pa55-w0rd-XYZ" not in proc.stderr + proc.stdout

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
+from service_helpers import reset_logging
 from typer.testing import CliRunner
 
 from witskit.cli import app
@@ -31,10 +30,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     try:
         yield run
     finally:
-        root = logging.getLogger()
-        root.handlers = [h for h in root.handlers if h.get_name() != "witskit"]
-        root.setLevel(logging.WARNING)
-        structlog.reset_defaults()
+        reset_logging()
 
 
 def users(cli: Any) -> dict[str, Any]:

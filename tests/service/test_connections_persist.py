@@ -8,24 +8,17 @@ does (``Service.open`` restores the connections; ``running_service`` runs the pi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from live_helpers import database, until
+from live_helpers import until
 from service_helpers import make_config, running_service, sim_pipeline
 
 from witskit.service.accounts import AccountStore
 from witskit.storage.store import Store
 
 RIG_2 = "sim://rig-2?rate=20&records=1"
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with database(str(request.param), tmp_path) as url:
-        yield url
 
 
 async def states(svc: Any) -> dict[str, tuple[str, bool]]:

@@ -9,83 +9,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from service_helpers import make_config, sim_pipeline
+from live_helpers import free_port, until
+from service_helpers import admin_auth, make_config, serving, sim_pipeline
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from witskit.monitoring.metrics import WitsMetrics
-from witskit.service.runtime import Bound, serve
+from witskit.config import WitsConfig
 from witskit.storage.store import Store
 
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def until(check: Any, timeout: float = 15.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := await check()):
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-    return result
-
-
-async def start_service(
-    tmp_path: Path, *, rate: float
-) -> tuple[Any, Bound, asyncio.Event, asyncio.Task[int]]:
-    """``witskit run``'s serve() with one simulated rig on a free port; returns once it listens."""
-    config = make_config(tmp_path, jwt_secret=None, metrics_port=free_port())
-    ready = asyncio.Event()
-    stop = asyncio.Event()
-    box: dict[str, Bound] = {}
-
-    def on_ready(bound: Bound) -> None:
-        box["bound"] = bound
-        ready.set()
-
-    task = asyncio.create_task(
-        serve(
-            config,
-            pipeline=sim_pipeline(rate=rate),
-            host="127.0.0.1",
-            port=0,
-            metrics=WitsMetrics(),
-            on_ready=on_ready,
-            stop=stop,
-            handle_signals=False,
-        )
-    )
-    try:
-        await asyncio.wait_for(ready.wait(), 30)
-    except BaseException:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-        raise
-    return config, box["bound"], stop, task
+def run_config(tmp_path: Path) -> WitsConfig:
+    """``witskit run``'s settings: a generated signing key and administrator, a metrics port."""
+    return make_config(tmp_path, jwt_secret=None, metrics_port=free_port())
 
 
 async def test_end_to_end_through_uvicorn(tmp_path: Path) -> None:
-    config, bound, stop, task = await start_service(tmp_path, rate=20)
-    try:
+    config = run_config(tmp_path)
+    async with serving(config, pipeline=sim_pipeline(rate=20)) as bound:
         assert bound.port > 0
-        assert bound.admin_credentials is not None
-        admin, admin_password = bound.admin_credentials
         ws_url = bound.url.replace("http://", "ws://") + "/api/v1/live"
+        # Login with the generated administrator, then make a viewer and a user with no role.
+        root = await admin_auth(bound)
         async with httpx.AsyncClient(base_url=bound.url, timeout=10) as http:
-            # Login with the generated administrator, then make a viewer and a user with no role.
-            tokens = (
-                await http.post("/api/v1/auth/token", data={"username": admin, "password": admin_password})
-            ).json()
-            root = {"Authorization": f"Bearer {tokens['access_token']}"}
             for name, roles in (("watcher", ["viewer"]), ("nobody", [])):
                 made = await http.post(
                     "/api/v1/users",
@@ -151,10 +101,7 @@ async def test_end_to_end_through_uvicorn(tmp_path: Path) -> None:
         # A subscriber that stays connected is ended cleanly by the stop.
         lingering = await connect(f"{ws_url}?source=rig-1", additional_headers=watch)
         await asyncio.wait_for(lingering.recv(), 10)
-    finally:
-        stop.set()
-        status = await asyncio.wait_for(task, 30)
-    assert status == 0
+    # Stopped with status 0 (checked by serving()).
     with contextlib.suppress(Exception):
         await lingering.close()
     # Drained: everything received is in the store.
@@ -173,30 +120,25 @@ async def test_frame_errors_reach_live_subscribers(tmp_path: Path) -> None:
 
     rig = RigServer(seed=3, rate=20, records=(1,), faults=Faults(garbage_rate=0.5))
     port = await rig.serve_tcp("127.0.0.1", 0)
-    _, bound, stop, task = await start_service(tmp_path, rate=5)
     try:
-        assert bound.admin_credentials is not None
-        admin, password = bound.admin_credentials
-        async with httpx.AsyncClient(base_url=bound.url, timeout=10) as http:
-            token = (
-                await http.post("/api/v1/auth/token", data={"username": admin, "password": password})
-            ).json()
-            root = {"Authorization": f"Bearer {token['access_token']}"}
-            added = await http.post(
-                "/api/v1/connections", json={"url": f"tcp://127.0.0.1:{port}", "name": "rig-g"}, headers=root
-            )
-            assert added.status_code in (200, 201), added.text
-        ws_url = bound.url.replace("http://", "ws://") + "/api/v1/live?source=rig-g"
-        kinds: set[str] = set()
-        async with connect(ws_url, additional_headers=root) as ws:
-            while kinds != {"frame", "frame_error"}:
-                message = json.loads(await asyncio.wait_for(ws.recv(), 15))
-                assert message["source"] == "rig-g"
-                kinds.add(message.get("type", "frame"))
-                if message.get("type") == "frame_error":
-                    assert message["kind"] == "garbage"
-                    assert message["message"]
+        async with serving(run_config(tmp_path), pipeline=sim_pipeline(rate=5)) as bound:
+            root = await admin_auth(bound)
+            async with httpx.AsyncClient(base_url=bound.url, timeout=10) as http:
+                added = await http.post(
+                    "/api/v1/connections",
+                    json={"url": f"tcp://127.0.0.1:{port}", "name": "rig-g"},
+                    headers=root,
+                )
+                assert added.status_code in (200, 201), added.text
+            ws_url = bound.url.replace("http://", "ws://") + "/api/v1/live?source=rig-g"
+            kinds: set[str] = set()
+            async with connect(ws_url, additional_headers=root) as ws:
+                while kinds != {"frame", "frame_error"}:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 15))
+                    assert message["source"] == "rig-g"
+                    kinds.add(message.get("type", "frame"))
+                    if message.get("type") == "frame_error":
+                        assert message["kind"] == "garbage"
+                        assert message["message"]
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
         await rig.aclose()

@@ -6,71 +6,26 @@ free port found just before.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import socket
-import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from live_helpers import free_port
-from service_helpers import make_config, sim_pipeline
+from service_helpers import make_config, run_witskit, serving, sim_pipeline
 
 from witskit.config import ConfigError, WitsConfig, load_config
 from witskit.errors import UsageError
-from witskit.monitoring.metrics import WitsMetrics
 from witskit.service.accounts import AccountStore
 from witskit.service.probe import probe_url
-from witskit.service.runtime import Bound, serve
-
-
-@contextlib.asynccontextmanager
-async def serving(config: WitsConfig, *, ingest: bool = True) -> AsyncIterator[Bound]:
-    """``serve()`` (one simulated rig when ``ingest``) until the block ends; yields where it listens."""
-    ready = asyncio.Event()
-    stop = asyncio.Event()
-    box: dict[str, Bound] = {}
-
-    def on_ready(bound: Bound) -> None:
-        box["bound"] = bound
-        ready.set()
-
-    task = asyncio.create_task(
-        serve(
-            config,
-            pipeline=sim_pipeline() if ingest else None,
-            ingest=ingest,
-            host="127.0.0.1",
-            port=0,
-            metrics=WitsMetrics(),
-            on_ready=on_ready,
-            stop=stop,
-            handle_signals=False,
-        )
-    )
-    waiter = asyncio.create_task(ready.wait())
-    await asyncio.wait([task, waiter], timeout=30, return_when=asyncio.FIRST_COMPLETED)
-    if not ready.is_set():
-        waiter.cancel()
-        stop.set()
-        await asyncio.gather(waiter, return_exceptions=True)
-        await task  # raises what stopped the start
-        raise AssertionError("serve() returned without listening")
-    try:
-        yield box["bound"]
-    finally:
-        stop.set()
-        assert await asyncio.wait_for(task, 30) == 0
 
 
 async def test_the_health_port_serves_livez_and_readyz_only(tmp_path: Path) -> None:
     port = free_port()
     config = make_config(tmp_path, health_check_port=port, metrics_enabled=False)
-    async with serving(config) as bound, httpx.AsyncClient(timeout=10) as http:
+    async with serving(config, pipeline=sim_pipeline()) as bound, httpx.AsyncClient(timeout=10) as http:
         assert bound.health_url == f"http://127.0.0.1:{port}/livez"
         health = f"http://127.0.0.1:{port}"
         live = await http.get(f"{health}/livez")
@@ -113,7 +68,7 @@ async def test_a_port_that_cannot_be_bound_stops_the_start_naming_the_setting(tm
         port = taken.getsockname()[1]
         config = make_config(tmp_path, health_check_port=port, metrics_enabled=False)
         with pytest.raises(UsageError) as refused:
-            async with serving(config):
+            async with serving(config, pipeline=sim_pipeline()):
                 pass
     assert str(refused.value) == (
         f"WITS_HEALTH_CHECK_PORT={port}: cannot listen on 127.0.0.1:{port}: address already in use"
@@ -172,15 +127,7 @@ def test_the_command_line_names_the_setting(tmp_path: Path) -> None:
             "WITS_METRICS_ENABLED": "false",
             "WITS_HEALTH_CHECK_PORT": str(port),
         }
-        proc = subprocess.run(
-            [sys.executable, "-m", "witskit", "serve", "--port", "0"],
-            env=env,
-            cwd=tmp_path,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc = run_witskit("serve", "--port", "0", env=env, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert f"WITS_HEALTH_CHECK_PORT={port}: cannot listen on 127.0.0.1:{port}" in proc.stderr
     assert "Traceback" not in proc.stderr

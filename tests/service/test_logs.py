@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from service_helpers import PASSWORD, SECRET, make_config, running_service
+from service_helpers import PASSWORD, SECRET, make_config, reset_logging, running_service
 
 from witskit.monitoring.metrics import WitsMetrics
 from witskit.security.logging import configure_logging
@@ -30,10 +29,7 @@ def captured() -> Iterator[io.StringIO]:
     try:
         yield stream
     finally:
-        root = logging.getLogger()
-        root.handlers = [h for h in root.handlers if h.get_name() != "witskit"]
-        root.setLevel(logging.WARNING)
-        structlog.reset_defaults()
+        reset_logging()
 
 
 def records(stream: io.StringIO) -> list[dict[str, Any]]:

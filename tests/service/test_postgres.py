@@ -7,31 +7,18 @@ An unreachable server skips, except under ``CI=true``, where it fails.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from live_helpers import database
 from service_helpers import PASSWORD, make_config, running_service
 
 
-def storage_helpers() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "storage" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("witskit_storage_test_helpers", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    helpers = storage_helpers()
-    admin = helpers._server("postgresql", "WITSKIT_TEST_POSTGRES_URL", helpers.PG_DEFAULT)
-    with helpers.temporary_database("postgresql", admin) as url:
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    with database("postgresql", tmp_path) as url:
         yield url
 
 

@@ -67,6 +67,9 @@ API_ROUTES: list[tuple[str, str, str]] = sorted(
     for method in route.methods
 )
 GUARDED = [r for r in API_ROUTES if r[2] != PUBLIC]
+each_guarded_route = pytest.mark.parametrize(
+    ("method", "path", "need"), GUARDED, ids=[f"{m} {p}" for m, p, _ in GUARDED]
+)
 
 
 def concrete(path: str) -> str:
@@ -118,7 +121,7 @@ def test_the_openapi_schema_states_each_permission() -> None:
 
 
 @in_module_loop
-@pytest.mark.parametrize(("method", "path", "need"), GUARDED, ids=[f"{m} {p}" for m, p, _ in GUARDED])
+@each_guarded_route
 async def test_route_is_refused_without_a_valid_credential(
     shared: Running, method: str, path: str, need: str
 ) -> None:
@@ -135,7 +138,7 @@ async def test_route_is_refused_without_a_valid_credential(
 
 
 @in_module_loop
-@pytest.mark.parametrize(("method", "path", "need"), GUARDED, ids=[f"{m} {p}" for m, p, _ in GUARDED])
+@each_guarded_route
 async def test_route_is_refused_to_roles_without_its_permission(
     shared: Running, method: str, path: str, need: str
 ) -> None:

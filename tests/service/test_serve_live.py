@@ -12,19 +12,18 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from live_helpers import database, depth_of, make_frame, until
-from service_helpers import make_config
+from live_helpers import depth_of, make_frame, until
+from service_helpers import admin_auth, make_config, serving
 from websockets.asyncio.client import connect
 
-from witskit.monitoring.metrics import WitsMetrics
-from witskit.service.runtime import Bound, serve
+from witskit.service.runtime import Bound
 from witskit.storage.store import Store
 
 #: The poll interval of these tests (the default is 0.5 s).
@@ -32,10 +31,7 @@ INTERVAL = 0.2
 FRAMES = 30
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with database(str(request.param), tmp_path) as url:
-        yield url
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
 
 
 @dataclass
@@ -52,38 +48,8 @@ class Served:
 async def served(db_url: str, tmp_path: Path) -> AsyncIterator[Served]:
     """``witskit serve`` on the database, through uvicorn, with an administrator's token."""
     config = make_config(tmp_path, database_url=db_url, jwt_secret=None, metrics_enabled=False)
-    ready = asyncio.Event()
-    stop = asyncio.Event()
-    box: dict[str, Bound] = {}
-
-    def on_ready(bound: Bound) -> None:
-        box["bound"] = bound
-        ready.set()
-
-    task = asyncio.create_task(
-        serve(
-            config,
-            ingest=False,
-            host="127.0.0.1",
-            port=0,
-            metrics=WitsMetrics(),
-            on_ready=on_ready,
-            stop=stop,
-            handle_signals=False,
-            live_interval=INTERVAL,
-        )
-    )
-    try:
-        await asyncio.wait_for(ready.wait(), 30)
-        bound = box["bound"]
-        assert bound.admin_credentials is not None
-        name, password = bound.admin_credentials
-        async with httpx.AsyncClient(base_url=bound.url, timeout=10) as http:
-            token = await http.post("/api/v1/auth/token", data={"username": name, "password": password})
-        yield Served(bound, {"Authorization": f"Bearer {token.json()['access_token']}"})
-    finally:
-        stop.set()
-        assert await asyncio.wait_for(task, 30) == 0
+    async with serving(config, ingest=False, live_interval=INTERVAL) as bound:
+        yield Served(bound, await admin_auth(bound))
 
 
 async def test_serve_streams_frames_another_process_writes(db_url: str, served: Served) -> None:

@@ -14,53 +14,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
+from live_helpers import BACKENDS, database
 from service_helpers import PASSWORD, make_config, running_service
 
 from witskit.security.auth import TokenType
 from witskit.service.accounts import RefreshSessionRecord
 from witskit.service.throttling import LoginThrottle
 
-BACKENDS = ("sqlite", "postgresql", "mysql")
 API = "/api/v1"
-
-
-def storage_helpers() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "storage" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("witskit_storage_test_helpers_sessions", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One database per backend for the module."""
-    backend = str(request.param)
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('sessions') / 'wits.db'}"
-    else:
-        helpers = storage_helpers()
-        env, default = (
-            ("WITSKIT_TEST_POSTGRES_URL", helpers.PG_DEFAULT)
-            if backend == "postgresql"
-            else ("WITSKIT_TEST_MYSQL_URL", helpers.MYSQL_DEFAULT)
-        )
-        admin = helpers._server(backend, env, default)  # skips when unreachable, fails under CI=true
-        with helpers.temporary_database(backend, admin) as url:
-            yield url
+    with database(str(request.param), tmp_path_factory.mktemp("sessions")) as url:
+        yield url
 
 
 @dataclass
@@ -115,6 +92,25 @@ async def serving(database_url: str, tmp_path: Path, address: str | None = None)
         transport = httpx.ASGITransport(app=running.service.app, client=(address or unique_address(), 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://witskit.test") as client:
             yield Api(running.service, client)
+
+
+@contextlib.asynccontextmanager
+async def two_services(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Api, Api]]:
+    """Two services on the module's database, asked from one client address."""
+    address = unique_address()
+    async with (
+        serving(database_url, tmp_path / "a", address) as first,
+        serving(database_url, tmp_path / "b", address) as second,
+    ):
+        yield first, second
+
+
+async def fail_logins(services: tuple[Api, Api], names: list[str], password: str) -> None:
+    """A login per name of ``names`` with ``password``, asked of the two services in turn: all refused."""
+    first, second = services
+    for i, name in enumerate(names):
+        ask = first if i % 2 else second
+        assert (await ask.login(name, password)).status_code == 401
 
 
 @pytest.fixture
@@ -352,15 +348,9 @@ async def test_expired_sessions_and_throttle_windows_are_pruned_at_login(api: Ap
 
 # The login throttle, shared -------------------------------------------------------------------
 async def test_two_services_on_one_database_share_the_lockout(database_url: str, tmp_path: Path) -> None:
-    address = unique_address()
-    async with (
-        serving(database_url, tmp_path / "a", address) as first,
-        serving(database_url, tmp_path / "b", address) as second,
-    ):
+    async with two_services(database_url, tmp_path) as (first, second):
         name = await first.user()
-        for i in range(5):
-            ask = first if i % 2 else second
-            assert (await ask.login(name, "not the password")).status_code == 401
+        await fail_logins((first, second), [name] * 5, "not the password")
         for ask in (first, second):
             throttled = await ask.login(name)  # the right password, refused: the name is locked
             assert throttled.status_code == 429
@@ -375,15 +365,10 @@ async def test_two_services_on_one_database_share_the_lockout(database_url: str,
 
 
 async def test_the_address_lockout_is_shared_too(database_url: str, tmp_path: Path) -> None:
-    address = unique_address()
-    async with (
-        serving(database_url, tmp_path / "a", address) as first,
-        serving(database_url, tmp_path / "b", address) as second,
-    ):
+    async with two_services(database_url, tmp_path) as (first, second):
         name = await first.user()
-        for i in range(20):
-            ask = first if i % 2 else second
-            assert (await ask.login(f"sprayed-{uuid.uuid4().hex[:8]}", "Winter2026!")).status_code == 401
+        sprayed = [f"sprayed-{uuid.uuid4().hex[:8]}" for _ in range(20)]
+        await fail_logins((first, second), sprayed, "Winter2026!")
         assert (await first.login(name)).status_code == 429
         assert (await second.login(name)).status_code == 429
     async with serving(database_url, tmp_path / "c", unique_address()) as elsewhere:

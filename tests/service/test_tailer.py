@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from live_helpers import BACKENDS, database, depth_of, make_frame, until
+from live_helpers import depth_of, make_frame, until
 from sqlalchemy import event
 
 from witskit.pipeline import LiveHub, Subscription
@@ -21,12 +21,6 @@ from witskit.service.tailer import FrameTailer
 from witskit.storage.store import Store
 
 INTERVAL = 0.05
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with database(str(request.param), tmp_path) as url:
-        yield url
 
 
 @pytest.fixture
