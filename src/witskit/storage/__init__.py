@@ -21,10 +21,12 @@ if TYPE_CHECKING:
         StorageError,
         StorageFull,
     )
+    from witskit.storage.formats import PointText
     from witskit.storage.migrations import aupgrade, upgrade
-    from witskit.storage.query import PointRow, SourceInfo, query_sync, to_dataframe
+    from witskit.storage.query import PointRow, PointScan, RawPoint, SourceInfo, query_sync, to_dataframe
     from witskit.storage.schema import frame_key
     from witskit.storage.secure_connection import SecureDatabaseManager, sanitize_url
+    from witskit.storage.series import CodeSeries, Series
     from witskit.storage.store import Store
 
 #: Public name -> the module that defines it.
@@ -39,24 +41,34 @@ _LAZY: dict[str, str] = {
     "StorageFull": "witskit.storage.errors",
     "aupgrade": "witskit.storage.migrations",
     "upgrade": "witskit.storage.migrations",
+    "PointText": "witskit.storage.formats",
     "PointRow": "witskit.storage.query",
+    "PointScan": "witskit.storage.query",
+    "RawPoint": "witskit.storage.query",
     "SourceInfo": "witskit.storage.query",
     "query_sync": "witskit.storage.query",
     "to_dataframe": "witskit.storage.query",
     "frame_key": "witskit.storage.schema",
     "SecureDatabaseManager": "witskit.storage.secure_connection",
     "sanitize_url": "witskit.storage.secure_connection",
+    "CodeSeries": "witskit.storage.series",
+    "Series": "witskit.storage.series",
     "Store": "witskit.storage.store",
 }
 
 __all__ = [
     "AuthenticationFailed",
+    "CodeSeries",
     "DatabaseNotFound",
     "DatabaseUnavailable",
     "DriverNotInstalled",
     "PointRow",
+    "PointScan",
+    "PointText",
+    "RawPoint",
     "SchemaMismatch",
     "SecureDatabaseManager",
+    "Series",
     "SourceInfo",
     "StorageConfigError",
     "StorageError",
