@@ -228,44 +228,23 @@ class BackendImpl(ABC):
     async def ensure_sources(self, drv: Any, names: Sequence[str], now: datetime) -> dict[str, int]:
         """The id of each source name, creating the missing ones."""
 
+    # A batch may hold many sources (a fleet behind one listener), and each statement is a round
+    # trip (a thread hop on SQLite): every primitive covers the whole batch in a few statements.
     @abstractmethod
-    async def existing(self, drv: Any, source_id: int, keys: Sequence[int]) -> dict[int, tuple[int, bytes]]:
-        """The stored ``(frame time in µs, raw)`` of those keys that exist for the source."""
-
-    @abstractmethod
-    async def insert(
-        self, drv: Any, source_id: int, frames: Sequence[Pending], info: MutableMapping[Any, Any]
-    ) -> tuple[list[Pending], int]:
-        """Insert new frames and their points: returns (the frames inserted, points inserted)."""
-
-    @abstractmethod
-    async def bump_source(
-        self, drv: Any, source_id: int, frames: int, points: int, first: datetime, last: datetime
-    ) -> None:
-        """Add to the source's counters and widen its first/last times."""
-
-    # Many sources in one write (a fleet behind one listener). The defaults loop per source; a
-    # backend where each statement is a network round trip overrides them with one statement.
     async def existing_many(
         self, drv: Any, wanted: Mapping[int, Sequence[int]]
     ) -> dict[int, dict[int, tuple[int, bytes]]]:
-        """:meth:`existing` for several sources: source id -> key -> stored identity."""
-        return {sid: await self.existing(drv, sid, keys) for sid, keys in wanted.items()}
+        """Per source id, the stored ``(frame time in µs, raw)`` of those of its keys that exist."""
 
+    @abstractmethod
     async def insert_many(
         self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
     ) -> list[tuple[int, list[Pending], int]]:
-        """:meth:`insert` for several sources: (source id, frames inserted, points inserted) each."""
-        out = []
-        for sid, frames in groups.items():
-            inserted, count = await self.insert(drv, sid, frames, info)
-            out.append((sid, inserted, count))
-        return out
+        """Insert new frames and their points: (source id, frames inserted, points inserted) each."""
 
+    @abstractmethod
     async def bump_sources(self, drv: Any, bumps: Sequence[tuple[int, int, int, datetime, datetime]]) -> None:
-        """:meth:`bump_source` for several sources."""
-        for sid, frames, points, first, last in bumps:
-            await self.bump_source(drv, sid, frames, points, first, last)
+        """Per (source id, frames, points, first, last): add to the counters, widen the times."""
 
     # Reads ------------------------------------------------------------------------------------
     #: SQL for a point's time as integer µs since 1970-01-01 UTC (the column itself on SQLite).

@@ -147,27 +147,6 @@ class MySQLBackend(BackendImpl):
         rows = await self._fetch(drv, sql, names)
         return {str(name): int(sid) for sid, name in rows}
 
-    async def existing(self, drv: Any, source_id: int, keys: Sequence[int]) -> dict[int, tuple[int, bytes]]:
-        """Look the keys up in chunks of 1,000."""
-        found: dict[int, tuple[int, bytes]] = {}
-        for start in range(0, len(keys), _IN_CHUNK):
-            chunk = keys[start : start + _IN_CHUNK]
-            marks = ", ".join(["%s"] * len(chunk))  # placeholders only: the keys are bound
-            sql = (
-                "SELECT frame_key, frame_time, raw FROM frames "  # noqa: S608
-                f"WHERE source_id = %s AND frame_key IN ({marks})"
-            )
-            for key, ts, raw in await self._fetch(drv, sql, (source_id, *chunk)):
-                found[int(key)] = (_micros(ts), bytes(raw))
-        return found
-
-    async def insert(
-        self, drv: Any, source_id: int, frames: Sequence[Pending], info: MutableMapping[Any, Any]
-    ) -> tuple[list[Pending], int]:
-        """:meth:`insert_many` for one source."""
-        ((_, new, count),) = await self.insert_many(drv, {source_id: frames}, info)
-        return new, count
-
     async def insert_many(
         self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
     ) -> list[tuple[int, list[Pending], int]]:
@@ -251,12 +230,6 @@ class MySQLBackend(BackendImpl):
                     for sid, frames, points, first, last in bumps
                 ],
             )
-
-    async def bump_source(
-        self, drv: Any, source_id: int, frames: int, points: int, first: datetime, last: datetime
-    ) -> None:
-        """LEAST/GREATEST return NULL if any argument is NULL in MySQL: COALESCE first."""
-        await self.bump_sources(drv, [(source_id, frames, points, first, last)])
 
     #: DATETIME(6) holds the UTC wall time: its distance from the epoch is the µs count.
     time_us_sql = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', time)"

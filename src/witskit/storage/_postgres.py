@@ -143,23 +143,6 @@ class PostgresBackend(BackendImpl):
         rows = await drv.fetch("SELECT id, name FROM sources WHERE name = ANY($1::text[])", list(names))
         return {r["name"]: int(r["id"]) for r in rows}
 
-    async def existing(self, drv: Any, source_id: int, keys: Sequence[int]) -> dict[int, tuple[int, bytes]]:
-        """One index probe per key, in one statement."""
-        rows = await drv.fetch(
-            "SELECT frame_key, frame_time, raw FROM frames "
-            "WHERE source_id = $1 AND frame_key = ANY($2::bigint[])",
-            source_id,
-            list(keys),
-        )
-        return {int(r[0]): (to_micros(r[1]), bytes(r[2])) for r in rows}
-
-    async def insert(
-        self, drv: Any, source_id: int, frames: Sequence[Pending], info: MutableMapping[Any, Any]
-    ) -> tuple[list[Pending], int]:
-        """COPY frames to the stage and move them; COPY the points of the frames that moved."""
-        ((_, new, count),) = await self.insert_many(drv, {source_id: frames}, info)
-        return new, count
-
     async def existing_many(
         self, drv: Any, wanted: Mapping[int, Sequence[int]]
     ) -> dict[int, dict[int, tuple[int, bytes]]]:
@@ -264,20 +247,6 @@ class PostgresBackend(BackendImpl):
             points,
             firsts,
             lasts,
-        )
-
-    async def bump_source(
-        self, drv: Any, source_id: int, frames: int, points: int, first: datetime, last: datetime
-    ) -> None:
-        """LEAST/GREATEST ignore NULLs in PostgreSQL, so a new source needs no COALESCE."""
-        await drv.execute(
-            "UPDATE sources SET frame_count = frame_count + $1, point_count = point_count + $2, "
-            "first_time = LEAST(first_time, $3), last_time = GREATEST(last_time, $4) WHERE id = $5",
-            frames,
-            points,
-            first,
-            last,
-            source_id,
         )
 
     #: µs computed by the server: no datetime object per row on the client.

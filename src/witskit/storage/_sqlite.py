@@ -154,29 +154,6 @@ class SQLiteBackend(BackendImpl):
         async with drv.execute(sql, tuple(names)) as cur:
             return {name: int(sid) for sid, name in await cur.fetchall()}
 
-    async def existing(self, drv: Any, source_id: int, keys: Sequence[int]) -> dict[int, tuple[int, bytes]]:
-        """Look the keys up in chunks of 500."""
-        found: dict[int, tuple[int, bytes]] = {}
-        for start in range(0, len(keys), _IN_CHUNK):
-            chunk = keys[start : start + _IN_CHUNK]
-            marks = ", ".join("?" * len(chunk))  # placeholders only: the keys are bound
-            sql = (
-                "SELECT frame_key, frame_time, raw FROM frames "  # noqa: S608
-                f"WHERE source_id = ? AND frame_key IN ({marks})"
-            )
-            async with drv.execute(sql, (source_id, *chunk)) as cur:
-                for key, time_us, raw in await cur.fetchall():
-                    found[int(key)] = (int(time_us), bytes(raw))
-        return found
-
-    async def insert(
-        self, drv: Any, source_id: int, frames: Sequence[Pending], info: MutableMapping[Any, Any]
-    ) -> tuple[list[Pending], int]:
-        """Plain INSERTs: under BEGIN IMMEDIATE the duplicate check was exact, so a constraint
-        violation here would be a bug, and must fail loudly rather than be ignored."""
-        ((_, new, total),) = await self.insert_many(drv, {source_id: frames}, info)
-        return new, total
-
     async def insert_many(
         self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
     ) -> list[tuple[int, list[Pending], int]]:
@@ -261,12 +238,6 @@ class SQLiteBackend(BackendImpl):
                 for sid, frames, points, first, last in bumps
             ],
         )
-
-    async def bump_source(
-        self, drv: Any, source_id: int, frames: int, points: int, first: datetime, last: datetime
-    ) -> None:
-        """Counters and first/last time in one UPDATE."""
-        await self.bump_sources(drv, [(source_id, frames, points, first, last)])
 
     # Reads ------------------------------------------------------------------------------------
     async def scan(
