@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import AsyncGenerator, Mapping, MutableMapping, Sequence
 from datetime import datetime
 from itertools import repeat
@@ -86,6 +87,24 @@ def _column_sql(idx: int, code: str, kind: str) -> str:
     )
 
 
+def _journal_mode_wal(cursor: Any, timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the database.
+
+    Switching a new database to WAL takes an exclusive lock, and when two connections open a new
+    file at the same moment SQLite answers "database is locked" at once instead of calling the
+    busy handler (waiting could deadlock). Runs in the connection's own thread, so it may sleep.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SQLiteBackend(BackendImpl):
     """SQLite through aiosqlite (file or in-memory)."""
 
@@ -110,12 +129,14 @@ class SQLiteBackend(BackendImpl):
         synchronous = self.url.sqlite_synchronous
         busy_ms = int(self.timeout * 1000)
 
+        timeout = self.timeout
+
         def on_connect(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             try:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute(f"PRAGMA synchronous={synchronous}")
                 cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+                _journal_mode_wal(cursor, timeout)
+                cursor.execute(f"PRAGMA synchronous={synchronous}")
                 cursor.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             finally:
                 cursor.close()
