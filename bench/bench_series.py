@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -36,6 +37,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import DateTime, bindparam, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_storage import mysql_admin, pg_admin
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -75,30 +79,8 @@ BASELINE = (
 
 
 async def admin(kind: str, url: str, sql: str) -> None:
-    if kind == "postgresql":
-        import asyncpg  # type: ignore[import-untyped]
-
-        conn = await asyncpg.connect(url, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-        return
-    import asyncmy
-
-    p = urlsplit(url)
-    mconn = await asyncmy.connect(
-        host=p.hostname or "127.0.0.1",
-        port=p.port or 3306,
-        user=p.username or "root",
-        password=p.password or "",
-    )
-    try:
-        async with mconn.cursor() as cur:
-            await cur.execute(sql)
-    finally:
-        mconn.close()
-        await mconn.ensure_closed()
+    """Run one statement on the server through its admin URL (bench_storage's helpers)."""
+    await (pg_admin if kind == "postgresql" else mysql_admin)(url, sql)
 
 
 @asynccontextmanager
