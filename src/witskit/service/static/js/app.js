@@ -89,7 +89,9 @@ const THEMES = ["dark", "light", "auto"];
 
 function applyTheme() {
   const theme = THEMES.includes(prefs.theme) ? prefs.theme : "dark";
-  document.documentElement.dataset.theme = theme;
+  const systemLight = window.matchMedia("(prefers-color-scheme: light)").matches;
+  // The stylesheet knows two palettes: "auto" is whichever the system prefers right now.
+  document.documentElement.dataset.theme = theme === "auto" ? (systemLight ? "light" : "dark") : theme;
   const button = byId("theme-toggle");
   const next = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
   button.textContent = theme === "auto" ? "Auto" : theme === "dark" ? "Dark" : "Light";
@@ -957,7 +959,7 @@ async function boot() {
     applyTheme();
   });
   window.matchMedia("(prefers-color-scheme: light)").addEventListener("change", () => {
-    if (prefs.theme === "auto") rebuildCharts();
+    if (prefs.theme === "auto") applyTheme();
   });
   for (const radio of document.querySelectorAll('input[name="units"]')) {
     radio.addEventListener("change", () => {
