@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from live_helpers import until
-from service_helpers import make_config, running_service, sim_pipeline
+from service_helpers import make_config, running_service, serving, sim_pipeline
 
 from witskit.service.accounts import AccountStore
 from witskit.storage.store import Store
@@ -91,6 +91,10 @@ async def test_added_connections_are_restored_as_they_were_left(db_url: str, tmp
     async with running_service(config, ingest=True, pipeline=sim_pipeline(), users=False) as svc:
         svc.tokens.update(await admin_token(svc))
         assert set(await states(svc)) == {"rig-1", "rig-3"}
+
+    # What `witskit run` announces at start ("Ingesting: ...") names the restored one too.
+    async with serving(config, pipeline=sim_pipeline()) as bound:
+        assert set(bound.connections) == {"rig-1", "rig-3"}
 
 
 async def test_the_pipeline_file_wins_a_name_clash(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -58,10 +58,12 @@ def _need_server_extra() -> None:
         )
 
 
-def _announce(bound: Bound, ingest: bool, sources: list[str]) -> None:
+def _announce(bound: Bound, ingest: bool) -> None:
     out = sys.stderr
     out.write(f"WitsKit is serving at {bound.url}  (API documentation: {bound.url}/docs)\n")
     if ingest:
+        # Every connection running now: the pipeline file's and those kept from an earlier run.
+        sources = bound.connections
         out.write(f"Ingesting: {', '.join(sources) if sources else 'nothing yet (add connections)'}\n")
     if bound.metrics_url:
         out.write(f"Prometheus metrics: {bound.metrics_url}\n")
@@ -109,7 +111,6 @@ def run_service(
     # are still logged.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     plan = pipeline or DEFAULT_PIPELINE
-    sources = [s.name or s.url for s in plan.sources] if ingest else []
     try:
         return asyncio.run(
             serve(
@@ -118,7 +119,7 @@ def run_service(
                 ingest=ingest,
                 host=host,
                 port=port,
-                on_ready=lambda bound: _announce(bound, ingest, sources),
+                on_ready=lambda bound: _announce(bound, ingest),
                 live_interval=DEFAULT_INTERVAL if live_interval is None else live_interval,
             )
         )

@@ -540,6 +540,8 @@ class Bound:
     admin_credentials: tuple[str, str] | None
     #: The ``/livez`` URL of the separate health port, when there is one.
     health_url: str | None = None
+    #: The ingest connections at start: the pipeline file's and those restored from the database.
+    connections: tuple[str, ...] = ()
 
 
 def _listen(host: str, port: int, *, setting: str | None = None) -> socket.socket:
@@ -687,7 +689,8 @@ async def serve(
             await asyncio.sleep(0.01)
         log.info("service started: %s (ingest: %s)", api_url, service.ingests)
         if on_ready is not None:
-            on_ready(Bound(api_url, api_port, metrics_url, generated, health_url))
+            names = tuple(c.name for c in service.connections) if service.connections is not None else ()
+            on_ready(Bound(api_url, api_port, metrics_url, generated, health_url, names))
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
