@@ -578,8 +578,33 @@ def _url(sock: socket.socket) -> tuple[str, int]:
     return f"http://{shown}:{port}", int(port)
 
 
+class _FirstStartOnly(logging.Filter):
+    """uvicorn logs "Started server process [pid]" per server: the API, metrics and health servers
+    of one process would say it two or three times. Only the first passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != "Started server process [%d]":
+            return True
+        pid = os.getpid()
+        if pid in self.seen:
+            return False
+        self.seen.add(pid)
+        return True
+
+
+_FIRST_START = _FirstStartOnly()
+
+
 def _uvicorn_server(app: Any) -> Any:
     import uvicorn
+
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if _FIRST_START not in uvicorn_log.filters:
+        uvicorn_log.addFilter(_FIRST_START)
 
     class _Server(uvicorn.Server):
         """uvicorn, without its own signal handling: :func:`serve` stops ingest and API together."""
