@@ -237,3 +237,26 @@ async def test_frame_errors_reach_subscribers_of_their_source() -> None:
     other.close()
     assert [e async for e in mine] == [error]
     assert [e async for e in other] == []
+
+
+async def test_a_failed_spool_ack_is_logged_and_retried_not_fatal_to_the_writer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A real OSError in the ack store: a directory where the ack file goes makes os.replace fail
+    # (EISDIR). Before the fix the writer task died on the first failed ack, silently.
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        blocker = spool.directory / "ack"
+        blocker.mkdir()
+        (blocker / "keep").write_bytes(b"")
+        pipe = Pipeline([ListSource(sim_frames(400), gap=0.002)], [sink], spool, batch_interval=0.01)
+        task = asyncio.create_task(pipe.run())
+        while spool.last_seq < 100:
+            await asyncio.sleep(0.01)
+        assert spool.acked_seq == 0
+        assert "cannot store the ack position" in caplog.text
+        (blocker / "keep").unlink()
+        blocker.rmdir()
+        await asyncio.wait_for(task, 20)
+        assert spool.acked_seq == spool.last_seq == 400
+    assert len(sink.frames) == 400

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ from witskit.errors import CircuitOpenError, FrameError, WitsKitError
 from witskit.pipeline.records import SpoolRecordError, pack_frame, unpack_frame
 from witskit.pipeline.sinks import Sink
 from witskit.protocol import DecodedFrame, WITSDecoder, WITSFrame
-from witskit.storage.spool import Spool
+from witskit.storage.spool import Spool, SpoolError
 from witskit.transport.base import Source
 from witskit.transport.resilience import CircuitBreaker, CircuitState
 
@@ -48,6 +49,12 @@ _FULL_POLL = 0.05
 #: Frames decoded at receive time are kept until every sink has them, up to this many; beyond it
 #: (a sink is down) the writers decode from the spool instead, so memory stays bounded.
 _CACHE_MAX = 50_000
+#: First pause after an unexpected error in a writer step (seconds), doubled up to the max.
+_STEP_RETRY = 0.1
+_STEP_RETRY_MAX = 5.0
+#: While a fault lasts (spool cannot write, spool full, acks failing), the log line is repeated
+#: this often (seconds): loud enough to be seen in a tail, not a line per frame.
+_REMIND_EVERY = 30.0
 
 
 @dataclass
@@ -60,6 +67,7 @@ class PipelineStats:
     frames_written: dict[str, int] = field(default_factory=dict)
     write_failures: dict[str, int] = field(default_factory=dict)
     source_pauses: int = 0
+    ack_failures: int = 0
     last_error: str | None = None
 
 
@@ -115,6 +123,7 @@ class Pipeline:
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._running = False
         self.keep_running = keep_running
+        self._ack_logged = 0.0  # monotonic time of the last "ack failed" line (0: acks work)
 
     # Introspection ------------------------------------------------------------------------------
     @property
@@ -166,7 +175,12 @@ class Pipeline:
             self._sources_done = True
             self._new_data.set()
             try:
-                await asyncio.wait_for(asyncio.gather(*writers, return_exceptions=True), self.drain_timeout)
+                results = await asyncio.wait_for(
+                    asyncio.gather(*writers, return_exceptions=True), self.drain_timeout
+                )
+                for task, result in zip(writers, results, strict=True):
+                    if isinstance(result, Exception):  # never expected: _write_loop retries errors
+                        log.error("%s ended with an error: %s", task.get_name(), result)
             except TimeoutError:
                 log.warning(
                     "drain timed out after %.0f s with %d records still in the spool; they will be "
@@ -180,6 +194,7 @@ class Pipeline:
             syncer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await syncer
+            self._try_ack()  # a failed ack of the last batch gets one more chance
             self.spool.sync()
             for state in self._sinks:
                 with contextlib.suppress(Exception):
@@ -271,50 +286,74 @@ class Pipeline:
 
     # Sinks --------------------------------------------------------------------------------------
     async def _write_loop(self, state: _SinkState) -> None:
-        sink_name = state.sink.name
+        # A writer never dies silently: anything its step raises is logged and the step retried
+        # (with a growing pause), so a transient fault cannot leave frames spooled but never written.
+        failures = 0
         while True:
-            batch, seqs = self._read_batch(state.position)
-            if not batch:
-                if self._sources_done and self.spool.last_seq <= state.position:
-                    return
-                if seqs:  # only undecodable records: move past them
-                    state.position = seqs[-1]
-                    self._ack()
-                    continue
-                self._new_data.clear()
-                if self._sources_done:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.batch_interval):  # wait_for can lose a cancel (3.11)
-                        await self._new_data.wait()
-                continue
-            if len(batch) < self.batch_max and not self._sources_done:
-                # Let a partial batch fill for a moment: fewer, larger transactions.
-                await asyncio.sleep(min(self.batch_interval, 0.05))
-                batch, seqs = self._read_batch(state.position)
-            if not state.breaker.allow():
-                if self._sources_done and self._stopping.is_set():
-                    return  # shutting down with the sink still failing: the spool keeps the data
-                await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
-                continue
             try:
-                await state.sink.write(batch, upto=seqs[-1])
+                if await self._write_step(state):
+                    return
+                failures = 0
             except Exception as exc:
-                state.breaker.record_failure()
-                self.stats.write_failures[sink_name] = self.stats.write_failures.get(sink_name, 0) + 1
-                self.stats.last_error = f"{sink_name}: {exc}"
-                level = logging.ERROR if state.breaker.state is CircuitState.OPEN else logging.WARNING
-                log.log(
-                    level, "sink %s failed (%s); %d records wait in the spool", sink_name, exc, self.backlog
+                failures += 1
+                delay = min(_STEP_RETRY * 2 ** min(failures - 1, 6), _STEP_RETRY_MAX)
+                self.stats.last_error = f"{state.sink.name}: {exc}"
+                log.error(
+                    "writer of sink %s failed (%s); retrying in %.1f s, %d records wait in the spool",
+                    state.sink.name,
+                    exc,
+                    delay,
+                    self.backlog,
+                    exc_info=failures == 1 and not isinstance(exc, WitsKitError),
                 )
                 if self._sources_done and self._stopping.is_set():
                     return
-                await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
-                continue
-            state.breaker.record_success()
-            state.position = seqs[-1]
-            self.stats.frames_written[sink_name] = self.stats.frames_written.get(sink_name, 0) + len(batch)
-            self._ack()
+                await asyncio.sleep(delay)
+
+    async def _write_step(self, state: _SinkState) -> bool:
+        """One batch (or one wait) of a sink's writer; True when the writer is done."""
+        sink_name = state.sink.name
+        batch, seqs = self._read_batch(state.position)
+        if not batch:
+            if self._sources_done and self.spool.last_seq <= state.position:
+                return True
+            if seqs:  # only undecodable records: move past them
+                state.position = seqs[-1]
+                self._try_ack()
+                return False
+            self._new_data.clear()
+            if self._sources_done:
+                return True
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.batch_interval):  # wait_for can lose a cancel (3.11)
+                    await self._new_data.wait()
+            return False
+        if len(batch) < self.batch_max and not self._sources_done:
+            # Let a partial batch fill for a moment: fewer, larger transactions.
+            await asyncio.sleep(min(self.batch_interval, 0.05))
+            batch, seqs = self._read_batch(state.position)
+        if not state.breaker.allow():
+            if self._sources_done and self._stopping.is_set():
+                return True  # shutting down with the sink still failing: the spool keeps the data
+            await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
+            return False
+        try:
+            await state.sink.write(batch, upto=seqs[-1])
+        except Exception as exc:
+            state.breaker.record_failure()
+            self.stats.write_failures[sink_name] = self.stats.write_failures.get(sink_name, 0) + 1
+            self.stats.last_error = f"{sink_name}: {exc}"
+            level = logging.ERROR if state.breaker.state is CircuitState.OPEN else logging.WARNING
+            log.log(level, "sink %s failed (%s); %d records wait in the spool", sink_name, exc, self.backlog)
+            if self._sources_done and self._stopping.is_set():
+                return True
+            await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
+            return False
+        state.breaker.record_success()
+        state.position = seqs[-1]
+        self.stats.frames_written[sink_name] = self.stats.frames_written.get(sink_name, 0) + len(batch)
+        self._try_ack()
+        return False
 
     def _read_batch(self, after: int) -> tuple[list[DecodedFrame], list[int]]:
         frames: list[DecodedFrame] = []
@@ -341,6 +380,23 @@ class Pipeline:
             self.spool.ack(lowest)
             for seq in [k for k in self._decoded if k <= lowest]:
                 del self._decoded[seq]
+
+    def _try_ack(self) -> None:
+        """:meth:`_ack`, logging a failure instead of raising: the sinks' positions are kept, so
+        the next call stores the ack (the records stay pending meanwhile: replayed, never lost)."""
+        try:
+            self._ack()
+        except SpoolError as exc:
+            self.stats.ack_failures += 1
+            self.stats.last_error = str(exc)
+            now = time.monotonic()
+            if now - self._ack_logged >= _REMIND_EVERY:
+                self._ack_logged = now
+                log.error("%s; retrying at the next commit", exc)
+            return
+        if self._ack_logged:
+            self._ack_logged = 0.0
+            log.warning("spool acknowledgements are stored again (acked up to %d)", self.spool.acked_seq)
 
 
 def circuit_open(exc: BaseException) -> bool:
