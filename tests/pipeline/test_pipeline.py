@@ -260,3 +260,62 @@ async def test_a_failed_spool_ack_is_logged_and_retried_not_fatal_to_the_writer(
         await asyncio.wait_for(task, 20)
         assert spool.acked_seq == spool.last_seq == 400
     assert len(sink.frames) == 400
+
+
+def block_segment_names(spool: Spool, first: int, last: int) -> list[Path]:
+    """Directories where the spool's next segments go: creating them fails for real (EEXIST), as a
+    full disk fails a create, with no root, no mock and nothing outside the spool directory."""
+    blockers = [spool.directory / f"{seq:016d}.wal" for seq in range(first, last + 1)]
+    for path in blockers:
+        path.mkdir()
+    return blockers
+
+
+async def test_a_spool_that_cannot_write_pauses_the_source_retries_and_resumes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before the fix the source's read loop ended on the first failed append ("source stopped"),
+    # so every frame after it was lost while the rest of the process looked healthy.
+    frames = sim_frames(120)
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never", segment_bytes=1024) as spool:
+        blockers = block_segment_names(spool, 2, 400)  # every segment after the first one
+        source = ListSource(frames)
+        pipe = Pipeline([source], [sink], spool, batch_interval=0.01)
+        task = asyncio.create_task(pipe.run())
+        for _ in range(500):
+            if pipe.spool_error is not None and pipe.paused_sources:
+                break
+            await asyncio.sleep(0.01)
+        assert pipe.spool_error is not None
+        assert "cannot create spool segment" in pipe.spool_error
+        assert pipe.paused_sources == {"rig-1"}
+        stuck = source.sent
+        await asyncio.sleep(0.3)
+        assert source.sent == stuck  # back-pressure: the source is not read while the spool fails
+        assert pipe.stats.spool_write_failures >= 2  # it retries on its own
+        assert "spool cannot write" in caplog.text
+        for path in blockers:
+            path.rmdir()
+        await asyncio.wait_for(task, 20)
+        assert pipe.spool_error is None
+        assert not pipe.paused_sources
+        assert spool.acked_seq == spool.last_seq
+    seqs = [sqid(f.values) for f in sink.frames]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 120
+    assert pipe.stats.frames_lost == 0
+    assert "spool writes again" in caplog.text
+
+
+async def test_stopping_while_the_spool_cannot_write_counts_the_frame_lost(tmp_path: Path) -> None:
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never", segment_bytes=1024) as spool:
+        block_segment_names(spool, 2, 400)
+        pipe = Pipeline([ListSource(sim_frames(50))], [sink], spool, batch_interval=0.01)
+        task = asyncio.create_task(pipe.run())
+        while pipe.spool_error is None:
+            await asyncio.sleep(0.01)
+        pipe.stop()
+        await asyncio.wait_for(task, 10)
+    assert pipe.stats.frames_lost == 1  # the frame in hand; the rest was never read from the source

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from witskit.cli._console import info
+from witskit.cli._console import EXIT_PROBLEMS, error, info
 from witskit.config import PipelineConfig, SinkConfig, SourceConfig, load_config, load_pipeline
 from witskit.errors import FrameError, UsageError
 
@@ -83,7 +83,14 @@ def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
         backlog = pipe.backlog
         if backlog:
             info(
-                f"{backlog} frames wait in the spool ({config.spool_dir}); they are written on the next start"
+                f"{backlog} frames wait in the spool ({spool.directory}); they are written on the next start"
             )
 
-    return run_async(main)
+    code = run_async(main)
+    lost = pipe.stats.frames_lost
+    if lost:
+        # The process gave up with data in hand: never a success, whatever stopped it.
+        why = f": {pipe.spool_error}" if pipe.spool_error else ""
+        error(f"{lost} frame(s) received were not stored: stopped while the spool could not take them{why}")
+        return code or EXIT_PROBLEMS
+    return code

@@ -31,7 +31,7 @@ from witskit.errors import CircuitOpenError, FrameError, WitsKitError
 from witskit.pipeline.records import SpoolRecordError, pack_frame, unpack_frame
 from witskit.pipeline.sinks import Sink
 from witskit.protocol import DecodedFrame, WITSDecoder, WITSFrame
-from witskit.storage.spool import Spool, SpoolError
+from witskit.storage.spool import Spool, SpoolError, SpoolFullError
 from witskit.transport.base import Source
 from witskit.transport.resilience import CircuitBreaker, CircuitState
 
@@ -44,8 +44,12 @@ DEFAULT_BATCH_MAX = 2000
 #: How long a writer waits for more frames before committing a partial batch (seconds): the
 #: receive-to-commit latency at low rates.
 DEFAULT_BATCH_INTERVAL = 0.2
-#: How long a paused source waits before checking for spool room again (seconds).
+#: How long a paused source waits before checking for spool room again (seconds); also the first
+#: pause before retrying an append that failed.
 _FULL_POLL = 0.05
+#: The longest pause between retries of an append that failed (disk full): a second, so the feed
+#: resumes within a second of space coming back.
+_ERROR_RETRY_MAX = 1.0
 #: Frames decoded at receive time are kept until every sink has them, up to this many; beyond it
 #: (a sink is down) the writers decode from the spool instead, so memory stays bounded.
 _CACHE_MAX = 50_000
@@ -67,6 +71,10 @@ class PipelineStats:
     frames_written: dict[str, int] = field(default_factory=dict)
     write_failures: dict[str, int] = field(default_factory=dict)
     source_pauses: int = 0
+    #: Appends the spool refused with an error (disk full, I/O error); each one is retried.
+    spool_write_failures: int = 0
+    #: Frames received but not stored: only when stopped while the spool was full or failing.
+    frames_lost: int = 0
     ack_failures: int = 0
     last_error: str | None = None
 
@@ -124,6 +132,12 @@ class Pipeline:
         self._running = False
         self.keep_running = keep_running
         self._ack_logged = 0.0  # monotonic time of the last "ack failed" line (0: acks work)
+        #: The spool's last append error while it lasts (None: appends work): readiness says it.
+        self.spool_error: str | None = None
+        #: Sources waiting for the spool (full, or failing to write): not read meanwhile.
+        self.paused_sources: set[str] = set()
+        self._fault: tuple[str, float] | None = None  # ("full" | "error", since when)
+        self._fault_logged = 0.0
 
     # Introspection ------------------------------------------------------------------------------
     @property
@@ -156,6 +170,11 @@ class Pipeline:
         waiters: list[asyncio.Future[Any]] = [stop] if self.keep_running else [stop, sources_done]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Cancelled (SIGTERM through run_async): a stop, so a sink that is down does not hold
+            # the exit for drain_timeout; what it has not written stays in the spool.
+            self._stopping.set()
+            raise
         finally:
             stop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -194,7 +213,8 @@ class Pipeline:
             syncer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await syncer
-            self._try_ack()  # a failed ack of the last batch gets one more chance
+            if self._sinks:
+                self._try_ack()  # a failed ack of the last batch gets one more chance
             self.spool.sync()
             for state in self._sinks:
                 with contextlib.suppress(Exception):
@@ -260,20 +280,16 @@ class Pipeline:
                     if self.on_frame_error is not None:
                         self.on_frame_error(event)
                     continue
-                await self._spool(event)
+                await self._spool(event, source.name)
         except WitsKitError as exc:
             self.stats.last_error = str(exc)
             log.error("source %s stopped: %s", source.name, exc)
 
-    async def _spool(self, frame: WITSFrame) -> None:
+    async def _spool(self, frame: WITSFrame, source: str) -> None:
         payload = pack_frame(frame)
-        while not self.spool.has_room(len(payload)):
-            # Back-pressure: do not read the source until the sinks free spool space.
-            self.stats.source_pauses += 1
-            if self._stopping.is_set():
-                break
-            await asyncio.sleep(_FULL_POLL)
-        seq = self.spool.append(payload)
+        seq = await self._append(payload, source)
+        if seq is None:
+            return
         self.stats.frames_received += 1
         decoded = self.decoder.decode(frame)
         if decoded.errors:
@@ -283,6 +299,100 @@ class Pipeline:
         if self.on_frame is not None:
             self.on_frame(decoded)
         self._new_data.set()
+
+    async def _append(self, payload: bytes, source: str) -> int | None:
+        """Append to the spool, waiting (the source not read) while it is full or cannot write.
+
+        Both are back-pressure: the socket is not read, so TCP pushes back on the rig and nothing
+        is taken from it that is not stored. A write error (disk full, I/O error) is retried on its
+        own, every ``_ERROR_RETRY_MAX`` seconds at most, until it works or the pipeline stops.
+        Returns the sequence number, or None when stopped first (the frame is counted as lost).
+        """
+        delay = _FULL_POLL
+        stored = False
+        try:
+            while True:
+                if not self.spool.has_room(len(payload)):
+                    # Back-pressure: do not read the source until the sinks free spool space.
+                    self.stats.source_pauses += 1
+                    self._pause(source, "full", self._full_reason())
+                    if self._stopping.is_set():
+                        self._lose(source, self._full_reason())
+                        return None
+                    await asyncio.sleep(_FULL_POLL)
+                    continue
+                try:
+                    seq = self.spool.append(payload)
+                except SpoolFullError:  # room was taken meanwhile: wait like above
+                    continue
+                except SpoolError as exc:
+                    self.stats.spool_write_failures += 1
+                    self.spool_error = str(exc)
+                    self._pause(source, "error", str(exc))
+                    if self._stopping.is_set():
+                        self._lose(source, f"the spool cannot write ({exc})")
+                        return None
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _ERROR_RETRY_MAX)
+                    continue
+                self.spool_error = None
+                stored = True
+                return seq
+        except asyncio.CancelledError:
+            if source in self.paused_sources:  # stopped while waiting: this frame is not stored
+                self._lose(source, self.spool_error or self._full_reason())
+            raise
+        finally:
+            self._resume(source, stored)
+
+    def _full_reason(self) -> str:
+        spool = self.spool
+        return (
+            f"spool full: {spool.pending_bytes:,} of {spool.max_bytes:,} bytes wait for the sinks "
+            f"(overflow=block)"
+        )
+
+    def _lose(self, source: str, why: str) -> None:
+        self.stats.frames_lost += 1
+        self.stats.last_error = f"{source}: a frame received before the stop was not stored: {why}"
+        log.error("source %s: a frame received before the stop was not stored: %s", source, why)
+
+    def _pause(self, source: str, kind: str, reason: str) -> None:
+        """Note that ``source`` waits for the spool; log the first pause of an episode and remind."""
+        now = time.monotonic()
+        first = source not in self.paused_sources
+        self.paused_sources.add(source)
+        if self._fault is None or self._fault[0] != kind:
+            self._fault = (kind, now)
+            self._fault_logged = 0.0
+        if first or now - self._fault_logged >= _REMIND_EVERY:
+            since = now - self._fault[1]
+            lasting = f" for {since:.0f} s" if since >= 1 else ""
+            paused = ", ".join(sorted(self.paused_sources))
+            if kind == "error":
+                log.error(
+                    "spool cannot write%s: %s; source(s) %s paused (not read) until it can, retrying "
+                    "every %.0f s at most",
+                    lasting,
+                    reason,
+                    paused,
+                    _ERROR_RETRY_MAX,
+                )
+            else:
+                log.warning(
+                    "%s%s; source(s) %s paused (not read) until there is room", reason, lasting, paused
+                )
+            self._fault_logged = now
+
+    def _resume(self, source: str, stored: bool) -> None:
+        if source not in self.paused_sources:
+            return
+        self.paused_sources.discard(source)
+        if stored and self._fault is not None and not self.paused_sources:
+            kind, since = self._fault
+            self._fault = None
+            what = "spool writes again" if kind == "error" else "spool has room again"
+            log.warning("%s after %.1f s; sources resumed", what, time.monotonic() - since)
 
     # Sinks --------------------------------------------------------------------------------------
     async def _write_loop(self, state: _SinkState) -> None:

@@ -427,6 +427,10 @@ class Service:
         m.spool_records.set(backlog)
         m.spool_bytes.set(spool.size_bytes)
         m.spool_dropped_total.set(spool.dropped_records)
+        m.spool_writable.set(0 if pipe.spool_error is not None else 1)
+        m.spool_write_failures.set(pipe.stats.spool_write_failures)
+        m.sources_paused.set(len(pipe.paused_sources))
+        m.frames_lost.set(pipe.stats.frames_lost)
         m.replay_lag_seconds.set(self._replay_lag(spool, backlog))
         for name, breaker in pipe.breakers.items():
             m.sink_circuit_open.labels(sink=name).set(1 if breaker.state.value == "open" else 0)
@@ -462,8 +466,20 @@ class Service:
             return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is closed")
         fill = spool.pending_bytes / spool.max_bytes if spool.max_bytes else 0.0
         details = {"pending_bytes": spool.pending_bytes, "max_bytes": spool.max_bytes}
+        pipe = self.pipeline
+        if pipe is not None and pipe.spool_error is not None:
+            # Sources are paused (not read) and the pipeline retries on its own: not ready.
+            return HealthCheck(
+                "spool", HealthStatus.UNHEALTHY, f"the spool cannot write: {pipe.spool_error}", details
+            )
         if spool.is_full:
-            return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is full", details)
+            return HealthCheck(
+                "spool",
+                HealthStatus.UNHEALTHY,
+                f"the spool is full ({spool.pending_bytes:,} of {spool.max_bytes:,} bytes wait for the "
+                "database): sources are paused",
+                details,
+            )
         if fill >= _SPOOL_DEGRADED:
             return HealthCheck("spool", HealthStatus.DEGRADED, f"the spool is {fill:.0%} full", details)
         return HealthCheck("spool", HealthStatus.HEALTHY, f"{fill:.0%} full", details)
@@ -473,6 +489,16 @@ class Service:
         states = {c.name: c.state for c in self.connections}
         running = [n for n, s in states.items() if s != "stopped"]
         down = [n for n in running if states[n] not in ("connected", "running")]
+        paused = sorted(self.pipeline.paused_sources) if self.pipeline is not None else []
+        if paused:
+            why = (
+                "the spool cannot write"
+                if self.pipeline and self.pipeline.spool_error
+                else "the spool is full"
+            )
+            return HealthCheck(
+                "sources", HealthStatus.DEGRADED, f"paused ({why}): {', '.join(paused)}", states
+            )
         if down:
             # Degraded, not unhealthy: a rig that is down must not take the API out of service.
             return HealthCheck(
@@ -734,6 +760,13 @@ async def serve(
                 if isinstance(result, SystemExit | Exception):
                     status = 1
                     log.error("%s failed while stopping: %s", task.get_name(), result)
+        pipe = service.pipeline
+        if pipe is not None and pipe.stats.frames_lost:
+            status = 1
+            log.error(
+                "%d frame(s) received were not stored: stopped while the spool could not take them",
+                pipe.stats.frames_lost,
+            )
         for sig in installed:
             loop.remove_signal_handler(sig)
         for sock in sockets:
