@@ -319,3 +319,41 @@ async def test_stopping_while_the_spool_cannot_write_counts_the_frame_lost(tmp_p
         pipe.stop()
         await asyncio.wait_for(task, 10)
     assert pipe.stats.frames_lost == 1  # the frame in hand; the rest was never read from the source
+
+
+async def test_drop_oldest_keeps_reading_and_drops_the_oldest_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before the fix the source waited for room whatever the policy: it paused and dropped nothing.
+    frames = sim_frames(400)  # ~160 KB of records, the spool holds 48 KiB
+    sink = MemorySink()
+    sink.fail = ConnectionError("database down")
+    with Spool(
+        tmp_path / "spool", fsync="never", max_bytes=48 << 10, segment_bytes=6 << 10, overflow="drop_oldest"
+    ) as spool:
+        source = ListSource(frames)
+        pipe = Pipeline([source], [sink], spool, batch_interval=0.01, breaker_timeout=0.05)
+        task = asyncio.create_task(pipe.run())
+        for _ in range(1000):
+            if source.sent == 400 and spool.last_seq == 400:
+                break
+            await asyncio.sleep(0.01)
+        assert source.sent == 400  # the rig kept being read
+        assert pipe.stats.source_pauses == 0
+        assert not pipe.paused_sources
+        dropped = spool.dropped_records
+        assert dropped > 200
+        assert spool.pending_bytes <= spool.max_bytes
+        assert "overflow='drop_oldest'): dropped" in caplog.text
+        sink.fail = None
+        await asyncio.wait_for(task, 20)
+    seqs = [sqid(f.values) for f in sink.frames]
+    assert len(seqs) == 400 - dropped
+    assert seqs == sorted(seqs)
+    assert seqs[-1] == sqid(pipe.decoder.decode(unpack_frame(pack_frame(_frame(frames[-1])))).values)
+
+
+def _frame(data: bytes) -> WITSFrame:
+    (frame,) = FrameParser(source="rig-1").feed(data)
+    assert isinstance(frame, WITSFrame)
+    return frame

@@ -9,7 +9,10 @@
   read. When the sink recovers the backlog is written oldest first, before newer data, because the
   writer always reads the spool in order. Nothing is held in an unbounded queue.
 * When the spool is full (policy ``block``), sources pause: the socket is not read, and TCP pushes
-  back on the rig. With ``drop_oldest`` the spool drops its oldest records and counts them.
+  back on the rig. With ``drop_oldest`` sources never wait: the spool drops its oldest records to
+  make room, and counts and logs them.
+* When the spool cannot write (disk full), sources pause the same way, the append is retried on
+  its own, and :attr:`Pipeline.spool_error` says why until it works.
 * Sources can be added and removed while it runs (:meth:`Pipeline.add_source`); with
   ``keep_running`` the pipeline runs until stopped even when no source is left (the service).
 * :meth:`Pipeline.stop` (wired to SIGTERM/SIGINT by :meth:`Pipeline.run_until_signal`) stops the
@@ -138,6 +141,7 @@ class Pipeline:
         self.paused_sources: set[str] = set()
         self._fault: tuple[str, float] | None = None  # ("full" | "error", since when)
         self._fault_logged = 0.0
+        self._drops = spool.overflow == "drop_oldest"
 
     # Introspection ------------------------------------------------------------------------------
     @property
@@ -312,7 +316,9 @@ class Pipeline:
         stored = False
         try:
             while True:
-                if not self.spool.has_room(len(payload)):
+                # With drop_oldest the append itself makes room (dropping the oldest records,
+                # counted and logged by the spool): the source never waits for the sinks.
+                if not self._drops and not self.spool.has_room(len(payload)):
                     # Back-pressure: do not read the source until the sinks free spool space.
                     self.stats.source_pauses += 1
                     self._pause(source, "full", self._full_reason())

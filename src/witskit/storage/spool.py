@@ -1147,6 +1147,11 @@ class Spool:
         return self._interval_ms
 
     @property
+    def overflow(self) -> str:
+        """What an append that does not fit does: ``"block"`` (refuse) or ``"drop_oldest"``."""
+        return self._overflow
+
+    @property
     def max_bytes(self) -> int:
         """The bound on un-acked data, headers included."""
         return self._max_bytes
