@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -439,6 +440,53 @@ def test_overflow_drop_oldest_drops_whole_old_segments_and_counts(d: Path) -> No
         assert not spool.is_full
 
 
+def wal_bytes(d: Path) -> int:
+    return sum(f.stat().st_size for f in d.glob("*.wal"))
+
+
+@pytest.mark.parametrize("overflow", ["block", "drop_oldest"])
+def test_disk_use_never_exceeds_max_bytes_even_with_a_partly_acked_segment(d: Path, overflow: str) -> None:
+    # Before the fix the bound covered un-acked bytes only: the acknowledged head of the oldest
+    # segment came on top, so the files could pass max_bytes by up to a segment.
+    with open_spool(d, max_bytes=8192, segment_bytes=2048, overflow=overflow) as spool:
+        for round_ in range(30):
+            for i in range(200):
+                if overflow == "block" and not spool.has_room(90):
+                    break
+                spool.append(payload(round_ * 1000 + i))
+                assert spool.size_bytes == wal_bytes(d) <= 8192
+            if spool.pending_count:  # a sink commits part of the backlog: half a segment, say
+                spool.ack(spool.acked_seq + max(1, spool.pending_count // 3))
+            assert spool.size_bytes == wal_bytes(d) <= 8192
+
+
+def test_the_default_segment_size_follows_a_small_max_bytes(d: Path) -> None:
+    # Before the fix a max_bytes below 16 MiB needed an explicit segment_bytes, or open failed.
+    with open_spool(d, max_bytes=2 << 20) as spool:
+        assert spool.segment_bytes == (2 << 20) // 8
+    with open_spool(d) as spool:
+        assert spool.segment_bytes == 16 << 20
+
+
+def test_a_disk_smaller_than_max_bytes_is_warned_about_at_open(
+    d: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with open_spool(d, max_bytes=1 << 50):  # a pebibyte: more than this disk has free
+        pass
+    (said,) = [r.getMessage() for r in caplog.records if "free on its disk" in r.getMessage()]
+    # The line docs/spool.md shows is the line the spool writes (sizes and path aside).
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "spool.md").read_text(encoding="utf-8")
+    shown = doc.split("### Free disk space", 1)[1].split("```text\n", 1)[1].split("\n```", 1)[0]
+    sizes = r"[\d.,]+ (?:[KMGT]iB|bytes)"
+    shown = re.sub(sizes, "\0SIZE\0", re.sub(r" /\S+ ", " \0PATH\0 ", shown))
+    pattern = re.escape(shown).replace("\0SIZE\0", sizes).replace("\0PATH\0", r"\S+")
+    assert re.fullmatch(pattern, said), (shown, said)
+    caplog.clear()
+    with open_spool(d, max_bytes=1 << 20):
+        pass
+    assert "free on its disk" not in caplog.text
+
+
 def test_drop_oldest_counts_only_unacked_records_of_a_partly_acked_segment(d: Path) -> None:
     with open_spool(d, max_bytes=2048, segment_bytes=1024, overflow="drop_oldest") as spool:
         spool.append_many([b"x" * 76] * 10)  # 1000 bytes: segment 1
@@ -796,6 +844,7 @@ class SpoolModel(RuleBasedStateMachine):
             if new_drops:
                 event("dropped oldest")
             assert self.spool.pending_bytes <= self.max_bytes
+        assert self.spool.size_bytes == wal_bytes(self.dir) <= self.max_bytes  # the disk bound
         assert got == self.model
         assert self.spool.last_seq == self.last
         assert self.spool.acked_seq == self.acked
