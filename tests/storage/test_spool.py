@@ -871,3 +871,33 @@ TestSpoolModel = SpoolModel.TestCase
 TestSpoolModel.settings = MODEL_SETTINGS
 TestDropOldestModel = DropOldestModel.TestCase
 TestDropOldestModel.settings = MODEL_SETTINGS
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_spool_files_and_directory_are_private_whatever_the_umask(
+    tmp_path: Path, umask: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)  # an existing data directory others may list
+    old = os.umask(umask)
+    try:
+        with open_spool(data / "new" / "spool", fsync="interval") as spool:
+            spool.append(b"rig data")
+            spool.ack(1)
+            spool.append(b"more rig data")
+        shared = data / "spool"
+        shared.mkdir()
+        shared.chmod(0o755)  # left by an older version, or made by hand
+        with open_spool(shared) as spool:
+            spool.append(b"rig data")
+    finally:
+        os.umask(old)
+    for directory in (data / "new", data / "new" / "spool", shared):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
+    files = [*(data / "new" / "spool").iterdir(), *shared.iterdir()]
+    assert {f.name for f in files} >= {"lock", "ack", "0000000000000001.wal", "0000000000000002.wal"}
+    for f in files:
+        assert f.stat().st_mode & 0o777 == 0o600, f
+    assert data.stat().st_mode & 0o777 == 0o755  # the data directory is not the spool's to change
+    assert "was readable by others (mode 755); setting it to 0700" in caplog.text

@@ -112,6 +112,7 @@ ACK_TMP_FILE: Final = "ack.tmp"
 LOCK_FILE: Final = "lock"
 # Spool files hold rig data: readable by the service account only.
 _FILE_MODE: Final = 0o600
+_DIR_MODE: Final = 0o700
 
 _O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 _O_DIRECTORY: Final = getattr(os, "O_DIRECTORY", 0)
@@ -314,6 +315,25 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _private_dir(d: Path) -> None:
+    """Create ``d`` (and missing parents) with mode 0700; tighten an existing ``d`` others can read.
+
+    The mode is given to ``mkdir`` (umask can only take bits away), so no moment exists when the
+    directory is open to others. Existing parents are left as they are: they are not the spool's.
+    """
+    missing = [p for p in (d, *d.parents) if not p.exists()]
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            path.mkdir(mode=_DIR_MODE)
+    mode = d.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("spool directory %s was readable by others (mode %o); setting it to 0700", d, mode)
+        try:
+            d.chmod(_DIR_MODE)
+        except OSError as exc:  # not ours to change: the files inside are 0600 all the same
+            log.warning("cannot change the mode of spool directory %s: %s", d, exc.strerror or exc)
+
+
 def _lock_exclusive(fd: int) -> bool:
     """Take the directory's writer lock without waiting; False if another Spool holds it."""
     if sys.platform == "win32":  # pragma: no cover - no flock; one writer per directory is on you
@@ -451,7 +471,7 @@ class Spool:
     def _open(self) -> None:
         d = self._dir
         try:
-            d.mkdir(parents=True, exist_ok=True)
+            _private_dir(d)
             self._dir_fd = os.open(d, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
             self._lock_fd = os.open(d / LOCK_FILE, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, _FILE_MODE)
             locked = _lock_exclusive(self._lock_fd)
