@@ -357,3 +357,28 @@ def _frame(data: bytes) -> WITSFrame:
     (frame,) = FrameParser(source="rig-1").feed(data)
     assert isinstance(frame, WITSFrame)
     return frame
+
+
+async def test_a_full_spool_and_a_sink_outage_are_said_with_their_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before the fix nothing said that the spool was full, that sources were paused, or that a
+    # sink had recovered.
+    sink = MemorySink()
+    sink.fail = ConnectionError("database down")
+    with Spool(tmp_path / "spool", fsync="never", max_bytes=16 << 10, segment_bytes=2 << 10) as spool:
+        pipe = Pipeline(
+            [ListSource(sim_frames(150))], [sink], spool, batch_interval=0.01, breaker_timeout=0.05
+        )
+        task = asyncio.create_task(pipe.run())
+        while not pipe.paused_sources:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        sink.fail = None
+        await asyncio.wait_for(task, 20)
+    assert len(sink.frames) == 150
+    messages = [r.getMessage() for r in caplog.records]
+    full = next(m for m in messages if m.startswith("spool full:"))
+    assert "(overflow=block); source(s) rig-1 paused (not read) until there is room" in full
+    assert any(m.startswith("spool has room again after ") and "sources resumed" in m for m in messages)
+    assert any(m.startswith("sink memory recovered after ") for m in messages)

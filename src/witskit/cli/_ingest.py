@@ -8,6 +8,7 @@ the spool into the sinks before exiting.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from witskit.cli._console import EXIT_PROBLEMS, error, info
@@ -34,6 +35,22 @@ def plan_for(url: str | None, db: str | None, config_path: str | None) -> Pipeli
     return plan
 
 
+class _LogLines(logging.Handler):
+    """The pipeline's warnings and errors (spool full or failing, sources paused or resumed, a sink
+    down or recovered) as stderr lines with the UTC time, like the link status lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from witskit.cli._stream import timestamp
+
+        try:
+            info(f"{timestamp()} {record.levelname.lower()}: {record.getMessage()}")
+        except Exception:  # pragma: no cover - as logging.Handler.emit does
+            self.handleError(record)
+
+
 def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
     """Run the pipeline until its sources end, ``count`` frames, or a signal; return the exit status."""
     from witskit.cli._stream import StatusPrinter, run_async
@@ -45,14 +62,17 @@ def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
 
     config = load_config()
     decoder = decoder_from(plan, config)
-    status = StatusPrinter(info)
     sources = []
     for src in plan.sources:
         source = open_source(src.url, **src.options)
         if src.name:
             source.name = src.name
         if isinstance(source, LinkSource):
+            # One printer per source, hooked to its retry policy: each failed attempt is reported
+            # with its reason and the delay before the next, as plain ``stream`` does.
+            status = StatusPrinter(info)
             source.on_status = status
+            status.attach(source)
         sources.append(source)
     sinks = [open_sink(s.url, **s.options) for s in plan.sinks]
     spool = spool_from(plan, config)
@@ -86,7 +106,12 @@ def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
                 f"{backlog} frames wait in the spool ({spool.directory}); they are written on the next start"
             )
 
-    code = run_async(main)
+    handler = _LogLines()
+    logging.getLogger("witskit").addHandler(handler)
+    try:
+        code = run_async(main)
+    finally:
+        logging.getLogger("witskit").removeHandler(handler)
     lost = pipe.stats.frames_lost
     if lost:
         # The process gave up with data in hand: never a success, whatever stopped it.

@@ -39,6 +39,8 @@ __all__ = [
     "StreamFormat",
     "run_async",
     "run_stream",
+    "stamped",
+    "timestamp",
 ]
 
 #: Exit status after Ctrl-C: 128 + SIGINT, what a shell reports for a program killed by it, so a
@@ -108,8 +110,24 @@ def run_async(main: Callable[[], Awaitable[None]]) -> int:
     return EXIT_TERMINATED if terminated else 0
 
 
+def timestamp() -> str:
+    """Now in UTC, to the second, as status lines start: ``2026-03-01T06:00:01Z``."""
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def stamped(say: Callable[[str], None]) -> Callable[[str], None]:
+    """``say`` with each line prefixed by :func:`timestamp` (when did the link drop?)."""
+
+    def stamped_say(message: str) -> None:
+        say(f"{timestamp()} {message}")
+
+    return stamped_say
+
+
 class StatusPrinter:
-    """Turns a source's link status into lines on stderr.
+    """Turns a source's link status into lines on stderr, each starting with the UTC time.
 
     ``connecting to URL``, ``connected to URL``, and on a drop or a failed attempt
     ``disconnected: REASON; reconnecting in N s`` (the delay the retry policy actually chose, from
@@ -118,7 +136,7 @@ class StatusPrinter:
     """
 
     def __init__(self, say: Callable[[str], None]) -> None:
-        self._say = say
+        self._say = stamped(say)
         self._source: Source | None = None
         self._last: dict[str, str] = {}  # link name -> last state seen
 

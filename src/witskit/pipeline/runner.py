@@ -87,6 +87,7 @@ class _SinkState:
         self.sink = sink
         self.breaker = breaker
         self.position = position  # last spool sequence this sink has committed
+        self.failing_since: float | None = None  # monotonic time of the first failure of an outage
 
 
 class Pipeline:
@@ -456,6 +457,8 @@ class Pipeline:
         try:
             await state.sink.write(batch, upto=seqs[-1])
         except Exception as exc:
+            if state.failing_since is None:
+                state.failing_since = time.monotonic()
             state.breaker.record_failure()
             self.stats.write_failures[sink_name] = self.stats.write_failures.get(sink_name, 0) + 1
             self.stats.last_error = f"{sink_name}: {exc}"
@@ -468,6 +471,14 @@ class Pipeline:
         state.breaker.record_success()
         state.position = seqs[-1]
         self.stats.frames_written[sink_name] = self.stats.frames_written.get(sink_name, 0) + len(batch)
+        if state.failing_since is not None:
+            log.warning(
+                "sink %s recovered after %.1f s: writing the backlog, %d records wait in the spool",
+                sink_name,
+                time.monotonic() - state.failing_since,
+                self.backlog,
+            )
+            state.failing_since = None
         self._try_ack()
         return False
 
