@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -382,3 +383,24 @@ async def test_a_full_spool_and_a_sink_outage_are_said_with_their_end(
     assert "(overflow=block); source(s) rig-1 paused (not read) until there is room" in full
     assert any(m.startswith("spool has room again after ") and "sources resumed" in m for m in messages)
     assert any(m.startswith("sink memory recovered after ") for m in messages)
+
+
+async def test_a_long_sink_outage_is_a_few_lines_not_one_per_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = MemorySink()
+    sink.fail = ConnectionError("database down")
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        pipe = Pipeline(
+            [ListSource(sim_frames(40), gap=0.02)], [sink], spool, batch_interval=0.01, breaker_timeout=0.02
+        )
+        task = asyncio.create_task(pipe.run())
+        await asyncio.sleep(1.2)
+        sink.fail = None
+        await asyncio.wait_for(task, 20)
+    assert pipe.stats.write_failures["memory"] >= 10  # it kept retrying ...
+    said = [
+        r for r in caplog.records if r.levelno >= logging.WARNING and "sink memory failed" in r.getMessage()
+    ]
+    assert 1 <= len(said) <= 2  # ... and said so at the first failure and when the breaker opened
+    assert len(sink.frames) == 40

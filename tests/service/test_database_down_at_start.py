@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -63,8 +64,21 @@ def postgres_url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+DOC = Path(__file__).resolve().parents[2] / "docs" / "pipeline.md"
+
+
+def doc_line() -> re.Pattern[str]:
+    """The start-up line docs/pipeline.md shows, as a pattern (URL and reason aside)."""
+    text = DOC.read_text(encoding="utf-8").split("## The database down at start", 1)[1]
+    shown = text.split("```text\n", 1)[1].split("\n```", 1)[0]
+    pattern = re.escape(shown)
+    pattern = pattern.replace(re.escape("postgresql://wits@db:5432/wits"), r"\S+")
+    pattern = pattern.replace(re.escape("(could not connect to ...)"), r"\(could not connect to .+\)")
+    return re.compile(pattern)
+
+
 async def test_run_with_the_database_down_at_start_ingests_and_writes_when_it_comes(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     real = urlsplit(postgres_url)
     assert real.hostname is not None
@@ -77,6 +91,9 @@ async def test_run_with_the_database_down_at_start_ingests_and_writes_when_it_co
         serving(config, pipeline=sim_pipeline(rate=40)) as bound,
         httpx.AsyncClient(base_url=bound.url, timeout=10) as http,
     ):
+        said = [r.getMessage() for r in caplog.records if "is not reachable at start" in r.getMessage()]
+        assert len(said) == 1
+        assert doc_line().fullmatch(said[0]), said[0]
         ready = await http.get("/readyz")
         assert ready.status_code == 503
         checks = {c["name"]: c for c in ready.json()["checks"]}

@@ -88,6 +88,8 @@ class _SinkState:
         self.breaker = breaker
         self.position = position  # last spool sequence this sink has committed
         self.failing_since: float | None = None  # monotonic time of the first failure of an outage
+        self.said_at = 0.0  # when a failure of this sink was last logged above DEBUG
+        self.said_open = False  # whether the breaker was open at the last failure
 
 
 class Pipeline:
@@ -355,8 +357,8 @@ class Pipeline:
     def _full_reason(self) -> str:
         spool = self.spool
         return (
-            f"spool full: {spool.pending_bytes:,} of {spool.max_bytes:,} bytes wait for the sinks "
-            f"(overflow=block)"
+            f"spool full: {spool.size_bytes:,} of {spool.max_bytes:,} bytes on disk, "
+            f"{spool.pending_count:,} records wait for the sinks (overflow=block)"
         )
 
     def _lose(self, source: str, why: str) -> None:
@@ -457,13 +459,30 @@ class Pipeline:
         try:
             await state.sink.write(batch, upto=seqs[-1])
         except Exception as exc:
+            now = time.monotonic()
+            first = state.failing_since is None
             if state.failing_since is None:
-                state.failing_since = time.monotonic()
+                state.failing_since = now
             state.breaker.record_failure()
             self.stats.write_failures[sink_name] = self.stats.write_failures.get(sink_name, 0) + 1
             self.stats.last_error = f"{sink_name}: {exc}"
-            level = logging.ERROR if state.breaker.state is CircuitState.OPEN else logging.WARNING
-            log.log(level, "sink %s failed (%s); %d records wait in the spool", sink_name, exc, self.backlog)
+            # Said at the first failure, when the breaker opens, then every _REMIND_EVERY seconds:
+            # an hour-long outage is a handful of lines, not one per retry.
+            opened = state.breaker.state is CircuitState.OPEN
+            level = logging.DEBUG
+            if first or (opened and not state.said_open) or now - state.said_at >= _REMIND_EVERY:
+                level = logging.ERROR if opened else logging.WARNING
+                state.said_at = now
+            state.said_open = opened
+            lasting = now - state.failing_since
+            log.log(
+                level,
+                "sink %s failed%s (%s); %d records wait in the spool, retrying",
+                sink_name,
+                f" for {lasting:.0f} s" if lasting >= 1 else "",
+                exc,
+                self.backlog,
+            )
             if self._sources_done and self._stopping.is_set():
                 return True
             await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
@@ -479,6 +498,7 @@ class Pipeline:
                 self.backlog,
             )
             state.failing_since = None
+            state.said_open = False
         self._try_ack()
         return False
 

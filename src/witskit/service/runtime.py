@@ -560,8 +560,13 @@ class Service:
         assert spool is not None
         if spool.closed:
             return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is closed")
-        fill = spool.pending_bytes / spool.max_bytes if spool.max_bytes else 0.0
-        details = {"pending_bytes": spool.pending_bytes, "max_bytes": spool.max_bytes}
+        # The bound is on the files on disk (size_bytes), the acknowledged head included.
+        fill = spool.size_bytes / spool.max_bytes if spool.max_bytes else 0.0
+        details = {
+            "pending_bytes": spool.pending_bytes,
+            "size_bytes": spool.size_bytes,
+            "max_bytes": spool.max_bytes,
+        }
         pipe = self.pipeline
         if pipe is not None and pipe.spool_error is not None:
             # Sources are paused (not read) and the pipeline retries on its own: not ready.
@@ -572,8 +577,8 @@ class Service:
             return HealthCheck(
                 "spool",
                 HealthStatus.UNHEALTHY,
-                f"the spool is full ({spool.pending_bytes:,} of {spool.max_bytes:,} bytes wait for the "
-                "database): sources are paused",
+                f"the spool is full ({spool.size_bytes:,} of {spool.max_bytes:,} bytes; "
+                f"{spool.pending_count:,} records wait for the database): sources are paused",
                 details,
             )
         if fill >= _SPOOL_DEGRADED:
