@@ -248,6 +248,7 @@ async def test_a_failed_spool_ack_is_logged_and_retried_not_fatal_to_the_writer(
     sink = MemorySink()
     with Spool(tmp_path / "spool", fsync="never") as spool:
         blocker = spool.directory / "ack"
+        blocker.unlink()  # (the spool writes it at open)
         blocker.mkdir()
         (blocker / "keep").write_bytes(b"")
         pipe = Pipeline([ListSource(sim_frames(400), gap=0.002)], [sink], spool, batch_interval=0.01)

@@ -696,9 +696,8 @@ def test_a_full_disk_raises_a_clear_error_and_loses_nothing(d: Path, monkeypatch
         assert not isinstance(info.value, SpoolFullError)
         with pytest.raises(SpoolError, match="disk full"):
             spool.append_many([b"c", b"d"])
-        with pytest.raises(SpoolError, match=r"disk full: cannot store the ack position .* not recorded"):
-            spool.ack(1)
-        assert spool.acked_seq == 0
+        spool.ack(1)  # stored in place in the existing ack file: no new block needed
+        assert spool.acked_seq == 1
 
         # A short write, then the disk fills: the partial record is removed at once.
         state = {"calls": 0}
@@ -717,8 +716,19 @@ def test_a_full_disk_raises_a_clear_error_and_loses_nothing(d: Path, monkeypatch
         assert spool.last_seq == 2
         assert spool.append(b"c") == 3  # no sequence number was used up
     with open_spool(d) as spool:
-        assert list(spool.pending()) == [(1, b"a"), (2, b"b"), (3, b"c")]
+        assert list(spool.pending()) == [(2, b"b"), (3, b"c")]
         assert spool.torn_records_skipped == spool.corrupt_records_skipped == 0
+
+
+def test_an_ack_that_cannot_be_stored_at_all_is_a_clear_error(d: Path) -> None:
+    with open_spool(d) as spool:
+        spool.append_many([b"a", b"b"])
+        (d / "ack").unlink()
+        (d / "ack").mkdir()  # neither replaced nor rewritten: EISDIR, a real OSError
+        with pytest.raises(SpoolError, match=r"cannot store the ack position .* not recorded"):
+            spool.ack(1)
+        assert spool.acked_seq == 0
+        (d / "ack").rmdir()
 
 
 def test_a_full_disk_when_creating_a_segment(d: Path) -> None:
@@ -901,3 +911,82 @@ def test_spool_files_and_directory_are_private_whatever_the_umask(
         assert f.stat().st_mode & 0o777 == 0o600, f
     assert data.stat().st_mode & 0o777 == 0o755  # the data directory is not the spool's to change
     assert "was readable by others (mode 755); setting it to 0700" in caplog.text
+
+
+_FULL_DISK_CHILD = r"""
+import errno, json, sys
+from witskit.storage.spool import Spool, SpoolError
+out = {}
+with Spool(sys.argv[1], fsync="always", max_bytes=1 << 20, segment_bytes=8 << 10) as spool:
+    try:
+        while True:
+            spool.append(b"x" * 300)
+    except SpoolError as exc:
+        out["full"] = exc.errno == errno.ENOSPC and str(exc).startswith("disk full:")
+    out["spooled"] = spool.last_seq
+    try:
+        spool.ack(spool.last_seq)  # the database committed everything: this must free the disk
+        out["acked"] = spool.acked_seq
+    except SpoolError as exc:
+        out["ack_error"] = str(exc)
+    try:
+        out["after"] = spool.append(b"y" * 300)
+    except SpoolError as exc:
+        out["append_error"] = str(exc)
+with Spool(sys.argv[1]) as spool:
+    out["reopened_acked"] = spool.acked_seq
+    out["reopened_pending"] = [seq for seq, _ in spool.pending()]
+print(json.dumps(out))
+"""
+
+
+def test_an_ack_on_a_full_disk_is_stored_and_frees_the_disk(tmp_path: Path) -> None:
+    """A real ENOSPC: the spool on a 64 KiB tmpfs, mounted in a private mount namespace.
+
+    Before the fix the ack needed a new file (ack.tmp, renamed over ack): on a full disk it
+    failed, so no segment was ever deleted and the spool stayed full for good, even with the
+    database back.
+    """
+    import json
+    import subprocess
+    import sys
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare(1) is not installed: cannot mount a private tmpfs")
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    script = tmp_path / "child.py"
+    script.write_text(_FULL_DISK_CHILD)
+    shell = 'mount -t tmpfs -o size=64k tmpfs "$1" && exec "$2" "$3" "$1/spool"'
+    result = subprocess.run(
+        [
+            unshare,
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            shell,
+            "sh",
+            mnt,
+            sys.executable,
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    if result.returncode != 0 and ("mount" in result.stderr or "unshare" in result.stderr):
+        pytest.skip(f"cannot mount a private tmpfs here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["full"] is True
+    assert out["spooled"] > 50
+    assert "ack_error" not in out, out
+    assert out["acked"] == out["spooled"]
+    assert out["after"] == out["spooled"] + 1  # space came back: appends work again
+    assert out["reopened_acked"] == out["spooled"]
+    assert out["reopened_pending"] == [out["spooled"] + 1]

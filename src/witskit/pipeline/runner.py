@@ -222,7 +222,10 @@ class Pipeline:
                 await syncer
             if self._sinks:
                 self._try_ack()  # a failed ack of the last batch gets one more chance
-            self.spool.sync()
+            try:
+                self.spool.sync()
+            except SpoolError as exc:
+                log.error("%s", exc)
             for state in self._sinks:
                 with contextlib.suppress(Exception):
                     await state.sink.aclose()
@@ -273,10 +276,18 @@ class Pipeline:
         # With fsync="interval" the spool syncs on the next append; a feed that goes quiet would
         # leave its last records unsynced, so sync them on a timer too (bounds the loss window).
         interval = self.spool.fsync_interval_ms / 1000
+        said = 0.0
         while True:
             await asyncio.sleep(interval)
             if self.spool.fsync != "never" and self.spool.synced_seq < self.spool.last_seq:
-                await asyncio.to_thread(self.spool.sync)
+                try:
+                    await asyncio.to_thread(self.spool.sync)
+                except SpoolError as exc:  # a failing disk: say so, keep trying (never die silently)
+                    self.stats.last_error = str(exc)
+                    now = time.monotonic()
+                    if now - said >= _REMIND_EVERY:
+                        said = now
+                        log.error("%s", exc)
 
     # Sources ------------------------------------------------------------------------------------
     async def _read_loop(self, source: Source) -> None:
@@ -333,6 +344,9 @@ class Pipeline:
                 try:
                     seq = self.spool.append(payload)
                 except SpoolFullError:  # room was taken meanwhile: wait like above
+                    self.stats.source_pauses += 1
+                    self._pause(source, "full", self._full_reason())
+                    await asyncio.sleep(_FULL_POLL)
                     continue
                 except SpoolError as exc:
                     self.stats.spool_write_failures += 1

@@ -544,6 +544,13 @@ class Spool:
         else:
             self._synced_seq = acked  # nothing un-acked is known to be durable
         self._last_sync = time.monotonic()
+        if ACK_FILE not in names:
+            # An ack file from the start, so that an ack can always be stored in place when the
+            # disk is full (see _overwrite_ack).
+            try:
+                self._store_ack(acked)
+            except SpoolError as exc:
+                log.warning("%s", exc)
         self._check_free_space()
         log.info(
             "opened spool %s: %d pending records (%d bytes) in %d segments, acked up to %d, next seq %d",
@@ -1080,6 +1087,10 @@ class Spool:
                 assert self._dir_fd is not None
                 os.fsync(self._dir_fd)
         except OSError as exc:
+            if exc.errno in _DISK_FULL and self._overwrite_ack(data, durable):
+                # Stored in place: the deletions this ack allows are what frees the disk.
+                self._unlink(tmp)
+                return
             full = "disk full: " if exc.errno in _DISK_FULL else ""
             raise SpoolError(
                 f"{full}cannot store the ack position in {self._dir / ACK_FILE}: {exc.strerror or exc}; "
@@ -1087,6 +1098,31 @@ class Spool:
                 path=self._dir / ACK_FILE,
                 errno=exc.errno,
             ) from exc
+
+    def _overwrite_ack(self, data: bytes, durable: bool) -> bool:
+        """Store the ack by rewriting the existing ``ack`` file in place; False if that fails too.
+
+        On a full disk the usual way (a new file renamed over the old) cannot get a block, and
+        without a stored ack no segment may be deleted: the spool would stay full for good. The
+        existing file's block needs no new space. A 20-byte write within one sector is not torn in
+        practice; if it were, its CRC fails and open replays from the oldest segment (at least
+        once, never lost).
+        """
+        try:
+            fd = os.open(self._dir / ACK_FILE, os.O_WRONLY | _O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            if os.pwrite(fd, data, 0) != len(data):
+                return False
+            if durable:
+                _fdatasync(fd)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        log.warning("disk full: stored the spool ack position in place in %s", self._dir / ACK_FILE)
+        return True
 
     def _delete_head(self) -> None:
         seg = self._segments.pop(0)
