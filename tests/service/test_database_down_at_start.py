@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -123,3 +124,109 @@ async def test_run_with_the_database_down_at_start_ingests_and_writes_when_it_co
     # Nothing received at boot was lost: the rig's sequence numbers are there from the first.
     assert sqids == list(range(sqids[0], sqids[0] + len(sqids)))
     assert sqids[0] <= 1
+
+
+async def test_a_full_disk_with_the_database_down_resumes_when_the_database_comes(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The issue's run, end to end: ``witskit stream`` with its data directory on a 64 KiB disk
+    (tmpfs, in a private mount namespace: a real ENOSPC) and its database down. The spool fills
+    the disk, the source is paused; when the database comes, the backlog is written, its segment
+    deleted, and the rig's data flows again: every sequence number the sender sent is stored."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from witskit.simulator import DrillingSimulator
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare(1) is not installed: cannot mount a private tmpfs")
+    real = urlsplit(postgres_url)
+    assert real.hostname is not None
+    assert real.port is not None
+    db_port = free_port()
+    down_url = urlunsplit(real._replace(netloc=real.netloc.replace(f":{real.port}", f":{db_port}")))
+    frames = list(DrillingSimulator(11, records=(1,)).frames(400))  # ~130 KB: twice the disk
+    sent = asyncio.Event()
+
+    async def rig(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"".join(frames))
+        await writer.drain()
+        sent.set()
+        await reader.read()  # hold the link open until witskit closes it
+        writer.close()
+
+    sender = await asyncio.start_server(rig, "127.0.0.1", 0)
+    rig_port = sender.sockets[0].getsockname()[1]
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    shell = 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && exec "$@"'
+    command = [sys.executable, "-m", "witskit", "stream", f"tcp://127.0.0.1:{rig_port}", "--db", down_url]
+    proc = subprocess.Popen(
+        [
+            unshare,
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            shell,
+            "sh",
+            disk,
+            *command,
+            "-f",
+            "jsonl",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "WITS_DATA_DIR": str(disk / "data"), "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    err: list[str] = []
+    assert proc.stderr is not None
+    pump = threading.Thread(target=lambda: err.extend(ln.decode() for ln in iter(proc.stderr.readline, b"")))
+    pump.start()
+    try:
+        try:
+            await until(lambda: "spool cannot write" in "".join(err) or proc.poll() is not None, timeout=30)
+        except TimeoutError:
+            raise AssertionError("".join(err)) from None
+        if proc.poll() is not None and ("mount" in "".join(err) or "unshare" in "".join(err)):
+            pytest.skip(f"cannot mount a private tmpfs here: {''.join(err).strip()}")
+        assert proc.poll() is None, "".join(err)
+        text = "".join(err)
+        assert "disk full: cannot write spool segment" in text
+        assert "free on its disk" in text  # warned at start: 1 GiB allowed, 64 KiB free
+        async with forwarder(db_port, (real.hostname, real.port)):
+            store = await Store.open(postgres_url)  # migrating is safe alongside witskit's own
+            try:
+
+                async def all_stored() -> list[int] | None:
+                    rows = store.query(source=f"tcp://127.0.0.1:{rig_port}", codes=["0104"])
+                    values = sorted({int(r.value) async for r in rows})  # type: ignore[arg-type]
+                    return values if len(values) >= 400 else None
+
+                try:
+                    sqids = await until(all_stored, timeout=60)
+                except TimeoutError:
+                    raise AssertionError("".join(err)) from None
+            finally:
+                await store.aclose()
+        assert "spool writes again" in "".join(err)
+        assert sent.is_set()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
+        pump.join(timeout=10)
+        proc.stderr.close()
+        sender.close()
+        await sender.wait_closed()
+    assert sqids == sorted({int(_sqid(f)) for f in frames})
+
+
+def _sqid(frame: bytes) -> str:
+    line = next(ln for ln in frame.split(b"\r\n") if ln.startswith(b"0104"))
+    return line[4:].decode()
