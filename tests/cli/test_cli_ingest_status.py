@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
@@ -57,3 +58,23 @@ def test_stream_db_reports_each_failed_attempt_with_reason_delay_and_time(tmp_pa
     assert any(
         re.fullmatch(rf"{STAMP} connecting to tcp://127\.0\.0\.1:{port} \.\.\.", ln) for ln in lines
     ), lines
+
+
+def test_stream_db_whose_source_fails_for_good_exits_2_not_0(tmp_path: Path, monkeypatch: Any) -> None:
+    # Before the fix the pipeline logged "source ... stopped" and the command exited 0, as if the
+    # stream had ended normally.
+    from typer.testing import CliRunner
+
+    from witskit.cli import app
+
+    monkeypatch.setenv("WITS_DATA_DIR", str(tmp_path / "data"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}?reconnect=0"
+    result = CliRunner().invoke(
+        app, ["stream", url, "--db", f"sqlite:///{tmp_path / 'rig.db'}", "-f", "jsonl"]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"error: source tcp://127.0.0.1:{port} stopped:" in result.stderr
+    assert "connection refused" in result.stderr

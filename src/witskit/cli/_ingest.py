@@ -53,7 +53,7 @@ class _LogLines(logging.Handler):
 
 def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
     """Run the pipeline until its sources end, ``count`` frames, or a signal; return the exit status."""
-    from witskit.cli._stream import StatusPrinter, run_async
+    from witskit.cli._stream import EXIT_TRANSPORT, StatusPrinter, run_async
     from witskit.pipeline import Pipeline, open_sink
     from witskit.pipeline.build import decoder_from, spool_from
     from witskit.protocol import DecodedFrame
@@ -118,4 +118,7 @@ def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
         why = f": {pipe.spool_error}" if pipe.spool_error else ""
         error(f"{lost} frame(s) received were not stored: stopped while the spool could not take them{why}")
         return code or EXIT_PROBLEMS
+    if pipe.failed_sources and code == 0:
+        # A source that gave up (unreachable with reconnect=0, say) is a failure, as in plain stream.
+        return EXIT_TRANSPORT
     return code

@@ -142,6 +142,8 @@ class Pipeline:
         self.spool_error: str | None = None
         #: Sources waiting for the spool (full, or failing to write): not read meanwhile.
         self.paused_sources: set[str] = set()
+        #: Sources whose read loop ended on an error (it gave up), with the error.
+        self.failed_sources: dict[str, str] = {}
         self._fault: tuple[str, float] | None = None  # ("full" | "error", since when)
         self._fault_logged = 0.0
         self._drops = spool.overflow == "drop_oldest"
@@ -301,6 +303,7 @@ class Pipeline:
                 await self._spool(event, source.name)
         except WitsKitError as exc:
             self.stats.last_error = str(exc)
+            self.failed_sources[source.name] = str(exc)
             log.error("source %s stopped: %s", source.name, exc)
 
     async def _spool(self, frame: WITSFrame, source: str) -> None:
