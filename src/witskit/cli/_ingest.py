@@ -53,6 +53,16 @@ class _LogLines(logging.Handler):
 
 def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
     """Run the pipeline until its sources end, ``count`` frames, or a signal; return the exit status."""
+    handler = _LogLines()
+    witskit_log = logging.getLogger("witskit")
+    witskit_log.addHandler(handler)  # from the start: the spool's free-space warning at open too
+    try:
+        return _run_ingest(plan, writer=writer, count=count)
+    finally:
+        witskit_log.removeHandler(handler)
+
+
+def _run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
     from witskit.cli._stream import EXIT_TRANSPORT, StatusPrinter, run_async
     from witskit.pipeline import Pipeline, open_sink
     from witskit.pipeline.build import decoder_from, spool_from
@@ -106,12 +116,7 @@ def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
                 f"{backlog} frames wait in the spool ({spool.directory}); they are written on the next start"
             )
 
-    handler = _LogLines()
-    logging.getLogger("witskit").addHandler(handler)
-    try:
-        code = run_async(main)
-    finally:
-        logging.getLogger("witskit").removeHandler(handler)
+    code = run_async(main)
     lost = pipe.stats.frames_lost
     if lost:
         # The process gave up with data in hand: never a success, whatever stopped it.
