@@ -2,6 +2,7 @@
 // Run by tests/dashboard/test_dashboard_js.py (TZ=UTC), or: TZ=UTC node --test tests/dashboard/js/
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import test from "node:test";
 
 import {
@@ -138,4 +139,18 @@ test("time labels: seconds when ticks are under a minute apart, whatever the spa
 test("labels that would be clipped at the ends are blanked", () => {
   assert.deepEqual(fitLabels(["07:40", "07:50", "08:00"], [2, 100, 199], [12, 12, 12], 0, 200), ["", "07:50", ""]);
   assert.deepEqual(fitLabels(["a", "", "c"], [50, 60, 70], [10, 10, 10], 0, 200), ["a", "", "c"]);
+});
+
+test("docs/dashboard.md lists the minimum spans as they are", () => {
+  const docs = readFileSync(new URL("../../../docs/dashboard.md", import.meta.url), "utf-8");
+  const listed = {};
+  for (const line of docs.split("\n")) {
+    // | `F` (ft, depth) | 10 | `M` (m) | 3 |
+    const cells = line.trim().split("|").slice(1, -1).map((c) => c.trim());
+    for (let i = 0; i + 1 < cells.length; i += 2) {
+      const unit = /^`([^`]+)`/.exec(cells[i]);
+      if (unit && /^[\d.]+$/.test(cells[i + 1])) listed[unit[1]] = Number(cells[i + 1]);
+    }
+  }
+  assert.deepEqual(listed, { ...MIN_SPAN });
 });
