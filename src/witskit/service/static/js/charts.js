@@ -364,6 +364,11 @@ export class Tracks {
   }
 }
 
+/** A #rrggbb colour at 15 % opacity (other notations are returned as they are). */
+function faint(colour) {
+  return /^#[0-9a-f]{6}$/i.test(colour) ? `${colour}26` : colour;
+}
+
 /** What the data-quality chart draws, as its legend names it (QualityChart.build draws each). */
 export const QUALITY_SERIES = [
   { name: "nulls", text: "nulls", kind: "bar" },
@@ -391,22 +396,23 @@ export class QualityChart {
     this.u = null;
   }
 
-  /** [minutes, nulls, errors, frames] as drawn: [minutes, nulls + errors (the stack), nulls, frames]. */
+  /** [minutes, nulls, errors, frames] as drawn: [minutes, frames, nulls + errors (the stack), nulls]. */
   static stacked([minutes, nulls, errors, frames]) {
     const top = minutes.map((_, k) => (nulls[k] === null && errors[k] === null ? null : (nulls[k] || 0) + (errors[k] || 0)));
-    return [minutes, top, nulls, frames];
+    return [minutes, frames, top, nulls];
   }
 
   build(theme, data) {
     if (this.u) this.u.destroy();
     const bars = uPlot.paths.bars({ size: [0.8, 8] });
     const bar = (label, colour) => ({ label, stroke: colour, fill: colour, paths: bars, points: { show: false } });
-    // Drawn in this order: the stack (its visible top is the errors), the nulls over its foot.
+    // Drawn in this order: the frames (a faint area under the line, so a steady feed reads as a
+    // chart, not as a rule), then the stack (its visible top is the errors), the nulls over its foot.
     const series = [
       {},
+      { label: "frames", scale: "rows", stroke: theme.muted, fill: faint(theme.muted), width: 1, points: { show: false } },
       bar("errors", theme.bad),
       bar("nulls", theme.warn),
-      { label: "frames", scale: "rows", stroke: theme.muted, width: 1, points: { show: false } },
     ];
     data = QualityChart.stacked(data);
     this.u = new uPlot(
@@ -422,7 +428,7 @@ export class QualityChart {
           y: { range: (u, min, max) => [0, Math.max(1, max)] },
           rows: { range: (u, min, max) => [0, Math.max(1, max) * 1.15] },
         },
-        axes: [{ show: false }, { show: false }, { show: false, scale: "rows" }],
+        axes: [{ show: false }, { show: false, scale: "rows" }, { show: false }],
         series,
       },
       data,
