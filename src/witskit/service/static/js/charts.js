@@ -37,6 +37,7 @@ function measureWith(font) {
     if (width === undefined) {
       measurer.font = font;
       width = measurer.measureText(text).width;
+      if (cache.size > 5000) cache.clear(); // labels are round numbers: this is hours of panning
       cache.set(text, width);
     }
     return width;
@@ -151,7 +152,8 @@ class Track {
     };
     const tickLabels = (u, splits, axisIdx) => {
       const ticks = this.ticks[axisIdx];
-      return ticks && ticks.splits === splits ? ticks.labels : splits.map(() => "");
+      const ours = ticks && ticks.splits.length === splits.length && ticks.splits.every((v, i) => v === splits[i]);
+      return ours ? ticks.labels : splits.map(() => "");
     };
     const timeValues = (u, splits, axisIdx, space, incr) => {
       const x = u.scales.x;
