@@ -443,3 +443,23 @@ def test_a_live_rig_zooms_out_to_its_days_and_keeps_moving(
         lambda: tracks_state(page)["mode"] == "raw" and shown_span(page) < 2 * 3600 and points(page) >= 20
     )
     assert page.get_attribute("#go-live", "aria-pressed") == "true"
+
+
+def test_on_a_narrow_screen_several_rigs_open_the_rig_list_until_one_is_picked(
+    browser: Browser, archive: Archive
+) -> None:
+    page = browser.page(1024, 768)
+    sign_in(page, archive.service.url, archive.service.admin, archive.service.password)
+    # Two rigs and none watched before: the list comes up by itself, over the tracks.
+    page.wait_for_selector("#sidebar", state="visible")
+    assert page.get_attribute("#sidebar-toggle", "aria-expanded") == "true"
+    assert page.is_visible("#pick-hint")
+    page.locator(".rig", has_text="rig-archive").click()
+    page.wait_for_selector("#sidebar", state="hidden")
+    assert page.inner_text("#rig-title") == "rig-archive"
+    assert page.get_attribute("#sidebar-toggle", "aria-expanded") == "false"
+    # A click on the tracks closes it too.
+    page.click("#sidebar-toggle")
+    page.wait_for_selector("#sidebar", state="visible")
+    page.mouse.click(900, 600)
+    page.wait_for_selector("#sidebar", state="hidden")
