@@ -159,8 +159,9 @@ class StatusPrinter:
             reason = status.error or "closed"
             if listener:
                 self._say(f"{name}: disconnected" + (f": {status.error}" if status.error else ""))
-            elif before == LinkState.CONNECTED.value:
+            elif before == LinkState.CONNECTED.value and not getattr(source, "failures", 0):
                 # A drop of an established link: the source reconnects at once, when allowed to.
+                # (A link that ended at once counts as a failed attempt: on_retry reports its wait.)
                 more = "; reconnecting now" if getattr(source, "reconnect", False) else ""
                 self._say(f"disconnected: {reason}{more}")
             # A failed attempt is reported by on_retry with its delay; when no retry follows,
