@@ -147,18 +147,21 @@ class StatusPrinter:
         self._last[name] = state.value
         source = self._source
         listener = source is not None and not isinstance(source, LinkSource)  # ListenerSource
+        peer = f" {status.peer}" if status.peer else ""
         if state is LinkState.CONNECTING:
             again = f" (attempt {status.attempt})" if status.attempt > 1 else ""
             self._say(f"connecting to {name}{again} ...")
         elif state is LinkState.CONNECTED:
             if listener and source is not None and name == source.name:
-                self._say(f"listening on {name}")
+                self._say(f"{name}: listening on{peer or ' ' + name}")
             else:
-                self._say(f"connected to {name}" if not listener else f"{name}: connected")
+                self._say(f"connected to {name}" if not listener else f"{name}:{peer} connected")
         elif state is LinkState.DISCONNECTED:
             reason = status.error or "closed"
             if listener:
-                self._say(f"{name}: disconnected" + (f": {status.error}" if status.error else ""))
+                frames = f" after {status.frames} frame(s)" if status.frames is not None else ""
+                why = f": {status.error}" if status.error else ""
+                self._say(f"{name}:{peer} disconnected{frames}{why}")
             elif before == LinkState.CONNECTED.value and not getattr(source, "failures", 0):
                 # A drop of an established link: the source reconnects at once, when allowed to.
                 # (A link that ended at once counts as a failed attempt: on_retry reports its wait.)

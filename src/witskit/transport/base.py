@@ -184,6 +184,11 @@ class LinkStatus:
     attempt: int = 0
     error: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: An address: a listener's peer (``IP:PORT``, whatever source name it was given), or where a
+    #: listener is bound (``HOST:PORT``, the real port when it asked for port 0).
+    peer: str | None = None
+    #: Frames received on the connection, when it ends (listener peers).
+    frames: int | None = None
 
 
 class LinkSource(Source):
