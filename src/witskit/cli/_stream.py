@@ -52,6 +52,9 @@ EXIT_TRANSPORT = 2
 #: Exit status when stdout is a pipe closed early (``witskit stream ... | head``), as for decode.
 EXIT_BROKEN_PIPE = 1
 
+#: Schemes whose sources report their link's state (``on_status``).
+_LINK_SCHEMES = frozenset({"tcp", "tls", "tcp-listen", "tls-listen", "serial"})
+
 #: Items shown per frame by the live table line before "+N more".
 _LINE_ITEMS = 6
 
@@ -258,7 +261,7 @@ async def stream(
     decoder = WITSDecoder(use_metric_units=metric, timezone=tz)
     status = StatusPrinter(say)
     options: dict[str, Any] = {}
-    if _scheme(url) != "file":  # a file has no link to report on
+    if _scheme(url) in _LINK_SCHEMES:  # a file or a simulated rig has no link to report on
         options["on_status"] = status
     source = open_source(url, **options)
     status.attach(source)
