@@ -33,7 +33,7 @@ from witskit.protocol.encoder import handshake_packet, request_packet
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
 from witskit.transport.base import Source
 
-__all__ = ["DEFAULT_REQUEST_INTERVAL", "SCHEMES", "open_source"]
+__all__ = ["DEFAULT_REQUEST_INTERVAL", "SCHEMES", "SECRET_OPTIONS", "open_source", "redact_url"]
 
 #: Request mode without ``request_interval``: a rig's record 1 changes every 1-10 s, so asking
 #: once a second sees every update without flooding the EDR.
@@ -76,6 +76,15 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 SECRET_OPTIONS = frozenset({"key_password"})
 
 _SECRET_VALUE = re.compile(r"(?i)(?<![^?&;])(" + "|".join(sorted(SECRET_OPTIONS)) + r")=[^&#;]*")
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be shown or logged: a password in it (user info, ``key_password=``) is ``***``.
+
+    >>> redact_url("tls://edr:4443?cert=rig.pem&key=rig.key&key_password=s3cret")
+    'tls://edr:4443?cert=rig.pem&key=rig.key&key_password=***'
+    """
+    return _shown(url)
 
 
 def _shown(url: str) -> str:
