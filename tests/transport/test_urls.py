@@ -301,3 +301,19 @@ def test_the_doc_examples_run_in_order_and_print_what_they_say(
         assert expected or "print(" not in body, f"block {index} prints but states no output"
         for want in expected:
             assert any(want in line for line in printed), (index, want, printed)
+
+
+def test_redact_url_masks_key_password_however_it_is_written() -> None:
+    from witskit.transport.urls import redact_url
+
+    for url, shown in (
+        ("tls://h:1?key_password=s3cret&ca=ca.pem", "tls://h:1?key_password=***&ca=ca.pem"),
+        ("tls://h:1?ca=ca.pem&key%5Fpassword=s3cret", "tls://h:1?ca=ca.pem&key%5Fpassword=***"),
+        ("tls://h:1?KEY_PASSWORD=s3c;ret#frag", "tls://h:1?KEY_PASSWORD=***#frag"),
+        ("tls://user:s3cret@h:1?key_password=s3cret", "tls://user:***@h:1?key_password=***"),
+        ("tls://h:1?password_hint=x&key=k.pem", "tls://h:1?password_hint=x&key=k.pem"),
+    ):
+        assert redact_url(url) == shown
+    with pytest.raises(UsageError) as info:
+        open_source("tls://h:1?key%5Fpassword=s3c;ret&bogus=1")
+    assert "s3c" not in str(info.value)

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import importlib
 import math
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlsplit
 
 from witskit.errors import UsageError
 from witskit.protocol.encoder import handshake_packet, request_packet
@@ -75,7 +74,20 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 #: Query options whose value is a secret: never shown in an error, a repr or a log line.
 SECRET_OPTIONS = frozenset({"key_password"})
 
-_SECRET_VALUE = re.compile(r"(?i)(?<![^?&;])(" + "|".join(sorted(SECRET_OPTIONS)) + r")=[^&#;]*")
+
+def _redact_query(url: str) -> str:
+    """Mask the value of every secret query option, however its name is spelled or encoded."""
+    head, question, rest = url.partition("?")
+    if not question:
+        return url
+    query, hashmark, fragment = rest.partition("#")
+    pieces = []
+    for piece in query.split("&"):  # the separator parse_qsl uses: a ';' stays in the value
+        key, equals, _ = piece.partition("=")
+        if equals and unquote_plus(key).strip().lower() in SECRET_OPTIONS:
+            piece = f"{key}=***"
+        pieces.append(piece)
+    return f"{head}?{'&'.join(pieces)}{hashmark}{fragment}"
 
 
 def redact_url(url: str) -> str:
@@ -89,7 +101,7 @@ def redact_url(url: str) -> str:
 
 def _shown(url: str) -> str:
     """The URL for an error message, without any password it may carry (user info or query)."""
-    shown = _SECRET_VALUE.sub(r"\1=***", url)
+    shown = _redact_query(url)
     try:
         parts = urlsplit(shown)
     except ValueError:
