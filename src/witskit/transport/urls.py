@@ -84,9 +84,8 @@ def _redact_query(url: str) -> str:
     pieces = []
     for piece in query.split("&"):  # the separator parse_qsl uses: a ';' stays in the value
         key, equals, _ = piece.partition("=")
-        if equals and unquote_plus(key).strip().lower() in SECRET_OPTIONS:
-            piece = f"{key}=***"
-        pieces.append(piece)
+        secret = equals and unquote_plus(key).strip().lower() in SECRET_OPTIONS
+        pieces.append(f"{key}=***" if secret else piece)
     return f"{head}?{'&'.join(pieces)}{hashmark}{fragment}"
 
 
