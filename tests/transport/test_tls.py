@@ -379,3 +379,21 @@ async def test_key_password_in_tls_urls_unlocks_an_encrypted_key_and_is_never_sh
         open_source("tcp://h:1", key_password=secret)
     assert secret not in str(info.value)
     assert not any(secret in r.getMessage() or in_url in r.getMessage() for r in caplog.records)
+
+
+async def test_key_password_from_a_pipeline_files_options(pki: PKI, tmp_path: Path) -> None:
+    from witskit.config import load_pipeline
+    from witskit.transport import open_source
+
+    key = encrypt_key(pki.server_key, tmp_path / "server.enc.key", b"from-the-pipeline")
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(
+        f"sources:\n  - url: tls-listen://127.0.0.1:0?cert={pki.server_cert}&key={key}\n"
+        "    options:\n      key_password: from-the-pipeline\n"
+    )
+    (src,) = load_pipeline(pipeline).sources
+    async with open_source(src.url, **src.options) as listener:  # as stream --config and run open it
+        _, writer = await push(listener.port, FRAME, ssl_context=client_context(pki.ca_file))  # type: ignore[attr-defined]
+        (event,) = await take(listener, 1)
+        await close_writer(writer)
+    assert event.lines == (b"01083650.4",)

@@ -2,9 +2,10 @@
 
 =========================  ==========================================================
 ``tcp://host:port``        client link to an EDR (:class:`~witskit.transport.tcp.TCPSource`)
-``tls://host:port``        the same over TLS; query ``ca``, ``cert``, ``key``, ``hostname``
+``tls://host:port``        the same over TLS; query ``ca``, ``cert``, ``key``, ``key_password``,
+                           ``hostname``
 ``tcp-listen://host:port`` accept rigs that push (:class:`~witskit.transport.listener.ListenerSource`)
-``tls-listen://host:port`` the same over TLS; ``cert``, ``key``, ``client_ca``,
+``tls-listen://host:port`` the same over TLS; ``cert``, ``key``, ``key_password``, ``client_ca``,
                            ``require_client_cert``
 ``serial:///dev/ttyUSB0``  a serial port (``baud``, ``bytesize``, ``parity``, ``stopbits``)
 ``file://path``            a recorded file (``follow=1`` to tail it)
@@ -13,7 +14,9 @@
 
 Client links also take ``handshake``, ``handshake_interval``, ``idle_timeout``, ``request``,
 ``request_interval``, ``reconnect`` and ``connect_timeout``; listeners take ``idle_timeout``,
-``allow``, ``max_connections``, ``queue_size`` and ``tls_handshake_timeout``. See
+``allow``, ``max_connections``, ``queue_size``, ``max_sources``, ``names`` and
+``tls_handshake_timeout``; every scheme takes ``name`` (the source name). A ``key_password`` is
+never shown: :func:`redact_url` masks it in errors, reprs and logs. See
 ``docs/transports.md`` for what each does. An unknown option is an error, never ignored: a typo
 in ``require_client_cert`` must not silently turn mutual TLS off.
 """
