@@ -15,7 +15,7 @@ import socket
 import pytest
 
 from conftest import Peer, take, wait_until
-from witskit.errors import ConnectionClosed, TransportError
+from witskit.errors import ConnectError, ConnectionClosed, TransportError
 from witskit.protocol import encode_frame
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
 from witskit.transport import LinkState, LinkStatus, TCPSource
@@ -77,13 +77,14 @@ async def test_short_links_count_against_a_bounded_policy() -> None:
     policy = RetryPolicy(max_attempts=3, backoff_factor=0.01, max_backoff=0.05, retry_on=(TransportError,))
     src = TCPSource("127.0.0.1", port, retry=policy, handshake=None)
     try:
-        with pytest.raises(ConnectionClosed, match="before any frame"):
+        with pytest.raises(ConnectError, match=r"gave up after 3 attempts; .*before any frame") as info:
             await take(src, 1, timeout=5)
     finally:
         await src.aclose()
         server.close()
         await server.wait_closed()
     assert len(accepted) == 3
+    assert isinstance(info.value.__cause__, ConnectionClosed)
 
 
 async def test_a_link_that_delivered_a_frame_reconnects_at_once(edr) -> None:

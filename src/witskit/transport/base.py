@@ -324,7 +324,11 @@ class LinkSource(Source):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await connecting
             raise _Closed
-        return connecting.result()
+        try:
+            return connecting.result()
+        except ConnectionLost as exc:
+            # Only a link that dropped at once is a ConnectionLost here: such drops spent the policy.
+            raise ConnectError(f"{self.name}: gave up after {self.failures} attempts; last: {exc}") from exc
 
     # The loop ---------------------------------------------------------------------------------
     async def events(self) -> AsyncIterator[SourceEvent]:
