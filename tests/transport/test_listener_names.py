@@ -37,7 +37,7 @@ async def test_a_rig_that_reconnects_stays_one_source() -> None:
 
 
 async def test_names_option_names_peers_by_address() -> None:
-    url = "tcp-listen://127.0.0.1:0?names=rig-7@127.0.0.2,rig-9@127.0.0.3&name=rigs"
+    url = "tcp-listen://127.0.0.1:0?names=127.0.0.2=rig-7,127.0.0.3=rig-9&name=rigs"
     async with open_source(url) as listener:
         assert isinstance(listener, ListenerSource)
         got = [await send_once(listener, a) for a in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.2")]
@@ -48,15 +48,15 @@ async def test_names_option_names_peers_by_address() -> None:
 
 
 def test_bad_peer_names_are_usage_errors() -> None:
-    assert parse_peer_names("rig-7@192.0.2.7, rig-6@[2001:db8::7]") == {
+    assert parse_peer_names("192.0.2.7=rig-7, [2001:db8::7]=rig-6") == {
         "192.0.2.7": "rig-7",
         "2001:db8::7": "rig-6",
     }
     for text, message in (
-        ("rig-7", "not NAME@ADDRESS"),
-        ("rig-7@rig-7.example", "not an IP address"),
-        ("@192.0.2.7", "empty"),
-        ("rig-7@192.0.2.7,rig-8@192.0.2.7", "named twice"),
+        ("rig-7", "not ADDRESS=NAME"),
+        ("rig-7.example=rig-7", "not an IP address"),
+        ("192.0.2.7=", "empty"),
+        ("192.0.2.7=rig-7,192.0.2.7=rig-8", "named twice"),
     ):
         with pytest.raises(UsageError, match=message):
             parse_peer_names(text)
@@ -72,7 +72,7 @@ async def test_past_max_sources_new_peers_are_refused_known_and_named_ones_are_n
 ) -> None:
     statuses: list[LinkStatus] = []
     async with open_source(
-        "tcp-listen://127.0.0.1:0?max_sources=2&names=rig-9@127.0.0.9", on_status=statuses.append
+        "tcp-listen://127.0.0.1:0?max_sources=2&names=127.0.0.9=rig-9", on_status=statuses.append
     ) as listener:
         assert isinstance(listener, ListenerSource)
         assert await send_once(listener, "127.0.0.2") == f"{listener.name}/127.0.0.2"

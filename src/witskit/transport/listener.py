@@ -107,9 +107,10 @@ def parse_allowlist(entries: Iterable[str] | str) -> tuple[IPNetwork, ...]:
 
 
 def parse_peer_names(entries: Mapping[str, str] | Iterable[str] | str) -> dict[str, str]:
-    """Source names per peer address: ``{"192.0.2.7": "rig-7"}`` or ``"rig-7@192.0.2.7,rig-9@10.0.0.5"``.
+    """Source names per peer address: ``{"192.0.2.7": "rig-7"}`` or ``"192.0.2.7=rig-7,10.0.0.5=rig-9"``.
 
-    The text form (the ``names=`` URL option) is ``NAME@ADDRESS`` entries separated by commas.
+    The text form (the ``names=`` URL option) is ``ADDRESS=NAME`` entries separated by commas (not
+    ``NAME@ADDRESS``: an ``@`` in a URL reads as a user name and password to log redactors).
     Addresses are single IP addresses (a name is one source, not a network); a bad entry raises
     :class:`~witskit.errors.UsageError` naming it.
     """
@@ -121,9 +122,9 @@ def parse_peer_names(entries: Mapping[str, str] | Iterable[str] | str) -> dict[s
             text = entry.strip()
             if not text:
                 continue
-            name, at, address = text.rpartition("@")
-            if not at:
-                raise UsageError(f"peer name {text!r} is not NAME@ADDRESS (e.g. rig-7@192.0.2.7)")
+            address, equals, name = text.partition("=")
+            if not equals:
+                raise UsageError(f"peer name {text!r} is not ADDRESS=NAME (e.g. 192.0.2.7=rig-7)")
             pairs.append((address, name))
     names: dict[str, str] = {}
     for address, given in pairs:
@@ -198,7 +199,7 @@ class ListenerSource(Source):
     """Accept pushing peers on ``host:port`` (TLS with ``ssl_context``) and yield their events.
 
     Every event's ``source`` names its peer: ``peer_names[ip]`` when the peer's address is named
-    there (``{"192.0.2.7": "rig-7"}``, or the text ``"rig-7@192.0.2.7,..."``); else, with TLS and
+    there (``{"192.0.2.7": "rig-7"}``, or the text ``"192.0.2.7=rig-7,..."``); else, with TLS and
     a verified client certificate, ``"<listener name>/<certificate CN>"``; else
     ``"<listener name>/<peer ip>"``, for example ``tcp-listen://0.0.0.0:10001/192.0.2.7`` (IPv6
     peers in brackets). The ephemeral port is not part of it, so a rig that reconnects stays one
