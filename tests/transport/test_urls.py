@@ -317,3 +317,19 @@ def test_redact_url_masks_key_password_however_it_is_written() -> None:
     with pytest.raises(UsageError) as info:
         open_source("tls://h:1?key%5Fpassword=s3c;ret&bogus=1")
     assert "s3c" not in str(info.value)
+
+
+def test_every_scheme_takes_a_name(tmp_path: Path) -> None:
+    for url in (
+        "tcp://rig-7.example:4000?name=rig-7",
+        "tcp-listen://127.0.0.1:0?name=rig-7",
+        f"file://{tmp_path}/log.wits?name=rig-7",
+        "sim://rig-1?name=rig-7",
+    ):
+        assert open_source(url).name == "rig-7", url
+    # And without one: the rig for sim://, the file's name for file://, the URL for links.
+    assert open_source("sim://rig-1?rate=5").name == "rig-1"
+    assert open_source(f"file://{tmp_path}/log.wits?follow=1").name == "log.wits"
+    assert open_source("tcp://rig-7.example:4000?handshake=0").name == "tcp://rig-7.example:4000"
+    with pytest.raises(UsageError, match="name='' is empty"):
+        open_source("tcp://rig-7.example:4000?name=")
