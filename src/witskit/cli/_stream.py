@@ -117,7 +117,8 @@ class StatusPrinter:
     ``connecting to URL``, ``connected to URL``, and on a drop or a failed attempt
     ``disconnected: REASON; reconnecting in N s`` (the delay the retry policy actually chose, from
     its ``on_retry`` hook; ``now`` after a drop of an established link, which reconnects at once).
-    Listeners report ``listening on URL`` and each peer's arrival and departure.
+    Listeners report ``NAME: listening on HOST:PORT`` and each peer's arrival and departure
+    (``SOURCE: ADDRESS connected``, ``SOURCE: ADDRESS disconnected after N frame(s)[: REASON]``).
     """
 
     def __init__(self, say: Callable[[str], None]) -> None:
