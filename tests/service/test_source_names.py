@@ -75,3 +75,31 @@ async def test_a_key_password_in_a_connection_url_is_never_shown_logged_or_audit
         audit = await running.service.accounts.list_audit(actor="admin")
     for shown in (added.text, wrong.text, listed.text, caplog.text, repr(audit)):
         assert secret not in shown
+
+
+async def test_a_port_0_listener_keeps_the_name_it_was_registered_under(tmp_path: Path) -> None:
+    # The connection (and the frames) are named when the source is made, before it binds: a
+    # listener that renamed itself to its real port once bound could no longer be stopped by name.
+    pipeline = PipelineConfig(sources=[SourceConfig(url="tcp-listen://127.0.0.1:0")])
+    async with running_service(make_config(tmp_path), ingest=True, pipeline=pipeline) as running:
+        service = running.service
+        (conn,) = list(service.connections)
+        listener = conn.source
+        async with asyncio.timeout(10):
+            while listener._server is None:
+                await asyncio.sleep(0.01)
+        assert conn.name == listener.name == "tcp-listen://127.0.0.1:0"
+        port = listener.port
+        _, rig = await asyncio.open_connection("127.0.0.1", port)
+        rig.write(b"&&\r\n0101RIG-7\r\n01083650.40\r\n!!\r\n")
+        await rig.drain()
+        async with asyncio.timeout(10):
+            while "tcp-listen://127.0.0.1:0/127.0.0.1" not in {s.name for s in await service.store.sources()}:
+                await asyncio.sleep(0.05)
+        rig.close()
+        await rig.wait_closed()
+        stopped = await running.client.post(
+            f"/api/v1/connections/{conn.name}/stop", headers=running.auth("admin")
+        )
+        assert stopped.status_code == 200, stopped.text
+        assert listener.closed

@@ -278,7 +278,6 @@ class ListenerSource(Source):
         self.error_handler = error_handler
         self.backlog = backlog
         self.scheme = "tls-listen" if ssl_context is not None else "tcp-listen"
-        self._given_name = name
         self.name = name or self._make_name(port)
         #: Connections accepted (past the allowlist, limit and TLS handshake) since the start.
         self.accepted = 0
@@ -344,8 +343,8 @@ class ListenerSource(Source):
                 )
             except OSError as exc:
                 raise ConnectError(f"{self.name}: cannot listen ({exc.strerror or exc})") from exc
-            if self._given_name is None and self.name == self._make_name(self._port):
-                self.name = self._make_name(self.port)  # port 0: the name shows the real port
+            # The name stays what it was when made, even with port 0: a pipeline and the store
+            # know the source by it from then on. The log line says which port was bound.
             where = ", ".join(_address_text(sock.getsockname()) for sock in self._server.sockets)
             log.info("%s: listening on %s", self.name, where)
             self._report(self.name, LinkState.CONNECTED, peer=where)
