@@ -41,17 +41,19 @@ def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
     from witskit.pipeline.build import decoder_from, spool_from
     from witskit.protocol import DecodedFrame
     from witskit.transport.base import LinkSource
+    from witskit.transport.listener import ListenerSource
     from witskit.transport.urls import open_source
 
     config = load_config()
     decoder = decoder_from(plan, config)
-    status = StatusPrinter(info)
     sources = []
     for src in plan.sources:
         source = open_source(src.url, **src.options)
         if src.name:
             source.name = src.name
-        if isinstance(source, LinkSource):
+        if isinstance(source, LinkSource | ListenerSource):
+            status = StatusPrinter(info)  # one per source: it tells links from listeners
+            status.attach(source)
             source.on_status = status
         sources.append(source)
     sinks = [open_sink(s.url, **s.options) for s in plan.sinks]
