@@ -124,7 +124,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_received_and_duplicates_no
     restart = _run_stream([f"file://{empty}", "--db", db], data_dir)
     _, err = restart.communicate(timeout=60)
     assert restart.returncode == 0, err.decode()
-    stored = asyncio.run(sqids(db, "sim://rig-kill"))
+    stored = asyncio.run(sqids(db, "rig-kill"))  # sim://rig-kill is the source rig-kill
     assert len(stored) == len(set(stored))  # no duplicates
     assert set(printed) <= set(stored)  # loss window after kill -9 of the process: zero
     assert sorted(stored) == list(range(1, len(stored) + 1))
@@ -152,7 +152,7 @@ def test_torn_spool_tail_after_a_crash_is_skipped_and_the_rest_is_written(tmp_pa
     restart = _run_stream([f"file://{empty}", "--db", db], data_dir)
     _, err = restart.communicate(timeout=60)
     assert restart.returncode == 0, err.decode()
-    stored = asyncio.run(sqids(db, "sim://rig-torn"))
+    stored = asyncio.run(sqids(db, "rig-torn"))
     assert len(stored) == len(set(stored)) >= 49
     assert sorted(stored) == list(range(1, len(stored) + 1))  # only the torn tail is missing
 

@@ -68,6 +68,7 @@ def _run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
     from witskit.pipeline.build import decoder_from, spool_from
     from witskit.protocol import DecodedFrame
     from witskit.transport.base import LinkSource
+    from witskit.transport.listener import ListenerSource
     from witskit.transport.urls import open_source
 
     config = load_config()
@@ -77,12 +78,12 @@ def _run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
         source = open_source(src.url, **src.options)
         if src.name:
             source.name = src.name
-        if isinstance(source, LinkSource):
-            # One printer per source, hooked to its retry policy: each failed attempt is reported
-            # with its reason and the delay before the next, as plain ``stream`` does.
+        if isinstance(source, LinkSource | ListenerSource):
+            # One printer per source (it tells links from listeners), hooked to its retry policy:
+            # each failed attempt is reported with its reason and the delay before the next.
             status = StatusPrinter(info)
-            source.on_status = status
             status.attach(source)
+            source.on_status = status
         sources.append(source)
     sinks = [open_sink(s.url, **s.options) for s in plan.sinks]
     spool = spool_from(plan, config)

@@ -53,6 +53,7 @@ from witskit.storage.schema import DEFAULT_SOURCE
 from witskit.storage.spool import Spool
 from witskit.storage.store import Store
 from witskit.transport.base import LinkState, LinkStatus
+from witskit.transport.urls import redact_url
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -361,7 +362,7 @@ class Service:
         """Add the connections kept in the database (started when enabled); the pipeline file's win."""
         manager = self._manager()
         for kept in await self.accounts.list_connections():
-            shown = redact_text(kept.url)
+            shown = redact_text(redact_url(kept.url))
             if any(c.name == kept.name for c in manager):
                 log.warning(
                     "connection %s (%s) was added through the API, but the pipeline file has one by "
