@@ -274,3 +274,28 @@ def test_well_formed_frames_all_come_back(frames: list[list[bytes]]) -> None:
     events = parse_bytewise(data)
     assert [e.lines for e in events if isinstance(e, WITSFrame)] == [tuple(f) for f in frames]
     assert not [e for e in events if isinstance(e, FrameError)]
+
+
+# Byte-order mark -----------------------------------------------------------------------------
+BOM = b"\xef\xbb\xbf"
+
+
+def test_utf8_bom_at_the_start_is_skipped_silently() -> None:
+    assert three_ways(BOM + FRAME) == [("frame", (b"01083650.40", b"011323.38"), 3)]
+
+
+def test_utf8_bom_before_blank_lines_and_two_frames() -> None:
+    events = three_ways(BOM + b"\r\n" + FRAME + FRAME)
+    assert [k for k, _, _ in events] == ["frame", "frame"]
+
+
+def test_utf8_bom_in_the_middle_of_a_stream_is_garbage() -> None:
+    events = three_ways(FRAME + BOM + FRAME)
+    assert [k for k, _, _ in events] == ["frame", "garbage", "frame"]
+
+
+@pytest.mark.parametrize("prefix", [BOM[:1], BOM[:2]], ids=["one-byte", "two-bytes"])
+def test_a_stream_of_only_part_of_a_bom_is_garbage(prefix: bytes) -> None:
+    # Alone it is one garbage run however it is fed (trailing garbage would join that run).
+    assert summarize(parse_whole(prefix)) == summarize(parse_bytewise(prefix)) == [("garbage", None, 0)]
+    assert [k for k, _, _ in three_ways(prefix + FRAME)] == ["garbage", "frame"]

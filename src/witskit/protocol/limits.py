@@ -31,3 +31,9 @@ DEFAULT_NULL_VALUES: tuple[float, ...] = (-9999.0, -999.25, -8888.0)
 
 #: The packet a client sends to keep a Pason-style EDR talking (item 0111 with a null value).
 DEFAULT_HANDSHAKE = b"&&\r\n0111-9999\r\n!!\r\n"
+
+#: Lines without a 4-digit code that vendors send inside frames, as regular expressions matched
+#: against the whole (stripped) line, any case. A Pason serial feed sends ``EDR PASON`` as a line
+#: of every frame. Add one with :func:`witskit.protocol.register_header_line` (or a decoder's
+#: ``header_lines``); any other line without a code is an error in the frame.
+DEFAULT_HEADER_LINES: tuple[str, ...] = (r"EDR\s+PASON",)

@@ -11,7 +11,8 @@ Rules, from the spec and from real feeds:
   around lines are ignored. Data on the ``&&`` line (``&&0108123.4``) and before ``!!`` on its line
   are kept: ``&&`` and ``!!`` are reserved sequences and a WITS value cannot contain them.
 * Bytes outside a frame are garbage: one FrameError per run, then the parser resynchronises on the
-  next ``&&``. A ``!!`` outside a frame is garbage too, never an empty frame.
+  next ``&&``. A ``!!`` outside a frame is garbage too, never an empty frame. A UTF-8 byte-order
+  mark at the very start of the stream (Windows tools write one) is skipped silently.
 * A frame cut short by a new ``&&`` is a FrameError, and the new frame starts.
 * Limits (see :mod:`witskit.protocol.limits`) bound memory; exceeding one is a FrameError and a
   resync. The buffer remembers how far it has searched, so a peer that sends one byte at a time
@@ -40,6 +41,7 @@ FrameEvent = WITSFrame | FrameError
 
 _START = b"&&"
 _END = b"!!"
+_BOM = b"\xef\xbb\xbf"
 
 
 class FrameParser:
@@ -95,6 +97,7 @@ class FrameParser:
         self._sequence = 0
         self._closed = False
         self._now: datetime | None = None
+        self._at_start = True  # a byte-order mark may still come (only the stream's first bytes)
 
     # Public API ---------------------------------------------------------------------------------
     @property
@@ -120,6 +123,8 @@ class FrameParser:
             return []
         self._buf += data
         self._now = None
+        if self._at_start and not self._skip_bom():
+            return []
         events: list[FrameEvent] = []
         self._run(events)
         self._compact()
@@ -150,6 +155,16 @@ class FrameParser:
         self._pos = self._scan = self._line_pos = self._frame_start = 0
         self._in_frame = False
         return events
+
+    def _skip_bom(self) -> bool:
+        """Step over a UTF-8 byte-order mark at the start of the stream; False while undecided."""
+        buf = self._buf
+        if len(buf) < len(_BOM) and _BOM.startswith(buf):
+            return False  # maybe the first bytes of a BOM: wait for more
+        self._at_start = False
+        if buf.startswith(_BOM):
+            self._pos = self._scan = len(_BOM)
+        return True
 
     # The state machine --------------------------------------------------------------------------
     def _run(self, events: list[FrameEvent]) -> None:
