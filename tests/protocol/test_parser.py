@@ -299,3 +299,16 @@ def test_a_stream_of_only_part_of_a_bom_is_garbage(prefix: bytes) -> None:
     # Alone it is one garbage run however it is fed (trailing garbage would join that run).
     assert summarize(parse_whole(prefix)) == summarize(parse_bytewise(prefix)) == [("garbage", None, 0)]
     assert [k for k, _, _ in three_ways(prefix + FRAME)] == ["garbage", "frame"]
+
+
+# Receive times ---------------------------------------------------------------------------------
+def test_receive_times_strictly_increase_in_stream_order() -> None:
+    from datetime import UTC, datetime
+
+    fixed = datetime(2026, 1, 1, tzinfo=UTC)
+    p = FrameParser(clock=lambda: fixed)  # a clock that never moves (or moves in coarse steps)
+    frames = p.feed(FRAME * 5) + p.feed(FRAME) + p.feed(FRAME[:5]) + p.feed(FRAME[5:] + FRAME)
+    times = [f.timestamp for f in frames if isinstance(f, WITSFrame)]
+    assert len(times) == 8
+    assert times[0] == fixed
+    assert all(a < b for a, b in zip(times, times[1:], strict=False))

@@ -15,14 +15,17 @@ Rules, from the spec and from real feeds:
   mark at the very start of the stream (Windows tools write one) is skipped silently.
 * A frame cut short by a new ``&&`` is a FrameError, and the new frame starts.
 * Limits (see :mod:`witskit.protocol.limits`) bound memory; exceeding one is a FrameError and a
-  resync. The buffer remembers how far it has searched, so a peer that sends one byte at a time
+  resync.
+* Receive times (``WITSFrame.timestamp``) strictly increase, by at least a microsecond per frame,
+  so they order the frames of a parser as received even when many arrive in one read or the rig
+  sends several frames with the same DATE/TIME second (the store breaks ties by them). The buffer remembers how far it has searched, so a peer that sends one byte at a time
   costs linear time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from witskit.errors import FrameError, UsageError
 from witskit.protocol.frame import WITSFrame, utc_now
@@ -42,6 +45,7 @@ FrameEvent = WITSFrame | FrameError
 _START = b"&&"
 _END = b"!!"
 _BOM = b"\xef\xbb\xbf"
+_ONE_US = timedelta(microseconds=1)
 
 
 class FrameParser:
@@ -97,6 +101,7 @@ class FrameParser:
         self._sequence = 0
         self._closed = False
         self._now: datetime | None = None
+        self._last_time: datetime | None = None  # receive time of the last frame (they increase)
         self._at_start = True  # a byte-order mark may still come (only the stream's first bytes)
 
     # Public API ---------------------------------------------------------------------------------
@@ -268,7 +273,13 @@ class FrameParser:
             self._newline = b"\r"  # a CR-only feed (old serial units): count CRs as lines
         now = self._now
         if now is None:
-            now = self._now = self._clock()
+            now = self._clock()
+            last = self._last_time
+            if last is not None and now <= last:
+                now = last + _ONE_US  # a clock that stood still (or stepped back) since the last read
+        else:
+            now += _ONE_US  # frames of one read: received in this order
+        self._now = self._last_time = now
         events.append(
             WITSFrame._trusted(
                 raw,
