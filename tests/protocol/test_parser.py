@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -311,4 +313,4 @@ def test_receive_times_strictly_increase_in_stream_order() -> None:
     times = [f.timestamp for f in frames if isinstance(f, WITSFrame)]
     assert len(times) == 8
     assert times[0] == fixed
-    assert all(a < b for a, b in zip(times, times[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(times))

@@ -68,7 +68,8 @@ async def test_values_that_do_not_fit_their_type_are_stored_and_read_back(
     assert any(",0128," in line and line.endswith(",1.06") for line in csv_rows)
     assert any(",0104," in line and "260315 093015" in line for line in csv_rows)
     raw = await store.raw_frame(source_name, (await rows_of(store, source=source_name))[0].frame_key)
-    assert raw is not None and b"EDR PASON" in raw
+    assert raw is not None
+    assert b"EDR PASON" in raw
 
 
 async def test_utf8_text_is_stored_as_text_not_mojibake(store: Store, source_name: str) -> None:

@@ -14,7 +14,6 @@ import json
 from enum import StrEnum
 from typing import IO, TYPE_CHECKING, Protocol, TextIO
 
-
 from witskit.protocol.decoder import text_value
 
 if TYPE_CHECKING:  # pragma: no cover - typing only

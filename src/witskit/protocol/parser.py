@@ -15,11 +15,11 @@ Rules, from the spec and from real feeds:
   mark at the very start of the stream (Windows tools write one) is skipped silently.
 * A frame cut short by a new ``&&`` is a FrameError, and the new frame starts.
 * Limits (see :mod:`witskit.protocol.limits`) bound memory; exceeding one is a FrameError and a
-  resync.
+  resync. The buffer remembers how far it has searched, so a peer that sends one byte at a time
+  costs linear time.
 * Receive times (``WITSFrame.timestamp``) strictly increase, by at least a microsecond per frame,
   so they order the frames of a parser as received even when many arrive in one read or the rig
-  sends several frames with the same DATE/TIME second (the store breaks ties by them). The buffer remembers how far it has searched, so a peer that sends one byte at a time
-  costs linear time.
+  sends several frames with the same DATE/TIME second (the store breaks ties by them).
 """
 
 from __future__ import annotations
