@@ -1,14 +1,17 @@
 """Named limits of the streaming parser and the decoder, each with the reason for its number.
 
 Every limit is also a keyword argument of :class:`~witskit.protocol.FrameParser`; exceeding one
-produces a :class:`~witskit.errors.FrameError` and a resync at the next ``&&``, never unbounded memory
-and never a silent drop.
+produces a :class:`~witskit.errors.FrameError`, never unbounded memory and never a silent drop. A
+frame over a frame limit is skipped to the next ``&&``; a line over ``max_line_length`` is skipped to
+its own end and the rest of its frame is kept.
 """
 
 from __future__ import annotations
 
 #: The longest item in the spec is ASCII 256 plus its 4-digit code; four times that leaves room for
 #: vendor items and padding while a line with no end (a wrong baud rate, a binary peer) is caught.
+#: A longer line is reported (its line number, offset and first bytes) and its bytes are dropped as
+#: they arrive, so one bad line costs neither memory nor the valid items around it.
 DEFAULT_MAX_LINE_LENGTH = 1024
 
 #: The largest record (19, Configuration) has 94 items; ten times that allows vendor extensions and
