@@ -621,7 +621,7 @@ class WITSDecoder:
             raw = line[4:].strip()
             sym = symbols.get(code)
             if sym is None:
-                problem(i, f"unknown code {code} (value {text_value(raw[:40])!r}); kept with its raw value")
+                problem(i, f"unknown code {code} (value {text_value(raw)[:40]!r}); kept with its raw value")
                 value: Value
                 try:
                     number = float(raw)
@@ -657,7 +657,7 @@ class WITSDecoder:
                 if not number.is_integer():
                     problem(
                         i,
-                        f"non-integral value {text_value(raw[:40])!r} for integer item {label}; "
+                        f"non-integral value {text_value(raw)[:40]!r} for integer item {label}; "
                         "kept as a decimal number",
                     )
                     keep(i, code, number)
