@@ -14,6 +14,8 @@ import json
 from enum import StrEnum
 from typing import IO, TYPE_CHECKING, Protocol, TextIO
 
+from witskit.protocol.decoder import text_value
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from witskit.protocol import DecodedFrame
 
@@ -60,6 +62,10 @@ class FrameWriter(Protocol):
         """Write what is left (and any closing syntax); the sink stays open."""
 
 
+def _latin1(raw: bytes) -> str:
+    return raw.decode("latin-1")
+
+
 def _json_encoder() -> json.JSONEncoder:
     # One encoder for the whole run: json.dumps(..., separators=...) would build one per call.
     return json.JSONEncoder(separators=(",", ":"))
@@ -94,8 +100,10 @@ class RecordEncoder:
         raws: list[bytes] | tuple[bytes, ...] = frame.frame.lines
         skip = 4  # a data line is its 4-digit code, then the raw value
         if len(raws) != len(codes):  # the decoder dropped bad lines: ask it which line is which
-            raws = [frame.raw_value(i).encode("latin-1") for i in range(len(codes))]
+            raws = [frame.raw_value(i).encode("utf-8") for i in range(len(codes))]
             skip = 0
+        # Raw text is UTF-8 with a cp1252 fallback (text_value); for ASCII, latin-1 is the same, faster.
+        text_of = _latin1 if frame.frame.raw.isascii() else text_value
         points: list[str] = []
         add = points.append
         for code, v, line in zip(codes, frame.values, raws, strict=True):
@@ -111,11 +119,12 @@ class RecordEncoder:
                 text = "null"
             else:
                 text = enc(v)
-            add(f'{part[0]}{text},"raw":{string(line[skip:].strip().decode("latin-1"))}{part[1]}')
+            add(f'{part[0]}{text},"raw":{string(text_of(line[skip:].strip()))}{part[1]}')
         errors = frame.errors
+        headers = f',"headers":{enc(list(frame.headers))}' if frame.headers else ""
         return (
             f'{{"source":{enc(frame.source)},"timestamp":{string(frame.timestamp.isoformat())},'
-            f'"points":[{",".join(points)}],"errors":{enc(errors) if errors else "[]"}}}'
+            f'"points":[{",".join(points)}],"errors":{enc(errors) if errors else "[]"}{headers}}}'
         )
 
 
@@ -190,7 +199,7 @@ class CsvWriter:
         stamp = frame.timestamp.isoformat()
         codes = frame.codes
         lines = frame.frame.lines
-        if len(lines) == len(codes):  # point i is data line i: read the raw text straight from it
+        if len(lines) == len(codes) and frame.frame.raw.isascii():  # point i is data line i
             raws = [line[4:].strip().decode("latin-1") for line in lines]
         else:
             raws = [frame.raw_value(i) for i in range(len(codes))]

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Self
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from witskit.errors import UsageError
@@ -485,10 +485,13 @@ class Store:
     async def latest(self, source: str) -> dict[str, tuple[datetime, Value]]:
         """The newest ``(time, value)`` of every code of ``source`` ({} for an unknown source).
 
-        One short index probe per code (newest entry of its (source, code) range), never a scan.
+        One short index probe per code (the points of its newest time, at the end of its
+        (source, code) range), never a scan. When several frames share that time (a rig sending
+        several frames a second), the one received last wins.
         """
         self._check_open()
         p = points
+        f = frames_table
         out: dict[str, tuple[datetime, Value]] = {}
         with translate(self._backend, "query"):
             async with self._engine.connect() as conn:
@@ -497,24 +500,29 @@ class Store:
                     return out
                 ints = integer_codes()
                 for code in await self._codes(conn, int(sid)):
+                    here = (p.c.source_id == sid, p.c.code == code)
+                    newest = select(func.max(p.c.time)).where(*here).scalar_subquery()
                     stmt = (
-                        select(
-                            p.c.source_id,
-                            p.c.time,
-                            p.c.code,
-                            p.c.value_num,
-                            p.c.value_text,
-                            p.c.frame_key,
-                            p.c.idx,
-                        )
-                        .where(p.c.source_id == sid, p.c.code == code)
-                        .order_by(p.c.time.desc(), p.c.frame_key.desc(), p.c.idx.desc())
-                        .limit(1)
+                        select(p.c.time, p.c.value_num, p.c.value_text, p.c.frame_key, p.c.idx)
+                        .where(*here, p.c.time == newest)
+                        .order_by(p.c.frame_key.desc(), p.c.idx.desc())
                     )
-                    row = (await conn.execute(stmt)).first()
-                    if row is not None:
-                        _, time, code_, num, txt, _, _ = row
-                        out[code] = (time, stored_value(code_, num, txt, ints))
+                    rows = (await conn.execute(stmt)).all()
+                    if not rows:
+                        continue
+                    row = rows[0]
+                    if len({r[3] for r in rows}) > 1:
+                        # Same second, several frames: the last received (then the last line) wins.
+                        got = await conn.execute(
+                            select(f.c.frame_key, f.c.received_at).where(
+                                f.c.source_id == sid, f.c.frame_key.in_({r[3] for r in rows})
+                            )
+                        )
+                        received = {int(k): at for k, at in got}
+                        never = datetime.min.replace(tzinfo=UTC)
+                        row = max(rows, key=lambda r: (received.get(int(r[3]), never), r[3], r[4]))
+                    time, num, txt = row[0], row[1], row[2]
+                    out[code] = (time, stored_value(code, num, txt, ints))
         return out
 
     async def raw_frame(self, source: str, frame_key: int) -> bytes | None:
