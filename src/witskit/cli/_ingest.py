@@ -31,6 +31,9 @@ def plan_for(url: str | None, db: str | None, config_path: str | None) -> Pipeli
         plan.sinks.append(SinkConfig(url=db))
     if not plan.sinks:
         plan.sinks.append(SinkConfig(url=load_config().database_url_value))
+    from witskit.pipeline.build import check_plan
+
+    check_plan(plan, config_path)
     return plan
 
 

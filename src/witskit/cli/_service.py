@@ -46,7 +46,8 @@ PortOpt = Annotated[
 
 def _need_server_extra() -> None:
     missing = []
-    for module in ("fastapi", "uvicorn", "multipart", "structlog", "prometheus_client", "jwt", "pwdlib"):
+    modules = ("fastapi", "uvicorn", "python_multipart", "structlog", "prometheus_client", "jwt", "pwdlib")
+    for module in modules:
         try:
             __import__(module)
         except ImportError:
@@ -101,6 +102,10 @@ def run_service(
     try:
         config = load_config()
         pipeline = load_pipeline(config_path) if config_path is not None else None
+        if pipeline is not None:
+            from witskit.pipeline.build import check_plan
+
+            check_plan(pipeline, config_path)
     except ConfigError as exc:
         error(redact_text(str(exc)))
         return EXIT_USAGE

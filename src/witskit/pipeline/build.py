@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from witskit.config import PipelineConfig, WitsConfig
+from witskit.errors import ConfigError, WitsKitError
 from witskit.protocol import WITSDecoder
 from witskit.storage.spool import Spool
 
-__all__ = ["decoder_from", "spool_from"]
+__all__ = ["check_plan", "decoder_from", "spool_from"]
+
+
+def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
+    """Check every source and sink URL of a pipeline (nothing is opened or created).
+
+    Raises one :class:`ConfigError` listing every bad URL, each with its field (``sources.1.url``)
+    and, when the plan came from a file, the file's name: a user fixes them all in one go.
+    """
+    from witskit.pipeline.sinks import sink_kind
+    from witskit.transport.urls import open_source
+
+    problems = []
+    for i, src in enumerate(plan.sources):
+        try:
+            open_source(src.url, **src.options)
+        except (WitsKitError, TypeError, ValueError) as exc:
+            problems.append(f"  sources.{i}.url: {exc}")
+    for i, sink in enumerate(plan.sinks):
+        try:
+            sink_kind(sink.url)
+        except WitsKitError as exc:
+            problems.append(f"  sinks.{i}.url: {exc}")
+    if problems:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}invalid pipeline:\n" + "\n".join(problems))
 
 
 def decoder_from(plan: PipelineConfig, config: WitsConfig) -> WITSDecoder:

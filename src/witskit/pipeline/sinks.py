@@ -182,18 +182,31 @@ class CSVSink(_FileSink):
         return out.getvalue().encode()
 
 
-def open_sink(url: str, **options: Any) -> Sink:
-    """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path`` or ``memory://``."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+def sink_kind(url: str) -> str:
+    """``jsonl``, ``csv``, ``memory`` or ``sql`` for a sink URL; :class:`UsageError` when it is none.
+
+    Checks the URL only (nothing is created), so a pipeline file can be checked whole before start.
+    """
+    scheme = url.split("://", 1)[0].lower() if isinstance(url, str) and "://" in url else ""
     if scheme in ("jsonl", "csv"):
-        path = url.split("://", 1)[1]
-        if not path:
+        if not url.split("://", 1)[1]:
             raise UsageError(f"{url}: a {scheme} sink needs a path, e.g. {scheme}://out/rig.{scheme}")
-        return JSONLSink(path, **options) if scheme == "jsonl" else CSVSink(path, **options)
+        return scheme
     if scheme == "memory":
-        return MemorySink(url.split("://", 1)[1] or "memory")
+        return scheme
     if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
-        return SQLSink(url, **options)
+        return "sql"
     raise UsageError(
         f"{url!r}: unknown sink; use a database URL (sqlite://, postgresql://, mysql://), jsonl:// or csv://"
     )
+
+
+def open_sink(url: str, **options: Any) -> Sink:
+    """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path`` or ``memory://``."""
+    kind = sink_kind(url)
+    if kind in ("jsonl", "csv"):
+        path = url.split("://", 1)[1]
+        return JSONLSink(path, **options) if kind == "jsonl" else CSVSink(path, **options)
+    if kind == "memory":
+        return MemorySink(url.split("://", 1)[1] or "memory")
+    return SQLSink(url, **options)
