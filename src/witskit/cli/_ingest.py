@@ -31,9 +31,11 @@ def plan_for(url: str | None, db: str | None, config_path: str | None) -> Pipeli
         plan.sinks.append(SinkConfig(url=db))
     if not plan.sinks:
         plan.sinks.append(SinkConfig(url=load_config().database_url_value))
-    from witskit.pipeline.build import check_plan
+    from witskit.pipeline.build import check_plan, job_spool_dir
 
     check_plan(plan, config_path)
+    if plan.spool.dir is None:  # a spool of its own: a running service holds the default one
+        plan.spool.dir = job_spool_dir(plan, load_config())
     return plan
 
 
@@ -86,7 +88,8 @@ def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
         backlog = pipe.backlog
         if backlog:
             info(
-                f"{backlog} frames wait in the spool ({config.spool_dir}); they are written on the next start"
+                f"{backlog} frames wait in the spool ({plan.spool.dir or config.spool_dir}); "
+                "they are written when the same command runs again"
             )
 
     return run_async(main)

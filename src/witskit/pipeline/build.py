@@ -9,7 +9,7 @@ from witskit.errors import ConfigError, WitsKitError
 from witskit.protocol import WITSDecoder
 from witskit.storage.spool import Spool
 
-__all__ = ["check_plan", "decoder_from", "spool_from"]
+__all__ = ["check_plan", "decoder_from", "job_spool_dir", "spool_from"]
 
 
 def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
@@ -35,6 +35,21 @@ def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
     if problems:
         where = f"{path}: " if path is not None else ""
         raise ConfigError(f"{where}invalid pipeline:\n" + "\n".join(problems))
+
+
+def job_spool_dir(plan: PipelineConfig, config: WitsConfig) -> Path:
+    """The spool directory of a job whose pipeline names none: one per job, under the data directory.
+
+    A job is its sources and sinks: ``witskit stream URL --db DB`` run again finds the frames its
+    last run left in the spool, while a different job (``witskit run``, the demo, another stream)
+    has a spool of its own, so that neither blocks on the other's lock nor replays the other's
+    frames into the wrong sinks. ``witskit run`` without ``--config`` keeps ``WITS_DATA_DIR/spool``.
+    """
+    import hashlib
+
+    what = [f"source {s.url} {s.name or ''}" for s in plan.sources] + [f"sink {s.url}" for s in plan.sinks]
+    digest = hashlib.sha256("\n".join(sorted(what)).encode("utf-8", "surrogateescape")).hexdigest()
+    return config.data_dir / "spools" / digest[:16]
 
 
 def decoder_from(plan: PipelineConfig, config: WitsConfig) -> WITSDecoder:
