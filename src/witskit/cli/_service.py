@@ -140,7 +140,7 @@ def run_service(
 def register(app: typer.Typer) -> None:
     """Add ``run`` and ``serve`` to the command line."""
 
-    @app.command()
+    @app.command(short_help="Ingest and serve the API and dashboard (the main job).")
     @handle_errors
     def run(
         *,
@@ -168,7 +168,7 @@ def register(app: typer.Typer) -> None:
         if status:
             raise typer.Exit(status)
 
-    @app.command()
+    @app.command(short_help="Serve the API over a store another process writes.")
     @handle_errors
     def serve(
         *,

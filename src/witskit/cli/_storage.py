@@ -71,7 +71,7 @@ def _split(values: list[str] | None) -> list[str] | None:
 def register(app: typer.Typer) -> None:
     """Add the storage commands to the ``witskit`` app."""
     db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
-    app.add_typer(db_app, name="db")
+    app.add_typer(db_app, name="db", short_help="Create or upgrade the database schema.")
 
     @db_app.command("upgrade")
     @handle_errors
@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         revision = upgrade(url)
         info(f"{sanitize_url(url)}: schema at revision {revision}")
 
-    @app.command("query")
+    @app.command("query", short_help="Read stored points as a table, CSV, JSONL or Parquet.")
     @handle_errors
     def query(
         db: DbOpt = None,
@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
         )
         info(f"{rows} rows")
 
-    @app.command("import")
+    @app.command("import", short_help="Bulk-load WITS log files into the store (resumable).")
     @handle_errors
     def import_(
         files: Annotated[list[Path], typer.Argument(help="WITS log files to load.", show_default=False)],

@@ -338,5 +338,5 @@ def api_keys_revoke(
 
 def register(app: typer.Typer) -> None:
     """Add ``users`` and ``api-keys`` to the command line."""
-    app.add_typer(users_app, name="users")
-    app.add_typer(api_keys_app, name="api-keys")
+    app.add_typer(users_app, name="users", short_help="Manage user accounts of the service.")
+    app.add_typer(api_keys_app, name="api-keys", short_help="Manage API keys for machines and scripts.")
