@@ -6,8 +6,8 @@ import os
 import re
 import subprocess
 import sys
+from typing import Any
 
-import click
 import pytest
 import typer
 
@@ -23,7 +23,7 @@ def all_commands() -> list[list[str]]:
     root = typer.main.get_command(app)
     out: list[list[str]] = []
 
-    def walk(cmd: click.Command, path: list[str]) -> None:
+    def walk(cmd: Any, path: list[str]) -> None:
         out.append(path)
         for name, sub in getattr(cmd, "commands", {}).items():
             walk(sub, [*path, name])

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import typer
+from typer import _click as click  # typer vendors its own click; its commands are built on it
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 __all__ = ["plain_help"]
