@@ -59,7 +59,16 @@ def _need_server_extra() -> None:
         )
 
 
-def _announce(bound: Bound, ingest: bool) -> None:
+def _db_arg(url: str) -> str:
+    """``--db URL`` to paste into a command, unless the URL holds a password (then the variable)."""
+    import shlex
+
+    from witskit.storage import sanitize_url
+
+    return f"--db {shlex.quote(url)}" if sanitize_url(url) == url else '--db "$WITS_DATABASE_URL"'
+
+
+def _announce(bound: Bound, ingest: bool, db_url: str) -> None:
     out = sys.stderr
     out.write(f"WitsKit is serving at {bound.url}  (API documentation: {bound.url}/docs)\n")
     if ingest:
@@ -76,7 +85,14 @@ def _announce(bound: Bound, ingest: bool) -> None:
             "\nAn administrator account was created. Its password is shown only this once:\n"
             f"    user name: {name}\n"
             f"    password:  {password}\n"
-            f"Change it with: witskit users set-password {name}\n\n"
+            f"Change it with: witskit users set-password {name} {_db_arg(db_url)}\n\n"
+        )
+    elif bound.admins:
+        name = bound.admins[0]
+        out.write(
+            f"Sign in as an existing administrator ({', '.join(bound.admins)}). Lost the password? "
+            "Set a new one (printed once) with:\n"
+            f"    witskit users set-password {name} --generate {_db_arg(db_url)}\n"
         )
     out.flush()
 
@@ -126,7 +142,7 @@ def run_service(
                 ingest=ingest,
                 host=host,
                 port=port,
-                on_ready=lambda bound: _announce(bound, ingest),
+                on_ready=lambda bound: _announce(bound, ingest, config.database_url_value),
                 live_interval=DEFAULT_INTERVAL if live_interval is None else live_interval,
             )
         )

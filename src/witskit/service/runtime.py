@@ -542,6 +542,8 @@ class Bound:
     health_url: str | None = None
     #: The ingest connections at start: the pipeline file's and those restored from the database.
     connections: tuple[str, ...] = ()
+    #: The active super_admins when none was created at this start (to say how to get in).
+    admins: tuple[str, ...] = ()
 
 
 def _listen(host: str, port: int, *, setting: str | None = None) -> socket.socket:
@@ -686,6 +688,10 @@ async def serve(
             health_url = _url(health_sock)[0] + "/livez"
         admin_password = config.admin_password.get_secret_value() if config.admin_password else None
         generated = await service.identity.bootstrap_admin(config.admin_username, admin_password)
+        admins: tuple[str, ...] = ()
+        if generated is None:
+            users = await service.identity.accounts.list_users()
+            admins = tuple(u.username for u in users if u.is_active and "super_admin" in u.roles)
         if metrics_sock is not None:
             from witskit.service.app import create_metrics_app
 
@@ -715,7 +721,7 @@ async def serve(
         log.info("service started: %s (ingest: %s)", api_url, service.ingests)
         if on_ready is not None:
             names = tuple(c.name for c in service.connections) if service.connections is not None else ()
-            on_ready(Bound(api_url, api_port, metrics_url, generated, health_url, names))
+            on_ready(Bound(api_url, api_port, metrics_url, generated, health_url, names, admins))
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
