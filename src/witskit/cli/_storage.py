@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,7 +27,7 @@ from witskit.cli._console import (
 from witskit.errors import FrameError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from witskit.storage.query import PointScan
+    pass
 
 __all__ = ["register"]
 
@@ -100,13 +100,23 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
         ] = None,
         limit: Annotated[int, typer.Option("--limit", min=0, help="Table rows shown (0 = all).")] = 50,
+        metric: Annotated[
+            bool,
+            typer.Option("--metric/--fps", help="Unit system of the rig: labels the CSV unit column."),
+        ] = False,
     ) -> None:
-        """Stream stored points as a table, CSV, JSON Lines or Parquet (never all in memory)."""
+        """Stream stored points as a table, CSV, JSON Lines or Parquet (never all in memory).
+
+        --symbols takes codes (0108), mnemonics (DBTM) and record-qualified mnemonics (01.DBTM).
+        A mnemonic that several stored channels share (DBTM: 0108 in record 1, 0810 in record 8)
+        selects them all, with a warning naming each; pick one by code or by record. CSV columns:
+        time,source,code,mnemonic,value,text,unit (read it with pandas' dtype={"code": str}).
+        In a terminal, a progress line counts the rows on stderr.
+        """
         if fmt is QueryFormat.parquet and output is None:
             raise UsageError("--format parquet needs --output FILE")
-        rows = asyncio.run(
-            _query(_db_url(db), _split(source), _split(symbols), start, end, fmt, output, limit)
-        )
+        wanted = _Wanted(_split(source), _split(symbols), start, end, metric)
+        rows = asyncio.run(_query(_db_url(db), wanted, fmt, output, limit))
         info(f"{rows} rows")
 
     @app.command("import", short_help="Bulk-load WITS log files into the store (resumable).")
@@ -141,51 +151,104 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(status)
 
 
-async def _query(
-    url: str,
-    sources: list[str] | None,
-    codes: list[str] | None,
-    start: str | None,
-    end: str | None,
-    fmt: QueryFormat,
-    output: Path | None,
-    limit: int,
-) -> int:
+@dataclass(frozen=True)
+class _Wanted:
+    """What ``query`` asks for."""
+
+    sources: list[str] | None
+    symbols: list[str] | None
+    start: str | None
+    end: str | None
+    metric: bool = False
+
+
+async def _codes_for(store: Any, wanted: _Wanted) -> list[str] | None:
+    """Check the sources exist (else list those that do); resolve the symbols, saying when a
+    mnemonic matches several stored channels."""
+    from witskit.storage.query import resolve_codes
+
+    known = [s.name for s in await store.sources()]
+    unknown = [s for s in wanted.sources or () if s not in known]
+    if unknown:
+        have = ", ".join(known) if known else "none yet"
+        raise UsageError(f"no source named {', '.join(map(repr, unknown))} in the store; its sources: {have}")
+    if not wanted.symbols:
+        return None
+    present: set[str] = set()
+    for name in wanted.sources or known:
+        present.update(await store.latest(name))
+    return resolve_codes(wanted.symbols, present=present, on_ambiguous=warn)
+
+
+@contextlib.contextmanager
+def _row_progress() -> Iterator[Any]:
+    """A transient rows counter on stderr when stderr is a terminal; else None."""
+    if not stderr_is_terminal():
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("querying: {task.completed:,.0f} rows"),
+        TimeElapsedColumn(),
+        console=stderr_console(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("query", total=None)
+        yield lambda n: progress.advance(task, n)
+
+
+async def _query(url: str, wanted: _Wanted, fmt: QueryFormat, output: Path | None, limit: int) -> int:
     from witskit.storage import Store
 
     store = await Store.open(url, migrate=False, must_exist=True)
     try:
-        if fmt is QueryFormat.parquet:
-            assert output is not None
-            scan = await store.scan(sources, codes, start, end)
-            async with contextlib.aclosing(scan):
-                return await _write_parquet(scan, output)
-        if fmt is QueryFormat.table:
-            return await _write_table(store.query_batches(sources, codes, start, end), limit)
-        # CSV and JSON Lines are formatted straight from raw tuples (no PointRow per row).
-        scan = await store.scan(sources, codes, start, end)
-        fh: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-        try:
-            async with contextlib.aclosing(scan):
-                return await _write_text(scan, fh, fmt)
-        finally:
-            if output:
-                fh.close()
+        codes = await _codes_for(store, wanted)
+        where = (wanted.sources, codes, wanted.start, wanted.end)
+        with _row_progress() as advance:
+            if fmt is QueryFormat.parquet:
+                assert output is not None
+                scan = await store.scan(*where)
+                async with contextlib.aclosing(scan):
+                    return await _write_parquet(_counted(scan, advance), scan.names, output)
+            if fmt is QueryFormat.table:
+                return await _write_table(_counted(store.query_batches(*where), advance), limit)
+            # CSV and JSON Lines are formatted straight from raw tuples (no PointRow per row).
+            scan = await store.scan(*where)
+            fh: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+            try:
+                async with contextlib.aclosing(scan):
+                    return await _write_text(_counted(scan, advance), scan.names, fh, fmt, wanted.metric)
+            finally:
+                if output:
+                    fh.close()
     finally:
         await store.aclose()
+
+
+async def _counted(batches: AsyncIterable[list[Any]], advance: Any) -> AsyncIterator[list[Any]]:
+    """The batches, each counted on the progress line (when there is one)."""
+    async for batch in batches:
+        if advance is not None:
+            advance(len(batch))
+        yield batch
 
 
 def _value(value: Any) -> Any:
     return "" if value is None else value
 
 
-async def _write_text(scan: PointScan, fh: IO[str], fmt: QueryFormat) -> int:
-    from witskit.storage.formats import PointText
+async def _write_text(
+    scan: AsyncIterator[list[Any]], names: dict[int, str], fh: IO[str], fmt: QueryFormat, metric: bool
+) -> int:
+    from witskit.storage.formats import CSV_COLUMNS, PointText
 
     count = 0
-    text = PointText(scan.names, source_first=True)
+    # CSV in WitsKit's one layout (time first); JSON Lines source first, as before.
+    text = PointText(names, source_first=True, metric=metric)
     if fmt is QueryFormat.csv:
-        fh.write("source,time,code,name,value\n")
+        fh.write(",".join(CSV_COLUMNS) + "\n")
     async for batch in scan:
         if fmt is QueryFormat.csv:
             fh.write(text.csv(batch))
@@ -217,7 +280,7 @@ async def _write_table(batches: Any, limit: int) -> int:
     return count
 
 
-async def _write_parquet(scan: PointScan, output: Path) -> int:
+async def _write_parquet(scan: AsyncIterator[list[Any]], names: dict[int, str], output: Path) -> int:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -245,7 +308,6 @@ async def _write_parquet(scan: PointScan, output: Path) -> int:
             name = mnemonics[code] = sym.name if sym is not None else f"U{code}"
         return name
 
-    names = scan.names
     count = 0
     with pq.ParquetWriter(output, schema) as writer:
         async for batch in scan:

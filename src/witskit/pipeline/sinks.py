@@ -24,6 +24,7 @@ from typing import Any
 
 from witskit.errors import UsageError
 from witskit.protocol import DecodedFrame
+from witskit.storage.formats import CSV_COLUMNS, frame_csv_rows
 
 __all__ = ["CSVSink", "JSONLSink", "MemorySink", "SQLSink", "Sink", "open_sink"]
 
@@ -154,9 +155,9 @@ class JSONLSink(_FileSink):
 
 
 class CSVSink(_FileSink):
-    """One row per point: source, timestamp, code, name, value, raw, unit."""
+    """One row per point, in WitsKit's one CSV layout: time, source, code, mnemonic, value, text, unit."""
 
-    HEADER = ("source", "timestamp", "code", "name", "value", "raw", "unit")
+    HEADER = CSV_COLUMNS
 
     def _render(self, batch: Sequence[DecodedFrame]) -> bytes:
         out = io.StringIO()
@@ -165,20 +166,7 @@ class CSVSink(_FileSink):
             writer.writerow(self.HEADER)
             self._header_written = True
         for frame in batch:
-            ts = frame.timestamp.isoformat()
-            for i, (code, value) in enumerate(frame.items()):
-                sym = frame.symbol(code)
-                writer.writerow(
-                    (
-                        frame.source,
-                        ts,
-                        code,
-                        sym.name,
-                        "" if value is None else value,
-                        frame.raw_value(i),
-                        frame.unit(code),
-                    )
-                )
+            writer.writerows(frame_csv_rows(frame))
         return out.getvalue().encode()
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from witskit.errors import UsageError
-from witskit.storage.formats import PointText
+from witskit.storage.formats import CSV_COLUMNS, PointText
 from witskit.storage.query import RawPoint
 from witskit.storage.schema import from_micros
 
@@ -35,7 +35,8 @@ __all__ = [
     "limited",
 ]
 
-CSV_HEADER: Final = ("time", "source", "code", "name", "value")
+#: WitsKit's one CSV layout (:data:`witskit.storage.formats.CSV_COLUMNS`).
+CSV_HEADER: Final = CSV_COLUMNS
 
 
 @dataclass(frozen=True, slots=True)

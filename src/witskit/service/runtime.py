@@ -665,7 +665,12 @@ async def serve(
     try:
         # Every port first: a port that cannot be bound stops the start before anything is
         # created (a generated administrator password would be shown by nobody).
-        api_sock = _listen(host, port)
+        try:
+            api_sock = _listen(host, port)
+        except UsageError as exc:
+            raise UsageError(
+                f"{exc}: choose another port with --port N (or WITS_PORT; --port 0 takes a free one)"
+            ) from None
         sockets.append(api_sock)
         api_url, api_port = _url(api_sock)
         metrics_sock = health_sock = None
