@@ -312,7 +312,11 @@ def convert(
         return
     if value is None or from_unit is None or to_unit is None:
         raise UsageError("give VALUE FROM TO (e.g. witskit convert 1 KDN KLB), or --list-units")
-    result = units.convert(value, from_unit, to_unit)
+    from witskit.cli._convert import table_convert
+
+    result = table_convert(value, from_unit, to_unit)
+    if result is None:
+        result = units.convert(value, from_unit, to_unit)  # any other pair: pint
     typer.echo(f"{result:.12g}")
 
 
