@@ -58,7 +58,15 @@ def _db_url(db: str | None) -> str:
         return db
     from witskit.config import load_config
 
-    return load_config().database_url_value
+    config = load_config()
+    if config.database_url is None:  # the default SQLite file: its directory may not exist yet
+        try:
+            config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot create the data directory {config.data_dir}: {exc.strerror or exc}"
+            ) from None
+    return config.database_url_value
 
 
 def _split(values: list[str] | None) -> list[str] | None:
