@@ -85,9 +85,11 @@ def test_stream_examples_run_while_the_demo_runs(
 def test_a_second_service_on_the_same_spool_names_the_holder(
     demo: subprocess.Popen[bytes], tmp_path: Path, env: dict[str, str]
 ) -> None:
-    result = shell("witskit run --port 0", tmp_path, env)
-    assert result.returncode != 0
-    line = next(ln for ln in result.stderr.splitlines() if "spool directory" in ln)
-    assert f"process {demo.pid} (python -m witskit run --port 0)" in line
-    assert "WITS_DATA_DIR" in line
-    assert "Traceback" not in result.stderr
+    (tmp_path / "pipe.yaml").write_text('sources:\n  - url: "sim://rig-2?rate=5"\n')
+    for command in ("witskit run --port 0", "witskit run --config pipe.yaml --port 0"):
+        result = shell(command, tmp_path, env)
+        assert result.returncode != 0
+        line = next(ln for ln in result.stderr.splitlines() if "spool directory" in ln)
+        assert f"process {demo.pid} (python -m witskit run --port 0)" in line
+        assert "WITS_DATA_DIR" in line
+        assert "Traceback" not in result.stderr

@@ -119,11 +119,11 @@ def run_service(
         config = load_config()
         pipeline = load_pipeline(config_path) if config_path is not None else None
         if pipeline is not None:
-            from witskit.pipeline.build import check_plan, job_spool_dir
+            from witskit.pipeline.build import check_plan
 
+            # The data directory's spool, as without --config: its lock keeps to one ingesting
+            # service per data directory (a second would read every kept connection twice).
             check_plan(pipeline, config_path)
-            if pipeline.spool.dir is None:  # its own spool: another service may hold the default one
-                pipeline.spool.dir = job_spool_dir(pipeline, config)
     except ConfigError as exc:
         error(redact_text(str(exc)))
         return EXIT_USAGE

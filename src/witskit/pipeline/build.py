@@ -43,7 +43,7 @@ def job_spool_dir(plan: PipelineConfig, config: WitsConfig) -> Path:
     A job is its sources and sinks: ``witskit stream URL --db DB`` run again finds the frames its
     last run left in the spool, while a different job (``witskit run``, the demo, another stream)
     has a spool of its own, so that neither blocks on the other's lock nor replays the other's
-    frames into the wrong sinks. ``witskit run`` without ``--config`` keeps ``WITS_DATA_DIR/spool``.
+    frames into the wrong sinks. ``witskit run`` keeps ``WITS_DATA_DIR/spool``.
     """
     import hashlib
 
