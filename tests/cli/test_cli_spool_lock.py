@@ -93,3 +93,28 @@ def test_a_second_service_on_the_same_spool_names_the_holder(
         assert f"process {demo.pid} (python -m witskit run --port 0)" in line
         assert "WITS_DATA_DIR" in line
         assert "Traceback" not in result.stderr
+
+
+def test_the_lock_file_names_the_holder_without_its_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from witskit.storage.spool import Spool, SpoolError
+
+    argv = [
+        "/venv/bin/witskit",
+        "stream",
+        "tls://edr:4443?key_password=hunter2",
+        "--db",
+        "postgresql://u:s3cret@db/w",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    with Spool(tmp_path / "spool"), pytest.raises(SpoolError) as refused:
+        Spool(tmp_path / "spool")
+    message = str(refused.value)
+    assert (
+        f"process {os.getpid()} (witskit stream tls://edr:4443?key_password=*** --db postgresql://u:***@db/w)"
+        in message
+    )
+    assert "hunter2" not in message
+    assert "s3cret" not in message
+    assert "hunter2" not in (tmp_path / "spool" / "lock").read_text()

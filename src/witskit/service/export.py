@@ -168,9 +168,12 @@ async def jsonl_chunks(batches: AsyncIterator[list[RawPoint]], names: dict[int, 
             yield "\n".join(lines).encode()
 
 
-async def csv_chunks(batches: AsyncIterator[list[RawPoint]], names: dict[int, str]) -> AsyncIterator[bytes]:
-    """CSV with a header line; text values are quoted as needed (as the csv module does)."""
-    fmt = PointText(names)
+async def csv_chunks(
+    batches: AsyncIterator[list[RawPoint]], names: dict[int, str], *, metric: bool = False
+) -> AsyncIterator[bytes]:
+    """CSV with a header line (:data:`CSV_HEADER`); text values are quoted as needed (as the csv
+    module does) and neutralised against spreadsheet formulas; units of the rig's system."""
+    fmt = PointText(names, metric=metric)
     yield (",".join(CSV_HEADER) + "\n").encode()
     async for batch in batches:
         if batch:

@@ -314,8 +314,10 @@ def _lock_exclusive(fd: int) -> bool:
     return True
 
 
-# user:password@ in a URL on the command line (--db postgresql://u:p@host): never copied anywhere.
+# user:password@ in a URL on the command line (--db postgresql://u:p@host), and secret query
+# options (?key_password=..., &token=...): never copied anywhere.
 _URL_PASSWORD: Final = re.compile(r"(://[^/:@\s]*):[^@/\s]*@")
+_SECRET_OPTION: Final = re.compile(r"([?&][^=&\s]*(?:pass|secret|token|key)[^=&\s]*=)[^&\s]*", re.IGNORECASE)
 
 
 def _command_line() -> str:
@@ -325,7 +327,8 @@ def _command_line() -> str:
     if prog == "__main__.py":  # python -m package
         prog = f"python -m {os.path.basename(os.path.dirname(argv[0]))}"
     argv[0] = prog
-    return _URL_PASSWORD.sub(r"\1:***@", " ".join(argv))[:300]
+    line = _URL_PASSWORD.sub(r"\1:***@", " ".join(argv))
+    return _SECRET_OPTION.sub(r"\1***", line)[:300]
 
 
 def _lock_holder(fd: int) -> str:
