@@ -47,9 +47,8 @@ def progress(db: Path) -> tuple[int, int] | None:
     return None if row is None else (int(row[0]), int(row[1]))
 
 
-def test_kill_9_mid_file_then_rerun_resumes_without_duplicates_or_gaps(tmp_path: Path) -> None:
-    log = log_file(tmp_path / "rig.wits", FRAMES)
-    db = tmp_path / "w.db"
+def interrupt_import(log: Path, db: Path, tmp_path: Path, sig: signal.Signals) -> tuple[int, str]:
+    """Start a real import of ``log``, send ``sig`` once two batches are stored: (status, stderr)."""
     env = {**os.environ, "WITS_DATA_DIR": str(tmp_path / "data")}
     url = f"sqlite:///{db}"
     cmd = [sys.executable, "-m", "witskit", "import", str(log), "--db", url, "--batch", str(BATCH)]
@@ -61,12 +60,20 @@ def test_kill_9_mid_file_then_rerun_resumes_without_duplicates_or_gaps(tmp_path:
             if mark is not None and mark[1] >= 2 * BATCH:
                 break
             time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, sig)
     finally:
-        proc.wait(timeout=30)
         assert proc.stderr is not None
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=30)
         proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL, "the import ended before it could be killed"
+    return proc.returncode, err
+
+
+def test_kill_9_mid_file_then_rerun_resumes_without_duplicates_or_gaps(tmp_path: Path) -> None:
+    log = log_file(tmp_path / "rig.wits", FRAMES)
+    db = tmp_path / "w.db"
+    status, _ = interrupt_import(log, db, tmp_path, signal.SIGKILL)
+    assert status == -signal.SIGKILL, "the import ended before it could be killed"
 
     mark = progress(db)
     assert mark is not None
@@ -124,3 +131,11 @@ def test_a_log_that_grew_resumes_at_its_old_end(tmp_path: Path) -> None:
     result = runner.invoke(app, ["import", str(log), "--db", db])
     assert f"resuming at byte {len(first)}" in result.stderr
     assert f"{30 - imported} frames" in result.stderr
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
+    log = log_file(tmp_path / "rig.wits", FRAMES)
+    status, err = interrupt_import(log, tmp_path / "w.db", tmp_path, signal.SIGINT)
+    assert status == 130, err
+    assert "run the same command again to resume" in err
+    assert "Traceback" not in err

@@ -154,7 +154,11 @@ def register(app: typer.Typer) -> None:
         holds no WITS frame at all (the other files are still imported).
         """
         _check_files(files)
-        status = asyncio.run(_import(_db_url(db), files, source, batch))
+        try:
+            status = asyncio.run(_import(_db_url(db), files, source, batch))
+        except KeyboardInterrupt:
+            error("interrupted: what was stored is kept; run the same command again to resume")
+            raise typer.Exit(130) from None
         if status:
             raise typer.Exit(status)
 
