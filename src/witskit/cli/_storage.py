@@ -163,6 +163,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(status)
 
 
+#: Up to this many sources, an ambiguous mnemonic is narrowed to the channels they hold.
+_NARROW_SOURCES = 50
+
+
 @dataclass(frozen=True)
 class _Wanted:
     """What ``query`` asks for."""
@@ -186,9 +190,18 @@ async def _codes_for(store: Any, wanted: _Wanted) -> list[str] | None:
         raise UsageError(f"no source named {', '.join(map(repr, unknown))} in the store; its sources: {have}")
     if not wanted.symbols:
         return None
-    present: set[str] = set()
-    for name in wanted.sources or known:
-        present.update(await store.latest(name))
+    ambiguous: list[str] = []
+    codes = resolve_codes(wanted.symbols, on_ambiguous=ambiguous.append)
+    if not ambiguous:
+        return codes
+    # A mnemonic several records use: narrow it to the channels the store holds, looked up only
+    # now and only for a bounded number of sources (one index probe per code each).
+    names = wanted.sources or known
+    present: set[str] | None = None
+    if len(names) <= _NARROW_SOURCES:
+        present = set()
+        for name in names:
+            present.update(await store.latest(name))
     return resolve_codes(wanted.symbols, present=present, on_ambiguous=warn)
 
 
