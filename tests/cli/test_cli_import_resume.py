@@ -139,3 +139,19 @@ def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
     assert status == 130, err
     assert "run the same command again to resume" in err
     assert "Traceback" not in err
+
+
+def test_a_file_rewritten_past_its_head_starts_over(tmp_path: Path) -> None:
+    data = b"".join(DrillingSimulator(5, records=(1,)).frames(500))
+    assert len(data) > 2 * 64 * 1024  # the hashed head is 64 KiB
+    log = tmp_path / "rig.wits"
+    log.write_bytes(data)
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    assert runner.invoke(app, ["import", str(log), "--db", db]).exit_code == 0
+    # Same head, longer, but the old end now falls inside a frame.
+    cut = len(data) - 100
+    log.write_bytes(data[:cut] + data[cut - 5000 :])
+    result = runner.invoke(app, ["import", str(log), "--db", db])
+    assert result.exit_code == 0, result.stderr
+    assert "changed since it was last imported" in result.stderr
+    assert "resuming" not in result.stderr

@@ -429,6 +429,18 @@ def _why_no_frames(path: Path) -> str:
     return f"no WITS frames found in {size} bytes (a frame runs from a && line to a !! line)"
 
 
+def _ends_a_frame(path: Path, offset: int) -> bool:
+    """True when the file still has a frame's ``!!`` just before ``offset`` (line endings aside),
+    as when the offset was saved: a file rewritten in the middle under the same head is not
+    resumed at an offset that now falls inside a frame."""
+    if offset == 0:
+        return True
+    with path.open("rb") as fh:
+        fh.seek(max(0, offset - 64))
+        before = fh.read(offset - max(0, offset - 64))
+    return before.rstrip().endswith(b"!!")
+
+
 async def _start_of(store: Any, path: Path, name: str) -> tuple[_FileRun, Any]:
     """Where the import of ``path`` starts: after the last committed batch of an earlier run."""
     from witskit.storage.imports import HEAD_BYTES, file_identity, file_key, head_sha256
@@ -438,7 +450,11 @@ async def _start_of(store: Any, path: Path, name: str) -> tuple[_FileRun, Any]:
     run = _FileRun(path, name)
     mark = await store.import_mark(key)
     if mark is not None:
-        same = mark.byte_offset <= ident.size and head_sha256(path, mark.head_len) == mark.head_sha256
+        same = (
+            mark.byte_offset <= ident.size
+            and head_sha256(path, mark.head_len) == mark.head_sha256
+            and _ends_a_frame(path, mark.byte_offset)
+        )
         if not same:
             warn(
                 f"{path}: changed since it was last imported ({mark.frames} frames, up to byte "

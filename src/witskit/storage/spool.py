@@ -337,6 +337,8 @@ def _lock_holder(fd: int) -> str:
         text = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip()
     except OSError:
         text = ""
+    # Printable text only: the file's bytes end up on a terminal.
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
     pid, _, command = text.partition(" ")
     if not pid.isdigit():
         return "another process"
