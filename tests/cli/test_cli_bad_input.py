@@ -122,3 +122,11 @@ def test_settings_errors_name_the_env_file(tmp_path: Path) -> None:
     assert ".env" in err
     assert "WITS_PORT" in err
     assert "WITS_TIMEZONE" in err
+
+
+def test_bad_urls_on_the_command_line_are_all_named(tmp_path: Path) -> None:
+    code, _, err = invoke("stream", "bogus://x", "--db", "foo://bar")
+    assert code == 2
+    assert "bogus://x: unknown scheme 'bogus'" in err
+    assert "'foo://bar': unknown sink" in err
+    assert "sources.0" not in err  # no pipeline file: the URLs name themselves

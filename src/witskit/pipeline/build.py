@@ -21,20 +21,22 @@ def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
     from witskit.pipeline.sinks import sink_kind
     from witskit.transport.urls import open_source
 
-    problems = []
+    problems: list[tuple[str, str]] = []
     for i, src in enumerate(plan.sources):
         try:
             open_source(src.url, **src.options)
         except (WitsKitError, TypeError, ValueError) as exc:
-            problems.append(f"  sources.{i}.url: {exc}")
+            problems.append((f"sources.{i}.url", str(exc)))
     for i, sink in enumerate(plan.sinks):
         try:
             sink_kind(sink.url)
         except WitsKitError as exc:
-            problems.append(f"  sinks.{i}.url: {exc}")
-    if problems:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}invalid pipeline:\n" + "\n".join(problems))
+            problems.append((f"sinks.{i}.url", str(exc)))
+    if not problems:
+        return
+    if path is None:  # URLs from the command line: the messages name them
+        raise ConfigError("\n".join(message for _, message in problems))
+    raise ConfigError(f"{path}: invalid pipeline:\n" + "\n".join(f"  {f}: {m}" for f, m in problems))
 
 
 def job_spool_dir(plan: PipelineConfig, config: WitsConfig) -> Path:
