@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
 from witskit.cli import app
 
@@ -33,16 +31,10 @@ def all_commands() -> list[list[str]]:
 
 
 def help_text(*argv: str, columns: int = 100) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "witskit", *argv, "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"},
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    """``witskit ARGV --help`` through the argv entry point, at a terminal of ``columns``."""
+    result = CliRunner().invoke(app, [*argv, "--help"], env={"COLUMNS": str(columns), "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    return result.stdout
 
 
 @pytest.mark.parametrize("argv", all_commands(), ids=lambda argv: " ".join(argv) or "witskit")
