@@ -50,14 +50,9 @@ def test_users_and_api_keys_take_db_and_do_not_print_audit_lines(run, tmp_path: 
     assert key_id in table.stdout  # the whole id, at 80 columns: it is what revoke takes
     assert max(len(line) for line in table.stdout.splitlines()) <= 80
 
-    for args in (
-        ["users", "list"],
-        ["users", "set-roles", "alice", "operator"],
-        ["users", "disable", "alice"],
-    ):
-        result = run(*args, "--db", db)
-        assert result.returncode == 0, (args, result.stderr)
-        assert '"event"' not in result.stderr
+    result = run("users", "set-roles", "alice", "operator", "--db", db)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "user alice now has roles operator"
     revoked = run("api-keys", "revoke", key_id, "--db", db)
     assert revoked.returncode == 0
     assert revoked.stderr.strip() == f"API key {key_id} revoked"
