@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_storage.py
 	$(BIN)/python bench/bench_live_pg.py
 	$(BIN)/python bench/bench_service.py
+	$(BIN)/python bench/bench_cli.py
 
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv
