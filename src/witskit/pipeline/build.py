@@ -40,17 +40,19 @@ def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
 
 
 def job_spool_dir(plan: PipelineConfig, config: WitsConfig) -> Path:
-    """The spool directory of a job whose pipeline names none: one per job, under the data directory.
+    """The spool directory of a job whose pipeline names none: one per set of sinks, under the data
+    directory.
 
-    A job is its sources and sinks: ``witskit stream URL --db DB`` run again finds the frames its
-    last run left in the spool, while a different job (``witskit run``, the demo, another stream)
-    has a spool of its own, so that neither blocks on the other's lock nor replays the other's
-    frames into the wrong sinks. ``witskit run`` keeps ``WITS_DATA_DIR/spool``.
+    What waits in a spool is owed to its sinks, so the directory is named after them:
+    ``witskit stream ANY-SOURCE --db DB`` run again writes what its last run left for DB, while a
+    job with other sinks (``witskit run``, the demo, a stream into another database) has a spool of
+    its own, so that neither blocks on the other's lock nor replays frames into the wrong sinks.
+    ``witskit run`` keeps ``WITS_DATA_DIR/spool``.
     """
     import hashlib
 
-    what = [f"source {s.url} {s.name or ''}" for s in plan.sources] + [f"sink {s.url}" for s in plan.sinks]
-    digest = hashlib.sha256("\n".join(sorted(what)).encode("utf-8", "surrogateescape")).hexdigest()
+    sinks = "\n".join(sorted(s.url for s in plan.sinks))
+    digest = hashlib.sha256(sinks.encode("utf-8", "surrogateescape")).hexdigest()
     return config.data_dir / "spools" / digest[:16]
 
 
