@@ -118,3 +118,26 @@ def test_the_lock_file_names_the_holder_without_its_secrets(
     assert "hunter2" not in message
     assert "s3cret" not in message
     assert "hunter2" not in (tmp_path / "spool" / "lock").read_text()
+
+
+def test_a_spool_belongs_to_its_sinks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from witskit.config import PipelineConfig, SinkConfig, SourceConfig, load_config
+    from witskit.pipeline.build import job_spool_dir
+
+    config = load_config(data_dir=tmp_path / "data")
+
+    def spool_of(source: str, sink: str) -> Path:
+        plan = PipelineConfig(sources=[SourceConfig(url=source)], sinks=[SinkConfig(url=sink)])
+        return job_spool_dir(plan, config)
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    here = spool_of("sim://rig-1", "sqlite:///rig.db")
+    assert spool_of("file://other.wits", "sqlite:///rig.db") == here  # any source: what is owed to rig.db
+    assert spool_of("sim://rig-1", f"sqlite:///{tmp_path / 'a' / 'rig.db'}") == here
+    assert spool_of("sim://rig-1", "sqlite:///other.db") != here
+    assert here.parent == config.data_dir / "spools"
+    assert here != config.spool_dir  # never the running service's
+    monkeypatch.chdir(tmp_path / "b")
+    assert spool_of("sim://rig-1", "sqlite:///rig.db") != here  # another directory, another database

@@ -51,9 +51,23 @@ def job_spool_dir(plan: PipelineConfig, config: WitsConfig) -> Path:
     """
     import hashlib
 
-    sinks = "\n".join(sorted(s.url for s in plan.sinks))
+    sinks = "\n".join(sorted(_sink_identity(s.url) for s in plan.sinks))
     digest = hashlib.sha256(sinks.encode("utf-8", "surrogateescape")).hexdigest()
     return config.data_dir / "spools" / digest[:16]
+
+
+def _sink_identity(url: str) -> str:
+    """A sink URL with its file made absolute: ``sqlite:///rig.db`` in two directories is two sinks."""
+    import os
+
+    scheme, sep, rest = url.partition("://")
+    kind = scheme.split("+")[0].lower()
+    if not sep or kind not in ("sqlite", "jsonl", "csv"):
+        return url
+    path, query_sep, query = (rest[1:] if kind == "sqlite" else rest).partition("?")
+    if not path or path == ":memory:":
+        return url
+    return f"{scheme}://{'/' if kind == 'sqlite' else ''}{os.path.abspath(path)}{query_sep}{query}"
 
 
 def decoder_from(plan: PipelineConfig, config: WitsConfig) -> WITSDecoder:
