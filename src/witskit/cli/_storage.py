@@ -458,7 +458,7 @@ async def _start_of(store: Any, path: Path, name: str) -> tuple[_FileRun, Any]:
         if not same:
             warn(
                 f"{path}: changed since it was last imported ({mark.frames} frames, up to byte "
-                f"{mark.byte_offset}): importing it from the start (stored frames are not stored twice)"
+                f"{mark.byte_offset}): importing it from the start (frames already stored are skipped by key)"
             )
         else:
             run.base_offset = run.end_offset = mark.byte_offset
