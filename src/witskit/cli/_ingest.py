@@ -89,7 +89,7 @@ def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
         if backlog:
             info(
                 f"{backlog} frames wait in the spool ({plan.spool.dir or config.spool_dir}); "
-                "they are written when the same command runs again"
+                "the next witskit stream into the same sinks writes them"
             )
 
     return run_async(main)
