@@ -130,7 +130,9 @@ def register(app: typer.Typer) -> None:
     @app.command("import", short_help="Bulk-load WITS log files into the store (resumable).")
     @handle_errors
     def import_(
-        files: Annotated[list[Path], typer.Argument(help="WITS log files to load.", show_default=False)],
+        files: Annotated[
+            list[Path], typer.Argument(metavar="FILES", help="WITS log files to load.", show_default=False)
+        ],
         db: DbOpt = None,
         source: Annotated[
             str | None,
