@@ -8,6 +8,7 @@ download), picks the rig and saves a screenshot::
 
     python scripts/screenshot.py                      # docs/img/dashboard.png, 1920x1080
     python scripts/screenshot.py --size 1280x720 -o /tmp/laptop.png --theme light
+    python scripts/screenshot.py --history 90 -o /tmp/new-feed.png    # a feed 90 s old
 
 Needs ``pip install playwright`` and ``apt-get install chromium`` (``--chromium`` for another path).
 """
@@ -147,7 +148,14 @@ def running_service(data_dir: Path, history: float, seed: int) -> Iterator[tuple
 
 
 def take(
-    url: str, user: str, password: str, output: Path, size: tuple[int, int], theme: str, chromium: str
+    url: str,
+    user: str,
+    password: str,
+    output: Path,
+    size: tuple[int, int],
+    theme: str,
+    chromium: str,
+    history: float = 3600.0,
 ) -> None:
     """Sign in, pick rig-1, let the tracks fill, and save the screenshot."""
     from playwright.sync_api import sync_playwright
@@ -166,14 +174,16 @@ def take(
             page = context.new_page()
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{url}/#theme={theme}&units=fps")
+            # The rig is picked from the address (on a narrow screen the rig list is tucked away).
+            page.goto(f"{url}/#theme={theme}&units=fps&rig=rig-1")
             page.fill("#login-user", user)
             page.fill("#login-password", password)
             page.click("#login-submit")
-            page.click(".rig[aria-pressed] >> text=rig-1")
-            # Wait for the hour of history and a few live frames.
+            page.wait_for_function("() => document.querySelector('#rig-title').textContent === 'rig-1'")
+            # Wait for the history (an hour at most is on screen) and a few live frames.
+            wanted = int(min(3000, history * 0.8))
             page.wait_for_function(
-                "() => Number(document.querySelector('#tracks').dataset.points) > 3000", timeout=60000
+                f"() => Number(document.querySelector('#tracks').dataset.points) > {wanted}", timeout=60000
             )
             page.wait_for_timeout(3000)
             page.mouse.move(size[0] * 0.55, size[1] * 0.72)  # a cursor line across the tracks
@@ -205,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="witskit-screenshot-") as tmp,
         running_service(Path(tmp), args.history, args.seed) as (url, user, password),
     ):
-        take(url, user, password, args.output, (int(width), int(height)), args.theme, args.chromium)
+        size = (int(width), int(height))
+        take(url, user, password, args.output, size, args.theme, args.chromium, args.history)
     sys.stderr.write(f"wrote {args.output}\n")
     return 0
 

@@ -16,7 +16,16 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from witskit.errors import ConfigError
@@ -118,6 +127,13 @@ class WitsConfig(BaseSettings):
     spool_overflow: Literal["block", "drop_oldest"] = Field(
         "block", validation_alias=_env("WITS_SPOOL_OVERFLOW", "spool_overflow")
     )
+    spool_segment_bytes: int | None = Field(
+        None,
+        ge=1 << 10,
+        le=1 << 30,
+        validation_alias=_env("WITS_SPOOL_SEGMENT_BYTES", "spool_segment_bytes"),
+        description="Spool segment size; default min(16 MiB, WITS_SPOOL_MAX_BYTES / 8)",
+    )
 
     # Service and monitoring
     host: str = Field("127.0.0.1", validation_alias=_env("WITS_HOST", "host"))
@@ -147,6 +163,17 @@ class WitsConfig(BaseSettings):
             raise ValueError(
                 f"unknown time zone {value!r} (use an IANA name such as 'America/Chicago')"
             ) from None
+        return value
+
+    @field_validator("spool_segment_bytes")
+    @classmethod
+    def _segment_fits(cls, value: int | None, info: ValidationInfo) -> int | None:
+        bound = info.data.get("spool_max_bytes")
+        if value is not None and isinstance(bound, int) and value > bound:
+            raise ValueError(
+                f"must not exceed WITS_SPOOL_MAX_BYTES ({bound:,}): acknowledged data is freed a "
+                "segment at a time, so several must fit in the bound (leave it unset for max/8)"
+            )
         return value
 
     @field_validator("jwt_secret")
@@ -239,6 +266,15 @@ class SpoolSettings(_Strict):
     fsync_interval_ms: int | None = Field(None, ge=1)
     max_bytes: int | None = Field(None, ge=1 << 20)
     overflow: Literal["block", "drop_oldest"] | None = None
+    segment_bytes: int | None = Field(None, ge=1 << 10, le=1 << 30)
+
+    @field_validator("segment_bytes")
+    @classmethod
+    def _segment_fits(cls, value: int | None, info: ValidationInfo) -> int | None:
+        bound = info.data.get("max_bytes")
+        if value is not None and isinstance(bound, int) and value > bound:
+            raise ValueError(f"must not exceed max_bytes ({bound:,}): several segments must fit in the bound")
+        return value
 
 
 class PipelineConfig(_Strict):

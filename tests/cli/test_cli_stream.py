@@ -35,11 +35,14 @@ WITSKIT = [sys.executable, "-m", "witskit"]
 
 
 class Server:
-    """A ``witskit simulate`` rig server in a subprocess, with its stderr collected by a thread."""
+    """A ``witskit simulate`` rig server in a subprocess, with its stderr collected by a thread.
 
-    def __init__(self, *args: str) -> None:
+    ``command`` runs another subcommand the same way (``stream`` of a listener, for one).
+    """
+
+    def __init__(self, *args: str, command: str = "simulate") -> None:
         self.proc = subprocess.Popen(
-            [*WITSKIT, "simulate", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [*WITSKIT, command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         self.lines: list[str] = []
         self._changed = threading.Condition()

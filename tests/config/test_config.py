@@ -119,3 +119,49 @@ def test_bad_pipeline_file_names_file_and_field(tmp_path: Path, text: str, messa
 def test_missing_pipeline_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read pipeline file"):
         load_pipeline(tmp_path / "nope.yaml")
+
+
+def test_a_small_spool_bound_starts_and_a_segment_larger_than_it_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from witskit.config import PipelineConfig, SourceConfig, SpoolSettings
+    from witskit.pipeline.build import spool_from
+
+    plan = PipelineConfig(sources=[SourceConfig(url="sim://rig-1")])
+    # Before the fix any WITS_SPOOL_MAX_BYTES under 16 MiB passed validation and failed at start.
+    monkeypatch.setenv("WITS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("WITS_SPOOL_MAX_BYTES", str(2 << 20))
+    with spool_from(plan, load_config()) as spool:
+        assert spool.max_bytes == 2 << 20
+        assert spool.segment_bytes == 256 << 10  # max_bytes / 8
+    monkeypatch.setenv("WITS_SPOOL_SEGMENT_BYTES", str(64 << 10))
+    with spool_from(plan, load_config()) as spool:
+        assert spool.segment_bytes == 64 << 10
+
+    monkeypatch.setenv("WITS_SPOOL_SEGMENT_BYTES", str(4 << 20))
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    (line,) = str(info.value).splitlines()[1:]
+    assert line.strip().startswith("WITS_SPOOL_SEGMENT_BYTES:")
+    assert "WITS_SPOOL_MAX_BYTES" in line
+
+    # The pipeline file and the environment together: named, not a traceback at start.
+    monkeypatch.setenv("WITS_SPOOL_SEGMENT_BYTES", str(1 << 20))
+    small = PipelineConfig(sources=plan.sources, spool=SpoolSettings(max_bytes=1 << 20, segment_bytes=None))
+    with spool_from(small, load_config()) as spool:
+        assert spool.segment_bytes == 1 << 20
+    monkeypatch.setenv("WITS_SPOOL_SEGMENT_BYTES", str(2 << 20))
+    with pytest.raises(ConfigError) as info:
+        spool_from(small, load_config())
+    message = str(info.value)
+    assert "spool.segment_bytes or WITS_SPOOL_SEGMENT_BYTES (2,097,152)" in message
+    assert "spool.max_bytes or WITS_SPOOL_MAX_BYTES (1,048,576)" in message
+
+
+def test_a_pipeline_files_spool_segment_larger_than_its_bound_names_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("sources:\n  - url: sim://rig-1\nspool: {max_bytes: 1048576, segment_bytes: 2097152}\n")
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path)
+    assert "spool.segment_bytes" in str(info.value)
+    assert "must not exceed" in str(info.value)

@@ -201,3 +201,42 @@ def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
         time.sleep(interval)
+
+
+#: The dashboard's static files, served to the harness page as they are (no service needed).
+STATIC = Path(__file__).resolve().parents[2] / "src" / "witskit" / "service" / "static"
+#: Where the harness page appears to come from (requests to it never leave the browser).
+HARNESS_ORIGIN = "http://witskit.test"
+_HARNESS_TYPES = {".js": "text/javascript", ".css": "text/css", ".json": "application/json"}
+
+
+def harness_page(browser: Browser, width: int, height: int, body: str = "") -> Any:
+    """A page with the dashboard's stylesheets and uPlot, whose scripts import ``/static/js/*.js``.
+
+    For tests of one part of the page (a chart, an axis) on data the test chooses: the files are
+    answered from ``STATIC`` by Playwright, so no service runs. ``body`` is the page's markup.
+    """
+    page = browser.page(width, height)
+    html = (
+        '<!doctype html><html lang="en" data-theme="dark"><head><meta charset="utf-8">'
+        '<link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css">'
+        '<link rel="stylesheet" href="/static/dashboard.css">'
+        '<script src="/static/vendor/uplot/uPlot.iife.min.js"></script>'
+        f"</head><body>{body}</body></html>"
+    )
+
+    def answer(route: Any) -> None:
+        path = route.request.url.removeprefix(HARNESS_ORIGIN).split("?")[0]
+        if path == "/":
+            route.fulfill(body=html, content_type="text/html")
+            return
+        file = (STATIC / path.removeprefix("/static/")).resolve()
+        if not path.startswith("/static/") or STATIC not in file.parents or not file.is_file():
+            route.fulfill(status=404, body="not found")
+            return
+        route.fulfill(body=file.read_bytes(), content_type=_HARNESS_TYPES.get(file.suffix, "text/plain"))
+
+    page.route(f"{HARNESS_ORIGIN}/**", answer)
+    page.goto(f"{HARNESS_ORIGIN}/")
+    page.wait_for_function("() => typeof uPlot === 'function'")
+    return page

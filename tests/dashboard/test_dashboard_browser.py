@@ -194,6 +194,64 @@ def test_wall_screen_uses_an_api_key_from_the_url_fragment(browser: Browser, ser
     assert page.is_hidden("#nav-admin")
 
 
+def visible_share(page: Any, selector: str) -> float:
+    """The share of the element's area that is inside the viewport (0 to 1), without scrolling."""
+    share: float = page.evaluate(
+        """(selector) => {
+          const r = document.querySelector(selector).getBoundingClientRect();
+          const w = Math.max(0, Math.min(r.right, innerWidth) - Math.max(r.left, 0));
+          const h = Math.max(0, Math.min(r.bottom, innerHeight) - Math.max(r.top, 0));
+          return r.width * r.height > 0 ? (w * h) / (r.width * r.height) : 0;
+        }""",
+        selector,
+    )
+    return share
+
+
+def test_at_1024x768_the_tracks_fill_the_screen_and_a_new_feed_fills_them(
+    browser: Browser, service: RunningService, tmp_path: Path
+) -> None:
+    page = browser.page(1024, 768)
+    sign_in(page, service.url, service.admin, service.password)
+    # The rig list slides over the tracks on demand, and goes away once a rig is picked.
+    assert page.get_attribute("#sidebar-toggle", "aria-expanded") == "false"
+    page.click("#sidebar-toggle")
+    assert page.get_attribute("#sidebar-toggle", "aria-expanded") == "true"
+    page.locator(".rig", has_text="rig-1").click()
+    page.wait_for_selector("#sidebar", state="hidden")
+    assert page.inner_text("#rig-title") == "rig-1"
+    assert page.get_attribute("#sidebar-toggle", "aria-expanded") == "false"
+    wait_until(lambda: points(page) >= 5)
+
+    # The tracks use the screen: all of them in view, most of the height, nothing to scroll to.
+    assert visible_share(page, "#tracks") > 0.97
+    box = page.locator("#tracks").bounding_box()
+    assert box["height"] >= 0.5 * 768, box
+    for track in page.locator(".track").all():
+        assert visible_share(page, f".track[data-track='{track.get_attribute('data-track')}']") > 0.97
+    assert no_horizontal_scroll(page)
+    assert page.evaluate("() => document.querySelector('#main').scrollHeight <= innerHeight")
+
+    # The simulated rig began with the service, seconds or minutes ago: the time axis starts at
+    # its first frame (and spans a minute at least) instead of an hour ago, where the feed was a
+    # sliver at the bottom.
+    state = tracks_state(page)
+    view = int(state["viewEnd"]) - int(state["viewStart"])
+    assert view < 3600, state
+    assert 0 <= int(state["dataStart"]) - int(state["viewStart"]) <= max(3, 0.05 * view), state
+    assert "first frame" in page.inner_text("#range-text")
+    page.screenshot(path=str(tmp_path / "dashboard-1024x768.png"))  # for a look when it fails
+
+    # Keys and the range buttons still do what they say over a young feed.
+    page.click('.toolbar [data-span="900"]')
+    wait_until(lambda: page.get_attribute('.toolbar [data-span="900"]', "aria-pressed") == "true")
+    page.keyboard.press("Escape")
+    page.click("#sidebar-toggle")
+    page.wait_for_selector("#sidebar", state="visible")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#sidebar", state="hidden")
+
+
 def test_a_restarted_service_is_reconnected_to_without_a_reload(
     browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -385,3 +443,23 @@ def test_a_live_rig_zooms_out_to_its_days_and_keeps_moving(
         lambda: tracks_state(page)["mode"] == "raw" and shown_span(page) < 2 * 3600 and points(page) >= 20
     )
     assert page.get_attribute("#go-live", "aria-pressed") == "true"
+
+
+def test_on_a_narrow_screen_several_rigs_open_the_rig_list_until_one_is_picked(
+    browser: Browser, archive: Archive
+) -> None:
+    page = browser.page(1024, 768)
+    sign_in(page, archive.service.url, archive.service.admin, archive.service.password)
+    # Two rigs and none watched before: the list comes up by itself, over the tracks.
+    page.wait_for_selector("#sidebar", state="visible")
+    assert page.get_attribute("#sidebar-toggle", "aria-expanded") == "true"
+    assert page.is_visible("#pick-hint")
+    page.locator(".rig", has_text="rig-archive").click()
+    page.wait_for_selector("#sidebar", state="hidden")
+    assert page.inner_text("#rig-title") == "rig-archive"
+    assert page.get_attribute("#sidebar-toggle", "aria-expanded") == "false"
+    # A click on the tracks closes it too.
+    page.click("#sidebar-toggle")
+    page.wait_for_selector("#sidebar", state="visible")
+    page.mouse.click(900, 600)
+    page.wait_for_selector("#sidebar", state="hidden")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -237,3 +238,170 @@ async def test_frame_errors_reach_subscribers_of_their_source() -> None:
     other.close()
     assert [e async for e in mine] == [error]
     assert [e async for e in other] == []
+
+
+async def test_a_failed_spool_ack_is_logged_and_retried_not_fatal_to_the_writer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A real OSError in the ack store: a directory where the ack file goes makes os.replace fail
+    # (EISDIR). Before the fix the writer task died on the first failed ack, silently.
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        blocker = spool.directory / "ack"
+        blocker.unlink()  # (the spool writes it at open)
+        blocker.mkdir()
+        (blocker / "keep").write_bytes(b"")
+        pipe = Pipeline([ListSource(sim_frames(400), gap=0.002)], [sink], spool, batch_interval=0.01)
+        task = asyncio.create_task(pipe.run())
+        while spool.last_seq < 100:
+            await asyncio.sleep(0.01)
+        assert spool.acked_seq == 0
+        assert "cannot store the ack position" in caplog.text
+        (blocker / "keep").unlink()
+        blocker.rmdir()
+        await asyncio.wait_for(task, 20)
+        assert spool.acked_seq == spool.last_seq == 400
+    assert len(sink.frames) == 400
+
+
+def block_segment_names(spool: Spool, first: int, last: int) -> list[Path]:
+    """Directories where the spool's next segments go: creating them fails for real (EEXIST), as a
+    full disk fails a create, with no root, no mock and nothing outside the spool directory."""
+    blockers = [spool.directory / f"{seq:016d}.wal" for seq in range(first, last + 1)]
+    for path in blockers:
+        path.mkdir()
+    return blockers
+
+
+async def test_a_spool_that_cannot_write_pauses_the_source_retries_and_resumes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before the fix the source's read loop ended on the first failed append ("source stopped"),
+    # so every frame after it was lost while the rest of the process looked healthy.
+    frames = sim_frames(120)
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never", segment_bytes=1024) as spool:
+        blockers = block_segment_names(spool, 2, 400)  # every segment after the first one
+        source = ListSource(frames)
+        pipe = Pipeline([source], [sink], spool, batch_interval=0.01)
+        task = asyncio.create_task(pipe.run())
+        for _ in range(500):
+            if pipe.spool_error is not None and pipe.paused_sources:
+                break
+            await asyncio.sleep(0.01)
+        assert pipe.spool_error is not None
+        assert "cannot create spool segment" in pipe.spool_error
+        assert pipe.paused_sources == {"rig-1"}
+        stuck = source.sent
+        await asyncio.sleep(0.3)
+        assert source.sent == stuck  # back-pressure: the source is not read while the spool fails
+        assert pipe.stats.spool_write_failures >= 2  # it retries on its own
+        assert "spool cannot write" in caplog.text
+        for path in blockers:
+            path.rmdir()
+        await asyncio.wait_for(task, 20)
+        assert pipe.spool_error is None
+        assert not pipe.paused_sources
+        assert spool.acked_seq == spool.last_seq
+    seqs = [sqid(f.values) for f in sink.frames]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 120
+    assert pipe.stats.frames_lost == 0
+    assert "spool writes again" in caplog.text
+
+
+async def test_stopping_while_the_spool_cannot_write_counts_the_frame_lost(tmp_path: Path) -> None:
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never", segment_bytes=1024) as spool:
+        block_segment_names(spool, 2, 400)
+        pipe = Pipeline([ListSource(sim_frames(50))], [sink], spool, batch_interval=0.01)
+        task = asyncio.create_task(pipe.run())
+        while pipe.spool_error is None:
+            await asyncio.sleep(0.01)
+        pipe.stop()
+        await asyncio.wait_for(task, 10)
+    assert pipe.stats.frames_lost == 1  # the frame in hand; the rest was never read from the source
+
+
+async def test_drop_oldest_keeps_reading_and_drops_the_oldest_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before the fix the source waited for room whatever the policy: it paused and dropped nothing.
+    frames = sim_frames(400)  # ~160 KB of records, the spool holds 48 KiB
+    sink = MemorySink()
+    sink.fail = ConnectionError("database down")
+    with Spool(
+        tmp_path / "spool", fsync="never", max_bytes=48 << 10, segment_bytes=6 << 10, overflow="drop_oldest"
+    ) as spool:
+        source = ListSource(frames)
+        pipe = Pipeline([source], [sink], spool, batch_interval=0.01, breaker_timeout=0.05)
+        task = asyncio.create_task(pipe.run())
+        for _ in range(1000):
+            if source.sent == 400 and spool.last_seq == 400:
+                break
+            await asyncio.sleep(0.01)
+        assert source.sent == 400  # the rig kept being read
+        assert pipe.stats.source_pauses == 0
+        assert not pipe.paused_sources
+        dropped = spool.dropped_records
+        assert dropped > 200
+        assert spool.pending_bytes <= spool.max_bytes
+        assert "overflow='drop_oldest'): dropped" in caplog.text
+        sink.fail = None
+        await asyncio.wait_for(task, 20)
+    seqs = [sqid(f.values) for f in sink.frames]
+    assert len(seqs) == 400 - dropped
+    assert seqs == sorted(seqs)
+    assert seqs[-1] == sqid(pipe.decoder.decode(unpack_frame(pack_frame(_frame(frames[-1])))).values)
+
+
+def _frame(data: bytes) -> WITSFrame:
+    (frame,) = FrameParser(source="rig-1").feed(data)
+    assert isinstance(frame, WITSFrame)
+    return frame
+
+
+async def test_a_full_spool_and_a_sink_outage_are_said_with_their_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before the fix nothing said that the spool was full, that sources were paused, or that a
+    # sink had recovered.
+    sink = MemorySink()
+    sink.fail = ConnectionError("database down")
+    with Spool(tmp_path / "spool", fsync="never", max_bytes=16 << 10, segment_bytes=2 << 10) as spool:
+        pipe = Pipeline(
+            [ListSource(sim_frames(150))], [sink], spool, batch_interval=0.01, breaker_timeout=0.05
+        )
+        task = asyncio.create_task(pipe.run())
+        while not pipe.paused_sources:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        sink.fail = None
+        await asyncio.wait_for(task, 20)
+    assert len(sink.frames) == 150
+    messages = [r.getMessage() for r in caplog.records]
+    full = next(m for m in messages if m.startswith("spool full:"))
+    assert "(overflow=block); source(s) rig-1 paused (not read) until there is room" in full
+    assert any(m.startswith("spool has room again after ") and "sources resumed" in m for m in messages)
+    assert any(m.startswith("sink memory recovered after ") for m in messages)
+
+
+async def test_a_long_sink_outage_is_a_few_lines_not_one_per_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = MemorySink()
+    sink.fail = ConnectionError("database down")
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        pipe = Pipeline(
+            [ListSource(sim_frames(40), gap=0.02)], [sink], spool, batch_interval=0.01, breaker_timeout=0.02
+        )
+        task = asyncio.create_task(pipe.run())
+        await asyncio.sleep(1.2)
+        sink.fail = None
+        await asyncio.wait_for(task, 20)
+    assert pipe.stats.write_failures["memory"] >= 10  # it kept retrying ...
+    said = [
+        r for r in caplog.records if r.levelno >= logging.WARNING and "sink memory failed" in r.getMessage()
+    ]
+    assert 1 <= len(said) <= 2  # ... and said so at the first failure and when the breaker opened
+    assert len(sink.frames) == 40

@@ -12,8 +12,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,7 +124,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing_received_and_duplicates_no
     restart = _run_stream([f"file://{empty}", "--db", db], data_dir)
     _, err = restart.communicate(timeout=60)
     assert restart.returncode == 0, err.decode()
-    stored = asyncio.run(sqids(db, "sim://rig-kill"))
+    stored = asyncio.run(sqids(db, "rig-kill"))  # sim://rig-kill is the source rig-kill
     assert len(stored) == len(set(stored))  # no duplicates
     assert set(printed) <= set(stored)  # loss window after kill -9 of the process: zero
     assert sorted(stored) == list(range(1, len(stored) + 1))
@@ -149,7 +152,7 @@ def test_torn_spool_tail_after_a_crash_is_skipped_and_the_rest_is_written(tmp_pa
     restart = _run_stream([f"file://{empty}", "--db", db], data_dir)
     _, err = restart.communicate(timeout=60)
     assert restart.returncode == 0, err.decode()
-    stored = asyncio.run(sqids(db, "sim://rig-torn"))
+    stored = asyncio.run(sqids(db, "rig-torn"))
     assert len(stored) == len(set(stored)) >= 49
     assert sorted(stored) == list(range(1, len(stored) + 1))  # only the torn tail is missing
 
@@ -167,3 +170,150 @@ async def test_replaying_the_same_spool_twice_stores_each_frame_once(tmp_path: P
             assert spool.pending_count == 0
     stored = await sqids(db, "sim://rig-twice")
     assert sorted(stored) == list(range(1, 81))
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on (bound, then closed): an unreachable database."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _limited_stream(port: int, data_dir: Path, limit: int) -> subprocess.Popen[bytes]:
+    """``witskit stream tcp://127.0.0.1:PORT --db <unreachable> -f jsonl`` whose files may not grow
+    past ``limit`` bytes (RLIMIT_FSIZE: writes fail in the kernel with EFBIG, as with ENOSPC on a
+    full disk). Only the soft limit, set by the child itself: raising it again needs no privilege."""
+    limited = (
+        "import resource, runpy, sys; "
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY)); "
+        "sys.argv[0] = 'witskit'; runpy.run_module('witskit', run_name='__main__')"
+    )
+    env = {**os.environ, "WITS_DATA_DIR": str(data_dir), "PYTHONDONTWRITEBYTECODE": "1"}
+    db = f"postgresql://wits@127.0.0.1:{_closed_port()}/wits"
+    return subprocess.Popen(
+        [sys.executable, "-c", limited, "stream", f"tcp://127.0.0.1:{port}", "--db", db, "-f", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def _lines(stream: Any, into: list[str]) -> threading.Thread:
+    def pump() -> None:
+        for raw in iter(stream.readline, b""):
+            into.append(raw.decode(errors="replace"))
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait(check: Callable[[], bool], what: str, *, stderr: list[str], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; stderr:\n{''.join(stderr)}")
+        time.sleep(0.05)
+
+
+def test_a_full_disk_pauses_ingest_and_loses_nothing_when_space_returns(tmp_path: Path) -> None:
+    """The spool's writes fail for real in the kernel (RLIMIT_FSIZE: EFBIG, as ENOSPC on a full disk)
+    while the database is unreachable; an independent sender counts sequence numbers.
+
+    Before the fix the source's read loop ended at the first failed append: everything the rig
+    sent after it was lost, and the process still exited 0.
+    """
+    import json
+    import resource
+    import socket
+
+    from witskit.pipeline import unpack_frame
+    from witskit.protocol import WITSDecoder
+    from witskit.simulator import DrillingSimulator
+
+    frames = list(DrillingSimulator(5, records=(1,)).frames(300))  # ~100 KB: fits loopback buffers
+    limit = 24 << 10  # the spool fails after ~60 frames
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    data_dir = tmp_path / "data"
+
+    proc = _limited_stream(port, data_dir, limit)
+    out: list[str] = []
+    err: list[str] = []
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    pumps = [_lines(proc.stdout, out), _lines(proc.stderr, err)]
+    try:
+        server.settimeout(20)
+        rig, _ = server.accept()
+        with rig:
+            rig.settimeout(20)
+            rig.sendall(b"".join(frames))  # the kernel buffers take it all; the rig moves on
+            _wait(lambda: "spool cannot write" in "".join(err), "the spool error line", stderr=err)
+            stuck = len(out)
+            assert 0 < stuck < 300
+            time.sleep(1.0)
+            assert proc.poll() is None, "".join(err)  # still running, retrying on its own
+            assert len(out) == stuck  # not read while the spool cannot write
+            resource.prlimit(
+                proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+            )
+            _wait(lambda: len(out) >= 300, "every frame after space returned", stderr=err)
+            assert "spool writes again" in "".join(err)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        server.close()
+        for pump in pumps:
+            pump.join(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == 143, "".join(err)
+    printed = [next(p["value"] for p in json.loads(line)["points"] if p["code"] == "0104") for line in out]
+    sent = list(range(1, 301))
+    assert printed == sent
+    decoder = WITSDecoder()
+    (spool_dir,) = data_dir.glob("spools/*")  # stream --db spools per set of sinks
+    with Spool(spool_dir) as spool:  # the database was down: everything waits here
+        spooled = [
+            dict(decoder.decode(unpack_frame(payload, sequence=seq)).items())["0104"]
+            for seq, payload in spool.pending()
+        ]
+    assert spooled == sent
+
+
+def test_stopped_while_the_disk_is_full_says_what_was_not_stored_and_fails(tmp_path: Path) -> None:
+    import socket
+
+    from witskit.simulator import DrillingSimulator
+
+    server = socket.create_server(("127.0.0.1", 0))
+    proc = _limited_stream(server.getsockname()[1], tmp_path / "data", 8 << 10)
+    err: list[str] = []
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    pumps = [_lines(proc.stdout, []), _lines(proc.stderr, err)]
+    try:
+        server.settimeout(20)
+        rig, _ = server.accept()
+        with rig:
+            rig.sendall(b"".join(DrillingSimulator(5, records=(1,)).frames(100)))
+            _wait(lambda: "spool cannot write" in "".join(err), "the spool error line", stderr=err)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        server.close()
+        for pump in pumps:
+            pump.join(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode != 0
+    assert "1 frame(s) received were not stored" in "".join(err)

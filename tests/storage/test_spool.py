@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -439,6 +440,53 @@ def test_overflow_drop_oldest_drops_whole_old_segments_and_counts(d: Path) -> No
         assert not spool.is_full
 
 
+def wal_bytes(d: Path) -> int:
+    return sum(f.stat().st_size for f in d.glob("*.wal"))
+
+
+@pytest.mark.parametrize("overflow", ["block", "drop_oldest"])
+def test_disk_use_never_exceeds_max_bytes_even_with_a_partly_acked_segment(d: Path, overflow: str) -> None:
+    # Before the fix the bound covered un-acked bytes only: the acknowledged head of the oldest
+    # segment came on top, so the files could pass max_bytes by up to a segment.
+    with open_spool(d, max_bytes=8192, segment_bytes=2048, overflow=overflow) as spool:
+        for round_ in range(30):
+            for i in range(200):
+                if overflow == "block" and not spool.has_room(90):
+                    break
+                spool.append(payload(round_ * 1000 + i))
+                assert spool.size_bytes == wal_bytes(d) <= 8192
+            if spool.pending_count:  # a sink commits part of the backlog: half a segment, say
+                spool.ack(spool.acked_seq + max(1, spool.pending_count // 3))
+            assert spool.size_bytes == wal_bytes(d) <= 8192
+
+
+def test_the_default_segment_size_follows_a_small_max_bytes(d: Path) -> None:
+    # Before the fix a max_bytes below 16 MiB needed an explicit segment_bytes, or open failed.
+    with open_spool(d, max_bytes=2 << 20) as spool:
+        assert spool.segment_bytes == (2 << 20) // 8
+    with open_spool(d) as spool:
+        assert spool.segment_bytes == 16 << 20
+
+
+def test_a_disk_smaller_than_max_bytes_is_warned_about_at_open(
+    d: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with open_spool(d, max_bytes=1 << 50):  # a pebibyte: more than this disk has free
+        pass
+    (said,) = [r.getMessage() for r in caplog.records if "free on its disk" in r.getMessage()]
+    # The line docs/spool.md shows is the line the spool writes (sizes and path aside).
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "spool.md").read_text(encoding="utf-8")
+    shown = doc.split("### Free disk space", 1)[1].split("```text\n", 1)[1].split("\n```", 1)[0]
+    sizes = r"[\d.,]+ (?:[KMGT]iB|bytes)"
+    shown = re.sub(sizes, "\0SIZE\0", re.sub(r" /\S+ ", " \0PATH\0 ", shown))
+    pattern = re.escape(shown).replace("\0SIZE\0", sizes).replace("\0PATH\0", r"\S+")
+    assert re.fullmatch(pattern, said), (shown, said)
+    caplog.clear()
+    with open_spool(d, max_bytes=1 << 20):
+        pass
+    assert "free on its disk" not in caplog.text
+
+
 def test_drop_oldest_counts_only_unacked_records_of_a_partly_acked_segment(d: Path) -> None:
     with open_spool(d, max_bytes=2048, segment_bytes=1024, overflow="drop_oldest") as spool:
         spool.append_many([b"x" * 76] * 10)  # 1000 bytes: segment 1
@@ -648,9 +696,8 @@ def test_a_full_disk_raises_a_clear_error_and_loses_nothing(d: Path, monkeypatch
         assert not isinstance(info.value, SpoolFullError)
         with pytest.raises(SpoolError, match="disk full"):
             spool.append_many([b"c", b"d"])
-        with pytest.raises(SpoolError, match=r"disk full: cannot store the ack position .* not recorded"):
-            spool.ack(1)
-        assert spool.acked_seq == 0
+        spool.ack(1)  # stored in place in the existing ack file: no new block needed
+        assert spool.acked_seq == 1
 
         # A short write, then the disk fills: the partial record is removed at once.
         state = {"calls": 0}
@@ -669,8 +716,19 @@ def test_a_full_disk_raises_a_clear_error_and_loses_nothing(d: Path, monkeypatch
         assert spool.last_seq == 2
         assert spool.append(b"c") == 3  # no sequence number was used up
     with open_spool(d) as spool:
-        assert list(spool.pending()) == [(1, b"a"), (2, b"b"), (3, b"c")]
+        assert list(spool.pending()) == [(2, b"b"), (3, b"c")]
         assert spool.torn_records_skipped == spool.corrupt_records_skipped == 0
+
+
+def test_an_ack_that_cannot_be_stored_at_all_is_a_clear_error(d: Path) -> None:
+    with open_spool(d) as spool:
+        spool.append_many([b"a", b"b"])
+        (d / "ack").unlink()
+        (d / "ack").mkdir()  # neither replaced nor rewritten: EISDIR, a real OSError
+        with pytest.raises(SpoolError, match=r"cannot store the ack position .* not recorded"):
+            spool.ack(1)
+        assert spool.acked_seq == 0
+        (d / "ack").rmdir()
 
 
 def test_a_full_disk_when_creating_a_segment(d: Path) -> None:
@@ -796,6 +854,7 @@ class SpoolModel(RuleBasedStateMachine):
             if new_drops:
                 event("dropped oldest")
             assert self.spool.pending_bytes <= self.max_bytes
+        assert self.spool.size_bytes == wal_bytes(self.dir) <= self.max_bytes  # the disk bound
         assert got == self.model
         assert self.spool.last_seq == self.last
         assert self.spool.acked_seq == self.acked
@@ -822,3 +881,112 @@ TestSpoolModel = SpoolModel.TestCase
 TestSpoolModel.settings = MODEL_SETTINGS
 TestDropOldestModel = DropOldestModel.TestCase
 TestDropOldestModel.settings = MODEL_SETTINGS
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_spool_files_and_directory_are_private_whatever_the_umask(
+    tmp_path: Path, umask: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)  # an existing data directory others may list
+    old = os.umask(umask)
+    try:
+        with open_spool(data / "new" / "spool", fsync="interval") as spool:
+            spool.append(b"rig data")
+            spool.ack(1)
+            spool.append(b"more rig data")
+        shared = data / "spool"
+        shared.mkdir()
+        shared.chmod(0o755)  # left by an older version, or made by hand
+        with open_spool(shared) as spool:
+            spool.append(b"rig data")
+    finally:
+        os.umask(old)
+    for directory in (data / "new", data / "new" / "spool", shared):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
+    files = [*(data / "new" / "spool").iterdir(), *shared.iterdir()]
+    assert {f.name for f in files} >= {"lock", "ack", "0000000000000001.wal", "0000000000000002.wal"}
+    for f in files:
+        assert f.stat().st_mode & 0o777 == 0o600, f
+    assert data.stat().st_mode & 0o777 == 0o755  # the data directory is not the spool's to change
+    assert "was readable by others (mode 755); setting it to 0700" in caplog.text
+
+
+_FULL_DISK_CHILD = r"""
+import errno, json, sys
+from witskit.storage.spool import Spool, SpoolError
+out = {}
+with Spool(sys.argv[1], fsync="always", max_bytes=1 << 20, segment_bytes=8 << 10) as spool:
+    try:
+        while True:
+            spool.append(b"x" * 300)
+    except SpoolError as exc:
+        out["full"] = exc.errno == errno.ENOSPC and str(exc).startswith("disk full:")
+    out["spooled"] = spool.last_seq
+    try:
+        spool.ack(spool.last_seq)  # the database committed everything: this must free the disk
+        out["acked"] = spool.acked_seq
+    except SpoolError as exc:
+        out["ack_error"] = str(exc)
+    try:
+        out["after"] = spool.append(b"y" * 300)
+    except SpoolError as exc:
+        out["append_error"] = str(exc)
+with Spool(sys.argv[1]) as spool:
+    out["reopened_acked"] = spool.acked_seq
+    out["reopened_pending"] = [seq for seq, _ in spool.pending()]
+print(json.dumps(out))
+"""
+
+
+def test_an_ack_on_a_full_disk_is_stored_and_frees_the_disk(tmp_path: Path) -> None:
+    """A real ENOSPC: the spool on a 64 KiB tmpfs, mounted in a private mount namespace.
+
+    Before the fix the ack needed a new file (ack.tmp, renamed over ack): on a full disk it
+    failed, so no segment was ever deleted and the spool stayed full for good, even with the
+    database back.
+    """
+    import json
+    import subprocess
+    import sys
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare(1) is not installed: cannot mount a private tmpfs")
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    script = tmp_path / "child.py"
+    script.write_text(_FULL_DISK_CHILD)
+    shell = 'mount -t tmpfs -o size=64k tmpfs "$1" && exec "$2" "$3" "$1/spool"'
+    result = subprocess.run(
+        [
+            unshare,
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            shell,
+            "sh",
+            mnt,
+            sys.executable,
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    if result.returncode != 0 and ("mount" in result.stderr or "unshare" in result.stderr):
+        pytest.skip(f"cannot mount a private tmpfs here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["full"] is True
+    assert out["spooled"] > 50
+    assert "ack_error" not in out, out
+    assert out["acked"] == out["spooled"]
+    assert out["after"] == out["spooled"] + 1  # space came back: appends work again
+    assert out["reopened_acked"] == out["spooled"]
+    assert out["reopened_pending"] == [out["spooled"] + 1]

@@ -96,7 +96,7 @@ async def test_read_to_end_equals_iter_frames_on_the_same_bytes(tmp_path: Path, 
     assert summary(events) == summary(expected)
     assert [depth(e) for e in events if isinstance(e, WITSFrame)] == ["1.5", "2.5", "3.5", "4.5"]
     assert events[-1].kind == "truncated"  # type: ignore[union-attr]
-    assert all(e.source == f"file://{path}" for e in events)
+    assert all(e.source == "rig.wits" for e in events)  # named by the file's name, as import does
 
 
 async def test_an_empty_file_gives_no_events(tmp_path: Path) -> None:
@@ -345,7 +345,11 @@ def test_from_url_absolute_with_options(tmp_path: Path) -> None:
     assert src.follow
     assert src.poll_interval == 0.5
     assert src.start_at_end
-    assert src.name == f"file://{tmp_path}/rig one.wits"
+    assert src.name == "rig one.wits"
+    named = FileSource.from_url(f"file://{tmp_path}/rig.wits?name=rig-7")
+    assert (named.name, named.path) == ("rig-7", tmp_path / "rig.wits")
+    with pytest.raises(UsageError, match="name='' is empty"):
+        FileSource.from_url(f"file://{tmp_path}/rig.wits?name=")
 
 
 def test_from_url_defaults() -> None:

@@ -22,8 +22,13 @@ def frame(rig: int, n: int = 0) -> bytes:
 
 
 def tag(listener: ListenerSource, writer: asyncio.StreamWriter) -> str:
-    host, port = writer.get_extra_info("sockname")[:2]
-    return f"{listener.name}/{host}:{port}"
+    """The source name of a peer: the listener's name and the peer's address (not its port)."""
+    return f"{listener.name}/{writer.get_extra_info('sockname')[0]}"
+
+
+def loopback(i: int) -> tuple[str, int]:
+    """A distinct local address per rig (Linux routes all of 127/8 to lo): one source each."""
+    return (f"127.0.{1 + i // 250}.{2 + i % 250}", 0)
 
 
 def rig_of(event: WITSFrame | FrameError) -> bytes:
@@ -34,8 +39,8 @@ def rig_of(event: WITSFrame | FrameError) -> bytes:
 # Many peers -------------------------------------------------------------------------------------
 async def test_concurrent_peers_are_multiplexed_each_tagged_and_in_order() -> None:
     async with ListenerSource("127.0.0.1", 0) as listener:
-        assert listener.name == f"tcp-listen://127.0.0.1:{listener.port}"
-        writers = [(await push(listener.port))[1] for _ in range(20)]
+        assert listener.name == "tcp-listen://127.0.0.1:0"  # as made: a port-0 name does not change
+        writers = [(await push(listener.port, local_addr=loopback(i)))[1] for i in range(20)]
         for rig, writer in enumerate(writers):  # interleaved: frame n of every rig, then n + 1
             for n in range(3):
                 writer.write(frame(rig, n))
@@ -56,7 +61,9 @@ async def test_concurrent_peers_are_multiplexed_each_tagged_and_in_order() -> No
 async def test_three_hundred_concurrent_connections() -> None:
     count = 320
     async with ListenerSource("127.0.0.1", 0) as listener:
-        clients = await asyncio.gather(*(push(listener.port, frame(i)) for i in range(count)))
+        clients = await asyncio.gather(
+            *(push(listener.port, frame(i), local_addr=loopback(i)) for i in range(count))
+        )
         events = await take(listener, count)
         assert listener.active_connections == count
         assert len(listener.peers) == count
@@ -112,7 +119,8 @@ async def test_peers_outside_the_allowlist_are_refused_counted_and_logged(
     assert listener.accepted == 1
     refused = [s for s in statuses if (s.error or "").startswith("refused")]
     assert [s.error for s in refused] == ["refused: not in the allowlist"]
-    assert refused[0].source.endswith(f"/127.0.0.1:{stranger.get_extra_info('sockname')[1]}")
+    assert refused[0].source == f"{listener.name}/127.0.0.1"
+    assert refused[0].peer == f"127.0.0.1:{stranger.get_extra_info('sockname')[1]}"
     assert any("refused" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
 
 
@@ -181,7 +189,7 @@ async def test_garbage_and_a_100_mb_line_cost_bounded_memory() -> None:
     try:
         async with ListenerSource("127.0.0.1", 0) as listener:
             _, binary = await push(listener.port)
-            _, flood = await push(listener.port)
+            _, flood = await push(listener.port, local_addr=loopback(0))
             seen: list[WITSFrame | FrameError] = []
 
             async def consume() -> None:

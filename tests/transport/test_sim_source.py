@@ -24,7 +24,7 @@ async def test_frames_are_paced_and_decode_with_live_times() -> None:
     elapsed = time.monotonic() - start
     assert elapsed >= 0.9  # 20 intervals of 50 ms: paced, not dumped at once
     decoded = [WITSDecoder().decode(f) for f in frames]
-    assert all(d.errors == [] and d.source == "sim://rig-7" for d in decoded)
+    assert all(d.errors == [] and d.source == "rig-7" for d in decoded)
     assert (decoded[-1].timestamp - decoded[0].timestamp).total_seconds() == pytest.approx(1.0, abs=1.0)
 
 

@@ -205,7 +205,9 @@ async def test_mtls_listener_refuses_clients_without_a_trusted_certificate(pki: 
         events = await take(listener, 1)
         await close_writer(writer)
     assert listener.accepted == 1
-    assert events[0].source == f"{listener.name}/127.0.0.1:{sockname[1]}"
+    # Named by the certificate's identity (this one has no CN: its DNS name), not its address.
+    assert events[0].source == f"{listener.name}/rig-7.example"
+    assert sockname[0] == "127.0.0.1"
     assert events[0].lines == (b"01083650.4",)
     reasons = refusals(statuses)
     assert len(reasons) == 2
@@ -281,3 +283,117 @@ async def test_secure_tcp_reader_without_tls_is_plain_tcp(edr) -> None:
 def test_secure_tcp_reader_refuses_certificates_without_tls(pki: PKI) -> None:
     with pytest.raises(UsageError, match="need use_tls=True"):
         SecureTCPReader("127.0.0.1", 4000, use_tls=False, ca_file=pki.ca_file)
+
+
+# Naming by certificate, and key_password in URLs --------------------------------------------------
+def encrypt_key(key_file: Path, out: Path, password: bytes) -> Path:
+    """``key_file`` re-written as an encrypted PKCS#8 PEM (what `openssl pkcs8 -topk8 -v2` makes)."""
+    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    out.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password),
+        )
+    )
+    return out
+
+
+async def test_mtls_peers_are_named_by_their_certificate_cn_whatever_their_address(
+    pki: PKI, tmp_path: Path
+) -> None:
+    import trustme
+
+    rigs_ca = trustme.CA()
+    rigs_ca.cert_pem.write_to_path(tmp_path / "rigs-ca.pem")
+    clients = {}
+    for cn in ("rig-9", "rig-10"):
+        issued = rigs_ca.issue_cert(f"{cn}.example", common_name=cn)
+        issued.cert_chain_pems[0].write_to_path(tmp_path / f"{cn}.pem")
+        issued.private_key_pem.write_to_path(tmp_path / f"{cn}.key")
+        clients[cn] = client_context(pki.ca_file, tmp_path / f"{cn}.pem", tmp_path / f"{cn}.key")
+    context = server_context(
+        pki.server_cert, pki.server_key, client_ca_file=tmp_path / "rigs-ca.pem", require_client_cert=True
+    )
+    async with ListenerSource("127.0.0.1", 0, ssl_context=context) as listener:
+        # Both rigs come from 127.0.0.1 (as two rigs behind one NAT address would): their
+        # certificates still tell them apart, and a reconnect keeps the name.
+        sources = []
+        for cn in ("rig-9", "rig-10", "rig-9"):
+            _, writer = await push(listener.port, FRAME, ssl_context=clients[cn])
+            (event,) = await take(listener, 1)
+            sources.append(event.source)
+            await close_writer(writer)
+    assert sources == [f"{listener.name}/rig-9", f"{listener.name}/rig-10", f"{listener.name}/rig-9"]
+    assert listener.sources == [f"{listener.name}/rig-10", f"{listener.name}/rig-9"]
+
+
+async def test_key_password_in_tls_urls_unlocks_an_encrypted_key_and_is_never_shown(
+    pki: PKI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from witskit.transport import open_source
+
+    secret = "s3cret-Pa55&more"  # '&' is written %26 in a URL
+    server_key = encrypt_key(pki.server_key, tmp_path / "server.enc.key", secret.encode())
+    client_key = encrypt_key(pki.client_key, tmp_path / "rig.enc.key", secret.encode())
+    in_url = secret.replace("&", "%26")
+    server_url = (
+        f"tls-listen://127.0.0.1:0?cert={pki.server_cert}&key={server_key}&key_password={in_url}"
+        f"&client_ca={pki.client_ca_file}&require_client_cert=1"
+    )
+    async with open_source(server_url) as collector:
+        rig_url = (
+            f"tls://127.0.0.1:{collector.port}?ca={pki.ca_file}&cert={pki.client_cert}&key={client_key}"
+            f"&key_password={in_url}&hostname=localhost&handshake_interval=0&reconnect=0"
+        )
+        rig = open_source(rig_url)
+        assert secret not in repr(rig)
+        assert in_url not in repr(rig)
+        rig_task = asyncio.create_task(take(rig, 1))
+        (event,) = await take(collector, 1)
+        rig_task.cancel()
+        await asyncio.gather(rig_task, return_exceptions=True)
+        await rig.aclose()
+    assert event.lines == (b"0111-9999",)  # the rig's handshake: its encrypted key worked
+    # The pipeline file's form: the password as an option, not in the URL.
+    listener = open_source(
+        f"tls-listen://127.0.0.1:0?cert={pki.server_cert}&key={server_key}", key_password=secret
+    )
+    assert listener.ssl_context is not None  # type: ignore[attr-defined]
+    # Wrong, missing and misplaced passwords: clear errors that never echo the value.
+    listen = f"tls-listen://127.0.0.1:0?cert={pki.server_cert}&key={server_key}"
+    failures = {
+        f"{listen}&key_password=wrong-{in_url}": "wrong password",
+        listen: "give its key_password",
+        f"{listen}&key_password=": "empty",
+        f"{listen}&key_password={in_url}&bogus=1": "unknown option 'bogus'",
+        f"tls://h:1?key_password={in_url}&key_password={in_url}": "given twice",
+        f"tcp://h:1?key_password={in_url}": "unknown option 'key_password'",
+    }
+    for url, message in failures.items():
+        with pytest.raises(UsageError, match=message) as info:
+            open_source(url)
+        assert secret not in str(info.value), str(info.value)
+        assert in_url not in str(info.value), str(info.value)
+    with pytest.raises(UsageError, match="key_password applies to") as info:
+        open_source("tcp://h:1", key_password=secret)
+    assert secret not in str(info.value)
+    assert not any(secret in r.getMessage() or in_url in r.getMessage() for r in caplog.records)
+
+
+async def test_key_password_from_a_pipeline_files_options(pki: PKI, tmp_path: Path) -> None:
+    from witskit.config import load_pipeline
+    from witskit.transport import open_source
+
+    key = encrypt_key(pki.server_key, tmp_path / "server.enc.key", b"from-the-pipeline")
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(
+        f"sources:\n  - url: tls-listen://127.0.0.1:0?cert={pki.server_cert}&key={key}\n"
+        "    options:\n      key_password: from-the-pipeline\n"
+    )
+    (src,) = load_pipeline(pipeline).sources
+    async with open_source(src.url, **src.options) as listener:  # as stream --config and run open it
+        _, writer = await push(listener.port, FRAME, ssl_context=client_context(pki.ca_file))  # type: ignore[attr-defined]
+        (event,) = await take(listener, 1)
+        await close_writer(writer)
+    assert event.lines == (b"01083650.4",)

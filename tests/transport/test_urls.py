@@ -228,7 +228,7 @@ async def test_listen_urls_end_to_end(pki: PKI) -> None:
         _, writer = await push(plain.port, FRAME)  # type: ignore[attr-defined]
         events = await take(plain, 1)
         await close_writer(writer)
-    assert events[0].source.startswith(plain.name + "/127.0.0.1:")
+    assert events[0].source == plain.name + "/127.0.0.1"  # the peer's address, not its port
     url = f"tls-listen://127.0.0.1:0?cert={pki.server_cert}&key={pki.server_key}"
     async with open_source(url) as secure:
         _, writer = await push(secure.port, FRAME, ssl_context=client_context(pki.ca_file))  # type: ignore[attr-defined]
@@ -301,3 +301,35 @@ def test_the_doc_examples_run_in_order_and_print_what_they_say(
         assert expected or "print(" not in body, f"block {index} prints but states no output"
         for want in expected:
             assert any(want in line for line in printed), (index, want, printed)
+
+
+def test_redact_url_masks_key_password_however_it_is_written() -> None:
+    from witskit.transport.urls import redact_url
+
+    for url, shown in (
+        ("tls://h:1?key_password=s3cret&ca=ca.pem", "tls://h:1?key_password=***&ca=ca.pem"),
+        ("tls://h:1?ca=ca.pem&key%5Fpassword=s3cret", "tls://h:1?ca=ca.pem&key%5Fpassword=***"),
+        ("tls://h:1?KEY_PASSWORD=s3c;ret#frag", "tls://h:1?KEY_PASSWORD=***#frag"),
+        ("tls://user:s3cret@h:1?key_password=s3cret", "tls://user:***@h:1?key_password=***"),
+        ("tls://h:1?password_hint=x&key=k.pem", "tls://h:1?password_hint=x&key=k.pem"),
+    ):
+        assert redact_url(url) == shown
+    with pytest.raises(UsageError) as info:
+        open_source("tls://h:1?key%5Fpassword=s3c;ret&bogus=1")
+    assert "s3c" not in str(info.value)
+
+
+def test_every_scheme_takes_a_name(tmp_path: Path) -> None:
+    for url in (
+        "tcp://rig-7.example:4000?name=rig-7",
+        "tcp-listen://127.0.0.1:0?name=rig-7",
+        f"file://{tmp_path}/log.wits?name=rig-7",
+        "sim://rig-1?name=rig-7",
+    ):
+        assert open_source(url).name == "rig-7", url
+    # And without one: the rig for sim://, the file's name for file://, the URL for links.
+    assert open_source("sim://rig-1?rate=5").name == "rig-1"
+    assert open_source(f"file://{tmp_path}/log.wits?follow=1").name == "log.wits"
+    assert open_source("tcp://rig-7.example:4000?handshake=0").name == "tcp://rig-7.example:4000"
+    with pytest.raises(UsageError, match="name='' is empty"):
+        open_source("tcp://rig-7.example:4000?name=")

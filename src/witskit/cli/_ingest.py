@@ -8,9 +8,10 @@ the spool into the sinks before exiting.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from witskit.cli._console import info
+from witskit.cli._console import EXIT_PROBLEMS, error, info
 from witskit.config import PipelineConfig, SinkConfig, SourceConfig, load_config, load_pipeline
 from witskit.errors import FrameError, UsageError
 
@@ -39,24 +40,54 @@ def plan_for(url: str | None, db: str | None, config_path: str | None) -> Pipeli
     return plan
 
 
+class _LogLines(logging.Handler):
+    """The pipeline's warnings and errors (spool full or failing, sources paused or resumed, a sink
+    down or recovered) as stderr lines with the UTC time, like the link status lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from witskit.cli._stream import timestamp
+
+        try:
+            info(f"{timestamp()} {record.levelname.lower()}: {record.getMessage()}")
+        except Exception:  # pragma: no cover - as logging.Handler.emit does
+            self.handleError(record)
+
+
 def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
     """Run the pipeline until its sources end, ``count`` frames, or a signal; return the exit status."""
-    from witskit.cli._stream import StatusPrinter, run_async
+    handler = _LogLines()
+    witskit_log = logging.getLogger("witskit")
+    witskit_log.addHandler(handler)  # from the start: the spool's free-space warning at open too
+    try:
+        return _run_ingest(plan, writer=writer, count=count)
+    finally:
+        witskit_log.removeHandler(handler)
+
+
+def _run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
+    from witskit.cli._stream import EXIT_TRANSPORT, StatusPrinter, run_async
     from witskit.pipeline import Pipeline, open_sink
     from witskit.pipeline.build import decoder_from, spool_from
     from witskit.protocol import DecodedFrame
     from witskit.transport.base import LinkSource
+    from witskit.transport.listener import ListenerSource
     from witskit.transport.urls import open_source
 
     config = load_config()
     decoder = decoder_from(plan, config)
-    status = StatusPrinter(info)
     sources = []
     for src in plan.sources:
         source = open_source(src.url, **src.options)
         if src.name:
             source.name = src.name
-        if isinstance(source, LinkSource):
+        if isinstance(source, LinkSource | ListenerSource):
+            # One printer per source (it tells links from listeners), hooked to its retry policy:
+            # each failed attempt is reported with its reason and the delay before the next.
+            status = StatusPrinter(info)
+            status.attach(source)
             source.on_status = status
         sources.append(source)
     sinks = [open_sink(s.url, **s.options) for s in plan.sinks]
@@ -88,8 +119,18 @@ def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
         backlog = pipe.backlog
         if backlog:
             info(
-                f"{backlog} frames wait in the spool ({plan.spool.dir or config.spool_dir}); "
+                f"{backlog} frames wait in the spool ({spool.directory}); "
                 "the next witskit stream into the same sinks writes them"
             )
 
-    return run_async(main)
+    code = run_async(main)
+    lost = pipe.stats.frames_lost
+    if lost:
+        # The process gave up with data in hand: never a success, whatever stopped it.
+        why = f": {pipe.spool_error}" if pipe.spool_error else ""
+        error(f"{lost} frame(s) received were not stored: stopped while the spool could not take them{why}")
+        return code or EXIT_PROBLEMS
+    if pipe.failed_sources and code == 0:
+        # A source that gave up (unreachable with reconnect=0, say) is a failure, as in plain stream.
+        return EXIT_TRANSPORT
+    return code

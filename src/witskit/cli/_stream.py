@@ -39,6 +39,8 @@ __all__ = [
     "StreamFormat",
     "run_async",
     "run_stream",
+    "stamped",
+    "timestamp",
 ]
 
 #: Exit status after Ctrl-C: 128 + SIGINT, what a shell reports for a program killed by it, so a
@@ -51,6 +53,9 @@ EXIT_TERMINATED = 143
 EXIT_TRANSPORT = 2
 #: Exit status when stdout is a pipe closed early (``witskit stream ... | head``), as for decode.
 EXIT_BROKEN_PIPE = 1
+
+#: Schemes whose sources report their link's state (``on_status``).
+_LINK_SCHEMES = frozenset({"tcp", "tls", "tcp-listen", "tls-listen", "serial"})
 
 #: Items shown per frame by the live table line before "+N more".
 _LINE_ITEMS = 6
@@ -108,17 +113,34 @@ def run_async(main: Callable[[], Awaitable[None]]) -> int:
     return EXIT_TERMINATED if terminated else 0
 
 
+def timestamp() -> str:
+    """Now in UTC, to the second, as status lines start: ``2026-03-01T06:00:01Z``."""
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def stamped(say: Callable[[str], None]) -> Callable[[str], None]:
+    """``say`` with each line prefixed by :func:`timestamp` (when did the link drop?)."""
+
+    def stamped_say(message: str) -> None:
+        say(f"{timestamp()} {message}")
+
+    return stamped_say
+
+
 class StatusPrinter:
-    """Turns a source's link status into lines on stderr.
+    """Turns a source's link status into lines on stderr, each starting with the UTC time.
 
     ``connecting to URL``, ``connected to URL``, and on a drop or a failed attempt
     ``disconnected: REASON; reconnecting in N s`` (the delay the retry policy actually chose, from
     its ``on_retry`` hook; ``now`` after a drop of an established link, which reconnects at once).
-    Listeners report ``listening on URL`` and each peer's arrival and departure.
+    Listeners report ``NAME: listening on HOST:PORT`` and each peer's arrival and departure
+    (``SOURCE: ADDRESS connected``, ``SOURCE: ADDRESS disconnected after N frame(s)[: REASON]``).
     """
 
     def __init__(self, say: Callable[[str], None]) -> None:
-        self._say = say
+        self._say = stamped(say)
         self._source: Source | None = None
         self._last: dict[str, str] = {}  # link name -> last state seen
 
@@ -147,20 +169,24 @@ class StatusPrinter:
         self._last[name] = state.value
         source = self._source
         listener = source is not None and not isinstance(source, LinkSource)  # ListenerSource
+        peer = f" {status.peer}" if status.peer else ""
         if state is LinkState.CONNECTING:
             again = f" (attempt {status.attempt})" if status.attempt > 1 else ""
             self._say(f"connecting to {name}{again} ...")
         elif state is LinkState.CONNECTED:
             if listener and source is not None and name == source.name:
-                self._say(f"listening on {name}")
+                self._say(f"{name}: listening on{peer or ' ' + name}")
             else:
-                self._say(f"connected to {name}" if not listener else f"{name}: connected")
+                self._say(f"connected to {name}" if not listener else f"{name}:{peer} connected")
         elif state is LinkState.DISCONNECTED:
             reason = status.error or "closed"
             if listener:
-                self._say(f"{name}: disconnected" + (f": {status.error}" if status.error else ""))
-            elif before == LinkState.CONNECTED.value:
+                frames = f" after {status.frames} frame(s)" if status.frames is not None else ""
+                why = f": {status.error}" if status.error else ""
+                self._say(f"{name}:{peer} disconnected{frames}{why}")
+            elif before == LinkState.CONNECTED.value and not getattr(source, "failures", 0):
                 # A drop of an established link: the source reconnects at once, when allowed to.
+                # (A link that ended at once counts as a failed attempt: on_retry reports its wait.)
                 more = "; reconnecting now" if getattr(source, "reconnect", False) else ""
                 self._say(f"disconnected: {reason}{more}")
             # A failed attempt is reported by on_retry with its delay; when no retry follows,
@@ -254,7 +280,7 @@ async def stream(
     decoder = WITSDecoder(use_metric_units=metric, timezone=tz)
     status = StatusPrinter(say)
     options: dict[str, Any] = {}
-    if _scheme(url) != "file":  # a file has no link to report on
+    if _scheme(url) in _LINK_SCHEMES:  # a file or a simulated rig has no link to report on
         options["on_status"] = status
     source = open_source(url, **options)
     status.attach(source)

@@ -69,6 +69,26 @@ class WitsMetrics:
         self.spool_dropped_total = Gauge(
             "wits_spool_dropped_records", "Records dropped by the drop_oldest overflow policy", registry=r
         )
+        self.spool_writable = Gauge(
+            "wits_spool_writable",
+            "0 while the spool cannot write (disk full, I/O error): sources are paused",
+            registry=r,
+        )
+        self.spool_write_failures = Gauge(
+            "wits_spool_write_failures",
+            "Spool appends that failed (disk full, I/O error) and were retried, since start",
+            registry=r,
+        )
+        self.sources_paused = Gauge(
+            "wits_sources_paused",
+            "Sources not read because the spool is full or cannot write (back-pressure)",
+            registry=r,
+        )
+        self.frames_lost = Gauge(
+            "wits_frames_lost",
+            "Frames received but not stored (stopped while the spool was full or failing), since start",
+            registry=r,
+        )
         self.replay_lag_seconds = Gauge(
             "wits_replay_lag_seconds", "Age of the oldest frame waiting in the spool", registry=r
         )

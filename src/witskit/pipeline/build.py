@@ -84,12 +84,25 @@ def decoder_from(plan: PipelineConfig, config: WitsConfig) -> WITSDecoder:
 
 
 def spool_from(plan: PipelineConfig, config: WitsConfig) -> Spool:
-    """The spool a pipeline file asks for, each unset field taken from the process settings."""
+    """The spool a pipeline file asks for, each unset field taken from the process settings.
+
+    A combination that does not fit (a segment larger than the bound, from the file and the
+    environment together) is a :class:`ConfigError` naming both settings.
+    """
     settings = plan.spool
+    max_bytes = settings.max_bytes or config.spool_max_bytes
+    segment_bytes = settings.segment_bytes or config.spool_segment_bytes
+    if segment_bytes is not None and segment_bytes > max_bytes:
+        raise ConfigError(
+            f"spool.segment_bytes or WITS_SPOOL_SEGMENT_BYTES ({segment_bytes:,}) must not exceed "
+            f"spool.max_bytes or WITS_SPOOL_MAX_BYTES ({max_bytes:,}): several segments must fit in "
+            "the bound (leave the segment size unset for max_bytes / 8)"
+        )
     return Spool(
         settings.dir or config.spool_dir,
         fsync=settings.fsync or config.spool_fsync,
         fsync_interval_ms=settings.fsync_interval_ms or config.spool_fsync_interval_ms,
-        max_bytes=settings.max_bytes or config.spool_max_bytes,
+        max_bytes=max_bytes,
         overflow=settings.overflow or config.spool_overflow,
+        segment_bytes=segment_bytes,
     )

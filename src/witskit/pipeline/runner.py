@@ -9,7 +9,10 @@
   read. When the sink recovers the backlog is written oldest first, before newer data, because the
   writer always reads the spool in order. Nothing is held in an unbounded queue.
 * When the spool is full (policy ``block``), sources pause: the socket is not read, and TCP pushes
-  back on the rig. With ``drop_oldest`` the spool drops its oldest records and counts them.
+  back on the rig. With ``drop_oldest`` sources never wait: the spool drops its oldest records to
+  make room, and counts and logs them.
+* When the spool cannot write (disk full), sources pause the same way, the append is retried on
+  its own, and :attr:`Pipeline.spool_error` says why until it works.
 * Sources can be added and removed while it runs (:meth:`Pipeline.add_source`); with
   ``keep_running`` the pipeline runs until stopped even when no source is left (the service).
 * :meth:`Pipeline.stop` (wired to SIGTERM/SIGINT by :meth:`Pipeline.run_until_signal`) stops the
@@ -22,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +34,7 @@ from witskit.errors import CircuitOpenError, FrameError, WitsKitError
 from witskit.pipeline.records import SpoolRecordError, pack_frame, unpack_frame
 from witskit.pipeline.sinks import Sink
 from witskit.protocol import DecodedFrame, WITSDecoder, WITSFrame
-from witskit.storage.spool import Spool
+from witskit.storage.spool import Spool, SpoolError, SpoolFullError
 from witskit.transport.base import Source
 from witskit.transport.resilience import CircuitBreaker, CircuitState
 
@@ -43,11 +47,21 @@ DEFAULT_BATCH_MAX = 2000
 #: How long a writer waits for more frames before committing a partial batch (seconds): the
 #: receive-to-commit latency at low rates.
 DEFAULT_BATCH_INTERVAL = 0.2
-#: How long a paused source waits before checking for spool room again (seconds).
+#: How long a paused source waits before checking for spool room again (seconds); also the first
+#: pause before retrying an append that failed.
 _FULL_POLL = 0.05
+#: The longest pause between retries of an append that failed (disk full): a second, so the feed
+#: resumes within a second of space coming back.
+_ERROR_RETRY_MAX = 1.0
 #: Frames decoded at receive time are kept until every sink has them, up to this many; beyond it
 #: (a sink is down) the writers decode from the spool instead, so memory stays bounded.
 _CACHE_MAX = 50_000
+#: First pause after an unexpected error in a writer step (seconds), doubled up to the max.
+_STEP_RETRY = 0.1
+_STEP_RETRY_MAX = 5.0
+#: While a fault lasts (spool cannot write, spool full, acks failing), the log line is repeated
+#: this often (seconds): loud enough to be seen in a tail, not a line per frame.
+_REMIND_EVERY = 30.0
 
 
 @dataclass
@@ -60,6 +74,11 @@ class PipelineStats:
     frames_written: dict[str, int] = field(default_factory=dict)
     write_failures: dict[str, int] = field(default_factory=dict)
     source_pauses: int = 0
+    #: Appends the spool refused with an error (disk full, I/O error); each one is retried.
+    spool_write_failures: int = 0
+    #: Frames received but not stored: only when stopped while the spool was full or failing.
+    frames_lost: int = 0
+    ack_failures: int = 0
     last_error: str | None = None
 
 
@@ -68,6 +87,9 @@ class _SinkState:
         self.sink = sink
         self.breaker = breaker
         self.position = position  # last spool sequence this sink has committed
+        self.failing_since: float | None = None  # monotonic time of the first failure of an outage
+        self.said_at = 0.0  # when a failure of this sink was last logged above DEBUG
+        self.said_open = False  # whether the breaker was open at the last failure
 
 
 class Pipeline:
@@ -115,6 +137,16 @@ class Pipeline:
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._running = False
         self.keep_running = keep_running
+        self._ack_logged = 0.0  # monotonic time of the last "ack failed" line (0: acks work)
+        #: The spool's last append error while it lasts (None: appends work): readiness says it.
+        self.spool_error: str | None = None
+        #: Sources waiting for the spool (full, or failing to write): not read meanwhile.
+        self.paused_sources: set[str] = set()
+        #: Sources whose read loop ended on an error (it gave up), with the error.
+        self.failed_sources: dict[str, str] = {}
+        self._fault: tuple[str, float] | None = None  # ("full" | "error", since when)
+        self._fault_logged = 0.0
+        self._drops = spool.overflow == "drop_oldest"
 
     # Introspection ------------------------------------------------------------------------------
     @property
@@ -147,6 +179,11 @@ class Pipeline:
         waiters: list[asyncio.Future[Any]] = [stop] if self.keep_running else [stop, sources_done]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Cancelled (SIGTERM through run_async): a stop, so a sink that is down does not hold
+            # the exit for drain_timeout; what it has not written stays in the spool.
+            self._stopping.set()
+            raise
         finally:
             stop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -166,7 +203,12 @@ class Pipeline:
             self._sources_done = True
             self._new_data.set()
             try:
-                await asyncio.wait_for(asyncio.gather(*writers, return_exceptions=True), self.drain_timeout)
+                results = await asyncio.wait_for(
+                    asyncio.gather(*writers, return_exceptions=True), self.drain_timeout
+                )
+                for task, result in zip(writers, results, strict=True):
+                    if isinstance(result, Exception):  # never expected: _write_loop retries errors
+                        log.error("%s ended with an error: %s", task.get_name(), result)
             except TimeoutError:
                 log.warning(
                     "drain timed out after %.0f s with %d records still in the spool; they will be "
@@ -180,7 +222,12 @@ class Pipeline:
             syncer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await syncer
-            self.spool.sync()
+            if self._sinks:
+                self._try_ack()  # a failed ack of the last batch gets one more chance
+            try:
+                self.spool.sync()
+            except SpoolError as exc:
+                log.error("%s", exc)
             for state in self._sinks:
                 with contextlib.suppress(Exception):
                     await state.sink.aclose()
@@ -231,10 +278,18 @@ class Pipeline:
         # With fsync="interval" the spool syncs on the next append; a feed that goes quiet would
         # leave its last records unsynced, so sync them on a timer too (bounds the loss window).
         interval = self.spool.fsync_interval_ms / 1000
+        said = 0.0
         while True:
             await asyncio.sleep(interval)
             if self.spool.fsync != "never" and self.spool.synced_seq < self.spool.last_seq:
-                await asyncio.to_thread(self.spool.sync)
+                try:
+                    await asyncio.to_thread(self.spool.sync)
+                except SpoolError as exc:  # a failing disk: say so, keep trying (never die silently)
+                    self.stats.last_error = str(exc)
+                    now = time.monotonic()
+                    if now - said >= _REMIND_EVERY:
+                        said = now
+                        log.error("%s", exc)
 
     # Sources ------------------------------------------------------------------------------------
     async def _read_loop(self, source: Source) -> None:
@@ -245,20 +300,17 @@ class Pipeline:
                     if self.on_frame_error is not None:
                         self.on_frame_error(event)
                     continue
-                await self._spool(event)
+                await self._spool(event, source.name)
         except WitsKitError as exc:
             self.stats.last_error = str(exc)
+            self.failed_sources[source.name] = str(exc)
             log.error("source %s stopped: %s", source.name, exc)
 
-    async def _spool(self, frame: WITSFrame) -> None:
+    async def _spool(self, frame: WITSFrame, source: str) -> None:
         payload = pack_frame(frame)
-        while not self.spool.has_room(len(payload)):
-            # Back-pressure: do not read the source until the sinks free spool space.
-            self.stats.source_pauses += 1
-            if self._stopping.is_set():
-                break
-            await asyncio.sleep(_FULL_POLL)
-        seq = self.spool.append(payload)
+        seq = await self._append(payload, source)
+        if seq is None:
+            return
         self.stats.frames_received += 1
         decoded = self.decoder.decode(frame)
         if decoded.errors:
@@ -269,52 +321,203 @@ class Pipeline:
             self.on_frame(decoded)
         self._new_data.set()
 
+    async def _append(self, payload: bytes, source: str) -> int | None:
+        """Append to the spool, waiting (the source not read) while it is full or cannot write.
+
+        Both are back-pressure: the socket is not read, so TCP pushes back on the rig and nothing
+        is taken from it that is not stored. A write error (disk full, I/O error) is retried on its
+        own, every ``_ERROR_RETRY_MAX`` seconds at most, until it works or the pipeline stops.
+        Returns the sequence number, or None when stopped first (the frame is counted as lost).
+        """
+        delay = _FULL_POLL
+        stored = False
+        try:
+            while True:
+                # With drop_oldest the append itself makes room (dropping the oldest records,
+                # counted and logged by the spool): the source never waits for the sinks.
+                if not self._drops and not self.spool.has_room(len(payload)):
+                    # Back-pressure: do not read the source until the sinks free spool space.
+                    self.stats.source_pauses += 1
+                    self._pause(source, "full", self._full_reason())
+                    if self._stopping.is_set():
+                        self._lose(source, self._full_reason())
+                        return None
+                    await asyncio.sleep(_FULL_POLL)
+                    continue
+                try:
+                    seq = self.spool.append(payload)
+                except SpoolFullError:  # room was taken meanwhile: wait like above
+                    self.stats.source_pauses += 1
+                    self._pause(source, "full", self._full_reason())
+                    await asyncio.sleep(_FULL_POLL)
+                    continue
+                except SpoolError as exc:
+                    self.stats.spool_write_failures += 1
+                    self.spool_error = str(exc)
+                    self._pause(source, "error", str(exc))
+                    if self._stopping.is_set():
+                        self._lose(source, f"the spool cannot write ({exc})")
+                        return None
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _ERROR_RETRY_MAX)
+                    continue
+                self.spool_error = None
+                stored = True
+                return seq
+        except asyncio.CancelledError:
+            if source in self.paused_sources:  # stopped while waiting: this frame is not stored
+                self._lose(source, self.spool_error or self._full_reason())
+            raise
+        finally:
+            self._resume(source, stored)
+
+    def _full_reason(self) -> str:
+        spool = self.spool
+        return (
+            f"spool full: {spool.size_bytes:,} of {spool.max_bytes:,} bytes on disk, "
+            f"{spool.pending_count:,} records wait for the sinks (overflow=block)"
+        )
+
+    def _lose(self, source: str, why: str) -> None:
+        self.stats.frames_lost += 1
+        self.stats.last_error = f"{source}: a frame received before the stop was not stored: {why}"
+        log.error("source %s: a frame received before the stop was not stored: %s", source, why)
+
+    def _pause(self, source: str, kind: str, reason: str) -> None:
+        """Note that ``source`` waits for the spool; log the first pause of an episode and remind."""
+        now = time.monotonic()
+        first = source not in self.paused_sources
+        self.paused_sources.add(source)
+        if self._fault is None or self._fault[0] != kind:
+            self._fault = (kind, now)
+            self._fault_logged = 0.0
+        if first or now - self._fault_logged >= _REMIND_EVERY:
+            since = now - self._fault[1]
+            lasting = f" for {since:.0f} s" if since >= 1 else ""
+            paused = ", ".join(sorted(self.paused_sources))
+            if kind == "error":
+                log.error(
+                    "spool cannot write%s: %s; source(s) %s paused (not read) until it can, retrying "
+                    "every %.0f s at most",
+                    lasting,
+                    reason,
+                    paused,
+                    _ERROR_RETRY_MAX,
+                )
+            else:
+                log.warning(
+                    "%s%s; source(s) %s paused (not read) until there is room", reason, lasting, paused
+                )
+            self._fault_logged = now
+
+    def _resume(self, source: str, stored: bool) -> None:
+        if source not in self.paused_sources:
+            return
+        self.paused_sources.discard(source)
+        if stored and self._fault is not None and not self.paused_sources:
+            kind, since = self._fault
+            self._fault = None
+            what = "spool writes again" if kind == "error" else "spool has room again"
+            log.warning("%s after %.1f s; sources resumed", what, time.monotonic() - since)
+
     # Sinks --------------------------------------------------------------------------------------
     async def _write_loop(self, state: _SinkState) -> None:
-        sink_name = state.sink.name
+        # A writer never dies silently: anything its step raises is logged and the step retried
+        # (with a growing pause), so a transient fault cannot leave frames spooled but never written.
+        failures = 0
         while True:
-            batch, seqs = self._read_batch(state.position)
-            if not batch:
-                if self._sources_done and self.spool.last_seq <= state.position:
-                    return
-                if seqs:  # only undecodable records: move past them
-                    state.position = seqs[-1]
-                    self._ack()
-                    continue
-                self._new_data.clear()
-                if self._sources_done:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.batch_interval):  # wait_for can lose a cancel (3.11)
-                        await self._new_data.wait()
-                continue
-            if len(batch) < self.batch_max and not self._sources_done:
-                # Let a partial batch fill for a moment: fewer, larger transactions.
-                await asyncio.sleep(min(self.batch_interval, 0.05))
-                batch, seqs = self._read_batch(state.position)
-            if not state.breaker.allow():
-                if self._sources_done and self._stopping.is_set():
-                    return  # shutting down with the sink still failing: the spool keeps the data
-                await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
-                continue
             try:
-                await state.sink.write(batch, upto=seqs[-1])
+                if await self._write_step(state):
+                    return
+                failures = 0
             except Exception as exc:
-                state.breaker.record_failure()
-                self.stats.write_failures[sink_name] = self.stats.write_failures.get(sink_name, 0) + 1
-                self.stats.last_error = f"{sink_name}: {exc}"
-                level = logging.ERROR if state.breaker.state is CircuitState.OPEN else logging.WARNING
-                log.log(
-                    level, "sink %s failed (%s); %d records wait in the spool", sink_name, exc, self.backlog
+                failures += 1
+                delay = min(_STEP_RETRY * 2 ** min(failures - 1, 6), _STEP_RETRY_MAX)
+                self.stats.last_error = f"{state.sink.name}: {exc}"
+                log.error(
+                    "writer of sink %s failed (%s); retrying in %.1f s, %d records wait in the spool",
+                    state.sink.name,
+                    exc,
+                    delay,
+                    self.backlog,
+                    exc_info=failures == 1 and not isinstance(exc, WitsKitError),
                 )
                 if self._sources_done and self._stopping.is_set():
                     return
-                await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
-                continue
-            state.breaker.record_success()
-            state.position = seqs[-1]
-            self.stats.frames_written[sink_name] = self.stats.frames_written.get(sink_name, 0) + len(batch)
-            self._ack()
+                await asyncio.sleep(delay)
+
+    async def _write_step(self, state: _SinkState) -> bool:
+        """One batch (or one wait) of a sink's writer; True when the writer is done."""
+        sink_name = state.sink.name
+        batch, seqs = self._read_batch(state.position)
+        if not batch:
+            if self._sources_done and self.spool.last_seq <= state.position:
+                return True
+            if seqs:  # only undecodable records: move past them
+                state.position = seqs[-1]
+                self._try_ack()
+                return False
+            self._new_data.clear()
+            if self._sources_done:
+                return True
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.batch_interval):  # wait_for can lose a cancel (3.11)
+                    await self._new_data.wait()
+            return False
+        if len(batch) < self.batch_max and not self._sources_done:
+            # Let a partial batch fill for a moment: fewer, larger transactions.
+            await asyncio.sleep(min(self.batch_interval, 0.05))
+            batch, seqs = self._read_batch(state.position)
+        if not state.breaker.allow():
+            if self._sources_done and self._stopping.is_set():
+                return True  # shutting down with the sink still failing: the spool keeps the data
+            await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
+            return False
+        try:
+            await state.sink.write(batch, upto=seqs[-1])
+        except Exception as exc:
+            now = time.monotonic()
+            first = state.failing_since is None
+            if state.failing_since is None:
+                state.failing_since = now
+            state.breaker.record_failure()
+            self.stats.write_failures[sink_name] = self.stats.write_failures.get(sink_name, 0) + 1
+            self.stats.last_error = f"{sink_name}: {exc}"
+            # Said at the first failure, when the breaker opens, then every _REMIND_EVERY seconds:
+            # an hour-long outage is a handful of lines, not one per retry.
+            opened = state.breaker.state is CircuitState.OPEN
+            level = logging.DEBUG
+            if first or (opened and not state.said_open) or now - state.said_at >= _REMIND_EVERY:
+                level = logging.ERROR if opened else logging.WARNING
+                state.said_at = now
+            state.said_open = opened
+            lasting = now - state.failing_since
+            log.log(
+                level,
+                "sink %s failed%s (%s); %d records wait in the spool, retrying",
+                sink_name,
+                f" for {lasting:.0f} s" if lasting >= 1 else "",
+                exc,
+                self.backlog,
+            )
+            if self._sources_done and self._stopping.is_set():
+                return True
+            await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
+            return False
+        state.breaker.record_success()
+        state.position = seqs[-1]
+        self.stats.frames_written[sink_name] = self.stats.frames_written.get(sink_name, 0) + len(batch)
+        if state.failing_since is not None:
+            log.warning(
+                "sink %s recovered after %.1f s: writing the backlog, %d records wait in the spool",
+                sink_name,
+                time.monotonic() - state.failing_since,
+                self.backlog,
+            )
+            state.failing_since = None
+            state.said_open = False
+        self._try_ack()
+        return False
 
     def _read_batch(self, after: int) -> tuple[list[DecodedFrame], list[int]]:
         frames: list[DecodedFrame] = []
@@ -341,6 +544,23 @@ class Pipeline:
             self.spool.ack(lowest)
             for seq in [k for k in self._decoded if k <= lowest]:
                 del self._decoded[seq]
+
+    def _try_ack(self) -> None:
+        """:meth:`_ack`, logging a failure instead of raising: the sinks' positions are kept, so
+        the next call stores the ack (the records stay pending meanwhile: replayed, never lost)."""
+        try:
+            self._ack()
+        except SpoolError as exc:
+            self.stats.ack_failures += 1
+            self.stats.last_error = str(exc)
+            now = time.monotonic()
+            if now - self._ack_logged >= _REMIND_EVERY:
+                self._ack_logged = now
+                log.error("%s; retrying at the next commit", exc)
+            return
+        if self._ack_logged:
+            self._ack_logged = 0.0
+            log.warning("spool acknowledgements are stored again (acked up to %d)", self.spool.acked_seq)
 
 
 def circuit_open(exc: BaseException) -> bool:

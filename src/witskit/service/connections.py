@@ -146,8 +146,9 @@ class Connection:
     def display_url(self) -> str:
         """The URL without any password it may carry."""
         from witskit.security.logging import redact_text
+        from witskit.transport.urls import redact_url
 
-        return redact_text(self.url)
+        return redact_text(redact_url(self.url))
 
 
 class ConnectionManager:

@@ -27,7 +27,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -48,10 +48,12 @@ from witskit.service.health_port import health_port_wanted
 from witskit.service.identity import Identity
 from witskit.service.latest import LatestCache
 from witskit.service.tailer import DEFAULT_INTERVAL, FrameTailer
+from witskit.storage.errors import DatabaseUnavailable, StorageError
 from witskit.storage.schema import DEFAULT_SOURCE
 from witskit.storage.spool import Spool
 from witskit.storage.store import Store
 from witskit.transport.base import LinkState, LinkStatus
+from witskit.transport.urls import redact_url
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -76,6 +78,13 @@ SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name
 _QUALITY_WEIGHT: Final = 0.01
 #: Spool fill at which readiness says degraded (a database outage is building a backlog).
 _SPOOL_DEGRADED: Final = 0.8
+#: A database down at start is tried again after this many seconds, doubling up to the max: soon
+#: enough that a database started a moment after the service is used at once, and at most every
+#: 10 s after that (each attempt costs one connect).
+_DB_RETRY_FIRST: Final = 0.5
+_DB_RETRY_MAX: Final = 10.0
+#: While it stays down, a reminder is logged this often (seconds).
+_DB_REMIND_EVERY: Final = 30.0
 
 
 # The signing key ------------------------------------------------------------------------------
@@ -131,13 +140,20 @@ def ensure_data_dir(config: WitsConfig) -> None:
 class _StoreSink(Sink):
     """Writes to the service's own :class:`Store` (shared with the API, closed by the service)."""
 
-    def __init__(self, store: Store, metrics: WitsMetrics) -> None:
+    def __init__(self, store: Store, metrics: WitsMetrics, ready: asyncio.Event | None = None) -> None:
         self.store = store
         self.name = store.url
         self._metrics = metrics
+        #: Set once the database is reached and migrated (at once, unless it was down at start).
+        self.ready = ready
 
     async def write(self, batch: Any, *, upto: int) -> None:
         """One transaction per batch, timed as ``store_write``."""
+        if self.ready is not None and not self.ready.is_set():
+            # The schema may not exist yet: never write before the migration ran.
+            raise DatabaseUnavailable(
+                f"not connected to {self.store.url} yet (down since the start)", url=self.store.url
+            )
         start = time.perf_counter()
         try:
             await self.store.write(batch)
@@ -190,6 +206,13 @@ class Service:
             self.health.register_check("spool", self._check_spool)
             self.health.register_check("sources", self._check_sources)
         self.started_at = time.time()
+        #: Set while the database has not been reached since the start (``witskit run`` goes on
+        #: ingesting into the spool and retries); None once it is connected.
+        self.database_error: str | None = None
+        #: Set once the database is reached and its schema current.
+        self.database_ready = asyncio.Event()
+        self.database_ready.set()
+        self._connector: asyncio.Task[None] | None = None
         self._quality: dict[str, float] = {}
         self._closed = False
         self._app: FastAPI | None = None
@@ -218,7 +241,16 @@ class Service:
         key = resolve_signing_key(config)  # before anything else: a bad key must fail fast
         ensure_data_dir(config)
         url = config.database_url_value
-        store = await Store.open(url, migrate=True, timeout=config.database_timeout)
+        down: StorageError | None = None
+        try:
+            store = await Store.open(url, migrate=True, timeout=config.database_timeout)
+        except StorageError as exc:
+            if not (ingest and exc.transient):
+                raise
+            # witskit run: a rig cannot wait for the database. Ingest into the spool now, and
+            # connect (and migrate) in the background; the API answers 503 meanwhile.
+            down = exc
+            store = Store.unopened(url, timeout=config.database_timeout)
         accounts: AccountStore | None = None
         audit: AuditLog | None = None
         spool: Spool | None = None
@@ -231,8 +263,11 @@ class Service:
             pipe: Pipeline | None = None
             metric_units = False
             plan = pipeline if pipeline is not None else DEFAULT_PIPELINE
+            ready = asyncio.Event()
+            if down is None:
+                ready.set()
             if ingest:
-                spool, pipe, metric_units = _build_pipeline(config, plan, store, metrics)
+                spool, pipe, metric_units = _build_pipeline(config, plan, store, metrics, ready)
             service = cls(
                 config,
                 store=store,
@@ -244,13 +279,27 @@ class Service:
                 spool=spool,
                 metric_units=metric_units,
             )
+            service.database_ready = ready
             if pipe is not None:
                 pipe.on_frame = service._on_frame
                 pipe.on_frame_error = service._on_frame_error
                 assert service.connections is not None
                 for src in plan.sources:
                     service.connections.add(src.url, name=src.name, options=src.options)
-                await service._restore_connections()
+                if down is None:
+                    await service._restore_connections()
+                else:
+                    service.database_error = str(down)
+                    log.error(
+                        "database %s is not reachable at start (%s): ingesting into the spool "
+                        "meanwhile and retrying every %.0f s at most; the API answers 503 until then",
+                        store.url,
+                        down,
+                        _DB_RETRY_MAX,
+                    )
+                    service._connector = asyncio.create_task(
+                        service._connect_database(), name="witskit-database"
+                    )
             else:
                 service.tailer = FrameTailer.open(
                     url,
@@ -313,7 +362,7 @@ class Service:
         """Add the connections kept in the database (started when enabled); the pipeline file's win."""
         manager = self._manager()
         for kept in await self.accounts.list_connections():
-            shown = redact_text(kept.url)
+            shown = redact_text(redact_url(kept.url))
             if any(c.name == kept.name for c in manager):
                 log.warning(
                     "connection %s (%s) was added through the API, but the pipeline file has one by "
@@ -332,6 +381,46 @@ class Service:
                 continue
             conn.added_at = kept.created_at
             log.info("connection %s restored (%s)", kept.name, "started" if kept.enabled else "stopped")
+
+    async def _connect_database(self) -> None:
+        """Reach and migrate a database that was down at start, then restore the kept connections."""
+        since = time.monotonic()
+        delay = _DB_RETRY_FIRST
+        reminded = since
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.store.migrate()
+            except Exception as exc:
+                self.database_error = str(exc)
+                now = time.monotonic()
+                if now - reminded >= _DB_REMIND_EVERY:
+                    reminded = now
+                    backlog = self.pipeline.backlog if self.pipeline is not None else 0
+                    log.warning(
+                        "database %s still not reachable after %.0f s (%s); %d frames wait in the spool",
+                        self.store.url,
+                        now - since,
+                        exc,
+                        backlog,
+                    )
+                delay = min(delay * 2, _DB_RETRY_MAX)
+                continue
+            break
+        self.database_error = None
+        self.database_ready.set()
+        backlog = self.pipeline.backlog if self.pipeline is not None else 0
+        log.warning(
+            "database %s reachable after %.0f s: writing the %d frames that waited in the spool",
+            self.store.url,
+            time.monotonic() - since,
+            backlog,
+        )
+        if self.connections is not None:
+            try:
+                await self._restore_connections()
+            except Exception as exc:  # the pipeline file's rigs still run
+                log.error("the connections kept in the database cannot be restored: %s", exc)
 
     async def add_connection(
         self, url: str, *, name: str | None = None, start: bool = True, actor: str | None = None
@@ -427,6 +516,10 @@ class Service:
         m.spool_records.set(backlog)
         m.spool_bytes.set(spool.size_bytes)
         m.spool_dropped_total.set(spool.dropped_records)
+        m.spool_writable.set(0 if pipe.spool_error is not None else 1)
+        m.spool_write_failures.set(pipe.stats.spool_write_failures)
+        m.sources_paused.set(len(pipe.paused_sources))
+        m.frames_lost.set(pipe.stats.frames_lost)
         m.replay_lag_seconds.set(self._replay_lag(spool, backlog))
         for name, breaker in pipe.breakers.items():
             m.sink_circuit_open.labels(sink=name).set(1 if breaker.state.value == "open" else 0)
@@ -449,6 +542,14 @@ class Service:
         return self.metrics.render()
 
     async def _check_database(self) -> HealthCheck:
+        if not self.database_ready.is_set():
+            backlog = self.pipeline.backlog if self.pipeline is not None else 0
+            return HealthCheck(
+                "database",
+                HealthStatus.UNHEALTHY,
+                f"not reachable since the start ({self.database_error}); retrying, and ingesting "
+                f"meanwhile: {backlog} frames wait in the spool",
+            )
         try:
             await self.store.ping()
         except Exception as exc:
@@ -460,10 +561,27 @@ class Service:
         assert spool is not None
         if spool.closed:
             return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is closed")
-        fill = spool.pending_bytes / spool.max_bytes if spool.max_bytes else 0.0
-        details = {"pending_bytes": spool.pending_bytes, "max_bytes": spool.max_bytes}
+        # The bound is on the files on disk (size_bytes), the acknowledged head included.
+        fill = spool.size_bytes / spool.max_bytes if spool.max_bytes else 0.0
+        details = {
+            "pending_bytes": spool.pending_bytes,
+            "size_bytes": spool.size_bytes,
+            "max_bytes": spool.max_bytes,
+        }
+        pipe = self.pipeline
+        if pipe is not None and pipe.spool_error is not None:
+            # Sources are paused (not read) and the pipeline retries on its own: not ready.
+            return HealthCheck(
+                "spool", HealthStatus.UNHEALTHY, f"the spool cannot write: {pipe.spool_error}", details
+            )
         if spool.is_full:
-            return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is full", details)
+            return HealthCheck(
+                "spool",
+                HealthStatus.UNHEALTHY,
+                f"the spool is full ({spool.size_bytes:,} of {spool.max_bytes:,} bytes; "
+                f"{spool.pending_count:,} records wait for the database): sources are paused",
+                details,
+            )
         if fill >= _SPOOL_DEGRADED:
             return HealthCheck("spool", HealthStatus.DEGRADED, f"the spool is {fill:.0%} full", details)
         return HealthCheck("spool", HealthStatus.HEALTHY, f"{fill:.0%} full", details)
@@ -473,6 +591,16 @@ class Service:
         states = {c.name: c.state for c in self.connections}
         running = [n for n, s in states.items() if s != "stopped"]
         down = [n for n in running if states[n] not in ("connected", "running")]
+        paused = sorted(self.pipeline.paused_sources) if self.pipeline is not None else []
+        if paused:
+            why = (
+                "the spool cannot write"
+                if self.pipeline and self.pipeline.spool_error
+                else "the spool is full"
+            )
+            return HealthCheck(
+                "sources", HealthStatus.DEGRADED, f"paused ({why}): {', '.join(paused)}", states
+            )
         if down:
             # Degraded, not unhealthy: a rig that is down must not take the API out of service.
             return HealthCheck(
@@ -500,6 +628,11 @@ class Service:
             return
         self._closed = True
         self.hub.close()
+        connector, self._connector = self._connector, None
+        if connector is not None:
+            connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connector
         if self.tailer is not None:
             await self.tailer.aclose()
         await self.identity.aclose()
@@ -511,10 +644,10 @@ class Service:
 
 
 def _build_pipeline(
-    config: WitsConfig, plan: PipelineConfig, store: Store, metrics: WitsMetrics
+    config: WitsConfig, plan: PipelineConfig, store: Store, metrics: WitsMetrics, ready: asyncio.Event
 ) -> tuple[Spool, Pipeline, bool]:
     decoder = decoder_from(plan, config)
-    sinks: list[Sink] = [_StoreSink(store, metrics)]
+    sinks: list[Sink] = [_StoreSink(store, metrics, ready)]
     own = config.database_url_value.strip()
     for sink in plan.sinks:
         if sink.url.strip() == own:
@@ -630,6 +763,24 @@ def _uvicorn_server(app: Any) -> Any:
     return _Server(config)
 
 
+async def _bootstrap_later(
+    service: Service,
+    username: str | None,
+    password: str | None,
+    bound: Bound,
+    on_ready: Callable[[Bound], None] | None,
+) -> None:
+    """Make the administrator once a database that was down at start is reached."""
+    await service.database_ready.wait()
+    try:
+        generated = await service.identity.bootstrap_admin(username, password)
+    except Exception as exc:
+        log.error("cannot create the administrator account: %s", exc)
+        return
+    if generated is not None and on_ready is not None:
+        on_ready(replace(bound, admin_credentials=generated))
+
+
 async def serve(
     config: WitsConfig,
     *,
@@ -661,6 +812,7 @@ async def serve(
     sockets: list[socket.socket] = []
     servers: list[Any] = []
     tasks: list[asyncio.Task[Any]] = []
+    later: list[asyncio.Task[None]] = []
     status = 0
     try:
         # Every port first: a port that cannot be bound stops the start before anything is
@@ -692,11 +844,13 @@ async def serve(
             sockets.append(health_sock)
             health_url = _url(health_sock)[0] + "/livez"
         admin_password = config.admin_password.get_secret_value() if config.admin_password else None
-        generated = await service.identity.bootstrap_admin(config.admin_username, admin_password)
+        generated = None
         admins: tuple[str, ...] = ()
-        if generated is None:
-            users = await service.identity.accounts.list_users()
-            admins = tuple(u.username for u in users if u.is_active and "super_admin" in u.roles)
+        if service.database_ready.is_set():
+            generated = await service.identity.bootstrap_admin(config.admin_username, admin_password)
+            if generated is None:  # an administrator exists: the banner says how to get in
+                users = await service.identity.accounts.list_users()
+                admins = tuple(u.username for u in users if u.is_active and "super_admin" in u.roles)
         if metrics_sock is not None:
             from witskit.service.app import create_metrics_app
 
@@ -724,9 +878,18 @@ async def serve(
                 break
             await asyncio.sleep(0.01)
         log.info("service started: %s (ingest: %s)", api_url, service.ingests)
+        names = tuple(c.name for c in service.connections) if service.connections is not None else ()
+        bound = Bound(api_url, api_port, metrics_url, generated, health_url, names, admins)
         if on_ready is not None:
-            names = tuple(c.name for c in service.connections) if service.connections is not None else ()
-            on_ready(Bound(api_url, api_port, metrics_url, generated, health_url, names, admins))
+            on_ready(bound)
+        if not service.database_ready.is_set():
+            # The administrator is made (and its password shown) once the database is there.
+            later.append(
+                asyncio.create_task(
+                    _bootstrap_later(service, config.admin_username, admin_password, bound, on_ready),
+                    name="witskit-admin",
+                )
+            )
         stopper = asyncio.create_task(stop.wait(), name="stop")
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
@@ -736,6 +899,9 @@ async def serve(
                 log.error("%s stopped unexpectedly: %s", task.get_name(), task.exception())
         log.info("service stopping: draining the pipeline")
     finally:
+        for task in later:
+            task.cancel()
+        await asyncio.gather(*later, return_exceptions=True)
         for server in servers:
             server.should_exit = True
         service.stop()
@@ -745,6 +911,13 @@ async def serve(
                 if isinstance(result, SystemExit | Exception):
                     status = 1
                     log.error("%s failed while stopping: %s", task.get_name(), result)
+        pipe = service.pipeline
+        if pipe is not None and pipe.stats.frames_lost:
+            status = 1
+            log.error(
+                "%d frame(s) received were not stored: stopped while the spool could not take them",
+                pipe.stats.frames_lost,
+            )
         for sig in installed:
             loop.remove_signal_handler(sig)
         for sock in sockets:

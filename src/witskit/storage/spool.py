@@ -2,7 +2,7 @@
 
 A WITS feed cannot retransmit, so the pipeline appends every received frame here *before* any
 database work and acknowledges it only after the database commit that covers it. While the database
-is down the spool grows, up to ``max_bytes`` of un-acknowledged data (then ``overflow`` decides);
+is down the spool grows, up to ``max_bytes`` of segment files on disk (then ``overflow`` decides);
 after a restart or an outage the backlog replays oldest first. The database side is idempotent by
 key, so the spool's job is to never lose an appended record and to replay in order: delivery is
 at-least-once, never at-most-once.
@@ -49,10 +49,12 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "OVERFLOW_POLICIES",
     "RECORD_HEADER_SIZE",
+    "SEGMENTS_PER_BOUND",
     "Spool",
     "SpoolCorruptError",
     "SpoolError",
     "SpoolFullError",
+    "default_segment_bytes",
 ]
 
 log = logging.getLogger("witskit.storage.spool")
@@ -73,6 +75,10 @@ DEFAULT_MAX_BYTES: Final = 1 << 30
 # Segments are the unit of deletion (after ack) and of loss (drop_oldest): 16 MiB is 1/64 of the
 # default bound, so a drop loses ~1.6% of a full backlog, and a segment is scanned in ~10 ms on open.
 DEFAULT_SEGMENT_BYTES: Final = 16 << 20
+# With a smaller bound the default segment is this fraction of it: the acknowledged head of the
+# oldest segment counts against the bound until the whole segment is acknowledged, so a backlog
+# always has at least 7/8 of max_bytes, and a drop loses at most 1/8 of it.
+SEGMENTS_PER_BOUND: Final = 8
 # Below this nearly every record gets its own file (a create and a directory fsync per append).
 # It is this low so that tests can make the spool rotate every few records.
 MIN_SEGMENT_BYTES: Final = 1 << 10
@@ -106,6 +112,7 @@ ACK_TMP_FILE: Final = "ack.tmp"
 LOCK_FILE: Final = "lock"
 # Spool files hold rig data: readable by the service account only.
 _FILE_MODE: Final = 0o600
+_DIR_MODE: Final = 0o700
 
 _O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 _O_DIRECTORY: Final = getattr(os, "O_DIRECTORY", 0)
@@ -115,6 +122,11 @@ _REC: Final = 0
 _BAD: Final = 1
 
 _Buffer = bytes | mmap.mmap
+
+
+def default_segment_bytes(max_bytes: int) -> int:
+    """The segment size used when none is given: ``min(16 MiB, max_bytes / 8)``, at least 1 KiB."""
+    return max(MIN_SEGMENT_BYTES, min(DEFAULT_SEGMENT_BYTES, max_bytes // SEGMENTS_PER_BOUND))
 
 
 def _fdatasync(fd: int) -> None:
@@ -142,7 +154,7 @@ class SpoolError(WitsKitError):
 
 
 class SpoolFullError(SpoolError):
-    """``append`` refused: un-acknowledged data would exceed ``max_bytes`` (``overflow="block"``).
+    """``append`` refused: the segment files would exceed ``max_bytes`` (``overflow="block"``).
 
     Nothing of the refused call was written and nothing already spooled is lost. The caller applies
     back-pressure (stop reading its source) and retries once :meth:`Spool.has_room` says so, i.e.
@@ -277,6 +289,16 @@ def _as_bytes(payload: object, index: int) -> bytes:
     return bytes(payload)
 
 
+def _size(n: int) -> str:
+    """Bytes for a person: ``1.5 GiB``."""
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise UsageError(f"{name} must be an integer, got {value!r}")
@@ -291,6 +313,25 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
         raise UsageError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     assert isinstance(value, str)
     return value
+
+
+def _private_dir(d: Path) -> None:
+    """Create ``d`` (and missing parents) with mode 0700; tighten an existing ``d`` others can read.
+
+    The mode is given to ``mkdir`` (umask can only take bits away), so no moment exists when the
+    directory is open to others. Existing parents are left as they are: they are not the spool's.
+    """
+    missing = [p for p in (d, *d.parents) if not p.exists()]
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            path.mkdir(mode=_DIR_MODE)
+    mode = d.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("spool directory %s was readable by others (mode %o); setting it to 0700", d, mode)
+        try:
+            d.chmod(_DIR_MODE)
+        except OSError as exc:  # not ours to change: the files inside are 0600 all the same
+            log.warning("cannot change the mode of spool directory %s: %s", d, exc.strerror or exc)
 
 
 def _lock_exclusive(fd: int) -> bool:
@@ -389,15 +430,19 @@ class Spool:
     kept. Opening never raises for either; it raises :class:`SpoolError` only if the directory is
     unusable (and :class:`SpoolCorruptError` for files of a newer format).
 
-    **Bound.** Un-acknowledged data (records with headers) never exceeds ``max_bytes``. When an
-    append would pass it, ``overflow="block"`` raises :class:`SpoolFullError` (nothing written; the
-    caller stops reading its source and retries when :meth:`has_room`), and ``"drop_oldest"``
-    deletes the oldest segments (never the one being written) and adds the records lost to
-    ``dropped_records``. Disk use is that plus the acknowledged head of the oldest segment.
+    **Bound.** The segment files (:attr:`size_bytes`: un-acknowledged records with their headers,
+    plus the acknowledged head of the oldest segment, which is deleted only once wholly
+    acknowledged) never exceed ``max_bytes``: that is the disk the spool uses, besides the 20-byte
+    ``ack`` file. When an append would pass it, ``overflow="block"`` raises
+    :class:`SpoolFullError` (nothing written; the caller stops reading its source and retries when
+    :meth:`has_room`), and ``"drop_oldest"`` deletes the oldest segments (never the one being
+    written) and adds the un-acked records lost to ``dropped_records``.
 
     Segments rotate when the next write would take the current one past ``segment_bytes`` (a
     single ``append_many`` batch is never split, so a segment may exceed it by one batch).
-    ``segment_bytes`` must not exceed ``max_bytes``.
+    ``segment_bytes`` must not exceed ``max_bytes``; by default it is ``min(16 MiB, max_bytes /
+    8)`` (:func:`default_segment_bytes`). On open, a warning says when the disk has less free space
+    than ``max_bytes`` still allows.
 
     One ``Spool`` per directory: a second one (in any process) gets :class:`SpoolError`.
     """
@@ -410,14 +455,16 @@ class Spool:
         fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         overflow: str = "block",
-        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        segment_bytes: int | None = None,
     ) -> None:
         self._fsync = _check_choice("fsync", fsync, FSYNC_POLICIES)
         self._interval_ms = _check_int("fsync_interval_ms", fsync_interval_ms, 1, MAX_FSYNC_INTERVAL_MS)
         self._interval_s = self._interval_ms / 1000
         self._overflow = _check_choice("overflow", overflow, OVERFLOW_POLICIES)
-        self._segment_bytes = _check_int("segment_bytes", segment_bytes, MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
         self._max_bytes = _check_int("max_bytes", max_bytes, MIN_SEGMENT_BYTES)
+        if segment_bytes is None:
+            segment_bytes = default_segment_bytes(max_bytes)
+        self._segment_bytes = _check_int("segment_bytes", segment_bytes, MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
         if segment_bytes > max_bytes:
             raise UsageError(
                 f"segment_bytes ({segment_bytes:,}) must not exceed max_bytes ({max_bytes:,}): a segment "
@@ -463,7 +510,7 @@ class Spool:
     def _open(self) -> None:
         d = self._dir
         try:
-            d.mkdir(parents=True, exist_ok=True)
+            _private_dir(d)
             self._dir_fd = os.open(d, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
             self._lock_fd = os.open(d / LOCK_FILE, os.O_RDWR | os.O_CREAT | _O_CLOEXEC, _FILE_MODE)
             locked = _lock_exclusive(self._lock_fd)
@@ -539,6 +586,14 @@ class Spool:
         else:
             self._synced_seq = acked  # nothing un-acked is known to be durable
         self._last_sync = time.monotonic()
+        if ACK_FILE not in names:
+            # An ack file from the start, so that an ack can always be stored in place when the
+            # disk is full (see _overwrite_ack).
+            try:
+                self._store_ack(acked)
+            except SpoolError as exc:
+                log.warning("%s", exc)
+        self._check_free_space()
         log.info(
             "opened spool %s: %d pending records (%d bytes) in %d segments, acked up to %d, next seq %d",
             d,
@@ -548,6 +603,25 @@ class Spool:
             acked,
             self._next_seq,
         )
+
+    def _check_free_space(self) -> None:
+        """Warn when the disk cannot hold what max_bytes allows: it would fill before the spool."""
+        try:
+            st = os.statvfs(self._dir)
+        except (OSError, AttributeError):  # pragma: no cover - no statvfs (Windows)
+            return
+        free = st.f_bavail * st.f_frsize
+        more = self._max_bytes - self._total_size
+        if free < more:
+            log.warning(
+                "spool %s may grow by %s more (max_bytes %s) but only %s are free on its disk: the "
+                "disk fills first, and then appends fail and sources pause until space returns; lower "
+                "max_bytes (WITS_SPOOL_MAX_BYTES) or free space",
+                self._dir,
+                _size(more),
+                _size(self._max_bytes),
+                _size(free),
+            )
 
     def _scan_segment(self, seg: _Segment, acked: int, upper: int | None, is_last: bool) -> tuple[int, int]:
         """Validate one segment on open; return (offset of its first un-acked record, acked count)."""
@@ -725,14 +799,17 @@ class Spool:
         return last
 
     def _make_room(self, n_bytes: int, target: _Segment | None) -> None:
-        if self._pending_bytes() + n_bytes <= self._max_bytes:
+        # The bound is on every segment byte on disk (size_bytes), not only the un-acked ones: the
+        # acknowledged head of the oldest segment stays on disk until the whole segment is acked.
+        if self._total_size + n_bytes <= self._max_bytes:
             return
         if self._overflow == "block":
             self._refused = n_bytes
-            available = max(0, self._max_bytes - self._pending_bytes())
+            available = max(0, self._max_bytes - self._total_size)
             raise SpoolFullError(
-                f"spool {self._dir} is full: {self._pending_bytes():,} un-acked bytes + {n_bytes:,} new "
-                f"would exceed max_bytes ({self._max_bytes:,}) with overflow='block'; nothing was written "
+                f"spool {self._dir} is full: {self._total_size:,} bytes on disk "
+                f"({self._pending_bytes():,} un-acked) + {n_bytes:,} new would exceed max_bytes "
+                f"({self._max_bytes:,}) with overflow='block'; nothing was written "
                 "and nothing spooled is lost: stop reading the source and retry after ack() frees room",
                 path=self._dir,
                 needed=n_bytes,
@@ -740,14 +817,14 @@ class Spool:
             )
         # drop_oldest. The target is either a fresh segment or one that will hold at most
         # segment_bytes <= max_bytes after this write, so dropping older segments always suffices.
-        while self._pending_bytes() + n_bytes > self._max_bytes:
+        while self._total_size + n_bytes > self._max_bytes:
             if not self._segments or self._segments[0] is target:  # pragma: no cover - see above
                 raise SpoolFullError(
                     f"spool {self._dir}: cannot make room for {n_bytes:,} bytes without dropping the "
                     "segment being written",
                     path=self._dir,
                     needed=n_bytes,
-                    available=max(0, self._max_bytes - self._pending_bytes()),
+                    available=max(0, self._max_bytes - self._total_size),
                 )
             seg = self._segments[0]
             lost = seg.count - self._head_skipped
@@ -1052,6 +1129,10 @@ class Spool:
                 assert self._dir_fd is not None
                 os.fsync(self._dir_fd)
         except OSError as exc:
+            if exc.errno in _DISK_FULL and self._overwrite_ack(data, durable):
+                # Stored in place: the deletions this ack allows are what frees the disk.
+                self._unlink(tmp)
+                return
             full = "disk full: " if exc.errno in _DISK_FULL else ""
             raise SpoolError(
                 f"{full}cannot store the ack position in {self._dir / ACK_FILE}: {exc.strerror or exc}; "
@@ -1059,6 +1140,31 @@ class Spool:
                 path=self._dir / ACK_FILE,
                 errno=exc.errno,
             ) from exc
+
+    def _overwrite_ack(self, data: bytes, durable: bool) -> bool:
+        """Store the ack by rewriting the existing ``ack`` file in place; False if that fails too.
+
+        On a full disk the usual way (a new file renamed over the old) cannot get a block, and
+        without a stored ack no segment may be deleted: the spool would stay full for good. The
+        existing file's block needs no new space. A 20-byte write within one sector is not torn in
+        practice; if it were, its CRC fails and open replays from the oldest segment (at least
+        once, never lost).
+        """
+        try:
+            fd = os.open(self._dir / ACK_FILE, os.O_WRONLY | _O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            if os.pwrite(fd, data, 0) != len(data):
+                return False
+            if durable:
+                _fdatasync(fd)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        log.warning("disk full: stored the spool ack position in place in %s", self._dir / ACK_FILE)
+        return True
 
     def _delete_head(self) -> None:
         seg = self._segments.pop(0)
@@ -1116,20 +1222,20 @@ class Spool:
         _check_int("n_bytes", n_bytes, 0)
         _check_int("records", records, 0)
         with self._lock:
-            return self._pending_bytes() + n_bytes + records * RECORD_HEADER_SIZE <= self._max_bytes
+            return self._total_size + n_bytes + records * RECORD_HEADER_SIZE <= self._max_bytes
 
     @property
     def is_full(self) -> bool:
-        """True while un-acked data has reached ``max_bytes``, or the last refused append still does not fit.
+        """True while the segment files fill ``max_bytes``, or the last refused append still does not fit.
 
         With ``overflow="block"`` this turns True when an append is refused and back to False once
         acks have freed room for it (or a smaller append succeeded): the signal to pause the source.
         """
         with self._lock:
-            pending = self._pending_bytes()
+            used = self._total_size
             if self._refused:
-                return pending + self._refused > self._max_bytes
-            return pending >= self._max_bytes
+                return used + self._refused > self._max_bytes
+            return used >= self._max_bytes
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -1189,8 +1295,18 @@ class Spool:
         return self._interval_ms
 
     @property
+    def segment_bytes(self) -> int:
+        """The size at which segments rotate (the unit of deletion after ack and of drop_oldest)."""
+        return self._segment_bytes
+
+    @property
+    def overflow(self) -> str:
+        """What an append that does not fit does: ``"block"`` (refuse) or ``"drop_oldest"``."""
+        return self._overflow
+
+    @property
     def max_bytes(self) -> int:
-        """The bound on un-acked data, headers included."""
+        """The bound on the spool's segment files on disk (:attr:`size_bytes`), headers included."""
         return self._max_bytes
 
     @property

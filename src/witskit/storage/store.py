@@ -176,6 +176,36 @@ class Store:
         logger.info("storage: opened %s (%s, pool of %d)", parsed.display, backend.name, pool_size)
         return cls(engine, backend, default_source=default_source)
 
+    @classmethod
+    def unopened(
+        cls,
+        url: str | SecretLike,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        timeout: float = DEFAULT_TIMEOUT,
+        default_source: str = DEFAULT_SOURCE,
+    ) -> Store:
+        """A store whose database is not reached yet: nothing connects until it is used.
+
+        For a process that must start while its database is down (``witskit run``): calls raise
+        :class:`~witskit.storage.errors.DatabaseUnavailable` until the server answers; call
+        :meth:`migrate` (retrying) before relying on the schema.
+        """
+        parsed = parse_url(url)
+        if pool_size < 1:
+            raise UsageError(f"pool_size must be at least 1, got {pool_size}")
+        if not timeout > 0:
+            raise UsageError(f"timeout must be positive, got {timeout}")
+        backend = backend_for(parsed)
+        engine = backend.create_engine(pool_size=pool_size, timeout=timeout)
+        return cls(engine, backend, default_source=default_source)
+
+    async def migrate(self) -> None:
+        """Upgrade the schema if needed, as :meth:`open` does with ``migrate=True``."""
+        self._check_open()
+        await _migrate(self._engine, self._backend)
+        logger.info("storage: opened %s (%s)", self._backend.url.display, self._backend.name)
+
     async def aclose(self) -> None:
         """Close every pooled connection. Idempotent."""
         if self._closed:

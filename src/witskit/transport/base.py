@@ -40,6 +40,8 @@ from witskit.transport.resilience import RetryPolicy
 __all__ = [
     "DEFAULT_HANDSHAKE_INTERVAL",
     "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_STABLE_AFTER",
+    "MAX_RECONNECT_DELAY",
     "LinkSource",
     "LinkState",
     "LinkStatus",
@@ -67,9 +69,26 @@ DEFAULT_IDLE_TIMEOUT = 60.0
 READ_SIZE = 64 * 1024
 
 
+#: The longest wait between two reconnect attempts of a rig link. A WITS feed does not buffer and
+#: cannot retransmit: every second offline is data lost for good, so the wait is capped low. A
+#: refused connect on a rig LAN costs the EDR a few microseconds, so one attempt every 2.5-5 s
+#: (with jitter) is no load, and a link is back at most 5 s after the EDR listens again.
+MAX_RECONNECT_DELAY = 5.0
+
+#: A link that ends sooner than this after connecting, without having delivered a single frame,
+#: counts as a failed attempt, so the backoff grows instead of reconnecting at once. Serial-to-
+#: Ethernet converters and single-client EDRs accept and close at once (850 connections a second
+#: were measured); a working EDR sends record 1 every 1-10 s or answers the handshake at once, so
+#: a link that delivered a frame is a working link whatever its length, and one silent for 5 s and
+#: then dropped was not going to deliver soon either.
+DEFAULT_STABLE_AFTER = 5.0
+
+
 def reconnect_forever() -> RetryPolicy:
-    """The default reconnect policy of a rig link: forever, 1 s doubling to 30 s, with jitter."""
-    return RetryPolicy(max_attempts=None, backoff_factor=1.0, max_backoff=30.0, retry_on=(TransportError,))
+    """The default reconnect policy of a rig link: forever, 1 s doubling to 5 s, with jitter."""
+    return RetryPolicy(
+        max_attempts=None, backoff_factor=1.0, max_backoff=MAX_RECONNECT_DELAY, retry_on=(TransportError,)
+    )
 
 
 def one_attempt() -> RetryPolicy:
@@ -165,6 +184,11 @@ class LinkStatus:
     attempt: int = 0
     error: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: An address: a listener's peer (``IP:PORT``, whatever source name it was given), or where a
+    #: listener is bound (``HOST:PORT``, the real port when it asked for port 0).
+    peer: str | None = None
+    #: Frames received on the connection, when it ends (listener peers).
+    frames: int | None = None
 
 
 class LinkSource(Source):
@@ -175,8 +199,11 @@ class LinkSource(Source):
     ``request_interval``) it sends the request packet on that schedule instead, for EDRs that answer
     each packet. Echoes of its own packets are dropped. No data for ``idle_timeout`` seconds means a
     dead link. On disconnect, a partial frame becomes a FrameError and the link reconnects through
-    ``retry`` (default: forever with backoff); with ``reconnect=False`` or a spent policy the stream
-    raises a :class:`~witskit.errors.TransportError`.
+    ``retry`` (default: forever, 1 s doubling to 5 s, with jitter); with ``reconnect=False`` or a
+    spent policy the stream raises a :class:`~witskit.errors.TransportError`. A link that delivered
+    a frame, or lasted ``stable_after`` seconds, reconnects at once when it drops; one that ended
+    sooner without a frame (a device that accepts and closes) counts as a failed attempt, so the
+    waits grow as for a refused connection.
     """
 
     def __init__(
@@ -191,6 +218,7 @@ class LinkSource(Source):
         request_interval: float | None = None,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         connect_timeout: float = 10.0,
+        stable_after: float = DEFAULT_STABLE_AFTER,
         on_status: Callable[[LinkStatus], None] | None = None,
         error_handler: ErrorHandler | None = None,
         parser_options: dict[str, Any] | None = None,
@@ -199,6 +227,8 @@ class LinkSource(Source):
             raise UsageError("handshake_interval must be positive (or None for at connect only)")
         if request is not None and (request_interval is None or request_interval <= 0):
             raise UsageError("request mode needs a positive request_interval")
+        if not stable_after >= 0:
+            raise UsageError("stable_after must be a number of seconds (0 or more)")
         self.name = name
         # Without reconnects a link gets one attempt, so an unreachable peer is an error at once.
         self.retry = retry if retry is not None else (reconnect_forever() if reconnect else one_attempt())
@@ -209,11 +239,15 @@ class LinkSource(Source):
         self.request_interval = request_interval
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
+        self.stable_after = stable_after
         self.on_status = on_status
         self.error_handler = error_handler
         self.parser_options = parser_options or {}
         self.connection_attempts = 0
         self.connections = 0
+        #: Consecutive failed attempts: refused connects and links that ended at once (see above).
+        self.failures = 0
+        self._last_error: BaseException | None = None
         self.state = LinkState.DISCONNECTED
         self._closed = False
         self._close_requested = asyncio.Event()
@@ -273,11 +307,13 @@ class LinkSource(Source):
             try:
                 return await self._open()
             except TransportError as exc:
+                self.failures += 1
                 self._status(LinkState.DISCONNECTED, exc)
                 raise
 
-        # aclose() must not wait out a backoff sleep (up to 30 s): race the retries against it.
-        connecting = asyncio.ensure_future(self.retry.execute(attempt))
+        # aclose() must not wait out a backoff sleep: race the retries against it.
+        error = self._last_error or ConnectionClosed(f"{self.name}: closed by the peer")
+        connecting = asyncio.ensure_future(self.retry.execute_after(self.failures, error, attempt))
         closing = asyncio.ensure_future(self._close_requested.wait())
         try:
             await asyncio.wait({connecting, closing}, return_when=asyncio.FIRST_COMPLETED)
@@ -288,7 +324,11 @@ class LinkSource(Source):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await connecting
             raise _Closed
-        return connecting.result()
+        try:
+            return connecting.result()
+        except ConnectionLost as exc:
+            # Only a link that dropped at once is a ConnectionLost here: such drops spent the policy.
+            raise ConnectError(f"{self.name}: gave up after {self.failures} attempts; last: {exc}") from exc
 
     # The loop ---------------------------------------------------------------------------------
     async def events(self) -> AsyncIterator[SourceEvent]:
@@ -303,6 +343,8 @@ class LinkSource(Source):
                 break
             self._writer = writer
             self.connections += 1
+            connected_at = asyncio.get_running_loop().time()
+            frames = 0
             self._status(LinkState.CONNECTED)
             parser = FrameParser(source=self.name, **self.parser_options)
             keepalive = self._keepalive_task = asyncio.create_task(
@@ -327,8 +369,10 @@ class LinkSource(Source):
                     if not chunk:
                         break
                     for event in parser.feed(chunk):
-                        if isinstance(event, WITSFrame) and event.lines in self._sent:
-                            continue  # our own handshake echoed back
+                        if isinstance(event, WITSFrame):
+                            if event.lines in self._sent:
+                                continue  # our own handshake echoed back
+                            frames += 1
                         yield event
             finally:
                 keepalive.cancel()
@@ -340,7 +384,15 @@ class LinkSource(Source):
                 yield event
             if self._is_closed():
                 break
-            error = lost or ConnectionClosed(f"{self.name}: closed by the peer")
+            lasted = asyncio.get_running_loop().time() - connected_at
+            if frames or lasted >= self.stable_after:
+                self.failures = 0  # a working link: reconnect at once
+                error = lost or ConnectionClosed(f"{self.name}: closed by the peer")
+            else:
+                self.failures += 1
+                why = f"closed by the peer {lasted:.1f} s after connecting, before any frame"
+                error = lost or ConnectionClosed(f"{self.name}: {why}")
+            self._last_error = error
             self._status(LinkState.DISCONNECTED, error)
             if not self.reconnect:
                 self._status(LinkState.CLOSED)

@@ -42,7 +42,7 @@ DEFAULT_POLL_INTERVAL = 0.25
 _TAIL_LOOKBACK = 64 * 1024
 
 #: Query keys of ``file://`` URLs.
-URL_OPTIONS = ("follow", "poll", "from_end")
+URL_OPTIONS = ("follow", "poll", "from_end", "name")
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -192,7 +192,9 @@ class FileSource(Source):
         self.start_at_end = start_at_end
         self.chunk_size = chunk_size
         self.parser_options = parser_options or {}
-        self.name = name or f"file://{self.path}"
+        # Named by the file's name, as `witskit import` names what it reads: the same log read
+        # either way lands in the same source, and the name does not change with the directory.
+        self.name = name or self.path.name
         self.files_opened = 0
         self._closed = False
         self._started = False
@@ -201,7 +203,7 @@ class FileSource(Source):
         self._open_error = ""  # the last reason the path could not be opened, logged once
 
     def __repr__(self) -> str:
-        return f"<FileSource {self.name}{' follow' if self.follow else ''}>"
+        return f"<FileSource {self.name} ({self.path}){' follow' if self.follow else ''}>"
 
     @property
     def position(self) -> int:
@@ -219,7 +221,8 @@ class FileSource(Source):
 
         ``file:///var/log/rig.wits`` is absolute; ``file://logs/rig.wits`` and ``file:logs/rig.wits``
         are relative to the working directory (``file://localhost/abs`` is absolute, as in RFC 8089).
-        Query: ``follow=0|1``, ``poll=SECONDS`` (the poll interval), ``from_end=0|1``. An unknown
+        Query: ``follow=0|1``, ``poll=SECONDS`` (the poll interval), ``from_end=0|1``, ``name=``
+        (the source name; by default the file's name, ``rig.wits``). An unknown
         key, a key given twice or a bad value raises :class:`~witskit.errors.UsageError`; keyword
         ``options`` override the query, as in :func:`~witskit.transport.urls.open_source`.
         """
@@ -242,6 +245,9 @@ class FileSource(Source):
         from_end = query.flag("from_end")
         if from_end is not None:
             kwargs["start_at_end"] = from_end
+        name = query.text("name")
+        if name is not None:
+            kwargs["name"] = name
         poll = query.seconds("poll", zero_is_none=False)
         if poll is not None:
             kwargs["poll_interval"] = poll
@@ -283,10 +289,10 @@ class FileSource(Source):
                         for event in parser.feed(chunk):
                             yield event
                     self._drop_file()
-                    log.info("%s: rotated; reading the new file from its start", self.name)
+                    log.info("%s: rotated; reading the new file from its start", self.path)
                 else:
                     await self._call(current.rewind)
-                    log.warning("%s: truncated; reading again from its start", self.name)
+                    log.warning("%s: truncated; reading again from its start", self.path)
                 for event in parser.close():
                     yield event
                 parser = self._parser()
@@ -312,7 +318,7 @@ class FileSource(Source):
             if reason != self._open_error:
                 level = logging.DEBUG if isinstance(exc, FileNotFoundError) else logging.WARNING
                 log.log(
-                    level, "%s: cannot open (%s); retrying every %s s", self.name, reason, self.poll_interval
+                    level, "%s: cannot open (%s); retrying every %s s", self.path, reason, self.poll_interval
                 )
                 self._open_error = reason
             return None

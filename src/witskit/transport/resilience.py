@@ -8,6 +8,7 @@ tenacity, a maintained library; this module keeps the plan's names and arguments
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -58,26 +59,23 @@ class RetryPolicy:
             f"max_backoff={self.max_backoff}, jitter={self.jitter})"
         )
 
-    def _retrying(self) -> Any:
+    def _retrying(self, done: int = 0) -> Any:
         import tenacity
 
-        half = self.backoff_factor / 2 if self.jitter else self.backoff_factor
-        cap = self.max_backoff / 2 if self.jitter else self.max_backoff
-        wait: tenacity.wait.wait_base = tenacity.wait_exponential(multiplier=half, max=cap)
-        if self.jitter:
-            wait = wait + tenacity.wait_random_exponential(multiplier=half, max=cap)
-        stop = (
-            tenacity.stop_never
-            if self.max_attempts is None
-            else tenacity.stop_after_attempt(self.max_attempts)
-        )
+        # ``done`` failed attempts happened before this run (a link that dropped at once): the
+        # waits go on growing from there, and they count against max_attempts.
+        def wait(state: tenacity.RetryCallState) -> float:
+            return self.backoff(state.attempt_number + done)
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            return self.max_attempts is not None and state.attempt_number + done >= self.max_attempts
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             if self.on_retry is not None and state.outcome is not None:
                 exc = state.outcome.exception()
                 if exc is not None:
                     delay = state.next_action.sleep if state.next_action else 0.0
-                    self.on_retry(state.attempt_number, exc, delay)
+                    self.on_retry(state.attempt_number + done, exc, delay)
 
         return tenacity.AsyncRetrying(
             stop=stop,
@@ -90,18 +88,49 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """The un-jittered delay after failed attempt number ``attempt`` (1-based)."""
-        return float(min(self.backoff_factor * 2 ** (attempt - 1), self.max_backoff))
+        return float(min(self.backoff_factor * 2 ** max(attempt - 1, 0), self.max_backoff))
+
+    def backoff(self, failures: int) -> float:
+        """The wait after ``failures`` consecutive failed attempts: :meth:`delay`, half of it random.
+
+        With ``jitter`` the wait is uniform between half the delay and the delay, so it never
+        exceeds ``max_backoff`` and a fleet of clients spreads out after a shared outage.
+        """
+        full = self.delay(failures)
+        if not self.jitter:
+            return full
+        return full / 2 + random.uniform(0.0, full / 2)  # jitter, not cryptography
 
     async def execute(self, func: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """Call ``await func(*args, **kwargs)`` until it succeeds or the policy is spent.
 
         The last exception is re-raised unchanged when attempts run out.
         """
+        return await self._run(0, lambda: func(*args, **kwargs))
+
+    async def execute_after(self, failures: int, error: BaseException, func: Callable[[], Awaitable[T]]) -> T:
+        """Like :meth:`execute`, going on after ``failures`` attempts that failed elsewhere.
+
+        A link that connects and drops at once is such a failure: the connect succeeded, so
+        :meth:`execute` knew nothing of it. This first waits as after ``failures`` failures
+        (reporting ``error`` to ``on_retry``), then retries with the waits still growing; those
+        earlier failures count against ``max_attempts`` (``error`` is raised when they spend it).
+        """
+        if failures > 0:
+            if self.max_attempts is not None and failures >= self.max_attempts:
+                raise error
+            delay = self.backoff(failures)
+            if self.on_retry is not None:
+                self.on_retry(failures, error, delay)
+            await asyncio.sleep(delay)
+        return await self._run(failures, func)
+
+    async def _run(self, done: int, func: Callable[[], Awaitable[T]]) -> T:
         self.attempts = 0
-        async for attempt in self._retrying():
+        async for attempt in self._retrying(done):
             with attempt:
                 self.attempts += 1
-                return await func(*args, **kwargs)
+                return await func()
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
 

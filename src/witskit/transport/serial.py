@@ -43,6 +43,7 @@ _EXTRA_HINT = "serial ports need pyserial-asyncio-fast: pip install 'witskit[ser
 
 #: Query keys of ``serial://`` URLs: the line settings, then the options every client link takes.
 URL_OPTIONS = (
+    "name",
     "baud",
     "bytesize",
     "parity",

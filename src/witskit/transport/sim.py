@@ -23,15 +23,19 @@ from witskit.transport.base import Source, SourceEvent
 
 __all__ = ["SimulatorSource"]
 
-_OPTIONS = {"rate", "seed", "records", "speed", "metric", "frames"}
+_OPTIONS = {"rate", "seed", "records", "speed", "metric", "frames", "name"}
 
 
 class SimulatorSource(Source):
-    """Frames from a simulated drilling rig, paced in real time."""
+    """Frames from a simulated drilling rig, paced in real time.
+
+    ``sim://rig-1`` is the source ``rig-1``: the rig's name, in ``witskit stream`` as in
+    ``witskit run`` (``name=`` in the URL or a pipeline file's ``name:`` overrides it).
+    """
 
     def __init__(
         self,
-        name: str = "sim://rig-1",
+        name: str = "rig-1",
         *,
         seed: int = 0,
         rate: float = 1.0,
@@ -53,7 +57,7 @@ class SimulatorSource(Source):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SimulatorSource:
-        """``sim://NAME?rate=1&seed=0&records=1,2,8&speed=1&metric=0&frames=N``."""
+        """``sim://RIG?rate=1&seed=0&records=1,2,8&speed=1&metric=0&frames=N&name=NAME``; named ``RIG``."""
         parts = urlsplit(url)
         rig = parts.netloc + parts.path or "rig-1"
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -73,8 +77,11 @@ class SimulatorSource(Source):
             }
         except ValueError as exc:
             raise UsageError(f"{url}: bad option value ({exc})") from None
+        name = query.get("name", rig)
+        if not name:
+            raise UsageError(f"{url}: option name is empty")
         kwargs.update(options)
-        return cls(f"sim://{rig}", **kwargs)
+        return cls(kwargs.pop("name", name), **kwargs)
 
     async def events(self) -> AsyncIterator[SourceEvent]:
         """Simulated frames at the simulated rate, parsed like any feed."""

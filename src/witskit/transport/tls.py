@@ -65,8 +65,32 @@ def _password(key_file: StrPath | None, key_password: str | None) -> str | Calla
 def _load_chain(
     context: ssl.SSLContext, cert_file: StrPath, key_file: StrPath | None, key_password: str | None
 ) -> None:
+    if key_password is not None and _encrypted(key_file or cert_file):
+        try:
+            context.load_cert_chain(cert_file, key_file, password=key_password)
+        except ssl.SSLError as exc:
+            # OpenSSL says "PEM lib" whatever went wrong; a key that is encrypted and does not
+            # load with the password given is, first of all, a wrong password. Never echo it.
+            raise UsageError(
+                f"private key {str(key_file or cert_file)!r} cannot be decrypted with the key_password "
+                f"given (wrong password?), or does not match certificate {str(cert_file)!r}"
+            ) from exc
+        except OSError:
+            pass  # a missing or unreadable file: reported below, naming it
+        else:
+            return
     with _loading("certificate/key", cert_file, key_file):
         context.load_cert_chain(cert_file, key_file, password=_password(key_file or cert_file, key_password))
+
+
+def _encrypted(key_file: StrPath) -> bool:
+    """Does this PEM hold an encrypted private key (PKCS#8 or the legacy OpenSSL form)?"""
+    try:
+        with open(key_file, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return False
+    return b"ENCRYPTED PRIVATE KEY" in head or b"Proc-Type: 4,ENCRYPTED" in head
 
 
 def client_context(

@@ -2,9 +2,10 @@
 
 =========================  ==========================================================
 ``tcp://host:port``        client link to an EDR (:class:`~witskit.transport.tcp.TCPSource`)
-``tls://host:port``        the same over TLS; query ``ca``, ``cert``, ``key``, ``hostname``
+``tls://host:port``        the same over TLS; query ``ca``, ``cert``, ``key``, ``key_password``,
+                           ``hostname``
 ``tcp-listen://host:port`` accept rigs that push (:class:`~witskit.transport.listener.ListenerSource`)
-``tls-listen://host:port`` the same over TLS; ``cert``, ``key``, ``client_ca``,
+``tls-listen://host:port`` the same over TLS; ``cert``, ``key``, ``key_password``, ``client_ca``,
                            ``require_client_cert``
 ``serial:///dev/ttyUSB0``  a serial port (``baud``, ``bytesize``, ``parity``, ``stopbits``)
 ``file://path``            a recorded file (``follow=1`` to tail it)
@@ -13,7 +14,9 @@
 
 Client links also take ``handshake``, ``handshake_interval``, ``idle_timeout``, ``request``,
 ``request_interval``, ``reconnect`` and ``connect_timeout``; listeners take ``idle_timeout``,
-``allow``, ``max_connections``, ``queue_size`` and ``tls_handshake_timeout``. See
+``allow``, ``max_connections``, ``queue_size``, ``max_sources``, ``names`` and
+``tls_handshake_timeout``; every scheme takes ``name`` (the source name). A ``key_password`` is
+never shown: :func:`redact_url` masks it in errors, reprs and logs. See
 ``docs/transports.md`` for what each does. An unknown option is an error, never ignored: a typo
 in ``require_client_cert`` must not silently turn mutual TLS off.
 """
@@ -25,20 +28,21 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlsplit
 
 from witskit.errors import UsageError
 from witskit.protocol.encoder import handshake_packet, request_packet
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
 from witskit.transport.base import Source
 
-__all__ = ["DEFAULT_REQUEST_INTERVAL", "SCHEMES", "open_source"]
+__all__ = ["DEFAULT_REQUEST_INTERVAL", "SCHEMES", "SECRET_OPTIONS", "open_source", "redact_url"]
 
 #: Request mode without ``request_interval``: a rig's record 1 changes every 1-10 s, so asking
 #: once a second sees every update without flooding the EDR.
 DEFAULT_REQUEST_INTERVAL = 1.0
 
 _CLIENT_OPTIONS = (
+    "name",
     "handshake",
     "handshake_interval",
     "idle_timeout",
@@ -47,15 +51,16 @@ _CLIENT_OPTIONS = (
     "reconnect",
     "connect_timeout",
 )
-_LISTEN_OPTIONS = ("idle_timeout", "allow", "max_connections", "queue_size")
+_LISTEN_OPTIONS = ("name", "idle_timeout", "allow", "max_connections", "queue_size", "max_sources", "names")
 _OPTIONS: dict[str, tuple[str, ...]] = {
     "tcp": _CLIENT_OPTIONS,
-    "tls": (*_CLIENT_OPTIONS, "ca", "cert", "key", "hostname"),
+    "tls": (*_CLIENT_OPTIONS, "ca", "cert", "key", "key_password", "hostname"),
     "tcp-listen": _LISTEN_OPTIONS,
     "tls-listen": (
         *_LISTEN_OPTIONS,
         "cert",
         "key",
+        "key_password",
         "client_ca",
         "require_client_cert",
         "tls_handshake_timeout",
@@ -69,14 +74,42 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
+#: Query options whose value is a secret: never shown in an error, a repr or a log line.
+SECRET_OPTIONS = frozenset({"key_password"})
+
+
+def _redact_query(url: str) -> str:
+    """Mask the value of every secret query option, however its name is spelled or encoded."""
+    head, question, rest = url.partition("?")
+    if not question:
+        return url
+    query, hashmark, fragment = rest.partition("#")
+    pieces = []
+    for piece in query.split("&"):  # the separator parse_qsl uses: a ';' stays in the value
+        key, equals, _ = piece.partition("=")
+        secret = equals and unquote_plus(key).strip().lower() in SECRET_OPTIONS
+        pieces.append(f"{key}=***" if secret else piece)
+    return f"{head}?{'&'.join(pieces)}{hashmark}{fragment}"
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be shown or logged: a password in it (user info, ``key_password=``) is ``***``.
+
+    >>> redact_url("tls://edr:4443?cert=rig.pem&key=rig.key&key_password=s3cret")
+    'tls://edr:4443?cert=rig.pem&key=rig.key&key_password=***'
+    """
+    return _shown(url)
+
+
 def _shown(url: str) -> str:
-    """The URL for an error message, without any password it may carry."""
+    """The URL for an error message, without any password it may carry (user info or query)."""
+    shown = _redact_query(url)
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(shown)
     except ValueError:
-        return url
+        return shown
     if parts.password is None:
-        return url
+        return shown
     netloc = parts.netloc.rpartition("@")[2]
     return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()
 
@@ -115,7 +148,8 @@ class _Query:
             )
 
     def bad(self, key: str, what: str) -> UsageError:
-        return UsageError(f"{self.url}: option {key}={self.values[key]!r} {what}")
+        value = "***" if key in SECRET_OPTIONS else repr(self.values[key])
+        return UsageError(f"{self.url}: option {key}={value} {what}")
 
     def text(self, key: str) -> str | None:
         value = self.values.get(key)
@@ -228,6 +262,9 @@ def _client_options(query: _Query) -> dict[str, Any]:
         )
     elif "request_interval" in query.values:
         raise query.bad("request_interval", "needs request=1 (request mode)")
+    name = query.text("name")
+    if name is not None:
+        options["name"] = name
     reconnect = query.flag("reconnect")
     if reconnect is not None:
         options["reconnect"] = reconnect
@@ -243,12 +280,40 @@ def _listen_options(query: _Query) -> dict[str, Any]:
     allow = query.text("allow")
     if allow is not None:
         options["allowlist"] = allow
-    for key in ("max_connections", "queue_size"):
+    for key in ("max_connections", "queue_size", "max_sources"):
         if key in query.values:
             options[key] = query.count(key)
+    names = query.text("names")
+    if names is not None:
+        options["peer_names"] = names
+    name = query.text("name")
+    if name is not None:
+        options["name"] = name
     if "tls_handshake_timeout" in query.values:
         options["tls_handshake_timeout"] = query.seconds("tls_handshake_timeout", zero_is_none=False)
     return options
+
+
+def _key_password(query: _Query, options: dict[str, Any]) -> str | None:
+    """The TLS key's password: the ``key_password`` keyword (a pipeline file's options), else the URL's."""
+    password = options.pop("key_password", None)
+    if password is not None:
+        if not isinstance(password, str) or not password:
+            raise UsageError("option key_password must be a non-empty string")
+        return password
+    # Not query.text: an empty value is an error that must not echo the (empty) secret as repr.
+    value = query.values.get("key_password")
+    if value is not None and not value:
+        raise UsageError("option key_password is empty")
+    return value
+
+
+def _no_stray_password(scheme: str, options: dict[str, Any]) -> None:
+    if "key_password" in options:  # not taken by a TLS context made here
+        raise UsageError(
+            f"key_password applies to the key of tls:// and tls-listen:// URLs, not to {scheme}:// "
+            "or an ssl_context given ready-made"
+        )
 
 
 def _open_tcp(url: str, parts: SplitResult, options: dict[str, Any]) -> Source:
@@ -262,10 +327,14 @@ def _open_tcp(url: str, parts: SplitResult, options: dict[str, Any]) -> Source:
         if scheme == "tls" and "ssl_context" not in options:
             from witskit.transport.tls import client_context
 
-            kwargs["ssl_context"] = client_context(query.text("ca"), query.text("cert"), query.text("key"))
+            password = _key_password(query, options)
+            kwargs["ssl_context"] = client_context(
+                query.text("ca"), query.text("cert"), query.text("key"), key_password=password
+            )
             hostname = query.text("hostname")
             if hostname is not None:
                 kwargs["server_hostname"] = hostname
+        _no_stray_password(scheme, options)
         kwargs.update(options)
         return TCPSource(host, port, **kwargs)
 
@@ -289,7 +358,9 @@ def _open_listener(url: str, parts: SplitResult, options: dict[str, Any]) -> Sou
                 query.text("key"),
                 client_ca_file=query.text("client_ca"),
                 require_client_cert=bool(query.flag("require_client_cert")),
+                key_password=_key_password(query, options),
             )
+        _no_stray_password(scheme, options)
         kwargs.update(options)
         return ListenerSource(host, port, **kwargs)
 

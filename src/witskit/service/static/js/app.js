@@ -15,6 +15,7 @@ import { ApiError, LiveSocket, api, session } from "./api.js";
 import { renderAdmin } from "./admin.js";
 import { QualityChart, TIME_TRACKS, DEPTH_TRACK, Tracks, palette } from "./charts.js";
 import { byId, formatAge, formatClock, h, setText } from "./dom.js";
+import { liveWindow } from "./scales.js";
 import { SeriesData, planSeries } from "./series.js";
 import { CHANNELS, CODES, DIGITS, RigData } from "./store.js";
 import { converter, loadUnits, systemOf, targetUnit, unitLabel } from "./units.js";
@@ -169,6 +170,7 @@ async function startApp() {
   const who = me.kind === "api_key" ? `key ${me.name}` : me.name;
   setText(byId("user-name"), `${who} · ${me.roles.join(", ") || "no role"}`);
   byId("nav-admin").hidden = !canAdmin();
+  syncSidebarToggle();
   byId("logout").textContent = session.kind === "key" ? "Forget key" : "Log out";
   buildDashboard();
   route();
@@ -231,6 +233,41 @@ function navigate(event) {
   byId("main").focus();
 }
 
+// The side panel ------------------------------------------------------------------------------
+// Wide screens show the rig list and data quality in a column; narrower ones (the stylesheet
+// decides, at 1100 px) give the tracks the whole width and slide the panel over them on demand.
+// #layout's data-sidebar is "open" or "closed" once the user chose, absent until then.
+
+function sidebarShown() {
+  return getComputedStyle(byId("sidebar")).display !== "none";
+}
+
+/** True where the panel covers the tracks rather than sitting beside them. */
+function sidebarOverlays() {
+  return getComputedStyle(byId("sidebar")).position === "absolute";
+}
+
+function syncSidebarToggle() {
+  byId("sidebar-toggle").setAttribute("aria-expanded", String(sidebarShown()));
+}
+
+function setSidebar(open) {
+  byId("layout").dataset.sidebar = open ? "open" : "closed";
+  syncSidebarToggle();
+  if (open && sidebarOverlays()) {
+    const rig = byId("sidebar").querySelector('.rig[aria-pressed="true"]') || byId("sidebar").querySelector(".rig");
+    if (rig) rig.focus();
+  }
+  state.dirty = true;
+}
+
+/** Closes the panel where it covers the tracks (after a rig is picked, on Escape, on a click beside it). */
+function closeSidebarOverlay(returnFocus = false) {
+  if (!sidebarShown() || !sidebarOverlays()) return;
+  setSidebar(false);
+  if (returnFocus) byId("sidebar-toggle").focus();
+}
+
 // Rigs ----------------------------------------------------------------------------------------
 async function pollSources() {
   clearTimeout(state.sourcesTimer);
@@ -242,6 +279,8 @@ async function pollSources() {
       const wanted = prefs.rig && state.sources.find((s) => s.name === prefs.rig);
       if (wanted) selectRig(wanted.name);
       else if (state.sources.length === 1) selectRig(state.sources[0].name);
+      // Several rigs and none picked: show the list, wherever it is kept.
+      else if (state.sources.length > 1 && !byId("layout").dataset.sidebar && !sidebarShown()) setSidebar(true);
     }
   } catch (e) {
     if (!session.active) return;
@@ -279,7 +318,15 @@ function renderRigs() {
     if (!item) {
       const button = h(
         "button",
-        { type: "button", class: "rig", "aria-pressed": "false", onclick: () => selectRig(source.name) },
+        {
+          type: "button",
+          class: "rig",
+          "aria-pressed": "false",
+          onclick: () => {
+            selectRig(source.name);
+            closeSidebarOverlay();
+          },
+        },
         h("span", { class: "dot", "aria-hidden": "true" }),
         h("span", { class: "rig-name" }, source.name),
         h("span", { class: "rig-state" }),
@@ -624,10 +671,22 @@ function drawTiles(data, system, now) {
 }
 
 // Tracks --------------------------------------------------------------------------------------
+/**
+ * The time range on screen. A live view is the last `span` seconds, or, for a rig whose first
+ * frame is younger than that (a new feed), from its first frame on, so the data fills the track.
+ */
 function currentWindow(now) {
   const v = state.view;
-  if (v.live) return [now - v.span, now + Math.max(2, v.span * 0.01)];
+  if (v.live) {
+    const bounds = sourceBounds();
+    return liveWindow(now, v.span, bounds ? bounds.first : null);
+  }
   return [v.min, v.max];
+}
+
+/** True while a live view starts at the rig's first frame rather than `span` ago. */
+function startsAtFirstFrame(now) {
+  return state.view.live && currentWindow(now)[0] > now - state.view.span;
 }
 
 function drawTracks(data, system, now) {
@@ -650,6 +709,7 @@ function drawTracks(data, system, now) {
   const lows = {};
   const highs = {};
   const units = {};
+  const shownUnits = {};
   for (const code of CODES) {
     if (!data) {
       columns[code] = [];
@@ -657,6 +717,7 @@ function drawTracks(data, system, now) {
       continue;
     }
     const { shown, convert } = channelUnit(data, code, system);
+    shownUnits[code] = shown;
     columns[code] = frame.line[code].map(convert);
     if (frame.lo) {
       lows[code] = frame.lo[code].map(convert);
@@ -667,6 +728,7 @@ function drawTracks(data, system, now) {
   state.slice = { t, columns, units };
   TIME_TRACKS.forEach((def, k) => {
     const bands = frame.lo && data ? def.series.map((s) => [highs[s.code], lows[s.code]]) : null;
+    state.tracks.time[k].setUnits(def.series.map((s) => shownUnits[s.code]));
     state.tracks.time[k].setColumns(t, def.series.map((s) => columns[s.code]), bands, min, max);
   });
   // Over buckets, the depth log goes by each bucket's deepest hole depth.
@@ -679,11 +741,13 @@ function drawTracks(data, system, now) {
     const minSpan = system === "metric" ? 10 : 30;
     dmin = depth[0];
     dmax = depth[depth.length - 1];
-    if (dmax - dmin < minSpan) dmin = dmax - minSpan;
+    // Less hole than that (a new feed): it starts at the top and is drawn downward, as on a log.
+    if (dmax - dmin < minSpan) dmax = dmin + minSpan;
     const pad = (dmax - dmin) * 0.03;
     dmin -= pad;
     dmax += pad;
   }
+  state.tracks.depth.setUnits(DEPTH_TRACK.series.map((s) => shownUnits[s.code]));
   state.tracks.depth.setColumns(depth, depthSeries, null, dmin, dmax);
   // What is on screen, for tests and for a look in the inspector.
   const tracks = byId("tracks");
@@ -767,6 +831,7 @@ function updateRangeText(message) {
   let text;
   if (state.loading) text = "Loading stored data…";
   else if (message) text = message;
+  else if (v.live && startsAtFirstFrame(session.now())) text = `Since the first frame at ${formatClock(sourceBounds().first)}`;
   else if (v.live) text = `Last ${formatSpan(v.span)}, following live`;
   else if (v.span > 86400) text = `${new Date(v.min * 1000).toLocaleString()} – ${new Date(v.max * 1000).toLocaleString()}`;
   else text = `${new Date(v.min * 1000).toLocaleString()} – ${formatClock(v.max)}`;
@@ -824,16 +889,21 @@ function zoom(factor, at) {
   const [min, max] = currentWindow(now);
   const pivot = at ?? (min + max) / 2;
   if (state.view.live && at === undefined) {
-    setWindow(now - state.view.span * factor, now);
+    // From what is on screen: a new feed's view is shorter than its span.
+    setWindow(now - Math.min(state.view.span, now - min) * factor, now);
     return;
   }
   setWindow(pivot - (pivot - min) * factor, pivot + (max - pivot) * factor);
 }
 
 function pan(direction) {
-  const [min, max] = currentWindow(session.now());
+  const now = session.now();
+  const [min, max] = currentWindow(now);
   const step = (max - min) * 0.5 * direction;
-  setWindow(min + step, max + step);
+  let end = max + step;
+  // Earlier always leaves the present, even from a new feed's view (it reaches past now).
+  if (direction < 0 && end >= now - 1) end = now - 2;
+  setWindow(end - (max - min), end);
 }
 
 function goLive(span) {
@@ -904,6 +974,8 @@ function drawQuality(data, now) {
   byId("q-gaps").dataset.level = q.gaps ? "warn" : "ok";
   byId("q-errors").dataset.level = q.errorsLast ? "bad" : "ok";
   byId("q-nulls").dataset.level = q.nullsLast ? "warn" : "ok";
+  // The panel may be hidden: its button says when the feed has a problem.
+  byId("sidebar-toggle").dataset.level = q.errorsLast ? "bad" : q.gaps || q.nullsLast ? "warn" : "ok";
   const minutes = q.buckets.map((b) => b.minute);
   state.quality.setData([minutes, q.buckets.map((b) => b.nulls), q.buckets.map((b) => b.errors), q.buckets.map((b, k) => (k === q.buckets.length - 1 ? null : b.rows))]);
 }
@@ -976,6 +1048,12 @@ async function boot() {
     showLogin();
   });
   document.addEventListener("click", navigate);
+  byId("sidebar-toggle").addEventListener("click", () => setSidebar(!sidebarShown()));
+  byId("main").addEventListener("pointerdown", () => closeSidebarOverlay());
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && sidebarShown() && sidebarOverlays()) closeSidebarOverlay(true);
+  });
+  window.matchMedia("(max-width: 1100px)").addEventListener("change", syncSidebarToggle);
   window.addEventListener("popstate", () => state.started && route());
   for (const button of document.querySelectorAll(".toolbar [data-span]")) {
     button.addEventListener("click", () => (button.dataset.span === "all" ? goAll() : goLive(Number(button.dataset.span))));

@@ -5,6 +5,7 @@
 // band from the minimum to the maximum of every bucket (series.js), under the line of the means.
 
 import { h } from "./dom.js";
+import { axisTicks, fitLabels, minSpanFor, timeLabels, valueRange } from "./scales.js";
 
 /* global uPlot */
 
@@ -18,48 +19,41 @@ export function palette() {
     fg: get("--fg"),
     muted: get("--muted"),
     grid: get("--grid"),
+    warn: get("--warn"),
+    bad: get("--bad"),
     series: [get("--c1"), get("--c2")],
     bands: [get("--c1-band"), get("--c2-band")],
     font: `12px ${get("--font-ui") || "sans-serif"}`,
   };
 }
 
-function pad2(n) {
-  return String(n).padStart(2, "0");
+/** A 2D context to measure labels with (the axes' font, in CSS px). */
+let measurer = null;
+function measureWith(font) {
+  if (!measurer) measurer = document.createElement("canvas").getContext("2d");
+  const cache = new Map();
+  return (text) => {
+    let width = cache.get(text);
+    if (width === undefined) {
+      measurer.font = font;
+      width = measurer.measureText(text).width;
+      if (cache.size > 5000) cache.clear(); // labels are round numbers: this is hours of panning
+      cache.set(text, width);
+    }
+    return width;
+  };
 }
 
-/** Local time labels: hh:mm, with seconds on short spans and the date on long ones. */
-function timeLabels(u, splits) {
-  const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
-  return splits.map((s) => {
-    const d = new Date(s * 1000);
-    const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
-    if (span <= 600) return `${hm}:${pad2(d.getSeconds())}`;
-    if (span > 2 * 86400) return `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
-    return hm;
-  });
+/** The font size (px) of a CSS font shorthand ("12px system-ui" -> 12). */
+function fontSize(font) {
+  const match = /([\d.]+)px/.exec(font);
+  return match ? Number(match[1]) : 12;
 }
 
-/** Compact value labels for the top and bottom axes (narrow tracks). */
-function valueLabels(u, splits) {
-  return splits.map((v) => {
-    if (v === null || v === undefined) return "";
-    const a = Math.abs(v);
-    if (a >= 10000) return `${Math.round(v / 1000)}k`;
-    if (a >= 100 || Number.isInteger(v)) return String(Math.round(v));
-    return v.toFixed(a >= 10 ? 1 : 2).replace(/\.?0+$/, "");
-  });
-}
-
-/** A range with some room, and never empty (a flat line sits in the middle). */
-function valueRange(u, min, max) {
-  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
-  if (min === max) {
-    const pad = Math.abs(min) * 0.05 || 1;
-    return [min - pad, max + pad];
-  }
-  const pad = (max - min) * 0.06;
-  return [min - pad, max + pad];
+/** The plotting area inside the canvas, in CSS px: {left, top, width, height}. */
+function plotBox(u) {
+  const r = u.pxRatio || window.devicePixelRatio || 1;
+  return { left: u.bbox.left / r, top: u.bbox.top / r, width: u.bbox.width / r, height: u.bbox.height / r };
 }
 
 class Track {
@@ -92,6 +86,21 @@ class Track {
     this.root.append(header, this.plot);
     parent.append(this.root);
     this.u = null;
+    // One value scale per curve, or one for all (`shared`); each at least its unit's span.
+    this.scaleKeys = def.series.map((s, i) => (def.shared ? "v0" : `v${i}`));
+    this.minSpans = {};
+  }
+
+  /**
+   * The units on screen of the curves (the dictionary's unit strings, in `def.series` order): each
+   * value scale spans at least the minimum span of its unit (scales.js MIN_SPAN).
+   */
+  setUnits(units) {
+    const spans = {};
+    this.scaleKeys.forEach((key, i) => {
+      spans[key] = Math.max(spans[key] || 0, minSpanFor(units[i]));
+    });
+    this.minSpans = spans;
   }
 
   /** Columns of no data, in the layout the plot expects. */
@@ -104,11 +113,60 @@ class Track {
     const { def, options } = this;
     const data = this.emptyData();
     const axisKind = options.axisKind || "time";
-    const scaleKeys = def.series.map((s, i) => (def.shared ? "v0" : `v${i}`));
+    const { scaleKeys } = this;
     const scales = {
       x: axisKind === "time" ? { time: true, ori: 1, dir: -1 } : { time: false, ori: 1, dir: -1 },
     };
-    for (const key of new Set(scaleKeys)) scales[key] = { ori: 0, dir: 1, range: valueRange };
+    // Each value scale is at least the minimum span of its unit (setUnits), so a steady channel
+    // is not stretched across the track by its noise.
+    for (const key of new Set(scaleKeys)) {
+      scales[key] = { ori: 0, dir: 1, range: (u, min, max) => valueRange(min, max, this.minSpans[key] || 0) };
+    }
+    const measure = measureWith(theme.font);
+    const lineHeight = fontSize(theme.font);
+    // Labels are laid out here rather than by uPlot's spacing: as far apart as they are wide, as
+    // many decimals as the step needs (no "204 204 205"), none clipped at the canvas edge.
+    this.ticks = [];
+    const valueSplits = (u, axisIdx, min, max) => {
+      const box = plotBox(u);
+      const ticks = axisTicks(min, max, box.width, {
+        measure,
+        before: box.left,
+        after: u.width - box.left - box.width,
+        compact: true,
+      });
+      this.ticks[axisIdx] = ticks;
+      return ticks.splits;
+    };
+    const depthSplits = (u, axisIdx, min, max) => {
+      const box = plotBox(u);
+      const ticks = axisTicks(min, max, box.height, {
+        measure: () => lineHeight,
+        before: box.top,
+        after: u.height - box.top - box.height,
+        gap: 2 * lineHeight,
+      });
+      // Time and depth run down the page: the first split is at the top.
+      this.ticks[axisIdx] = ticks;
+      return ticks.splits;
+    };
+    const tickLabels = (u, splits, axisIdx) => {
+      const ticks = this.ticks[axisIdx];
+      const ours = ticks && ticks.splits.length === splits.length && ticks.splits.every((v, i) => v === splits[i]);
+      return ours ? ticks.labels : splits.map(() => "");
+    };
+    const timeValues = (u, splits, axisIdx, space, incr) => {
+      const x = u.scales.x;
+      const labels = timeLabels(splits, incr, (x.max ?? 0) - (x.min ?? 0));
+      const box = plotBox(u);
+      const at = splits.map((s) => box.top + u.valToPos(s, "x"));
+      return fitLabels(labels, at, labels.map(() => lineHeight), 0, u.height);
+    };
+    // The vertical axis is as wide as its widest label: a date and a time on long ranges.
+    const verticalSize = (u, values) => {
+      if (!values) return axisKind === "time" ? 64 : 56;
+      return Math.ceil(Math.max(24, ...values.map((v) => measure(v))) + 14);
+    };
     const grid = { stroke: theme.grid, width: 1 };
     const xAxis = {
       scale: "x",
@@ -117,14 +175,13 @@ class Track {
       font: theme.font,
       grid,
       ticks: { show: false },
-      size: options.showAxis ? (axisKind === "time" ? 64 : 56) : 0,
+      size: options.showAxis ? verticalSize : 0,
       gap: 4,
-      values: options.showAxis
-        ? axisKind === "time"
-          ? timeLabels
-          : (u, splits) => splits.map((v) => String(Math.round(v)))
-        : (u, splits) => splits.map(() => ""),
+      space: 2 * lineHeight + 6,
     };
+    if (!options.showAxis) xAxis.values = (u, splits) => splits.map(() => "");
+    else if (axisKind === "time") xAxis.values = timeValues;
+    else Object.assign(xAxis, { splits: depthSplits, values: tickLabels });
     const axes = [xAxis];
     [...new Set(scaleKeys)].forEach((key, i) => {
       axes.push({
@@ -136,8 +193,9 @@ class Track {
         ticks: { show: true, stroke: theme.grid, size: 4 },
         size: 26,
         gap: 2,
-        space: 44, // pixels between labels: four-digit depths must not run together
-        values: valueLabels,
+        space: 8, // uPlot only has to find some step: valueSplits chooses the real one
+        splits: valueSplits,
+        values: tickLabels,
       });
     });
     const series = [{}];
@@ -308,37 +366,72 @@ export class Tracks {
   }
 }
 
-/** The per-minute quality bars (nulls and frame errors, last hour) in the side panel. */
+/** A #rrggbb colour at 15 % opacity (other notations are returned as they are). */
+function faint(colour) {
+  return /^#[0-9a-f]{6}$/i.test(colour) ? `${colour}26` : colour;
+}
+
+/** What the data-quality chart draws, as its legend names it (QualityChart.build draws each). */
+export const QUALITY_SERIES = [
+  { name: "nulls", text: "nulls", kind: "bar" },
+  { name: "errors", text: "errors", kind: "bar" },
+  { name: "frames", text: "frames", kind: "line" },
+];
+
+/**
+ * The per-minute quality chart (last hour) in the side panel: one bar per minute, nulls (amber)
+ * with the frame errors (red) stacked on them, so neither hides the other, and frames per minute
+ * as a faint line on its own scale (a gap shows as a dip to zero). Its legend is built from
+ * QUALITY_SERIES.
+ */
 export class QualityChart {
   constructor(parent) {
-    this.plot = h("div", { class: "quality-plot", role: "img", "aria-label": "Nulls and frame errors per minute, last hour" });
-    parent.append(this.plot);
+    this.plot = h("div", { class: "quality-plot", role: "img", "aria-label": "Nulls, frame errors and frames per minute, last hour" });
+    this.legend = h(
+      "p",
+      { class: "legend-line small quality-legend" },
+      QUALITY_SERIES.map((s) =>
+        h("span", { class: "quality-key", dataset: { series: s.name } }, h("span", { class: `swatch q-${s.name} q-${s.kind}`, "aria-hidden": "true" }), s.text),
+      ),
+    );
+    parent.append(this.plot, this.legend);
     this.u = null;
+  }
+
+  /** [minutes, nulls, errors, frames] as drawn: [minutes, frames, nulls + errors (the stack), nulls]. */
+  static stacked([minutes, nulls, errors, frames]) {
+    const top = minutes.map((_, k) => (nulls[k] === null && errors[k] === null ? null : (nulls[k] || 0) + (errors[k] || 0)));
+    return [minutes, frames, top, nulls];
   }
 
   build(theme, data) {
     if (this.u) this.u.destroy();
-    const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 8] }) : undefined;
+    const bars = uPlot.paths.bars({ size: [0.8, 8] });
+    const bar = (label, colour) => ({ label, stroke: colour, fill: colour, paths: bars, points: { show: false } });
+    // Drawn in this order: the frames (a faint area under the line, so a steady feed reads as a
+    // chart, not as a rule), then the stack (its visible top is the errors), the nulls over its foot.
+    const series = [
+      {},
+      { label: "frames", scale: "rows", stroke: theme.muted, fill: faint(theme.muted), width: 1, points: { show: false } },
+      bar("errors", theme.bad),
+      bar("nulls", theme.warn),
+    ];
+    data = QualityChart.stacked(data);
     this.u = new uPlot(
       {
         width: Math.max(120, this.plot.clientWidth),
         height: 70,
         legend: { show: false },
         cursor: { show: false },
-        padding: [4, 2, 0, 2],
+        padding: [4, 4, 0, 4],
         scales: {
-          x: { time: true },
+          // Half a minute of room at each end: the first and last minutes' bars are whole.
+          x: { time: true, range: (u, min, max) => (min === null ? [0, 1] : [min - 30, max + 30]) },
           y: { range: (u, min, max) => [0, Math.max(1, max)] },
           rows: { range: (u, min, max) => [0, Math.max(1, max) * 1.15] },
         },
-        axes: [{ show: false }, { show: false }, { show: false, scale: "rows" }],
-        series: [
-          {},
-          { label: "nulls", stroke: theme.series[1], fill: theme.series[1], paths: bars, points: { show: false } },
-          { label: "errors", stroke: theme.series[0], fill: theme.series[0], paths: bars, points: { show: false } },
-          // Frames per minute as a faint line: a gap shows as a dip to zero.
-          { label: "frames", scale: "rows", stroke: theme.muted, width: 1, points: { show: false } },
-        ],
+        axes: [{ show: false }, { show: false, scale: "rows" }, { show: false }],
+        series,
       },
       data,
       this.plot,
@@ -349,7 +442,7 @@ export class QualityChart {
     if (!this.u) return;
     const width = Math.max(120, this.plot.clientWidth);
     if (width !== this.u.width) this.u.setSize({ width, height: 70 });
-    this.u.setData(data);
+    this.u.setData(QualityChart.stacked(data));
   }
 
   destroy() {
