@@ -32,8 +32,9 @@ __all__ = [
     "binary_writer",
 ]
 
-#: The header row of ``--format csv``: one row per point.
-CSV_HEADER = ("source", "timestamp", "code", "name", "value", "raw", "unit")
+#: The header row of ``--format csv``: one row per point, as every WitsKit CSV (see
+#: :data:`witskit.storage.formats.CSV_COLUMNS`).
+CSV_HEADER = ("time", "source", "code", "mnemonic", "value", "text", "unit")
 
 #: Frames (or rows) buffered before a write to the sink.
 _BATCH = 512
@@ -183,34 +184,24 @@ class JsonArrayWriter(JsonlWriter):
 
 
 class CsvWriter:
-    """One row per point: ``source,timestamp,code,name,value,raw,unit`` after a header row."""
+    """One row per point: ``time,source,code,mnemonic,value,text,unit`` after a header row.
+
+    Text cells that a spreadsheet would run as a formula are neutralised (a leading ``'``).
+    """
 
     def __init__(self, sink: IO[bytes]) -> None:
+        from witskit.storage.formats import frame_csv_rows
+
         self._sink = sink
         self._text = io.StringIO()
         self._rows = csv.writer(self._text, lineterminator="\n")
         self._rows.writerow(CSV_HEADER)
         self._pending = 0
+        self._frame_rows = frame_csv_rows
         self._labels: dict[str, tuple[str, str]] = {}  # code -> (mnemonic, unit): one decoder per run
 
     def write(self, frame: DecodedFrame) -> None:
-        labels = self._labels
-        source = frame.source or ""
-        stamp = frame.timestamp.isoformat()
-        codes = frame.codes
-        lines = frame.frame.lines
-        if len(lines) == len(codes) and frame.frame.raw.isascii():  # point i is data line i
-            raws = [line[4:].strip().decode("latin-1") for line in lines]
-        else:
-            raws = [frame.raw_value(i) for i in range(len(codes))]
-        rows: list[tuple[object, ...]] = []
-        add = rows.append
-        for code, value, raw in zip(codes, frame.values, raws, strict=True):
-            label = labels.get(code)
-            if label is None:
-                label = labels[code] = (frame.symbol(code).name, frame.unit(code))
-            add((source, stamp, code, label[0], "" if value is None else value, raw, label[1]))
-        self._rows.writerows(rows)
+        self._rows.writerows(self._frame_rows(frame, self._labels))
         self._pending += 1
         if self._pending >= _BATCH:
             self._drain()

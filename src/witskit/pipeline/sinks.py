@@ -24,6 +24,7 @@ from typing import Any
 
 from witskit.errors import UsageError
 from witskit.protocol import DecodedFrame
+from witskit.storage.formats import CSV_COLUMNS, frame_csv_rows
 
 __all__ = ["CSVSink", "JSONLSink", "MemorySink", "SQLSink", "Sink", "open_sink"]
 
@@ -154,9 +155,9 @@ class JSONLSink(_FileSink):
 
 
 class CSVSink(_FileSink):
-    """One row per point: source, timestamp, code, name, value, raw, unit."""
+    """One row per point, in WitsKit's one CSV layout: time, source, code, mnemonic, value, text, unit."""
 
-    HEADER = ("source", "timestamp", "code", "name", "value", "raw", "unit")
+    HEADER = CSV_COLUMNS
 
     def _render(self, batch: Sequence[DecodedFrame]) -> bytes:
         out = io.StringIO()
@@ -165,35 +166,35 @@ class CSVSink(_FileSink):
             writer.writerow(self.HEADER)
             self._header_written = True
         for frame in batch:
-            ts = frame.timestamp.isoformat()
-            for i, (code, value) in enumerate(frame.items()):
-                sym = frame.symbol(code)
-                writer.writerow(
-                    (
-                        frame.source,
-                        ts,
-                        code,
-                        sym.name,
-                        "" if value is None else value,
-                        frame.raw_value(i),
-                        frame.unit(code),
-                    )
-                )
+            writer.writerows(frame_csv_rows(frame))
         return out.getvalue().encode()
+
+
+def sink_kind(url: str) -> str:
+    """``jsonl``, ``csv``, ``memory`` or ``sql`` for a sink URL; :class:`UsageError` when it is none.
+
+    Checks the URL only (nothing is created), so a pipeline file can be checked whole before start.
+    """
+    scheme = url.split("://", 1)[0].lower() if isinstance(url, str) and "://" in url else ""
+    if scheme in ("jsonl", "csv"):
+        if not url.split("://", 1)[1]:
+            raise UsageError(f"{url}: a {scheme} sink needs a path, e.g. {scheme}://out/rig.{scheme}")
+        return scheme
+    if scheme == "memory":
+        return scheme
+    if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
+        return "sql"
+    raise UsageError(
+        f"{url!r}: unknown sink; use a database URL (sqlite://, postgresql://, mysql://), jsonl:// or csv://"
+    )
 
 
 def open_sink(url: str, **options: Any) -> Sink:
     """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path`` or ``memory://``."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("jsonl", "csv"):
+    kind = sink_kind(url)
+    if kind in ("jsonl", "csv"):
         path = url.split("://", 1)[1]
-        if not path:
-            raise UsageError(f"{url}: a {scheme} sink needs a path, e.g. {scheme}://out/rig.{scheme}")
-        return JSONLSink(path, **options) if scheme == "jsonl" else CSVSink(path, **options)
-    if scheme == "memory":
+        return JSONLSink(path, **options) if kind == "jsonl" else CSVSink(path, **options)
+    if kind == "memory":
         return MemorySink(url.split("://", 1)[1] or "memory")
-    if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
-        return SQLSink(url, **options)
-    raise UsageError(
-        f"{url!r}: unknown sink; use a database URL (sqlite://, postgresql://, mysql://), jsonl:// or csv://"
-    )
+    return SQLSink(url, **options)

@@ -675,6 +675,8 @@ class Bound:
     health_url: str | None = None
     #: The ingest connections at start: the pipeline file's and those restored from the database.
     connections: tuple[str, ...] = ()
+    #: The active super_admins when none was created at this start (to say how to get in).
+    admins: tuple[str, ...] = ()
 
 
 def _listen(host: str, port: int, *, setting: str | None = None) -> socket.socket:
@@ -815,7 +817,12 @@ async def serve(
     try:
         # Every port first: a port that cannot be bound stops the start before anything is
         # created (a generated administrator password would be shown by nobody).
-        api_sock = _listen(host, port)
+        try:
+            api_sock = _listen(host, port)
+        except UsageError as exc:
+            raise UsageError(
+                f"{exc}: choose another port with --port N (or WITS_PORT; --port 0 takes a free one)"
+            ) from None
         sockets.append(api_sock)
         api_url, api_port = _url(api_sock)
         metrics_sock = health_sock = None
@@ -838,8 +845,12 @@ async def serve(
             health_url = _url(health_sock)[0] + "/livez"
         admin_password = config.admin_password.get_secret_value() if config.admin_password else None
         generated = None
+        admins: tuple[str, ...] = ()
         if service.database_ready.is_set():
             generated = await service.identity.bootstrap_admin(config.admin_username, admin_password)
+            if generated is None:  # an administrator exists: the banner says how to get in
+                users = await service.identity.accounts.list_users()
+                admins = tuple(u.username for u in users if u.is_active and "super_admin" in u.roles)
         if metrics_sock is not None:
             from witskit.service.app import create_metrics_app
 
@@ -868,7 +879,7 @@ async def serve(
             await asyncio.sleep(0.01)
         log.info("service started: %s (ingest: %s)", api_url, service.ingests)
         names = tuple(c.name for c in service.connections) if service.connections is not None else ()
-        bound = Bound(api_url, api_port, metrics_url, generated, health_url, names)
+        bound = Bound(api_url, api_port, metrics_url, generated, health_url, names, admins)
         if on_ready is not None:
             on_ready(bound)
         if not service.database_ready.is_set():

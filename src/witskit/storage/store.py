@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Self
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from witskit.errors import UsageError
@@ -34,6 +34,7 @@ from witskit.storage._base import BackendImpl, Pending, ScanFilter, WriteRace, b
 from witskit.storage._translate import translate
 from witskit.storage._url import SecretLike, parse_url
 from witskit.storage.errors import DatabaseNotFound, DatabaseUnavailable
+from witskit.storage.imports import ImportMark
 from witskit.storage.migrations import check_schema
 from witskit.storage.migrations import migrate as _migrate
 from witskit.storage.query import (
@@ -59,6 +60,7 @@ from witskit.storage.schema import (
     _key_material,
     _material,
     _utc,
+    import_progress,
     points,
     sources,
     to_micros,
@@ -469,6 +471,53 @@ class Store:
 
     async def _codes(self, conn: AsyncConnection, source_id: int) -> list[str]:
         return [str(c) for c in (await conn.execute(distinct_codes(source_id))).scalars()]
+
+    async def import_mark(self, key: str) -> ImportMark | None:
+        """Where the last import of a file (by :func:`~witskit.storage.imports.file_key`) stopped."""
+        self._check_open()
+        t = import_progress
+        with translate(self._backend, "read the import progress of"):
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(select(t).where(t.c.file_key == key))).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return ImportMark(
+            str(m["file_key"]),
+            str(m["source"]),
+            str(m["path"]),
+            int(m["size"]),
+            int(m["mtime_ns"]),
+            int(m["head_len"]),
+            str(m["head_sha256"]),
+            int(m["byte_offset"]),
+            int(m["line"]),
+            int(m["frames"]),
+            m["updated_at"],
+        )
+
+    async def save_import_mark(self, mark: ImportMark) -> None:
+        """Record how far the import of a file got (after the commit of the frames it covers)."""
+        self._check_open()
+        t = import_progress
+        values = {
+            "file_key": mark.file_key,
+            "source": mark.source,
+            "path": mark.path,
+            "size": mark.size,
+            "mtime_ns": mark.mtime_ns,
+            "head_len": mark.head_len,
+            "head_sha256": mark.head_sha256,
+            "byte_offset": mark.byte_offset,
+            "line": mark.line,
+            "frames": mark.frames,
+            "updated_at": datetime.now(UTC),
+        }
+        with translate(self._backend, "save the import progress of"):
+            # Delete then insert, in one transaction: the same statement on every backend.
+            async with self._engine.begin() as conn:
+                await conn.execute(delete(t).where(t.c.file_key == mark.file_key))
+                await conn.execute(insert(t).values(**values))
 
     async def sources(self) -> list[SourceInfo]:
         """Every source, by name, with its time span and exact frame and point counts."""
