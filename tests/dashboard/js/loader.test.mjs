@@ -92,7 +92,8 @@ function setUp(api, win = { min: NOW - 3600, max: NOW + 36 }) {
       return socket;
     },
     now: () => NOW,
-    viewport: () => ({ ...win, rows: 600, bounds: null }),
+    viewport: () => ({ ...win, bounds: null }),
+    trackRows: () => 600,
     onChange: () => {
       seen.changes += 1;
     },

@@ -83,8 +83,9 @@ const loader = new Loader({
   viewport: (now) => {
     const bounds = sourceBounds();
     const [min, max] = currentWindow(state.view, now, bounds);
-    return { min, max, rows: trackRows(), bounds };
+    return { min, max, bounds };
   },
+  trackRows: () => trackRows(),
   onChange: () => {
     state.dirty = true;
   },

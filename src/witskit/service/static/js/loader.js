@@ -37,14 +37,16 @@ export class Loader {
    * - openLive(name, {onFrame, onState, onReconnect}): the live subscription of a rig, with
    *   close() and retryIn (api.js: LiveSocket).
    * - now(): the server's clock in seconds.
-   * - viewport(now): what the view needs, {min, max, rows, bounds}: the window on screen, the
-   *   buckets a track has room for, and the rig's stored range (or null).
+   * - viewport(now): the view, {min, max, bounds}: the window on screen and the rig's stored
+   *   range (or null).
+   * - trackRows(): the buckets a track has room for (asked only when buckets are wanted: it
+   *   measures the page).
    * - onChange(): something to draw arrived.
    * - onProgress(message): a load started or ended (message: why it fell short, or "").
    * - onLive(state, detail): the live subscription of the rig on screen changed state.
    */
-  constructor({ api, isApiError, openLive, now, viewport, onChange, onProgress, onLive }) {
-    Object.assign(this, { api, isApiError, openLive, now, viewport, onChange, onProgress, onLive });
+  constructor({ api, isApiError, openLive, now, viewport, trackRows, onChange, onProgress, onLive }) {
+    Object.assign(this, { api, isApiError, openLive, now, viewport, trackRows, onChange, onProgress, onLive });
     this.data = new Map(); // rig name -> RigData, kept across rig changes
     this.rig = null; // the rig on screen
     this.socket = null; // its live subscription
@@ -235,9 +237,9 @@ export class Loader {
     const data = this.current();
     if (!data) return;
     const now = this.now();
-    const { min, max, rows, bounds } = this.viewport(now);
+    const { min, max, bounds } = this.viewport(now);
     if (max - min <= RAW_SPAN) return;
-    const plan = planSeries(min, max, rows, now, bounds);
+    const plan = planSeries(min, max, this.trackRows(), now, bounds);
     const held = this.series;
     if ((held && held.rig === data.name && held.covers(plan, min)) || plan.points < 1) {
       this.tailFrom(data, held && held.rig === data.name ? held.end : plan.end);
