@@ -420,3 +420,39 @@ async def test_a_user_name_of_any_length_is_throttled(api: Api) -> None:
     await throttle.failure(long_name, None)
     assert await throttle.retry_after(long_name, None) > 0
     assert await throttle.retry_after(long_name[:-1], None) == 0.0
+
+
+class CountingVerifier:
+    """Counts the password checks of a service (wraps its real Argon2id verifier)."""
+
+    def __init__(self, service: Any) -> None:
+        self.calls = 0
+        self._auth = service.identity.auth
+        self._verify = self._auth.verify_password
+        self._auth.verify_password = self
+
+    def __call__(self, password: str, hashed: str) -> bool:
+        self.calls += 1
+        return bool(self._verify(password, hashed))
+
+
+async def test_concurrent_wrong_logins_reach_the_password_check_at_most_the_limit(api: Api) -> None:
+    name = await api.user()
+    verifier = CountingVerifier(api.service)
+    answers = await asyncio.gather(*(api.login(name, f"guess number {i:02}") for i in range(40)))
+    statuses = sorted(a.status_code for a in answers)
+    assert verifier.calls <= 5, f"{verifier.calls} of 40 concurrent guesses reached the password check"
+    assert statuses.count(401) == verifier.calls
+    assert statuses.count(429) == 40 - verifier.calls
+    assert (await api.login(name)).status_code == 429  # the right password, too late
+    assert verifier.calls <= 5
+
+
+async def test_a_right_password_gives_back_its_reservation(api: Api) -> None:
+    name = await api.user()
+    for _ in range(4):
+        assert (await api.login(name, "not the password")).status_code == 401
+    assert (await api.login(name)).status_code == 200  # the name's count is cleared
+    for _ in range(5):
+        assert (await api.login(name, "not the password")).status_code == 401
+    assert (await api.login(name)).status_code == 429

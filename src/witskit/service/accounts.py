@@ -27,10 +27,11 @@ Revision ``0003`` adds the state the service shares across restarts and processe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -178,6 +179,10 @@ login_throttle = Table(
     Column("window_start", UTCDateTime(), nullable=False),
     Column("locked_until", UTCDateTime(), nullable=True),
 )
+
+
+class _Refused(Exception):
+    """Internal: rolls back a reservation over the limit."""
 
 
 class AccountExists(UsageError):
@@ -766,6 +771,43 @@ class AccountStore:
             return
         async with self._write("update the login throttle of") as conn:
             await conn.execute(_count_failures(self._engine.dialect.name, keys, now, window))
+
+    async def reserve_attempt(
+        self, limits: Mapping[str, int], now: datetime, window: timedelta
+    ) -> dict[str, ThrottleRecord] | None:
+        """Count an attempt against every key of ``limits`` *before* it is checked, atomically.
+
+        One transaction: the upsert that counts it locks the rows (SQLite: the database), the
+        counts are read back under that lock, and when any key is over its limit the transaction
+        rolls back (a refused attempt is not counted) and the records are returned. None means the
+        attempt is reserved: of N concurrent attempts, at most ``limit`` get through, however
+        concurrent, because none can read a count that another has not yet written.
+        """
+        if not limits:
+            return None
+        keys = list(limits)
+        over: dict[str, ThrottleRecord] = {}
+        with contextlib.suppress(_Refused):
+            async with self._write("update the login throttle of") as conn:
+                await conn.execute(_count_failures(self._engine.dialect.name, keys, now, window))
+                stmt = select(login_throttle).where(login_throttle.c.key.in_(keys)).with_for_update()
+                for r in (await conn.execute(stmt)).all():
+                    if int(r.failures) > limits[str(r.key)]:
+                        over[str(r.key)] = ThrottleRecord(
+                            str(r.key), int(r.failures) - 1, r.window_start, r.locked_until
+                        )
+                if over:
+                    raise _Refused  # rolls the count back
+        return over or None
+
+    async def release_attempt(self, key: str) -> None:
+        """Take back one reserved attempt of a key (an attempt that turned out right)."""
+        async with self._write("update the login throttle of") as conn:
+            await conn.execute(
+                update(login_throttle)
+                .where(login_throttle.c.key == key, login_throttle.c.failures > 0)
+                .values(failures=login_throttle.c.failures - 1)
+            )
 
     async def clear_failures(self, key: str) -> None:
         """Forget the failures counted against a key."""

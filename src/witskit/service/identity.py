@@ -264,7 +264,7 @@ class Identity:
         username = username.strip()
         if time.monotonic() - self._pruned_at >= _PRUNE_EVERY:
             await self.prune()
-        wait = await self.throttle.retry_after(username, client)
+        wait = await self.throttle.reserve(username, client)
         if wait > 0:
             self.audit.record(
                 "login", outcome=Outcome.DENIED, actor=username, client=client, reason="throttled"
@@ -283,10 +283,10 @@ class Identity:
         elif not record.is_active:
             reason = "account disabled"
         if reason is not None or record is None:
-            await self.throttle.failure(username, client)
+            # Counted already, by the reservation.
             self.audit.record("login", outcome=Outcome.FAILURE, actor=username, client=client, reason=reason)
             raise LoginRefused(GENERIC_LOGIN_ERROR)
-        await self.throttle.success(username)
+        await self.throttle.success(username, client)
         await self.accounts.record_login(username)
         pair, session = self._tokens(record, _new_family(), client)
         await self.accounts.add_refresh_session(session)
