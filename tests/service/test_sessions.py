@@ -456,3 +456,37 @@ async def test_a_right_password_gives_back_its_reservation(api: Api) -> None:
     for _ in range(5):
         assert (await api.login(name, "not the password")).status_code == 401
     assert (await api.login(name)).status_code == 429
+
+
+async def test_the_password_change_is_throttled_like_a_login(api: Api) -> None:
+    name = await api.user()
+    access = {"Authorization": f"Bearer {(await api.tokens(name))['access_token']}"}
+    verifier = CountingVerifier(api.service)
+
+    async def change(current: str) -> httpx.Response:
+        body = {"current_password": current, "new_password": "a brand new passphrase"}
+        return await api.client.post(f"{API}/auth/password", json=body, headers=access)
+
+    answers = await asyncio.gather(*(change(f"guess number {i:02}") for i in range(40)))
+    statuses = [a.status_code for a in answers]
+    assert verifier.calls <= 5, f"{verifier.calls} of 40 guesses reached the password check"
+    assert statuses.count(400) == verifier.calls
+    assert statuses.count(429) == 40 - verifier.calls
+    refused = await change(PASSWORD)  # the right one, too late: a token thief gets no further
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert (await api.login(name)).status_code == 429  # and the login shares the count
+    assert next(a.detail.get("reason") for a in await api.audit("user.password") if a.actor == name) == (
+        "throttled"
+    )
+
+
+async def test_a_right_current_password_clears_the_count(api: Api) -> None:
+    name = await api.user()
+    access = {"Authorization": f"Bearer {(await api.tokens(name))['access_token']}"}
+    for _ in range(4):
+        body = {"current_password": "not it at all", "new_password": "a brand new passphrase"}
+        assert (await api.client.post(f"{API}/auth/password", json=body, headers=access)).status_code == 400
+    body = {"current_password": PASSWORD, "new_password": "a brand new passphrase"}
+    assert (await api.client.post(f"{API}/auth/password", json=body, headers=access)).status_code == 204
+    assert (await api.login(name, "a brand new passphrase")).status_code == 200

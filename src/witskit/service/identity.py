@@ -529,10 +529,25 @@ class Identity:
         return updated
 
     async def change_own_password(self, username: str, current: str, new: str, client: str | None) -> None:
-        """A user's own password change: the current password is checked first."""
+        """A user's own password change: the current password is checked first, under the same
+        throttle as a login (a stolen access token must not be a way to guess the password)."""
+        wait = await self.throttle.reserve(username, client)
+        if wait > 0:
+            self.audit.record(
+                "user.password",
+                outcome=Outcome.DENIED,
+                actor=username,
+                target=username,
+                client=client,
+                reason="throttled",
+            )
+            raise LoginThrottled("too many failed password checks; try again later", wait)
         record = await self.accounts.get_user(username)
-        if record is None or not await self._verify(current, record.password_hash):
-            await self.throttle.failure(username, client)
+        if (
+            record is None
+            or len(current) > MAX_PASSWORD_LENGTH
+            or not await self._verify(current, record.password_hash)
+        ):
             self.audit.record(
                 "user.password",
                 outcome=Outcome.FAILURE,
@@ -542,6 +557,7 @@ class Identity:
                 reason="wrong current password",
             )
             raise LoginRefused("the current password is wrong")
+        await self.throttle.success(username, client)
         await self.update_user(username, password=new, actor=username, client=client)
 
     async def add_api_key(
