@@ -89,6 +89,13 @@ class WitsConfig(BaseSettings):
     admin_password: SecretStr | None = Field(
         None, validation_alias=_env("WITS_ADMIN_PASSWORD", "admin_password")
     )
+    live_recheck_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        validation_alias=_env("WITS_LIVE_RECHECK_SECONDS", "live_recheck_seconds"),
+        description="How often an open live WebSocket re-checks its credential (revoked: closed 1008)",
+    )
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(

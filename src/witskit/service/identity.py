@@ -110,6 +110,9 @@ class Principal:
     kind: Literal["user", "api_key"]
     roles: tuple[str, ...]
     key_id: str | None = None
+    #: When the credential stops being valid (POSIX seconds: the token's ``exp``, the key's
+    #: expiry), None for a key that does not expire. A live stream never runs past it.
+    expires_at: float | None = None
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -394,7 +397,7 @@ class Identity:
         except AuthError as exc:
             self.audit.record("auth.token", outcome=Outcome.FAILURE, client=client, reason=exc.reason)
             raise
-        return Principal(record.username, "user", record.roles)
+        return Principal(record.username, "user", record.roles, expires_at=_ts(claims.get("exp")))
 
     async def _api_key(self, key: str, client: str | None) -> Principal:
         digest = hash_api_key(key)
@@ -422,7 +425,13 @@ class Identity:
             task = asyncio.create_task(self._touch(record.key_id))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        return Principal(f"api-key:{record.name}", "api_key", record.roles, key_id=record.key_id)
+        return Principal(
+            f"api-key:{record.name}",
+            "api_key",
+            record.roles,
+            key_id=record.key_id,
+            expires_at=record.expires_at.timestamp() if record.expires_at is not None else None,
+        )
 
     async def _touch(self, key_id: str) -> None:
         try:
