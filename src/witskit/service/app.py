@@ -30,6 +30,7 @@ from witskit.service.accounts import AccountExists, AccountNotFound
 from witskit.service.connections import ConnectionNotFound
 from witskit.service.deps import API_PREFIX
 from witskit.service.identity import LastAdminError
+from witskit.service.limits import BodyLimitMiddleware
 from witskit.storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -153,6 +154,8 @@ def create_app(service: Service) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.witskit = service
+    # Added first, so it runs inside the request context (the 413 has a request id and a log line).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=service.config.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     _install_error_handlers(app)
     app.include_router(auth.router, prefix=API_PREFIX)
