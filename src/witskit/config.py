@@ -103,6 +103,11 @@ class WitsConfig(BaseSettings):
         validation_alias=_env("WITS_MAX_BODY_BYTES", "max_body_bytes"),
         description="Largest request body the API reads (413 beyond; /api/v1/auth/* at most 16 KiB)",
     )
+    api_docs: bool = Field(
+        True,
+        validation_alias=_env("WITS_API_DOCS", "api_docs"),
+        description="Serve the API browser at /docs and the schema at /openapi.json",
+    )
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(

@@ -2,7 +2,8 @@
 
 :func:`create_app` builds the app around an open :class:`~witskit.service.runtime.Service`
 (``Service.app`` calls it); :func:`create_metrics_app` builds the small unauthenticated app served on
-``WITS_METRICS_PORT``. OpenAPI is at ``/openapi.json`` and its browser at ``/docs``.
+``WITS_METRICS_PORT``. OpenAPI is at ``/openapi.json`` and its browser at ``/docs``
+(:mod:`witskit.service.apidocs`; both off with ``WITS_API_DOCS=false``).
 
 Errors map to statuses by whose fault they are: the caller's (:class:`~witskit.errors.UsageError`)
 422, a missing thing 404, a conflict 409, a database that is down 503 (``Retry-After``), any other
@@ -142,16 +143,17 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(service: Service) -> FastAPI:
     """The API application for an open service."""
     from witskit.service import websocket
+    from witskit.service.apidocs import OPENAPI_URL, docs_router
     from witskit.service.routes import auth, connections, data, ops, users
 
+    docs = bool(service.config.api_docs)
     app = FastAPI(
         title="WitsKit",
         version=__version__,
         description=_DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # FastAPI's page uses a CDN and an inline script: ours is served below
         redoc_url=None,
-        openapi_url="/openapi.json",
-        swagger_ui_parameters={"persistAuthorization": True},
+        openapi_url=OPENAPI_URL if docs else None,
     )
     app.state.witskit = service
     # Added first, so it runs inside the request context (the 413 has a request id and a log line).
@@ -164,6 +166,8 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(users.router, prefix=API_PREFIX)
     app.include_router(websocket.router, prefix=API_PREFIX)
     app.include_router(ops.health_router)
+    if docs:
+        app.include_router(docs_router())
     if service.config.metrics_enabled:
         app.include_router(ops.metrics_router)
     from witskit.service.dashboard import dashboard_router
