@@ -40,7 +40,7 @@ from witskit.security.auth import (
     generate_api_key,
     hash_api_key,
 )
-from witskit.security.rbac import Permission, Role, permissions_for
+from witskit.security.rbac import Permission, Role, bounded_roles, permissions_for
 from witskit.service.accounts import (
     MAX_PASSWORD_LENGTH,
     AccountNotFound,
@@ -75,6 +75,10 @@ DEFAULT_CACHE_TTL: Final = 5.0
 #: Argon2id takes ~64 MiB and tens of milliseconds per hash: a few at a time keep a login flood
 #: from exhausting memory, and keep hashing off the event loop's thread.
 _HASH_CONCURRENCY: Final = 4
+#: Owners of API keys made on the machine itself (``witskit api-keys add``, settings, the first
+#: start): whoever runs it answers for them. User names cannot contain ``:``.
+_LOCAL_OWNER_PREFIXES: Final = ("cli:",)
+_LOCAL_OWNERS: Final = frozenset({"cli", "settings", "bootstrap", "local"})
 #: An API key's last use is written at most this often (seconds): not one write per request.
 _TOUCH_EVERY: Final = 60.0
 #: Expired sessions and ended throttle windows are deleted at a login at most this often (seconds):
@@ -113,6 +117,9 @@ class Principal:
     #: When the credential stops being valid (POSIX seconds: the token's ``exp``, the key's
     #: expiry), None for a key that does not expire. A live stream never runs past it.
     expires_at: float | None = None
+    #: Who answers for it: the user's own name, or the key's owner (the user who made it, or a
+    #: local actor such as ``cli:root``). A key made by a key is owned by the same owner.
+    owner: str | None = None
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -397,7 +404,9 @@ class Identity:
         except AuthError as exc:
             self.audit.record("auth.token", outcome=Outcome.FAILURE, client=client, reason=exc.reason)
             raise
-        return Principal(record.username, "user", record.roles, expires_at=_ts(claims.get("exp")))
+        return Principal(
+            record.username, "user", record.roles, expires_at=_ts(claims.get("exp")), owner=record.username
+        )
 
     async def _api_key(self, key: str, client: str | None) -> Principal:
         digest = hash_api_key(key)
@@ -410,8 +419,13 @@ class Identity:
             if len(self._keys) > 10_000:
                 self._keys.clear()
             self._keys[digest] = (now + self.cache_ttl, record)
+        reason = None
+        roles: tuple[str, ...] = ()
         if record is None or not record.usable():
             reason = "unknown API key" if record is None else "revoked or expired API key"
+        else:
+            roles, reason = await self._owner_bound(record)
+        if reason is not None:
             self.audit.record(
                 "auth.api_key",
                 outcome=Outcome.FAILURE,
@@ -420,6 +434,7 @@ class Identity:
                 reason=reason,
             )
             raise AuthError(reason)
+        assert record is not None
         if now - self._touched.get(record.key_id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
             self._touched[record.key_id] = now
             task = asyncio.create_task(self._touch(record.key_id))
@@ -428,10 +443,34 @@ class Identity:
         return Principal(
             f"api-key:{record.name}",
             "api_key",
-            record.roles,
+            roles,
             key_id=record.key_id,
             expires_at=record.expires_at.timestamp() if record.expires_at is not None else None,
+            owner=record.owner,
         )
+
+    async def _owner_bound(self, record: ApiKeyRecord) -> tuple[tuple[str, ...], str | None]:
+        """The key's roles cut down to its owner's current ones, or a reason to refuse it.
+
+        A key made by a user is worth at most what that user is worth now: nothing once the user
+        is disabled or gone, no more than their current roles after a demotion. A key made on the
+        command line (owner ``cli:...``, ``settings``, ``bootstrap``, or none) answers to whoever
+        runs the machine and keeps its roles. A key whose owner is another key (made before the
+        owner was recorded as the user behind it) cannot be traced to anyone and is refused.
+        """
+        owner = record.owner
+        if owner is None or owner.startswith(_LOCAL_OWNER_PREFIXES):
+            return record.roles, None
+        if owner.startswith("api-key:"):
+            return (), "the API key was made by another key, whose owner is unknown: make it again"
+        user = await self.user(owner)
+        if user is None:
+            if owner in _LOCAL_OWNERS:
+                return record.roles, None
+            return (), "the API key's owner no longer exists"
+        if not user.is_active:
+            return (), "the API key's owner is disabled"
+        return bounded_roles(record.roles, user.roles), None
 
     async def _touch(self, key_id: str) -> None:
         try:
@@ -577,8 +616,13 @@ class Identity:
         expires_in_days: int | None = None,
         actor: str | None,
         client: str | None,
+        owner: str | None = None,
     ) -> tuple[str, ApiKeyRecord]:
-        """A new API key: ``(key, record)``. The key is returned once and stored only as a hash."""
+        """A new API key: ``(key, record)``. The key is returned once and stored only as a hash.
+
+        ``owner`` (default: ``actor``) is who the key answers to: its power is bounded by the
+        owner's current roles and active state on every request.
+        """
         with self._audit_failure("api_key.add", actor=actor, target=name, client=client):
             parsed = parse_roles(roles)
             if not parsed:
@@ -588,7 +632,7 @@ class Identity:
             )
             key = generate_api_key()
             record = await self.accounts.add_api_key(
-                name, hash_api_key(key), parsed, owner=actor, expires_at=expires
+                name, hash_api_key(key), parsed, owner=owner or actor, expires_at=expires
             )
         self.audit.record(
             "api_key.add",
