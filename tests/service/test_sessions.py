@@ -490,3 +490,32 @@ async def test_a_right_current_password_clears_the_count(api: Api) -> None:
     body = {"current_password": PASSWORD, "new_password": "a brand new passphrase"}
     assert (await api.client.post(f"{API}/auth/password", json=body, headers=access)).status_code == 204
     assert (await api.login(name, "a brand new passphrase")).status_code == 200
+
+
+async def start_of_a_second() -> None:
+    """Wait until just after a whole second, so what follows happens within one second."""
+    now = datetime.now(UTC)
+    await asyncio.sleep(1.0 - now.microsecond / 1e6 + 0.01)
+
+
+@pytest.mark.parametrize("change", ["roles", "password", "disable and enable"])
+async def test_a_token_issued_in_the_same_second_before_a_change_is_revoked(api: Api, change: str) -> None:
+    name = await api.user()
+    await start_of_a_second()
+    tokens = await api.tokens(name)
+    if change == "roles":
+        await api.service.identity.update_user(name, roles=["operator"], actor="test", client="local")
+    elif change == "password":
+        await api.service.identity.update_user(name, password=PASSWORD + "!", actor="test", client="local")
+    else:
+        await api.service.identity.update_user(name, is_active=False, actor="test", client="local")
+        await api.service.identity.update_user(name, is_active=True, actor="test", client="local")
+    record = await api.service.accounts.get_user(name)
+    issued = api.service.identity.auth.decode_token(tokens["access_token"])["iat"]
+    assert int(issued) == int(record.tokens_valid_after.timestamp()), "not in one second: rerun"
+    old = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert (await api.client.get(f"{API}/auth/me", headers=old)).status_code == 401
+    # A login right after the change, in the same second, is valid.
+    fresh = await api.tokens(name) if change != "password" else (await api.login(name, PASSWORD + "!")).json()
+    new = {"Authorization": f"Bearer {fresh['access_token']}"}
+    assert (await api.client.get(f"{API}/auth/me", headers=new)).status_code == 200

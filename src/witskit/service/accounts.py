@@ -597,9 +597,9 @@ class AccountStore:
         if email is not None:
             values["email"] = email or None
         if revoke_tokens:
-            # Whole seconds: token ``iat`` claims are whole seconds, and a token issued in this
-            # same second (a new login right after) must stay valid.
-            values["tokens_valid_after"] = now.replace(microsecond=0)
+            # Exact (microseconds): token ``iat`` claims are too, so a token issued earlier in this
+            # same second is revoked, and one issued after the change is not.
+            values["tokens_valid_after"] = now
         async with self._write("update a user in") as conn:
             result = await conn.execute(update(users).where(users.c.username == username).values(**values))
             if result.rowcount == 0:

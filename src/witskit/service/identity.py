@@ -238,11 +238,16 @@ class Identity:
 
     # Logins and tokens ------------------------------------------------------------------------
     def _tokens(
-        self, user: UserRecord, family: str, client: str | None
+        self, user: UserRecord, family: str, client: str | None, as_of: datetime | None = None
     ) -> tuple[TokenPair, RefreshSessionRecord]:
-        """A new pair, and the session row of its refresh token (for the caller to store)."""
+        """A new pair, and the session row of its refresh token (for the caller to store).
+
+        ``as_of``: when ``user`` was read. The tokens are issued as of then, so that a change of the
+        account committed between that read and now (a password change racing a login with the
+        old password) revokes them.
+        """
         model = user.to_user()
-        refresh = self.auth.create_refresh_token(model)
+        refresh = self.auth.create_refresh_token(model, issued_at=as_of)
         claims = self.auth.decode_token(refresh, TokenType.REFRESH)  # its jti, iat and exp, as signed
         session = RefreshSessionRecord(
             jti=str(claims["jti"]),
@@ -253,7 +258,7 @@ class Identity:
             client=client,
         )
         pair = TokenPair(
-            access_token=self.auth.create_access_token(model),
+            access_token=self.auth.create_access_token(model, issued_at=as_of),
             refresh_token=refresh,
             expires_in=self.auth.access_token_expire_minutes * 60,
         )
@@ -280,6 +285,7 @@ class Identity:
                 "login", outcome=Outcome.DENIED, actor=username, client=client, reason="throttled"
             )
             raise LoginThrottled("too many failed logins; try again later", wait)
+        as_of = datetime.now(UTC)
         record = await self.accounts.get_user(username) if username else None
         if len(password) > MAX_PASSWORD_LENGTH:
             ok = False
@@ -298,7 +304,7 @@ class Identity:
             raise LoginRefused(GENERIC_LOGIN_ERROR)
         await self.throttle.success(username, client)
         await self.accounts.record_login(username)
-        pair, session = self._tokens(record, _new_family(), client)
+        pair, session = self._tokens(record, _new_family(), client, as_of)
         await self.accounts.add_refresh_session(session)
         self.audit.record("login", outcome=Outcome.SUCCESS, actor=username, client=client)
         return pair
@@ -312,6 +318,8 @@ class Identity:
             raise AuthError("the token's user is disabled")
         issued = _ts(claims.get("iat"))
         cutoff = record.tokens_valid_after
+        # Exact: ``iat`` and the cut-off are both to the microsecond (a token from before that
+        # change carries whole seconds, and is revoked by a change in its own second: fail closed).
         if cutoff is not None and (issued is None or issued < cutoff.timestamp()):
             raise AuthError("the token was revoked (password, roles or status changed since)")
         return record
