@@ -75,6 +75,7 @@ __all__ = [
     "ApiKeyRecord",
     "AuditEvent",
     "AuditRecord",
+    "LastAdminError",
     "RefreshSessionRecord",
     "ThrottleRecord",
     "UserRecord",
@@ -191,6 +192,10 @@ class AccountExists(UsageError):
 
 class AccountNotFound(UsageError):
     """No user (or API key) by that name or id."""
+
+
+class LastAdminError(UsageError):
+    """The change would leave no active super_admin (and so nobody to manage users)."""
 
 
 def _now() -> datetime:
@@ -441,6 +446,33 @@ def _count_failures(dialect: str, keys: Sequence[str], now: datetime, window: ti
     )
 
 
+async def _keep_an_admin(
+    conn: AsyncConnection, username: str, roles: str | None, is_active: bool | None
+) -> None:
+    """Raise :class:`LastAdminError` when changing ``username`` this way leaves no active super_admin.
+
+    Reads the active users ``FOR UPDATE``, in id order (one lock order: no deadlock between two
+    such changes): a concurrent change waits for this transaction and then sees its result.
+    """
+    admin = Role.SUPER_ADMIN.value
+    stmt = (
+        select(users.c.username, users.c.roles)
+        .where(users.c.is_active == true())
+        .order_by(users.c.id)
+        .with_for_update()
+    )
+    admins = {str(r.username) for r in (await conn.execute(stmt)).all() if admin in _roles_of(r.roles)}
+    if username not in admins:
+        return  # not an active super_admin now: nothing to lose
+    stays = is_active is not False and (roles is None or admin in _roles_of(roles))
+    if stays or admins - {username}:
+        return
+    raise LastAdminError(
+        f"{username!r} is the last active super_admin: add another before disabling it or taking "
+        "its role away"
+    )
+
+
 def _audit(row: Any) -> AuditRecord:
     try:
         detail = json.loads(row.detail) if row.detail else {}
@@ -580,11 +612,15 @@ class AccountStore:
         password_hash: str | None = None,
         email: str | None = None,
         revoke_tokens: bool = False,
+        keep_an_admin: bool = True,
     ) -> UserRecord:
         """Change a user; :class:`AccountNotFound` when there is none by that name.
 
         ``revoke_tokens`` makes every token issued before now invalid (the service sets it for a
-        disable, a password change and a change of roles).
+        disable, a password change and a change of roles). With ``keep_an_admin``, a change that
+        would leave no active super_admin raises :class:`LastAdminError`: the check and the change
+        are one transaction, with the active users' rows locked (SQLite: the database), so two
+        super_admins demoting each other at once cannot both succeed.
         """
         now = _now()
         values: dict[str, Any] = {"updated_at": now}
@@ -601,6 +637,8 @@ class AccountStore:
             # same second is revoked, and one issued after the change is not.
             values["tokens_valid_after"] = now
         async with self._write("update a user in") as conn:
+            if keep_an_admin and (roles is not None or is_active is False):
+                await _keep_an_admin(conn, username, values.get("roles"), is_active)
             result = await conn.execute(update(users).where(users.c.username == username).values(**values))
             if result.rowcount == 0:
                 raise AccountNotFound(f"no user {username!r}")

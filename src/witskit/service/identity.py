@@ -46,6 +46,7 @@ from witskit.service.accounts import (
     AccountNotFound,
     AccountStore,
     ApiKeyRecord,
+    LastAdminError,
     RefreshSessionRecord,
     UserRecord,
     check_password,
@@ -88,10 +89,6 @@ _PRUNE_EVERY: Final = 600.0
 
 class LoginRefused(AuthError):
     """Wrong name or password, or a disabled account (the client is told only the generic message)."""
-
-
-class LastAdminError(UsageError):
-    """The change would leave no active super_admin (and so nobody to manage users)."""
 
 
 class RefreshReused(AuthError):
@@ -521,26 +518,6 @@ class Identity:
         )
         return record
 
-    async def _last_admin_guard(
-        self, record: UserRecord, roles: tuple[str, ...] | None, active: bool | None
-    ) -> None:
-        was_admin = record.is_active and Role.SUPER_ADMIN.value in record.roles
-        stays_admin = (record.is_active if active is None else active) and Role.SUPER_ADMIN.value in (
-            record.roles if roles is None else roles
-        )
-        if not was_admin or stays_admin:
-            return
-        others = [
-            u
-            for u in await self.accounts.list_users()
-            if u.username != record.username and u.is_active and Role.SUPER_ADMIN.value in u.roles
-        ]
-        if not others:
-            raise LastAdminError(
-                f"{record.username!r} is the last active super_admin: add another before "
-                "disabling it or taking its role away"
-            )
-
     async def update_user(
         self,
         username: str,
@@ -553,14 +530,14 @@ class Identity:
         client: str | None,
     ) -> UserRecord:
         """Change roles, status, password or e-mail; revokes the user's tokens when any of the
-        first three changes. The last active super_admin cannot be disabled or demoted."""
+        first three changes. The last active super_admin cannot be disabled or demoted
+        (:class:`LastAdminError`, checked in the transaction that makes the change)."""
         changes: dict[str, Any] = {}
         with self._audit_failure("user.update", actor=actor, target=username, client=client):
             record = await self.accounts.get_user(username)
             if record is None:
                 raise AccountNotFound(f"no user {username!r}")
             parsed = parse_roles(roles) if roles is not None else None
-            await self._last_admin_guard(record, parsed, is_active)
             hashed = await self.hash_password(check_password(password)) if password is not None else None
             if parsed is not None:
                 changes["roles"] = list(parsed)
