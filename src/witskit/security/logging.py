@@ -15,11 +15,12 @@ import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
 __all__ = [
+    "QUIET_LOGGERS",
     "REDACTED",
     "SecureLogger",
     "configure_logging",
@@ -112,8 +113,30 @@ def redact_event(
     return event_dict
 
 
+#: Loggers kept at WARNING whatever the level asked for: at DEBUG (and SQLAlchemy's engine at
+#: INFO) they write SQL statements with their parameters (password hashes, API key hashes, session
+#: ids) or raw request lines (a WebSocket's ``?token=``), which no redaction by key can recognise.
+QUIET_LOGGERS: Final = (
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "asyncmy",
+    "pymysql",
+    "uvicorn.access",
+    "websockets",
+    "httpcore",
+    "httpx",
+    "multipart",
+    "python_multipart",
+)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", *, stream: Any = None) -> None:
-    """Set up structlog and the standard library to log through the redacting pipeline."""
+    """Set up structlog and the standard library to log through the redacting pipeline.
+
+    The :data:`QUIET_LOGGERS` (database drivers, SQLAlchemy, raw HTTP and WebSocket traffic) log
+    warnings and errors only, even at ``DEBUG``.
+    """
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -144,6 +167,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, stream: Any = N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 class SecureLogger:
