@@ -150,3 +150,39 @@ async def test_debug_logs_of_a_real_server_hold_no_hash_session_or_token(
         PASSWORD,
     ):
         assert secret not in text, secret[:12]
+
+
+async def test_a_secret_in_a_rejected_request_reaches_no_422_audit_entry_or_log(
+    tmp_path: Path, captured: io.StringIO
+) -> None:
+    from service_helpers import sim_pipeline
+
+    secret = "Hunter2-key-passphrase"
+    async with running_service(make_config(tmp_path), ingest=True, pipeline=sim_pipeline()) as svc:
+        answers = [
+            await svc.client.post(
+                "/api/v1/connections",
+                json={"url": f"tls://127.0.0.1:1?key_password={secret}", "name": "x"},
+                headers=svc.auth("super"),
+            ),
+            await svc.client.post(
+                "/api/v1/users",
+                json={"username": "eve", "password": secret[:8], "roles": ["viewer"]},
+                headers=svc.auth("super"),
+            ),
+            await svc.client.post(
+                "/api/v1/auth/password",
+                json={"current_password": secret, "new_password": 5},
+                headers=svc.auth("viewer"),
+            ),
+        ]
+        await svc.service.audit.flush()
+        audit = await svc.service.accounts.list_audit()
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert secret not in answer.text
+        assert secret[:8] not in answer.text
+    assert "key_password=***" in answers[0].json()["detail"]
+    assert answers[1].json()["detail"][0]["loc"] == ["body", "password"]
+    assert secret not in repr(audit)
+    assert secret not in captured.getvalue()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any, Final
 
 import structlog
@@ -24,8 +24,10 @@ __all__ = [
     "REDACTED",
     "SecureLogger",
     "configure_logging",
+    "is_sensitive_name",
     "redact_event",
     "redact_text",
+    "redact_validation_errors",
     "secure_logger",
 ]
 
@@ -46,8 +48,26 @@ _SENSITIVE_KEYS = (
     "cookie",
     "session",
 )
-# Keys that contain a sensitive word but hold nothing secret.
-_SAFE_KEYS = frozenset({"key_id", "keys", "author", "authenticated", "auth_method", "token_type", "monkey"})
+# Names that contain a sensitive word but hold nothing secret: ``keys`` is a count or a list of
+# names, ``key_id`` the public handle of an API key, ``token_type`` is "bearer". Anything else
+# with a sensitive word anywhere in its name (``key_password``, ``db_secret``, ``x-api-key``) is
+# masked: a masked harmless value costs less than a leaked secret.
+_SAFE_KEYS = frozenset(
+    {
+        "key_id",
+        "keys",
+        "author",
+        "authenticated",
+        "auth_method",
+        "token_type",
+        "monkey",
+        "tokens_valid_after",
+        "expires_in",
+    }
+)
+# Words that mark a name=value pair in free text (``auth``, ``session`` and ``cookie`` are left to
+# the key-based masking: as words in messages they are too common).
+_TEXT_WORDS = ("password", "passwd", "pwd", "secret", "token", "key", "credential", "private")
 
 _VALUE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # scheme://user:password@host -> scheme://user:***@host
@@ -58,29 +78,69 @@ _VALUE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"), "***JWT***"),
     # WitsKit API keys
     (re.compile(r"\bwk_[A-Za-z0-9_\-]{8,}"), "wk_***"),
-    # key=value and key: value pairs in free text
+    # JSON-style "name": "value" pairs whose name holds a sensitive word
+    (
+        re.compile(r'(?i)(?P<pre>"(?P<name>[^"\s]{0,100})"\s*:\s*)(?P<value>"(?:[^"\\]|\\.)*"|[^\s,}\]]+)'),
+        "",
+    ),
+    # name=value and name: value pairs in free text (query strings, messages), compound names too:
+    # key_password=..., db-secret: ..., X_API_KEY=...
     (
         re.compile(
-            r"(?i)\b(password|passwd|pwd|secret|token|key|api[_-]?key|access[_-]?key|client[_-]?secret)"
-            r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s;,&]+)"
+            r"(?i)(?<![A-Za-z0-9_.\-])(?P<pre>(?P<name>[A-Za-z0-9_.\-]{0,100}?(?:"
+            + "|".join(_TEXT_WORDS)
+            + r")[A-Za-z0-9_\-]{0,100})\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s;,&\"']+)"
         ),
-        r"\1\2***",
+        "",
     ),
 ]
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    if not is_sensitive_name(match.group("name")):
+        return match.group(0)
+    value = match.group("value")
+    masked = '"***"' if value.startswith('"') else "'***'" if value.startswith("'") else "***"
+    return match.group("pre") + masked
 
 
 def redact_text(text: str) -> str:
     """``text`` with every secret-looking value masked."""
     for pattern, replacement in _VALUE_PATTERNS:
-        text = pattern.sub(replacement, text)
+        text = pattern.sub(replacement or _mask_pair, text)
     return text
 
 
-def _sensitive_key(key: str) -> bool:
-    lowered = key.lower()
+def is_sensitive_name(name: str) -> bool:
+    """True when a field, parameter or key of this name may hold a secret: its name contains
+    ``password``, ``secret``, ``token``, ``key``, ``auth``... anywhere (``key_password``,
+    ``db_secret``), except a few known harmless names (``keys``, ``key_id``, ``token_type``)."""
+    lowered = name.lower().replace("-", "_")
     if lowered in _SAFE_KEYS:
         return False
     return any(word in lowered for word in _SENSITIVE_KEYS)
+
+
+_sensitive_key = is_sensitive_name
+
+
+def redact_validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic / FastAPI validation errors, fit to send or log: the ``input`` of a field whose
+    name is sensitive (anywhere in its ``loc``) is masked, and secrets inside any other input too
+    (by key in mappings, by value in text). FastAPI's 422 echoes ``input`` otherwise."""
+    out = []
+    for error in errors:
+        clean = dict(error)
+        loc = clean.get("loc") or ()
+        if "input" in clean:
+            if any(isinstance(part, str) and is_sensitive_name(part) for part in loc):
+                clean["input"] = REDACTED
+            else:
+                clean["input"] = _redact_value(clean["input"])
+        if "ctx" in clean and isinstance(clean["ctx"], Mapping):
+            clean["ctx"] = {k: _redact_value(v) for k, v in clean["ctx"].items()}
+        out.append(clean)
+    return out
 
 
 def _redact_value(value: Any, depth: int = 0) -> Any:

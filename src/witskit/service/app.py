@@ -21,12 +21,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from witskit._version import __version__
 from witskit.errors import UsageError
 from witskit.security.auth import AuthError
+from witskit.security.logging import redact_text, redact_validation_errors
 from witskit.service.accounts import AccountExists, AccountNotFound
 from witskit.service.connections import ConnectionNotFound
 from witskit.service.deps import API_PREFIX
@@ -118,11 +121,19 @@ def _detail(status_code: int, detail: str, headers: dict[str, str] | None = None
 
 def _install_error_handlers(app: FastAPI) -> None:
     async def usage(request: Request, exc: Exception) -> JSONResponse:
+        # A caller's mistake may quote what it sent (a URL with ?key_password=...): masked.
+        message = redact_text(str(exc))
         if isinstance(exc, AccountNotFound | ConnectionNotFound):
-            return _detail(404, str(exc))
+            return _detail(404, message)
         if isinstance(exc, AccountExists | LastAdminError):
-            return _detail(409, str(exc))
-        return _detail(422, str(exc))
+            return _detail(409, message)
+        return _detail(422, message)
+
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's own 422 echoes each bad field's ``input``: a too-short password included.
+        assert isinstance(exc, RequestValidationError)
+        errors = redact_validation_errors(exc.errors())
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     async def storage(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StorageError)
@@ -136,6 +147,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _detail(401, "invalid or expired credentials", {"WWW-Authenticate": "Bearer"})
 
     app.add_exception_handler(UsageError, usage)
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StorageError, storage)
     app.add_exception_handler(AuthError, auth)
 
