@@ -46,6 +46,9 @@ log = logging.getLogger("witskit.service")
 access_log = structlog.get_logger("witskit.access")
 
 _REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+#: Answers that may hold tokens, keys or data: ``Cache-Control: no-store``, so that no browser cache,
+#: proxy or shared disk keeps a copy (every status, errors included).
+_PRIVATE_PREFIXES: Final = (f"{API_PREFIX}/", "/metrics", "/readyz")
 #: Probes and scrapes are logged at DEBUG: every few seconds, forever, they would drown the rest.
 _QUIET: Final = frozenset({"/livez", "/readyz", "/metrics"})
 
@@ -62,7 +65,8 @@ credential, 403 a credential whose roles lack the permission.
 
 class RequestContextMiddleware:
     """Gives each request an id (``X-Request-ID``, taken from the client when well-formed), binds it
-    to the logs, logs one access line, and turns an unhandled error into a 500 with the id."""
+    to the logs, logs one access line, turns an unhandled error into a 500 with the id, and marks
+    every answer of the API (``/api/``, ``/metrics``, ``/readyz``) ``Cache-Control: no-store``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -77,6 +81,7 @@ class RequestContextMiddleware:
                 incoming = value.decode("latin-1")
                 break
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        private = scope.get("path", "").startswith(_PRIVATE_PREFIXES)
         started = False
         status = 0
         t0 = time.perf_counter()
@@ -87,7 +92,11 @@ class RequestContextMiddleware:
                 started = True
                 status = int(message["status"])
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                headers = [*message["headers"], (b"x-request-id", request_id.encode())]
+                if private:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
