@@ -97,7 +97,8 @@ MIN_PASSWORD_LENGTH: Final = 12
 #: Argon2 hashes any length, but a megabyte "password" per login attempt is a cheap denial of service.
 MAX_PASSWORD_LENGTH: Final = 1024
 
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$")
+# \A...\Z, not ^...$: "$" also matches before a final newline, and "alice\n" is not "alice".
+_USERNAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}\Z")
 
 accounts_metadata = MetaData()
 

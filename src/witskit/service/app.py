@@ -45,7 +45,7 @@ __all__ = ["RequestContextMiddleware", "create_app", "create_metrics_app"]
 log = logging.getLogger("witskit.service")
 access_log = structlog.get_logger("witskit.access")
 
-_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_REQUEST_ID: Final = re.compile(r"\A[A-Za-z0-9._\-]{1,64}\Z")  # \Z: no trailing newline either
 #: Answers that may hold tokens, keys or data: ``Cache-Control: no-store``, so that no browser cache,
 #: proxy or shared disk keeps a copy (every status, errors included).
 _PRIVATE_PREFIXES: Final = (f"{API_PREFIX}/", "/metrics", "/readyz")

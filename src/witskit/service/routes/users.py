@@ -49,6 +49,8 @@ class UserOut(BaseModel):
 class UserIn(BaseModel):
     """A user to create."""
 
+    # pydantic's regex engine (Rust) ends "$" at the end of the text, never before a final newline
+    # (and knows no "\Z"); the account store checks the name again with Python's "\Z".
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@\-]*$")
     password: str = Field(min_length=12, max_length=1024)
     roles: list[Role] = Field(default_factory=lambda: [Role.VIEWER])
