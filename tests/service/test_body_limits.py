@@ -137,3 +137,17 @@ async def test_other_routes_have_the_setting_as_limit(tmp_path: Path, chunked: b
             bound.url, "/api/v1/users", {**headers, "Content-Length": str(len(fits))}, fits
         )
         assert status == 201, body
+
+
+async def test_a_big_websocket_message_closes_the_live_stream(tmp_path: Path) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async with serving(make_config(tmp_path), ingest=False) as bound:
+        root = await admin_auth(bound)
+        ws_url = bound.url.replace("http://", "ws://") + "/api/v1/live"
+        async with connect(ws_url, additional_headers=root, max_size=None) as ws:
+            await ws.send("x" * 1_000_000)
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            assert ws.close_code == 1009  # message too big
