@@ -89,3 +89,23 @@ def test_validation_errors_hide_the_input_of_sensitive_fields() -> None:
     assert clean[1]["input"] == REDACTED
     assert clean[3]["input"] == {"new_password": REDACTED, "name": "x"}
     assert clean[4]["input"] == "rig-7"
+
+
+@pytest.mark.parametrize("unit", ["a", "tokentoken", "a.b-c_", "key=", "a://", "a://b:", '"k":', "Bearer "])
+def test_redaction_takes_linear_time(unit: str) -> None:
+    """Every log line is redacted on the event loop: a long path or message must not cost
+    quadratic time (a 16 KiB run of letters took a second). Ten times the text, at most ~30 times
+    the time (quadratic would be ~100), best of three runs each."""
+    import time
+
+    def cost(size: int) -> float:
+        text = unit * (size // len(unit))
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            redact_text(text)
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    small, big = cost(20_000), cost(200_000)
+    assert big < 30 * small + 0.02, f"{unit!r}: {small:.4f} s for 20 kB, {big:.4f} s for 200 kB"

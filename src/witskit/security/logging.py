@@ -70,8 +70,15 @@ _SAFE_KEYS = frozenset(
 _TEXT_WORDS = ("password", "passwd", "pwd", "secret", "token", "key", "credential", "private")
 
 _VALUE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # scheme://user:password@host -> scheme://user:***@host
-    (re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+(?P<post>@)"), r"\g<pre>***\g<post>"),
+    # scheme://user:password@host -> scheme://user:***@host. The scheme starts where a run of
+    # scheme characters starts, and is taken whole (possessive): else every letter of a long word
+    # would start a scan to its end, and a 16 KiB request path would cost a second to log.
+    (
+        re.compile(
+            r"(?<![a-zA-Z0-9+.\-])(?P<pre>[a-zA-Z][a-zA-Z0-9+.\-]*+://[^\s:/@]*+:)[^\s@/]++(?P<post>@)"
+        ),
+        r"\g<pre>***\g<post>",
+    ),
     # Authorization headers and bearer tokens
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*"), r"\1 ***"),
     # JWTs anywhere (three base64url parts, the first starting with eyJ)
