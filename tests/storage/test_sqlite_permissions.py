@@ -40,3 +40,20 @@ async def test_a_new_database_and_its_wal_files_are_private(tmp_path: Path, umas
     finally:
         await accounts.aclose()
         await store.aclose()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+async def test_an_existing_database_readable_by_others_is_tightened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "old.db"
+    store = await Store.open(f"sqlite:///{path}", migrate=True)
+    await store.aclose()
+    path.chmod(0o644)  # as an older version left it
+    with caplog.at_level("WARNING", logger="witskit.storage"):
+        store = await Store.open(f"sqlite:///{path}", migrate=True)
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert any("was readable by others (mode 644); set to 0600" in r.getMessage() for r in caplog.records)
+    finally:
+        await store.aclose()

@@ -21,6 +21,7 @@ SQLite driver. Settings, and why:
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -53,6 +54,8 @@ from witskit.storage.errors import (
     StorageFull,
 )
 from witskit.storage.schema import to_micros
+
+log = logging.getLogger("witskit.storage")
 
 __all__ = ["SQLiteBackend"]
 
@@ -112,11 +115,15 @@ def create_private(path: os.PathLike[str] | str) -> None:
 
     sqlite3 would create it 0644 minus the umask: world-readable (password hashes, API key hashes,
     every rig's data) in a data directory that is 0755. SQLite creates the ``-wal`` and ``-shm``
-    files with the database file's permissions, so they follow. An existing file is left as it is;
-    a directory that does not exist is left to sqlite3 to report.
+    files with the database file's permissions, so they follow. An existing file that others may
+    read (made by an older version) is set to 0600 with a warning, as the signing key is, when it
+    is ours to change; a directory that does not exist is left to sqlite3 to report.
     """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        _tighten(os.fspath(path))
+        return
     except OSError:
         return
     try:
@@ -124,6 +131,17 @@ def create_private(path: os.PathLike[str] | str) -> None:
             os.fchmod(fd, 0o600)
     finally:
         os.close(fd)
+
+
+def _tighten(path: str) -> None:
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            st = os.stat(name)
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(name, 0o600)
+                log.warning("%s was readable by others (mode %o); set to 0600", name, st.st_mode & 0o777)
+        except (OSError, AttributeError):  # gone, not ours, or no getuid (Windows)
+            continue
 
 
 class SQLiteBackend(BackendImpl):
