@@ -2,10 +2,14 @@
 
 :func:`configure_logging` routes structlog *and* the standard library (uvicorn, SQLAlchemy, asyncio)
 through one pipeline: a request id from context, a UTC timestamp, then :func:`redact_event`, which
-removes secrets by key (``password``, ``token``, ``api_key``...) and by value (passwords in URLs,
-``Bearer`` tokens, WitsKit API keys, JWTs, ``password=...`` in text) everywhere in the event,
-including exception text, before JSON or console rendering.
+removes secrets by key (any name containing ``password``, ``token``, ``key``...: ``key_password``
+too, see :func:`is_sensitive_name`) and by value (passwords in URLs, ``Bearer`` tokens, WitsKit API
+keys, JWTs, ``name=value`` and ``"name": value`` pairs with such a name in text) everywhere in the
+event, including exception text, before JSON or console rendering. Every pattern runs in linear
+time: a log line is redacted on the event loop. The database drivers' and raw HTTP loggers
+(:data:`QUIET_LOGGERS`) stay at WARNING whatever the level: their DEBUG lines are SQL parameters.
 
+:func:`redact_validation_errors` does the same for the errors a 422 answer echoes.
 :class:`SecureLogger` keeps the plan's interface (``sanitize_data``, ``info``, ``error``...).
 """
 
