@@ -101,3 +101,29 @@ async def test_the_stream_closes_when_the_credential_is_revoked(tmp_path: Path, 
                 arrivals = await frames_until_closed(ws)
                 assert ws.close_code == 1008
             assert not [t for t in arrivals if t > revoked_at + RECHECK + 1.0]
+
+
+async def test_a_database_outage_does_not_close_the_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The accounts cannot be read for a while: the stream goes on (nothing can be revoked
+    meanwhile), still bounded by the token's expiry."""
+    from witskit.service.identity import Identity
+    from witskit.storage.errors import DatabaseUnavailable
+
+    config = make_config(tmp_path, live_recheck_seconds=RECHECK)
+    async with serving(config, pipeline=sim_pipeline(rate=20)) as bound:
+        assert bound.admin_credentials is not None
+        token, exp = short_token(bound.admin_credentials[0], 3.0)
+        ws_url = bound.url.replace("http://", "ws://") + f"{API}/live?token={token}"
+        async with connect(ws_url) as ws:
+            await asyncio.wait_for(ws.recv(), 10)
+
+            async def down(self: Identity, username: str) -> None:
+                raise DatabaseUnavailable("the accounts database is down (test)")
+
+            monkeypatch.setattr(Identity, "user", down)  # the user cache and the database behind it
+            arrivals = await frames_until_closed(ws)
+            assert ws.close_code == 1008  # at the expiry, not before
+        assert max(arrivals) > exp - 1.0, "the stream stopped long before the token expired"
+        assert max(arrivals) <= exp + 0.05

@@ -39,6 +39,7 @@ from witskit.security.auth import AuthError
 from witskit.security.rbac import Permission
 from witskit.service.deps import principal_for
 from witskit.service.identity import Principal
+from witskit.storage.errors import StorageError
 
 __all__ = ["PERMISSION_ATTRIBUTE", "router"]
 
@@ -126,6 +127,11 @@ async def live(
                 current = await service.identity.authenticate(credential or "", client)
             except AuthError:
                 break
+            except StorageError:
+                # The accounts cannot be read (database down): nobody can revoke anything meanwhile
+                # either. The stream goes on with what was known, never past its expiry, and the
+                # check is tried again at the next interval.
+                continue
             if not current.can(Permission.READ_DATA) or expired(current):
                 break
         lapsed.set()
