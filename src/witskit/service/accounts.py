@@ -27,15 +27,16 @@ Revision ``0003`` adds the state the service shares across restarts and processe
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
+import random
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -61,6 +62,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from witskit.errors import UsageError
 from witskit.security.auth import User
 from witskit.security.rbac import Role
+from witskit.storage.errors import DatabaseUnavailable
 from witskit.storage.schema import UTCDateTime
 
 if TYPE_CHECKING:  # the record of a kept connection is defined with the connections
@@ -92,6 +94,10 @@ __all__ = [
     "users",
 ]
 
+T = TypeVar("T")
+
+#: Times a throttle transaction chosen as a deadlock victim is run again (jittered, ~0.25 s in all).
+_DEADLOCK_RETRIES: Final = 8
 #: Long enough that a guessed password is unlikely within the login throttle's limits.
 MIN_PASSWORD_LENGTH: Final = 12
 #: Argon2 hashes any length, but a megabyte "password" per login attempt is a cheap denial of service.
@@ -184,7 +190,18 @@ login_throttle = Table(
 
 
 class _Refused(Exception):
-    """Internal: rolls back a reservation over the limit."""
+    """Internal: rolls back a reservation over the limit (``over``: the keys over it)."""
+
+    def __init__(self, over: dict[str, ThrottleRecord]) -> None:
+        super().__init__("over the limit")
+        self.over = over
+
+
+def _rolled_back_for_retry(exc: DatabaseUnavailable) -> bool:
+    """True for a deadlock or serialization failure: the database rolled the transaction back and
+    asks for it to be run again."""
+    text = str(exc).lower()
+    return "deadlock" in text or "serialization failure" in text
 
 
 class AccountExists(UsageError):
@@ -803,13 +820,31 @@ class AccountStore:
             for r in rows
         }
 
+    async def _throttle_write(self, action: str, body: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``body`` in a write transaction, again when the database picked it as a deadlock
+        victim (MariaDB/MySQL: concurrent upserts of one new key; PostgreSQL likewise). Such a
+        transaction was rolled back whole, so running it again is safe; anything else is raised."""
+        for attempt in range(_DEADLOCK_RETRIES):
+            try:
+                async with self._write(action) as conn:
+                    return await body(conn)
+            except DatabaseUnavailable as exc:
+                if attempt == _DEADLOCK_RETRIES - 1 or not _rolled_back_for_retry(exc):
+                    raise
+            # Jittered: the transactions that collided must not collide again in step.
+            await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+        raise AssertionError("unreachable")
+
     async def count_failure(self, keys: Sequence[str], now: datetime, window: timedelta) -> None:
         """Count one failure against every key (one statement), starting a window of length
         ``window`` for a key that has none running."""
         if not keys:
             return
-        async with self._write("update the login throttle of") as conn:
+
+        async def count(conn: AsyncConnection) -> None:
             await conn.execute(_count_failures(self._engine.dialect.name, keys, now, window))
+
+        await self._throttle_write("update the login throttle of", count)
 
     async def reserve_attempt(
         self, limits: Mapping[str, int], now: datetime, window: timedelta
@@ -825,41 +860,72 @@ class AccountStore:
         if not limits:
             return None
         keys = list(limits)
-        over: dict[str, ThrottleRecord] = {}
-        with contextlib.suppress(_Refused):
-            async with self._write("update the login throttle of") as conn:
-                await conn.execute(_count_failures(self._engine.dialect.name, keys, now, window))
-                stmt = select(login_throttle).where(login_throttle.c.key.in_(keys)).with_for_update()
-                for r in (await conn.execute(stmt)).all():
-                    if int(r.failures) > limits[str(r.key)]:
-                        over[str(r.key)] = ThrottleRecord(
-                            str(r.key), int(r.failures) - 1, r.window_start, r.locked_until
-                        )
-                if over:
-                    raise _Refused  # rolls the count back
-        return over or None
+
+        async def reserve(conn: AsyncConnection) -> None:
+            await conn.execute(_count_failures(self._engine.dialect.name, keys, now, window))
+            stmt = select(login_throttle).where(login_throttle.c.key.in_(keys)).with_for_update()
+            over = {
+                str(r.key): ThrottleRecord(str(r.key), int(r.failures) - 1, r.window_start, r.locked_until)
+                for r in (await conn.execute(stmt)).all()
+                if int(r.failures) > limits[str(r.key)]
+            }
+            if over:
+                raise _Refused(over)  # rolls the count back
+
+        try:
+            await self._throttle_write("update the login throttle of", reserve)
+        except _Refused as refused:
+            return refused.over
+        return None
 
     async def release_attempt(self, key: str) -> None:
         """Take back one reserved attempt of a key (an attempt that turned out right)."""
-        async with self._write("update the login throttle of") as conn:
+
+        async def release(conn: AsyncConnection) -> None:
             await conn.execute(
                 update(login_throttle)
                 .where(login_throttle.c.key == key, login_throttle.c.failures > 0)
                 .values(failures=login_throttle.c.failures - 1)
             )
 
+        await self._throttle_write("update the login throttle of", release)
+
     async def clear_failures(self, key: str) -> None:
         """Forget the failures counted against a key."""
-        async with self._write("update the login throttle of") as conn:
+
+        async def clear(conn: AsyncConnection) -> None:
             await conn.execute(delete(login_throttle).where(login_throttle.c.key == key))
 
+        await self._throttle_write("update the login throttle of", clear)
+
     async def prune_login_throttle(self, now: datetime | None = None) -> int:
-        """Delete the counters whose window has ended; how many."""
-        async with self._write("prune the login throttle of") as conn:
+        """Delete the counters whose window has ended; how many.
+
+        The ended keys are found first, then deleted by key (still only if ended): a ``DELETE``
+        by time would scan and lock the whole table (InnoDB: its gaps too) under the logins.
+        """
+        cutoff = literal(now or _now(), UTCDateTime())
+        async with self._read("prune the login throttle of") as conn:
+            ended = [
+                str(k)
+                for k in (
+                    await conn.execute(
+                        select(login_throttle.c.key).where(login_throttle.c.locked_until <= cutoff)
+                    )
+                ).scalars()
+            ]
+        if not ended:
+            return 0
+
+        async def prune(conn: AsyncConnection) -> int:
             result = await conn.execute(
-                delete(login_throttle).where(login_throttle.c.locked_until <= (now or _now()))
+                delete(login_throttle).where(
+                    login_throttle.c.key.in_(ended), login_throttle.c.locked_until <= cutoff
+                )
             )
-        return int(result.rowcount)
+            return int(result.rowcount)
+
+        return await self._throttle_write("prune the login throttle of", prune)
 
     # Audit log -----------------------------------------------------------------------------------
     async def write_audit(self, events: Sequence[AuditEvent]) -> None:
