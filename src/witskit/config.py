@@ -98,6 +98,25 @@ class WitsConfig(BaseSettings):
     admin_password: SecretStr | None = Field(
         None, validation_alias=_env("WITS_ADMIN_PASSWORD", "admin_password")
     )
+    live_recheck_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        validation_alias=_env("WITS_LIVE_RECHECK_SECONDS", "live_recheck_seconds"),
+        description="How often an open live WebSocket re-checks its credential (revoked: closed 1008)",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=1 << 30,
+        validation_alias=_env("WITS_MAX_BODY_BYTES", "max_body_bytes"),
+        description="Largest request body the API reads (413 beyond; /api/v1/auth/* at most 16 KiB)",
+    )
+    api_docs: bool = Field(
+        True,
+        validation_alias=_env("WITS_API_DOCS", "api_docs"),
+        description="Serve the API browser at /docs and the schema at /openapi.json",
+    )
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(

@@ -734,6 +734,10 @@ class _FirstStartOnly(logging.Filter):
 _FIRST_START = _FirstStartOnly()
 
 
+#: The largest WebSocket message a client may send (the live stream reads none it needs).
+WS_MAX_MESSAGE_BYTES: Final = 4096
+
+
 def _uvicorn_server(app: Any) -> Any:
     import uvicorn
 
@@ -758,6 +762,9 @@ def _uvicorn_server(app: Any) -> Any:
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         ws="websockets-sansio",
         ws_ping_interval=20.0,
+        # Live subscribers send nothing: a message of more than this closes the socket (1009)
+        # instead of being buffered (uvicorn's default is 16 MiB per message).
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
         timeout_graceful_shutdown=5,
     )
     return _Server(config)
