@@ -20,7 +20,10 @@ async def test_readyz_details_need_analytics_view(svc: Running) -> None:
     svc.service.store.ping = down
     public = await svc.client.get("/readyz")
     assert public.status_code == 503
-    assert public.json() == {"status": "unhealthy", "checks": [{"name": "database", "status": "unhealthy"}]}
+    assert public.json() == {
+        "status": "unhealthy",
+        "checks": [{"name": "database", "status": "unhealthy", "reason": "not reachable"}],
+    }
     for headers in (
         {"Authorization": "Bearer nonsense"},
         svc.auth("nobody"),

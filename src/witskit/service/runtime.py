@@ -549,18 +549,21 @@ class Service:
                 HealthStatus.UNHEALTHY,
                 f"not reachable since the start ({self.database_error}); retrying, and ingesting "
                 f"meanwhile: {backlog} frames wait in the spool",
+                reason=f"not reachable since the start; {backlog} frames wait in the spool",
             )
         try:
             await self.store.ping()
         except Exception as exc:
-            return HealthCheck("database", HealthStatus.UNHEALTHY, f"database unreachable: {exc}")
+            return HealthCheck(
+                "database", HealthStatus.UNHEALTHY, f"database unreachable: {exc}", reason="not reachable"
+            )
         return HealthCheck("database", HealthStatus.HEALTHY, "reachable")
 
     def _check_spool(self) -> HealthCheck:
         spool = self.spool
         assert spool is not None
         if spool.closed:
-            return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is closed")
+            return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is closed", reason="closed")
         # The bound is on the files on disk (size_bytes), the acknowledged head included.
         fill = spool.size_bytes / spool.max_bytes if spool.max_bytes else 0.0
         details = {
@@ -572,7 +575,11 @@ class Service:
         if pipe is not None and pipe.spool_error is not None:
             # Sources are paused (not read) and the pipeline retries on its own: not ready.
             return HealthCheck(
-                "spool", HealthStatus.UNHEALTHY, f"the spool cannot write: {pipe.spool_error}", details
+                "spool",
+                HealthStatus.UNHEALTHY,
+                f"the spool cannot write: {pipe.spool_error}",
+                details,
+                reason="the spool cannot write (disk full or failing): sources are paused",
             )
         if spool.is_full:
             return HealthCheck(
@@ -581,9 +588,16 @@ class Service:
                 f"the spool is full ({spool.size_bytes:,} of {spool.max_bytes:,} bytes; "
                 f"{spool.pending_count:,} records wait for the database): sources are paused",
                 details,
+                reason="the spool is full: sources are paused",
             )
         if fill >= _SPOOL_DEGRADED:
-            return HealthCheck("spool", HealthStatus.DEGRADED, f"the spool is {fill:.0%} full", details)
+            return HealthCheck(
+                "spool",
+                HealthStatus.DEGRADED,
+                f"the spool is {fill:.0%} full",
+                details,
+                reason=f"{fill:.0%} full",
+            )
         return HealthCheck("spool", HealthStatus.HEALTHY, f"{fill:.0%} full", details)
 
     def _check_sources(self) -> HealthCheck:
@@ -599,12 +613,20 @@ class Service:
                 else "the spool is full"
             )
             return HealthCheck(
-                "sources", HealthStatus.DEGRADED, f"paused ({why}): {', '.join(paused)}", states
+                "sources",
+                HealthStatus.DEGRADED,
+                f"paused ({why}): {', '.join(paused)}",
+                states,
+                reason=f"{len(paused)} paused ({why})",
             )
         if down:
             # Degraded, not unhealthy: a rig that is down must not take the API out of service.
             return HealthCheck(
-                "sources", HealthStatus.DEGRADED, f"not connected: {', '.join(sorted(down))}", states
+                "sources",
+                HealthStatus.DEGRADED,
+                f"not connected: {', '.join(sorted(down))}",
+                states,
+                reason=f"{len(down)} not connected",
             )
         return HealthCheck("sources", HealthStatus.HEALTHY, f"{len(running)} running", states)
 

@@ -15,7 +15,7 @@ token). The unauthenticated exposition is on ``WITS_METRICS_PORT``, meant for an
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -41,16 +41,22 @@ async def readiness(request: Request, *, detailed: bool = False) -> JSONResponse
     and user) only when ``detailed``.
     """
     overall = await get_service(request).health.get_overall_health()
-    checks = [
-        {"name": c["name"], "status": c["status"], **({"message": c["message"]} if detailed else {})}
-        for c in overall.details.get("checks", [])
-    ]
+    checks = [_check_answer(c, detailed=detailed) for c in overall.details.get("checks", [])]
     code = (
         status.HTTP_503_SERVICE_UNAVAILABLE
         if overall.status is HealthStatus.UNHEALTHY
         else status.HTTP_200_OK
     )
     return JSONResponse({"status": overall.status.value, "checks": checks}, status_code=code)
+
+
+def _check_answer(check: dict[str, Any], *, detailed: bool) -> dict[str, Any]:
+    answer = {"name": check["name"], "status": check["status"]}
+    if check.get("reason") and check["status"] != HealthStatus.HEALTHY.value:
+        answer["reason"] = check["reason"]  # public: says why, names no host, user, path or rig
+    if detailed:
+        answer["message"] = check["message"]
+    return answer
 
 
 @health_router.get("/livez", summary="Liveness", **public())
