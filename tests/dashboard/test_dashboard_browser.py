@@ -552,6 +552,7 @@ def test_text_and_decimal_values_in_numeric_items_show_in_the_tiles_stored_and_l
         assert MARKUP.startswith(spp.inner_text().rstrip("…"))
         assert spp.get_attribute("title") == MARKUP
         assert shows_markup_as_text(page, '[data-track="hydraulics"] .legend-value')
+        page.screenshot(path=str(tmp_path / "text-stored.png"))  # for a look when it fails
 
         # Live, over the WebSocket: a first frame makes the rig known, the next one brings a
         # decimal RPM and a text pressure.

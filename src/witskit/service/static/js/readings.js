@@ -62,7 +62,8 @@ export function formatValue(v, digits, integer = false) {
 export function formatReading(v, channel, { convert = (x) => x, max = TILE_TEXT } = {}) {
   if (typeof v === "string") return { ...shortText(v, max), kind: "text" };
   if (typeof v !== "number" || !Number.isFinite(v)) return { text: "—", title: "", kind: "none" };
-  return { text: formatValue(convert(v), channel.digits, channel.integer), title: "", kind: "number" };
+  const { digits, integer } = channel || {};
+  return { text: formatValue(convert(v), digits, integer), title: "", kind: "number" };
 }
 
 /**
