@@ -31,6 +31,8 @@ test("a decimal in an integer item is shown as sent, a float item to its decimal
   assert.equal(formatReading(95.3, RPM).text, "95.3");
   assert.equal(formatReading(87.25, RPM).text, "87.25");
   assert.equal(formatReading(1 / 3, RPM).text, "0.333");
+  // A mean over a bucket is not a value the rig sent: the channel's decimals.
+  assert.equal(formatReading(95.4667, RPM, { sent: false }).text, "95");
   // A float item keeps the decimals a driller reads it to.
   assert.equal(formatReading(2345.67, SPP).text, "2,346");
   assert.deepEqual([decimalsOf(30), decimalsOf(30.22), decimalsOf(1.06), decimalsOf(0.1 + 0.2)], [0, 2, 2, 3]);

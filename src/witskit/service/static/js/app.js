@@ -481,7 +481,7 @@ function drawTracks(data, system, now) {
     }
     units[code] = unitLabel(shown);
   }
-  state.slice = { t, columns, units, textAt: frame.textAt };
+  state.slice = { t, columns, units, textAt: frame.textAt, means: Boolean(frame.lo) };
   TIME_TRACKS.forEach((def, k) => {
     const bands = frame.lo && data ? def.series.map((s) => [highs[s.code], lows[s.code]]) : null;
     state.tracks.time[k].setUnits(def.series.map((s) => shownUnits[s.code]));
@@ -566,18 +566,19 @@ function depthLog(t, columns, pixels) {
 function drawLegends() {
   const slice = state.slice;
   if (!slice || !state.tracks) return;
-  const show = (v, code) => formatReading(v, CHANNEL_OF[code], { max: LEGEND_TEXT });
+  const show = (v, code, sent) => formatReading(v, CHANNEL_OF[code], { max: LEGEND_TEXT, sent });
   TIME_TRACKS.forEach((def, k) => {
     const readings = def.series.map((s) => {
       const textAt = slice.textAt ? (i) => slice.textAt(s.code, i) : null;
-      return show(readingAt(slice.columns[s.code], textAt, state.cursor), s.code);
+      return show(readingAt(slice.columns[s.code], textAt, state.cursor), s.code, !slice.means);
     });
     const units = def.series.map((s, j) => (readings[j].kind === "text" ? "" : slice.units[s.code]));
     state.tracks.time[k].setLegend(readings.map((r) => r.text), units, readings.map((r) => r.title));
   });
   const d = state.depthSlice;
   if (d) {
-    const texts = DEPTH_TRACK.series.map((s, j) => show(readingAt(d.series[j], null, state.depthCursor), s.code).text);
+    // Means per depth step, not values the rig sent.
+    const texts = DEPTH_TRACK.series.map((s, j) => show(readingAt(d.series[j], null, state.depthCursor), s.code, false).text);
     state.tracks.depth.setLegend(texts, DEPTH_TRACK.series.map((s) => slice.units[s.code]));
   }
 }

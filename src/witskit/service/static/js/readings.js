@@ -57,13 +57,14 @@ export function formatValue(v, digits, integer = false) {
 /**
  * A reading as shown: {text, title, kind}. Numbers go through `convert` (units) and
  * formatValue; text is shortened to `max` with the whole of it as the title; kind is "number",
- * "text" or "none".
+ * "text" or "none". `sent: false` for a number the rig did not send (a mean over a bucket or a
+ * depth step): an integer item's mean is shown to the channel's decimals, not to three.
  */
-export function formatReading(v, channel, { convert = (x) => x, max = TILE_TEXT } = {}) {
+export function formatReading(v, channel, { convert = (x) => x, max = TILE_TEXT, sent = true } = {}) {
   if (typeof v === "string") return { ...shortText(v, max), kind: "text" };
   if (typeof v !== "number" || !Number.isFinite(v)) return { text: "—", title: "", kind: "none" };
   const { digits, integer } = channel || {};
-  return { text: formatValue(convert(v), digits, integer), title: "", kind: "number" };
+  return { text: formatValue(convert(v), digits, integer && sent), title: "", kind: "number" };
 }
 
 /**
