@@ -55,6 +55,7 @@ test("a text reading is shown as text, shortened, the whole of it in the title",
   // A number in the text is not converted: the unit does not apply to it.
   assert.equal(formatReading("12", SPP, { convert: (v) => v * 6.894757 }).text, "12");
   assert.deepEqual(formatReading(null, SPP), { text: "—", title: "", kind: "none" });
+  assert.deepEqual(formatReading(" ", SPP), { text: "(blank)", title: '" "', kind: "text" });
 });
 
 test("controls and bidirectional overrides in a text reading are shown as U+FFFD", () => {

@@ -25,9 +25,13 @@ export function cleanText(text) {
   return String(text).replace(UNSAFE, "\uFFFD");
 }
 
-/** {text, title}: at most `max` characters (whole code points, an ellipsis when cut) and the full text. */
+/**
+ * {text, title}: at most `max` characters (whole code points, an ellipsis when cut) and the full
+ * text. A blank text says so, rather than leaving an empty tile that looks like a fault.
+ */
 export function shortText(text, max = TILE_TEXT) {
   const full = cleanText(text);
+  if (!full.trim()) return { text: "(blank)", title: `"${full}"` };
   const chars = Array.from(full);
   const shown = chars.length > max ? `${chars.slice(0, max - 1).join("").trimEnd()}…` : full;
   return { text: shown, title: full };
