@@ -93,14 +93,18 @@ def _clean_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def start_service(data_dir: Path, port: int = 0, password: str | None = None) -> RunningService:
+def start_service(
+    data_dir: Path, port: int = 0, password: str | None = None, config: Path | None = None
+) -> RunningService:
     """Start ``witskit run`` on 127.0.0.1:``port`` with its data in ``data_dir``; wait until it serves.
 
     On a first start the generated administrator's credentials are read from its output; on a
-    restart (the administrator exists) pass the ``password`` known from the first.
+    restart (the administrator exists) pass the ``password`` known from the first. ``config`` is a
+    pipeline file (``--config``) instead of the simulated rig.
     """
+    extra = ["--config", str(config)] if config is not None else []
     process = subprocess.Popen(
-        [sys.executable, str(LAUNCHER), "run", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, str(LAUNCHER), "run", "--host", "127.0.0.1", "--port", str(port), *extra],
         cwd=data_dir,  # no .env of the developer's is read
         env=_clean_env(data_dir),
         stdin=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -463,3 +464,110 @@ def test_on_a_narrow_screen_several_rigs_open_the_rig_list_until_one_is_picked(
     page.wait_for_selector("#sidebar", state="visible")
     page.mouse.click(900, 600)
     page.wait_for_selector("#sidebar", state="hidden")
+
+
+# Values that do not fit their item's type (issue 10) ------------------------------------------------
+#: A text item is the sender's to choose: it must show as text, never become markup.
+MARKUP = '<img src=x onerror="document.body.dataset.pwned=1">'
+
+
+def frame_bytes(at: datetime, items: dict[str, str]) -> bytes:
+    """One WITS frame of record 1 at ``at`` (DATE/TIME items first), the values as sent."""
+    lines = [f"0105{at:%y%m%d}", f"0106{at:%H%M%S}", *(code + value for code, value in items.items())]
+    return ("&&\r\n" + "".join(f"{line}\r\n" for line in lines) + "!!\r\n").encode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def shows_markup_as_text(page: Any, selector: str) -> bool:
+    shown: bool = page.evaluate(
+        "(sel) => { const el = document.querySelector(sel);"
+        " return el.querySelector('*') === null && !document.body.dataset.pwned; }",
+        selector,
+    )
+    return shown
+
+
+def legend_values(page: Any, track: str) -> list[str]:
+    values: list[str] = page.locator(f'[data-track="{track}"] .legend-value').all_inner_texts()
+    return values
+
+
+def test_text_and_decimal_values_in_numeric_items_show_in_the_tiles_stored_and_live(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    from witskit.protocol import DecodedFrame, iter_decode
+    from witskit.storage import Store
+
+    data_dir = tmp_path_factory.mktemp("witskit-text")
+    now = datetime.now(UTC).replace(microsecond=0)
+    # Stored before the start, read back through /api/v1/latest and /api/v1/data: a decimal in
+    # the integer RPM item, a text in the float standpipe pressure, numbers around them.
+    stored = b"".join(
+        frame_bytes(
+            now - timedelta(seconds=120 - 10 * i), {"0108": f"{1000 + i}.5", "0120": "95", "0121": "2100"}
+        )
+        for i in range(5)
+    ) + frame_bytes(now - timedelta(seconds=60), {"0108": "1005.5", "0120": "95.3", "0121": MARKUP})
+    frames = [f for f in iter_decode(stored, source="rig-stored") if isinstance(f, DecodedFrame)]
+    assert len(frames) == 6
+
+    async def write() -> None:
+        async with await Store.open(f"sqlite:///{data_dir / 'witskit.db'}") as store:
+            await store.write(frames)
+
+    worker = threading.Thread(target=asyncio.run, args=(write(),), name="store-text")
+    worker.start()
+    worker.join()
+
+    port = free_port()
+    config = data_dir / "pipeline.yaml"
+    config.write_text(
+        f"sources:\n  - url: tcp-listen://127.0.0.1:{port}\n"
+        '    options: {peer_names: {"127.0.0.1": rig-live}}\n'
+    )
+    running = start_service(data_dir, config=config)
+    try:
+        page = browser.page(1280, 720)
+        sign_in(page, running.url, running.admin, running.password)
+        pick_rig(page, "rig-stored")
+        wait_until(lambda: tile_value(page, "RPMA") == "95.3")
+        wait_until(lambda: tile_value(page, "SPPA") != "—")
+        assert MARKUP.startswith(tile_value(page, "SPPA").rstrip("…"))
+        assert page.get_attribute('[data-tile="SPPA"] .tile-value', "title") == MARKUP
+        assert shows_markup_as_text(page, '[data-tile="SPPA"] .tile-value')
+        assert tile_unit(page, "SPPA") == ""
+        assert page.inner_text('[data-tile="SPPA"] .tile-age').startswith("text · ")
+        assert tile_value(page, "DBTM") == "1,005.5"
+        # The stored rows are drawn (the text as a gap in the line, not a zero); the legends
+        # show the newest readings, the text too.
+        wait_until(lambda: points(page) >= 6)
+        wait_until(lambda: legend_values(page, "rotary")[0] == "95.3")
+        spp = page.locator('[data-track="hydraulics"] .legend-value').first
+        assert MARKUP.startswith(spp.inner_text().rstrip("…"))
+        assert spp.get_attribute("title") == MARKUP
+        assert shows_markup_as_text(page, '[data-track="hydraulics"] .legend-value')
+        page.screenshot(path=str(tmp_path / "text-stored.png"))  # for a look when it fails
+
+        # Live, over the WebSocket: a first frame makes the rig known, the next one brings a
+        # decimal RPM and a text pressure.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as rig:
+            rig.sendall(frame_bytes(datetime.now(UTC), {"0108": "2000.5", "0120": "120", "0121": "2500"}))
+            pick_rig(page, "rig-live")
+            wait_until(lambda: page.get_attribute("#live-status", "data-state") == "live")
+            wait_until(lambda: tile_value(page, "RPMA") == "120")
+            rig.sendall(frame_bytes(datetime.now(UTC), {"0108": "2001.5", "0120": "87.25", "0121": "n/a"}))
+            wait_until(lambda: tile_value(page, "RPMA") == "87.25")
+            wait_until(lambda: tile_value(page, "SPPA") == "n/a")
+            assert tile_unit(page, "RPMA") == "rpm"
+            wait_until(lambda: legend_values(page, "hydraulics")[0] == "n/a")
+            assert legend_values(page, "rotary")[0] == "87.25"
+            page.screenshot(path=str(tmp_path / "text-values.png"))  # for a look when it fails
+        page.close()  # before the service stops: its requests would fail
+    finally:
+        stop_service(running.process)

@@ -14,8 +14,9 @@ import { renderAdmin } from "./admin.js";
 import { QualityChart, TIME_TRACKS, DEPTH_TRACK, Tracks, palette } from "./charts.js";
 import { byId, formatAge, formatClock, h, setText } from "./dom.js";
 import { Loader } from "./loader.js";
+import { LEGEND_TEXT, formatReading, readingAt } from "./readings.js";
 import { autoPick, pollDelay, renderRigs, rigBounds } from "./rigs.js";
-import { CHANNELS, CODES, DIGITS } from "./store.js";
+import { CHANNELS, CHANNEL_OF, CODES } from "./store.js";
 import { converter, loadUnits, systemOf, targetUnit, unitLabel } from "./units.js";
 import {
   DEFAULT_SPAN,
@@ -367,14 +368,13 @@ function channelUnit(data, code, system) {
   return { sent, shown, convert: converter(sent, shown) };
 }
 
-function formatValue(v, digits) {
-  if (v === null || v === undefined || !Number.isFinite(v)) return "—";
-  let d = digits;
-  if (d === undefined) {
-    const a = Math.abs(v);
-    d = a >= 1000 ? 0 : a >= 100 ? 1 : a >= 10 ? 1 : 2;
+/** Sets or removes the title (the whole of a shortened text reading). */
+function setTitle(el, title) {
+  if (title) {
+    if (el.getAttribute("title") !== title) el.setAttribute("title", title);
+  } else if (el.hasAttribute("title")) {
+    el.removeAttribute("title");
   }
-  return v.toLocaleString(undefined, { minimumFractionDigits: d, maximumFractionDigits: d });
 }
 
 // Tiles ---------------------------------------------------------------------------------------
@@ -423,11 +423,17 @@ function drawTiles(data, system, now) {
       continue;
     }
     const { shown, convert } = channelUnit(data, ch.code, system);
-    setText(value, latest.v === null ? "—" : formatValue(convert(latest.v), ch.digits));
-    setText(unit, unitLabel(shown));
+    const reading = formatReading(latest.v, ch, { convert });
+    const text = reading.kind === "text";
+    setText(value, reading.text);
+    setTitle(value, reading.title);
+    // A text reading is not in the unit: none is shown beside it.
+    setText(unit, text ? "" : unitLabel(shown));
     const seconds = Math.max(0, now - latest.t);
-    setText(age, latest.v === null ? `null · ${formatAge(seconds)} ago` : `${formatAge(seconds)} ago`);
+    const note = latest.v === null ? "null · " : text ? "text · " : "";
+    setText(age, `${note}${formatAge(seconds)} ago`);
     tile.dataset.state = latest.v === null ? "null" : seconds > STALE ? "stale" : "fresh";
+    tile.dataset.kind = reading.kind;
   }
 }
 
@@ -449,8 +455,10 @@ function drawTracks(data, system, now) {
     const rows = data && data.loadedFrom !== null && min >= data.loadedFrom ? data : (loader.pastFor(min, max) || { data }).data;
     const i0 = rows ? Math.max(0, rows.indexAt(min) - 1) : 0;
     const i1 = rows ? Math.min(rows.size, rows.indexAt(max) + 1) : 0;
-    frame = { t: rows ? rows.t.slice(i0, i1) : [], line: {}, lo: null, hi: null };
+    frame = { t: rows ? rows.t.slice(i0, i1) : [], line: {}, lo: null, hi: null, textAt: null };
     for (const code of CODES) frame.line[code] = rows ? rows.cols[code].slice(i0, i1) : [];
+    // Text readings are gaps in the lines; the legends look them up (buckets have none).
+    if (rows) frame.textAt = (code, i) => rows.textAt(code, i0 + i);
   }
   const { t } = frame;
   const columns = {};
@@ -473,7 +481,7 @@ function drawTracks(data, system, now) {
     }
     units[code] = unitLabel(shown);
   }
-  state.slice = { t, columns, units };
+  state.slice = { t, columns, units, textAt: frame.textAt, means: Boolean(frame.lo) };
   TIME_TRACKS.forEach((def, k) => {
     const bands = frame.lo && data ? def.series.map((s) => [highs[s.code], lows[s.code]]) : null;
     state.tracks.time[k].setUnits(def.series.map((s) => shownUnits[s.code]));
@@ -558,18 +566,19 @@ function depthLog(t, columns, pixels) {
 function drawLegends() {
   const slice = state.slice;
   if (!slice || !state.tracks) return;
-  const at = (column, idx) => {
-    if (idx !== null && idx !== undefined && idx < column.length) return column[idx];
-    for (let i = column.length - 1; i >= 0; i -= 1) if (column[i] !== null && column[i] !== undefined) return column[i];
-    return null;
-  };
+  const show = (v, code, sent) => formatReading(v, CHANNEL_OF[code], { max: LEGEND_TEXT, sent });
   TIME_TRACKS.forEach((def, k) => {
-    const texts = def.series.map((s) => formatValue(at(slice.columns[s.code], state.cursor), DIGITS[s.code]));
-    state.tracks.time[k].setLegend(texts, def.series.map((s) => slice.units[s.code]));
+    const readings = def.series.map((s) => {
+      const textAt = slice.textAt ? (i) => slice.textAt(s.code, i) : null;
+      return show(readingAt(slice.columns[s.code], textAt, state.cursor), s.code, !slice.means);
+    });
+    const units = def.series.map((s, j) => (readings[j].kind === "text" ? "" : slice.units[s.code]));
+    state.tracks.time[k].setLegend(readings.map((r) => r.text), units, readings.map((r) => r.title));
   });
   const d = state.depthSlice;
   if (d) {
-    const texts = DEPTH_TRACK.series.map((s, j) => formatValue(at(d.series[j], state.depthCursor), DIGITS[s.code]));
+    // Means per depth step, not values the rig sent.
+    const texts = DEPTH_TRACK.series.map((s, j) => show(readingAt(d.series[j], null, state.depthCursor), s.code, false).text);
     state.tracks.depth.setLegend(texts, DEPTH_TRACK.series.map((s) => slice.units[s.code]));
   }
 }

@@ -287,10 +287,16 @@ class Track {
     });
   }
 
-  setLegend(texts, units) {
+  /** The values (text, set as text), their units and titles (the whole of a shortened text reading). */
+  setLegend(texts, units, titles = []) {
     this.legend.forEach((entry, i) => {
       if (entry.value.textContent !== texts[i]) entry.value.textContent = texts[i];
       if (entry.unit.textContent !== units[i]) entry.unit.textContent = units[i];
+      const title = titles[i] || "";
+      if ((entry.value.getAttribute("title") || "") !== title) {
+        if (title) entry.value.setAttribute("title", title);
+        else entry.value.removeAttribute("title");
+      }
     });
   }
 

@@ -1,22 +1,30 @@
 // What the dashboard knows about one rig: the channels a driller watches, as columns in time
 // order (history from /api/v1/data, then live frames from the WebSocket), their latest values,
 // and what is needed for the data-quality signals.
+//
+// A reading is a number, null (a null reading) or text (a value the rig sent that does not fit
+// its item's type, readings.js). The columns hold numbers and nulls only, so a text reading is a
+// gap in a track's line, never a zero; the text itself is kept beside them (`texts`, by time) for
+// the tiles and the legends.
 
-/** The tiles and tracks, by WITS record-1 item, with the decimals a driller reads them to. */
+import { readingOf } from "./readings.js";
+
+/** The tiles and tracks, by WITS record-1 item, with the decimals a driller reads them to
+ * (`integer`: an integer item, whose decimal values, sent by some rigs, are shown as sent). */
 export const CHANNELS = [
   { code: "0108", name: "DBTM", label: "Bit depth", digits: 1 },
   { code: "0110", name: "DMEA", label: "Hole depth", digits: 1 },
   { code: "0113", name: "ROPA", label: "ROP", digits: 1 },
   { code: "0114", name: "HKLA", label: "Hookload", digits: 1 },
   { code: "0116", name: "WOBA", label: "WOB", digits: 1 },
-  { code: "0120", name: "RPMA", label: "Rotary RPM", digits: 0 },
+  { code: "0120", name: "RPMA", label: "Rotary RPM", digits: 0, integer: true },
   { code: "0118", name: "TQA", label: "Torque", digits: 1 },
   { code: "0121", name: "SPPA", label: "Standpipe pressure", digits: 0 },
   { code: "0130", name: "MFIA", label: "Flow in", digits: 0 },
   { code: "0126", name: "TVA", label: "Total pit volume", digits: 1 },
 ];
-/** Decimals shown per code (the same in both unit systems: the magnitudes are alike). */
-export const DIGITS = Object.fromEntries(CHANNELS.map((c) => [c.code, c.digits]));
+/** The channel of each code (its decimals are the same in both unit systems: the magnitudes are alike). */
+export const CHANNEL_OF = Object.fromEntries(CHANNELS.map((c) => [c.code, c]));
 export const CODES = CHANNELS.map((c) => c.code);
 const WANTED = new Set(CODES);
 
@@ -31,9 +39,10 @@ export class RigData {
     this.name = name;
     this.t = []; // seconds since the epoch, ascending
     this.cols = Object.fromEntries(CODES.map((c) => [c, []]));
+    this.texts = Object.fromEntries(CODES.map((c) => [c, new Map()])); // code -> time -> text reading
     this.nulls = []; // null readings among the channels, per row
     this.units = {}; // code -> unit as sent ("F", "KLB"...)
-    this.latest = {}; // code -> {v, t}
+    this.latest = {}; // code -> {v, t}, v a number, text or null
     this.errors = new Map(); // minute (epoch s) -> frame errors and frames with bad lines, seen live
     this.framesLive = new Map(); // minute -> frames received live (any record)
     this.errorsSince = null; // when live error counting started
@@ -72,7 +81,7 @@ export class RigData {
     for (const point of record.points || []) {
       if (!WANTED.has(point.code)) continue;
       any = true;
-      values[point.code] = typeof point.value === "number" ? point.value : null;
+      values[point.code] = readingOf(point.value);
       if (point.unit) this.units[point.code] = point.unit;
     }
     if (any) this.merge([t], [values]);
@@ -85,7 +94,7 @@ export class RigData {
       if (!WANTED.has(item.code)) continue;
       if (item.unit) this.units[item.code] = item.unit;
       const t = Date.parse(item.time) / 1000;
-      const v = typeof item.value === "number" ? item.value : null;
+      const v = readingOf(item.value);
       if (Number.isFinite(t) && (!this.latest[item.code] || this.latest[item.code].t < t)) {
         this.latest[item.code] = { v, t };
       }
@@ -105,7 +114,7 @@ export class RigData {
         times.push(Date.parse(row.time) / 1000);
         values.push({});
       }
-      values[values.length - 1][row.code] = typeof row.value === "number" ? row.value : null;
+      values[values.length - 1][row.code] = readingOf(row.value);
     }
     if (times.length) this.merge(times, values);
     if (from !== undefined) this.loadedFrom = this.loadedFrom === null ? from : Math.min(this.loadedFrom, from);
@@ -135,7 +144,7 @@ export class RigData {
         i += 1;
       } else if (i < old.t.length && old.t[i] === times[j]) {
         const row = {};
-        for (const c of CODES) row[c] = old.cols[c][i];
+        for (const c of CODES) row[c] = old.cols[c][i] ?? this.texts[c].get(old.t[i]) ?? null;
         Object.assign(row, values[j]);
         this.push(times[j], row);
         i += 1;
@@ -153,9 +162,13 @@ export class RigData {
     let nulls = 0;
     for (const c of CODES) {
       const v = Object.hasOwn(values, c) ? values[c] : undefined;
-      // null: the rig sent a null reading (a gap in the line); undefined: not in this frame.
+      // null: the rig sent a null reading (a gap in the line); undefined: not in this frame;
+      // text: a gap in the line too, the text kept beside it.
       if (v === null) nulls += 1;
-      this.cols[c].push(v === undefined ? null : v);
+      const text = typeof v === "string";
+      this.cols[c].push(v === undefined || text ? null : v);
+      if (text) this.texts[c].set(t, v);
+      else if (v !== undefined && this.texts[c].size) this.texts[c].delete(t);
       if (v !== undefined && (!this.latest[c] || this.latest[c].t <= t)) this.latest[c] = { v, t };
     }
     this.nulls.push(nulls);
@@ -167,7 +180,14 @@ export class RigData {
     this.t.splice(0, extra);
     this.nulls.splice(0, extra);
     for (const c of CODES) this.cols[c].splice(0, extra);
+    for (const c of CODES) for (const t of this.texts[c].keys()) if (t < this.t[0]) this.texts[c].delete(t);
     this.loadedFrom = this.t[0];
+  }
+
+  /** The text reading of `code` at row `i`, or undefined (a number, a null or nothing there). */
+  textAt(code, i) {
+    const texts = this.texts[code];
+    return texts.size && this.cols[code][i] === null ? texts.get(this.t[i]) : undefined;
   }
 
   /** Index of the first row at or after `t`. */
