@@ -162,7 +162,7 @@ async def test_a_secret_in_a_rejected_request_reaches_no_422_audit_entry_or_log(
         answers = [
             await svc.client.post(
                 "/api/v1/connections",
-                json={"url": f"tls://127.0.0.1:1?key_password={secret}", "name": "x"},
+                json={"url": f"tls://127.0.0.1:1?key_password={secret}&bogus=1", "name": "x"},
                 headers=svc.auth("super"),
             ),
             await svc.client.post(

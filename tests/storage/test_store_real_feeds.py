@@ -3,6 +3,8 @@ type, UTF-8 text, and several frames in one DATE/TIME second (issue 10)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -64,9 +66,10 @@ async def test_values_that_do_not_fit_their_type_are_stored_and_read_back(
     # Exports (the API's CSV and JSON Lines, `witskit query`) format them as stored.
     scan = await store.scan(source=source_name, codes=["0104", "0128"])
     text = PointText(scan.names)
-    csv_rows = [line async for batch in scan for line in text.csv(batch).splitlines()]
-    assert any(",0128," in line and line.endswith(",1.06") for line in csv_rows)
-    assert any(",0104," in line and "260315 093015" in line for line in csv_rows)
+    csv_text = "".join([text.csv(batch) async for batch in scan])
+    csv_rows = list(csv.reader(io.StringIO(csv_text)))  # time,source,code,mnemonic,value,text,unit
+    assert any(row[2] == "0128" and row[4] == "1.06" for row in csv_rows)
+    assert any(row[2] == "0104" and row[5] == "260315 093015" for row in csv_rows)
     raw = await store.raw_frame(source_name, (await rows_of(store, source=source_name))[0].frame_key)
     assert raw is not None
     assert b"EDR PASON" in raw
