@@ -21,9 +21,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from witskit.errors import UsageError
 from witskit.protocol import DecodedFrame
+from witskit.transport.options import URLOptions
 
 __all__ = ["CSVSink", "JSONLSink", "MemorySink", "SQLSink", "Sink", "open_sink"]
 
@@ -182,16 +184,34 @@ class CSVSink(_FileSink):
         return out.getvalue().encode()
 
 
+#: Query keys of the file and memory sink URLs (database URLs have their own, see witskit.storage).
+_URL_OPTIONS: dict[str, tuple[str, ...]] = {"jsonl": ("fsync",), "csv": ("fsync",), "memory": ()}
+
+
 def open_sink(url: str, **options: Any) -> Sink:
-    """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path`` or ``memory://``."""
+    """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path`` or ``memory://``.
+
+    ``jsonl://`` and ``csv://`` take ``fsync=0|1`` (default 1: each batch is synced to disk before
+    the spool lets go of it); the path is percent-decoded as in ``file://``. Their query follows
+    the rules every URL option follows (:class:`~witskit.transport.options.URLOptions`): an unknown
+    option, one given twice or a bad value is a :class:`~witskit.errors.UsageError`. Keyword
+    ``options`` override the query.
+    """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in ("jsonl", "csv"):
-        path = url.split("://", 1)[1]
-        if not path:
-            raise UsageError(f"{url}: a {scheme} sink needs a path, e.g. {scheme}://out/rig.{scheme}")
-        return JSONLSink(path, **options) if scheme == "jsonl" else CSVSink(path, **options)
-    if scheme == "memory":
-        return MemorySink(url.split("://", 1)[1] or "memory")
+    if scheme in _URL_OPTIONS:
+        query = URLOptions(url, _URL_OPTIONS[scheme])
+        parts = urlsplit(url)
+        if parts.fragment:
+            raise UsageError(f"{query.url}: unexpected fragment '#{parts.fragment}' (write '#' as %23)")
+        where = unquote(parts.netloc + parts.path)
+        if scheme == "memory":
+            return MemorySink(where or "memory")
+        if not where:
+            raise UsageError(f"{query.url}: a {scheme} sink needs a path, e.g. {scheme}://out/rig.{scheme}")
+        fsync = query.flag("fsync")
+        kwargs: dict[str, Any] = {} if fsync is None else {"fsync": fsync}
+        kwargs.update(options)
+        return JSONLSink(where, **kwargs) if scheme == "jsonl" else CSVSink(where, **kwargs)
     if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
         return SQLSink(url, **options)
     raise UsageError(

@@ -45,12 +45,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Self
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from witskit.errors import ConnectError, SerialPortError, UsageError
 from witskit.protocol import LINE_ENDINGS, FrameParser, WITSFrame
 from witskit.simulator import DEFAULT_START, DrillingSimulator
 from witskit.transport.base import READ_SIZE
+from witskit.transport.options import URLOptions, redact_url
 
 __all__ = [
     "DEFAULT_PASON_SILENCE_TIMEOUT",
@@ -71,6 +72,9 @@ DEFAULT_PASON_SILENCE_TIMEOUT = 30.0
 
 #: Packets a Pason EDR in full-WITS send-and-receive mode answers a packet with (half WITS: 1).
 FULL_WITS_PACKETS = 8
+
+#: Query keys of :meth:`RigServer.push` URLs, by scheme: the CA file and the name to verify (TLS).
+_PUSH_OPTIONS: dict[str, tuple[str, ...]] = {"tcp": (), "tls": ("ca", "hostname")}
 
 #: Frames sent between two stalls when :attr:`Faults.stall` is set: at the default 1 Hz that is a
 #: stall about every 25 s, often enough to see in a short test run.
@@ -731,27 +735,24 @@ def _push_target(
     url: str, ssl_context: ssl.SSLContext | None
 ) -> tuple[str, int, ssl.SSLContext | None, str | None]:
     """(host, port, TLS context, host name to verify) of a ``tcp://`` or ``tls://`` push URL."""
+    shown = redact_url(url)
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise UsageError(f"{url!r} is not a valid URL ({exc})") from exc
+        raise UsageError(f"{shown!r} is not a valid URL ({exc})") from exc
     if parts.scheme not in ("tcp", "tls"):
-        raise UsageError(f"{url!r}: push needs tcp://host:port or tls://host:port")
+        raise UsageError(f"{shown!r}: push needs tcp://host:port or tls://host:port")
     if not parts.hostname or port is None or port == 0:
-        raise UsageError(f"{url!r}: push needs a host and a port (tcp://host:port)")
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    allowed = {"ca", "hostname"} if parts.scheme == "tls" else set()
-    unknown = sorted(set(query) - allowed)
-    if unknown:
-        raise UsageError(f"{url!r}: unknown option(s) {', '.join(unknown)}")
+        raise UsageError(f"{shown!r}: push needs a host and a port (tcp://host:port)")
+    query = URLOptions(url, _PUSH_OPTIONS[parts.scheme])
     if parts.scheme == "tcp":
         return parts.hostname, port, None, None
     if ssl_context is None:
         from witskit.transport.tls import client_context
 
-        ssl_context = client_context(query.get("ca") or None)
-    return parts.hostname, port, ssl_context, query.get("hostname") or parts.hostname
+        ssl_context = client_context(query.text("ca"))
+    return parts.hostname, port, ssl_context, query.text("hostname") or parts.hostname
 
 
 async def _open_serial(rig: _Rig, path: str, baudrate: int) -> _Link:

@@ -15,15 +15,20 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from witskit.errors import UsageError
 from witskit.protocol import FrameParser
 from witskit.transport.base import Source, SourceEvent
+from witskit.transport.options import URLOptions
 
-__all__ = ["SimulatorSource"]
+__all__ = ["URL_OPTIONS", "SimulatorSource"]
 
-_OPTIONS = {"rate", "seed", "records", "speed", "metric", "frames", "name"}
+#: Query keys of ``sim://`` URLs.
+URL_OPTIONS = ("rate", "seed", "records", "speed", "metric", "frames", "name")
+
+#: The records the simulator writes (drilling, depth-based, directional survey).
+_RECORDS = (1, 2, 8)
 
 
 class SimulatorSource(Source):
@@ -57,31 +62,29 @@ class SimulatorSource(Source):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SimulatorSource:
-        """``sim://RIG?rate=1&seed=0&records=1,2,8&speed=1&metric=0&frames=N&name=NAME``; named ``RIG``."""
+        """``sim://RIG?rate=1&seed=0&records=1,2,8&speed=1&metric=0&frames=N&name=NAME``; named ``RIG``.
+
+        The query follows the rules of every scheme (:class:`~witskit.transport.options.URLOptions`):
+        an unknown option, an option given twice or a value of the wrong kind (``metric=banana``,
+        ``seed=1.5``, ``records=3``) raises :class:`~witskit.errors.UsageError`. Keyword ``options``
+        override the query.
+        """
+        query = URLOptions(url, URL_OPTIONS)  # first: it refuses a URL urlsplit cannot read
         parts = urlsplit(url)
-        rig = parts.netloc + parts.path or "rig-1"
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        unknown = set(query) - _OPTIONS
-        if unknown:
-            raise UsageError(
-                f"{url}: unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_OPTIONS))}"
-            )
-        try:
-            kwargs: dict[str, Any] = {
-                "seed": int(query.get("seed", 0)),
-                "rate": float(query.get("rate", 1.0)),
-                "speed": float(query.get("speed", 1.0)),
-                "metric": query.get("metric", "0") in ("1", "true", "yes"),
-                "records": tuple(int(r) for r in query.get("records", "1,2,8").split(",") if r),
-                "frames": int(query["frames"]) if "frames" in query else None,
-            }
-        except ValueError as exc:
-            raise UsageError(f"{url}: bad option value ({exc})") from None
-        name = query.get("name", rig)
-        if not name:
-            raise UsageError(f"{url}: option name is empty")
+        if parts.fragment:
+            raise UsageError(f"{query.url}: unexpected fragment '#{parts.fragment}'")
+        kwargs: dict[str, Any] = {
+            "seed": query.integer("seed"),
+            "rate": query.number("rate"),
+            "speed": query.number("speed"),
+            "metric": query.flag("metric"),
+            "records": query.integers("records", _RECORDS),
+            "frames": query.integer("frames", minimum=0),
+        }
+        kwargs = {key: value for key, value in kwargs.items() if value is not None}
         kwargs.update(options)
-        return cls(kwargs.pop("name", name), **kwargs)
+        name = kwargs.pop("name", query.text("name") or parts.netloc + parts.path or "rig-1")
+        return cls(name, **kwargs)
 
     async def events(self) -> AsyncIterator[SourceEvent]:
         """Simulated frames at the simulated rate, parsed like any feed."""
