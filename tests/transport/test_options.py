@@ -10,10 +10,10 @@ import pytest
 
 from witskit.errors import UsageError
 from witskit.pipeline import CSVSink, JSONLSink, MemorySink, open_sink
+from witskit.sim.server import RigServer
+from witskit.sim.source import SimulatorSource
 from witskit.transport import open_source
 from witskit.transport.options import URLOptions, redact_url
-from witskit.transport.rigserver import RigServer
-from witskit.transport.sim import SimulatorSource
 
 
 # The reader -------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """A simulated rig recorder (EDR) on the network or a serial line, for testing clients end to end.
 
-:class:`RigServer` serves the frames of :class:`~witskit.simulator.DrillingSimulator` the way real
+:class:`RigServer` serves the frames of :class:`~witskit.sim.model.DrillingSimulator` the way real
 recorders do, so that a client (WitsKit's own sources, or anything else) can be tested against
 something that behaves like a rig, without a rig:
 
@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 
 from witskit.errors import ConnectError, SerialPortError, UsageError
 from witskit.protocol import LINE_ENDINGS, FrameParser, WITSFrame
-from witskit.simulator import DEFAULT_START, DrillingSimulator
+from witskit.sim.model import DEFAULT_START, DrillingSimulator
 from witskit.transport.base import READ_SIZE
 from witskit.transport.options import URLOptions, redact_url
 
@@ -246,7 +246,7 @@ class RigServer:
     """Serve simulated rigs over TCP/TLS, by pushing to a listener, or on a serial line.
 
     ``rigs`` independent rigs are simulated; rig *i* (from 0) is a
-    :class:`~witskit.simulator.DrillingSimulator` with seed ``seed + i`` and well id
+    :class:`~witskit.sim.model.DrillingSimulator` with seed ``seed + i`` and well id
     ``WITSKIT-SIM-<i+1>``, so rig 0 sends exactly what ``witskit simulate`` writes for the same
     seed. ``rate``, ``records``, ``line_ending``, ``metric`` and ``start`` are the simulator's.
     ``frames`` ends each session after that many record-1 steps (``None``: never).

@@ -12,7 +12,7 @@ It is pure Python with no I/O and no wall clock: the same seed and arguments giv
 output. Simulated time only moves when frames are asked for, so a day of drilling takes a fraction of
 a second to generate; pacing the frames in real time is the caller's job (the CLI and servers do it).
 
->>> from witskit.simulator import DrillingSimulator
+>>> from witskit.sim.model import DrillingSimulator
 >>> sim = DrillingSimulator(seed=7, records=(1,))
 >>> frame = next(sim.frames(1))
 >>> frame.startswith(b"&&\\r\\n0101WITSKIT-SIM-1\\r\\n")
@@ -38,7 +38,7 @@ from enum import StrEnum
 from witskit.errors import UsageError
 from witskit.protocol.encoder import LINE_ENDINGS, format_value
 
-__all__ = ["ACTIVITY_CODES", "DEFAULT_START", "DrillingSimulator", "Phase", "SimState"]
+__all__ = ["ACTIVITY_CODES", "DEFAULT_START", "RECORDS", "DrillingSimulator", "Phase", "SimState"]
 
 
 class Phase(StrEnum):
@@ -72,6 +72,10 @@ ACTIVITY_CODES: dict[Phase, int] = {
 
 #: The default start of simulated time.
 DEFAULT_START = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
+
+#: The records the simulator writes: 1 (General Time-Based), 2 (Drilling - Depth Based) and
+#: 8 (MWD Formation Evaluation).
+RECORDS = (1, 2, 8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +351,7 @@ class DrillingSimulator:
         self._rate = _check_positive("rate", rate)
         wanted = set()
         for rec in records:
-            if rec not in (1, 2, 8) or isinstance(rec, bool):
+            if rec not in RECORDS or isinstance(rec, bool):
                 raise UsageError(f"records must be among 1, 2 and 8, got {rec!r}")
             wanted.add(rec)
         if not wanted:

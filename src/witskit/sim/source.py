@@ -1,6 +1,6 @@
 """An in-process simulated rig (``sim://rig-1?rate=1&seed=0``): the main job's default source.
 
-It runs :class:`~witskit.simulator.DrillingSimulator` in real time (``rate`` record-1 frames per
+It runs :class:`~witskit.sim.model.DrillingSimulator` in real time (``rate`` record-1 frames per
 second, ``speed`` times faster than the rig clock if asked) and passes its bytes through the same
 :class:`~witskit.protocol.FrameParser` as a network feed, so everything downstream is exercised
 exactly as with a real rig. The simulated clock starts at the current time, so the frames' DATE and
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from witskit.errors import UsageError
 from witskit.protocol import FrameParser
+from witskit.sim.model import RECORDS, DrillingSimulator
 from witskit.transport.base import Source, SourceEvent
 from witskit.transport.options import URLOptions
 
@@ -26,9 +27,6 @@ __all__ = ["URL_OPTIONS", "SimulatorSource"]
 
 #: Query keys of ``sim://`` URLs.
 URL_OPTIONS = ("rate", "seed", "records", "speed", "metric", "frames", "name")
-
-#: The records the simulator writes (drilling, depth-based, directional survey).
-_RECORDS = (1, 2, 8)
 
 
 class SimulatorSource(Source):
@@ -78,7 +76,7 @@ class SimulatorSource(Source):
             "rate": query.number("rate"),
             "speed": query.number("speed"),
             "metric": query.flag("metric"),
-            "records": query.integers("records", _RECORDS),
+            "records": query.integers("records", RECORDS),
             "frames": query.integer("frames", minimum=0),
         }
         kwargs = {key: value for key, value in kwargs.items() if value is not None}
@@ -88,8 +86,6 @@ class SimulatorSource(Source):
 
     async def events(self) -> AsyncIterator[SourceEvent]:
         """Simulated frames at the simulated rate, parsed like any feed."""
-        from witskit.simulator import DrillingSimulator
-
         start = datetime.now(UTC).replace(microsecond=0)
         sim = DrillingSimulator(
             self.seed, start=start, rate=self.rate, records=self.records, metric=self.metric
