@@ -50,6 +50,7 @@ def test_each_reader_returns_its_type_or_none_when_absent() -> None:
         ("i=1.5", "bad option value: i='1.5' is not an integer"),
         ("i=--1", "i='--1' is not an integer"),
         ("i=%C2%B2", "is not an integer"),  # a superscript two: str.isdigit says yes, int() says no
+        ("i=" + "9" * 5000, "is not an integer"),  # past int()'s digit limit: an error, not a ValueError
     ],
 )
 def test_one_error_style_naming_the_url_the_option_and_what_was_expected(query: str, message: str) -> None:
@@ -124,6 +125,7 @@ def test_the_sim_url_of_the_issue_is_refused_not_read_as_metric_off_seed_2() -> 
         ("sim://x?speed=-2", "speed='-2' is not a positive number"),
         ("sim://x?records=1,3", "records='1,3' is not a comma-separated list of 1, 2, 8"),
         ("sim://x?records=", "records=''"),
+        ("sim://x?records=1," + "1" * 5000, "is not a comma-separated list"),
         ("sim://x?frames=-1", "frames='-1' is not a non-negative integer"),
         ("sim://x?metric=2", "metric='2' is not a boolean"),
         ("sim://x?name=", "name='' is empty"),

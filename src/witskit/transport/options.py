@@ -148,8 +148,9 @@ class URLOptions:
         value = self.values.get(key)
         if value is None:
             return None
-        digits = value[1:] if value.startswith("-") else value
-        number = int(value) if digits.isascii() and digits.isdigit() else None
+        number = _int(value[1:] if value.startswith("-") else value)
+        if number is not None and value.startswith("-"):
+            number = -number
         if number is None or (minimum is not None and number < minimum):
             kind = {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"}
             raise self.bad(key, f"is not {kind.get(minimum, f'an integer >= {minimum}')}")
@@ -202,10 +203,10 @@ class URLOptions:
         value = self.values.get(key)
         if value is None:
             return None
-        items = value.split(",")
-        if not all(i.isascii() and i.isdigit() and int(i) in choices for i in items):
+        items = [_int(i) for i in value.split(",")]
+        if not all(i is not None and i in choices for i in items):
             raise self.bad(key, f"is not a comma-separated list of {', '.join(map(str, sorted(choices)))}")
-        return tuple(int(i) for i in items)
+        return tuple(i for i in items if i is not None)
 
     def secret(self, key: str) -> str | None:
         """A non-empty secret (a key's password): never echoed, not even when empty."""
@@ -213,6 +214,16 @@ class URLOptions:
         if value is not None and not value:
             raise UsageError(f"{self.url}: bad option value: {key} is empty")
         return value
+
+
+def _int(digits: str) -> int | None:
+    """``digits`` (ASCII decimal digits only) as an int; None for anything else, or too long to convert."""
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
+        return int(digits)
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits): not a setting
+        return None
 
 
 def _float(text: str) -> float:
