@@ -14,8 +14,9 @@ imports it (``open_source`` names ``witskit.sim.source`` as data and imports it 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from witskit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from witskit.sim.model import ACTIVITY_CODES, DEFAULT_START, RECORDS, DrillingSimulator, Phase, SimState
@@ -48,14 +49,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
