@@ -72,6 +72,25 @@ FILL = {
         "FROM seq_0_to_{last}"
     ),
 }
+#: One frame row per second (the points of second i are frame i's): queries join a point to its
+#: frame for the receive order of frames that share a second, as in a store written by WitsKit.
+FILL_FRAMES = {
+    "sqlite": (
+        "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < :n - 1) "
+        "INSERT INTO frames (source_id, frame_key, received_at, frame_time, raw, errors) "
+        "SELECT :sid, i, :t0 + i * 1000000, :t0 + i * 1000000, X'', NULL FROM s"
+    ),
+    "postgresql": (
+        "INSERT INTO frames (source_id, frame_key, received_at, frame_time, raw, errors) "
+        "SELECT :sid, i, :t0 + i * interval '1 second', :t0 + i * interval '1 second', ''::bytea, NULL "
+        "FROM generate_series(0, CAST(:n AS BIGINT) - 1) AS i"
+    ),
+    "mysql": (
+        "INSERT INTO frames (source_id, frame_key, received_at, frame_time, raw, errors) "
+        "SELECT :sid, seq, TIMESTAMPADD(SECOND, seq, :t0), TIMESTAMPADD(SECOND, seq, :t0), '', NULL "
+        "FROM seq_0_to_{last}"
+    ),
+}
 BASELINE = (
     "SELECT COUNT(*), MIN(value_num), MAX(value_num), AVG(value_num) FROM points "
     "WHERE source_id = :sid AND code = :code AND time >= :lo AND time < :hi"
@@ -132,9 +151,17 @@ async def fill(store: Any, kind: str, seconds: int) -> tuple[int, float]:
         async with engine.begin() as conn:
             await conn.execute(stmt, {"n": seconds, "t0": t0, "sid": sid, "k": k, "code": code})
         print(f"  {kind}: {code} loaded ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    frames_sql = FILL_FRAMES[kind].replace("{last}", str(seconds - 1))
+    frames_stmt = text(frames_sql)
+    if kind == "postgresql":
+        frames_stmt = frames_stmt.bindparams(bindparam("t0", type_=DateTime(timezone=True)))
+    async with engine.begin() as conn:
+        await conn.execute(frames_stmt, {"n": seconds, "t0": t0, "sid": sid})
+    print(f"  {kind}: frames loaded ({time.perf_counter() - t_start:.0f} s)", flush=True)
     if kind == "postgresql":
         async with engine.begin() as conn:
             await conn.exec_driver_sql("ANALYZE points")
+            await conn.exec_driver_sql("ANALYZE frames")
     return sid, time.perf_counter() - t_start
 
 

@@ -98,6 +98,25 @@ class WitsConfig(BaseSettings):
     admin_password: SecretStr | None = Field(
         None, validation_alias=_env("WITS_ADMIN_PASSWORD", "admin_password")
     )
+    live_recheck_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        validation_alias=_env("WITS_LIVE_RECHECK_SECONDS", "live_recheck_seconds"),
+        description="How often an open live WebSocket re-checks its credential (revoked: closed 1008)",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=1 << 30,
+        validation_alias=_env("WITS_MAX_BODY_BYTES", "max_body_bytes"),
+        description="Largest request body the API reads (413 beyond; /api/v1/auth/* at most 16 KiB)",
+    )
+    api_docs: bool = Field(
+        True,
+        validation_alias=_env("WITS_API_DOCS", "api_docs"),
+        description="Serve the API browser at /docs and the schema at /openapi.json",
+    )
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
@@ -224,7 +243,9 @@ def load_config(**overrides: Any) -> WitsConfig:
     try:
         return WitsConfig(**overrides)
     except ValidationError as exc:
-        raise ConfigError("invalid settings:\n" + _explain(exc, prefix="  ", env=True)) from None
+        env_file = Path(".env")
+        where = f" (from the environment and {env_file.resolve()})" if env_file.is_file() else ""
+        raise ConfigError(f"invalid settings{where}:\n" + _explain(exc, prefix="  ", env=True)) from None
 
 
 # The pipeline file ---------------------------------------------------------------------------
@@ -284,23 +305,50 @@ class PipelineConfig(_Strict):
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
 
 
+def _pipeline_text(p: Path) -> str:
+    """The text of a pipeline file, or a :class:`ConfigError` saying in one line why it is not text."""
+    try:
+        raw = p.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, not a pipeline file") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read pipeline file ({exc.strerror or exc})") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{p}: the file is UTF-16 text; save it as UTF-8")
+    if b"\x00" in raw:
+        raise ConfigError(f"{p}: not a text file (it holds NUL bytes); a pipeline file is YAML text in UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{p}: line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x}; Windows-1252 or Latin-1?); "
+            "save the file as UTF-8"
+        ) from None
+
+
+_KINDS = {list: "a list", str: "a single value", int: "a number", float: "a number", bool: "true/false"}
+
+
 def load_pipeline(path: str | Path) -> PipelineConfig:
-    """Read a pipeline YAML file; errors name the file and the field (``sources.0.url``)."""
+    """Read a pipeline YAML file; errors name the file and every bad field (``sources.0.url``)."""
     import yaml
 
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read pipeline file ({exc.strerror or exc})") from None
+    text = _pipeline_text(p)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{p}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        raise ConfigError(
+            f"{p}: the file is empty; a pipeline file needs a 'sources:' list (see examples/pipeline.yaml)"
+        )
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping with 'sources' and 'sinks', got {type(data).__name__}")
+        found = _KINDS.get(type(data), type(data).__name__)
+        raise ConfigError(f"{p}: expected a mapping with 'sources:' and 'sinks:' at the top, found {found}")
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:

@@ -44,6 +44,7 @@ __all__ = [
     "ConversionError",
     "UnitConverter",
     "UnitLike",
+    "canonical_unit",
     "conversion_factor",
     "convert",
     "convert_symbol_value",
@@ -365,6 +366,14 @@ def _canonical(unit: UnitLike | Any) -> str:
     if canon is None:
         raise ConversionError(f"unknown unit {text!r}; {_LIST_HINT}")
     return canon
+
+
+def canonical_unit(unit: UnitLike | Any) -> str | None:
+    """The dictionary's spelling of a unit (``"ft"`` -> ``"F"``), or None for an unknown one; no pint."""
+    try:
+        return _canonical_or_none(_unit_text(unit))
+    except ConversionError:
+        return None
 
 
 def _describe(canon: str) -> str:

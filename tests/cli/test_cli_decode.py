@@ -137,16 +137,16 @@ def test_csv_has_a_header_and_one_row_per_point(sample: Path) -> None:
     result = runner.invoke(app, ["decode", str(sample), "--format", "csv"])
     assert result.exit_code == 0
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["source", "timestamp", "code", "name", "value", "raw", "unit"]
+    assert rows[0] == ["time", "source", "code", "mnemonic", "value", "text", "unit"]
     records = library_records(sample.read_bytes(), str(sample))
     expected = [
         [
-            r["source"],
             r["timestamp"],
+            r["source"],
             p["code"],
             p["name"],
-            "" if p["value"] is None else str(p["value"]),
-            p["raw"],
+            "" if p["value"] is None or isinstance(p["value"], str) else str(p["value"]),
+            p["value"] if isinstance(p["value"], str) else "",
             p["unit"],
         ]
         for r in records
@@ -221,7 +221,7 @@ def test_text_option_accepts_typed_newline_escapes() -> None:
 def test_text_option_with_real_newlines() -> None:
     result = runner.invoke(app, ["decode", "--text", "&&\n01083650.40\n!!", "-f", "csv"])
     assert result.exit_code == 0
-    assert result.stdout.splitlines()[1].endswith(",0108,DBTM,3650.4,3650.40,F")
+    assert result.stdout.splitlines()[1].endswith(",0108,DBTM,3650.4,,F")
 
 
 def test_metric_labels_the_units() -> None:

@@ -35,7 +35,17 @@ def matches(shown: str, printed: str) -> bool:
 
 def test_the_doc_has_an_example_for_every_command() -> None:
     commands = " ".join(cmd for cmd, _ in examples())
-    for name in ("decode", "validate", "symbols", "convert", "simulate", "demo", "--version"):
+    for name in (
+        "decode",
+        "validate",
+        "symbols",
+        "convert",
+        "simulate",
+        "demo",
+        "import",
+        "query",
+        "--version",
+    ):
         assert f"witskit {name}" in commands, name
     for fmt in ("table", "jsonl", "json", "csv", "raw"):
         assert fmt in commands or fmt == "table", fmt

@@ -48,7 +48,7 @@ def test_import_is_idempotent_and_query_streams_every_format(sample: Path, tmp_p
     code, out, _ = invoke("query", "--db", db, "--symbols", "DBTM,ROPA", "-f", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 400
-    assert {r["name"] for r in rows} == {"DBTM", "ROPA"}
+    assert {r["mnemonic"] for r in rows} == {"DBTM", "ROPA"}
     assert rows[0]["source"] == "rig.wits"
 
     code, out, _ = invoke(

@@ -134,9 +134,9 @@ def test_stream_csv_and_table_formats() -> None:
         table_result = runner.invoke(app, ["stream", url, "-n", "3"])
     assert csv_result.exit_code == 0, csv_result.output
     rows = csv_result.stdout.splitlines()
-    assert rows[0] == "source,timestamp,code,name,value,raw,unit"
-    assert rows[1].startswith(f"{url},2026-01-01T06:00:")
-    assert rows[1].endswith(",1984,VEN1,PASON/EDR,PASON/EDR,----")  # the Pason vendor line
+    assert rows[0] == "time,source,code,mnemonic,value,text,unit"
+    assert rows[1].startswith("2026-01-01T06:00:")
+    assert rows[1].endswith(",1984,VEN1,,PASON/EDR,----")  # the Pason vendor line
     assert sum(1 for row in rows if ",0101,WID," in row) == 2
     assert table_result.exit_code == 0, table_result.output
     lines = table_result.stdout.splitlines()

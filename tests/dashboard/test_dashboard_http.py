@@ -217,9 +217,10 @@ def test_the_pages_are_public_routes_outside_the_schema() -> None:
 
 
 async def test_install_puts_the_dashboard_ahead_of_the_placeholder_once() -> None:
+    from witskit.config import WitsConfig
     from witskit.service.app import create_app
 
-    app = create_app(SimpleNamespace(config=SimpleNamespace(metrics_enabled=False)))  # type: ignore[arg-type]
+    app = create_app(SimpleNamespace(config=WitsConfig(_env_file=None, metrics_enabled=False)))  # type: ignore[arg-type, call-arg]
     install_dashboard(app)
     count = len(app.router.routes)
     install_dashboard(app)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import witskit
-from witskit.errors import DecodeError, FrameError
+from witskit.errors import DecodeError, FrameError, UsageError
 from witskit.protocol import (
     DecodedData,
     FrameParser,
@@ -18,7 +18,10 @@ from witskit.protocol import (
     decode_frame,
     iter_decode,
     iter_frames,
+    known_header_lines,
+    register_header_line,
     split_multiple_frames,
+    text_value,
     validate_wits_frame,
 )
 
@@ -54,31 +57,156 @@ def test_ascii_items_accept_any_text() -> None:
     assert df.errors == []
 
 
-def test_non_numeric_value_for_numeric_item_is_an_error_and_neighbours_survive() -> None:
+def test_non_numeric_value_for_numeric_item_is_kept_as_text_with_an_error() -> None:
     df = WITSDecoder().decode(parse_one(frame_of("01081.5", "0113abc", "01142.5")))
-    assert df.codes == (
-        "0108",
-        "0114",
-    )
-    assert df.values == [1.5, 2.5]
+    assert df.codes == ("0108", "0113", "0114")
+    assert df.values == [1.5, "abc", 2.5]
     (err,) = df.errors
     assert "line 2" in err
     assert "'abc' is not a number" in err
     assert "0113 ROPA" in err
+    assert "kept as text" in err
 
 
-def test_non_integral_value_for_integer_item_is_an_error() -> None:
+def test_non_integral_value_for_integer_item_is_kept_as_a_float_with_an_error() -> None:
     df = WITSDecoder().decode(parse_one(frame_of("0120120.5", "01231.0")))
-    assert df.codes == ("0123",)
-    assert df.values == [1]  # an integral float for an integer item is accepted
-    assert "non-integral value '120.5' for integer item 0120 RPMA" in df.errors[0]
+    assert df.codes == ("0120", "0123")
+    assert df.values == [120.5, 1]  # an integral float for an integer item is accepted as an int
+    assert type(df.values[0]) is float
+    assert type(df.values[1]) is int
+    (err,) = df.errors
+    assert "non-integral value '120.5' for integer item 0120 RPMA" in err
 
 
-def test_non_finite_values_are_errors() -> None:
+def test_non_finite_values_are_kept_as_text_with_errors() -> None:
     df = WITSDecoder().decode(parse_one(frame_of("0108nan", "0110inf", "01121.0")))
-    assert df.values == [1.0]
+    assert df.values == ["nan", "inf", 1.0]
     assert len(df.errors) == 2
     assert all("non-finite" in e for e in df.errors)
+
+
+def test_empty_numeric_value_is_kept_as_a_null_with_an_error() -> None:
+    df = WITSDecoder().decode(parse_one(frame_of("0108", "01121.0")))
+    assert df.codes == ("0108", "0112")
+    assert df.values == [None, 1.0]
+    assert "empty value for numeric item 0108" in df.errors[0]
+
+
+# Real captures: every coded line is a point, the mismatch is still reported with its line.
+REAL_CAPTURE_LINES = (
+    "0105260315",
+    "0106093015",
+    "01081234.5",
+    "012095.3",  # decimal RPM (S item)
+    "01281.06",  # Pason MFOP (L item)
+    "013730.22",  # Pason STKC (L item)
+    "01240.5",
+    "012512.75",
+    "01383.3",
+)
+
+
+def test_real_capture_values_that_do_not_fit_their_type_are_all_kept() -> None:
+    df = WITSDecoder().decode(parse_one(frame_of(*REAL_CAPTURE_LINES, "0104260315 093015")))
+    got = dict(df.items())
+    assert got["0120"] == 95.3
+    assert got["0128"] == 1.06
+    assert got["0137"] == 30.22
+    assert got["0124"] == 0.5
+    assert got["0125"] == 12.75
+    assert got["0138"] == 3.3
+    assert got["0104"] == "260315 093015"  # a date-time text in SQID
+    assert len(df.codes) == len(REAL_CAPTURE_LINES) + 1
+    assert df.timestamp == datetime(2026, 3, 15, 9, 30, 15, tzinfo=UTC)
+    assert len(df.errors) == 7
+    assert any(e.startswith("line 4 ") and "0120" in e for e in df.errors)
+    assert any(e.startswith("line 10 ") and "0104" in e and "kept as text" in e for e in df.errors)
+    rec = df.to_record()
+    assert [p["value"] for p in rec["points"]][3:6] == [95.3, 1.06, 30.22]
+    assert rec["points"][9]["raw"] == "260315 093015"
+
+
+def test_real_capture_mismatch_still_raises_in_strict_mode() -> None:
+    with pytest.raises(DecodeError, match=r"non-integral value '1\.06' for integer item 0128"):
+        WITSDecoder(strict_mode=True).decode(parse_one(frame_of("01081.5", "01281.06")))
+    with pytest.raises(DecodeError, match="kept as text"):
+        WITSDecoder(strict_mode=True).decode(parse_one(frame_of("0104260315 093015")))
+
+
+def test_repeated_layout_with_a_mismatch_keeps_its_points_every_time() -> None:
+    # The fast path caches a plan per layout: a later frame of the same layout must not lose them.
+    dec = WITSDecoder()
+    ok = dec.decode(parse_one(frame_of("01081.5", "0120120")))
+    bad = dec.decode(parse_one(frame_of("01081.5", "012095.3")))
+    assert ok.values == [1.5, 120]
+    assert bad.values == [1.5, 95.3]
+    assert bad.errors
+
+
+# Vendor header lines ------------------------------------------------------------------------
+def test_pason_edr_header_line_is_kept_without_an_error() -> None:
+    dec = WITSDecoder()
+    for _ in range(3):  # the first frame builds the layout's plan, the next ones use it
+        df = dec.decode(parse_one(frame_of("EDR PASON", "0105260315", "0106093015", "01081.5")))
+        assert df.errors == []
+        assert df.headers == ("EDR PASON",)
+        assert df.codes == ("0105", "0106", "0108")
+        assert df.values[2] == 1.5
+        assert df.raw_value(2) == "1.5"
+        assert df.timestamp == datetime(2026, 3, 15, 9, 30, 15, tzinfo=UTC)
+        assert df.to_record()["headers"] == ["EDR PASON"]
+    assert b"EDR PASON" in df.frame.raw
+
+
+def test_a_line_that_only_starts_like_a_header_is_still_an_error() -> None:
+    dec = WITSDecoder()
+    dec.decode(parse_one(frame_of("EDR PASON", "01081.5")))  # plan for the head 'EDR '
+    df = dec.decode(parse_one(frame_of("EDR XYZ", "01081.5")))
+    assert df.headers == ()
+    assert df.codes == ("0108",)
+    assert "'EDR XYZ' does not start with a 4-digit code" in df.errors[0]
+
+
+def test_header_lines_can_be_added() -> None:
+    frame = parse_one(frame_of("TOTCO RIG 12", "01081.5"))
+    assert WITSDecoder().decode(frame).errors
+    df = WITSDecoder(header_lines=(r"TOTCO RIG \d+",)).decode(frame)
+    assert df.errors == []
+    assert df.headers == ("TOTCO RIG 12",)
+    with pytest.raises(UsageError, match="not a valid regular expression"):
+        WITSDecoder(header_lines=("(",))
+
+
+def test_register_header_line_reaches_new_decoders() -> None:
+    frame = parse_one(frame_of("ACME MUDLOG V2", "01081.5"))
+    before = known_header_lines()
+    try:
+        register_header_line(r"ACME MUDLOG V\d")
+        assert WITSDecoder().decode(frame).headers == ("ACME MUDLOG V2",)
+    finally:
+        witskit.protocol.decoder._header_lines[:] = before
+    assert WITSDecoder().decode(frame).errors
+
+
+# Text encoding --------------------------------------------------------------------------------
+def test_text_items_are_utf8() -> None:
+    df = WITSDecoder().decode(parse_one("&&\r\n0101héllo wörld\r\n0108x°\r\n!!\r\n".encode()))
+    assert df.values[0] == "héllo wörld"
+    assert df.values[1] == "x°"  # kept as text for a numeric item
+    assert df.data_points[0].raw_value == "héllo wörld"
+    assert df.to_record()["points"][0]["raw"] == "héllo wörld"
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [(b"h\xe9llo", "héllo"), (b"\x93quoted\x94 \x80", "\u201cquoted\u201d \u20ac"), (b"a\x81b", "a\x81b")],
+    ids=["latin1", "cp1252", "undefined-in-cp1252"],
+)
+def test_text_that_is_not_utf8_falls_back_to_cp1252(raw: bytes, text: str) -> None:
+    assert text_value(raw) == text
+    df = WITSDecoder().decode(parse_one(b"&&\r\n0101" + raw + b"\r\n!!\r\n"))
+    assert df.values == [text]
+    assert df.errors == []
 
 
 def test_unknown_code_is_kept_with_an_error() -> None:

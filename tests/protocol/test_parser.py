@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -50,6 +52,7 @@ def three_ways(data: bytes, **kw: int) -> list[Event]:
 
 
 FRAME = b"&&\r\n01083650.40\r\n011323.38\r\n!!\r\n"
+FRAME_LINES = (b"01083650.40", b"011323.38")
 
 
 def test_single_frame_crlf() -> None:
@@ -148,11 +151,79 @@ def test_line_numbers_of_frames() -> None:
     assert [f.sequence for f in frames] == [0, 1]
 
 
-def test_line_too_long_is_an_error_and_next_frame_survives() -> None:
+def test_line_too_long_is_reported_and_the_rest_of_its_frame_is_kept() -> None:
     long_line = b"0101" + b"x" * 200
-    data = b"&&\r\n" + long_line + b"\r\n!!\r\n" + FRAME
+    data = b"&&\r\n01081.5\r\n" + long_line + b"\r\n01132.5\r\n!!\r\n" + FRAME
     events = three_ways(data, max_line_length=100)
-    assert [k for k, _, _ in events] == ["limit", "frame"]
+    assert events == [
+        ("line", None, data.index(long_line)),
+        ("frame", (b"01081.5", b"01132.5"), 0),
+        ("frame", FRAME_LINES, data.index(FRAME)),
+    ]
+
+
+def test_line_too_long_error_names_the_line_and_quotes_its_start() -> None:
+    long_line = b"0101" + b"y" * 5000
+    data = FRAME + b"&&\r\n01081.5\r\n" + long_line + b"\r\n!!\r\n" + FRAME
+    for events in (parse_whole(data, max_line_length=100), parse_bytewise(data, max_line_length=100)):
+        err, kept = events[1], events[2]
+        assert isinstance(err, FrameError)
+        assert err.kind == "line"
+        assert err.line == 7  # the input line of the long line
+        assert err.offset == data.index(long_line)
+        assert err.excerpt == long_line[:48]
+        assert "max_line_length=100" in err.message
+        assert isinstance(kept, WITSFrame)
+        assert kept.lines == (b"01081.5",)
+        assert (kept.offset, kept.line) == (len(FRAME), 5)
+        last = events[3]
+        assert isinstance(last, WITSFrame)
+        assert (last.offset, last.line) == (data.rindex(FRAME), 9)  # offsets after the cut still true
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"&&" + b"9" * 300 + b"\r\n01081.5\r\n!!\r\n",  # on the '&&' line
+        b"&&\r\n01081.5\r\n" + b"9" * 300 + b"!!\r\n",  # before '!!' on its line
+        b"&&\r\n01081.5\r" + b"9" * 300 + b"\r01132\r!!\r",  # CR-only line ends
+        b"&&\n01081.5\n" + b"9" * 300 + b"\n" + b"8" * 300 + b"\n!!\n",  # two in one frame
+    ],
+    ids=["start-line", "end-line", "cr-only", "two-long-lines"],
+)
+def test_line_too_long_anywhere_in_a_frame(body: bytes) -> None:
+    events = three_ways(body + FRAME, max_line_length=100)
+    kinds = [k for k, _, _ in events]
+    assert kinds[-1] == "frame"
+    assert kinds[:-2] == ["line"] * body.count(b"9" * 300) + ["line"] * body.count(b"8" * 300)
+    assert events[-2][0] == "frame"
+    assert b"01081.5" in events[-2][1]  # type: ignore[operator]
+
+
+def test_frame_of_only_a_long_line_is_empty_after_it() -> None:
+    data = b"&&\r\n" + b"0101" + b"x" * 200 + b"\r\n!!\r\n" + FRAME
+    assert [k for k, _, _ in three_ways(data, max_line_length=100)] == ["line", "empty", "frame"]
+
+
+def test_long_line_in_a_frame_cut_short_is_reported_before_the_cut() -> None:
+    data = b"&&\r\n01081\r\n" + b"7" * 300 + FRAME
+    assert [k for k, _, _ in three_ways(data, max_line_length=100)] == ["line", "cut", "frame"]
+
+
+def test_a_huge_line_is_skipped_without_buffering_it() -> None:
+    p = FrameParser(max_line_length=1000)
+    events = p.feed(b"&&\r\n01081.5\r\n0101")
+    for _ in range(2500):  # 10 MB of one line, 4 KiB at a time
+        events += p.feed(b"z" * 4096)
+        assert len(p._buf) <= 1000 + 4096 + 64  # never more than the limit and one read
+    events += p.feed(b"\r\n01132.5\r\n!!\r\n" + FRAME) + p.close()
+    assert [type(e).__name__ for e in events] == ["FrameError", "WITSFrame", "WITSFrame"]
+    frame = events[1]
+    assert isinstance(frame, WITSFrame)
+    assert frame.lines == (b"01081.5", b"01132.5")
+    last = events[2]
+    assert isinstance(last, WITSFrame)
+    assert last.offset == p.offset - len(FRAME)
 
 
 def test_too_many_lines_is_an_error() -> None:
@@ -268,9 +339,70 @@ def test_any_bytes_give_only_frames_and_frame_errors_in_any_chunking(data: bytes
     assert summarize(chunked) == summarize(whole)
 
 
+@given(data=wits_like, cuts=st.lists(st.integers(0, 400), max_size=8), limit=st.integers(1, 12))
+def test_line_limit_gives_the_same_events_in_any_chunking(data: bytes, cuts: list[int], limit: int) -> None:
+    whole = parse_whole(data, max_line_length=limit)
+    p = FrameParser(source="t", max_line_length=limit)
+    chunked: list[WITSFrame | FrameError] = []
+    prev = 0
+    for cut in sorted({min(c, len(data)) for c in cuts}):
+        chunked += p.feed(data[prev:cut])
+        prev = cut
+    chunked += p.feed(data[prev:]) + p.close()
+
+    def key(e: WITSFrame | FrameError) -> tuple[object, ...]:
+        return (e.lines, e.offset, e.line) if isinstance(e, WITSFrame) else (e.kind, e.offset)
+
+    assert [key(e) for e in chunked] == [key(e) for e in whole]
+    assert [e for e in chunked if isinstance(e, FrameError) and e.kind == "line"] == [
+        e for e in whole if isinstance(e, FrameError) and e.kind == "line"
+    ]
+    for e in whole:
+        if isinstance(e, WITSFrame):
+            assert all(len(ln) <= limit for ln in e.lines)
+
+
 @given(st.lists(st.lists(st.from_regex(rb"\A[0-9]{4}[0-9.\-]{1,8}\Z"), min_size=1, max_size=5), max_size=8))
 def test_well_formed_frames_all_come_back(frames: list[list[bytes]]) -> None:
     data = b"".join(b"&&\r\n" + b"\r\n".join(lines) + b"\r\n!!\r\n" for lines in frames)
     events = parse_bytewise(data)
     assert [e.lines for e in events if isinstance(e, WITSFrame)] == [tuple(f) for f in frames]
     assert not [e for e in events if isinstance(e, FrameError)]
+
+
+# Byte-order mark -----------------------------------------------------------------------------
+BOM = b"\xef\xbb\xbf"
+
+
+def test_utf8_bom_at_the_start_is_skipped_silently() -> None:
+    assert three_ways(BOM + FRAME) == [("frame", (b"01083650.40", b"011323.38"), 3)]
+
+
+def test_utf8_bom_before_blank_lines_and_two_frames() -> None:
+    events = three_ways(BOM + b"\r\n" + FRAME + FRAME)
+    assert [k for k, _, _ in events] == ["frame", "frame"]
+
+
+def test_utf8_bom_in_the_middle_of_a_stream_is_garbage() -> None:
+    events = three_ways(FRAME + BOM + FRAME)
+    assert [k for k, _, _ in events] == ["frame", "garbage", "frame"]
+
+
+@pytest.mark.parametrize("prefix", [BOM[:1], BOM[:2]], ids=["one-byte", "two-bytes"])
+def test_a_stream_of_only_part_of_a_bom_is_garbage(prefix: bytes) -> None:
+    # Alone it is one garbage run however it is fed (trailing garbage would join that run).
+    assert summarize(parse_whole(prefix)) == summarize(parse_bytewise(prefix)) == [("garbage", None, 0)]
+    assert [k for k, _, _ in three_ways(prefix + FRAME)] == ["garbage", "frame"]
+
+
+# Receive times ---------------------------------------------------------------------------------
+def test_receive_times_strictly_increase_in_stream_order() -> None:
+    from datetime import UTC, datetime
+
+    fixed = datetime(2026, 1, 1, tzinfo=UTC)
+    p = FrameParser(clock=lambda: fixed)  # a clock that never moves (or moves in coarse steps)
+    frames = p.feed(FRAME * 5) + p.feed(FRAME) + p.feed(FRAME[:5]) + p.feed(FRAME[5:] + FRAME)
+    times = [f.timestamp for f in frames if isinstance(f, WITSFrame)]
+    assert len(times) == 8
+    assert times[0] == fixed
+    assert all(a < b for a, b in itertools.pairwise(times))

@@ -89,7 +89,7 @@ def static_app() -> Any:
     """The app's routes, built without a service (for enumerating them at collection time)."""
     from witskit.service.app import create_app
 
-    return create_app(SimpleNamespace(config=SimpleNamespace(metrics_enabled=True)))  # type: ignore[arg-type]
+    return create_app(SimpleNamespace(config=WitsConfig(_env_file=None, metrics_enabled=True)))  # type: ignore[arg-type, call-arg]
 
 
 @dataclass

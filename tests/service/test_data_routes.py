@@ -75,7 +75,7 @@ async def test_data_csv_and_jsonl(svc: Running, sim_frames: Callable[..., list[A
     response = await svc.client.get("/api/v1/data", params=params, headers=svc.auth("viewer"))
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.text)))
-    assert rows[0] == ["time", "source", "code", "name", "value"]
+    assert rows[0] == ["time", "source", "code", "mnemonic", "value", "text", "unit"]
     assert len(rows) == 11
     assert rows[1][1:4] == ["rig-7", "0108", "DBTM"]
     lines = await svc.client.get(

@@ -92,3 +92,97 @@ async def test_every_request_is_logged_with_its_request_id(tmp_path: Path, captu
     assert line["principal"] == "viewer"
     assert line["client"] == "192.0.2.10"
     assert isinstance(line["duration_ms"], float)
+
+
+async def test_debug_logs_of_a_real_server_hold_no_hash_session_or_token(
+    tmp_path: Path, captured: io.StringIO
+) -> None:
+    """WITS_LOG_LEVEL=DEBUG: the database drivers' and uvicorn's own DEBUG lines (SQL parameters,
+    query strings) stay out, so password hashes, key hashes and session ids are never written."""
+    import httpx
+    from service_helpers import admin_auth, serving
+    from websockets.asyncio.client import connect
+
+    from witskit.security.auth import AuthManager, TokenType, hash_api_key
+
+    config = make_config(tmp_path, log_level="DEBUG")
+    async with serving(config, ingest=False) as bound:
+        root = await admin_auth(bound)
+        async with httpx.AsyncClient(base_url=bound.url, timeout=10) as http:
+            made = await http.post(
+                "/api/v1/users",
+                json={"username": "dana", "password": PASSWORD, "roles": ["viewer"]},
+                headers=root,
+            )
+            assert made.status_code == 201
+            login = (
+                await http.post("/api/v1/auth/token", data={"username": "dana", "password": PASSWORD})
+            ).json()
+            refreshed = (
+                await http.post("/api/v1/auth/refresh", json={"refresh_token": login["refresh_token"]})
+            ).json()
+            key = (
+                await http.post("/api/v1/api-keys", json={"name": "k", "roles": ["viewer"]}, headers=root)
+            ).json()
+            await http.get("/api/v1/sources", headers={"X-API-Key": key["key"]})
+        ws_url = bound.url.replace("http://", "ws://") + f"/api/v1/live?token={refreshed['access_token']}"
+        async with connect(ws_url):
+            pass
+        from witskit.service.accounts import AccountStore
+
+        accounts = await AccountStore.open(config.database_url_value)
+        try:
+            user = await accounts.get_user("dana")
+        finally:
+            await accounts.aclose()
+    assert user is not None
+    session = AuthManager(SECRET).decode_token(login["refresh_token"], TokenType.REFRESH)["jti"]
+    text = captured.getvalue()
+    assert "SELECT" not in text  # no SQL: the drivers' loggers stay at WARNING
+    for secret in (
+        user.password_hash,
+        user.password_hash.split("$")[-1],
+        hash_api_key(key["key"]),
+        key["key"],
+        session,
+        login["access_token"],
+        refreshed["access_token"],
+        PASSWORD,
+    ):
+        assert secret not in text, secret[:12]
+
+
+async def test_a_secret_in_a_rejected_request_reaches_no_422_audit_entry_or_log(
+    tmp_path: Path, captured: io.StringIO
+) -> None:
+    from service_helpers import sim_pipeline
+
+    secret = "Hunter2-key-passphrase"
+    async with running_service(make_config(tmp_path), ingest=True, pipeline=sim_pipeline()) as svc:
+        answers = [
+            await svc.client.post(
+                "/api/v1/connections",
+                json={"url": f"tls://127.0.0.1:1?key_password={secret}", "name": "x"},
+                headers=svc.auth("super"),
+            ),
+            await svc.client.post(
+                "/api/v1/users",
+                json={"username": "eve", "password": secret[:8], "roles": ["viewer"]},
+                headers=svc.auth("super"),
+            ),
+            await svc.client.post(
+                "/api/v1/auth/password",
+                json={"current_password": secret, "new_password": 5},
+                headers=svc.auth("viewer"),
+            ),
+        ]
+        await svc.service.audit.flush()
+        audit = await svc.service.accounts.list_audit()
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert secret not in answer.text
+        assert secret[:8] not in answer.text
+    assert "key_password=***" in answers[0].json()["detail"]
+    assert answers[1].json()["detail"][0]["loc"] == ["body", "password"]
+    assert secret not in repr(audit)
+    assert secret not in captured.getvalue()

@@ -420,3 +420,123 @@ async def test_a_user_name_of_any_length_is_throttled(api: Api) -> None:
     await throttle.failure(long_name, None)
     assert await throttle.retry_after(long_name, None) > 0
     assert await throttle.retry_after(long_name[:-1], None) == 0.0
+
+
+class CountingVerifier:
+    """Counts the password checks of a service (wraps its real Argon2id verifier)."""
+
+    def __init__(self, service: Any) -> None:
+        self.calls = 0
+        self._auth = service.identity.auth
+        self._verify = self._auth.verify_password
+        self._auth.verify_password = self
+
+    def __call__(self, password: str, hashed: str) -> bool:
+        self.calls += 1
+        return bool(self._verify(password, hashed))
+
+
+async def test_concurrent_wrong_logins_reach_the_password_check_at_most_the_limit(api: Api) -> None:
+    name = await api.user()
+    verifier = CountingVerifier(api.service)
+    answers = await asyncio.gather(*(api.login(name, f"guess number {i:02}") for i in range(40)))
+    statuses = sorted(a.status_code for a in answers)
+    assert verifier.calls <= 5, f"{verifier.calls} of 40 concurrent guesses reached the password check"
+    assert statuses.count(401) == verifier.calls
+    assert statuses.count(429) == 40 - verifier.calls
+    assert (await api.login(name)).status_code == 429  # the right password, too late
+    assert verifier.calls <= 5
+
+
+async def test_a_right_password_gives_back_its_reservation(api: Api) -> None:
+    name = await api.user()
+    for _ in range(4):
+        assert (await api.login(name, "not the password")).status_code == 401
+    assert (await api.login(name)).status_code == 200  # the name's count is cleared
+    for _ in range(5):
+        assert (await api.login(name, "not the password")).status_code == 401
+    assert (await api.login(name)).status_code == 429
+
+
+async def test_the_password_change_is_throttled_like_a_login(api: Api) -> None:
+    name = await api.user()
+    access = {"Authorization": f"Bearer {(await api.tokens(name))['access_token']}"}
+    verifier = CountingVerifier(api.service)
+
+    async def change(current: str) -> httpx.Response:
+        body = {"current_password": current, "new_password": "a brand new passphrase"}
+        return await api.client.post(f"{API}/auth/password", json=body, headers=access)
+
+    answers = await asyncio.gather(*(change(f"guess number {i:02}") for i in range(40)))
+    statuses = [a.status_code for a in answers]
+    assert verifier.calls <= 5, f"{verifier.calls} of 40 guesses reached the password check"
+    assert statuses.count(400) == verifier.calls
+    assert statuses.count(429) == 40 - verifier.calls
+    refused = await change(PASSWORD)  # the right one, too late: a token thief gets no further
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert (await api.login(name)).status_code == 429  # and the login shares the count
+    assert next(a.detail.get("reason") for a in await api.audit("user.password") if a.actor == name) == (
+        "throttled"
+    )
+
+
+async def test_a_right_current_password_clears_the_count(api: Api) -> None:
+    name = await api.user()
+    access = {"Authorization": f"Bearer {(await api.tokens(name))['access_token']}"}
+    for _ in range(4):
+        body = {"current_password": "not it at all", "new_password": "a brand new passphrase"}
+        assert (await api.client.post(f"{API}/auth/password", json=body, headers=access)).status_code == 400
+    body = {"current_password": PASSWORD, "new_password": "a brand new passphrase"}
+    assert (await api.client.post(f"{API}/auth/password", json=body, headers=access)).status_code == 204
+    assert (await api.login(name, "a brand new passphrase")).status_code == 200
+
+
+async def start_of_a_second() -> None:
+    """Wait until just after a whole second, so what follows happens within one second."""
+    now = datetime.now(UTC)
+    await asyncio.sleep(1.0 - now.microsecond / 1e6 + 0.01)
+
+
+@pytest.mark.parametrize("change", ["roles", "password", "disable and enable"])
+async def test_a_token_issued_in_the_same_second_before_a_change_is_revoked(api: Api, change: str) -> None:
+    name = await api.user()
+    await start_of_a_second()
+    tokens = await api.tokens(name)
+    if change == "roles":
+        await api.service.identity.update_user(name, roles=["operator"], actor="test", client="local")
+    elif change == "password":
+        await api.service.identity.update_user(name, password=PASSWORD + "!", actor="test", client="local")
+    else:
+        await api.service.identity.update_user(name, is_active=False, actor="test", client="local")
+        await api.service.identity.update_user(name, is_active=True, actor="test", client="local")
+    record = await api.service.accounts.get_user(name)
+    issued = api.service.identity.auth.decode_token(tokens["access_token"])["iat"]
+    assert int(issued) == int(record.tokens_valid_after.timestamp()), "not in one second: rerun"
+    old = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert (await api.client.get(f"{API}/auth/me", headers=old)).status_code == 401
+    # A login right after the change, in the same second, is valid.
+    fresh = await api.tokens(name) if change != "password" else (await api.login(name, PASSWORD + "!")).json()
+    new = {"Authorization": f"Bearer {fresh['access_token']}"}
+    assert (await api.client.get(f"{API}/auth/me", headers=new)).status_code == 200
+
+
+async def test_concurrent_reservations_and_a_prune_all_complete(api: Api) -> None:
+    """40 attempts at once on one new name, with the prune of ended windows running among them,
+    on a table that holds other keys: no attempt fails (MariaDB picked deadlock victims, which
+    answered 503 before they were run again)."""
+    accounts = api.service.accounts
+    window = timedelta(seconds=300)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    await accounts.count_failure([f"user:old-{uuid.uuid4().hex[:8]}" for _ in range(50)], long_ago, window)
+    await accounts.count_failure([f"addr:{unique_address()}" for _ in range(50)], datetime.now(UTC), window)
+    for _ in range(10):
+        limits = {f"user:u-{uuid.uuid4().hex[:10]}": 5, f"addr:{unique_address()}": 20}
+        now = datetime.now(UTC)
+        results = await asyncio.gather(
+            accounts.prune_login_throttle(),
+            *(accounts.reserve_attempt(limits, now, window) for _ in range(40)),
+            return_exceptions=True,
+        )
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert sum(r is None for r in results[1:]) == 5

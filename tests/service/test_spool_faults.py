@@ -39,11 +39,17 @@ async def test_a_spool_that_cannot_write_makes_readyz_not_ready_and_recovers(tmp
 
             ready = await until(not_ready)
             checks = {c["name"]: c for c in ready.json()["checks"]}
+            # The public answer says why, without paths or rig names (those need analytics:view).
             assert checks["spool"]["status"] == "unhealthy"
-            assert "cannot write" in checks["spool"]["message"]
+            assert "cannot write" in checks["spool"]["reason"]
             assert checks["sources"]["status"] == "degraded"
-            assert "paused" in checks["sources"]["message"]
-            assert "rig-1" in checks["sources"]["message"]
+            assert "paused" in checks["sources"]["reason"]
+            assert "rig-1" not in ready.text
+            assert "message" not in checks["spool"]
+            detail = await service.health.get_overall_health()
+            messages = {c["name"]: c["message"] for c in detail.details["checks"]}
+            assert "rig-1" in messages["sources"]
+            assert "cannot write" in messages["spool"]
             text = service.render_metrics().decode()
             assert "wits_spool_writable 0.0" in text
             assert "wits_sources_paused 1.0" in text

@@ -142,7 +142,7 @@ def test_torn_spool_tail_after_a_crash_is_skipped_and_the_rest_is_written(tmp_pa
         json.loads(proc.stdout.readline())
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
-    segments = sorted((data_dir / "spool").glob("*.wal"))
+    segments = sorted(data_dir.glob("spools/*/*.wal"))  # stream --db DB spools per set of sinks
     assert segments
     last = segments[-1]
     with last.open("r+b") as fh:  # tear the last record, as a crash in the middle of a write would
@@ -278,7 +278,8 @@ def test_a_full_disk_pauses_ingest_and_loses_nothing_when_space_returns(tmp_path
     sent = list(range(1, 301))
     assert printed == sent
     decoder = WITSDecoder()
-    with Spool(data_dir / "spool") as spool:  # the database was down: everything waits here
+    (spool_dir,) = data_dir.glob("spools/*")  # stream --db spools per set of sinks
+    with Spool(spool_dir) as spool:  # the database was down: everything waits here
         spooled = [
             dict(decoder.decode(unpack_frame(payload, sequence=seq)).items())["0104"]
             for seq, payload in spool.pending()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from witskit.errors import UsageError
-from witskit.storage import PointRow, Store, query_sync, to_dataframe
+from witskit.storage import PointRow, Store, frame_key, query_sync, to_dataframe
 from witskit.storage.query import resolve_codes
 
 T0 = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
@@ -63,11 +63,20 @@ async def test_query_by_time_range_is_start_inclusive_end_exclusive(
     assert naive == rows
 
 
-async def test_rows_come_in_time_order(filled: tuple[Store, str, list[Any]]) -> None:
-    store, source, _ = filled
+async def test_rows_come_in_time_order_then_in_the_order_received(
+    filled: tuple[Store, str, list[Any]],
+) -> None:
+    store, source, frames = filled
     rows = await all_rows(store, source=source, codes=["DBTM", "ROPA", "0101"])
-    keys = [(r.time, r.frame_key, r.idx) for r in rows]
+    received = {frame_key(f): f.received_at for f in frames}
+    keys = [(r.time, received[r.frame_key], r.idx) for r in rows]
     assert keys == sorted(keys)
+    # Records 1, 2 and 8 of one second share its time: they come back as the rig sent them.
+    wids = ["0801", "0201", "0101"]
+    got = [(r.time, r.code) for r in await all_rows(store, source=source, codes=wids)]
+    sent = [(f.timestamp, code) for f in frames for code in f.codes if code in wids]
+    assert got == sent
+    assert len(sent) > len({t for t, _ in sent})  # some seconds do hold several records
 
 
 async def test_query_streams_in_batches(filled: tuple[Store, str, list[Any]]) -> None:

@@ -15,13 +15,14 @@ from witskit.storage.schema import DEFAULT_SOURCE
 
 
 def expected_rows(frames: list[Any]) -> list[tuple[Any, ...]]:
-    """(time, code, value, frame key, idx) of every decoded point, in the store's query order."""
+    """(time, code, value, frame key, idx) of every decoded point, in the store's query order:
+    time, then the order the frames were received, then the line."""
     rows = [
-        (f.timestamp, code, value, frame_key(f), idx)
+        ((f.timestamp, f.received_at, idx), (f.timestamp, code, value, frame_key(f), idx))
         for f in frames
         for idx, (code, value) in enumerate(f.items())
     ]
-    return sorted(rows, key=lambda r: (r[0], r[3], r[4]))
+    return [row for _, row in sorted(rows, key=lambda r: r[0])]
 
 
 async def stored_rows(store: Store, source: str) -> list[tuple[Any, ...]]:

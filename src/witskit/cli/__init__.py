@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from witskit.cli import _service, _storage, _users
+from witskit.cli import _help, _service, _storage, _users
 from witskit.cli._console import EXIT_PROBLEMS, error, handle_errors, info, warn
 from witskit.cli._simulate import LineEndingChoice, write_stream
 from witskit.cli._stream import StreamFormat
@@ -28,7 +28,7 @@ app = typer.Typer(
     name="witskit",
     help=(
         "WITS Level 0 toolkit for drilling data: decode and validate feeds and files, look up the "
-        "WITS dictionary, convert units, and simulate a rig."
+        "WITS dictionary, convert units, simulate a rig, and store and serve rig data."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -96,7 +96,7 @@ OutputOpt = Annotated[
 
 
 # decode -----------------------------------------------------------------------------------------
-@app.command()
+@app.command(short_help="Decode WITS frames from a file or stdin (table, JSON, CSV).")
 @handle_errors
 def decode(
     *,
@@ -189,7 +189,7 @@ def decode(
 
 
 # validate ---------------------------------------------------------------------------------------
-@app.command()
+@app.command(short_help="Check WITS input and list every problem with its line.")
 @handle_errors
 def validate(
     *,
@@ -229,7 +229,7 @@ def validate(
 
 
 # symbols ----------------------------------------------------------------------------------------
-@app.command()
+@app.command(short_help="Look up the WITS dictionary (items and records).")
 @handle_errors
 def symbols(
     *,
@@ -274,7 +274,9 @@ def symbols(
 
 
 # convert ----------------------------------------------------------------------------------------
-@app.command(context_settings={"ignore_unknown_options": True})
+@app.command(
+    context_settings={"ignore_unknown_options": True}, short_help="Convert a value between WITS units."
+)
 @handle_errors
 def convert(
     *,
@@ -310,7 +312,11 @@ def convert(
         return
     if value is None or from_unit is None or to_unit is None:
         raise UsageError("give VALUE FROM TO (e.g. witskit convert 1 KDN KLB), or --list-units")
-    result = units.convert(value, from_unit, to_unit)
+    from witskit.cli._convert import table_convert
+
+    result = table_convert(value, from_unit, to_unit)
+    if result is None:
+        result = units.convert(value, from_unit, to_unit)  # any other pair: pint
     typer.echo(f"{result:.12g}")
 
 
@@ -319,7 +325,7 @@ _SERVE = "Serving (rig server)"
 _FAULTS = "Fault injection (serving)"
 
 
-@app.command()
+@app.command(short_help="Write or serve a simulated rig's WITS stream.")
 @handle_errors
 def simulate(
     *,
@@ -589,7 +595,7 @@ def simulate(
 
 
 # stream -----------------------------------------------------------------------------------------
-@app.command()
+@app.command(short_help="Decode a live source; --db also stores it.")
 @handle_errors
 def stream(
     *,
@@ -668,7 +674,7 @@ def stream(
 
 
 # demo -------------------------------------------------------------------------------------------
-@app.command()
+@app.command(short_help="A one-screen tour of a simulated stream.")
 @handle_errors
 def demo(
     *,
@@ -690,6 +696,7 @@ def demo(
 _service.register(app)
 _users.register(app)
 _storage.register(app)
+_help.plain_help(app)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 
-from witskit.errors import ConversionError, SymbolError, UsageError, WitsKitError
+from witskit.errors import ConfigError, ConversionError, SymbolError, UsageError, WitsKitError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from rich.console import Console
@@ -79,8 +79,8 @@ def info(message: str) -> None:
 
 
 def exit_status(exc: WitsKitError) -> int:
-    """2 for the caller's mistakes (usage, unknown units, bad overlays), 1 for bad input data."""
-    if isinstance(exc, UsageError | ConversionError | SymbolError):
+    """2 for the caller's mistakes (usage, settings, unknown units, bad overlays), 1 for bad input data."""
+    if isinstance(exc, UsageError | ConfigError | ConversionError | SymbolError):
         return EXIT_USAGE
     return EXIT_PROBLEMS
 

@@ -32,6 +32,11 @@ def plan_for(url: str | None, db: str | None, config_path: str | None) -> Pipeli
         plan.sinks.append(SinkConfig(url=db))
     if not plan.sinks:
         plan.sinks.append(SinkConfig(url=load_config().database_url_value))
+    from witskit.pipeline.build import check_plan, job_spool_dir
+
+    check_plan(plan, config_path)
+    if plan.spool.dir is None:  # a spool of its own: a running service holds the default one
+        plan.spool.dir = job_spool_dir(plan, load_config())
     return plan
 
 
@@ -114,7 +119,8 @@ def _run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
         backlog = pipe.backlog
         if backlog:
             info(
-                f"{backlog} frames wait in the spool ({spool.directory}); they are written on the next start"
+                f"{backlog} frames wait in the spool ({spool.directory}); "
+                "the next witskit stream into the same sinks writes them"
             )
 
     code = run_async(main)

@@ -46,7 +46,8 @@ PortOpt = Annotated[
 
 def _need_server_extra() -> None:
     missing = []
-    for module in ("fastapi", "uvicorn", "multipart", "structlog", "prometheus_client", "jwt", "pwdlib"):
+    modules = ("fastapi", "uvicorn", "python_multipart", "structlog", "prometheus_client", "jwt", "pwdlib")
+    for module in modules:
         try:
             __import__(module)
         except ImportError:
@@ -58,7 +59,16 @@ def _need_server_extra() -> None:
         )
 
 
-def _announce(bound: Bound, ingest: bool) -> None:
+def _db_arg(url: str) -> str:
+    """``--db URL`` to paste into a command, unless the URL holds a password (then the variable)."""
+    import shlex
+
+    from witskit.storage import sanitize_url
+
+    return f"--db {shlex.quote(url)}" if sanitize_url(url) == url else '--db "$WITS_DATABASE_URL"'
+
+
+def _announce(bound: Bound, ingest: bool, db_url: str) -> None:
     out = sys.stderr
     out.write(f"WitsKit is serving at {bound.url}  (API documentation: {bound.url}/docs)\n")
     if ingest:
@@ -75,7 +85,14 @@ def _announce(bound: Bound, ingest: bool) -> None:
             "\nAn administrator account was created. Its password is shown only this once:\n"
             f"    user name: {name}\n"
             f"    password:  {password}\n"
-            f"Change it with: witskit users set-password {name}\n\n"
+            f"Change it with: witskit users set-password {name} {_db_arg(db_url)}\n\n"
+        )
+    elif bound.admins:
+        name = bound.admins[0]
+        out.write(
+            f"Sign in as an existing administrator ({', '.join(bound.admins)}). Lost the password? "
+            "Set a new one (printed once) with:\n"
+            f"    witskit users set-password {name} --generate {_db_arg(db_url)}\n"
         )
     out.flush()
 
@@ -101,6 +118,12 @@ def run_service(
     try:
         config = load_config()
         pipeline = load_pipeline(config_path) if config_path is not None else None
+        if pipeline is not None:
+            from witskit.pipeline.build import check_plan
+
+            # The data directory's spool, as without --config: its lock keeps to one ingesting
+            # service per data directory (a second would read every kept connection twice).
+            check_plan(pipeline, config_path)
     except ConfigError as exc:
         error(redact_text(str(exc)))
         return EXIT_USAGE
@@ -119,7 +142,7 @@ def run_service(
                 ingest=ingest,
                 host=host,
                 port=port,
-                on_ready=lambda bound: _announce(bound, ingest),
+                on_ready=lambda bound: _announce(bound, ingest, config.database_url_value),
                 live_interval=DEFAULT_INTERVAL if live_interval is None else live_interval,
             )
         )
@@ -133,7 +156,7 @@ def run_service(
 def register(app: typer.Typer) -> None:
     """Add ``run`` and ``serve`` to the command line."""
 
-    @app.command()
+    @app.command(short_help="Ingest and serve the API and dashboard (the main job).")
     @handle_errors
     def run(
         *,
@@ -161,7 +184,7 @@ def register(app: typer.Typer) -> None:
         if status:
             raise typer.Exit(status)
 
-    @app.command()
+    @app.command(short_help="Serve the API over a store another process writes.")
     @handle_errors
     def serve(
         *,

@@ -6,18 +6,28 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from witskit.cli._console import handle_errors, info, stderr_console, stderr_is_terminal
+from witskit.cli._console import (
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    error,
+    handle_errors,
+    info,
+    stderr_console,
+    stderr_is_terminal,
+    warn,
+)
 from witskit.errors import FrameError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from witskit.storage.query import PointScan
+    pass
 
 __all__ = ["register"]
 
@@ -30,7 +40,7 @@ DbOpt = Annotated[
 
 #: Frames per database transaction when importing: big enough for COPY to shine (PostgreSQL loads a
 #: 20,000-frame write ~20% faster than four of 5,000), small enough to hold in memory (~50 MB
-#: decoded). An interrupted import is simply run again: frames already stored are skipped.
+#: decoded). An interrupted import run again resumes after the last batch committed.
 IMPORT_BATCH = 20_000
 
 
@@ -48,7 +58,15 @@ def _db_url(db: str | None) -> str:
         return db
     from witskit.config import load_config
 
-    return load_config().database_url_value
+    config = load_config()
+    if config.database_url is None:  # the default SQLite file: its directory may not exist yet
+        try:
+            config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot create the data directory {config.data_dir}: {exc.strerror or exc}"
+            ) from None
+    return config.database_url_value
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -61,7 +79,7 @@ def _split(values: list[str] | None) -> list[str] | None:
 def register(app: typer.Typer) -> None:
     """Add the storage commands to the ``witskit`` app."""
     db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
-    app.add_typer(db_app, name="db")
+    app.add_typer(db_app, name="db", short_help="Create or upgrade the database schema.")
 
     @db_app.command("upgrade")
     @handle_errors
@@ -73,7 +91,7 @@ def register(app: typer.Typer) -> None:
         revision = upgrade(url)
         info(f"{sanitize_url(url)}: schema at revision {revision}")
 
-    @app.command("query")
+    @app.command("query", short_help="Read stored points as a table, CSV, JSONL or Parquet.")
     @handle_errors
     def query(
         db: DbOpt = None,
@@ -90,77 +108,174 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
         ] = None,
         limit: Annotated[int, typer.Option("--limit", min=0, help="Table rows shown (0 = all).")] = 50,
+        metric: Annotated[
+            bool,
+            typer.Option("--metric/--fps", help="Unit system of the rig: labels the CSV unit column."),
+        ] = False,
     ) -> None:
-        """Stream stored points as a table, CSV, JSON Lines or Parquet (never all in memory)."""
+        """Stream stored points as a table, CSV, JSON Lines or Parquet (never all in memory).
+
+        --symbols takes codes (0108), mnemonics (DBTM) and record-qualified mnemonics (01.DBTM).
+        A mnemonic that several stored channels share (DBTM: 0108 in record 1, 0810 in record 8)
+        selects them all, with a warning naming each; pick one by code or by record. CSV columns:
+        time,source,code,mnemonic,value,text,unit (read it with pandas' dtype={"code": str}).
+        In a terminal, a progress line counts the rows on stderr.
+        """
         if fmt is QueryFormat.parquet and output is None:
             raise UsageError("--format parquet needs --output FILE")
-        rows = asyncio.run(
-            _query(_db_url(db), _split(source), _split(symbols), start, end, fmt, output, limit)
-        )
+        wanted = _Wanted(_split(source), _split(symbols), start, end, metric)
+        rows = asyncio.run(_query(_db_url(db), wanted, fmt, output, limit))
         info(f"{rows} rows")
 
-    @app.command("import")
+    @app.command("import", short_help="Bulk-load WITS log files into the store (resumable).")
     @handle_errors
     def import_(
-        files: Annotated[list[Path], typer.Argument(help="WITS log files to load.", show_default=False)],
+        files: Annotated[
+            list[Path], typer.Argument(metavar="FILES", help="WITS log files to load.", show_default=False)
+        ],
         db: DbOpt = None,
         source: Annotated[
             str | None,
             typer.Option("--source", help="Source name for every file (default: the file's name)."),
         ] = None,
+        batch: Annotated[
+            int,
+            typer.Option(
+                "--batch",
+                min=1,
+                metavar="FRAMES",
+                help="Frames per database transaction; progress is saved after each.",
+            ),
+        ] = IMPORT_BATCH,
     ) -> None:
-        """Bulk-load historical WITS logs; re-importing the same file adds nothing twice."""
-        for path in files:
-            if not path.is_file():
-                raise UsageError(f"{path}: no such file")
-        asyncio.run(_import(_db_url(db), files, source))
+        """Bulk-load historical WITS logs; re-importing the same file adds nothing twice.
+
+        Progress is saved in the database after every committed batch: an interrupted import
+        (Ctrl-C, kill, power cut) run again resumes after the last batch stored. A file that
+        changed since is imported from the start, with a warning. Exit status 1 when a file
+        holds no WITS frame at all (the other files are still imported).
+        """
+        _check_files(files)
+        try:
+            status = asyncio.run(_import(_db_url(db), files, source, batch))
+        except KeyboardInterrupt:
+            error("interrupted: what was stored is kept; run the same command again to resume")
+            raise typer.Exit(130) from None
+        if status:
+            raise typer.Exit(status)
 
 
-async def _query(
-    url: str,
-    sources: list[str] | None,
-    codes: list[str] | None,
-    start: str | None,
-    end: str | None,
-    fmt: QueryFormat,
-    output: Path | None,
-    limit: int,
-) -> int:
+#: Up to this many sources, an ambiguous mnemonic is narrowed to the channels they hold.
+_NARROW_SOURCES = 50
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """What ``query`` asks for."""
+
+    sources: list[str] | None
+    symbols: list[str] | None
+    start: str | None
+    end: str | None
+    metric: bool = False
+
+
+async def _codes_for(store: Any, wanted: _Wanted) -> list[str] | None:
+    """Check the sources exist (else list those that do); resolve the symbols, saying when a
+    mnemonic matches several stored channels."""
+    from witskit.storage.query import resolve_codes
+
+    known = [s.name for s in await store.sources()]
+    unknown = [s for s in wanted.sources or () if s not in known]
+    if unknown:
+        have = ", ".join(known) if known else "none yet"
+        raise UsageError(f"no source named {', '.join(map(repr, unknown))} in the store; its sources: {have}")
+    if not wanted.symbols:
+        return None
+    ambiguous: list[str] = []
+    codes = resolve_codes(wanted.symbols, on_ambiguous=ambiguous.append)
+    if not ambiguous:
+        return codes
+    # A mnemonic several records use: narrow it to the channels the store holds, looked up only
+    # now and only for a bounded number of sources (one index probe per code each).
+    names = wanted.sources or known
+    present: set[str] | None = None
+    if len(names) <= _NARROW_SOURCES:
+        present = set()
+        for name in names:
+            present.update(await store.latest(name))
+    return resolve_codes(wanted.symbols, present=present, on_ambiguous=warn)
+
+
+@contextlib.contextmanager
+def _row_progress() -> Iterator[Any]:
+    """A transient rows counter on stderr when stderr is a terminal; else None."""
+    if not stderr_is_terminal():
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("querying: {task.completed:,.0f} rows"),
+        TimeElapsedColumn(),
+        console=stderr_console(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("query", total=None)
+        yield lambda n: progress.advance(task, n)
+
+
+async def _query(url: str, wanted: _Wanted, fmt: QueryFormat, output: Path | None, limit: int) -> int:
     from witskit.storage import Store
 
     store = await Store.open(url, migrate=False, must_exist=True)
     try:
-        if fmt is QueryFormat.parquet:
-            assert output is not None
-            scan = await store.scan(sources, codes, start, end)
-            async with contextlib.aclosing(scan):
-                return await _write_parquet(scan, output)
-        if fmt is QueryFormat.table:
-            return await _write_table(store.query_batches(sources, codes, start, end), limit)
-        # CSV and JSON Lines are formatted straight from raw tuples (no PointRow per row).
-        scan = await store.scan(sources, codes, start, end)
-        fh: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-        try:
-            async with contextlib.aclosing(scan):
-                return await _write_text(scan, fh, fmt)
-        finally:
-            if output:
-                fh.close()
+        codes = await _codes_for(store, wanted)
+        where = (wanted.sources, codes, wanted.start, wanted.end)
+        with _row_progress() as advance:
+            if fmt is QueryFormat.parquet:
+                assert output is not None
+                scan = await store.scan(*where)
+                async with contextlib.aclosing(scan):
+                    return await _write_parquet(_counted(scan, advance), scan.names, output)
+            if fmt is QueryFormat.table:
+                return await _write_table(_counted(store.query_batches(*where), advance), limit)
+            # CSV and JSON Lines are formatted straight from raw tuples (no PointRow per row).
+            scan = await store.scan(*where)
+            fh: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+            try:
+                async with contextlib.aclosing(scan):
+                    return await _write_text(_counted(scan, advance), scan.names, fh, fmt, wanted.metric)
+            finally:
+                if output:
+                    fh.close()
     finally:
         await store.aclose()
+
+
+async def _counted(batches: AsyncIterable[list[Any]], advance: Any) -> AsyncIterator[list[Any]]:
+    """The batches, each counted on the progress line (when there is one)."""
+    async for batch in batches:
+        if advance is not None:
+            advance(len(batch))
+        yield batch
 
 
 def _value(value: Any) -> Any:
     return "" if value is None else value
 
 
-async def _write_text(scan: PointScan, fh: IO[str], fmt: QueryFormat) -> int:
-    from witskit.storage.formats import PointText
+async def _write_text(
+    scan: AsyncIterator[list[Any]], names: dict[int, str], fh: IO[str], fmt: QueryFormat, metric: bool
+) -> int:
+    from witskit.storage.formats import CSV_COLUMNS, PointText
 
     count = 0
-    text = PointText(scan.names, source_first=True)
+    # CSV in WitsKit's one layout (time first); JSON Lines source first, as before.
+    text = PointText(names, source_first=True, metric=metric)
     if fmt is QueryFormat.csv:
-        fh.write("source,time,code,name,value\n")
+        fh.write(",".join(CSV_COLUMNS) + "\n")
     async for batch in scan:
         if fmt is QueryFormat.csv:
             fh.write(text.csv(batch))
@@ -192,7 +307,7 @@ async def _write_table(batches: Any, limit: int) -> int:
     return count
 
 
-async def _write_parquet(scan: PointScan, output: Path) -> int:
+async def _write_parquet(scan: AsyncIterator[list[Any]], names: dict[int, str], output: Path) -> int:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -220,7 +335,6 @@ async def _write_parquet(scan: PointScan, output: Path) -> int:
             name = mnemonics[code] = sym.name if sym is not None else f"U{code}"
         return name
 
-    names = scan.names
     count = 0
     with pq.ParquetWriter(output, schema) as writer:
         async for batch in scan:
@@ -239,30 +353,173 @@ async def _write_parquet(scan: PointScan, output: Path) -> int:
     return count
 
 
+@dataclass
+class _FileRun:
+    """One file of an import: where it starts (a resumed import) and what it saw."""
+
+    path: Path
+    name: str
+    base_offset: int = 0
+    base_line: int = 1
+    frames_before: int = 0
+    #: Byte offset and input line just after the last frame decoded so far.
+    end_offset: int = 0
+    end_line: int = 1
+    frames: int = 0
+    points: int = 0
+    errors: int = 0
+
+
 def _file_batches(
-    fh: IO[bytes], decoder: Any, name: str, path: Path
-) -> Iterator[tuple[list[Any], tuple[int, int, int], int]]:
-    """(frames, (frames, points, bad stretches), file position) per ``IMPORT_BATCH`` frames."""
+    fh: IO[bytes], decoder: Any, run: _FileRun, batch_size: int
+) -> Iterator[tuple[list[Any], tuple[int, int, int], int, tuple[int, int]]]:
+    """(frames, (frames, points, bad stretches), file position, (end offset, end line)) per batch.
+
+    The end offset is just after the batch's last frame (its ``!!``): an import that stops after
+    the batch is committed resumes there, with nothing skipped and nothing read twice.
+    """
     from witskit.protocol import iter_decode
 
     batch: list[Any] = []
     frames = points = errors = 0
-    for event in iter_decode(fh, decoder=decoder, source=name):
+    base, line0 = run.base_offset, run.base_line - 1
+    end = (run.base_offset, run.base_line)
+    for event in iter_decode(fh, decoder=decoder, source=run.name):
         if isinstance(event, FrameError):
             errors += 1
-            info(f"{path}:{event.line}: {event.reason}")
+            info(f"{run.path}:{event.line + line0}: {event.reason}")
             continue
         batch.append(event)
         frames += 1
         points += len(event.codes)
-        if len(batch) >= IMPORT_BATCH:
-            yield batch, (frames, points, errors), fh.tell()
+        raw = event.frame.raw
+        end = (base + event.frame.offset + len(raw), event.frame.line + line0 + raw.count(b"\n"))
+        if len(batch) >= batch_size:
+            yield batch, (frames, points, errors), fh.tell(), end
             batch = []
             frames = points = errors = 0
-    yield batch, (frames, points, errors), fh.tell()
+    yield batch, (frames, points, errors), fh.tell(), end
 
 
-async def _import(url: str, files: list[Path], source: str | None) -> None:
+def _check_files(files: list[Path]) -> None:
+    """Every path that is not a readable file, each on its own error line (exit status 2)."""
+    bad = 0
+    for path in files:
+        if path.is_dir():
+            error(f"{path}: is a directory, not a WITS log (give the files in it, e.g. {path}/*.wits)")
+        elif not path.exists():
+            error(f"{path}: no such file")
+        elif not path.is_file():
+            error(f"{path}: not a regular file")
+        else:
+            continue
+        bad += 1
+    if bad:
+        raise typer.Exit(EXIT_USAGE)
+
+
+def _why_no_frames(path: Path) -> str:
+    """Why a file gave no frame at all, in a few words."""
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file, nothing imported"
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    printable = sum(1 for b in head if 32 <= b < 127 or b in b"\r\n\t")
+    if b"\x00" in head or printable < 0.9 * len(head):
+        return f"not a WITS log: binary data, no WITS frames in {size} bytes"
+    return f"no WITS frames found in {size} bytes (a frame runs from a && line to a !! line)"
+
+
+def _ends_a_frame(path: Path, offset: int) -> bool:
+    """True when the file still has a frame's ``!!`` just before ``offset`` (line endings aside),
+    as when the offset was saved: a file rewritten in the middle under the same head is not
+    resumed at an offset that now falls inside a frame."""
+    if offset == 0:
+        return True
+    with path.open("rb") as fh:
+        fh.seek(max(0, offset - 64))
+        before = fh.read(offset - max(0, offset - 64))
+    return before.rstrip().endswith(b"!!")
+
+
+async def _start_of(store: Any, path: Path, name: str) -> tuple[_FileRun, Any]:
+    """Where the import of ``path`` starts: after the last committed batch of an earlier run."""
+    from witskit.storage.imports import HEAD_BYTES, file_identity, file_key, head_sha256
+
+    ident = file_identity(path)
+    key = file_key(name, ident.path)
+    run = _FileRun(path, name)
+    mark = await store.import_mark(key)
+    if mark is not None:
+        same = (
+            mark.byte_offset <= ident.size
+            and head_sha256(path, mark.head_len) == mark.head_sha256
+            and _ends_a_frame(path, mark.byte_offset)
+        )
+        if not same:
+            warn(
+                f"{path}: changed since it was last imported ({mark.frames} frames, up to byte "
+                f"{mark.byte_offset}): importing it from the start (frames already stored are skipped by key)"
+            )
+        else:
+            run.base_offset = run.end_offset = mark.byte_offset
+            run.base_line = run.end_line = mark.line
+            run.frames_before = mark.frames
+            if mark.byte_offset == ident.size:
+                info(f"{path}: already imported ({mark.frames} frames), nothing new")
+            else:
+                info(
+                    f"{path}: resuming at byte {mark.byte_offset} of {ident.size} (line {mark.line}), "
+                    f"after the {mark.frames} frames imported before"
+                )
+    head_len = min(HEAD_BYTES, ident.size)
+    return run, (ident, key, head_len, head_sha256(path, head_len))
+
+
+def _tail_done(path: Path, run: _FileRun, size: int) -> bool:
+    """Move the end of ``run`` to the end of the file when what follows its last frame holds no
+    frame start (a line ending, garbage already reported); True when it moved.
+
+    A tail with a ``&&`` is a frame cut short, perhaps still being written: it is read again next time.
+    """
+    if run.end_offset >= size:
+        return False
+    newlines = 0
+    with path.open("rb") as fh:
+        fh.seek(run.end_offset)
+        carry = b""
+        while chunk := fh.read(1 << 20):
+            if b"&&" in carry + chunk:
+                return False
+            newlines += chunk.count(b"\n")
+            carry = chunk[-1:]
+    run.end_offset, run.end_line = size, run.end_line + newlines
+    return True
+
+
+async def _save(store: Any, run: _FileRun, where: Any) -> None:
+    from witskit.storage.imports import ImportMark
+
+    ident, key, head_len, head = where
+    await store.save_import_mark(
+        ImportMark(
+            key,
+            run.name,
+            ident.path,
+            ident.size,
+            ident.mtime_ns,
+            head_len,
+            head,
+            run.end_offset,
+            run.end_line,
+            run.frames_before + run.frames,
+        )
+    )
+
+
+async def _import(url: str, files: list[Path], source: str | None, batch_size: int = IMPORT_BATCH) -> int:
+    """Import ``files``; the exit status (1 when a file held no frame at all)."""
     from witskit.protocol import WITSDecoder
     from witskit.storage import Store, sanitize_url
 
@@ -271,6 +528,7 @@ async def _import(url: str, files: list[Path], source: str | None) -> None:
     total = sum(p.stat().st_size for p in files)
     show_progress = stderr_is_terminal() and total > 10 << 20
     frames = points = errors = inserted = 0
+    empty: list[Path] = []
     started = time.perf_counter()
     try:
         progress: Any = None
@@ -287,22 +545,29 @@ async def _import(url: str, files: list[Path], source: str | None) -> None:
             progress.start()
             task = progress.add_task("importing", total=total)
         for path in files:
-            name = source or path.name
+            run, where = await _start_of(store, path, source or path.name)
             with path.open("rb") as fh:
-                last = 0
-                reader = _file_batches(fh, decoder, name, path)
+                fh.seek(run.base_offset)
+                last = run.base_offset
+                if progress is not None:
+                    progress.advance(task, last)
+                reader = _file_batches(fh, decoder, run, batch_size)
                 # Decoding runs in a thread while the previous batch is written: the database
                 # works on one batch (on its own core) while the next is decoded.
                 pending = asyncio.ensure_future(asyncio.to_thread(next, reader, None))
                 try:
                     while (item := await pending) is not None:
-                        batch, stats, pos = item
+                        batch, stats, pos, end = item
                         pending = asyncio.ensure_future(asyncio.to_thread(next, reader, None))
-                        frames += stats[0]
-                        points += stats[1]
-                        errors += stats[2]
+                        run.frames += stats[0]
+                        run.points += stats[1]
+                        run.errors += stats[2]
                         if batch:
                             inserted += await store.write(batch)
+                            # Only after the commit: a kill before this re-reads the batch
+                            # (its frames are skipped by key), never skips it.
+                            run.end_offset, run.end_line = end
+                            await _save(store, run, where)
                         if progress is not None:
                             progress.advance(task, pos - last)
                             last = pos
@@ -310,6 +575,13 @@ async def _import(url: str, files: list[Path], source: str | None) -> None:
                     if not pending.done():
                         with contextlib.suppress(BaseException):
                             await pending  # the thread still reads the file: let it finish first
+            if run.frames and _tail_done(path, run, where[0].size):
+                await _save(store, run, where)
+            frames += run.frames
+            points += run.points
+            errors += run.errors
+            if run.frames == 0 and run.frames_before == 0:
+                empty.append(path)
         if progress is not None:
             progress.stop()
     finally:
@@ -320,3 +592,6 @@ async def _import(url: str, files: list[Path], source: str | None) -> None:
         f"({inserted} new), {errors} bad stretches skipped, in {seconds:.1f} s "
         f"({points / seconds if seconds else 0:,.0f} points/s)"
     )
+    for path in empty:
+        error(f"{path}: {_why_no_frames(path)}")
+    return EXIT_PROBLEMS if empty else 0

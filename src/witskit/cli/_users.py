@@ -64,6 +64,14 @@ GenerateOpt = Annotated[
     bool, typer.Option("--generate", help="Generate a random password and print it once on stdout.")
 ]
 FormatOpt = Annotated[ListFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL of the service (default: WITS_DATABASE_URL, else the data dir's SQLite file).",
+        show_default=False,
+    ),
+]
 
 
 def _actor() -> str:
@@ -73,8 +81,12 @@ def _actor() -> str:
         return "cli"
 
 
-def _with_identity(action: Callable[[Identity], Awaitable[T]]) -> T:
-    """Open the accounts of the configured database, run ``action``, flush the audit log, close."""
+def _with_identity(action: Callable[[Identity], Awaitable[T]], db: str | None) -> T:
+    """Open the accounts of ``db`` (or the configured database), run ``action``, flush the audit log, close.
+
+    The audit entries are stored in the database (``audit_log``); they are not echoed on stderr,
+    where the command prints one plain line of what it did.
+    """
     try:
         from witskit.security.auth import AuthManager
         from witskit.service.accounts import AccountStore
@@ -91,12 +103,14 @@ def _with_identity(action: Callable[[Identity], Awaitable[T]]) -> T:
     from witskit.service.runtime import ensure_data_dir
 
     config = load_config()
-    ensure_data_dir(config)
-    # Log lines (the audit entries) go to stderr: stdout carries only a generated password or key.
-    configure_logging(config.log_level, config.log_format)
+    if db is None:
+        ensure_data_dir(config)
+    # Warnings and errors only (DEBUG when asked for): the audit entries are in the database, and
+    # stdout carries only a generated password or key.
+    configure_logging("DEBUG" if config.log_level == "DEBUG" else "WARNING", config.log_format)
 
     async def main() -> T:
-        accounts = await AccountStore.open(config.database_url_value, migrate=True, pool_size=1)
+        accounts = await AccountStore.open(db or config.database_url_value, migrate=True, pool_size=1)
         audit = AuditLog(accounts, logger_name="witskit.audit.cli")
         # Only hashing is used here; the CLI issues no tokens, so any key will do.
         identity = Identity(AuthManager(secrets.token_bytes(32)), accounts, audit)
@@ -137,7 +151,7 @@ def _roles(values: list[str] | None, default: list[str]) -> list[str]:
 def _when(value: object) -> str:
     from datetime import datetime
 
-    return value.strftime("%Y-%m-%d %H:%M:%SZ") if isinstance(value, datetime) else "-"
+    return value.strftime("%Y-%m-%d %H:%MZ") if isinstance(value, datetime) else "-"
 
 
 # users ----------------------------------------------------------------------------------------
@@ -150,6 +164,7 @@ def users_add(
     email: Annotated[str | None, typer.Option("--email", help="E-mail address.", show_default=False)] = None,
     password_stdin: PasswordStdinOpt = False,
     generate: GenerateOpt = False,
+    db: DbOpt = None,
 ) -> None:
     """Create a user (default role: viewer). The first administrator: --role super_admin."""
     roles = _roles(role, ["viewer"])
@@ -157,7 +172,8 @@ def users_add(
     _with_identity(
         lambda identity: identity.add_user(
             username, password, roles, email=email, actor=_actor(), client="local"
-        )
+        ),
+        db,
     )
     if generated:
         typer.echo(password)
@@ -166,9 +182,13 @@ def users_add(
 
 @users_app.command("list")
 @handle_errors
-def users_list(*, fmt: FormatOpt = ListFormat.table) -> None:
+def users_list(
+    *,
+    fmt: FormatOpt = ListFormat.table,
+    db: DbOpt = None,
+) -> None:
     """List the users."""
-    users = _with_identity(lambda identity: identity.accounts.list_users())
+    users = _with_identity(lambda identity: identity.accounts.list_users(), db)
     if fmt is ListFormat.json:
         rows = [
             {
@@ -201,9 +221,10 @@ def users_list(*, fmt: FormatOpt = ListFormat.table) -> None:
     Console(markup=False, highlight=False, emoji=False).print(table)
 
 
-def _set_active(username: str, active: bool) -> None:
+def _set_active(username: str, active: bool, db: str | None) -> None:
     _with_identity(
-        lambda identity: identity.update_user(username, is_active=active, actor=_actor(), client="local")
+        lambda identity: identity.update_user(username, is_active=active, actor=_actor(), client="local"),
+        db,
     )
     info(f"user {username} {'enabled' if active else 'disabled'}")
 
@@ -211,19 +232,23 @@ def _set_active(username: str, active: bool) -> None:
 @users_app.command("disable")
 @handle_errors
 def users_disable(
-    *, username: Annotated[str, typer.Argument(metavar="NAME", help="The user name.", show_default=False)]
+    *,
+    username: Annotated[str, typer.Argument(metavar="NAME", help="The user name.", show_default=False)],
+    db: DbOpt = None,
 ) -> None:
     """Disable a user: logins are refused and existing tokens stop working."""
-    _set_active(username, False)
+    _set_active(username, False, db)
 
 
 @users_app.command("enable")
 @handle_errors
 def users_enable(
-    *, username: Annotated[str, typer.Argument(metavar="NAME", help="The user name.", show_default=False)]
+    *,
+    username: Annotated[str, typer.Argument(metavar="NAME", help="The user name.", show_default=False)],
+    db: DbOpt = None,
 ) -> None:
     """Enable a disabled user."""
-    _set_active(username, True)
+    _set_active(username, True, db)
 
 
 @users_app.command("set-roles")
@@ -235,11 +260,13 @@ def users_set_roles(
         list[str],
         typer.Argument(metavar="ROLE...", help="viewer, operator, admin, super_admin.", show_default=False),
     ],
+    db: DbOpt = None,
 ) -> None:
     """Replace a user's roles (their existing tokens stop working)."""
     wanted = _roles(roles, [])
     _with_identity(
-        lambda identity: identity.update_user(username, roles=wanted, actor=_actor(), client="local")
+        lambda identity: identity.update_user(username, roles=wanted, actor=_actor(), client="local"),
+        db,
     )
     info(f"user {username} now has roles {', '.join(wanted) or '(none)'}")
 
@@ -251,11 +278,13 @@ def users_set_password(
     username: Annotated[str, typer.Argument(metavar="NAME", help="The user name.", show_default=False)],
     password_stdin: PasswordStdinOpt = False,
     generate: GenerateOpt = False,
+    db: DbOpt = None,
 ) -> None:
     """Set a user's password (their existing tokens stop working)."""
     password, generated = _password(password_stdin, generate)
     _with_identity(
-        lambda identity: identity.update_user(username, password=password, actor=_actor(), client="local")
+        lambda identity: identity.update_user(username, password=password, actor=_actor(), client="local"),
+        db,
     )
     if generated:
         typer.echo(password)
@@ -273,13 +302,15 @@ def api_keys_add(
         int | None,
         typer.Option("--expires-days", min=1, max=3650, help="Expire after N days.", show_default=False),
     ] = None,
+    db: DbOpt = None,
 ) -> None:
     """Create an API key (default role: viewer) and print it once on stdout; only its hash is kept."""
     roles = _roles(role, ["viewer"])
     key, record = _with_identity(
         lambda identity: identity.add_api_key(
             name, roles, expires_in_days=expires_days, actor=_actor(), client="local"
-        )
+        ),
+        db,
     )
     typer.echo(key)
     info(f"API key {record.key_id} ({name}) created with roles {', '.join(roles)}; it is not shown again")
@@ -287,9 +318,13 @@ def api_keys_add(
 
 @api_keys_app.command("list")
 @handle_errors
-def api_keys_list(*, fmt: FormatOpt = ListFormat.table) -> None:
+def api_keys_list(
+    *,
+    fmt: FormatOpt = ListFormat.table,
+    db: DbOpt = None,
+) -> None:
     """List the API keys (never the keys themselves)."""
-    keys = _with_identity(lambda identity: identity.accounts.list_api_keys())
+    keys = _with_identity(lambda identity: identity.accounts.list_api_keys(), db)
     if fmt is ListFormat.json:
         rows = [
             {
@@ -306,22 +341,28 @@ def api_keys_list(*, fmt: FormatOpt = ListFormat.table) -> None:
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{len(keys)} API key(s)", title_justify="left")
-    for column in ("Id", "Name", "Roles", "Owner", "Created", "Expires", "Last used", "Revoked"):
-        table.add_column(column, no_wrap=True)
+    table = Table(title=f"{len(keys)} API key(s)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    # The id is what revoke takes: never cut. The other columns wrap on a narrow terminal.
+    width = max((len(k.key_id) for k in keys), default=2)
+    table.add_column("Id", no_wrap=True, min_width=width)
+    for column in ("Name", "Roles", "Owner"):
+        table.add_column(column, overflow="fold")
+    for column in ("Created", "Expires", "Used", "Revoked"):
+        table.add_column(column, overflow="fold")
     for k in keys:
         table.add_row(
             k.key_id,
             k.name,
-            ",".join(k.roles),
+            ", ".join(k.roles),
             k.owner or "",
-            _when(k.created_at),
-            _when(k.expires_at),
-            _when(k.last_used_at),
-            _when(k.revoked_at),
+            *(
+                _when(at)[:10]  # days only: the exact times are in --format json
+                for at in (k.created_at, k.expires_at, k.last_used_at, k.revoked_at)
+            ),
         )
     Console(markup=False, highlight=False, emoji=False).print(table)
 
@@ -329,14 +370,16 @@ def api_keys_list(*, fmt: FormatOpt = ListFormat.table) -> None:
 @api_keys_app.command("revoke")
 @handle_errors
 def api_keys_revoke(
-    *, key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key's id (from api-keys list).")]
+    *,
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key's id (from api-keys list).")],
+    db: DbOpt = None,
 ) -> None:
     """Revoke an API key: refused from then on."""
-    _with_identity(lambda identity: identity.revoke_api_key(key_id, actor=_actor(), client="local"))
+    _with_identity(lambda identity: identity.revoke_api_key(key_id, actor=_actor(), client="local"), db)
     info(f"API key {key_id} revoked")
 
 
 def register(app: typer.Typer) -> None:
     """Add ``users`` and ``api-keys`` to the command line."""
-    app.add_typer(users_app, name="users")
-    app.add_typer(api_keys_app, name="api-keys")
+    app.add_typer(users_app, name="users", short_help="Manage user accounts of the service.")
+    app.add_typer(api_keys_app, name="api-keys", short_help="Manage API keys for machines and scripts.")

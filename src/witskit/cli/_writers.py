@@ -14,6 +14,8 @@ import json
 from enum import StrEnum
 from typing import IO, TYPE_CHECKING, Protocol, TextIO
 
+from witskit.protocol.decoder import text_value
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from witskit.protocol import DecodedFrame
 
@@ -30,8 +32,9 @@ __all__ = [
     "binary_writer",
 ]
 
-#: The header row of ``--format csv``: one row per point.
-CSV_HEADER = ("source", "timestamp", "code", "name", "value", "raw", "unit")
+#: The header row of ``--format csv``: one row per point, as every WitsKit CSV (see
+#: :data:`witskit.storage.formats.CSV_COLUMNS`).
+CSV_HEADER = ("time", "source", "code", "mnemonic", "value", "text", "unit")
 
 #: Frames (or rows) buffered before a write to the sink.
 _BATCH = 512
@@ -58,6 +61,10 @@ class FrameWriter(Protocol):
 
     def close(self) -> None:
         """Write what is left (and any closing syntax); the sink stays open."""
+
+
+def _latin1(raw: bytes) -> str:
+    return raw.decode("latin-1")
 
 
 def _json_encoder() -> json.JSONEncoder:
@@ -94,8 +101,10 @@ class RecordEncoder:
         raws: list[bytes] | tuple[bytes, ...] = frame.frame.lines
         skip = 4  # a data line is its 4-digit code, then the raw value
         if len(raws) != len(codes):  # the decoder dropped bad lines: ask it which line is which
-            raws = [frame.raw_value(i).encode("latin-1") for i in range(len(codes))]
+            raws = [frame.raw_value(i).encode("utf-8") for i in range(len(codes))]
             skip = 0
+        # Raw text is UTF-8 with a cp1252 fallback (text_value); for ASCII, latin-1 is the same, faster.
+        text_of = _latin1 if frame.frame.raw.isascii() else text_value
         points: list[str] = []
         add = points.append
         for code, v, line in zip(codes, frame.values, raws, strict=True):
@@ -111,11 +120,12 @@ class RecordEncoder:
                 text = "null"
             else:
                 text = enc(v)
-            add(f'{part[0]}{text},"raw":{string(line[skip:].strip().decode("latin-1"))}{part[1]}')
+            add(f'{part[0]}{text},"raw":{string(text_of(line[skip:].strip()))}{part[1]}')
         errors = frame.errors
+        headers = f',"headers":{enc(list(frame.headers))}' if frame.headers else ""
         return (
             f'{{"source":{enc(frame.source)},"timestamp":{string(frame.timestamp.isoformat())},'
-            f'"points":[{",".join(points)}],"errors":{enc(errors) if errors else "[]"}}}'
+            f'"points":[{",".join(points)}],"errors":{enc(errors) if errors else "[]"}{headers}}}'
         )
 
 
@@ -174,34 +184,24 @@ class JsonArrayWriter(JsonlWriter):
 
 
 class CsvWriter:
-    """One row per point: ``source,timestamp,code,name,value,raw,unit`` after a header row."""
+    """One row per point: ``time,source,code,mnemonic,value,text,unit`` after a header row.
+
+    Text cells that a spreadsheet would run as a formula are neutralised (a leading ``'``).
+    """
 
     def __init__(self, sink: IO[bytes]) -> None:
+        from witskit.storage.formats import frame_csv_rows
+
         self._sink = sink
         self._text = io.StringIO()
         self._rows = csv.writer(self._text, lineterminator="\n")
         self._rows.writerow(CSV_HEADER)
         self._pending = 0
+        self._frame_rows = frame_csv_rows
         self._labels: dict[str, tuple[str, str]] = {}  # code -> (mnemonic, unit): one decoder per run
 
     def write(self, frame: DecodedFrame) -> None:
-        labels = self._labels
-        source = frame.source or ""
-        stamp = frame.timestamp.isoformat()
-        codes = frame.codes
-        lines = frame.frame.lines
-        if len(lines) == len(codes):  # point i is data line i: read the raw text straight from it
-            raws = [line[4:].strip().decode("latin-1") for line in lines]
-        else:
-            raws = [frame.raw_value(i) for i in range(len(codes))]
-        rows: list[tuple[object, ...]] = []
-        add = rows.append
-        for code, value, raw in zip(codes, frame.values, raws, strict=True):
-            label = labels.get(code)
-            if label is None:
-                label = labels[code] = (frame.symbol(code).name, frame.unit(code))
-            add((source, stamp, code, label[0], "" if value is None else value, raw, label[1]))
-        self._rows.writerows(rows)
+        self._rows.writerows(self._frame_rows(frame, self._labels))
         self._pending += 1
         if self._pending >= _BATCH:
             self._drain()

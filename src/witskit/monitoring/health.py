@@ -28,13 +28,19 @@ class HealthStatus(Enum):
 
 @dataclass
 class HealthCheck:
-    """The result of one check."""
+    """The result of one check.
+
+    ``message`` may name what only an operator should see (a driver error can carry the database's
+    user and host, a path, a rig's name); ``reason`` is a short public summary of why a check is not
+    healthy, with none of that, fit for an unauthenticated ``/readyz``.
+    """
 
     name: str
     status: HealthStatus
     message: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -42,6 +48,7 @@ class HealthCheck:
             "name": self.name,
             "status": self.status.value,
             "message": self.message,
+            "reason": self.reason,
             "details": self.details,
             "timestamp": self.timestamp.isoformat(),
         }
@@ -67,9 +74,16 @@ class HealthMonitor:
             if inspect.isawaitable(result):
                 result = await asyncio.wait_for(result, self.timeout)
         except TimeoutError:
-            return HealthCheck(name, HealthStatus.UNHEALTHY, f"Check timed out after {self.timeout:.0f} s")
+            return HealthCheck(
+                name,
+                HealthStatus.UNHEALTHY,
+                f"Check timed out after {self.timeout:.0f} s",
+                reason="the check timed out",
+            )
         except Exception as exc:
-            return HealthCheck(name, HealthStatus.UNHEALTHY, f"Check failed: {exc}")
+            return HealthCheck(
+                name, HealthStatus.UNHEALTHY, f"Check failed: {exc}", reason="the check failed"
+            )
         if isinstance(result, HealthCheck):
             return result
         return HealthCheck(name, HealthStatus.HEALTHY if result else HealthStatus.UNHEALTHY)

@@ -2,11 +2,72 @@
 
 from __future__ import annotations
 
-from witskit.config import ConfigError, PipelineConfig, WitsConfig
+from pathlib import Path
+
+from witskit.config import PipelineConfig, WitsConfig
+from witskit.errors import ConfigError, WitsKitError
 from witskit.protocol import WITSDecoder
 from witskit.storage.spool import Spool
 
-__all__ = ["decoder_from", "spool_from"]
+__all__ = ["check_plan", "decoder_from", "job_spool_dir", "spool_from"]
+
+
+def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
+    """Check every source and sink URL of a pipeline (nothing is opened or created).
+
+    Raises one :class:`ConfigError` listing every bad URL, each with its field (``sources.1.url``)
+    and, when the plan came from a file, the file's name: a user fixes them all in one go.
+    """
+    from witskit.pipeline.sinks import sink_kind
+    from witskit.transport.urls import open_source
+
+    problems: list[tuple[str, str]] = []
+    for i, src in enumerate(plan.sources):
+        try:
+            open_source(src.url, **src.options)
+        except (WitsKitError, TypeError, ValueError) as exc:
+            problems.append((f"sources.{i}.url", str(exc)))
+    for i, sink in enumerate(plan.sinks):
+        try:
+            sink_kind(sink.url)
+        except WitsKitError as exc:
+            problems.append((f"sinks.{i}.url", str(exc)))
+    if not problems:
+        return
+    if path is None:  # URLs from the command line: the messages name them
+        raise ConfigError("\n".join(message for _, message in problems))
+    raise ConfigError(f"{path}: invalid pipeline:\n" + "\n".join(f"  {f}: {m}" for f, m in problems))
+
+
+def job_spool_dir(plan: PipelineConfig, config: WitsConfig) -> Path:
+    """The spool directory of a job whose pipeline names none: one per set of sinks, under the data
+    directory.
+
+    What waits in a spool is owed to its sinks, so the directory is named after them:
+    ``witskit stream ANY-SOURCE --db DB`` run again writes what its last run left for DB, while a
+    job with other sinks (``witskit run``, the demo, a stream into another database) has a spool of
+    its own, so that neither blocks on the other's lock nor replays frames into the wrong sinks.
+    ``witskit run`` keeps ``WITS_DATA_DIR/spool``.
+    """
+    import hashlib
+
+    sinks = "\n".join(sorted(_sink_identity(s.url) for s in plan.sinks))
+    digest = hashlib.sha256(sinks.encode("utf-8", "surrogateescape")).hexdigest()
+    return config.data_dir / "spools" / digest[:16]
+
+
+def _sink_identity(url: str) -> str:
+    """A sink URL with its file made absolute: ``sqlite:///rig.db`` in two directories is two sinks."""
+    import os
+
+    scheme, sep, rest = url.partition("://")
+    kind = scheme.split("+")[0].lower()
+    if not sep or kind not in ("sqlite", "jsonl", "csv"):
+        return url
+    path, query_sep, query = (rest[1:] if kind == "sqlite" else rest).partition("?")
+    if not path or path == ":memory:":
+        return url
+    return f"{scheme}://{'/' if kind == 'sqlite' else ''}{os.path.abspath(path)}{query_sep}{query}"
 
 
 def decoder_from(plan: PipelineConfig, config: WitsConfig) -> WITSDecoder:

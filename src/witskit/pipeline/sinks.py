@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from witskit.errors import UsageError
 from witskit.protocol import DecodedFrame
+from witskit.storage.formats import CSV_COLUMNS, frame_csv_rows
 from witskit.transport.options import URLOptions
 
 __all__ = ["CSVSink", "JSONLSink", "MemorySink", "SQLSink", "Sink", "open_sink"]
@@ -156,9 +157,9 @@ class JSONLSink(_FileSink):
 
 
 class CSVSink(_FileSink):
-    """One row per point: source, timestamp, code, name, value, raw, unit."""
+    """One row per point, in WitsKit's one CSV layout: time, source, code, mnemonic, value, text, unit."""
 
-    HEADER = ("source", "timestamp", "code", "name", "value", "raw", "unit")
+    HEADER = CSV_COLUMNS
 
     def _render(self, batch: Sequence[DecodedFrame]) -> bytes:
         out = io.StringIO()
@@ -167,20 +168,7 @@ class CSVSink(_FileSink):
             writer.writerow(self.HEADER)
             self._header_written = True
         for frame in batch:
-            ts = frame.timestamp.isoformat()
-            for i, (code, value) in enumerate(frame.items()):
-                sym = frame.symbol(code)
-                writer.writerow(
-                    (
-                        frame.source,
-                        ts,
-                        code,
-                        sym.name,
-                        "" if value is None else value,
-                        frame.raw_value(i),
-                        frame.unit(code),
-                    )
-                )
+            writer.writerows(frame_csv_rows(frame))
         return out.getvalue().encode()
 
 
@@ -188,32 +176,52 @@ class CSVSink(_FileSink):
 _URL_OPTIONS: dict[str, tuple[str, ...]] = {"jsonl": ("fsync",), "csv": ("fsync",), "memory": ()}
 
 
+def _file_or_memory(url: str, scheme: str) -> tuple[str, dict[str, Any]]:
+    """(path, or memory sink name; options from the query) of a ``jsonl``/``csv``/``memory`` URL.
+
+    The path is percent-decoded as in ``file://``; the query follows the rules every URL option
+    follows (:class:`~witskit.transport.options.URLOptions`).
+    """
+    query = URLOptions(url, _URL_OPTIONS[scheme])
+    parts = urlsplit(url)
+    if parts.fragment:
+        raise UsageError(f"{query.url}: unexpected fragment '#{parts.fragment}' (write '#' as %23)")
+    where = unquote(parts.netloc + parts.path)
+    if scheme != "memory" and not where:
+        raise UsageError(f"{query.url}: a {scheme} sink needs a path, e.g. {scheme}://out/rig.{scheme}")
+    fsync = query.flag("fsync")
+    return where, {} if fsync is None else {"fsync": fsync}
+
+
+def sink_kind(url: str) -> str:
+    """``jsonl``, ``csv``, ``memory`` or ``sql`` for a sink URL; :class:`UsageError` when it is none.
+
+    Checks the URL only, its options included (nothing is created), so a pipeline file can be
+    checked whole before start.
+    """
+    scheme = url.split("://", 1)[0].lower() if isinstance(url, str) and "://" in url else ""
+    if scheme in _URL_OPTIONS:
+        _file_or_memory(url, scheme)
+        return scheme
+    if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
+        return "sql"
+    raise UsageError(
+        f"{url!r}: unknown sink; use a database URL (sqlite://, postgresql://, mysql://), jsonl:// or csv://"
+    )
+
+
 def open_sink(url: str, **options: Any) -> Sink:
     """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path`` or ``memory://``.
 
     ``jsonl://`` and ``csv://`` take ``fsync=0|1`` (default 1: each batch is synced to disk before
-    the spool lets go of it); the path is percent-decoded as in ``file://``. Their query follows
-    the rules every URL option follows (:class:`~witskit.transport.options.URLOptions`): an unknown
-    option, one given twice or a bad value is a :class:`~witskit.errors.UsageError`. Keyword
-    ``options`` override the query.
+    the spool lets go of it). An unknown option, one given twice or a bad value is a
+    :class:`~witskit.errors.UsageError`. Keyword ``options`` override the query.
     """
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in _URL_OPTIONS:
-        query = URLOptions(url, _URL_OPTIONS[scheme])
-        parts = urlsplit(url)
-        if parts.fragment:
-            raise UsageError(f"{query.url}: unexpected fragment '#{parts.fragment}' (write '#' as %23)")
-        where = unquote(parts.netloc + parts.path)
-        if scheme == "memory":
-            return MemorySink(where or "memory")
-        if not where:
-            raise UsageError(f"{query.url}: a {scheme} sink needs a path, e.g. {scheme}://out/rig.{scheme}")
-        fsync = query.flag("fsync")
-        kwargs: dict[str, Any] = {} if fsync is None else {"fsync": fsync}
-        kwargs.update(options)
-        return JSONLSink(where, **kwargs) if scheme == "jsonl" else CSVSink(where, **kwargs)
-    if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
+    kind = sink_kind(url)
+    if kind == "sql":
         return SQLSink(url, **options)
-    raise UsageError(
-        f"{url!r}: unknown sink; use a database URL (sqlite://, postgresql://, mysql://), jsonl:// or csv://"
-    )
+    where, kwargs = _file_or_memory(url, kind)
+    if kind == "memory":
+        return MemorySink(where or "memory")
+    kwargs.update(options)
+    return JSONLSink(where, **kwargs) if kind == "jsonl" else CSVSink(where, **kwargs)

@@ -12,7 +12,10 @@ from witskit.protocol.decoder import (
     WITSDecoder,
     decode_file,
     decode_frame,
+    known_header_lines,
+    register_header_line,
     split_multiple_frames,
+    text_value,
     unknown_symbol,
     validate_wits_frame,
 )
@@ -47,8 +50,11 @@ __all__ = [
     "handshake_packet",
     "iter_decode",
     "iter_frames",
+    "known_header_lines",
+    "register_header_line",
     "request_packet",
     "split_multiple_frames",
+    "text_value",
     "unknown_symbol",
     "validate_wits_frame",
 ]

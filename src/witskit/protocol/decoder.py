@@ -1,12 +1,20 @@
 """Decoding: raw :class:`WITSFrame` -> :class:`DecodedFrame` with typed values.
 
-Values are typed by their item: A -> ``str``, F -> ``float``, S and L -> ``int``. Nothing is dropped
-silently: a non-numeric value for a numeric item, a non-integral value for an integer item, a
-non-finite number, a line without a 4-digit code and an unknown code each leave a message in
-``DecodedFrame.errors`` naming the line (and raise :class:`~witskit.errors.DecodeError`, a
-``ValueError``, in strict mode). Unknown codes are still kept as points, with their number when the
-value parses. Null sentinels (-9999, -999.25, -8888 by default) decode to ``None``; the raw text is
-kept.
+Values are typed by their item: A -> ``str``, F -> ``float``, S and L -> ``int``. Every coded line
+is kept as a point, whatever its value: real feeds send decimals in integer items (Pason ``0128``
+``1.06``, decimal RPM) and text in numeric ones (a date-time in ``RR04``). A value that does not
+fit its item's type is kept as the number it is when it parses (a ``float`` for an integer item),
+otherwise as its text; the mismatch still leaves a message in ``DecodedFrame.errors`` naming the
+line (and raises :class:`~witskit.errors.DecodeError`, a ``ValueError``, in strict mode). So do a
+non-finite number (kept as text), an empty numeric value (kept as a null), an unknown code (kept,
+with its number when the value parses) and a line without a 4-digit code (not a point) unless it is
+a known vendor header line (:data:`~witskit.protocol.limits.DEFAULT_HEADER_LINES`,
+:func:`register_header_line`), which is kept in ``DecodedFrame.headers`` without an error. Null
+sentinels (-9999, -999.25, -8888 by default) decode to ``None``; the raw text is kept.
+
+Text (A items, and values kept as text) is decoded as UTF-8; a value that is not valid UTF-8 is
+read as Windows-1252, the code page of the Windows tools that write non-UTF-8 WITS files, and the
+five bytes Windows-1252 leaves undefined as their Latin-1 characters (see :func:`text_value`).
 
 The frame time comes from the record's DATE (``RR05``, YYMMDD) and TIME (``RR06``, HHMMSS) items
 when both are present and valid, read in a configurable time zone (UTC by default); otherwise it is
@@ -18,6 +26,7 @@ per-point objects (:class:`DecodedData`) only when asked for.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property
@@ -27,7 +36,7 @@ from typing import Any, NamedTuple
 
 from witskit.errors import DecodeError, FrameError, UsageError
 from witskit.protocol.frame import WITSFrame
-from witskit.protocol.limits import DEFAULT_NULL_VALUES
+from witskit.protocol.limits import DEFAULT_HEADER_LINES, DEFAULT_NULL_VALUES
 from witskit.protocol.parser import FrameParser
 from witskit.symbols import SymbolTable, WITSDataType, WITSSymbol, default_table
 
@@ -38,13 +47,70 @@ __all__ = [
     "WITSDecoder",
     "decode_file",
     "decode_frame",
+    "known_header_lines",
+    "register_header_line",
     "split_multiple_frames",
+    "text_value",
     "unknown_symbol",
     "validate_wits_frame",
 ]
 
 #: A decoded value: text for A items, float for F, int for S and L, None for a null.
 Value = str | float | int | None
+
+
+def text_value(raw: bytes) -> str:
+    """The text of a value: UTF-8, or Windows-1252 when the bytes are not valid UTF-8.
+
+    The five bytes Windows-1252 does not define (0x81, 0x8D, 0x8F, 0x90, 0x9D) read as their
+    Latin-1 characters, so any bytes give text and nothing raises.
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return "".join(raw[i : i + 1].decode("cp1252", "ignore") or chr(raw[i]) for i in range(len(raw)))
+
+
+# Vendor header lines: lines without a 4-digit code that some feeds send inside every frame.
+_header_lines: list[str] = list(DEFAULT_HEADER_LINES)
+
+
+def _compile_headers(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    patterns = list(patterns)
+    for pattern in patterns:
+        if not isinstance(pattern, str):
+            raise UsageError(f"a header line pattern must be a string, not {type(pattern).__name__}")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise UsageError(
+                f"header line pattern {pattern!r} is not a valid regular expression: {exc}"
+            ) from None
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+def register_header_line(pattern: str) -> None:
+    """Recognise lines matching ``pattern`` (a regular expression, whole line, any case) as a
+    vendor header line in every decoder created afterwards.
+
+    A header line carries no 4-digit code; it is kept in ``DecodedFrame.headers`` (and stays in the
+    raw frame) instead of being reported as an error in every frame. Raises
+    :class:`~witskit.errors.UsageError` for a pattern that is not a valid regular expression.
+    """
+    _compile_headers([pattern])
+    if pattern not in _header_lines:
+        _header_lines.append(pattern)
+
+
+def known_header_lines() -> tuple[str, ...]:
+    """The header line patterns new decoders recognise (defaults plus :func:`register_header_line`)."""
+    return tuple(_header_lines)
 
 
 def unknown_symbol(code: str) -> WITSSymbol:
@@ -99,7 +165,8 @@ class DecodedFrame:
     """A decoded frame: parallel lists of codes and values, plus errors.
 
     ``codes[i]`` and ``values[i]`` are one point; ``data_points`` builds :class:`DecodedData`
-    objects from them on first use. ``timestamp`` is the frame time (UTC).
+    objects from them on first use. ``timestamp`` is the frame time (UTC). ``headers`` holds the
+    vendor header lines of the frame (such as Pason's ``EDR PASON``), in order.
     """
 
     __slots__ = (
@@ -110,6 +177,7 @@ class DecodedFrame:
         "codes",
         "errors",
         "frame",
+        "headers",
         "timestamp",
         "values",
     )
@@ -125,8 +193,10 @@ class DecodedFrame:
         metric: bool = False,
         symbols: SymbolTable | None = None,
         line_index: list[int] | None = None,
+        headers: tuple[str, ...] = (),
     ) -> None:
         self.frame = frame
+        self.headers = headers
         self.codes = codes
         self.values = values
         self.errors = errors
@@ -170,7 +240,7 @@ class DecodedFrame:
     def raw_value(self, index: int) -> str:
         """The value text of point ``index`` exactly as received (stripped)."""
         line_no = self._line_index[index] if self._line_index is not None else index
-        return self.frame.lines[line_no][4:].strip().decode("latin-1")
+        return text_value(self.frame.lines[line_no][4:].strip())
 
     def items(self) -> Iterator[tuple[str, Value]]:
         """(code, value) pairs in frame order."""
@@ -222,7 +292,8 @@ class DecodedFrame:
         }
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON Lines record: source, timestamp, every point in order, errors."""
+        """The JSON Lines record: source, timestamp, every point in order, errors (and ``headers``
+        when the frame has vendor header lines)."""
         metric = self._metric
         points = []
         for i, (code, value) in enumerate(zip(self.codes, self.values, strict=True)):
@@ -236,16 +307,23 @@ class DecodedFrame:
                     "unit": sym.unit(metric),
                 }
             )
-        return {
+        record: dict[str, Any] = {
             "source": self.source,
             "timestamp": self.timestamp.isoformat(),
             "points": points,
             "errors": list(self.errors),
         }
+        if self.headers:
+            record["headers"] = list(self.headers)
+        return record
 
 
 def _text(raw: bytes) -> str:
-    return raw.strip().decode("latin-1")
+    raw = raw.strip()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return text_value(raw)
 
 
 def _nothing(values: list[Value]) -> tuple[Value, ...]:
@@ -260,15 +338,34 @@ _MAX_PLANS = 256
 
 
 class _Plan(NamedTuple):
-    """How to decode one frame layout: its codes, a converter per line, the numeric positions."""
+    """How to decode one frame layout: its codes, a converter per line, the numeric positions.
+
+    ``headers`` are the lines that are vendor header lines (usually none); ``points`` the lines
+    that are points, when some are headers.
+    """
 
     codes: tuple[str, ...]
     convs: tuple[Callable[[bytes], Value], ...]
     pick_numeric: Callable[[list[Value]], Sequence[Value]] | None
     date_time: tuple[int, int]
+    headers: tuple[int, ...] = ()
+    points: tuple[int, ...] = ()
 
 
 _NO_PLAN = _Plan((), (), None, (-1, -1))
+
+
+def _header_conv(head: bytes, matcher: re.Pattern[str]) -> Callable[[bytes], Value]:
+    """A converter for a header line's position: its text, or ValueError (careful path) if the line
+    there is not a header line after all (the plan's key holds only its first 4 bytes)."""
+
+    def conv(tail: bytes) -> Value:
+        text = text_value((head + tail).strip())
+        if matcher.fullmatch(text) is None:
+            raise ValueError(text)
+        return text
+
+    return conv
 
 
 def _date_time_positions(codes: Sequence[str]) -> tuple[int, int]:
@@ -306,7 +403,8 @@ class WITSDecoder:
     not convert them: use :mod:`witskit.units` for that). ``strict_mode`` raises
     :class:`~witskit.errors.DecodeError` (a ``ValueError``) at the first problem instead of
     recording it. ``null_values`` are the sentinels that mean "no reading"; ``timezone`` is the zone
-    of the rig's DATE/TIME items.
+    of the rig's DATE/TIME items. ``header_lines`` are the regular expressions of the vendor header
+    lines to recognise (default: :func:`known_header_lines`).
     """
 
     def __init__(
@@ -318,6 +416,7 @@ class WITSDecoder:
         null_values: Iterable[float] = DEFAULT_NULL_VALUES,
         timezone: str | tzinfo = "UTC",
         use_frame_time: bool = True,
+        header_lines: Iterable[str] | None = None,
     ) -> None:
         self.use_metric_units = use_metric_units
         self.strict_mode = strict_mode
@@ -325,6 +424,11 @@ class WITSDecoder:
         self.null_values: frozenset[float] = frozenset(float(v) for v in null_values)
         self.tz = _resolve_tz(timezone)
         self.use_frame_time = use_frame_time
+        #: The vendor header line patterns this decoder recognises (see :func:`register_header_line`).
+        self.header_lines: tuple[str, ...] = tuple(
+            known_header_lines() if header_lines is None else header_lines
+        )
+        self._headers = _compile_headers(self.header_lines)
         self._plans: dict[bytes, _Plan] = {}
         self._day_cache: dict[int, datetime | None] = {}
 
@@ -403,6 +507,12 @@ class WITSDecoder:
             values: list[Value] = list(map(_call, plan.convs, map(_TAIL, lines)))
         except ValueError:
             return self._decode_careful(frame)
+        headers: tuple[str, ...] = ()
+        line_index: list[int] | None = None
+        if plan.headers:
+            headers = tuple(values[j] for j in plan.headers)  # type: ignore[misc]
+            values = [values[j] for j in plan.points]
+            line_index = list(plan.points)
         numbers = plan.pick_numeric(values) if plan.pick_numeric is not None else values
         total = sum(numbers)  # type: ignore[arg-type]
         if total - total:  # an inf or a nan somewhere (or a finite overflow): check line by line
@@ -419,6 +529,8 @@ class WITSDecoder:
             self._frame_time(frame, plan.codes, values, errors, plan.date_time),
             metric=self.use_metric_units,
             symbols=self._symbols,
+            line_index=line_index,
+            headers=headers,
         )
 
     def _plan(self, key: bytes, lines: Sequence[bytes]) -> _Plan:
@@ -429,8 +541,19 @@ class WITSDecoder:
         codes: list[str] = []
         convs: list[Callable[[bytes], Value]] = []
         numeric: list[int] = []
+        header_at: list[int] = []
+        point_at: list[int] = []
         for i in range(len(lines)):
-            code = key[4 * i : 4 * i + 4].decode("latin-1")
+            head = key[4 * i : 4 * i + 4]
+            if not head.isdigit():
+                matcher = self._headers
+                if matcher is None or matcher.fullmatch(text_value(lines[i].strip())) is None:
+                    self._plans[key] = _NO_PLAN
+                    return _NO_PLAN
+                convs.append(_header_conv(head, matcher))
+                header_at.append(i)
+                continue
+            code = head.decode("ascii")
             sym = symbols.get(code)
             if sym is None:
                 self._plans[key] = _NO_PLAN
@@ -439,8 +562,9 @@ class WITSDecoder:
                 convs.append(_text)
             else:
                 convs.append(int if sym.data_type.is_integer else float)
-                numeric.append(i)
+                numeric.append(len(codes))
             codes.append(code)
+            point_at.append(i)
         if len(numeric) == len(codes):
             pick: Callable[[list[Value]], Sequence[Value]] | None = None
         elif not numeric:
@@ -450,7 +574,14 @@ class WITSDecoder:
             pick = lambda values: (values[only],)  # noqa: E731
         else:
             pick = itemgetter(*numeric)
-        plan = _Plan(tuple(codes), tuple(convs), pick, _date_time_positions(codes))
+        plan = _Plan(
+            tuple(codes),
+            tuple(convs),
+            pick,
+            _date_time_positions(codes),
+            tuple(header_at),
+            tuple(point_at) if header_at else (),
+        )
         self._plans[key] = plan
         return plan
 
@@ -462,6 +593,13 @@ class WITSDecoder:
         values: list[Value] = []
         errors: list[str] = []
         line_index: list[int] = []
+        headers: list[str] = []
+        matcher = self._headers
+
+        def keep(i: int, code: str, value: Value) -> None:
+            codes.append(code)
+            values.append(value)
+            line_index.append(i)
 
         def problem(i: int, text: str) -> None:
             msg = f"line {i + 1} of frame at line {frame.line} (byte {frame.offset}): {text}"
@@ -473,58 +611,60 @@ class WITSDecoder:
             line = raw_line.strip()
             head = line[:4]
             if len(head) < 4 or not head.isdigit():
-                problem(i, f"{line[:40].decode('latin-1')!r} does not start with a 4-digit code")
+                text = text_value(line)
+                if matcher is not None and matcher.fullmatch(text) is not None:
+                    headers.append(text)  # a known vendor header line: kept, not an error
+                    continue
+                problem(i, f"{text[:40]!r} does not start with a 4-digit code")
                 continue
             code = head.decode("ascii")
             raw = line[4:].strip()
             sym = symbols.get(code)
             if sym is None:
-                problem(
-                    i, f"unknown code {code} (value {raw[:40].decode('latin-1')!r}); kept with its raw value"
-                )
+                problem(i, f"unknown code {code} (value {text_value(raw)[:40]!r}); kept with its raw value")
                 value: Value
                 try:
                     number = float(raw)
-                    value = (
-                        None if number in nulls else number if number - number == 0 else raw.decode("latin-1")
-                    )
+                    value = None if number in nulls else number if number - number == 0 else text_value(raw)
                 except ValueError:
-                    value = raw.decode("latin-1")
-                codes.append(code)
-                values.append(value)
-                line_index.append(i)
+                    value = text_value(raw)
+                keep(i, code, value)
                 continue
             if sym.data_type is WITSDataType.ASCII:
-                codes.append(code)
-                values.append(raw.decode("latin-1"))
-                line_index.append(i)
+                keep(i, code, text_value(raw))
                 continue
             label = f"{code} {sym.name} ({sym.data_type.value})"
             if not raw:
-                problem(i, f"empty value for numeric item {label}")
+                problem(i, f"empty value for numeric item {label}; kept as a null")
+                keep(i, code, None)
                 continue
             try:
                 number = float(raw)
             except ValueError:
-                problem(i, f"{raw[:40].decode('latin-1')!r} is not a number, for numeric item {label}")
+                text = text_value(raw)
+                problem(i, f"{text[:40]!r} is not a number, for numeric item {label}; kept as text")
+                keep(i, code, text)
                 continue
             if number in nulls:
-                codes.append(code)
-                values.append(None)
-                line_index.append(i)
+                keep(i, code, None)
                 continue
             if number - number != 0:
-                problem(i, f"non-finite value {raw.decode('latin-1')!r} for {label}")
+                text = text_value(raw)
+                problem(i, f"non-finite value {text[:40]!r} for {label}; kept as text")
+                keep(i, code, text)
                 continue
             if sym.data_type.is_integer:
                 if not number.is_integer():
-                    problem(i, f"non-integral value {raw.decode('latin-1')!r} for integer item {label}")
+                    problem(
+                        i,
+                        f"non-integral value {text_value(raw)[:40]!r} for integer item {label}; "
+                        "kept as a decimal number",
+                    )
+                    keep(i, code, number)
                     continue
-                values.append(int(number))
+                keep(i, code, int(number))
             else:
-                values.append(number)
-            codes.append(code)
-            line_index.append(i)
+                keep(i, code, number)
         ts = self._frame_time(frame, codes, values, errors)
         return DecodedFrame(
             frame,
@@ -535,6 +675,7 @@ class WITSDecoder:
             metric=self.use_metric_units,
             symbols=self._symbols,
             line_index=line_index if len(line_index) != len(frame.lines) else None,
+            headers=tuple(headers),
         )
 
     # Frame time -------------------------------------------------------------------------------
@@ -615,11 +756,19 @@ def split_multiple_frames(data: str) -> list[str]:
     return [e.raw_data for e in events if isinstance(e, WITSFrame)]
 
 
-def validate_wits_frame(raw_frame: str) -> bool:
-    """True when the text is exactly one well-formed frame."""
-    parser = FrameParser()
-    events = parser.feed(raw_frame.encode("latin-1", "replace")) + parser.close()
-    return len(events) == 1 and isinstance(events[0], WITSFrame)
+def validate_wits_frame(raw_frame: str | bytes) -> bool:
+    """True when the text is exactly one frame that ``witskit validate`` accepts.
+
+    Both run the same parser and decoder (:func:`~witskit.protocol.iter_decode` with a default
+    :class:`WITSDecoder`) and accept the same thing: one frame, no bytes around it that are not
+    whitespace, and no problem in its ``errors``. So ``"&&\\nhello world\\n!!"`` (a line without a
+    4-digit code) is not valid; a known vendor header line such as ``EDR PASON`` is.
+    """
+    from witskit.protocol.stream import iter_decode  # the stream helpers import this module
+
+    data = raw_frame.encode("latin-1", "replace") if isinstance(raw_frame, str) else bytes(raw_frame)
+    events = list(iter_decode(data))
+    return len(events) == 1 and isinstance(events[0], DecodedFrame) and not events[0].errors
 
 
 def decode_file(

@@ -1,14 +1,17 @@
 """Named limits of the streaming parser and the decoder, each with the reason for its number.
 
 Every limit is also a keyword argument of :class:`~witskit.protocol.FrameParser`; exceeding one
-produces a :class:`~witskit.errors.FrameError` and a resync at the next ``&&``, never unbounded memory
-and never a silent drop.
+produces a :class:`~witskit.errors.FrameError`, never unbounded memory and never a silent drop. A
+frame over a frame limit is skipped to the next ``&&``; a line over ``max_line_length`` is skipped to
+its own end and the rest of its frame is kept.
 """
 
 from __future__ import annotations
 
 #: The longest item in the spec is ASCII 256 plus its 4-digit code; four times that leaves room for
 #: vendor items and padding while a line with no end (a wrong baud rate, a binary peer) is caught.
+#: A longer line is reported (its line number, offset and first bytes) and its bytes are dropped as
+#: they arrive, so one bad line costs neither memory nor the valid items around it.
 DEFAULT_MAX_LINE_LENGTH = 1024
 
 #: The largest record (19, Configuration) has 94 items; ten times that allows vendor extensions and
@@ -31,3 +34,9 @@ DEFAULT_NULL_VALUES: tuple[float, ...] = (-9999.0, -999.25, -8888.0)
 
 #: The packet a client sends to keep a Pason-style EDR talking (item 0111 with a null value).
 DEFAULT_HANDSHAKE = b"&&\r\n0111-9999\r\n!!\r\n"
+
+#: Lines without a 4-digit code that vendors send inside frames, as regular expressions matched
+#: against the whole (stripped) line, any case. A Pason serial feed sends ``EDR PASON`` as a line
+#: of every frame. Add one with :func:`witskit.protocol.register_header_line` (or a decoder's
+#: ``header_lines``); any other line without a code is an error in the frame.
+DEFAULT_HEADER_LINES: tuple[str, ...] = (r"EDR\s+PASON",)

@@ -11,17 +11,23 @@ Rules, from the spec and from real feeds:
   around lines are ignored. Data on the ``&&`` line (``&&0108123.4``) and before ``!!`` on its line
   are kept: ``&&`` and ``!!`` are reserved sequences and a WITS value cannot contain them.
 * Bytes outside a frame are garbage: one FrameError per run, then the parser resynchronises on the
-  next ``&&``. A ``!!`` outside a frame is garbage too, never an empty frame.
+  next ``&&``. A ``!!`` outside a frame is garbage too, never an empty frame. A UTF-8 byte-order
+  mark at the very start of the stream (Windows tools write one) is skipped silently.
 * A frame cut short by a new ``&&`` is a FrameError, and the new frame starts.
+* A line of more than ``max_line_length`` bytes is a FrameError naming that line; its bytes are
+  skipped as they arrive (never buffered) up to its end, and the rest of the frame is kept.
 * Limits (see :mod:`witskit.protocol.limits`) bound memory; exceeding one is a FrameError and a
   resync. The buffer remembers how far it has searched, so a peer that sends one byte at a time
   costs linear time.
+* Receive times (``WITSFrame.timestamp``) strictly increase, by at least a microsecond per frame,
+  so they order the frames of a parser as received even when many arrive in one read or the rig
+  sends several frames with the same DATE/TIME second (the store breaks ties by them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from witskit.errors import FrameError, UsageError
 from witskit.protocol.frame import WITSFrame, utc_now
@@ -40,6 +46,8 @@ FrameEvent = WITSFrame | FrameError
 
 _START = b"&&"
 _END = b"!!"
+_BOM = b"\xef\xbb\xbf"
+_ONE_US = timedelta(microseconds=1)
 
 
 class FrameParser:
@@ -82,6 +90,12 @@ class FrameParser:
         self._scan = 0  # where the next marker search resumes (linear time for trickled input)
         self._in_frame = False
         self._frame_start = 0  # index in _buf of the current frame's '&&'
+        self._frame_offset = 0  # stream offset and line of the current frame's '&&'
+        self._frame_line = 1
+        self._line_start = 0  # index in _buf of the first line of the frame not yet checked for length
+        self._skipping_line = False  # inside a line over max_line_length: its bytes are dropped
+        self._removed = 0  # bytes of over-long lines cut out of _buf (offsets after the cut shift)
+        self._removed_at = -1  # index in _buf of the first cut, -1 when none
         self._discarding = False  # skipping the tail of a frame already reported as too large
         self._garbage_offset = -1  # stream offset where the pending run of garbage starts
         self._garbage_line = 0
@@ -95,12 +109,14 @@ class FrameParser:
         self._sequence = 0
         self._closed = False
         self._now: datetime | None = None
+        self._last_time: datetime | None = None  # receive time of the last frame (they increase)
+        self._at_start = True  # a byte-order mark may still come (only the stream's first bytes)
 
     # Public API ---------------------------------------------------------------------------------
     @property
     def offset(self) -> int:
         """How many bytes have been fed so far."""
-        return self._base + len(self._buf)
+        return self._base + self._removed + len(self._buf)
 
     @property
     def frames_parsed(self) -> int:
@@ -120,6 +136,8 @@ class FrameParser:
             return []
         self._buf += data
         self._now = None
+        if self._at_start and not self._skip_bom():
+            return []
         events: list[FrameEvent] = []
         self._run(events)
         self._compact()
@@ -133,23 +151,31 @@ class FrameParser:
         events: list[FrameEvent] = []
         buf = self._buf
         if self._in_frame:
-            start = self._frame_start
+            self._check_lines(len(buf), events)
             events.append(
-                self._error(
-                    start,
-                    "stream ended inside a frame (no '!!' after '&&')",
-                    bytes(buf[start:]),
-                    "truncated",
+                self._frame_error(
+                    "stream ended inside a frame (no '!!' after '&&')", buf[self._frame_start :], "truncated"
                 )
             )
         else:
             self._note_garbage(self._pos, len(buf), events)
         self._flush_garbage(events)
-        self._base += len(buf)
+        self._base += self._removed + len(buf)
+        self._removed, self._removed_at = 0, -1
         self._buf = bytearray()
         self._pos = self._scan = self._line_pos = self._frame_start = 0
         self._in_frame = False
         return events
+
+    def _skip_bom(self) -> bool:
+        """Step over a UTF-8 byte-order mark at the start of the stream; False while undecided."""
+        buf = self._buf
+        if len(buf) < len(_BOM) and _BOM.startswith(buf):
+            return False  # maybe the first bytes of a BOM: wait for more
+        self._at_start = False
+        if buf.startswith(_BOM):
+            self._pos = self._scan = len(_BOM)
+        return True
 
     # The state machine --------------------------------------------------------------------------
     def _run(self, events: list[FrameEvent]) -> None:
@@ -174,20 +200,23 @@ class FrameParser:
                     self._flush_garbage(events)
                 self._discarding = False
                 self._in_frame = True
-                self._frame_start = self._pos = start
-                self._scan = start + 2
+                self._start_frame(start)
 
             start = self._frame_start
             end = buf.find(_END, self._scan)
             nxt = buf.find(_START, self._scan, end if end >= 0 else len(buf))
+            # Lines up to the first marker (or all but the last byte, maybe half of one) must fit.
+            stop = nxt if nxt >= 0 else end if end >= 0 else len(buf) - 1
+            if stop - self._line_start > self.max_line_length or self._skipping_line:
+                cut = self._check_lines(stop, events)
+                if cut:
+                    end -= cut if end >= 0 else 0
+                    nxt -= cut if nxt >= 0 else 0
             if nxt >= 0:
                 events.append(
-                    self._error(
-                        start, "frame cut short by a new '&&' before its '!!'", bytes(buf[start:nxt]), "cut"
-                    )
+                    self._frame_error("frame cut short by a new '&&' before its '!!'", buf[start:nxt], "cut")
                 )
-                self._frame_start = self._pos = nxt
-                self._scan = nxt + 2
+                self._start_frame(nxt)
                 continue
             if end < 0:
                 if len(buf) - start > self.max_frame_bytes:
@@ -197,8 +226,71 @@ class FrameParser:
                 self._scan = max(self._scan, len(buf) - 1)
                 return
             self._in_frame = False
+            self._skipping_line = False
             self._pos = self._scan = end + 2
             self._complete(start, end, events)
+
+    def _start_frame(self, start: int) -> None:
+        self._frame_start = self._pos = start
+        self._scan = self._line_start = start + 2
+        self._skipping_line = False
+        self._frame_offset = self._offset(start)
+        self._frame_line = self._line_at(start)
+
+    def _check_lines(self, stop: int, events: list[FrameEvent]) -> int:
+        """Report and cut out every line of the frame, up to ``stop``, longer than max_line_length.
+
+        Lines are checked once: ``_line_start`` moves past the ones that fit, up to
+        ``max_line_length`` bytes per ``rfind``, so a long frame costs a few searches. A line with
+        no end within the limit is reported at once, then its bytes are cut out of the buffer up
+        to its end, now or as they arrive. Returns how many bytes were cut (indexes after ``stop``
+        shift down by that much).
+        """
+        buf = self._buf
+        limit = self.max_line_length
+        lc = self._line_start
+        cut = 0
+        while True:
+            if self._skipping_line:
+                if lc >= stop:
+                    break
+                ends = [i for i in (buf.find(b"\n", lc, stop), buf.find(b"\r", lc, stop)) if i >= 0]
+                upto = min(ends) if ends else stop
+                n = upto - lc
+                if n:
+                    del buf[lc:upto]
+                    cut += n
+                    stop -= n
+                    self._removed += n
+                    if self._removed_at < 0:
+                        self._removed_at = lc
+                    self._scan = lc if self._scan < upto else self._scan - n
+                if not ends:
+                    break
+                self._skipping_line = False
+                continue
+            if stop - lc <= limit:
+                break
+            window = lc + limit + 1  # a line that fits ends (CR or LF) within this many bytes
+            last = max(buf.rfind(b"\n", lc, window), buf.rfind(b"\r", lc, window))
+            if last >= 0:
+                lc = last + 1
+                continue
+            events.append(
+                FrameError(
+                    f"line longer than max_line_length={limit} bytes: skipped to its end, "
+                    "the rest of the frame is kept",
+                    source=self.source,
+                    offset=self._offset(lc),
+                    line=self._line_at(lc),
+                    # Only the bytes every chunking has seen at this point: the same error however fed.
+                    excerpt=bytes(buf[lc : lc + min(EXCERPT_BYTES, limit + 1)]),
+                    kind="line",
+                )
+            )
+            self._skipping_line = True
+        self._line_start = lc
+        return cut
 
     def _complete(self, start: int, end: int, events: list[FrameEvent]) -> None:
         buf = self._buf
@@ -206,11 +298,8 @@ class FrameParser:
         size = len(raw)
         if size > self.max_frame_bytes:
             events.append(
-                self._error(
-                    start,
-                    f"frame of {size} bytes exceeds max_frame_bytes={self.max_frame_bytes}",
-                    raw,
-                    "limit",
+                self._frame_error(
+                    f"frame of {size} bytes exceeds max_frame_bytes={self.max_frame_bytes}", raw, "limit"
                 )
             )
             return
@@ -223,45 +312,37 @@ class FrameParser:
         elif b"" in lines:
             lines = [ln for ln in lines if ln]
         if not lines:
-            events.append(
-                self._error(start, "empty frame: no data lines between '&&' and '!!'", raw, "empty")
-            )
+            events.append(self._frame_error("empty frame: no data lines between '&&' and '!!'", raw, "empty"))
             return
         if len(lines) > self.max_lines_per_frame:
             events.append(
-                self._error(
-                    start,
+                self._frame_error(
                     f"frame has {len(lines)} lines, over max_lines_per_frame={self.max_lines_per_frame}",
                     raw,
                     "limit",
                 )
             )
             return
-        if len(body) > self.max_line_length:
-            longest = max(lines, key=len)
-            if len(longest) > self.max_line_length:
-                events.append(
-                    self._error(
-                        start,
-                        f"line of {len(longest)} bytes exceeds max_line_length={self.max_line_length}",
-                        longest,
-                        "limit",
-                    )
-                )
-                return
+        # Lines over max_line_length were reported and cut out as they arrived (_check_lines).
         if self._newline == b"\n" and b"\n" not in body and b"\r" in body:
             self._newline = b"\r"  # a CR-only feed (old serial units): count CRs as lines
         now = self._now
         if now is None:
-            now = self._now = self._clock()
+            now = self._clock()
+            last = self._last_time
+            if last is not None and now <= last:
+                now = last + _ONE_US  # a clock that stood still (or stepped back) since the last read
+        else:
+            now += _ONE_US  # frames of one read: received in this order
+        self._now = self._last_time = now
         events.append(
             WITSFrame._trusted(
                 raw,
                 tuple(lines),
                 self.source,
                 now,
-                self._base + start,
-                self._line_at(start),
+                self._frame_offset,
+                self._frame_line,
                 self._sequence,
             )
         )
@@ -270,15 +351,15 @@ class FrameParser:
     def _drop_oversized(self, start: int, events: list[FrameEvent]) -> None:
         buf = self._buf
         events.append(
-            self._error(
-                start,
+            self._frame_error(
                 f"frame exceeds max_frame_bytes={self.max_frame_bytes} without an '!!'; "
                 "skipped to the next '&&'",
-                bytes(buf[start : start + EXCERPT_BYTES]),
+                buf[start : start + EXCERPT_BYTES],
                 "limit",
             )
         )
         self._in_frame = False
+        self._skipping_line = False
         self._discarding = True
         # The rest of this frame is not reported again as garbage; scanning resumes after it.
         self._pos = self._scan = len(buf) - 1 if buf.endswith(b"&") else len(buf)
@@ -299,7 +380,7 @@ class FrameParser:
             return  # whitespace between frames; inside a run it is part of the run (any chunking)
         if self._garbage_offset < 0:
             lead = len(region) - len(region.lstrip())
-            self._garbage_offset = self._base + start + lead
+            self._garbage_offset = self._offset(start + lead)
             self._garbage_line = self._line_at(start + lead)
             self._garbage_excerpt = bytes(stripped[:EXCERPT_BYTES])
         elif len(self._garbage_excerpt) < EXCERPT_BYTES:
@@ -340,15 +421,20 @@ class FrameParser:
         self._garbage_tail = b""
 
     # Bookkeeping --------------------------------------------------------------------------------
-    def _error(self, start: int, reason: str, excerpt: bytes | bytearray, kind: str) -> FrameError:
+    def _frame_error(self, reason: str, excerpt: bytes | bytearray, kind: str) -> FrameError:
+        """An error about the current frame, located at its '&&'."""
         return FrameError(
             reason,
             source=self.source,
-            offset=self._base + start,
-            line=self._line_at(start),
+            offset=self._frame_offset,
+            line=self._frame_line,
             excerpt=bytes(excerpt[:EXCERPT_BYTES]),
             kind=kind,
         )
+
+    def _offset(self, index: int) -> int:
+        """Stream offset of ``_buf[index]``, for an index after any cut (or when there is none)."""
+        return self._base + self._removed + index
 
     def _line_at(self, index: int) -> int:
         """1-based line number of ``_buf[index]``; indexes are asked for in increasing order."""
@@ -365,7 +451,14 @@ class FrameParser:
         self._line_at(keep)
         del self._buf[:keep]
         self._base += keep
+        if self._removed_at >= 0:
+            if keep > self._removed_at:  # the cuts are in the bytes dropped: offsets are plain again
+                self._base += self._removed
+                self._removed, self._removed_at = 0, -1
+            else:
+                self._removed_at -= keep
         self._pos -= keep
         self._scan -= keep
         self._line_pos -= keep
         self._frame_start = max(0, self._frame_start - keep)
+        self._line_start = max(0, self._line_start - keep)

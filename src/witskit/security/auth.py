@@ -134,13 +134,17 @@ class AuthManager:
         )
 
     # Tokens -----------------------------------------------------------------------------------
-    def _claims(self, user: User, token_type: TokenType, lifetime: timedelta) -> dict[str, Any]:
-        now = _utcnow()
+    def _claims(
+        self, user: User, token_type: TokenType, lifetime: timedelta, issued_at: datetime | None = None
+    ) -> dict[str, Any]:
+        now = issued_at or _utcnow()
         return {
             "sub": user.username,
             "roles": list(user.roles),
             "typ": token_type.value,
-            "iat": now,
+            # To the microsecond (RFC 7519 NumericDate allows fractions): a revocation compares
+            # it exactly, so a token issued just before a change in the same second is revoked.
+            "iat": now.timestamp(),
             "nbf": now,
             "exp": now + lifetime,
             "iss": self.issuer,
@@ -154,16 +158,18 @@ class AuthManager:
                 warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
             return jwt.encode(claims, self._key, algorithm=self.algorithm)
 
-    def create_access_token(self, user: User) -> str:
-        """A short-lived access token carrying the user's roles."""
+    def create_access_token(self, user: User, *, issued_at: datetime | None = None) -> str:
+        """A short-lived access token carrying the user's roles (``issued_at``: default now)."""
         return self._encode(
-            self._claims(user, TokenType.ACCESS, timedelta(minutes=self.access_token_expire_minutes))
+            self._claims(
+                user, TokenType.ACCESS, timedelta(minutes=self.access_token_expire_minutes), issued_at
+            )
         )
 
-    def create_refresh_token(self, user: User) -> str:
+    def create_refresh_token(self, user: User, *, issued_at: datetime | None = None) -> str:
         """A longer-lived token that can only be exchanged for a new access token."""
         return self._encode(
-            self._claims(user, TokenType.REFRESH, timedelta(days=self.refresh_token_expire_days))
+            self._claims(user, TokenType.REFRESH, timedelta(days=self.refresh_token_expire_days), issued_at)
         )
 
     def decode_token(self, token: str, token_type: TokenType = TokenType.ACCESS) -> dict[str, Any]:

@@ -2,10 +2,14 @@
 
 :func:`configure_logging` routes structlog *and* the standard library (uvicorn, SQLAlchemy, asyncio)
 through one pipeline: a request id from context, a UTC timestamp, then :func:`redact_event`, which
-removes secrets by key (``password``, ``token``, ``api_key``...) and by value (passwords in URLs,
-``Bearer`` tokens, WitsKit API keys, JWTs, ``password=...`` in text) everywhere in the event,
-including exception text, before JSON or console rendering.
+removes secrets by key (any name containing ``password``, ``token``, ``key``...: ``key_password``
+too, see :func:`is_sensitive_name`) and by value (passwords in URLs, ``Bearer`` tokens, WitsKit API
+keys, JWTs, ``name=value`` and ``"name": value`` pairs with such a name in text) everywhere in the
+event, including exception text, before JSON or console rendering. Every pattern runs in linear
+time: a log line is redacted on the event loop. The database drivers' and raw HTTP loggers
+(:data:`QUIET_LOGGERS`) stay at WARNING whatever the level: their DEBUG lines are SQL parameters.
 
+:func:`redact_validation_errors` does the same for the errors a 422 answer echoes.
 :class:`SecureLogger` keeps the plan's interface (``sanitize_data``, ``info``, ``error``...).
 """
 
@@ -14,17 +18,20 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
-from typing import Any
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Any, Final
 
 import structlog
 
 __all__ = [
+    "QUIET_LOGGERS",
     "REDACTED",
     "SecureLogger",
     "configure_logging",
+    "is_sensitive_name",
     "redact_event",
     "redact_text",
+    "redact_validation_errors",
     "secure_logger",
 ]
 
@@ -45,41 +52,106 @@ _SENSITIVE_KEYS = (
     "cookie",
     "session",
 )
-# Keys that contain a sensitive word but hold nothing secret.
-_SAFE_KEYS = frozenset({"key_id", "keys", "author", "authenticated", "auth_method", "token_type", "monkey"})
+# Names that contain a sensitive word but hold nothing secret: ``keys`` is a count or a list of
+# names, ``key_id`` the public handle of an API key, ``token_type`` is "bearer". Anything else
+# with a sensitive word anywhere in its name (``key_password``, ``db_secret``, ``x-api-key``) is
+# masked: a masked harmless value costs less than a leaked secret.
+_SAFE_KEYS = frozenset(
+    {
+        "key_id",
+        "keys",
+        "author",
+        "authenticated",
+        "auth_method",
+        "token_type",
+        "monkey",
+        "tokens_valid_after",
+        "expires_in",
+    }
+)
+# Words that mark a name=value pair in free text (``auth``, ``session`` and ``cookie`` are left to
+# the key-based masking: as words in messages they are too common).
+_TEXT_WORDS = ("password", "passwd", "pwd", "secret", "token", "key", "credential", "private")
 
 _VALUE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # scheme://user:password@host -> scheme://user:***@host
-    (re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+(?P<post>@)"), r"\g<pre>***\g<post>"),
+    # scheme://user:password@host -> scheme://user:***@host. The scheme starts where a run of
+    # scheme characters starts, and is taken whole (possessive): else every letter of a long word
+    # would start a scan to its end, and a 16 KiB request path would cost a second to log.
+    (
+        re.compile(
+            r"(?<![a-zA-Z0-9+.\-])(?P<pre>[a-zA-Z][a-zA-Z0-9+.\-]*+://[^\s:/@]*+:)[^\s@/]++(?P<post>@)"
+        ),
+        r"\g<pre>***\g<post>",
+    ),
     # Authorization headers and bearer tokens
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*"), r"\1 ***"),
     # JWTs anywhere (three base64url parts, the first starting with eyJ)
     (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"), "***JWT***"),
     # WitsKit API keys
     (re.compile(r"\bwk_[A-Za-z0-9_\-]{8,}"), "wk_***"),
-    # key=value and key: value pairs in free text
+    # JSON-style "name": "value" pairs whose name holds a sensitive word
+    (
+        re.compile(r'(?i)(?P<pre>"(?P<name>[^"\s]{0,100})"\s*:\s*)(?P<value>"(?:[^"\\]|\\.)*"|[^\s,}\]]+)'),
+        "",
+    ),
+    # name=value and name: value pairs in free text (query strings, messages), compound names too:
+    # key_password=..., db-secret: ..., X_API_KEY=...
     (
         re.compile(
-            r"(?i)\b(password|passwd|pwd|secret|token|key|api[_-]?key|access[_-]?key|client[_-]?secret)"
-            r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s;,&]+)"
+            r"(?i)(?<![A-Za-z0-9_.\-])(?P<pre>(?P<name>[A-Za-z0-9_.\-]{0,100}?(?:"
+            + "|".join(_TEXT_WORDS)
+            + r")[A-Za-z0-9_\-]{0,100})\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s;,&\"']+)"
         ),
-        r"\1\2***",
+        "",
     ),
 ]
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    if not is_sensitive_name(match.group("name")):
+        return match.group(0)
+    value = match.group("value")
+    masked = '"***"' if value.startswith('"') else "'***'" if value.startswith("'") else "***"
+    return match.group("pre") + masked
 
 
 def redact_text(text: str) -> str:
     """``text`` with every secret-looking value masked."""
     for pattern, replacement in _VALUE_PATTERNS:
-        text = pattern.sub(replacement, text)
+        text = pattern.sub(replacement or _mask_pair, text)
     return text
 
 
-def _sensitive_key(key: str) -> bool:
-    lowered = key.lower()
+def is_sensitive_name(name: str) -> bool:
+    """True when a field, parameter or key of this name may hold a secret: its name contains
+    ``password``, ``secret``, ``token``, ``key``, ``auth``... anywhere (``key_password``,
+    ``db_secret``), except a few known harmless names (``keys``, ``key_id``, ``token_type``)."""
+    lowered = name.lower().replace("-", "_")
     if lowered in _SAFE_KEYS:
         return False
     return any(word in lowered for word in _SENSITIVE_KEYS)
+
+
+_sensitive_key = is_sensitive_name
+
+
+def redact_validation_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic / FastAPI validation errors, fit to send or log: the ``input`` of a field whose
+    name is sensitive (anywhere in its ``loc``) is masked, and secrets inside any other input too
+    (by key in mappings, by value in text). FastAPI's 422 echoes ``input`` otherwise."""
+    out = []
+    for error in errors:
+        clean = dict(error)
+        loc = clean.get("loc") or ()
+        if "input" in clean:
+            if any(isinstance(part, str) and is_sensitive_name(part) for part in loc):
+                clean["input"] = REDACTED
+            else:
+                clean["input"] = _redact_value(clean["input"])
+        if "ctx" in clean and isinstance(clean["ctx"], Mapping):
+            clean["ctx"] = {k: _redact_value(v) for k, v in clean["ctx"].items()}
+        out.append(clean)
+    return out
 
 
 def _redact_value(value: Any, depth: int = 0) -> Any:
@@ -112,8 +184,30 @@ def redact_event(
     return event_dict
 
 
+#: Loggers kept at WARNING whatever the level asked for: at DEBUG (and SQLAlchemy's engine at
+#: INFO) they write SQL statements with their parameters (password hashes, API key hashes, session
+#: ids) or raw request lines (a WebSocket's ``?token=``), which no redaction by key can recognise.
+QUIET_LOGGERS: Final = (
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "asyncmy",
+    "pymysql",
+    "uvicorn.access",
+    "websockets",
+    "httpcore",
+    "httpx",
+    "multipart",
+    "python_multipart",
+)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", *, stream: Any = None) -> None:
-    """Set up structlog and the standard library to log through the redacting pipeline."""
+    """Set up structlog and the standard library to log through the redacting pipeline.
+
+    The :data:`QUIET_LOGGERS` (database drivers, SQLAlchemy, raw HTTP and WebSocket traffic) log
+    warnings and errors only, even at ``DEBUG``.
+    """
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -144,6 +238,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, stream: Any = N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 class SecureLogger:

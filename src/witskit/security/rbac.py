@@ -19,6 +19,7 @@ __all__ = [
     "ROLE_PERMISSIONS",
     "Permission",
     "Role",
+    "bounded_roles",
     "current_roles",
     "get_current_user_roles",
     "has_permission",
@@ -73,6 +74,21 @@ def permissions_for(roles: Iterable[str]) -> set[Permission]:
         except ValueError:
             continue
     return granted
+
+
+def bounded_roles(roles: Iterable[str], ceiling: Iterable[str]) -> tuple[str, ...]:
+    """``roles`` cut down to what ``ceiling`` (another principal's roles) grants.
+
+    ``roles`` themselves when the ceiling grants everything they do; otherwise the largest roles
+    whose permissions both grant (an API key with ``super_admin`` made by a user who is now an
+    ``admin`` acts as an ``admin``), possibly none.
+    """
+    roles = tuple(roles)
+    allowed = permissions_for(roles) & permissions_for(ceiling)
+    if permissions_for(roles) <= allowed:
+        return roles
+    fits = [r for r in Role if ROLE_PERMISSIONS[r] <= allowed]
+    return tuple(r.value for r in fits if not any(ROLE_PERMISSIONS[r] < ROLE_PERMISSIONS[o] for o in fits))
 
 
 def has_permission(roles: Iterable[str], permission: Permission) -> bool:

@@ -3,7 +3,9 @@
 The plan's sample validator allowed only digits in values, which rejects the spec's ASCII items
 (well names, vendor names such as ``1984PASON/EDR``). This one types each line by the dictionary:
 numeric items must hold a number, text items any printable ASCII; control characters, non-ASCII
-bytes, oversized frames and broken structure are refused with a message naming the line.
+bytes, oversized frames and broken structure are refused with a message naming the line. A known
+vendor header line without a code (``EDR PASON``, see :func:`witskit.protocol.known_header_lines`)
+is accepted, as the decoder accepts it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from witskit.protocol import DecodedFrame, WITSDecoder, WITSFrame
+from witskit.protocol import DecodedFrame, WITSDecoder, WITSFrame, known_header_lines
 from witskit.symbols import WITSDataType, default_table
 
 __all__ = ["MAX_FRAME_BYTES", "SecureWITSDecoder", "SecureWITSFrame", "validate_frame_text"]
@@ -35,8 +37,11 @@ def validate_frame_text(raw_data: str, *, max_bytes: int = MAX_FRAME_BYTES) -> N
     if len(lines) < 3 or lines[0] != "&&" or lines[-1] != "!!":
         raise ValueError("Invalid WITS frame structure: expected '&&', data lines, '!!' each on its own line")
     table = default_table()
+    headers = [re.compile(p, re.IGNORECASE) for p in known_header_lines()]
     for number, line in enumerate(lines[1:-1], start=2):
         code, value = line[:4], line[4:].strip()
+        if "&&" not in line and "!!" not in line and any(h.fullmatch(line) for h in headers):
+            continue  # a vendor header line: no code, nothing to type
         if not (code.isascii() and code.isdigit()) or "&&" in line or "!!" in line:
             raise ValueError(f"Invalid data line format: {line!r} (line {number}: no 4-digit code)")
         sym = table.get(code)

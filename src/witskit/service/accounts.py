@@ -27,14 +27,16 @@ Revision ``0003`` adds the state the service shares across restarts and processe
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -60,6 +62,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from witskit.errors import UsageError
 from witskit.security.auth import User
 from witskit.security.rbac import Role
+from witskit.storage.errors import DatabaseUnavailable
 from witskit.storage.schema import UTCDateTime
 
 if TYPE_CHECKING:  # the record of a kept connection is defined with the connections
@@ -74,6 +77,7 @@ __all__ = [
     "ApiKeyRecord",
     "AuditEvent",
     "AuditRecord",
+    "LastAdminError",
     "RefreshSessionRecord",
     "ThrottleRecord",
     "UserRecord",
@@ -90,12 +94,17 @@ __all__ = [
     "users",
 ]
 
+T = TypeVar("T")
+
+#: Times a throttle transaction chosen as a deadlock victim is run again (jittered, ~0.25 s in all).
+_DEADLOCK_RETRIES: Final = 8
 #: Long enough that a guessed password is unlikely within the login throttle's limits.
 MIN_PASSWORD_LENGTH: Final = 12
 #: Argon2 hashes any length, but a megabyte "password" per login attempt is a cheap denial of service.
 MAX_PASSWORD_LENGTH: Final = 1024
 
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$")
+# \A...\Z, not ^...$: "$" also matches before a final newline, and "alice\n" is not "alice".
+_USERNAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}\Z")
 
 accounts_metadata = MetaData()
 
@@ -180,12 +189,31 @@ login_throttle = Table(
 )
 
 
+class _Refused(Exception):
+    """Internal: rolls back a reservation over the limit (``over``: the keys over it)."""
+
+    def __init__(self, over: dict[str, ThrottleRecord]) -> None:
+        super().__init__("over the limit")
+        self.over = over
+
+
+def _rolled_back_for_retry(exc: DatabaseUnavailable) -> bool:
+    """True for a deadlock or serialization failure: the database rolled the transaction back and
+    asks for it to be run again."""
+    text = str(exc).lower()
+    return "deadlock" in text or "serialization failure" in text
+
+
 class AccountExists(UsageError):
     """A user (or API key) by that name already exists."""
 
 
 class AccountNotFound(UsageError):
     """No user (or API key) by that name or id."""
+
+
+class LastAdminError(UsageError):
+    """The change would leave no active super_admin (and so nobody to manage users)."""
 
 
 def _now() -> datetime:
@@ -436,6 +464,33 @@ def _count_failures(dialect: str, keys: Sequence[str], now: datetime, window: ti
     )
 
 
+async def _keep_an_admin(
+    conn: AsyncConnection, username: str, roles: str | None, is_active: bool | None
+) -> None:
+    """Raise :class:`LastAdminError` when changing ``username`` this way leaves no active super_admin.
+
+    Reads the active users ``FOR UPDATE``, in id order (one lock order: no deadlock between two
+    such changes): a concurrent change waits for this transaction and then sees its result.
+    """
+    admin = Role.SUPER_ADMIN.value
+    stmt = (
+        select(users.c.username, users.c.roles)
+        .where(users.c.is_active == true())
+        .order_by(users.c.id)
+        .with_for_update()
+    )
+    admins = {str(r.username) for r in (await conn.execute(stmt)).all() if admin in _roles_of(r.roles)}
+    if username not in admins:
+        return  # not an active super_admin now: nothing to lose
+    stays = is_active is not False and (roles is None or admin in _roles_of(roles))
+    if stays or admins - {username}:
+        return
+    raise LastAdminError(
+        f"{username!r} is the last active super_admin: add another before disabling it or taking "
+        "its role away"
+    )
+
+
 def _audit(row: Any) -> AuditRecord:
     try:
         detail = json.loads(row.detail) if row.detail else {}
@@ -575,11 +630,15 @@ class AccountStore:
         password_hash: str | None = None,
         email: str | None = None,
         revoke_tokens: bool = False,
+        keep_an_admin: bool = True,
     ) -> UserRecord:
         """Change a user; :class:`AccountNotFound` when there is none by that name.
 
         ``revoke_tokens`` makes every token issued before now invalid (the service sets it for a
-        disable, a password change and a change of roles).
+        disable, a password change and a change of roles). With ``keep_an_admin``, a change that
+        would leave no active super_admin raises :class:`LastAdminError`: the check and the change
+        are one transaction, with the active users' rows locked (SQLite: the database), so two
+        super_admins demoting each other at once cannot both succeed.
         """
         now = _now()
         values: dict[str, Any] = {"updated_at": now}
@@ -592,10 +651,12 @@ class AccountStore:
         if email is not None:
             values["email"] = email or None
         if revoke_tokens:
-            # Whole seconds: token ``iat`` claims are whole seconds, and a token issued in this
-            # same second (a new login right after) must stay valid.
-            values["tokens_valid_after"] = now.replace(microsecond=0)
+            # Exact (microseconds): token ``iat`` claims are too, so a token issued earlier in this
+            # same second is revoked, and one issued after the change is not.
+            values["tokens_valid_after"] = now
         async with self._write("update a user in") as conn:
+            if keep_an_admin and (roles is not None or is_active is False):
+                await _keep_an_admin(conn, username, values.get("roles"), is_active)
             result = await conn.execute(update(users).where(users.c.username == username).values(**values))
             if result.rowcount == 0:
                 raise AccountNotFound(f"no user {username!r}")
@@ -759,26 +820,112 @@ class AccountStore:
             for r in rows
         }
 
+    async def _throttle_write(self, action: str, body: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``body`` in a write transaction, again when the database picked it as a deadlock
+        victim (MariaDB/MySQL: concurrent upserts of one new key; PostgreSQL likewise). Such a
+        transaction was rolled back whole, so running it again is safe; anything else is raised."""
+        for attempt in range(_DEADLOCK_RETRIES):
+            try:
+                async with self._write(action) as conn:
+                    return await body(conn)
+            except DatabaseUnavailable as exc:
+                if attempt == _DEADLOCK_RETRIES - 1 or not _rolled_back_for_retry(exc):
+                    raise
+            # Jittered: the transactions that collided must not collide again in step.
+            await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+        raise AssertionError("unreachable")
+
     async def count_failure(self, keys: Sequence[str], now: datetime, window: timedelta) -> None:
         """Count one failure against every key (one statement), starting a window of length
         ``window`` for a key that has none running."""
         if not keys:
             return
-        async with self._write("update the login throttle of") as conn:
+
+        async def count(conn: AsyncConnection) -> None:
             await conn.execute(_count_failures(self._engine.dialect.name, keys, now, window))
+
+        await self._throttle_write("update the login throttle of", count)
+
+    async def reserve_attempt(
+        self, limits: Mapping[str, int], now: datetime, window: timedelta
+    ) -> dict[str, ThrottleRecord] | None:
+        """Count an attempt against every key of ``limits`` *before* it is checked, atomically.
+
+        One transaction: the upsert that counts it locks the rows (SQLite: the database), the
+        counts are read back under that lock, and when any key is over its limit the transaction
+        rolls back (a refused attempt is not counted) and the records are returned. None means the
+        attempt is reserved: of N concurrent attempts, at most ``limit`` get through, however
+        concurrent, because none can read a count that another has not yet written.
+        """
+        if not limits:
+            return None
+        keys = list(limits)
+
+        async def reserve(conn: AsyncConnection) -> None:
+            await conn.execute(_count_failures(self._engine.dialect.name, keys, now, window))
+            stmt = select(login_throttle).where(login_throttle.c.key.in_(keys)).with_for_update()
+            over = {
+                str(r.key): ThrottleRecord(str(r.key), int(r.failures) - 1, r.window_start, r.locked_until)
+                for r in (await conn.execute(stmt)).all()
+                if int(r.failures) > limits[str(r.key)]
+            }
+            if over:
+                raise _Refused(over)  # rolls the count back
+
+        try:
+            await self._throttle_write("update the login throttle of", reserve)
+        except _Refused as refused:
+            return refused.over
+        return None
+
+    async def release_attempt(self, key: str) -> None:
+        """Take back one reserved attempt of a key (an attempt that turned out right)."""
+
+        async def release(conn: AsyncConnection) -> None:
+            await conn.execute(
+                update(login_throttle)
+                .where(login_throttle.c.key == key, login_throttle.c.failures > 0)
+                .values(failures=login_throttle.c.failures - 1)
+            )
+
+        await self._throttle_write("update the login throttle of", release)
 
     async def clear_failures(self, key: str) -> None:
         """Forget the failures counted against a key."""
-        async with self._write("update the login throttle of") as conn:
+
+        async def clear(conn: AsyncConnection) -> None:
             await conn.execute(delete(login_throttle).where(login_throttle.c.key == key))
 
+        await self._throttle_write("update the login throttle of", clear)
+
     async def prune_login_throttle(self, now: datetime | None = None) -> int:
-        """Delete the counters whose window has ended; how many."""
-        async with self._write("prune the login throttle of") as conn:
+        """Delete the counters whose window has ended; how many.
+
+        The ended keys are found first, then deleted by key (still only if ended): a ``DELETE``
+        by time would scan and lock the whole table (InnoDB: its gaps too) under the logins.
+        """
+        cutoff = literal(now or _now(), UTCDateTime())
+        async with self._read("prune the login throttle of") as conn:
+            ended = [
+                str(k)
+                for k in (
+                    await conn.execute(
+                        select(login_throttle.c.key).where(login_throttle.c.locked_until <= cutoff)
+                    )
+                ).scalars()
+            ]
+        if not ended:
+            return 0
+
+        async def prune(conn: AsyncConnection) -> int:
             result = await conn.execute(
-                delete(login_throttle).where(login_throttle.c.locked_until <= (now or _now()))
+                delete(login_throttle).where(
+                    login_throttle.c.key.in_(ended), login_throttle.c.locked_until <= cutoff
+                )
             )
-        return int(result.rowcount)
+            return int(result.rowcount)
+
+        return await self._throttle_write("prune the login throttle of", prune)
 
     # Audit log -----------------------------------------------------------------------------------
     async def write_audit(self, events: Sequence[AuditEvent]) -> None:

@@ -2,7 +2,8 @@
 
 :func:`create_app` builds the app around an open :class:`~witskit.service.runtime.Service`
 (``Service.app`` calls it); :func:`create_metrics_app` builds the small unauthenticated app served on
-``WITS_METRICS_PORT``. OpenAPI is at ``/openapi.json`` and its browser at ``/docs``.
+``WITS_METRICS_PORT``. OpenAPI is at ``/openapi.json`` and its browser at ``/docs``
+(:mod:`witskit.service.apidocs`; both off with ``WITS_API_DOCS=false``).
 
 Errors map to statuses by whose fault they are: the caller's (:class:`~witskit.errors.UsageError`)
 422, a missing thing 404, a conflict 409, a database that is down 503 (``Retry-After``), any other
@@ -20,16 +21,20 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from witskit._version import __version__
 from witskit.errors import UsageError
 from witskit.security.auth import AuthError
+from witskit.security.logging import redact_text, redact_validation_errors
 from witskit.service.accounts import AccountExists, AccountNotFound
 from witskit.service.connections import ConnectionNotFound
 from witskit.service.deps import API_PREFIX
 from witskit.service.identity import LastAdminError
+from witskit.service.limits import BodyLimitMiddleware
 from witskit.storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -40,7 +45,10 @@ __all__ = ["RequestContextMiddleware", "create_app", "create_metrics_app"]
 log = logging.getLogger("witskit.service")
 access_log = structlog.get_logger("witskit.access")
 
-_REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_REQUEST_ID: Final = re.compile(r"\A[A-Za-z0-9._\-]{1,64}\Z")  # \Z: no trailing newline either
+#: Answers that may hold tokens, keys or data: ``Cache-Control: no-store``, so that no browser cache,
+#: proxy or shared disk keeps a copy (every status, errors included).
+_PRIVATE_PREFIXES: Final = (f"{API_PREFIX}/", "/metrics", "/readyz")
 #: Probes and scrapes are logged at DEBUG: every few seconds, forever, they would drown the rest.
 _QUIET: Final = frozenset({"/livez", "/readyz", "/metrics"})
 
@@ -57,7 +65,8 @@ credential, 403 a credential whose roles lack the permission.
 
 class RequestContextMiddleware:
     """Gives each request an id (``X-Request-ID``, taken from the client when well-formed), binds it
-    to the logs, logs one access line, and turns an unhandled error into a 500 with the id."""
+    to the logs, logs one access line, turns an unhandled error into a 500 with the id, and marks
+    every answer of the API (``/api/``, ``/metrics``, ``/readyz``) ``Cache-Control: no-store``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -72,6 +81,7 @@ class RequestContextMiddleware:
                 incoming = value.decode("latin-1")
                 break
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        private = scope.get("path", "").startswith(_PRIVATE_PREFIXES)
         started = False
         status = 0
         t0 = time.perf_counter()
@@ -82,7 +92,11 @@ class RequestContextMiddleware:
                 started = True
                 status = int(message["status"])
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                headers = [*message["headers"], (b"x-request-id", request_id.encode())]
+                if private:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
@@ -116,11 +130,19 @@ def _detail(status_code: int, detail: str, headers: dict[str, str] | None = None
 
 def _install_error_handlers(app: FastAPI) -> None:
     async def usage(request: Request, exc: Exception) -> JSONResponse:
+        # A caller's mistake may quote what it sent (a URL with ?key_password=...): masked.
+        message = redact_text(str(exc))
         if isinstance(exc, AccountNotFound | ConnectionNotFound):
-            return _detail(404, str(exc))
+            return _detail(404, message)
         if isinstance(exc, AccountExists | LastAdminError):
-            return _detail(409, str(exc))
-        return _detail(422, str(exc))
+            return _detail(409, message)
+        return _detail(422, message)
+
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's own 422 echoes each bad field's ``input``: a too-short password included.
+        assert isinstance(exc, RequestValidationError)
+        errors = redact_validation_errors(exc.errors())
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     async def storage(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StorageError)
@@ -134,6 +156,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _detail(401, "invalid or expired credentials", {"WWW-Authenticate": "Bearer"})
 
     app.add_exception_handler(UsageError, usage)
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StorageError, storage)
     app.add_exception_handler(AuthError, auth)
 
@@ -141,18 +164,21 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(service: Service) -> FastAPI:
     """The API application for an open service."""
     from witskit.service import websocket
+    from witskit.service.apidocs import OPENAPI_URL, docs_router
     from witskit.service.routes import auth, connections, data, ops, users
 
+    docs = bool(service.config.api_docs)
     app = FastAPI(
         title="WitsKit",
         version=__version__,
         description=_DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # FastAPI's page uses a CDN and an inline script: ours is served below
         redoc_url=None,
-        openapi_url="/openapi.json",
-        swagger_ui_parameters={"persistAuthorization": True},
+        openapi_url=OPENAPI_URL if docs else None,
     )
     app.state.witskit = service
+    # Added first, so it runs inside the request context (the 413 has a request id and a log line).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=service.config.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     _install_error_handlers(app)
     app.include_router(auth.router, prefix=API_PREFIX)
@@ -161,6 +187,8 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(users.router, prefix=API_PREFIX)
     app.include_router(websocket.router, prefix=API_PREFIX)
     app.include_router(ops.health_router)
+    if docs:
+        app.include_router(docs_router())
     if service.config.metrics_enabled:
         app.include_router(ops.metrics_router)
     from witskit.service.dashboard import dashboard_router

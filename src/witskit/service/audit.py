@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import structlog
 
-from witskit.security.logging import SecureLogger
+from witskit.security.logging import SecureLogger, redact_text
 from witskit.service.accounts import AccountStore, AuditEvent
 
 __all__ = ["AuditLog", "Outcome"]
@@ -68,6 +68,7 @@ class AuditLog:
         """Log and queue one entry. ``detail`` holds reasons and names, never secrets."""
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         clean = self._secure.sanitize_data(detail)
+        target = redact_text(target) if target else target
         event = AuditEvent(
             action=action,
             outcome=outcome,

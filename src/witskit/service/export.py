@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from witskit.errors import UsageError
-from witskit.storage.formats import PointText
+from witskit.storage.formats import CSV_COLUMNS, PointText
 from witskit.storage.query import RawPoint
 from witskit.storage.schema import from_micros
 
@@ -35,7 +35,8 @@ __all__ = [
     "limited",
 ]
 
-CSV_HEADER: Final = ("time", "source", "code", "name", "value")
+#: WitsKit's one CSV layout (:data:`witskit.storage.formats.CSV_COLUMNS`).
+CSV_HEADER: Final = CSV_COLUMNS
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +168,12 @@ async def jsonl_chunks(batches: AsyncIterator[list[RawPoint]], names: dict[int, 
             yield "\n".join(lines).encode()
 
 
-async def csv_chunks(batches: AsyncIterator[list[RawPoint]], names: dict[int, str]) -> AsyncIterator[bytes]:
-    """CSV with a header line; text values are quoted as needed (as the csv module does)."""
-    fmt = PointText(names)
+async def csv_chunks(
+    batches: AsyncIterator[list[RawPoint]], names: dict[int, str], *, metric: bool = False
+) -> AsyncIterator[bytes]:
+    """CSV with a header line (:data:`CSV_HEADER`); text values are quoted as needed (as the csv
+    module does) and neutralised against spreadsheet formulas; units of the rig's system."""
+    fmt = PointText(names, metric=metric)
     yield (",".join(CSV_HEADER) + "\n").encode()
     async for batch in batches:
         if batch:

@@ -40,12 +40,13 @@ from witskit.security.auth import (
     generate_api_key,
     hash_api_key,
 )
-from witskit.security.rbac import Permission, Role, permissions_for
+from witskit.security.rbac import Permission, Role, bounded_roles, permissions_for
 from witskit.service.accounts import (
     MAX_PASSWORD_LENGTH,
     AccountNotFound,
     AccountStore,
     ApiKeyRecord,
+    LastAdminError,
     RefreshSessionRecord,
     UserRecord,
     check_password,
@@ -75,6 +76,10 @@ DEFAULT_CACHE_TTL: Final = 5.0
 #: Argon2id takes ~64 MiB and tens of milliseconds per hash: a few at a time keep a login flood
 #: from exhausting memory, and keep hashing off the event loop's thread.
 _HASH_CONCURRENCY: Final = 4
+#: Owners of API keys made on the machine itself (``witskit api-keys add``, settings, the first
+#: start): whoever runs it answers for them. User names cannot contain ``:``.
+_LOCAL_OWNER_PREFIXES: Final = ("cli:",)
+_LOCAL_OWNERS: Final = frozenset({"cli", "settings", "bootstrap", "local"})
 #: An API key's last use is written at most this often (seconds): not one write per request.
 _TOUCH_EVERY: Final = 60.0
 #: Expired sessions and ended throttle windows are deleted at a login at most this often (seconds):
@@ -84,10 +89,6 @@ _PRUNE_EVERY: Final = 600.0
 
 class LoginRefused(AuthError):
     """Wrong name or password, or a disabled account (the client is told only the generic message)."""
-
-
-class LastAdminError(UsageError):
-    """The change would leave no active super_admin (and so nobody to manage users)."""
 
 
 class RefreshReused(AuthError):
@@ -110,6 +111,12 @@ class Principal:
     kind: Literal["user", "api_key"]
     roles: tuple[str, ...]
     key_id: str | None = None
+    #: When the credential stops being valid (POSIX seconds: the token's ``exp``, the key's
+    #: expiry), None for a key that does not expire. A live stream never runs past it.
+    expires_at: float | None = None
+    #: Who answers for it: the user's own name, or the key's owner (the user who made it, or a
+    #: local actor such as ``cli:root``). A key made by a key is owned by the same owner.
+    owner: str | None = None
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -228,11 +235,16 @@ class Identity:
 
     # Logins and tokens ------------------------------------------------------------------------
     def _tokens(
-        self, user: UserRecord, family: str, client: str | None
+        self, user: UserRecord, family: str, client: str | None, as_of: datetime | None = None
     ) -> tuple[TokenPair, RefreshSessionRecord]:
-        """A new pair, and the session row of its refresh token (for the caller to store)."""
+        """A new pair, and the session row of its refresh token (for the caller to store).
+
+        ``as_of``: when ``user`` was read. The tokens are issued as of then, so that a change of the
+        account committed between that read and now (a password change racing a login with the
+        old password) revokes them.
+        """
         model = user.to_user()
-        refresh = self.auth.create_refresh_token(model)
+        refresh = self.auth.create_refresh_token(model, issued_at=as_of)
         claims = self.auth.decode_token(refresh, TokenType.REFRESH)  # its jti, iat and exp, as signed
         session = RefreshSessionRecord(
             jti=str(claims["jti"]),
@@ -243,7 +255,7 @@ class Identity:
             client=client,
         )
         pair = TokenPair(
-            access_token=self.auth.create_access_token(model),
+            access_token=self.auth.create_access_token(model, issued_at=as_of),
             refresh_token=refresh,
             expires_in=self.auth.access_token_expire_minutes * 60,
         )
@@ -264,12 +276,13 @@ class Identity:
         username = username.strip()
         if time.monotonic() - self._pruned_at >= _PRUNE_EVERY:
             await self.prune()
-        wait = await self.throttle.retry_after(username, client)
+        wait = await self.throttle.reserve(username, client)
         if wait > 0:
             self.audit.record(
                 "login", outcome=Outcome.DENIED, actor=username, client=client, reason="throttled"
             )
             raise LoginThrottled("too many failed logins; try again later", wait)
+        as_of = datetime.now(UTC)
         record = await self.accounts.get_user(username) if username else None
         if len(password) > MAX_PASSWORD_LENGTH:
             ok = False
@@ -283,12 +296,12 @@ class Identity:
         elif not record.is_active:
             reason = "account disabled"
         if reason is not None or record is None:
-            await self.throttle.failure(username, client)
+            # Counted already, by the reservation.
             self.audit.record("login", outcome=Outcome.FAILURE, actor=username, client=client, reason=reason)
             raise LoginRefused(GENERIC_LOGIN_ERROR)
-        await self.throttle.success(username)
+        await self.throttle.success(username, client)
         await self.accounts.record_login(username)
-        pair, session = self._tokens(record, _new_family(), client)
+        pair, session = self._tokens(record, _new_family(), client, as_of)
         await self.accounts.add_refresh_session(session)
         self.audit.record("login", outcome=Outcome.SUCCESS, actor=username, client=client)
         return pair
@@ -302,6 +315,8 @@ class Identity:
             raise AuthError("the token's user is disabled")
         issued = _ts(claims.get("iat"))
         cutoff = record.tokens_valid_after
+        # Exact: ``iat`` and the cut-off are both to the microsecond (a token from before that
+        # change carries whole seconds, and is revoked by a change in its own second: fail closed).
         if cutoff is not None and (issued is None or issued < cutoff.timestamp()):
             raise AuthError("the token was revoked (password, roles or status changed since)")
         return record
@@ -394,7 +409,9 @@ class Identity:
         except AuthError as exc:
             self.audit.record("auth.token", outcome=Outcome.FAILURE, client=client, reason=exc.reason)
             raise
-        return Principal(record.username, "user", record.roles)
+        return Principal(
+            record.username, "user", record.roles, expires_at=_ts(claims.get("exp")), owner=record.username
+        )
 
     async def _api_key(self, key: str, client: str | None) -> Principal:
         digest = hash_api_key(key)
@@ -407,8 +424,13 @@ class Identity:
             if len(self._keys) > 10_000:
                 self._keys.clear()
             self._keys[digest] = (now + self.cache_ttl, record)
+        reason = None
+        roles: tuple[str, ...] = ()
         if record is None or not record.usable():
             reason = "unknown API key" if record is None else "revoked or expired API key"
+        else:
+            roles, reason = await self._owner_bound(record)
+        if reason is not None:
             self.audit.record(
                 "auth.api_key",
                 outcome=Outcome.FAILURE,
@@ -417,12 +439,43 @@ class Identity:
                 reason=reason,
             )
             raise AuthError(reason)
+        assert record is not None
         if now - self._touched.get(record.key_id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
             self._touched[record.key_id] = now
             task = asyncio.create_task(self._touch(record.key_id))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        return Principal(f"api-key:{record.name}", "api_key", record.roles, key_id=record.key_id)
+        return Principal(
+            f"api-key:{record.name}",
+            "api_key",
+            roles,
+            key_id=record.key_id,
+            expires_at=record.expires_at.timestamp() if record.expires_at is not None else None,
+            owner=record.owner,
+        )
+
+    async def _owner_bound(self, record: ApiKeyRecord) -> tuple[tuple[str, ...], str | None]:
+        """The key's roles cut down to its owner's current ones, or a reason to refuse it.
+
+        A key made by a user is worth at most what that user is worth now: nothing once the user
+        is disabled or gone, no more than their current roles after a demotion. A key made on the
+        command line (owner ``cli:...``, ``settings``, ``bootstrap``, or none) answers to whoever
+        runs the machine and keeps its roles. A key whose owner is another key (made before the
+        owner was recorded as the user behind it) cannot be traced to anyone and is refused.
+        """
+        owner = record.owner
+        if owner is None or owner.startswith(_LOCAL_OWNER_PREFIXES):
+            return record.roles, None
+        if owner.startswith("api-key:"):
+            return (), "the API key was made by another key, whose owner is unknown: make it again"
+        user = await self.user(owner)
+        if user is None:
+            if owner in _LOCAL_OWNERS:
+                return record.roles, None
+            return (), "the API key's owner no longer exists"
+        if not user.is_active:
+            return (), "the API key's owner is disabled"
+        return bounded_roles(record.roles, user.roles), None
 
     async def _touch(self, key_id: str) -> None:
         try:
@@ -465,26 +518,6 @@ class Identity:
         )
         return record
 
-    async def _last_admin_guard(
-        self, record: UserRecord, roles: tuple[str, ...] | None, active: bool | None
-    ) -> None:
-        was_admin = record.is_active and Role.SUPER_ADMIN.value in record.roles
-        stays_admin = (record.is_active if active is None else active) and Role.SUPER_ADMIN.value in (
-            record.roles if roles is None else roles
-        )
-        if not was_admin or stays_admin:
-            return
-        others = [
-            u
-            for u in await self.accounts.list_users()
-            if u.username != record.username and u.is_active and Role.SUPER_ADMIN.value in u.roles
-        ]
-        if not others:
-            raise LastAdminError(
-                f"{record.username!r} is the last active super_admin: add another before "
-                "disabling it or taking its role away"
-            )
-
     async def update_user(
         self,
         username: str,
@@ -497,14 +530,14 @@ class Identity:
         client: str | None,
     ) -> UserRecord:
         """Change roles, status, password or e-mail; revokes the user's tokens when any of the
-        first three changes. The last active super_admin cannot be disabled or demoted."""
+        first three changes. The last active super_admin cannot be disabled or demoted
+        (:class:`LastAdminError`, checked in the transaction that makes the change)."""
         changes: dict[str, Any] = {}
         with self._audit_failure("user.update", actor=actor, target=username, client=client):
             record = await self.accounts.get_user(username)
             if record is None:
                 raise AccountNotFound(f"no user {username!r}")
             parsed = parse_roles(roles) if roles is not None else None
-            await self._last_admin_guard(record, parsed, is_active)
             hashed = await self.hash_password(check_password(password)) if password is not None else None
             if parsed is not None:
                 changes["roles"] = list(parsed)
@@ -529,10 +562,25 @@ class Identity:
         return updated
 
     async def change_own_password(self, username: str, current: str, new: str, client: str | None) -> None:
-        """A user's own password change: the current password is checked first."""
+        """A user's own password change: the current password is checked first, under the same
+        throttle as a login (a stolen access token must not be a way to guess the password)."""
+        wait = await self.throttle.reserve(username, client)
+        if wait > 0:
+            self.audit.record(
+                "user.password",
+                outcome=Outcome.DENIED,
+                actor=username,
+                target=username,
+                client=client,
+                reason="throttled",
+            )
+            raise LoginThrottled("too many failed password checks; try again later", wait)
         record = await self.accounts.get_user(username)
-        if record is None or not await self._verify(current, record.password_hash):
-            await self.throttle.failure(username, client)
+        if (
+            record is None
+            or len(current) > MAX_PASSWORD_LENGTH
+            or not await self._verify(current, record.password_hash)
+        ):
             self.audit.record(
                 "user.password",
                 outcome=Outcome.FAILURE,
@@ -542,6 +590,7 @@ class Identity:
                 reason="wrong current password",
             )
             raise LoginRefused("the current password is wrong")
+        await self.throttle.success(username, client)
         await self.update_user(username, password=new, actor=username, client=client)
 
     async def add_api_key(
@@ -552,8 +601,13 @@ class Identity:
         expires_in_days: int | None = None,
         actor: str | None,
         client: str | None,
+        owner: str | None = None,
     ) -> tuple[str, ApiKeyRecord]:
-        """A new API key: ``(key, record)``. The key is returned once and stored only as a hash."""
+        """A new API key: ``(key, record)``. The key is returned once and stored only as a hash.
+
+        ``owner`` (default: ``actor``) is who the key answers to: its power is bounded by the
+        owner's current roles and active state on every request.
+        """
         with self._audit_failure("api_key.add", actor=actor, target=name, client=client):
             parsed = parse_roles(roles)
             if not parsed:
@@ -563,7 +617,7 @@ class Identity:
             )
             key = generate_api_key()
             record = await self.accounts.add_api_key(
-                name, hash_api_key(key), parsed, owner=actor, expires_at=expires
+                name, hash_api_key(key), parsed, owner=owner or actor, expires_at=expires
             )
         self.audit.record(
             "api_key.add",

@@ -549,18 +549,21 @@ class Service:
                 HealthStatus.UNHEALTHY,
                 f"not reachable since the start ({self.database_error}); retrying, and ingesting "
                 f"meanwhile: {backlog} frames wait in the spool",
+                reason=f"not reachable since the start; {backlog} frames wait in the spool",
             )
         try:
             await self.store.ping()
         except Exception as exc:
-            return HealthCheck("database", HealthStatus.UNHEALTHY, f"database unreachable: {exc}")
+            return HealthCheck(
+                "database", HealthStatus.UNHEALTHY, f"database unreachable: {exc}", reason="not reachable"
+            )
         return HealthCheck("database", HealthStatus.HEALTHY, "reachable")
 
     def _check_spool(self) -> HealthCheck:
         spool = self.spool
         assert spool is not None
         if spool.closed:
-            return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is closed")
+            return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is closed", reason="closed")
         # The bound is on the files on disk (size_bytes), the acknowledged head included.
         fill = spool.size_bytes / spool.max_bytes if spool.max_bytes else 0.0
         details = {
@@ -572,7 +575,11 @@ class Service:
         if pipe is not None and pipe.spool_error is not None:
             # Sources are paused (not read) and the pipeline retries on its own: not ready.
             return HealthCheck(
-                "spool", HealthStatus.UNHEALTHY, f"the spool cannot write: {pipe.spool_error}", details
+                "spool",
+                HealthStatus.UNHEALTHY,
+                f"the spool cannot write: {pipe.spool_error}",
+                details,
+                reason="the spool cannot write (disk full or failing): sources are paused",
             )
         if spool.is_full:
             return HealthCheck(
@@ -581,9 +588,16 @@ class Service:
                 f"the spool is full ({spool.size_bytes:,} of {spool.max_bytes:,} bytes; "
                 f"{spool.pending_count:,} records wait for the database): sources are paused",
                 details,
+                reason="the spool is full: sources are paused",
             )
         if fill >= _SPOOL_DEGRADED:
-            return HealthCheck("spool", HealthStatus.DEGRADED, f"the spool is {fill:.0%} full", details)
+            return HealthCheck(
+                "spool",
+                HealthStatus.DEGRADED,
+                f"the spool is {fill:.0%} full",
+                details,
+                reason=f"{fill:.0%} full",
+            )
         return HealthCheck("spool", HealthStatus.HEALTHY, f"{fill:.0%} full", details)
 
     def _check_sources(self) -> HealthCheck:
@@ -599,12 +613,20 @@ class Service:
                 else "the spool is full"
             )
             return HealthCheck(
-                "sources", HealthStatus.DEGRADED, f"paused ({why}): {', '.join(paused)}", states
+                "sources",
+                HealthStatus.DEGRADED,
+                f"paused ({why}): {', '.join(paused)}",
+                states,
+                reason=f"{len(paused)} paused ({why})",
             )
         if down:
             # Degraded, not unhealthy: a rig that is down must not take the API out of service.
             return HealthCheck(
-                "sources", HealthStatus.DEGRADED, f"not connected: {', '.join(sorted(down))}", states
+                "sources",
+                HealthStatus.DEGRADED,
+                f"not connected: {', '.join(sorted(down))}",
+                states,
+                reason=f"{len(down)} not connected",
             )
         return HealthCheck("sources", HealthStatus.HEALTHY, f"{len(running)} running", states)
 
@@ -675,6 +697,8 @@ class Bound:
     health_url: str | None = None
     #: The ingest connections at start: the pipeline file's and those restored from the database.
     connections: tuple[str, ...] = ()
+    #: The active super_admins when none was created at this start (to say how to get in).
+    admins: tuple[str, ...] = ()
 
 
 def _listen(host: str, port: int, *, setting: str | None = None) -> socket.socket:
@@ -732,6 +756,10 @@ class _FirstStartOnly(logging.Filter):
 _FIRST_START = _FirstStartOnly()
 
 
+#: The largest WebSocket message a client may send (the live stream reads none it needs).
+WS_MAX_MESSAGE_BYTES: Final = 4096
+
+
 def _uvicorn_server(app: Any) -> Any:
     import uvicorn
 
@@ -756,6 +784,9 @@ def _uvicorn_server(app: Any) -> Any:
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         ws="websockets-sansio",
         ws_ping_interval=20.0,
+        # Live subscribers send nothing: a message of more than this closes the socket (1009)
+        # instead of being buffered (uvicorn's default is 16 MiB per message).
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
         timeout_graceful_shutdown=5,
     )
     return _Server(config)
@@ -815,7 +846,12 @@ async def serve(
     try:
         # Every port first: a port that cannot be bound stops the start before anything is
         # created (a generated administrator password would be shown by nobody).
-        api_sock = _listen(host, port)
+        try:
+            api_sock = _listen(host, port)
+        except UsageError as exc:
+            raise UsageError(
+                f"{exc}: choose another port with --port N (or WITS_PORT; --port 0 takes a free one)"
+            ) from None
         sockets.append(api_sock)
         api_url, api_port = _url(api_sock)
         metrics_sock = health_sock = None
@@ -838,8 +874,12 @@ async def serve(
             health_url = _url(health_sock)[0] + "/livez"
         admin_password = config.admin_password.get_secret_value() if config.admin_password else None
         generated = None
+        admins: tuple[str, ...] = ()
         if service.database_ready.is_set():
             generated = await service.identity.bootstrap_admin(config.admin_username, admin_password)
+            if generated is None:  # an administrator exists: the banner says how to get in
+                users = await service.identity.accounts.list_users()
+                admins = tuple(u.username for u in users if u.is_active and "super_admin" in u.roles)
         if metrics_sock is not None:
             from witskit.service.app import create_metrics_app
 
@@ -868,7 +908,7 @@ async def serve(
             await asyncio.sleep(0.01)
         log.info("service started: %s (ingest: %s)", api_url, service.ingests)
         names = tuple(c.name for c in service.connections) if service.connections is not None else ()
-        bound = Bound(api_url, api_port, metrics_url, generated, health_url, names)
+        bound = Bound(api_url, api_port, metrics_url, generated, health_url, names, admins)
         if on_ready is not None:
             on_ready(bound)
         if not service.database_ready.is_set():

@@ -10,8 +10,12 @@ The counters are rows of the ``login_throttle`` table (:mod:`witskit.service.acc
 process serving the same database shares them (``witskit run`` and ``witskit serve`` side by side,
 or several replicas) and a restart does not clear them. Each key counts its failures in a window
 that starts at its first failure and ends ``window`` seconds later (stored as ``locked_until``); a
-failure after the end starts a new window. A login attempt costs one ``SELECT`` of at most two
-rows, then one upsert (failure) or one ``DELETE`` (success). Ended windows are deleted by
+failure after the end starts a new window. Every attempt is counted *before* its password is
+checked (:meth:`LoginThrottle.reserve`: one transaction that counts, reads the counts back under
+the row lock, and rolls back when over the limit), so 40 concurrent guesses cannot all pass a check
+made before any of them was counted; a correct password then clears the name's count and takes
+back the address's one. A login attempt costs that transaction, plus one ``DELETE`` and one
+``UPDATE`` on success. Ended windows are deleted by
 :meth:`LoginThrottle.prune`, which the service calls now and then.
 """
 
@@ -96,14 +100,31 @@ class LoginThrottle:
                 wait = max(wait, (record.locked_until - now).total_seconds(), 0.001)
         return wait
 
+    async def reserve(self, username: str, address: str | None) -> float:
+        """Count this attempt against the name and the address *before* the password is checked.
+
+        Returns 0 when the attempt may go on (it is counted as a failure until :meth:`success`
+        takes it back), else the seconds to wait (nothing is counted). Check and count are one
+        transaction, so concurrent attempts cannot all pass a check made before any is counted.
+        """
+        limits = self._keys(username, address)
+        now = self._clock()
+        over = await self.accounts.reserve_attempt(limits, now, self.window)
+        if not over:
+            return 0.0
+        return max(*((r.locked_until - now).total_seconds() for r in over.values()), 0.001)
+
     async def failure(self, username: str, address: str | None) -> None:
         """Count a failed attempt against the name and the address."""
         await self.accounts.count_failure(list(self._keys(username, address)), self._clock(), self.window)
 
-    async def success(self, username: str) -> None:
-        """A correct password clears the name's failures (not the address's: a sprayer who guesses
-        one account right must not reset its budget for the others)."""
+    async def success(self, username: str, address: str | None = None) -> None:
+        """A correct password clears the name's failures and takes back the attempt that
+        :meth:`reserve` counted against ``address`` (only that one: a sprayer who guesses one
+        account right must not reset its budget for the others)."""
         await self.accounts.clear_failures(self._user_key(username))
+        if address:
+            await self.accounts.release_attempt(_key(_ADDRESS, address))
 
     async def prune(self) -> int:
         """Delete the counters whose window has ended; how many."""

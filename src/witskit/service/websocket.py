@@ -12,8 +12,13 @@ supports it (401 without a valid credential, 403 without the permission), else a
 :class:`~witskit.service.tailer.FrameTailer` finds them (within about one poll interval), from the
 moment of the subscription on; the messages are the same.
 
-A slow client loses its oldest frames, never slows ingest (see :class:`~witskit.pipeline.LiveHub`);
-the credential is checked once, at connect.
+A slow client loses its oldest frames, never slows ingest (see :class:`~witskit.pipeline.LiveHub`).
+
+The credential is checked at connect and again every ``WITS_LIVE_RECHECK_SECONDS`` (5 s) while the
+stream is open, and at the instant it expires: a token past its ``exp``, a disabled user, a
+revoked or expired API key, or roles that no longer grant ``data:read`` close the stream with code
+1008 (policy violation) and reason ``credential expired or revoked``; no frame is sent after the
+credential's expiry. A browser reconnects with a fresh token.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from datetime import UTC, datetime
 from typing import Final
 
@@ -29,8 +35,11 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketState
 
 from witskit.errors import FrameError
+from witskit.security.auth import AuthError
 from witskit.security.rbac import Permission
 from witskit.service.deps import principal_for
+from witskit.service.identity import Principal
+from witskit.storage.errors import StorageError
 
 __all__ = ["PERMISSION_ATTRIBUTE", "router"]
 
@@ -41,6 +50,8 @@ PERMISSION_ATTRIBUTE: Final = "x_permission"
 #: Close code when the service shuts down.
 _GOING_AWAY: Final = 1001
 _POLICY: Final = 1008
+#: Why a stream that was open is closed with 1008.
+REVOKED: Final = "credential expired or revoked"
 
 
 async def _refuse(websocket: WebSocket, status_code: int, detail: str) -> None:
@@ -71,8 +82,9 @@ async def live(
     """Stream decoded frames of ``source`` (all sources when omitted)."""
     service = websocket.app.state.witskit
     client = websocket.client.host if websocket.client is not None else None
+    credential = _credential(websocket, token)
     try:
-        principal = await principal_for(service, _credential(websocket, token), client)
+        principal = await principal_for(service, credential, client)
     except HTTPException as exc:
         await _refuse(websocket, exc.status_code, str(exc.detail))
         return
@@ -94,8 +106,40 @@ async def live(
         subscription.close()
         raise
 
+    # Set when the credential lapses: the pump sends nothing more, whatever it holds.
+    lapsed = asyncio.Event()
+
+    def expired(current: Principal) -> bool:
+        return current.expires_at is not None and time.time() >= current.expires_at
+
+    async def watch() -> None:
+        """Re-check the credential now and then, and at its expiry; return when it lapses."""
+        current = principal
+        interval = float(service.config.live_recheck_seconds)
+        while True:
+            wait = interval
+            if current.expires_at is not None:
+                wait = min(wait, max(current.expires_at - time.time(), 0.0))
+            await asyncio.sleep(wait)
+            if expired(current):
+                break
+            try:
+                current = await service.identity.authenticate(credential or "", client)
+            except AuthError:
+                break
+            except StorageError:
+                # The accounts cannot be read (database down): nobody can revoke anything meanwhile
+                # either. The stream goes on with what was known, never past its expiry, and the
+                # check is tried again at the next interval.
+                continue
+            if not current.can(Permission.READ_DATA) or expired(current):
+                break
+        lapsed.set()
+
     async def pump() -> None:
         async for event in subscription:
+            if lapsed.is_set() or expired(principal):
+                return
             if isinstance(event, FrameError):
                 # Bad bytes the parser skipped: the dashboard counts them per minute.
                 message = {
@@ -121,18 +165,31 @@ async def live(
 
     sender = asyncio.create_task(pump(), name="witskit-live-send")
     receiver = asyncio.create_task(listen(), name="witskit-live-receive")
+    watcher = asyncio.create_task(watch(), name="witskit-live-watch")
     try:
-        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({sender, receiver, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         subscription.close()
-        for task in (sender, receiver):
+        for task in (sender, receiver, watcher):
             task.cancel()
-        await asyncio.gather(sender, receiver, return_exceptions=True)
+        await asyncio.gather(sender, receiver, watcher, return_exceptions=True)
         if websocket.application_state is WebSocketState.CONNECTED and (
             websocket.client_state is WebSocketState.CONNECTED
         ):
+            revoked = lapsed.is_set() or expired(principal)
+            if revoked:
+                service.audit.record(
+                    "live.closed",
+                    outcome="denied",
+                    actor=principal.name,
+                    target="WEBSOCKET /api/v1/live",
+                    client=client,
+                    reason=REVOKED,
+                )
             with contextlib.suppress(Exception):
-                await websocket.close(code=_GOING_AWAY)
+                await websocket.close(
+                    code=_POLICY if revoked else _GOING_AWAY, reason=REVOKED if revoked else ""
+                )
 
 
 setattr(live, PERMISSION_ATTRIBUTE, Permission.READ_DATA.value)

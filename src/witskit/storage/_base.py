@@ -247,8 +247,13 @@ class BackendImpl(ABC):
         """Per (source id, frames, points, first, last): add to the counters, widen the times."""
 
     # Reads ------------------------------------------------------------------------------------
-    #: SQL for a point's time as integer µs since 1970-01-01 UTC (the column itself on SQLite).
-    time_us_sql: ClassVar[str] = "time"
+    #: SQL for a point's time (``p.time``) as integer µs since 1970-01-01 UTC (the column itself on
+    #: SQLite).
+    time_us_sql: ClassVar[str] = "p.time"
+
+    #: How a scan joins each point to its frame (for the receive time): always points first, then
+    #: the frame by its primary key.
+    scan_join: ClassVar[str] = "JOIN"
 
     def placeholder(self, n: int) -> str:
         """The driver's n-th (1-based) bind placeholder."""
@@ -259,7 +264,12 @@ class BackendImpl(ABC):
         return us
 
     def scan_sql(self, where: ScanFilter) -> tuple[str, list[Any]]:
-        """The points of ``where`` in time order (then source, frame and line: deterministic).
+        """The points of ``where`` in time order, then source, then the order they were received.
+
+        Frames with the same DATE/TIME second (a rig sending at 5 Hz) come back in the order they
+        were received: ties are broken by the frame's receive time (``frames.received_at``, which
+        strictly increases per parser, see :class:`~witskit.protocol.FrameParser`), then by frame
+        key and line, so the order is total and the same on every run (exports page by it).
 
         Plain SQL on the driver: every value is bound; codes and ids are only ever placeholders.
         """
@@ -271,17 +281,19 @@ class BackendImpl(ABC):
 
         conds: list[str] = []
         if where.source_ids is not None:
-            conds.append(f"source_id IN ({', '.join(bind(i) for i in where.source_ids)})")
+            conds.append(f"p.source_id IN ({', '.join(bind(i) for i in where.source_ids)})")
         if where.codes is not None:
-            conds.append(f"code IN ({', '.join(bind(c) for c in where.codes)})")
+            conds.append(f"p.code IN ({', '.join(bind(c) for c in where.codes)})")
         if where.lo_us is not None:
-            conds.append(f"time >= {bind(self.bind_time(where.lo_us))}")
+            conds.append(f"p.time >= {bind(self.bind_time(where.lo_us))}")
         if where.hi_us is not None:
-            conds.append(f"time < {bind(self.bind_time(where.hi_us))}")
+            conds.append(f"p.time < {bind(self.bind_time(where.hi_us))}")
         sql = (
-            f"SELECT source_id, {self.time_us_sql}, code, value_num, value_text, frame_key, idx "  # noqa: S608
-            f"FROM points{' WHERE ' + ' AND '.join(conds) if conds else ''} "
-            "ORDER BY time, source_id, frame_key, idx"
+            f"SELECT p.source_id, {self.time_us_sql}, p.code, p.value_num, p.value_text, "  # noqa: S608
+            f"p.frame_key, p.idx FROM points p {self.scan_join} "
+            "frames f ON f.source_id = p.source_id AND f.frame_key = p.frame_key"
+            f"{' WHERE ' + ' AND '.join(conds) if conds else ''} "
+            "ORDER BY p.time, p.source_id, f.received_at, p.frame_key, p.idx"
         )
         return sql, args
 

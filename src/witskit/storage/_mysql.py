@@ -232,7 +232,12 @@ class MySQLBackend(BackendImpl):
             )
 
     #: DATETIME(6) holds the UTC wall time: its distance from the epoch is the µs count.
-    time_us_sql = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', time)"
+    time_us_sql = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', p.time)"
+
+    #: Points first, then each frame by its primary key. Right after a bulk import InnoDB's table
+    #: statistics can be stale, and the optimizer then drove the join from ``frames`` and read all
+    #: of ``points`` once per frame (a 600,000-point export ran for minutes instead of 2 s).
+    scan_join = "STRAIGHT_JOIN"
 
     def placeholder(self, n: int) -> str:
         """asyncmy's format-style placeholder."""

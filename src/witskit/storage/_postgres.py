@@ -250,7 +250,7 @@ class PostgresBackend(BackendImpl):
         )
 
     #: µs computed by the server: no datetime object per row on the client.
-    time_us_sql = "(EXTRACT(EPOCH FROM time) * 1000000)::int8"
+    time_us_sql = "(EXTRACT(EPOCH FROM p.time) * 1000000)::int8"
 
     def placeholder(self, n: int) -> str:
         """asyncpg's numbered placeholder."""

@@ -13,12 +13,15 @@ SQLite driver. Settings, and why:
 - Writes are ``BEGIN IMMEDIATE``: the write lock is taken up front, so the check for frames already
   stored and the inserts that follow see the same database, and two writers never deadlock on a
   lock upgrade. In-process writes are serialised by the store (SQLite has one writer at a time).
+- A new database file is created 0600 (:func:`create_private`), its ``-wal`` and ``-shm``
+  files with it, whatever the umask: it holds password and API key hashes.
 - ``executemany`` on the driver connection, one statement per (layout position): the code and the
   position are literals, so only the key, time and value are bound per point.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -51,6 +54,8 @@ from witskit.storage.errors import (
     StorageFull,
 )
 from witskit.storage.schema import to_micros
+
+log = logging.getLogger("witskit.storage")
 
 __all__ = ["SQLiteBackend"]
 
@@ -105,6 +110,40 @@ def _journal_mode_wal(cursor: Any, timeout: float) -> None:
             time.sleep(0.01)
 
 
+def create_private(path: os.PathLike[str] | str) -> None:
+    """Create the database file readable and writable by its owner only (0600), if it is not there.
+
+    sqlite3 would create it 0644 minus the umask: world-readable (password hashes, API key hashes,
+    every rig's data) in a data directory that is 0755. SQLite creates the ``-wal`` and ``-shm``
+    files with the database file's permissions, so they follow. An existing file that others may
+    read (made by an older version) is set to 0600 with a warning, as the signing key is, when it
+    is ours to change; a directory that does not exist is left to sqlite3 to report.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        _tighten(os.fspath(path))
+        return
+    except OSError:
+        return
+    try:
+        if hasattr(os, "fchmod"):  # POSIX: the mode above is what the umask left of 0600
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _tighten(path: str) -> None:
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            st = os.stat(name)
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(name, 0o600)
+                log.warning("%s was readable by others (mode %o); set to 0600", name, st.st_mode & 0o777)
+        except (OSError, AttributeError):  # gone, not ours, or no getuid (Windows)
+            continue
+
+
 class SQLiteBackend(BackendImpl):
     """SQLite through aiosqlite (file or in-memory)."""
 
@@ -122,6 +161,7 @@ class SQLiteBackend(BackendImpl):
         if self.url.sqlite_path is None:
             # One shared connection, or each connection would see its own empty database.
             return {"connect_args": {**connect_args, "check_same_thread": False}, "poolclass": StaticPool}
+        create_private(self.url.sqlite_path)
         return {"connect_args": connect_args, "pool_size": pool_size, "pool_timeout": timeout}
 
     def configure_engine(self, engine: AsyncEngine) -> None:

@@ -215,6 +215,6 @@ def parse_url(url: str | SecretLike) -> ParsedURL:
         )
 
     if backend == "mysql" and "charset" not in sa_url.query:
-        # Text items are latin-1 decoded, so any of 256 characters can arrive: utf8mb4 holds them all.
+        # Text is decoded as UTF-8 (cp1252 fallback): any character can arrive, utf8mb4 holds them all.
         sa_url = sa_url.update_query_dict({"charset": "utf8mb4"})
     return ParsedURL(backend, driver_name, sa_url.render_as_string(hide_password=False), display, secrets)

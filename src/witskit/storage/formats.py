@@ -10,7 +10,7 @@ JSON floats are ``repr`` (``NaN`` and ``Infinity`` as ``json.dumps`` writes them
 
 >>> fmt = PointText({1: "rig-7"})
 >>> fmt.csv([(1, 1_767_247_200_000_000, "0108", 3650.5, None, 42, 3)])
-'2026-01-01T06:00:00+00:00,rig-7,0108,DBTM,3650.5\\n'
+'2026-01-01T06:00:00+00:00,rig-7,0108,DBTM,3650.5,,F\\n'
 """
 
 from __future__ import annotations
@@ -18,16 +18,27 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from witskit.storage._base import RawPoint
 from witskit.storage.query import integer_codes
 from witskit.storage.schema import from_micros
 from witskit.symbols import SymbolTable, default_table
 
-__all__ = ["PointText", "csv_field"]
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from witskit.protocol.decoder import DecodedFrame
+
+__all__ = ["CSV_COLUMNS", "PointText", "csv_field", "csv_safe", "frame_csv_rows"]
+
+#: The one CSV layout of WitsKit: ``witskit decode``/``stream --format csv``, ``witskit query``,
+#: the API's CSV export and the ``csv://`` sink. One row per point: ``value`` holds a number
+#: (empty for a null or a text reading), ``text`` the text of a reading that is not a number,
+#: ``unit`` the item's unit label. Codes are 4-digit text: read with ``dtype={"code": str}``.
+CSV_COLUMNS: Final = ("time", "source", "code", "mnemonic", "value", "text", "unit")
 
 _CSV_SPECIAL: Final = frozenset(',"\r\n')
+#: A cell a spreadsheet would run as a formula (OWASP "CSV injection"): ``=HYPERLINK(...)``.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _json_string = json.encoder.encode_basestring_ascii  # as json.dumps: ensure_ascii
 
 
@@ -38,6 +49,47 @@ def csv_field(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
+def csv_safe(text: str) -> str:
+    """A text cell that no spreadsheet runs as a formula (OWASP "CSV injection").
+
+    A cell starting with ``= + - @``, a tab or a carriage return gets a leading ``'``, unless it
+    is a plain number (``-12.5``) or only dashes (the dictionary's ``----`` unit), which no
+    spreadsheet runs. Text columns go through it (source, mnemonic, text, unit); numbers never do.
+    """
+    if not text.startswith(_FORMULA_START) or not text.strip("-"):
+        return text
+    try:
+        float(text)
+    except ValueError:
+        return "'" + text
+    return text if text[0] in "+-" else "'" + text
+
+
+def frame_csv_rows(
+    frame: DecodedFrame, labels: dict[str, tuple[str, str]] | None = None
+) -> list[tuple[object, ...]]:
+    """The :data:`CSV_COLUMNS` rows of one decoded frame, text cells made safe (for ``csv.writer``).
+
+    ``labels`` caches each code's (mnemonic, unit) across the frames of one decoder.
+    """
+    stamp = frame.timestamp.isoformat()
+    source = csv_safe(frame.source or "")
+    cache = {} if labels is None else labels
+    rows: list[tuple[object, ...]] = []
+    add = rows.append
+    for code, value in zip(frame.codes, frame.values, strict=True):
+        label = cache.get(code)
+        if label is None:
+            label = cache[code] = (csv_safe(frame.symbol(code).name), csv_safe(frame.unit(code)))
+        if value is None:
+            add((stamp, source, code, label[0], "", "", label[1]))
+        elif isinstance(value, str):
+            add((stamp, source, code, label[0], "", csv_safe(value), label[1]))
+        else:
+            add((stamp, source, code, label[0], value, "", label[1]))
+    return rows
+
+
 def _json_float(num: float) -> str:
     return float.__repr__(num) if math.isfinite(num) else json.dumps(num)
 
@@ -45,23 +97,39 @@ def _json_float(num: float) -> str:
 class PointText:
     """Formats batches of raw points for one export (one instance per export: it caches).
 
-    ``names`` maps source ids to names (:attr:`PointScan.names`). Columns are ``time, source,
-    code, name, value``, or ``source, time, ...`` with ``source_first`` (``witskit query``). An
-    integer item's value is written as an int, as the decoder typed it; a null as an empty CSV
-    field or JSON ``null``.
+    ``names`` maps source ids to names (:attr:`PointScan.names`). CSV columns are
+    :data:`CSV_COLUMNS` (units of the FPS system, or metric with ``metric=True``), text cells made
+    safe by :func:`csv_safe`. JSON Lines keys are ``time, source, code, name, value``, or
+    ``source, time, ...`` with ``source_first`` (``witskit query``). An integer item's value is
+    written as an int, as the decoder typed it; a null as an empty CSV field or JSON ``null``.
     """
 
-    __slots__ = ("_codes_csv", "_codes_json", "_ints", "_names", "_source_first", "_sources", "_table")
+    __slots__ = (
+        "_codes_csv",
+        "_codes_json",
+        "_ints",
+        "_metric",
+        "_names",
+        "_source_first",
+        "_sources",
+        "_table",
+    )
 
     def __init__(
-        self, names: dict[int, str], *, source_first: bool = False, table: SymbolTable | None = None
+        self,
+        names: dict[int, str],
+        *,
+        source_first: bool = False,
+        table: SymbolTable | None = None,
+        metric: bool = False,
     ) -> None:
         self._names = names
         self._source_first = source_first
+        self._metric = metric
         self._table = table or default_table()
         self._ints = integer_codes(self._table)
         self._sources: dict[int, tuple[str, str]] = {}
-        self._codes_csv: dict[str, str] = {}
+        self._codes_csv: dict[str, tuple[str, str]] = {}
         self._codes_json: dict[str, str] = {}
 
     def _source(self, sid: int) -> tuple[str, str]:
@@ -69,15 +137,21 @@ class PointText:
         out = self._sources.get(sid)
         if out is None:
             name = self._names.get(sid, f"#{sid}")
-            out = self._sources[sid] = (csv_field(name), _json_string(name))
+            out = self._sources[sid] = (csv_field(csv_safe(name)), _json_string(name))
         return out
 
     def _mnemonic(self, code: str) -> str:
         sym = self._table.get(code)
         return sym.name if sym is not None else f"U{code}"
 
-    def _code_csv(self, code: str) -> str:
-        part = self._codes_csv[code] = f"{csv_field(code)},{csv_field(self._mnemonic(code))},"
+    def _code_csv(self, code: str) -> tuple[str, str]:
+        """The ``code,mnemonic,`` before a value and the ``,unit`` after its text."""
+        sym = self._table.get(code)
+        unit = sym.unit(self._metric) if sym is not None else ""
+        part = self._codes_csv[code] = (
+            f"{csv_field(code)},{csv_field(csv_safe(self._mnemonic(code)))},",
+            f",{csv_field(csv_safe(unit))}",
+        )
         return part
 
     def _code_json(self, code: str) -> str:
@@ -86,10 +160,9 @@ class PointText:
         return part
 
     def csv(self, rows: Sequence[RawPoint]) -> str:
-        """CSV lines (each ending in a newline) for ``rows``."""
+        """:data:`CSV_COLUMNS` lines (each ending in a newline) for ``rows``."""
         ints = self._ints
         codes = self._codes_csv
-        source_first = self._source_first
         out: list[str] = []
         append = out.append
         last_us = last_sid = None
@@ -97,18 +170,16 @@ class PointText:
         for sid, us, code, num, txt, _key, _idx in rows:
             if us != last_us or sid != last_sid:  # once per frame
                 last_us, last_sid = us, sid
-                stamp = from_micros(us).isoformat()
-                src = self._source(sid)[0]
-                head = f"{src},{stamp}," if source_first else f"{stamp},{src},"
-            part = codes.get(code) or self._code_csv(code)
+                head = f"{from_micros(us).isoformat()},{self._source(sid)[0]},"
+            before, after = codes.get(code) or self._code_csv(code)
             if txt is not None:
-                append(head + part + csv_field(txt))
+                append(f"{head}{before},{csv_field(csv_safe(txt))}{after}")
             elif num is None:
-                append(head + part)
+                append(f"{head}{before},{after}")
             elif code in ints and num.is_integer():
-                append(head + part + int.__repr__(int(num)))
+                append(f"{head}{before}{int.__repr__(int(num))},{after}")
             else:
-                append(head + part + float.__repr__(num))
+                append(f"{head}{before}{float.__repr__(num)},{after}")
         append("")
         return "\n".join(out)
 

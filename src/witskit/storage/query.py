@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -89,10 +89,20 @@ class SourceInfo:
     point_count: int
 
 
-def resolve_codes(items: str | Iterable[str], symbols: SymbolTable | None = None) -> list[str]:
+def resolve_codes(
+    items: str | Iterable[str],
+    symbols: SymbolTable | None = None,
+    *,
+    present: Collection[str] | None = None,
+    on_ambiguous: Callable[[str], None] | None = None,
+) -> list[str]:
     """4-digit codes for a mix of codes and mnemonics, in order, without repeats.
 
-    Raises :class:`~witskit.errors.UsageError` for a name that is neither, with suggestions.
+    A mnemonic can be qualified by its record (``01.DBTM`` is 0108, ``08.DBTM`` is 0810). A bare
+    mnemonic that several records use (``DBTM``) stands for all of them, or, given the codes
+    ``present`` in a store, for those of them it holds (all when it holds none). When that is
+    more than one, ``on_ambiguous`` is told in one sentence naming each code and how to pick one. Raises
+    :class:`~witskit.errors.UsageError` for a name that is neither, with suggestions.
     """
     table = symbols if symbols is not None else default_table()
     wanted = [items] if isinstance(items, str) else list(items)
@@ -104,11 +114,27 @@ def resolve_codes(items: str | Iterable[str], symbols: SymbolTable | None = None
         if len(key) == 4 and key.isascii() and key.isdigit():
             out[key] = None
             continue
-        found = table.by_mnemonic(key)
+        record: int | None = None
+        name = key
+        head, dot, tail = key.partition(".")
+        if dot and head.isascii() and head.isdigit() and tail:
+            record, name = int(head), tail
+        found = table.by_mnemonic(name, record)
         if not found:
-            near = [s.name for s in table.search(key)[:5]] if key else []
+            near = [s.name for s in table.search(name)[:5]] if name else []
             hint = f"; did you mean {', '.join(near)}?" if near else ""
-            raise UsageError(f"{item!r} is neither a 4-digit code nor a known mnemonic{hint}")
+            where = f" in record {record}" if record is not None else ""
+            raise UsageError(f"{item!r} is neither a 4-digit code nor a known mnemonic{where}{hint}")
+        if present is not None and record is None and len(found) > 1:
+            found = [s for s in found if s.code in present] or found
+        if len(found) > 1 and on_ambiguous is not None:
+            which = ", ".join(f"{s.code} (record {int(s.code[:2])}: {s.description})" for s in found)
+            picks = " or ".join(f"{s.code}" for s in found)
+            qualified = " or ".join(f"{s.code[:2]}.{name.upper()}" for s in found)
+            on_ambiguous(
+                f"{key!r} matches {len(found)} channels: {which}; all are included. "
+                f"Pick one by code ({picks}) or by record ({qualified})"
+            )
         for sym in found:
             out[sym.code] = None
     return list(out)

@@ -64,6 +64,7 @@ __all__ = [
     "frame_key",
     "frames",
     "from_micros",
+    "import_progress",
     "metadata",
     "points",
     "sources",
@@ -253,5 +254,27 @@ points = Table(
     # Rows are ~40 bytes: clustering them by the key stores each point once (no rowid, no second
     # B-tree) and makes a (source, code, time) range a sequential read.
     sqlite_with_rowid=False,
+    **_MYSQL,
+)
+
+# Revision 0004: how far `witskit import` got in each file (see witskit.storage.imports), so an
+# interrupted import resumes after the last committed batch instead of decoding the file again.
+import_progress = Table(
+    "import_progress",
+    metadata,
+    # sha256 of (source name, absolute path): a path can be longer than MySQL lets a key be.
+    Column("file_key", String(64), primary_key=True),
+    Column("source", String(255), nullable=False),
+    Column("path", Text(), nullable=False),
+    # The file as it was read: a file whose head or size no longer agree is imported afresh.
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("head_len", Integer, nullable=False),
+    Column("head_sha256", String(64), nullable=False),
+    # Just after the last frame of the last committed batch, and the input line there.
+    Column("byte_offset", BigInteger, nullable=False),
+    Column("line", BigInteger, nullable=False),
+    Column("frames", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
     **_MYSQL,
 )

@@ -17,8 +17,9 @@ microseconds, so a point on an edge always opens the later bucket on every backe
   B-tree, InnoDB's temporary table); ``first`` and ``last`` are then one probe of the key per
   bucket, at the bucket's earliest and latest numeric time.
 - PostgreSQL (``timestamptz``) walks the buckets instead (``generate_series`` and a ``LATERAL``
-  aggregate): one index range scan per bucket, so nothing is sorted or hashed, and ``first`` and
-  ``last`` are the first row of a forward and of a backward scan of the bucket. Grouping by a
+  aggregate): one index range scan per bucket, so nothing is sorted or hashed; the aggregate also
+  finds the bucket's earliest and latest numeric time, and ``first`` and ``last`` are one probe of
+  the key there. Grouping by a
   computed bucket made PostgreSQL expect a group per row, sort the month on disk, and spend
   ~250 ms compiling the query with JIT; the walk is ~3x faster, and JIT is switched off for these
   queries (``SET LOCAL jit = off``): they run in milliseconds, far below what compiling costs.
@@ -27,6 +28,10 @@ The anchor the arithmetic starts from is the first stored time in the range (on 
 start of its bucket), not ``start``: a range that begins long before the data
 (``start=1900-01-01``) then never hands a backend a date outside what its type holds, and
 ``offset`` (``anchor - start`` in µs) keeps the buckets where ``start`` puts them.
+
+When several frames share that earliest or latest time (a rig sending several frames a second),
+``first`` is the value of the one received first and ``last`` of the one received last, the order
+in which queries and exports return them.
 
 Text values (type A items) are skipped; a null reading counts in ``nulls`` and in nothing else. A
 bucket that holds no reading at all is left out: the columns are sparse, in time order.
@@ -135,17 +140,22 @@ def _bucket_sql(dialect: str) -> str:
 def _group_statement(dialect: str) -> TextualSelect:
     """SQLite, MariaDB/MySQL: the range's rows grouped by bucket index."""
     # The innermost select computes the index per row; grouping by its alias one level up keeps
-    # the expression and its bound parameters out of GROUP BY.
+    # the expression and its bound parameters out of GROUP BY. MariaDB joins points first, then the
+    # frame by its key: stale statistics after a bulk import made it drive such a join from frames
+    # (see MySQLBackend.scan_join).
+    join = "STRAIGHT_JOIN" if dialect in ("mysql", "mariadb") else "JOIN"
     sql = f"""
         SELECT b.k, b.n, b.nulls, b.lo, b.hi, b.mean,
-            (SELECT f.value_num FROM points f
+            (SELECT f.value_num FROM points f {join} frames fa
+                    ON fa.source_id = f.source_id AND fa.frame_key = f.frame_key
                 WHERE f.source_id = :sid AND f.code = :code AND f.time = b.t0
                     AND f.value_num IS NOT NULL
-                ORDER BY f.frame_key, f.idx LIMIT 1) AS first_value,
-            (SELECT l.value_num FROM points l
+                ORDER BY fa.received_at, f.frame_key, f.idx LIMIT 1) AS first_value,
+            (SELECT l.value_num FROM points l {join} frames fz
+                    ON fz.source_id = l.source_id AND fz.frame_key = l.frame_key
                 WHERE l.source_id = :sid AND l.code = :code AND l.time = b.t1
                     AND l.value_num IS NOT NULL
-                ORDER BY l.frame_key DESC, l.idx DESC LIMIT 1) AS last_value
+                ORDER BY fz.received_at DESC, l.frame_key DESC, l.idx DESC LIMIT 1) AS last_value
         FROM (
             SELECT r.k AS k, COUNT(r.v) AS n, COUNT(*) - COUNT(r.v) AS nulls,
                 MIN(r.v) AS lo, MAX(r.v) AS hi, AVG(r.v) AS mean,
@@ -160,7 +170,7 @@ def _group_statement(dialect: str) -> TextualSelect:
             GROUP BY r.k
         ) b
         ORDER BY b.k
-    """  # noqa: S608 - the only interpolation is a fixed expression per dialect
+    """  # noqa: S608 - the only interpolations are fixed expressions per dialect
     return (
         text(sql)
         .bindparams(
@@ -179,13 +189,13 @@ def _group_statement(dialect: str) -> TextualSelect:
 _WALK_SQL: Final = """
     SELECT g.k, a.n, a.nulls, a.lo, a.hi, a.mean,
         (SELECT f.value_num FROM points f
-            WHERE f.source_id = :sid AND f.code = :code AND f.time >= b.t_lo AND f.time < b.t_hi
-                AND f.value_num IS NOT NULL
-            ORDER BY f.time, f.frame_key, f.idx LIMIT 1) AS first_value,
+                JOIN frames fa ON fa.source_id = f.source_id AND fa.frame_key = f.frame_key
+            WHERE f.source_id = :sid AND f.code = :code AND f.time = a.t0 AND f.value_num IS NOT NULL
+            ORDER BY fa.received_at, f.frame_key, f.idx LIMIT 1) AS first_value,
         (SELECT l.value_num FROM points l
-            WHERE l.source_id = :sid AND l.code = :code AND l.time >= b.t_lo AND l.time < b.t_hi
-                AND l.value_num IS NOT NULL
-            ORDER BY l.time DESC, l.frame_key DESC, l.idx DESC LIMIT 1) AS last_value
+                JOIN frames fz ON fz.source_id = l.source_id AND fz.frame_key = l.frame_key
+            WHERE l.source_id = :sid AND l.code = :code AND l.time = a.t1 AND l.value_num IS NOT NULL
+            ORDER BY fz.received_at DESC, l.frame_key DESC, l.idx DESC LIMIT 1) AS last_value
     FROM generate_series(:first_k, :last_k) AS g(k)
     CROSS JOIN LATERAL (
         SELECT GREATEST(:anchor + (g.k - :first_k) * :width * INTERVAL '1 microsecond', :lo) AS t_lo,
@@ -193,7 +203,9 @@ _WALK_SQL: Final = """
     ) AS b
     CROSS JOIN LATERAL (
         SELECT COUNT(p.value_num) AS n, COUNT(*) - COUNT(p.value_num) AS nulls,
-            MIN(p.value_num) AS lo, MAX(p.value_num) AS hi, AVG(p.value_num) AS mean
+            MIN(p.value_num) AS lo, MAX(p.value_num) AS hi, AVG(p.value_num) AS mean,
+            MIN(p.time) FILTER (WHERE p.value_num IS NOT NULL) AS t0,
+            MAX(p.time) FILTER (WHERE p.value_num IS NOT NULL) AS t1
         FROM points p
         WHERE p.source_id = :sid AND p.code = :code AND p.time >= b.t_lo AND p.time < b.t_hi
             AND p.value_text IS NULL

@@ -335,7 +335,11 @@ def _private_dir(d: Path) -> None:
 
 
 def _lock_exclusive(fd: int) -> bool:
-    """Take the directory's writer lock without waiting; False if another Spool holds it."""
+    """Take the directory's writer lock without waiting; False if another Spool holds it.
+
+    The holder writes its pid and command line into the lock file, so that a process refused the
+    lock can say who has it (:func:`_lock_holder`).
+    """
     if sys.platform == "win32":  # pragma: no cover - no flock; one writer per directory is on you
         return True
     import fcntl
@@ -344,7 +348,42 @@ def _lock_exclusive(fd: int) -> bool:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    with contextlib.suppress(OSError):  # only a courtesy to the next process: never fatal
+        holder = f"{os.getpid()} {_command_line()}\n".encode("utf-8", "replace")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder, 0)
     return True
+
+
+# user:password@ in a URL on the command line (--db postgresql://u:p@host), and secret query
+# options (?key_password=..., &token=...): never copied anywhere.
+_URL_PASSWORD: Final = re.compile(r"(://[^/:@\s]*):[^@/\s]*@")
+_SECRET_OPTION: Final = re.compile(r"([?&][^=&\s]*(?:pass|secret|token|key)[^=&\s]*=)[^&\s]*", re.IGNORECASE)
+
+
+def _command_line() -> str:
+    """This process's command line, short, without passwords (``witskit run --port 8080``)."""
+    argv = list(sys.argv) or ["?"]
+    prog = os.path.basename(argv[0])
+    if prog == "__main__.py":  # python -m package
+        prog = f"python -m {os.path.basename(os.path.dirname(argv[0]))}"
+    argv[0] = prog
+    line = _URL_PASSWORD.sub(r"\1:***@", " ".join(argv))
+    return _SECRET_OPTION.sub(r"\1***", line)[:300]
+
+
+def _lock_holder(fd: int) -> str:
+    """``process 1234 (witskit run)``: who holds the lock, from what it wrote in the lock file."""
+    try:
+        text = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    # Printable text only: the file's bytes end up on a terminal.
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    pid, _, command = text.partition(" ")
+    if not pid.isdigit():
+        return "another process"
+    return f"process {pid} ({command})" if command else f"process {pid}"
 
 
 @dataclass(slots=True, eq=False)
@@ -481,9 +520,12 @@ class Spool:
                 f"cannot use {d} as the spool directory: {exc.strerror or exc}", path=d, errno=exc.errno
             ) from exc
         if not locked:
+            assert self._lock_fd is not None
             raise SpoolError(
-                f"spool directory {d} is in use by another Spool (it holds the lock on {d / LOCK_FILE}); "
-                "a directory takes one writer",
+                f"spool directory {d} is in use by {_lock_holder(self._lock_fd)}, which holds the lock "
+                f"on {d / LOCK_FILE}; a spool directory takes one writer: stop that process, or give "
+                "this one its own data directory (WITS_DATA_DIR=/path/to/dir, or spool: dir: in the "
+                "pipeline file)",
                 path=d,
             )
         found = sorted((int(m.group(1)), d / name) for name in names if (m := _SEGMENT_NAME.match(name)))

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Self
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from witskit.errors import UsageError
@@ -34,6 +34,7 @@ from witskit.storage._base import BackendImpl, Pending, ScanFilter, WriteRace, b
 from witskit.storage._translate import translate
 from witskit.storage._url import SecretLike, parse_url
 from witskit.storage.errors import DatabaseNotFound, DatabaseUnavailable
+from witskit.storage.imports import ImportMark
 from witskit.storage.migrations import check_schema
 from witskit.storage.migrations import migrate as _migrate
 from witskit.storage.query import (
@@ -59,6 +60,7 @@ from witskit.storage.schema import (
     _key_material,
     _material,
     _utc,
+    import_progress,
     points,
     sources,
     to_micros,
@@ -470,6 +472,53 @@ class Store:
     async def _codes(self, conn: AsyncConnection, source_id: int) -> list[str]:
         return [str(c) for c in (await conn.execute(distinct_codes(source_id))).scalars()]
 
+    async def import_mark(self, key: str) -> ImportMark | None:
+        """Where the last import of a file (by :func:`~witskit.storage.imports.file_key`) stopped."""
+        self._check_open()
+        t = import_progress
+        with translate(self._backend, "read the import progress of"):
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(select(t).where(t.c.file_key == key))).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return ImportMark(
+            str(m["file_key"]),
+            str(m["source"]),
+            str(m["path"]),
+            int(m["size"]),
+            int(m["mtime_ns"]),
+            int(m["head_len"]),
+            str(m["head_sha256"]),
+            int(m["byte_offset"]),
+            int(m["line"]),
+            int(m["frames"]),
+            m["updated_at"],
+        )
+
+    async def save_import_mark(self, mark: ImportMark) -> None:
+        """Record how far the import of a file got (after the commit of the frames it covers)."""
+        self._check_open()
+        t = import_progress
+        values = {
+            "file_key": mark.file_key,
+            "source": mark.source,
+            "path": mark.path,
+            "size": mark.size,
+            "mtime_ns": mark.mtime_ns,
+            "head_len": mark.head_len,
+            "head_sha256": mark.head_sha256,
+            "byte_offset": mark.byte_offset,
+            "line": mark.line,
+            "frames": mark.frames,
+            "updated_at": datetime.now(UTC),
+        }
+        with translate(self._backend, "save the import progress of"):
+            # Delete then insert, in one transaction: the same statement on every backend.
+            async with self._engine.begin() as conn:
+                await conn.execute(delete(t).where(t.c.file_key == mark.file_key))
+                await conn.execute(insert(t).values(**values))
+
     async def sources(self) -> list[SourceInfo]:
         """Every source, by name, with its time span and exact frame and point counts."""
         self._check_open()
@@ -485,10 +534,13 @@ class Store:
     async def latest(self, source: str) -> dict[str, tuple[datetime, Value]]:
         """The newest ``(time, value)`` of every code of ``source`` ({} for an unknown source).
 
-        One short index probe per code (newest entry of its (source, code) range), never a scan.
+        One short index probe per code (the points of its newest time, at the end of its
+        (source, code) range), never a scan. When several frames share that time (a rig sending
+        several frames a second), the one received last wins.
         """
         self._check_open()
         p = points
+        f = frames_table
         out: dict[str, tuple[datetime, Value]] = {}
         with translate(self._backend, "query"):
             async with self._engine.connect() as conn:
@@ -497,24 +549,29 @@ class Store:
                     return out
                 ints = integer_codes()
                 for code in await self._codes(conn, int(sid)):
+                    here = (p.c.source_id == sid, p.c.code == code)
+                    newest = select(func.max(p.c.time)).where(*here).scalar_subquery()
                     stmt = (
-                        select(
-                            p.c.source_id,
-                            p.c.time,
-                            p.c.code,
-                            p.c.value_num,
-                            p.c.value_text,
-                            p.c.frame_key,
-                            p.c.idx,
-                        )
-                        .where(p.c.source_id == sid, p.c.code == code)
-                        .order_by(p.c.time.desc(), p.c.frame_key.desc(), p.c.idx.desc())
-                        .limit(1)
+                        select(p.c.time, p.c.value_num, p.c.value_text, p.c.frame_key, p.c.idx)
+                        .where(*here, p.c.time == newest)
+                        .order_by(p.c.frame_key.desc(), p.c.idx.desc())
                     )
-                    row = (await conn.execute(stmt)).first()
-                    if row is not None:
-                        _, time, code_, num, txt, _, _ = row
-                        out[code] = (time, stored_value(code_, num, txt, ints))
+                    rows = (await conn.execute(stmt)).all()
+                    if not rows:
+                        continue
+                    row = rows[0]
+                    if len({r[3] for r in rows}) > 1:
+                        # Same second, several frames: the last received (then the last line) wins.
+                        got = await conn.execute(
+                            select(f.c.frame_key, f.c.received_at).where(
+                                f.c.source_id == sid, f.c.frame_key.in_({r[3] for r in rows})
+                            )
+                        )
+                        received = {int(k): at for k, at in got}
+                        never = datetime.min.replace(tzinfo=UTC)
+                        row = max(rows, key=lambda r: (received.get(int(r[3]), never), r[3], r[4]))
+                    time, num, txt = row[0], row[1], row[2]
+                    out[code] = (time, stored_value(code, num, txt, ints))
         return out
 
     async def raw_frame(self, source: str, frame_key: int) -> bytes | None:

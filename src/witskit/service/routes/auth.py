@@ -55,6 +55,14 @@ class Me(BaseModel):
     permissions: list[str]
 
 
+def _too_many(exc: LoginThrottled, detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail,
+        headers={"Retry-After": str(max(int(exc.retry_after + 0.999), 1))},
+    )
+
+
 @router.post(
     "/token",
     response_model=TokenResponse,
@@ -75,11 +83,7 @@ async def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Dep
     try:
         pair = await service.identity.login(form.username, form.password, client_address(request))
     except LoginThrottled as exc:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            "too many failed logins; try again later",
-            headers={"Retry-After": str(max(int(exc.retry_after + 0.999), 1))},
-        ) from None
+        raise _too_many(exc, "too many failed logins; try again later") from None
     except LoginRefused as exc:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
@@ -143,10 +147,19 @@ async def me(principal: CurrentPrincipal) -> Me:
     "/password",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change my password",
-    **authenticated(responses={400: {"description": "Not a user, or a bad new password"}}),
+    **authenticated(
+        responses={
+            400: {"description": "Not a user, a wrong current password, or a bad new password"},
+            429: {"description": "Too many wrong current passwords (the login throttle)"},
+        }
+    ),
 )
 async def change_password(request: Request, principal: CurrentPrincipal, body: PasswordChange) -> None:
-    """Change the caller's own password (the current one is checked); existing tokens are revoked."""
+    """Change the caller's own password (the current one is checked); existing tokens are revoked.
+
+    Wrong current passwords count against the login throttle of the user's name and address (429
+    with ``Retry-After`` when over it), exactly as wrong passwords at login do.
+    """
     if principal.kind != "user":
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "API keys have no password")
     service = get_service(request)
@@ -154,5 +167,7 @@ async def change_password(request: Request, principal: CurrentPrincipal, body: P
         await service.identity.change_own_password(
             principal.name, body.current_password, body.new_password, client_address(request)
         )
+    except LoginThrottled as exc:
+        raise _too_many(exc, "too many wrong passwords; try again later") from None
     except LoginRefused as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None

@@ -313,7 +313,10 @@ async def data(
     if format is ExportFormat.json:
         meta: dict[str, Any] = {"source": source, "codes": wanted, "start": start, "end": end}
         return StreamingResponse(_closing(scan, json_chunks(rows, page, meta, names)), media_type=media)
-    chunks = csv_chunks(rows, names) if format is ExportFormat.csv else jsonl_chunks(rows, names)
+    if format is ExportFormat.csv:
+        chunks = csv_chunks(rows, names, metric=service.metric_units)
+    else:
+        chunks = jsonl_chunks(rows, names)
     if not buffered:
         return StreamingResponse(_closing(scan, chunks), media_type=media)
     body = b"".join([chunk async for chunk in _closing(scan, chunks)])

@@ -49,6 +49,8 @@ class UserOut(BaseModel):
 class UserIn(BaseModel):
     """A user to create."""
 
+    # pydantic's regex engine (Rust) ends "$" at the end of the text, never before a final newline
+    # (and knows no "\Z"); the account store checks the name again with Python's "\Z".
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@\-]*$")
     password: str = Field(min_length=12, max_length=1024)
     roles: list[Role] = Field(default_factory=lambda: [Role.VIEWER])
@@ -139,6 +141,12 @@ def _actor(request: Request) -> str | None:
     return principal.name if principal is not None else None
 
 
+def _owner(request: Request) -> str | None:
+    # A key made with a key answers to the same user as the key that made it.
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal.owner if principal is not None else None
+
+
 # Users ------------------------------------------------------------------------------------------
 @router.get("/users", response_model=list[UserOut], tags=["users"], summary="List users", **ADMIN)
 async def list_users(request: Request) -> list[UserOut]:
@@ -223,13 +231,19 @@ async def list_api_keys(request: Request) -> list[ApiKeyOut]:
     **ADMIN,
 )
 async def add_api_key(request: Request, body: ApiKeyIn) -> ApiKeyCreated:
-    """A new key with the given roles. The key is in this response only; store it now."""
+    """A new key with the given roles. The key is in this response only; store it now.
+
+    The key answers to the caller (the user behind it, for a key made with a key): on every
+    request it can do at most what that user's current roles allow, and nothing once the user is
+    disabled.
+    """
     key, record = await get_service(request).identity.add_api_key(
         body.name,
         [r.value for r in body.roles],
         expires_in_days=body.expires_in_days,
         actor=_actor(request),
         client=client_address(request),
+        owner=_owner(request),
     )
     return ApiKeyCreated(key=key, **ApiKeyOut.of(record).model_dump())
 

@@ -1,40 +1,37 @@
-// The dashboard: sign-in, the rig picker, live tiles, tracks, data quality, units and theme.
+// The dashboard: sign-in, live tiles, tracks, data quality, units and theme, and what ties the
+// modules below together.
 //
-// Data flow: picking a rig loads its last hour from /api/v1/data and subscribes to
-// /api/v1/live?source=...; frames land in a RigData (store.js) and the screen is redrawn at most
-// once per animation frame. Ages and the live window move once a second. While the WebSocket is
-// down the dashboard polls /api/v1/data for what it missed, so nothing is lost across a reconnect
-// and a server that does not ingest (witskit serve) still updates.
-//
-// Views up to RAW_SPAN draw every stored point: near the present by extending the live rows back,
-// further back from a window of rows of their own. Longer views, up to the whole stored range of
-// the rig, draw buckets (min, max and mean per pixel row) from /api/v1/data/series (series.js),
-// asked for once the view has settled.
+// Data flow: picking a rig (rigs.js) opens it in the Loader (loader.js), which subscribes to
+// /api/v1/live?source=... and loads its stored rows; frames land in a RigData (store.js) and the
+// screen is redrawn at most once per animation frame. Ages and the live window move once a
+// second. While the WebSocket is down the dashboard polls /api/v1/data for what it missed, so
+// nothing is lost across a reconnect and a server that does not ingest (witskit serve) still
+// updates. Zoom, pan and the range buttons make a new view (view.js); the Loader then fetches
+// what that view needs: rows up to RAW_SPAN, buckets (series.js) past it.
 
 import { ApiError, LiveSocket, api, session } from "./api.js";
 import { renderAdmin } from "./admin.js";
 import { QualityChart, TIME_TRACKS, DEPTH_TRACK, Tracks, palette } from "./charts.js";
 import { byId, formatAge, formatClock, h, setText } from "./dom.js";
-import { liveWindow } from "./scales.js";
-import { SeriesData, planSeries } from "./series.js";
-import { CHANNELS, CODES, DIGITS, RigData } from "./store.js";
+import { Loader } from "./loader.js";
+import { autoPick, pollDelay, renderRigs, rigBounds } from "./rigs.js";
+import { CHANNELS, CODES, DIGITS } from "./store.js";
 import { converter, loadUnits, systemOf, targetUnit, unitLabel } from "./units.js";
+import {
+  DEFAULT_SPAN,
+  RAW_SPAN,
+  allView,
+  currentWindow,
+  followView,
+  liveView,
+  localInput,
+  panView,
+  rangeText,
+  windowView,
+  zoomView,
+} from "./view.js";
 
 const PREFS_KEY = "witskit.prefs";
-/** Up to this span (seconds) the tracks draw every stored point; longer views draw buckets. */
-const RAW_SPAN = 2 * 3600;
-/** Raw rows this close to the present extend the live rows; older views get a window of their own. */
-const RECENT = 6 * 3600;
-const MIN_SPAN = 60;
-/** How far out one can zoom while the rig's stored range is not known yet. */
-const MAX_SPAN = 10 * 366 * 86400;
-/** The longest span of the range buttons (12 h), which works whatever is stored. */
-const LONGEST_BUTTON = 12 * 3600;
-/** A series is asked for once the view has been still this long (ms): a spin of the wheel asks once. */
-const SERIES_DEBOUNCE = 250;
-/** Points fetched per /data page, and at most per range. */
-const PAGE = 50000;
-const MAX_POINTS = 1000000;
 /** A value older than this is shown as stale (seconds). */
 const STALE = 15;
 
@@ -56,15 +53,15 @@ const prefs = (() => {
   };
 })();
 
+// What is on screen. The view is a value from view.js, replaced (never edited) when it changes;
+// the rig on screen and everything loaded for it belong to `loader`.
 const state = {
   me: null,
   started: false,
-  sources: [],
-  rig: null,
-  data: new Map(),
-  socket: null,
+  sources: [], // the body of /api/v1/sources, polled
+  sourcesTimer: 0,
   liveState: "idle",
-  view: { live: true, span: 3600, min: 0, max: 0 },
+  view: liveView(),
   tracks: null,
   quality: null,
   tiles: new Map(),
@@ -72,18 +69,29 @@ const state = {
   drawn: -1,
   cursor: null,
   depthCursor: null,
+  slice: null, // the columns drawn, for the legends
+  depthSlice: null,
   timers: [],
-  aborts: new Set(), // stored-data loads in flight, cancelled when the rig changes
-  loading: 0,
-  slice: null,
-  series: null, // SeriesData: the buckets of the rig, for views longer than RAW_SPAN
-  seriesWanted: null, // {key, abort}: the series request in flight
-  seriesTimer: 0,
-  past: null, // {rig, from, to, data: RigData}: the raw rows of a view far from the present
-  extending: false, // the live rows are being extended back...
-  wantFrom: null, // ...and then to here
   looping: false, // the animation-frame loop runs (one at most, across sign-out and sign-in)
 };
+
+const loader = new Loader({
+  api,
+  isApiError: (e) => e instanceof ApiError,
+  openLive: (name, handlers) => new LiveSocket(name, handlers),
+  now: () => session.now(),
+  viewport: (now) => {
+    const bounds = sourceBounds();
+    const [min, max] = currentWindow(state.view, now, bounds);
+    return { min, max, bounds };
+  },
+  trackRows: () => trackRows(),
+  onChange: () => {
+    state.dirty = true;
+  },
+  onProgress: (message) => updateRangeText(message),
+  onLive: (s, detail) => setLive(s, detail),
+});
 
 // Theme ---------------------------------------------------------------------------------------
 const THEMES = ["dark", "light", "auto"];
@@ -187,14 +195,7 @@ function stopApp() {
   for (const id of state.timers) clearInterval(id);
   state.timers = [];
   clearTimeout(state.sourcesTimer);
-  if (state.socket) state.socket.close();
-  state.socket = null;
-  for (const abort of state.aborts) abort.abort();
-  clearTimeout(state.seriesTimer);
-  state.series = null;
-  state.past = null;
-  state.rig = null;
-  state.data.clear();
+  loader.stop();
   state.me = null;
   setLive("idle");
 }
@@ -274,302 +275,62 @@ async function pollSources() {
   if (!state.started) return;
   try {
     state.sources = await api.get("/sources");
-    renderRigs();
-    if (!state.rig) {
-      const wanted = prefs.rig && state.sources.find((s) => s.name === prefs.rig);
-      if (wanted) selectRig(wanted.name);
-      else if (state.sources.length === 1) selectRig(state.sources[0].name);
+    drawRigs();
+    if (!loader.rig) {
+      const pick = autoPick(state.sources, prefs.rig);
+      if (pick) selectRig(pick);
       // Several rigs and none picked: show the list, wherever it is kept.
       else if (state.sources.length > 1 && !byId("layout").dataset.sidebar && !sidebarShown()) setSidebar(true);
     }
   } catch (e) {
     if (!session.active) return;
   }
-  if (state.started) state.sourcesTimer = setTimeout(pollSources, state.sources.length ? 5000 : 1500);
+  if (state.started) state.sourcesTimer = setTimeout(pollSources, pollDelay(state.sources));
 }
 
-const CONNECTED = new Set(["connected", "running"]);
-const TRYING = new Set(["connecting", "reconnecting", "waiting", "starting"]);
-
-function rigStatus(source, age) {
-  if (source.connection === null || source.connection === undefined) {
-    return age !== null && age < 60 ? ["ok", "receiving"] : ["idle", "stored"];
-  }
-  const conn = String(source.connection);
-  if (CONNECTED.has(conn)) return age !== null && age > 60 ? ["warn", `${conn}, silent`] : ["ok", conn];
-  if (TRYING.has(conn)) return ["warn", conn];
-  return ["bad", conn];
-}
-
-function rigAge(source) {
-  const data = state.data.get(source.name);
-  let last = source.last_time ? Date.parse(source.last_time) / 1000 : null;
-  if (data && data.lastFrame && (!last || data.lastFrame > last)) last = data.lastFrame;
-  return last === null ? null : Math.max(0, session.now() - last);
-}
-
-function renderRigs() {
-  const list = byId("rig-list");
+function drawRigs() {
   byId("rig-empty").hidden = state.sources.length > 0;
-  const seen = new Set();
-  for (const source of state.sources) {
-    seen.add(source.name);
-    let item = list.querySelector(`li[data-rig="${CSS.escape(source.name)}"]`);
-    if (!item) {
-      const button = h(
-        "button",
-        {
-          type: "button",
-          class: "rig",
-          "aria-pressed": "false",
-          onclick: () => {
-            selectRig(source.name);
-            closeSidebarOverlay();
-          },
-        },
-        h("span", { class: "dot", "aria-hidden": "true" }),
-        h("span", { class: "rig-name" }, source.name),
-        h("span", { class: "rig-state" }),
-        h("span", { class: "rig-age" }),
-      );
-      item = h("li", { dataset: { rig: source.name } }, button);
-      list.append(item);
-    }
-    const age = rigAge(source);
-    const [level, text] = rigStatus(source, age);
-    const button = item.querySelector("button");
-    button.dataset.state = level;
-    button.setAttribute("aria-pressed", String(source.name === state.rig));
-    setText(item.querySelector(".rig-state"), text);
-    setText(item.querySelector(".rig-age"), age === null ? "no frames" : `${formatAge(age)} ago`);
-    button.setAttribute("aria-label", `${source.name}: ${text}, last frame ${age === null ? "never" : `${formatAge(age)} ago`}`);
-  }
-  for (const item of [...list.children]) if (!seen.has(item.dataset.rig)) item.remove();
+  renderRigs(byId("rig-list"), state.sources, {
+    selected: loader.rig,
+    dataOf: (name) => loader.data.get(name),
+    now: session.now(),
+    onPick: (name) => {
+      selectRig(name);
+      closeSidebarOverlay();
+    },
+  });
+}
+
+/** The rig on screen as /api/v1/sources lists it (undefined until the list has it). */
+function rigSource() {
+  return state.sources.find((s) => s.name === loader.rig);
+}
+
+/** The rig's stored range in seconds ({first, last}), or null before it is known. */
+function sourceBounds() {
+  return rigBounds(rigSource(), loader.current());
 }
 
 async function selectRig(name) {
-  if (state.rig === name) return;
-  if (state.socket) state.socket.close();
-  for (const abort of state.aborts) abort.abort();
-  clearTimeout(state.seriesTimer);
-  state.series = null;
-  state.past = null;
-  state.rig = name;
+  if (loader.rig === name) return;
+  const data = loader.open(name);
   prefs.rig = name;
   prefs.save();
-  let data = state.data.get(name);
-  if (!data) {
-    data = new RigData(name);
-    state.data.set(name, data);
-  }
   setText(byId("rig-title"), name);
   document.title = `${name} · WitsKit`;
   byId("pick-hint").hidden = true;
-  state.view = { live: true, span: state.view.span || 3600, min: 0, max: 0 };
+  state.view = liveView(state.view.span || DEFAULT_SPAN);
   state.cursor = null;
-  renderRigs();
-  state.socket = new LiveSocket(name, {
-    onFrame: (record) => {
-      if (record.source && record.source !== name) return;
-      if (record.type === "frame_error") data.addFrameError(record);
-      else data.addFrame(record);
-      state.dirty = true;
-    },
-    onState: (s, detail) => {
-      if (state.rig === name) setLive(s, detail);
-    },
-    onReconnect: () => catchUp(data),
-  });
-  // The latest values first: they carry each channel's unit (stored rows do not), and fill the
-  // tiles at once, before the history has arrived.
-  try {
-    const [latest] = await api.get("/latest", { source: name, codes: CODES.join(",") });
-    if (latest && state.data.get(name) === data) data.addLatest(latest.values);
-  } catch (e) {
-    if (!(e instanceof ApiError)) throw e;
-  }
-  // The last hour (at most RAW_SPAN) as rows: the data-quality panel and the live edge need them.
-  const now = session.now();
-  await loadRange(data, now - Math.min(Math.max(state.view.span, 3600), RAW_SPAN), now);
-  if (state.rig === name) requestData();
+  drawRigs();
+  await loader.loadStart(data, state.view.span);
+  if (loader.rig === name) loader.request();
   state.dirty = true;
-}
-
-// Loading stored data -------------------------------------------------------------------------
-function iso(seconds) {
-  return new Date(seconds * 1000).toISOString();
-}
-
-/** Fetches stored points of [start, end) page by page into `data`. Returns false when cut short. */
-async function loadRange(data, start, end, { maxPoints = MAX_POINTS, from = start, abort = new AbortController() } = {}) {
-  state.aborts.add(abort);
-  state.loading += 1;
-  updateRangeText();
-  let cursor;
-  let total = 0;
-  let complete = true;
-  try {
-    for (;;) {
-      const page = await api.get(
-        "/data",
-        { source: data.name, codes: CODES.join(","), start: iso(start), end: iso(end), limit: PAGE, cursor },
-        abort.signal,
-      );
-      total += page.count;
-      data.addRows(page.rows);
-      state.dirty = true;
-      cursor = page.next_cursor;
-      if (!cursor) break;
-      if (total >= maxPoints) {
-        complete = false;
-        break;
-      }
-    }
-    if (complete && from !== null) data.addRows([], from);
-  } catch (e) {
-    if (e.name === "AbortError") return false;
-    if (!(e instanceof ApiError)) throw e;
-    complete = false;
-  } finally {
-    state.loading -= 1;
-    state.aborts.delete(abort);
-    updateRangeText(complete ? "" : "Not all of this range could be loaded: pick a shorter one.");
-  }
-  return complete;
-}
-
-/** What the WebSocket missed while it was down (or all new rows, while it cannot connect). */
-async function catchUp(data) {
-  if (!data || data !== state.data.get(state.rig)) return;
-  const last = data.size ? data.t[data.size - 1] : session.now() - 3600;
-  await loadRange(data, last, session.now() + 5, { from: null });
-}
-
-/** Extends the live rows back to `min` (views near the present), one load at a time. */
-async function extendLive(data, min) {
-  state.wantFrom = state.wantFrom === null ? min : Math.min(state.wantFrom, min);
-  if (state.extending) return;
-  state.extending = true;
-  try {
-    while (state.wantFrom !== null && data === state.data.get(state.rig)) {
-      const want = state.wantFrom;
-      state.wantFrom = null;
-      if (data.loadedFrom !== null && want >= data.loadedFrom) continue;
-      if (!(await loadRange(data, want, data.loadedFrom ?? session.now()))) break;
-    }
-  } finally {
-    state.extending = false;
-    state.wantFrom = null;
-    state.dirty = true;
-  }
-}
-
-/** The held past window, when it has the rows of [min, max]. */
-function pastFor(min, max) {
-  const past = state.past;
-  return past && past.rig === state.rig && past.from <= min && past.to >= Math.min(max, session.now()) ? past : null;
-}
-
-/**
- * Makes sure the rows of [min, max] are loaded: near the present by extending the live rows back,
- * further back as a window of their own with half the span to spare on each side (a pan or a zoom
- * in needs no new request).
- */
-function ensureRaw(min, max) {
-  const data = state.data.get(state.rig);
-  if (!data || (data.loadedFrom !== null && min >= data.loadedFrom) || pastFor(min, max)) return;
-  const now = session.now();
-  if (now - min <= RECENT) {
-    extendLive(data, min);
-    return;
-  }
-  if (state.past) state.past.abort.abort();
-  const span = max - min;
-  const rows = new RigData(data.name);
-  rows.units = data.units; // the units of stored rows are those of the rig (from /latest)
-  const past = { rig: data.name, from: min - span / 2, to: Math.min(now, max + span / 2), data: rows, abort: new AbortController() };
-  state.past = past;
-  loadRange(rows, past.from, past.to, { abort: past.abort }).then(() => {
-    state.dirty = true;
-  });
-}
-
-/** Loads what the view needs: rows up to RAW_SPAN, buckets (once the view has settled) past it. */
-function requestData() {
-  const [min, max] = currentWindow(session.now());
-  if (max - min > RAW_SPAN) scheduleSeries();
-  else ensureRaw(min, max);
-}
-
-/** The rig's stored range in seconds ({first, last}; last may be null), or null before it is known. */
-function sourceBounds() {
-  const source = state.sources.find((s) => s.name === state.rig);
-  const first = source && source.first_time ? Date.parse(source.first_time) / 1000 : NaN;
-  if (!Number.isFinite(first)) return null;
-  let last = source.last_time ? Date.parse(source.last_time) / 1000 : null;
-  const data = state.data.get(state.rig);
-  if (data && data.lastFrame && (last === null || data.lastFrame > last)) last = data.lastFrame;
-  return { first, last };
 }
 
 /** Buckets a time track has room for: about one per pixel of its height. */
 function trackRows() {
   const height = state.tracks ? state.tracks.time[0].plot.clientHeight : 0;
   return Math.min(2000, Math.max(200, Math.round(height || 600)));
-}
-
-function scheduleSeries(delay = SERIES_DEBOUNCE) {
-  clearTimeout(state.seriesTimer);
-  state.seriesTimer = setTimeout(loadSeries, delay);
-}
-
-/** Fetches the buckets of the view from /api/v1/data/series, unless those held cover it. */
-async function loadSeries() {
-  const data = state.data.get(state.rig);
-  if (!data || !state.started) return;
-  const now = session.now();
-  const [min, max] = currentWindow(now);
-  if (max - min <= RAW_SPAN) return;
-  const plan = planSeries(min, max, trackRows(), now, sourceBounds());
-  const held = state.series;
-  if ((held && held.rig === data.name && held.covers(plan, min)) || plan.points < 1) {
-    tailFrom(data, held && held.rig === data.name ? held.end : plan.end);
-    return;
-  }
-  const key = `${data.name} ${plan.width} ${plan.start} ${plan.end}`;
-  if (state.seriesWanted && state.seriesWanted.key === key) return;
-  if (state.seriesWanted) state.seriesWanted.abort.abort();
-  const wanted = { key, abort: new AbortController() };
-  state.seriesWanted = wanted;
-  state.aborts.add(wanted.abort);
-  state.loading += 1;
-  updateRangeText();
-  let message = "";
-  try {
-    const query = { source: data.name, codes: CODES.join(","), start: iso(plan.start), end: iso(plan.end), points: plan.points };
-    const body = await api.get("/data/series", query, wanted.abort.signal);
-    if (state.rig === data.name) {
-      state.series = new SeriesData(data.name, plan, body, CODES);
-      tailFrom(data, plan.end);
-    }
-  } catch (e) {
-    if (e.name !== "AbortError") {
-      if (!(e instanceof ApiError)) throw e;
-      message = `This range could not be loaded: ${e.message}`;
-    }
-  } finally {
-    state.loading -= 1;
-    state.aborts.delete(wanted.abort);
-    if (state.seriesWanted === wanted) state.seriesWanted = null;
-    updateRangeText(message);
-    state.dirty = true;
-  }
-}
-
-/** Rows from `t` on, for the buckets after a series: the live rows, reaching back when needed. */
-function tailFrom(data, t) {
-  const now = session.now();
-  if (t < now && now - t <= RECENT && (data.loadedFrom === null || t < data.loadedFrom)) extendLive(data, t);
 }
 
 // Live status ---------------------------------------------------------------------------------
@@ -585,7 +346,7 @@ function setLive(s, detail) {
 
 function updateLiveText() {
   let text = LIVE_TEXT[state.liveState] || state.liveState;
-  if (state.liveState === "waiting" && state.socket) text = `Reconnecting in ${Math.ceil(state.socket.retryIn)} s`;
+  if (state.liveState === "waiting" && loader.socket) text = `Reconnecting in ${Math.ceil(loader.socket.retryIn)} s`;
   setText(byId("live-text"), text);
 }
 
@@ -671,34 +432,21 @@ function drawTiles(data, system, now) {
 }
 
 // Tracks --------------------------------------------------------------------------------------
-/**
- * The time range on screen. A live view is the last `span` seconds, or, for a rig whose first
- * frame is younger than that (a new feed), from its first frame on, so the data fills the track.
- */
-function currentWindow(now) {
-  const v = state.view;
-  if (v.live) {
-    const bounds = sourceBounds();
-    return liveWindow(now, v.span, bounds ? bounds.first : null);
-  }
-  return [v.min, v.max];
-}
-
-/** True while a live view starts at the rig's first frame rather than `span` ago. */
-function startsAtFirstFrame(now) {
-  return state.view.live && currentWindow(now)[0] > now - state.view.span;
+/** The time range on screen (view.js: currentWindow). */
+function onScreen(now) {
+  return currentWindow(state.view, now, sourceBounds());
 }
 
 function drawTracks(data, system, now) {
-  const [min, max] = currentWindow(now);
-  const held = state.series;
-  const buckets = max - min > RAW_SPAN && held && held.rig === state.rig ? held : null;
+  const [min, max] = onScreen(now);
+  const held = loader.heldSeries();
+  const buckets = max - min > RAW_SPAN && held ? held : null;
   let frame;
   if (buckets) {
     frame = buckets.frame(min, max, CODES, data);
   } else {
     // The live rows when they reach back far enough, else the window of older rows.
-    const rows = data && data.loadedFrom !== null && min >= data.loadedFrom ? data : (pastFor(min, max) || { data }).data;
+    const rows = data && data.loadedFrom !== null && min >= data.loadedFrom ? data : (loader.pastFor(min, max) || { data }).data;
     const i0 = rows ? Math.max(0, rows.indexAt(min) - 1) : 0;
     const i1 = rows ? Math.min(rows.size, rows.indexAt(max) + 1) : 0;
     frame = { t: rows ? rows.t.slice(i0, i1) : [], line: {}, lo: null, hi: null };
@@ -828,18 +576,9 @@ function drawLegends() {
 
 function updateRangeText(message) {
   const v = state.view;
-  let text;
-  if (state.loading) text = "Loading stored data…";
-  else if (message) text = message;
-  else if (v.live && startsAtFirstFrame(session.now())) text = `Since the first frame at ${formatClock(sourceBounds().first)}`;
-  else if (v.live) text = `Last ${formatSpan(v.span)}, following live`;
-  else if (v.span > 86400) text = `${new Date(v.min * 1000).toLocaleString()} – ${new Date(v.max * 1000).toLocaleString()}`;
-  else text = `${new Date(v.min * 1000).toLocaleString()} – ${formatClock(v.max)}`;
-  const held = state.series;
-  if (!state.loading && !message && v.span > RAW_SPAN && held && held.rig === state.rig) {
-    text += ` · min–max per ${formatSpan(held.width)}`;
-  }
-  setText(byId("range-text"), text);
+  const held = loader.heldSeries();
+  const options = { loading: loader.loading > 0, message, bucket: held ? held.width : null };
+  setText(byId("range-text"), rangeText(v, session.now(), sourceBounds(), options));
   const live = byId("go-live");
   live.setAttribute("aria-pressed", String(v.live));
   for (const button of document.querySelectorAll(".toolbar [data-span]")) {
@@ -847,86 +586,37 @@ function updateRangeText(message) {
   }
 }
 
-function formatSpan(seconds) {
-  if (seconds >= 2 * 86400) return `${+(seconds / 86400).toFixed(1)} d`;
-  if (seconds >= 3600) return `${+(seconds / 3600).toFixed(1)} h`;
-  if (seconds >= 60) return `${+(seconds / 60).toFixed(1)} min`;
-  return `${Math.round(seconds)} s`;
-}
-
-/**
- * [min, max] kept sensible: at least MIN_SPAN, at most the rig's stored range (its first frame to
- * now, and a little; the range buttons always work), and never wholly before its first frame.
- */
-function clampWindow(min, max, now) {
-  const bounds = sourceBounds();
-  const longest = bounds ? Math.max(LONGEST_BUTTON, (now - bounds.first) * 1.05) : MAX_SPAN;
-  const span = Math.min(longest, Math.max(MIN_SPAN, max - min));
-  // A view that reaches the present keeps its end there (it follows live); any other its centre.
-  let lo = max >= now - 1 ? max - span : (min + max) / 2 - span / 2;
-  if (bounds && lo < bounds.first - span) lo = bounds.first - span;
-  return [lo, lo + span];
-}
-
-function setWindow(min, max) {
-  const now = session.now();
-  [min, max] = clampWindow(min, max, now);
-  const span = max - min;
-  if (max >= now - 1) {
-    // Reaching the present (to the second: the clock moved while this ran) means following it again.
-    state.view = { live: true, span: Math.round(span), min: 0, max: 0 };
-  } else {
-    state.view = { live: false, span, min, max };
-  }
+/** Shows `view` (from view.js): the cursor goes, the tracks redraw and what it needs is loaded. */
+function showView(view) {
+  state.view = view;
   state.cursor = null;
   state.dirty = true;
   updateRangeText();
-  requestData();
+  loader.request();
+}
+
+function setWindow(min, max) {
+  showView(windowView(min, max, session.now(), sourceBounds()));
 }
 
 function zoom(factor, at) {
-  const now = session.now();
-  const [min, max] = currentWindow(now);
-  const pivot = at ?? (min + max) / 2;
-  if (state.view.live && at === undefined) {
-    // From what is on screen: a new feed's view is shorter than its span.
-    setWindow(now - Math.min(state.view.span, now - min) * factor, now);
-    return;
-  }
-  setWindow(pivot - (pivot - min) * factor, pivot + (max - pivot) * factor);
+  showView(zoomView(state.view, factor, at, session.now(), sourceBounds()));
 }
 
 function pan(direction) {
-  const now = session.now();
-  const [min, max] = currentWindow(now);
-  const step = (max - min) * 0.5 * direction;
-  let end = max + step;
-  // Earlier always leaves the present, even from a new feed's view (it reaches past now).
-  if (direction < 0 && end >= now - 1) end = now - 2;
-  setWindow(end - (max - min), end);
+  showView(panView(state.view, direction, session.now(), sourceBounds()));
 }
 
 function goLive(span) {
-  state.view = { live: true, span: span || state.view.span || 3600, min: 0, max: 0 };
-  setWindow(session.now() - state.view.span, session.now());
+  showView(followView(state.view, span, session.now(), sourceBounds()));
 }
 
 /** Everything stored for the rig, following live when its last frame is recent. */
 function goAll() {
-  const bounds = sourceBounds();
-  if (!bounds) return;
-  const now = session.now();
-  const last = bounds.last ?? now;
-  const pad = Math.max(60, (last - bounds.first) * 0.02);
-  if (now - last < 300) goLive(now - bounds.first + pad);
-  else setWindow(bounds.first - pad, last + pad);
+  const view = allView(state.view, session.now(), sourceBounds());
+  if (view) showView(view);
 }
 
-function localInput(seconds) {
-  const d = new Date(seconds * 1000);
-  const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
-}
 
 function onRangeSubmit(event) {
   event.preventDefault();
@@ -983,14 +673,14 @@ function drawQuality(data, now) {
 // The loop ------------------------------------------------------------------------------------
 function tick() {
   if (!state.started) return;
-  renderRigs();
+  drawRigs();
   updateLiveText();
-  if (!state.loading) updateRangeText();
-  const data = state.data.get(state.rig);
+  if (!loader.loading) updateRangeText();
+  const data = loader.current();
   // While the WebSocket is not live, fetch what arrived meanwhile (witskit serve never has one).
-  if (data && state.liveState !== "live" && !state.loading && Math.floor(Date.now() / 1000) % 5 === 0) catchUp(data);
+  if (data && state.liveState !== "live" && !loader.loading && Math.floor(Date.now() / 1000) % 5 === 0) loader.catchUp(data);
   // A live view of buckets asks for the newer ones now and then (series.js: SeriesData.covers).
-  if (data && state.view.live && state.view.span > RAW_SPAN && !state.seriesWanted) loadSeries();
+  if (data && state.view.live && state.view.span > RAW_SPAN && !loader.seriesWanted) loader.loadSeries();
   state.dirty = true;
 }
 
@@ -1001,7 +691,7 @@ function frameLoop() {
   }
   if (state.dirty && !byId("dashboard-view").hidden) {
     state.dirty = false;
-    const data = state.data.get(state.rig);
+    const data = loader.current();
     const now = session.now();
     const system = unitSystem(data);
     syncUnitRadios(system);
@@ -1067,7 +757,7 @@ async function boot() {
   byId("goto").addEventListener("toggle", () => {
     if (!byId("goto").open) return;
     // Start from the range on screen, in local time as the inputs want it.
-    const [min, max] = currentWindow(session.now());
+    const [min, max] = onScreen(session.now());
     byId("range-from").value = localInput(min);
     byId("range-to").value = localInput(max);
     byId("range-from").focus();

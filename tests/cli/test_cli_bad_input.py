@@ -1,0 +1,132 @@
+"""Bad input given to ``import``, ``stream --config`` and ``run --config``: one clear line each.
+
+Every case names the file and what is wrong with it, lists every problem at once, never shows a
+traceback, and exits non-zero (issue 10, section 4).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from witskit.cli import app
+from witskit.simulator import DrillingSimulator
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WITS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "data"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (
+        result.exception
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_import_of_a_directory_says_it_is_a_directory(tmp_path: Path) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    code, _, err = invoke("import", str(folder), "--db", f"sqlite:///{tmp_path / 'w.db'}")
+    assert code == 2
+    assert f"{folder}: is a directory" in err
+    assert "no such file" not in err
+
+
+def test_import_names_every_missing_file_at_once(tmp_path: Path) -> None:
+    code, _, err = invoke("import", "a.wits", "b.wits", "--db", f"sqlite:///{tmp_path / 'w.db'}")
+    assert code == 2
+    assert "a.wits: no such file" in err
+    assert "b.wits: no such file" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (bytes(range(256)) * 4, "binary"),
+        (b"", "empty"),
+        (b"just some text\nno frames here\n", "no WITS frames"),
+    ],
+    ids=["binary", "empty", "frameless"],
+)
+def test_import_of_a_file_without_frames_fails(tmp_path: Path, content: bytes, why: str) -> None:
+    bad = tmp_path / "bad.wits"
+    bad.write_bytes(content)
+    good = tmp_path / "good.wits"
+    good.write_bytes(b"".join(DrillingSimulator(1, records=(1,)).frames(3)))
+    code, _, err = invoke("import", str(bad), str(good), "--db", f"sqlite:///{tmp_path / 'w.db'}")
+    assert code == 1, err
+    line = next(line for line in err.splitlines() if line.startswith("error:"))
+    assert f"{bad}:" in line
+    assert why in line
+    # The good file next to it is still imported.
+    assert "3 frames" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("sources:\n  - url: sim://rigé\n".encode("cp1252"), "not UTF-8"),
+        ("sources:\n  - url: sim://rig\n".encode("utf-16"), "UTF-16"),
+        (bytes(range(256)), "not a text file"),
+        (b"", "empty"),
+        (b"# only a comment\n", "empty"),
+        (b"- sim://rig\n", "a list"),
+    ],
+    ids=["cp1252", "utf16", "binary", "empty", "comment-only", "list"],
+)
+@pytest.mark.parametrize("command", ["stream", "run"])
+def test_bad_pipeline_files_are_one_line_naming_the_file(
+    tmp_path: Path, content: bytes, why: str, command: str
+) -> None:
+    path = tmp_path / "pipe.yaml"
+    path.write_bytes(content)
+    code, _, err = invoke(command, "--config", str(path), *(["--port", "0"] if command == "run" else []))
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"{path}:" in err
+    assert why in err
+    assert "NoneType" not in err
+
+
+@pytest.mark.parametrize("command", ["stream", "run"])
+def test_every_pipeline_error_at_once_naming_the_file(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "pipe.yaml"
+    path.write_text(
+        "sources:\n  - url: bogus://x\n  - url: tcp://host-without-port\nsinks:\n  - url: foo://bar\n"
+    )
+    code, _, err = invoke(command, "--config", str(path), *(["--port", "0"] if command == "run" else []))
+    assert code == 2, err
+    assert f"{path}:" in err
+    for field in ("sources.0.url", "sources.1.url", "sinks.0.url"):
+        assert field in err, err
+    assert "bogus" in err
+    assert "foo://bar" in err
+    # Nothing was created before the file was found wrong.
+    assert not (tmp_path / "data").exists()
+
+
+def test_settings_errors_name_the_env_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("WITS_PORT=abc\nWITS_TIMEZONE=Mars/Base\n")
+    code, _, err = invoke("run", "--port", "0")
+    assert code == 2
+    assert ".env" in err
+    assert "WITS_PORT" in err
+    assert "WITS_TIMEZONE" in err
+
+
+def test_bad_urls_on_the_command_line_are_all_named(tmp_path: Path) -> None:
+    code, _, err = invoke("stream", "bogus://x", "--db", "foo://bar")
+    assert code == 2
+    assert "bogus://x: unknown scheme 'bogus'" in err
+    assert "'foo://bar': unknown sink" in err
+    assert "sources.0" not in err  # no pipeline file: the URLs name themselves
