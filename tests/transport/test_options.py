@@ -214,3 +214,25 @@ def test_sinks_refuse_bad_options(
     with pytest.raises(UsageError, match=re.escape(message)):
         open_sink(url)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pipeline_file_check_finds_bad_options_in_sources_and_sinks_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    from witskit.config import load_pipeline
+    from witskit.errors import ConfigError
+    from witskit.pipeline.build import check_plan
+
+    path = tmp_path / "pipe.yaml"
+    path.write_text(
+        "sources:\n  - url: sim://rig-1?metric=banana\n"
+        f"sinks:\n  - url: jsonl://{tmp_path}/out.jsonl?fsync=maybe\n  - url: memory://tap?x=1\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        check_plan(load_pipeline(path), path)
+    message = str(info.value)
+    assert "sources.0.url: sim://rig-1?metric=banana: bad option value: metric='banana'" in message
+    assert "sinks.0.url:" in message
+    assert "fsync='maybe' is not a boolean" in message
+    assert "sinks.1.url: memory://tap?x=1: unknown option 'x' for memory://" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.yaml"]
