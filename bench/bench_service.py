@@ -49,7 +49,7 @@ SERVING = re.compile(r"WitsKit is serving at (http://\S+)")
 # Data -------------------------------------------------------------------------------------------
 def frames_for(source: str, count: int, seed: int) -> list[Any]:
     from witskit.protocol import DecodedFrame, iter_decode
-    from witskit.simulator import DrillingSimulator
+    from witskit.sim.model import DrillingSimulator
 
     data = b"".join(DrillingSimulator(seed, records=(1,)).frames(count))
     return [f for f in iter_decode(data, source=source) if isinstance(f, DecodedFrame)]
@@ -70,7 +70,7 @@ async def populate(url: str, sources: int, frames_each: int, export_points: int)
         written = 0
         # One long simulated run, written in batches: DATE/TIME advance, so every frame is new.
         from witskit.protocol import DecodedFrame, iter_decode
-        from witskit.simulator import DrillingSimulator
+        from witskit.sim.model import DrillingSimulator
 
         sim = DrillingSimulator(99, records=(1,))
         for raw in sim.frames(needed):

@@ -44,8 +44,8 @@ CHROMIUM_ARGS = [
 def _backfilling_source(history: float, seed: int) -> Any:
     """A simulated rig whose clock starts ``history`` seconds ago and catches up at once."""
     from witskit.protocol import FrameParser
-    from witskit.simulator import DrillingSimulator
-    from witskit.transport.sim import SimulatorSource
+    from witskit.sim.model import DrillingSimulator
+    from witskit.sim.source import SimulatorSource
 
     class BackfillingSimulator(SimulatorSource):
         async def events(self) -> AsyncIterator[Any]:

@@ -538,7 +538,7 @@ def simulate(
         serve,
         simulator,
     )
-    from witskit.transport.rigserver import Faults
+    from witskit.sim.server import Faults
 
     where = ServeOptions(listen=listen, connect=connect, serial=serial, cert=cert, key=key, baud=baud)
     faults = Faults(
@@ -552,7 +552,7 @@ def simulate(
     first = parse_start(start)
     wanted = parse_records(records)
     if where.serving:
-        from witskit.transport.rigserver import RigServer
+        from witskit.sim.server import RigServer
 
         if output is not None:
             raise UsageError(

@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import ssl
 
     from witskit.protocol import Value
-    from witskit.simulator import DrillingSimulator
-    from witskit.transport.rigserver import Faults, RigServer
+    from witskit.sim.model import DrillingSimulator
+    from witskit.sim.server import Faults, RigServer
 
 __all__ = [
     "LineEndingChoice",
@@ -69,7 +69,7 @@ def parse_start(text: str | None) -> datetime:
     The fixed default keeps ``witskit simulate`` reproducible: same options, same bytes.
     """
     if text is None:
-        from witskit.simulator import DEFAULT_START
+        from witskit.sim.model import DEFAULT_START
 
         return DEFAULT_START
     if text.strip().lower() == "now":
@@ -93,7 +93,7 @@ def simulator(
     metric: bool,
 ) -> DrillingSimulator:
     """A :class:`~witskit.simulator.DrillingSimulator` (imported now, on first use)."""
-    from witskit.simulator import DrillingSimulator
+    from witskit.sim.model import DrillingSimulator
 
     if not rate > 0:
         raise UsageError(f"--rate must be a positive number of frames per second, got {rate}")

@@ -21,10 +21,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from witskit.errors import UsageError
 from witskit.protocol import DecodedFrame
 from witskit.storage.formats import CSV_COLUMNS, frame_csv_rows
+from witskit.transport.options import URLOptions
 
 __all__ = ["CSVSink", "JSONLSink", "MemorySink", "SQLSink", "Sink", "open_sink"]
 
@@ -170,17 +172,36 @@ class CSVSink(_FileSink):
         return out.getvalue().encode()
 
 
+#: Query keys of the file and memory sink URLs (database URLs have their own, see witskit.storage).
+_URL_OPTIONS: dict[str, tuple[str, ...]] = {"jsonl": ("fsync",), "csv": ("fsync",), "memory": ()}
+
+
+def _file_or_memory(url: str, scheme: str) -> tuple[str, dict[str, Any]]:
+    """(path, or memory sink name; options from the query) of a ``jsonl``/``csv``/``memory`` URL.
+
+    The path is percent-decoded as in ``file://``; the query follows the rules every URL option
+    follows (:class:`~witskit.transport.options.URLOptions`).
+    """
+    query = URLOptions(url, _URL_OPTIONS[scheme])
+    parts = urlsplit(url)
+    if parts.fragment:
+        raise UsageError(f"{query.url}: unexpected fragment '#{parts.fragment}' (write '#' as %23)")
+    where = unquote(parts.netloc + parts.path)
+    if scheme != "memory" and not where:
+        raise UsageError(f"{query.url}: a {scheme} sink needs a path, e.g. {scheme}://out/rig.{scheme}")
+    fsync = query.flag("fsync")
+    return where, {} if fsync is None else {"fsync": fsync}
+
+
 def sink_kind(url: str) -> str:
     """``jsonl``, ``csv``, ``memory`` or ``sql`` for a sink URL; :class:`UsageError` when it is none.
 
-    Checks the URL only (nothing is created), so a pipeline file can be checked whole before start.
+    Checks the URL only, its options included (nothing is created), so a pipeline file can be
+    checked whole before start.
     """
     scheme = url.split("://", 1)[0].lower() if isinstance(url, str) and "://" in url else ""
-    if scheme in ("jsonl", "csv"):
-        if not url.split("://", 1)[1]:
-            raise UsageError(f"{url}: a {scheme} sink needs a path, e.g. {scheme}://out/rig.{scheme}")
-        return scheme
-    if scheme == "memory":
+    if scheme in _URL_OPTIONS:
+        _file_or_memory(url, scheme)
         return scheme
     if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
         return "sql"
@@ -190,11 +211,17 @@ def sink_kind(url: str) -> str:
 
 
 def open_sink(url: str, **options: Any) -> Sink:
-    """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path`` or ``memory://``."""
+    """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path`` or ``memory://``.
+
+    ``jsonl://`` and ``csv://`` take ``fsync=0|1`` (default 1: each batch is synced to disk before
+    the spool lets go of it). An unknown option, one given twice or a bad value is a
+    :class:`~witskit.errors.UsageError`. Keyword ``options`` override the query.
+    """
     kind = sink_kind(url)
-    if kind in ("jsonl", "csv"):
-        path = url.split("://", 1)[1]
-        return JSONLSink(path, **options) if kind == "jsonl" else CSVSink(path, **options)
+    if kind == "sql":
+        return SQLSink(url, **options)
+    where, kwargs = _file_or_memory(url, kind)
     if kind == "memory":
-        return MemorySink(url.split("://", 1)[1] or "memory")
-    return SQLSink(url, **options)
+        return MemorySink(where or "memory")
+    kwargs.update(options)
+    return JSONLSink(where, **kwargs) if kind == "jsonl" else CSVSink(where, **kwargs)

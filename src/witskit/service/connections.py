@@ -83,7 +83,7 @@ def open_named_source(
         except UsageError as exc:
             if "unknown scheme" not in str(exc):
                 raise
-            from witskit.transport.sim import SimulatorSource
+            from witskit.sim.source import SimulatorSource
 
             source = SimulatorSource.from_url(url, **opts)
     else:

@@ -226,7 +226,7 @@ class FileSource(Source):
         key, a key given twice or a bad value raises :class:`~witskit.errors.UsageError`; keyword
         ``options`` override the query, as in :func:`~witskit.transport.urls.open_source`.
         """
-        from witskit.transport.urls import _Query  # the query rules every scheme shares
+        from witskit.transport.options import URLOptions  # the query rules every scheme shares
 
         parts = urlsplit(url)
         if parts.scheme != "file":
@@ -237,7 +237,7 @@ class FileSource(Source):
         path = unquote(host + parts.path)
         if not path:
             raise UsageError(f"{url}: names no file")
-        query = _Query(url, parts, URL_OPTIONS)
+        query = URLOptions(url, URL_OPTIONS)
         kwargs: dict[str, Any] = {}
         follow = query.flag("follow")
         if follow is not None:

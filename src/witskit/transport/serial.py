@@ -19,14 +19,11 @@ import asyncio
 import contextlib
 import errno
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from witskit.errors import SerialPortError, TransportError, UsageError
 from witskit.transport.base import LinkSource
-
-if TYPE_CHECKING:
-    from witskit.transport.urls import _Query
 
 __all__ = ["BYTESIZES", "PARITIES", "STOPBITS", "URL_OPTIONS", "SerialSource", "map_serial_errors"]
 
@@ -56,8 +53,6 @@ URL_OPTIONS = (
     "reconnect",
     "connect_timeout",
 )
-
-_T = TypeVar("_T")
 
 
 # pyserial lets termios.error (not an OSError) escape when it configures the line.
@@ -169,7 +164,8 @@ class SerialSource(LinkSource):
         given twice or a bad value raises :class:`~witskit.errors.UsageError`; keyword ``options``
         override the query, as in ``open_source``.
         """
-        from witskit.transport.urls import _client_options, _Query  # imports this module lazily
+        from witskit.transport.options import URLOptions
+        from witskit.transport.urls import _client_options  # imports this module lazily
 
         parts = urlsplit(url)
         if parts.scheme != "serial":
@@ -180,19 +176,20 @@ class SerialSource(LinkSource):
         port = unquote(parts.netloc + parts.path)
         if not port:
             raise UsageError(f"{url}: names no serial port (expected serial:///dev/ttyUSB0)")
-        query = _Query(url, parts, URL_OPTIONS)
+        query = URLOptions(url, URL_OPTIONS)
         kwargs = _client_options(query)
         baud = query.count("baud")
         if baud is not None:
             kwargs["baudrate"] = baud
-        if "bytesize" in query.values:
-            kwargs["bytesize"] = _choice(query, "bytesize", {str(n): n for n in BYTESIZES})
-        if "parity" in query.values:
-            kwargs["parity"] = _choice(
-                query, "parity", {p: p for p in (*PARITIES, *map(str.lower, PARITIES))}
-            )
-        if "stopbits" in query.values:
-            kwargs["stopbits"] = _choice(query, "stopbits", {"1": 1, "1.5": 1.5, "2": 2})
+        bytesize = query.choice("bytesize", {str(n): n for n in BYTESIZES})
+        if bytesize is not None:
+            kwargs["bytesize"] = bytesize
+        parity = query.choice("parity", {p: p for p in (*PARITIES, *map(str.lower, PARITIES))})
+        if parity is not None:
+            kwargs["parity"] = parity
+        stopbits = query.choice("stopbits", {"1": 1, "1.5": 1.5, "2": 2})
+        if stopbits is not None:
+            kwargs["stopbits"] = stopbits
         kwargs.update(options)
         return cls(port, **kwargs)
 
@@ -220,10 +217,3 @@ class SerialSource(LinkSource):
                 exclusive=True,
             )
         return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
-
-
-def _choice(query: _Query, key: str, choices: dict[str, _T]) -> _T:
-    value = query.values[key]
-    if value not in choices:
-        raise query.bad(key, f"is not one of {', '.join(dict.fromkeys(c.upper() for c in choices))}")
-    return choices[value]

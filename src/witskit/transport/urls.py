@@ -24,16 +24,16 @@ in ``require_client_cert`` must not silently turn mutual TLS off.
 from __future__ import annotations
 
 import importlib
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from witskit.errors import UsageError
 from witskit.protocol.encoder import handshake_packet, request_packet
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
 from witskit.transport.base import Source
+from witskit.transport.options import FALSE_WORDS, SECRET_OPTIONS, TRUE_WORDS, URLOptions, redact_url
 
 __all__ = ["DEFAULT_REQUEST_INTERVAL", "SCHEMES", "SECRET_OPTIONS", "open_source", "redact_url"]
 
@@ -70,49 +70,6 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 #: Every scheme :func:`open_source` knows.
 SCHEMES = ("file", "serial", "sim", "tcp", "tcp-listen", "tls", "tls-listen")
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-
-#: Query options whose value is a secret: never shown in an error, a repr or a log line.
-SECRET_OPTIONS = frozenset({"key_password"})
-
-
-def _redact_query(url: str) -> str:
-    """Mask the value of every secret query option, however its name is spelled or encoded."""
-    head, question, rest = url.partition("?")
-    if not question:
-        return url
-    query, hashmark, fragment = rest.partition("#")
-    pieces = []
-    for piece in query.split("&"):  # the separator parse_qsl uses: a ';' stays in the value
-        key, equals, _ = piece.partition("=")
-        secret = equals and unquote_plus(key).strip().lower() in SECRET_OPTIONS
-        pieces.append(f"{key}=***" if secret else piece)
-    return f"{head}?{'&'.join(pieces)}{hashmark}{fragment}"
-
-
-def redact_url(url: str) -> str:
-    """``url`` as it may be shown or logged: a password in it (user info, ``key_password=``) is ``***``.
-
-    >>> redact_url("tls://edr:4443?cert=rig.pem&key=rig.key&key_password=s3cret")
-    'tls://edr:4443?cert=rig.pem&key=rig.key&key_password=***'
-    """
-    return _shown(url)
-
-
-def _shown(url: str) -> str:
-    """The URL for an error message, without any password it may carry (user info or query)."""
-    shown = _redact_query(url)
-    try:
-        parts = urlsplit(shown)
-    except ValueError:
-        return shown
-    if parts.password is None:
-        return shown
-    netloc = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()
-
 
 @contextmanager
 def _naming(url: str) -> Iterator[None]:
@@ -120,81 +77,14 @@ def _naming(url: str) -> Iterator[None]:
     try:
         yield
     except UsageError as exc:
-        shown = _shown(url)
+        shown = redact_url(url)
         if str(exc).startswith(shown):
             raise
         raise UsageError(f"{shown}: {exc}") from exc
 
 
-class _Query:
-    """The query options of one URL, each taken once; what is left over is an error."""
-
-    def __init__(self, url: str, parts: SplitResult, allowed: tuple[str, ...]) -> None:
-        self.url = _shown(url)
-        try:
-            pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-        except ValueError as exc:
-            raise UsageError(f"{self.url}: malformed query string ({exc})") from exc
-        self.values: dict[str, str] = {}
-        for key, value in pairs:
-            if key in self.values:
-                raise UsageError(f"{self.url}: option {key!r} is given twice")
-            self.values[key] = value
-        unknown = sorted(set(self.values) - set(allowed))
-        if unknown:
-            raise UsageError(
-                f"{self.url}: unknown option{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(map(repr, unknown))} for {parts.scheme}:// (known: {', '.join(sorted(allowed))})"
-            )
-
-    def bad(self, key: str, what: str) -> UsageError:
-        value = "***" if key in SECRET_OPTIONS else repr(self.values[key])
-        return UsageError(f"{self.url}: option {key}={value} {what}")
-
-    def text(self, key: str) -> str | None:
-        value = self.values.get(key)
-        if value is not None and not value:
-            raise self.bad(key, "is empty")
-        return value
-
-    def flag(self, key: str) -> bool | None:
-        value = self.values.get(key)
-        if value is None:
-            return None
-        if value.lower() in _TRUE:
-            return True
-        if value.lower() in _FALSE:
-            return False
-        raise self.bad(key, "is not a boolean (use 1 or 0)")
-
-    def seconds(self, key: str, *, zero_is_none: bool) -> float | None:
-        """A positive number of seconds; ``0`` (when allowed) or ``none`` means "never"."""
-        value = self.values.get(key)
-        if value is None:
-            return None
-        if zero_is_none and value.lower() in ("0", "none"):
-            return None
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not (number > 0 and math.isfinite(number)):
-            raise self.bad(
-                key, "is not a positive number of seconds" + (" (or 0 for none)" if zero_is_none else "")
-            )
-        return number
-
-    def count(self, key: str) -> int | None:
-        value = self.values.get(key)
-        if value is None:
-            return None
-        if not (value.isascii() and value.isdigit()) or int(value) < 1:
-            raise self.bad(key, "is not a positive integer")
-        return int(value)
-
-
 def _host_port(url: str, parts: SplitResult, *, listen: bool) -> tuple[str, int]:
-    shown = _shown(url)
+    shown = redact_url(url)
     if parts.username is not None or parts.password is not None:
         raise UsageError(f"{shown}: user names and passwords are not supported in {parts.scheme}:// URLs")
     if parts.path not in ("", "/"):
@@ -217,11 +107,11 @@ def _host_port(url: str, parts: SplitResult, *, listen: bool) -> tuple[str, int]
     return host, port
 
 
-def _handshake(query: _Query) -> bytes | None:
-    value = query.values.get("handshake")
-    if value is None or value.lower() in _TRUE:
+def _handshake(query: URLOptions) -> bytes | None:
+    value = query.raw("handshake")
+    if value is None or value.lower() in TRUE_WORDS:
         return DEFAULT_HANDSHAKE
-    if value.lower() in _FALSE:
+    if value.lower() in FALSE_WORDS:
         return None
     # A custom packet: one data line, code and value, as the EDR's manual gives it (0111-9999).
     code, text = value[:4], value[4:]
@@ -233,9 +123,9 @@ def _handshake(query: _Query) -> bytes | None:
         raise query.bad("handshake", f"cannot be sent: {exc}") from exc
 
 
-def _request(query: _Query) -> bytes | None:
-    value = query.values.get("request")
-    if value is None or value.lower() in _FALSE:
+def _request(query: URLOptions) -> bytes | None:
+    value = query.raw("request")
+    if value is None or value.lower() in FALSE_WORDS:
         return None
     try:
         records = [int(r) for r in value.split(",")]
@@ -246,13 +136,13 @@ def _request(query: _Query) -> bytes | None:
     return request_packet(records)
 
 
-def _client_options(query: _Query) -> dict[str, Any]:
+def _client_options(query: URLOptions) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    if "handshake" in query.values:
+    if "handshake" in query:
         options["handshake"] = _handshake(query)
-    if "handshake_interval" in query.values:
+    if "handshake_interval" in query:
         options["handshake_interval"] = query.seconds("handshake_interval", zero_is_none=True)
-    if "idle_timeout" in query.values:
+    if "idle_timeout" in query:
         options["idle_timeout"] = query.seconds("idle_timeout", zero_is_none=True)
     request = _request(query)
     if request is not None:
@@ -260,7 +150,7 @@ def _client_options(query: _Query) -> dict[str, Any]:
         options["request_interval"] = (
             query.seconds("request_interval", zero_is_none=False) or DEFAULT_REQUEST_INTERVAL
         )
-    elif "request_interval" in query.values:
+    elif "request_interval" in query:
         raise query.bad("request_interval", "needs request=1 (request mode)")
     name = query.text("name")
     if name is not None:
@@ -268,20 +158,20 @@ def _client_options(query: _Query) -> dict[str, Any]:
     reconnect = query.flag("reconnect")
     if reconnect is not None:
         options["reconnect"] = reconnect
-    if "connect_timeout" in query.values:
+    if "connect_timeout" in query:
         options["connect_timeout"] = query.seconds("connect_timeout", zero_is_none=False)
     return options
 
 
-def _listen_options(query: _Query) -> dict[str, Any]:
+def _listen_options(query: URLOptions) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    if "idle_timeout" in query.values:
+    if "idle_timeout" in query:
         options["idle_timeout"] = query.seconds("idle_timeout", zero_is_none=True)
     allow = query.text("allow")
     if allow is not None:
         options["allowlist"] = allow
     for key in ("max_connections", "queue_size", "max_sources"):
-        if key in query.values:
+        if key in query:
             options[key] = query.count(key)
     names = query.text("names")
     if names is not None:
@@ -289,23 +179,19 @@ def _listen_options(query: _Query) -> dict[str, Any]:
     name = query.text("name")
     if name is not None:
         options["name"] = name
-    if "tls_handshake_timeout" in query.values:
+    if "tls_handshake_timeout" in query:
         options["tls_handshake_timeout"] = query.seconds("tls_handshake_timeout", zero_is_none=False)
     return options
 
 
-def _key_password(query: _Query, options: dict[str, Any]) -> str | None:
+def _key_password(query: URLOptions, options: dict[str, Any]) -> str | None:
     """The TLS key's password: the ``key_password`` keyword (a pipeline file's options), else the URL's."""
     password = options.pop("key_password", None)
     if password is not None:
         if not isinstance(password, str) or not password:
             raise UsageError("option key_password must be a non-empty string")
         return password
-    # Not query.text: an empty value is an error that must not echo the (empty) secret as repr.
-    value = query.values.get("key_password")
-    if value is not None and not value:
-        raise UsageError("option key_password is empty")
-    return value
+    return query.secret("key_password")
 
 
 def _no_stray_password(scheme: str, options: dict[str, Any]) -> None:
@@ -320,7 +206,7 @@ def _open_tcp(url: str, parts: SplitResult, options: dict[str, Any]) -> Source:
     from witskit.transport.tcp import TCPSource
 
     scheme = parts.scheme
-    query = _Query(url, parts, _OPTIONS[scheme])
+    query = URLOptions(url, _OPTIONS[scheme])
     host, port = _host_port(url, parts, listen=False)
     kwargs = _client_options(query)
     with _naming(url):
@@ -343,7 +229,7 @@ def _open_listener(url: str, parts: SplitResult, options: dict[str, Any]) -> Sou
     from witskit.transport.listener import ListenerSource
 
     scheme = parts.scheme
-    query = _Query(url, parts, _OPTIONS[scheme])
+    query = URLOptions(url, _OPTIONS[scheme])
     host, port = _host_port(url, parts, listen=True)
     kwargs = _listen_options(query)
     with _naming(url):
@@ -373,9 +259,9 @@ def _delegate(module: str, cls: str, extra: str | None) -> Callable[[str, dict[s
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name == module or extra is None:
-                raise UsageError(f"{_shown(url)}: this installation has no {module}") from exc
+                raise UsageError(f"{redact_url(url)}: this installation has no {module}") from exc
             raise UsageError(
-                f"{_shown(url)}: needs the '{extra}' extra (pip install 'witskit[{extra}]'); "
+                f"{redact_url(url)}: needs the '{extra}' extra (pip install 'witskit[{extra}]'); "
                 f"missing module {exc.name!r}"
             ) from exc
         source: Source = getattr(mod, cls).from_url(url, **options)
@@ -386,7 +272,9 @@ def _delegate(module: str, cls: str, extra: str | None) -> Callable[[str, dict[s
 
 _SERIAL = _delegate("witskit.transport.serial", "SerialSource", "serial")
 _FILE = _delegate("witskit.transport.file", "FileSource", None)
-_SIM = _delegate("witskit.transport.sim", "SimulatorSource", None)
+# sim:// is served by witskit.sim, a layer above transport: named here as data and imported only
+# when such a URL is opened, so nothing in transport imports it.
+_SIM = _delegate("witskit.sim.source", "SimulatorSource", None)
 
 
 def open_source(url: str, **options: Any) -> Source:
@@ -406,7 +294,7 @@ def open_source(url: str, **options: Any) -> Source:
     try:
         parts = urlsplit(url.strip())
     except ValueError as exc:
-        raise UsageError(f"{_shown(url)}: not a valid URL ({exc})") from exc
+        raise UsageError(f"{redact_url(url)}: not a valid URL ({exc})") from exc
     scheme = parts.scheme
     if scheme in ("tcp", "tls"):
         return _open_tcp(url.strip(), parts, options)
@@ -419,5 +307,7 @@ def open_source(url: str, **options: Any) -> Source:
     if scheme == "sim":
         return _SIM(url.strip(), options)
     if not scheme or "://" not in url:  # "rig-7:4000" parses as scheme "rig-7"
-        raise UsageError(f"{_shown(url)!r} is not a source URL: expected scheme://... ({', '.join(SCHEMES)})")
-    raise UsageError(f"{_shown(url)}: unknown scheme {scheme!r} (known: {', '.join(SCHEMES)})")
+        raise UsageError(
+            f"{redact_url(url)!r} is not a source URL: expected scheme://... ({', '.join(SCHEMES)})"
+        )
+    raise UsageError(f"{redact_url(url)}: unknown scheme {scheme!r} (known: {', '.join(SCHEMES)})")

@@ -1,0 +1,73 @@
+"""witskit.sim holds the simulator (model, source, server); the old import paths are thin aliases."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import witskit.sim
+
+TRANSPORT = Path(__file__).resolve().parents[2] / "src" / "witskit" / "transport"
+
+#: Old path -> (new path, the public names the old path had before the move).
+MOVED = {
+    "witskit.simulator": (
+        "witskit.sim.model",
+        {"ACTIVITY_CODES", "DEFAULT_START", "DrillingSimulator", "Phase", "SimState"},
+    ),
+    "witskit.transport.sim": ("witskit.sim.source", {"SimulatorSource"}),
+    "witskit.transport.rigserver": (
+        "witskit.sim.server",
+        {
+            "DEFAULT_PASON_SILENCE_TIMEOUT",
+            "DEFAULT_STALL_EVERY",
+            "FULL_WITS_PACKETS",
+            "PASON_HEADER",
+            "Faults",
+            "RigServer",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_old_paths_re_export_the_same_objects(old: str) -> None:
+    new, names_before = MOVED[old]
+    old_module, new_module = importlib.import_module(old), importlib.import_module(new)
+    assert names_before <= set(old_module.__all__)
+    assert set(old_module.__all__) <= set(new_module.__all__)
+    for name in old_module.__all__:
+        assert getattr(old_module, name) is getattr(new_module, name), name
+    assert new in (old_module.__doc__ or "")  # the shim says where the real code is
+
+
+def test_the_package_exports_its_main_names_lazily() -> None:
+    for name in witskit.sim.__all__:
+        assert getattr(witskit.sim, name) is not None, name
+    assert witskit.sim.DrillingSimulator is importlib.import_module("witskit.sim.model").DrillingSimulator
+    with pytest.raises(AttributeError):
+        witskit.sim.NoSuchName  # noqa: B018
+    code = "import sys, witskit.sim; print(','.join(m for m in ('asyncio', 'ssl') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
+
+
+def test_transport_imports_nothing_from_sim_but_its_compatibility_shims() -> None:
+    shims = {"sim.py", "rigserver.py"}
+    for path in sorted(TRANSPORT.glob("*.py")):
+        if path.name in shims:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(
+                n == "witskit.sim" or n.startswith(("witskit.sim.", "witskit.simulator")) for n in names
+            ), f"{path.name}:{node.lineno} imports {names} (transport must not import the simulator)"
