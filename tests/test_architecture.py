@@ -146,7 +146,8 @@ def imports(src: Path) -> dict[str, dict[str, int]]:
             for name in names:
                 target = resolve(name) if f"{name}.".startswith("witskit.") else None
                 if target and target != module:
-                    found.setdefault(target, getattr(node, "lineno", 0))
+                    line = getattr(node, "lineno", 0)
+                    found[target] = min(found.get(target, line), line)
         graph[module] = found
     return graph
 
