@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import re
 import subprocess
 import sys
 import types
+from pathlib import Path
+
+import pytest
 
 import witskit
+import witskit.errors
 
 WITSKIT_0_1_NAMES = {
     "decode_frame",
@@ -57,3 +64,35 @@ def test_importing_witskit_pulls_no_heavy_dependency() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+#: Exceptions defined outside witskit.errors (their layers import it, not the other way round).
+LAYER_ERRORS = [
+    ("witskit.storage", "StorageError"),
+    ("witskit.storage.errors", "StorageError"),
+    ("witskit.storage.spool", "SpoolError"),
+    ("witskit.pipeline.records", "SpoolRecordError"),
+    ("witskit.security.auth", "AuthError"),
+]
+
+
+@pytest.mark.parametrize(("module", "name"), LAYER_ERRORS)
+def test_a_layers_error_is_a_witskit_error(module: str, name: str) -> None:
+    error = getattr(importlib.import_module(module), name)
+    assert issubclass(error, witskit.WitsKitError)
+    with pytest.raises(witskit.WitsKitError):  # so one `except WitsKitError` catches it
+        raise error("x")
+
+
+def test_every_direct_witskit_error_is_drawn_in_the_tree() -> None:
+    # Each class whose base is WitsKitError itself, wherever it is defined, is a branch of the tree
+    # drawn in witskit/errors.py's docstring, so that tree is the whole picture.
+    drawn = set(re.findall(r"[├└]── (\w+)", witskit.errors.__doc__ or ""))
+    direct = {
+        node.name
+        for path in Path(witskit.__file__).parent.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(b) == "WitsKitError" for b in node.bases)
+    }
+    assert direct, "the scan found no exception at all"
+    assert direct <= drawn, f"draw these in witskit/errors.py: {sorted(direct - drawn)}"

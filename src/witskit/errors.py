@@ -22,7 +22,19 @@ WitsKit is a bug.
     │   ├── ConnectionLost (ConnectionError)   an established link dropped or went silent
     │   │   └── ConnectionClosed             the peer closed the link cleanly (end of stream)
     │   └── SourceFileError (OSError)       a file source cannot be read
-    └── CircuitOpenError                  a circuit breaker is open: the call was not attempted
+    ├── CircuitOpenError                  a circuit breaker is open: the call was not attempted
+    ├── StorageError                      a SQL store failed (the full subtree: witskit.storage.errors)
+    │   ├── StorageConfigError (ValueError)       permanent: the settings are wrong
+    │   └── DatabaseUnavailable (ConnectionError)  transient: the database cannot serve us now
+    ├── SpoolError                        the spool's directory or disk failed (witskit.storage.spool)
+    │   ├── SpoolFullError                  append refused: the spool is at its max_bytes
+    │   └── SpoolCorruptError               the spool holds files of a newer on-disk format
+    ├── SpoolRecordError                  a spool record cannot be read (witskit.pipeline.records)
+    └── AuthError                         a token or credential was refused (witskit.security.auth)
+        └── LoginRefused, RefreshReused, LoginThrottled   (witskit.service.identity)
+
+The last four branches are defined in their own layers and imported from the module named; this
+module imports nothing, so every layer can import it (docs/architecture.md).
 
 ``ProtocolError`` and the caller's errors derive from :class:`ValueError` too, so code written for
 witskit 0.1 (which raised ``ValueError`` in strict mode) keeps working.
