@@ -67,8 +67,11 @@ MAY_IMPORT: dict[str, set[str]] = {
 
 #: Every known break -> the issue-11 item that removes it. Delete an entry when its break is gone.
 KNOWN: dict[str, str] = {
-    "layer: witskit.transport.sim imports sim": "item 6: simulation leaves transport/ for witskit.sim",
-    "layer: witskit.transport.rigserver imports sim": "item 6: simulation leaves transport/",
+    # Item 6 moved the simulator to witskit.sim; the old transport paths stay as the seed's
+    # compatibility shims, and open_source still names witskit.sim.source for sim:// URLs.
+    "layer: witskit.transport.sim imports sim": "item 6: a compatibility shim over witskit.sim.source",
+    "layer: witskit.transport.rigserver imports sim": "item 6: a compatibility shim over witskit.sim.server",
+    "layer: witskit.transport.urls imports sim": "item 6: a scheme registry that witskit.sim fills",
     "private: witskit.service.accounts imports witskit.storage._base": "item 2: public database handle",
     "private: witskit.service.accounts imports witskit.storage._translate": "item 2: public database handle",
     "private: witskit.service.accounts imports witskit.storage._url": "item 2: public database handle",
@@ -86,8 +89,9 @@ KNOWN: dict[str, str] = {
     "circle: witskit.storage.query, witskit.storage.series, witskit.storage.store": (
         "item 2: query.py's sync helpers (which import Store back) get their own module"
     ),
-    "circle: witskit.transport.file, witskit.transport.serial, witskit.transport.urls": (
-        "item 4: one public option parser, so file:// and serial:// stop importing urls.py back"
+    "circle: witskit.transport.serial, witskit.transport.urls": (
+        "item 4: the client-link options move from urls.py to options.py, so serial:// stops "
+        "importing urls.py back"
     ),
     # Not named in issue 11: the seed's WITSFrame(raw_data) validates with the parser, and
     # validate_wits_frame runs iter_decode so that it and `witskit validate` cannot disagree.
