@@ -89,10 +89,6 @@ KNOWN: dict[str, str] = {
     "circle: witskit.storage.query, witskit.storage.series, witskit.storage.store": (
         "item 2: query.py's sync helpers (which import Store back) get their own module"
     ),
-    "circle: witskit.transport.serial, witskit.transport.urls": (
-        "item 4: the client-link options move from urls.py to options.py, so serial:// stops "
-        "importing urls.py back"
-    ),
     # Not named in issue 11: the seed's WITSFrame(raw_data) validates with the parser, and
     # validate_wits_frame runs iter_decode so that it and `witskit validate` cannot disagree.
     "circle: witskit.protocol.frame, witskit.protocol.parser": "none yet: a function-level import",

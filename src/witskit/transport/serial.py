@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from witskit.errors import SerialPortError, TransportError, UsageError
 from witskit.transport.base import LinkSource
+from witskit.transport.link_options import CLIENT_OPTIONS, client_options
 
 __all__ = ["BYTESIZES", "PARITIES", "STOPBITS", "URL_OPTIONS", "SerialSource", "map_serial_errors"]
 
@@ -39,20 +40,7 @@ STOPBITS = (1, 1.5, 2)
 _EXTRA_HINT = "serial ports need pyserial-asyncio-fast: pip install 'witskit[serial]'"
 
 #: Query keys of ``serial://`` URLs: the line settings, then the options every client link takes.
-URL_OPTIONS = (
-    "name",
-    "baud",
-    "bytesize",
-    "parity",
-    "stopbits",
-    "handshake",
-    "handshake_interval",
-    "idle_timeout",
-    "request",
-    "request_interval",
-    "reconnect",
-    "connect_timeout",
-)
+URL_OPTIONS = ("name", "baud", "bytesize", "parity", "stopbits", *(o for o in CLIENT_OPTIONS if o != "name"))
 
 
 # pyserial lets termios.error (not an OSError) escape when it configures the line.
@@ -165,7 +153,6 @@ class SerialSource(LinkSource):
         override the query, as in ``open_source``.
         """
         from witskit.transport.options import URLOptions
-        from witskit.transport.urls import _client_options  # imports this module lazily
 
         parts = urlsplit(url)
         if parts.scheme != "serial":
@@ -177,7 +164,7 @@ class SerialSource(LinkSource):
         if not port:
             raise UsageError(f"{url}: names no serial port (expected serial:///dev/ttyUSB0)")
         query = URLOptions(url, URL_OPTIONS)
-        kwargs = _client_options(query)
+        kwargs = client_options(query)
         baud = query.count("baud")
         if baud is not None:
             kwargs["baudrate"] = baud

@@ -30,31 +30,16 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from witskit.errors import UsageError
-from witskit.protocol.encoder import handshake_packet, request_packet
-from witskit.protocol.limits import DEFAULT_HANDSHAKE
 from witskit.transport.base import Source
-from witskit.transport.options import FALSE_WORDS, SECRET_OPTIONS, TRUE_WORDS, URLOptions, redact_url
+from witskit.transport.link_options import CLIENT_OPTIONS, DEFAULT_REQUEST_INTERVAL, client_options
+from witskit.transport.options import SECRET_OPTIONS, URLOptions, redact_url
 
 __all__ = ["DEFAULT_REQUEST_INTERVAL", "SCHEMES", "SECRET_OPTIONS", "open_source", "redact_url"]
 
-#: Request mode without ``request_interval``: a rig's record 1 changes every 1-10 s, so asking
-#: once a second sees every update without flooding the EDR.
-DEFAULT_REQUEST_INTERVAL = 1.0
-
-_CLIENT_OPTIONS = (
-    "name",
-    "handshake",
-    "handshake_interval",
-    "idle_timeout",
-    "request",
-    "request_interval",
-    "reconnect",
-    "connect_timeout",
-)
 _LISTEN_OPTIONS = ("name", "idle_timeout", "allow", "max_connections", "queue_size", "max_sources", "names")
 _OPTIONS: dict[str, tuple[str, ...]] = {
-    "tcp": _CLIENT_OPTIONS,
-    "tls": (*_CLIENT_OPTIONS, "ca", "cert", "key", "key_password", "hostname"),
+    "tcp": CLIENT_OPTIONS,
+    "tls": (*CLIENT_OPTIONS, "ca", "cert", "key", "key_password", "hostname"),
     "tcp-listen": _LISTEN_OPTIONS,
     "tls-listen": (
         *_LISTEN_OPTIONS,
@@ -107,62 +92,6 @@ def _host_port(url: str, parts: SplitResult, *, listen: bool) -> tuple[str, int]
     return host, port
 
 
-def _handshake(query: URLOptions) -> bytes | None:
-    value = query.raw("handshake")
-    if value is None or value.lower() in TRUE_WORDS:
-        return DEFAULT_HANDSHAKE
-    if value.lower() in FALSE_WORDS:
-        return None
-    # A custom packet: one data line, code and value, as the EDR's manual gives it (0111-9999).
-    code, text = value[:4], value[4:]
-    if len(value) < 5 or not code.isdigit():
-        raise query.bad("handshake", "is not 0, 1 or a data line such as 0111-9999")
-    try:
-        return handshake_packet(code, text)
-    except ValueError as exc:
-        raise query.bad("handshake", f"cannot be sent: {exc}") from exc
-
-
-def _request(query: URLOptions) -> bytes | None:
-    value = query.raw("request")
-    if value is None or value.lower() in FALSE_WORDS:
-        return None
-    try:
-        records = [int(r) for r in value.split(",")]
-    except ValueError:
-        records = []
-    if not records or not all(1 <= r <= 99 for r in records):
-        raise query.bad("request", "is not 0 or record numbers 1-99 (request=1 asks for record 1)")
-    return request_packet(records)
-
-
-def _client_options(query: URLOptions) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if "handshake" in query:
-        options["handshake"] = _handshake(query)
-    if "handshake_interval" in query:
-        options["handshake_interval"] = query.seconds("handshake_interval", zero_is_none=True)
-    if "idle_timeout" in query:
-        options["idle_timeout"] = query.seconds("idle_timeout", zero_is_none=True)
-    request = _request(query)
-    if request is not None:
-        options["request"] = request
-        options["request_interval"] = (
-            query.seconds("request_interval", zero_is_none=False) or DEFAULT_REQUEST_INTERVAL
-        )
-    elif "request_interval" in query:
-        raise query.bad("request_interval", "needs request=1 (request mode)")
-    name = query.text("name")
-    if name is not None:
-        options["name"] = name
-    reconnect = query.flag("reconnect")
-    if reconnect is not None:
-        options["reconnect"] = reconnect
-    if "connect_timeout" in query:
-        options["connect_timeout"] = query.seconds("connect_timeout", zero_is_none=False)
-    return options
-
-
 def _listen_options(query: URLOptions) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if "idle_timeout" in query:
@@ -208,7 +137,7 @@ def _open_tcp(url: str, parts: SplitResult, options: dict[str, Any]) -> Source:
     scheme = parts.scheme
     query = URLOptions(url, _OPTIONS[scheme])
     host, port = _host_port(url, parts, listen=False)
-    kwargs = _client_options(query)
+    kwargs = client_options(query)
     with _naming(url):
         if scheme == "tls" and "ssl_context" not in options:
             from witskit.transport.tls import client_context
