@@ -758,6 +758,11 @@ _FIRST_START = _FirstStartOnly()
 
 #: The largest WebSocket message a client may send (the live stream reads none it needs).
 WS_MAX_MESSAGE_BYTES: Final = 4096
+#: The largest request head (request line and headers) read: a bearer token, a ``?token=`` and a
+#: query of every channel code fit many times over. httptools, uvicorn's default parser, has no
+#: limit at all (a 200 MB header line grew the server by 400 MB and held its event loop for a
+#: minute), so the API is served by h11, which stops reading a head at this size (400).
+MAX_REQUEST_HEAD_BYTES: Final = 64 * 1024
 
 
 def _uvicorn_server(app: Any) -> Any:
@@ -782,6 +787,8 @@ def _uvicorn_server(app: Any) -> Any:
         server_header=False,
         proxy_headers=True,
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        http="h11",
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
         ws="websockets-sansio",
         ws_ping_interval=20.0,
         # Live subscribers send nothing: a message of more than this closes the socket (1009)
