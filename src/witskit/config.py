@@ -112,6 +112,22 @@ class WitsConfig(BaseSettings):
         validation_alias=_env("WITS_MAX_BODY_BYTES", "max_body_bytes"),
         description="Largest request body the API reads (413 beyond; /api/v1/auth/* at most 16 KiB)",
     )
+    # A request of the API is a few KiB of head and at most WITS_MAX_BODY_BYTES of body, which even
+    # a rig site's satellite link sends in a few seconds.
+    http_request_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("WITS_HTTP_REQUEST_TIMEOUT", "http_request_timeout"),
+        description="Seconds a client has to send a whole request (head and body); closed beyond",
+    )
+    http_max_connections: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        validation_alias=_env("WITS_HTTP_MAX_CONNECTIONS", "http_max_connections"),
+        description="Most HTTP and WebSocket connections at once (default: a quarter of the open-file limit)",
+    )
     api_docs: bool = Field(
         True,
         validation_alias=_env("WITS_API_DOCS", "api_docs"),

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from service_helpers import admin_auth, make_config, serving
 
@@ -151,3 +152,54 @@ async def test_a_big_websocket_message_closes_the_live_stream(tmp_path: Path) ->
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 10)
             assert ws.close_code == 1009  # message too big
+
+
+async def flood_head(url: str, prefix: bytes, filler: bytes, offered: int) -> tuple[bytes, int]:
+    """Send ``prefix`` then ``filler`` repeated (a request head that never ends) until the server
+    answers or ``offered`` bytes went; (the status line, bytes of filler sent before it came)."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    writer.write(prefix)
+    sent = 0
+    answered = asyncio.Event()
+
+    async def stream() -> None:
+        nonlocal sent
+        with contextlib.suppress(ConnectionError):
+            while sent < offered and not answered.is_set():
+                writer.write(filler)
+                await writer.drain()
+                sent += len(filler)
+            if not answered.is_set():
+                writer.write(b"\r\n\r\n")
+                await writer.drain()
+
+    sender = asyncio.create_task(stream())
+    try:
+        status_line = await asyncio.wait_for(reader.readline(), 60)
+        answered.set()
+        return status_line, sent
+    finally:
+        answered.set()
+        await sender
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+@pytest.mark.parametrize("where", ["header", "many-headers", "query"])
+async def test_a_huge_request_head_is_refused_before_it_is_read(tmp_path: Path, where: str) -> None:
+    # No body needed: a 200 MB header line grew the server by 400 MB (and took a minute of its
+    # event loop) when the head had no limit; a head is a few KiB at most.
+    prefixes = {
+        "header": (b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: ", b"a" * CHUNK),
+        "many-headers": (b"GET /livez HTTP/1.1\r\nHost: x\r\n", b"X-A: a\r\n" * (CHUNK // 8)),
+        "query": (b"GET /livez?q=", b"a" * CHUNK),
+    }
+    prefix, filler = prefixes[where]
+    async with serving(make_config(tmp_path), ingest=False) as bound:
+        status_line, sent = await flood_head(bound.url, prefix, filler, OFFERED)
+        assert status_line.split()[1:2] in ([b"400"], [b"431"]), status_line
+        assert sent < OFFERED // 4, f"{sent} bytes of request head were taken before the answer"
+        async with httpx.AsyncClient() as client:  # and the server serves the next client
+            assert (await client.get(bound.url + "/livez")).status_code == 200

@@ -162,3 +162,27 @@ async def test_a_name_too_long_to_keep_is_refused(tmp_path: Path) -> None:
         assert fits.status_code == 201
         assert (await svc.client.get("/api/v1/connections", headers=auth)).status_code == 200
     assert await kept(make_config(tmp_path).database_url_value) == {"r" * 100: True}
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ({"url": RIG_2, "name": "rig-2\n2026-12-03 error: forged"}, "name"),
+        ({"url": RIG_2, "name": "rig-\x1b]0;owned\x07"}, "name"),
+        ({"url": RIG_2, "name": " rig-2"}, "name"),
+        ({"url": "tcp://127.0.0.1:9?name=evil%0aline"}, "option"),
+    ],
+    ids=["newline", "escape", "space", "name-option"],
+)
+async def test_a_name_with_control_characters_is_refused(
+    tmp_path: Path, body: dict[str, str], why: str
+) -> None:
+    # A source's name reaches log lines, terminals (witskit query, status lines) and the store: an
+    # admin must not be able to forge a log line or send escape sequences to whoever reads them.
+    async with running_service(make_config(tmp_path), ingest=True, pipeline=sim_pipeline()) as svc:
+        auth = svc.auth("admin")
+        refused = await svc.client.post("/api/v1/connections", json=body, headers=auth)
+        assert refused.status_code == 422, (why, refused.text)
+        assert "printable" in refused.text
+        names = [c["name"] for c in (await svc.client.get("/api/v1/connections", headers=auth)).json()]
+        assert names == ["rig-1"]

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -121,3 +122,33 @@ def test_csv_field_quotes_only_what_needs_it() -> None:
     assert csv_field("a,b") == '"a,b"'
     assert csv_field('say "hi"') == '"say ""hi"""'
     assert csv_field("two\nlines") == '"two\nlines"'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "=HYPERLINK(1)",
+        "@SUM(1)",
+        "-1+1",
+        "\t=1+1",
+        " =1+1",  # a spreadsheet that trims spaces on import runs it
+        "\n=1+1",
+        "\xa0=1+1",  # UTF-8 text items keep a no-break space (the parser strips ASCII only)
+        "\u3000=1+1",  # ideographic space
+        "\uff1d1+1",  # full-width =
+        "\uff0b1+1",  # full-width +
+        "\uff0dcmd|x",  # full-width -
+        "\uff20SUM(1)",  # full-width @
+        "\ufe66cmd",  # small =
+        "-inf",  # float() reads it; a spreadsheet reads a formula (a name)
+        "+nan",
+        "-1_000",
+    ],
+)
+def test_csv_safe_neutralises_every_formula_start(text: str) -> None:
+    assert csv_safe(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["-12.5", "+3", "-1e5", ".5", "----", "rig-7", "", " rig", "1=1"])
+def test_csv_safe_leaves_numbers_and_plain_text(text: str) -> None:
+    assert csv_safe(text) == text

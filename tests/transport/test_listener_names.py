@@ -94,6 +94,30 @@ async def test_past_max_sources_new_peers_are_refused_known_and_named_ones_are_n
     )
 
 
+async def test_peers_that_send_nothing_do_not_use_up_max_sources() -> None:
+    # A port scan, or a load balancer's TCP health check, from as many addresses as max_sources
+    # used to lock every new rig out until a restart: a name counts once its peer sends something.
+    async with ListenerSource("127.0.0.1", 0, max_sources=2) as listener:
+        for address in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+            _, silent = await push(listener.port, b"", local_addr=(address, 0))
+            await wait_until(lambda: listener.active_connections == 1)
+            await close_writer(silent)
+            await wait_until(lambda: listener.active_connections == 0)
+        assert await send_once(listener, "127.0.0.5") == f"{listener.name}/127.0.0.5"
+        # While connected, a silent peer holds its place: the bound is never passed.
+        _, silent = await push(listener.port, b"", local_addr=("127.0.0.6", 0))
+        await wait_until(lambda: listener.active_connections == 1)
+        reader, late = await push(listener.port, FRAME, local_addr=("127.0.0.7", 0))
+        with contextlib.suppress(ConnectionResetError):
+            assert await reader.read() == b""  # refused
+        await close_writer(late)
+        await close_writer(silent)
+        await wait_until(lambda: listener.active_connections == 0)
+        assert await send_once(listener, "127.0.0.7") == f"{listener.name}/127.0.0.7"
+    assert listener.sources == [f"{listener.name}/127.0.0.5", f"{listener.name}/127.0.0.7"]
+    assert listener.refused == 1
+
+
 async def test_listening_and_every_peer_are_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="witskit.transport")
     statuses: list[LinkStatus] = []

@@ -95,10 +95,11 @@ _VALUE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "",
     ),
     # name=value and name: value pairs in free text (query strings, messages), compound names too:
-    # key_password=..., db-secret: ..., X_API_KEY=...
+    # key_password=..., db-secret: ..., X_API_KEY=... A name is not the end of a path
+    # ("POST /api/v1/auth/token: could not ...": the reason follows, not a token).
     (
         re.compile(
-            r"(?i)(?<![A-Za-z0-9_.\-])(?P<pre>(?P<name>[A-Za-z0-9_.\-]{0,100}?(?:"
+            r"(?i)(?<![A-Za-z0-9_.\-/])(?P<pre>(?P<name>[A-Za-z0-9_.\-]{0,100}?(?:"
             + "|".join(_TEXT_WORDS)
             + r")[A-Za-z0-9_\-]{0,100})\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s;,&\"']+)"
         ),

@@ -203,6 +203,11 @@ class ConnectionManager:
         conn = Connection(name=name or "", url=url, options=dict(options or {}))
         source = self._open(conn)  # a bad URL fails here, before anything is registered
         conn.name = source.name
+        if from_api and (not conn.name.isprintable() or conn.name != conn.name.strip()):
+            # The name reaches log lines, terminals and the store: no forged line, no escape code.
+            raise UsageError(
+                f"a connection name must be printable text without surrounding spaces, got {conn.name!r}"
+            )
         if conn.name in self._connections:
             raise UsageError(f"a connection named {conn.name!r} already exists")
         self._connections[conn.name] = conn

@@ -758,10 +758,17 @@ _FIRST_START = _FirstStartOnly()
 
 #: The largest WebSocket message a client may send (the live stream reads none it needs).
 WS_MAX_MESSAGE_BYTES: Final = 4096
+#: The largest request head (request line and headers) read: a bearer token, a ``?token=`` and a
+#: query of every channel code fit many times over. httptools, uvicorn's default parser, has no
+#: limit at all (a 200 MB header line grew the server by 400 MB and held its event loop for a
+#: minute), so the API is served by h11, which stops reading a head at this size (400).
+MAX_REQUEST_HEAD_BYTES: Final = 64 * 1024
 
 
-def _uvicorn_server(app: Any) -> Any:
+def _uvicorn_server(app: Any, settings: WitsConfig) -> Any:
     import uvicorn
+
+    from witskit.service.http_guard import default_max_connections, guarded_h11
 
     uvicorn_log = logging.getLogger("uvicorn.error")
     if _FIRST_START not in uvicorn_log.filters:
@@ -782,6 +789,12 @@ def _uvicorn_server(app: Any) -> Any:
         server_header=False,
         proxy_headers=True,
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        # h11, with a time to send each request and a cap on connections (see http_guard).
+        http=guarded_h11(
+            request_timeout=settings.http_request_timeout,
+            max_connections=settings.http_max_connections or default_max_connections(),
+        ),
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
         ws="websockets-sansio",
         ws_ping_interval=20.0,
         # Live subscribers send nothing: a message of more than this closes the socket (1009)
@@ -883,16 +896,16 @@ async def serve(
         if metrics_sock is not None:
             from witskit.service.app import create_metrics_app
 
-            metrics_server = _uvicorn_server(create_metrics_app(service))
+            metrics_server = _uvicorn_server(create_metrics_app(service), config)
             servers.append(metrics_server)
             tasks.append(asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics"))
         if health_sock is not None:
             from witskit.service.health_port import create_health_app
 
-            health_server = _uvicorn_server(create_health_app(service))
+            health_server = _uvicorn_server(create_health_app(service), config)
             servers.append(health_server)
             tasks.append(asyncio.create_task(health_server.serve(sockets=[health_sock]), name="health"))
-        api_server = _uvicorn_server(service.app)
+        api_server = _uvicorn_server(service.app, config)
         servers.insert(0, api_server)
         tasks.append(asyncio.create_task(api_server.serve(sockets=[api_sock]), name="api"))
         if service.ingests:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
@@ -39,6 +41,10 @@ CSV_COLUMNS: Final = ("time", "source", "code", "mnemonic", "value", "text", "un
 _CSV_SPECIAL: Final = frozenset(',"\r\n')
 #: A cell a spreadsheet would run as a formula (OWASP "CSV injection"): ``=HYPERLINK(...)``.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_CHARS: Final = frozenset("=+-@")
+#: A plain decimal number, which no spreadsheet runs even with a sign (``float()`` reads more:
+#: ``-inf``, ``+nan``, ``-1_000``, which a spreadsheet takes for formulas).
+_PLAIN_NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
 _json_string = json.encoder.encode_basestring_ascii  # as json.dumps: ensure_ascii
 
 
@@ -54,15 +60,24 @@ def csv_safe(text: str) -> str:
 
     A cell starting with ``= + - @``, a tab or a carriage return gets a leading ``'``, unless it
     is a plain number (``-12.5``) or only dashes (the dictionary's ``----`` unit), which no
-    spreadsheet runs. Text columns go through it (source, mnemonic, text, unit); numbers never do.
+    spreadsheet runs. So does one whose first character after any white space or invisible
+    characters (a spreadsheet may trim them on import) is one of those four or their full-width
+    or small forms (``＝``: NFKC folds them). Text columns go through it (source, mnemonic, text,
+    unit); numbers never do.
     """
-    if not text.startswith(_FORMULA_START) or not text.strip("-"):
-        return text
-    try:
-        float(text)
-    except ValueError:
+    if not text or (text[0] < "\x7f" and text[0].isalnum()):
+        return text  # the usual case, at once
+    if text.startswith(_FORMULA_START):
+        if not text.strip("-") or _PLAIN_NUMBER.match(text):
+            return text
         return "'" + text
-    return text if text[0] in "+-" else "'" + text
+    for ch in text:
+        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf"):
+            continue
+        if unicodedata.normalize("NFKC", ch)[:1] in _FORMULA_CHARS:
+            return "'" + text
+        break
+    return text
 
 
 def frame_csv_rows(

@@ -7,7 +7,8 @@ half-sent frame never touches another's data, and every event names its peer in 
 IP address (not the ephemeral port, so a rig that reconnects stays one source), by the identity of
 its TLS client certificate under mutual TLS, or by a name given per address. The number of distinct
 names a listener makes up is capped (``max_sources``), so a scan or a reconnect storm from many
-addresses cannot create sources without bound.
+addresses cannot create sources without bound; a name counts once its peer has sent something, so
+peers that connect and leave silent (a port scan, a load balancer's TCP check) cannot use it up.
 
 Memory is bounded everywhere: each peer's parser keeps at most ``max_frame_bytes`` (a 100 MB line
 costs no more than a short one), asyncio's stream reader pauses a peer's socket at about 128 KiB
@@ -204,7 +205,8 @@ class ListenerSource(Source):
     ``"<listener name>/<peer ip>"``, for example ``tcp-listen://0.0.0.0:10001/192.0.2.7`` (IPv6
     peers in brackets). The ephemeral port is not part of it, so a rig that reconnects stays one
     source; two rigs behind one NAT address share a name (use certificates or separate listeners).
-    Past ``max_sources`` distinct made-up names, a peer that would need a new one is refused.
+    Past ``max_sources`` distinct made-up names, a peer that would need a new one is refused
+    (a name counts once its peer has sent bytes; a connected silent peer holds a place meanwhile).
     A peer outside
     ``allowlist`` (IP addresses and CIDR networks; ``None`` allows all), or arriving when
     ``max_connections`` are open, is closed at once, before any TLS work, counted in ``refused``
@@ -289,7 +291,11 @@ class ListenerSource(Source):
         self._start_lock = asyncio.Lock()
         self._closed = False
         self._peers: dict[asyncio.Task[Any], str] = {}
-        self._made_names: set[str] = set()  # names made up for peers so far (max_sources)
+        self._made_names: set[str] = set()  # names made up for peers that sent something (max_sources)
+        # Names made up for connected peers that have sent nothing yet, with their connection
+        # counts: they hold a place under max_sources while connected, and give it back if they
+        # leave silent (a port scan, a load balancer's TCP check).
+        self._silent_names: dict[str, int] = {}
         self._queue: asyncio.Queue[SourceEvent | _Wake] = asyncio.Queue(queue_size)
 
     def __repr__(self) -> str:
@@ -404,14 +410,30 @@ class ListenerSource(Source):
         return f"{self.name}/{_host_text(str(ip)) if ip is not None else label}"
 
     def _over_max_sources(self, ip: IPAddress | None, name: str) -> bool:
-        """Would this peer need a new name past ``max_sources``? (Else its name is counted.)"""
+        """Would this peer need a new name past ``max_sources``? (Else it holds a place for its
+        name until it sends something, see :meth:`_named` and :meth:`_unnamed`.)"""
         if ip is not None and str(ip) in self.peer_names:
             return False
-        if name not in self._made_names:
-            if len(self._made_names) >= self.max_sources:
-                return True
-            self._made_names.add(name)
+        new = name not in self._made_names and name not in self._silent_names
+        if new and len(self._made_names | self._silent_names.keys()) >= self.max_sources:
+            return True
+        self._silent_names[name] = self._silent_names.get(name, 0) + 1
         return False
+
+    def _named(self, ip: IPAddress | None, name: str) -> None:
+        """The peer named ``name`` sent something: a made-up name counts for good."""
+        if ip is None or str(ip) not in self.peer_names:
+            self._made_names.add(name)
+
+    def _unnamed(self, ip: IPAddress | None, name: str) -> None:
+        """A peer that held a place for ``name`` left: a name nobody sent anything under is freed."""
+        if ip is not None and str(ip) in self.peer_names:
+            return
+        left = self._silent_names.get(name, 0) - 1
+        if left > 0:
+            self._silent_names[name] = left
+        else:
+            self._silent_names.pop(name, None)
 
     def _refuse(
         self, name: str, label: str, reason: str, category: ErrorCategory = ErrorCategory.AUTHORIZATION
@@ -487,6 +509,20 @@ class ListenerSource(Source):
             writer.transport.abort()
             await asyncio.sleep(0)
             return
+        try:
+            await self._read_peer(task, ip, name, label, reader, writer)
+        finally:
+            self._unnamed(ip, name)
+
+    async def _read_peer(
+        self,
+        task: asyncio.Task[Any],
+        ip: IPAddress | None,
+        name: str,
+        label: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         self._peers[task] = name
         self.accepted += 1
         started = asyncio.get_running_loop().time()
@@ -505,11 +541,17 @@ class ListenerSource(Source):
                 break
             if not chunk:
                 break
-            for event in parser.feed(chunk):
+            events = parser.feed(chunk)
+            if events:
+                self._named(ip, name)
+            for event in events:
                 frames += isinstance(event, WITSFrame)
                 # Blocks while the queue is full: this peer is then not read (back-pressure).
                 await self._queue.put(event)
-        for event in parser.close():
+        events = parser.close()
+        if events:
+            self._named(ip, name)
+        for event in events:
             await self._queue.put(event)
         lasted = asyncio.get_running_loop().time() - started
         log.info(
