@@ -59,6 +59,11 @@ _CACHE_MAX = 50_000
 #: First pause after an unexpected error in a writer step (seconds), doubled up to the max.
 _STEP_RETRY = 0.1
 _STEP_RETRY_MAX = 5.0
+#: At a stop, how long the sources' read loops may take to hand over what their sources had
+#: already read (a listener queues up to queue_size frames while the spool is full or failing):
+#: each frame gets one more append, or is counted lost. A queue drains in milliseconds; the bound
+#: only matters for a source that does not end when closed.
+_READ_AHEAD_GRACE = 2.0
 #: While a fault lasts (spool cannot write, spool full, acks failing), the log line is repeated
 #: this often (seconds): loud enough to be seen in a tail, not a line per frame.
 _REMIND_EVERY = 30.0
@@ -191,12 +196,23 @@ class Pipeline:
             for src in self.sources:
                 with contextlib.suppress(Exception):
                     await src.aclose()
+            # The sources are closed: let the read loops take what they had already read from
+            # them (spooled, or counted lost), then cancel what is left. Cancelling at once
+            # dropped a listener's queued frames, taken from the rig, without a count.
+            readers = list(self._readers.values())
+            if readers:
+                await asyncio.wait(readers, timeout=_READ_AHEAD_GRACE)
             if not sources_done.done():
                 sources_done.cancel()
-            readers = list(self._readers.values())
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
+            if self.stats.frames_lost > 1:
+                log.error(
+                    "%d frames received before the stop were not stored: %s",
+                    self.stats.frames_lost,
+                    self.stats.last_error,
+                )
             with contextlib.suppress(asyncio.CancelledError):
                 await sources_done  # retrieve it, or asyncio warns about an unretrieved future
             self._running = False
@@ -342,7 +358,7 @@ class Pipeline:
                     if self._stopping.is_set():
                         self._lose(source, self._full_reason())
                         return None
-                    await asyncio.sleep(_FULL_POLL)
+                    await self._wait_unless_stopping(_FULL_POLL)
                     continue
                 try:
                     seq = self.spool.append(payload)
@@ -358,7 +374,7 @@ class Pipeline:
                     if self._stopping.is_set():
                         self._lose(source, f"the spool cannot write ({exc})")
                         return None
-                    await asyncio.sleep(delay)
+                    await self._wait_unless_stopping(delay)
                     delay = min(delay * 2, _ERROR_RETRY_MAX)
                     continue
                 self.spool_error = None
@@ -378,10 +394,16 @@ class Pipeline:
             f"{spool.pending_count:,} records wait for the sinks (overflow=block)"
         )
 
+    async def _wait_unless_stopping(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the pipeline is asked to stop meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     def _lose(self, source: str, why: str) -> None:
         self.stats.frames_lost += 1
         self.stats.last_error = f"{source}: a frame received before the stop was not stored: {why}"
-        log.error("source %s: a frame received before the stop was not stored: %s", source, why)
+        if self.stats.frames_lost == 1:  # one line, not one per frame: run() sums them up at the end
+            log.error("source %s: a frame received before the stop was not stored: %s", source, why)
 
     def _pause(self, source: str, kind: str, reason: str) -> None:
         """Note that ``source`` waits for the spool; log the first pause of an episode and remind."""
