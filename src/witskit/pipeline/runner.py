@@ -340,9 +340,11 @@ class Pipeline:
     async def _append(self, payload: bytes, source: str) -> int | None:
         """Append to the spool, waiting (the source not read) while it is full or cannot write.
 
-        Both are back-pressure: the socket is not read, so TCP pushes back on the rig and nothing
-        is taken from it that is not stored. A write error (disk full, I/O error) is retried on its
-        own, every ``_ERROR_RETRY_MAX`` seconds at most, until it works or the pipeline stops.
+        Both are back-pressure: the source is not read, so once its buffers are full (a listener
+        queues up to ``queue_size`` frames) its socket is not read and TCP pushes back on the rig.
+        What the source had read ahead is handed over at a stop: spooled, or counted lost. A
+        write error (disk full, I/O error) is retried on its own, every ``_ERROR_RETRY_MAX``
+        seconds at most, until it works or the pipeline stops.
         Returns the sequence number, or None when stopped first (the frame is counted as lost).
         """
         delay = _FULL_POLL
