@@ -440,3 +440,22 @@ async def test_stopping_while_paused_counts_every_frame_a_listener_took_from_the
         spooled = spool.last_seq
     assert spooled < 50  # the spool could not take them all: the case under test
     assert spooled + pipe.stats.frames_lost == 50
+
+
+async def test_a_failing_frame_callback_never_stops_the_reading(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found with bench/bench_faults.py: `stream --db` printing to a full disk raised in on_frame,
+    # which ended the source's read loop without a word (and the command exited 0). The frame is
+    # spooled before the callback runs, so the callback's failure is logged and reading goes on.
+    def fail(_frame: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        pipe = Pipeline([ListSource(sim_frames(30))], [sink], spool, batch_interval=0.01, on_frame=fail)
+        await asyncio.wait_for(pipe.run(), 20)
+    assert len(sink.frames) == 30
+    said = [r for r in caplog.records if "frame callback failed" in r.getMessage()]
+    assert len(said) == 1  # once, not once per frame
+    assert "No space left on device" in said[0].getMessage()

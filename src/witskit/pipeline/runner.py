@@ -143,6 +143,7 @@ class Pipeline:
         self._running = False
         self.keep_running = keep_running
         self._ack_logged = 0.0  # monotonic time of the last "ack failed" line (0: acks work)
+        self._callback_logged = -_REMIND_EVERY  # monotonic time of the last "callback failed" line
         #: The spool's last append error while it lasts (None: appends work): readiness says it.
         self.spool_error: str | None = None
         #: Sources waiting for the spool (full, or failing to write): not read meanwhile.
@@ -333,9 +334,22 @@ class Pipeline:
             self.stats.decode_errors += len(decoded.errors)
         if len(self._decoded) < _CACHE_MAX:
             self._decoded[seq] = decoded
-        if self.on_frame is not None:
-            self.on_frame(decoded)
         self._new_data.set()
+        if self.on_frame is not None:
+            try:
+                self.on_frame(decoded)
+            except Exception as exc:
+                # The frame is spooled already: a callback that fails (printing to a full disk)
+                # must not end the source's read loop, which silently stopped the ingestion.
+                now = time.monotonic()
+                if now - self._callback_logged >= _REMIND_EVERY:
+                    self._callback_logged = now
+                    log.error(
+                        "source %s: the frame callback failed (%s: %s); the frame is stored, reading goes on",
+                        source,
+                        type(exc).__name__,
+                        exc,
+                    )
 
     async def _append(self, payload: bytes, source: str) -> int | None:
         """Append to the spool, waiting (the source not read) while it is full or cannot write.
