@@ -144,6 +144,7 @@ class Pipeline:
         self.keep_running = keep_running
         self._ack_logged = 0.0  # monotonic time of the last "ack failed" line (0: acks work)
         self._callback_logged = -_REMIND_EVERY  # monotonic time of the last "callback failed" line
+        self._lost_why = ""  # why the last frame counted in stats.frames_lost was not stored
         #: The spool's last append error while it lasts (None: appends work): readiness says it.
         self.spool_error: str | None = None
         #: Sources waiting for the spool (full, or failing to write): not read meanwhile.
@@ -210,9 +211,9 @@ class Pipeline:
             await asyncio.gather(*readers, return_exceptions=True)
             if self.stats.frames_lost > 1:
                 log.error(
-                    "%d frames received before the stop were not stored: %s",
+                    "%d frames received before the stop were not stored (the last: %s)",
                     self.stats.frames_lost,
-                    self.stats.last_error,
+                    self._lost_why,
                 )
             with contextlib.suppress(asyncio.CancelledError):
                 await sources_done  # retrieve it, or asyncio warns about an unretrieved future
@@ -418,6 +419,7 @@ class Pipeline:
     def _lose(self, source: str, why: str) -> None:
         self.stats.frames_lost += 1
         self.stats.last_error = f"{source}: a frame received before the stop was not stored: {why}"
+        self._lost_why = f"source {source}: {why}"
         if self.stats.frames_lost == 1:  # one line, not one per frame: run() sums them up at the end
             log.error("source %s: a frame received before the stop was not stored: %s", source, why)
 
