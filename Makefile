@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_live_pg.py
 	$(BIN)/python bench/bench_service.py
 	$(BIN)/python bench/bench_cli.py
+	$(BIN)/python bench/bench_faults.py
 
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv

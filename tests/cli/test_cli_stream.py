@@ -355,3 +355,32 @@ def test_simulate_port_in_use_exits_2() -> None:
         result = runner.invoke(app, ["simulate", "--listen", f"tcp://127.0.0.1:{port}"])
     assert result.exit_code == 2
     assert "cannot listen" in result.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+def test_stream_db_with_an_output_that_cannot_be_written_keeps_storing_and_says_so(tmp_path: Path) -> None:
+    # Found by bench/bench_faults.py: with stdout on a full disk, `stream --db` stored the first
+    # frame, then its read loop died on the print's OSError: no word, exit 0, the rest not read.
+    # Printing is secondary to storing: it says so once, keeps storing, and fails at the end.
+    import sqlite3
+
+    db = tmp_path / "rig.db"
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(
+            [*WITSKIT, "stream", "sim://rig-1?rate=1000&frames=50", "--db", f"sqlite:///{db}", "-f", "jsonl"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "WITS_DATA_DIR": str(tmp_path / "data")},
+            timeout=WAIT,
+            check=False,
+        )
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert len(re.findall(r"cannot write the frames to standard output", err)) == 1, err
+    assert "No space left on device" in err
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        (stored,) = conn.execute(
+            "SELECT count(DISTINCT value_num) FROM points WHERE code = '0104'"
+        ).fetchone()
+    assert stored == 50

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -405,3 +406,56 @@ async def test_a_long_sink_outage_is_a_few_lines_not_one_per_retry(
     ]
     assert 1 <= len(said) <= 2  # ... and said so at the first failure and when the breaker opened
     assert len(sink.frames) == 40
+
+
+async def test_stopping_while_paused_counts_every_frame_a_listener_took_from_the_rig(tmp_path: Path) -> None:
+    # Found by bench/bench_faults.py (an independent sender counting sequence numbers): stopped
+    # while the spool could not write, `witskit stream` said one frame was not stored, but every
+    # frame the listener had already read from the rig's socket and queued for the pipeline (up to
+    # queue_size, ~300 in that run) vanished without a count. Each frame taken from the rig is
+    # now either spooled or counted lost.
+    from witskit.transport.listener import ListenerSource
+
+    frames = [f"&&\r\n0104{i}\r\n0108{1000 + i}.00\r\n!!\r\n".encode("ascii") for i in range(1, 51)]
+    with Spool(tmp_path / "spool", fsync="never", segment_bytes=1024) as spool:
+        block_segment_names(spool, 2, 400)
+        listener = ListenerSource("127.0.0.1", 0)
+        await listener.start()
+        pipe = Pipeline([listener], [MemorySink()], spool, batch_interval=0.01)
+        task = asyncio.create_task(pipe.run())
+        _reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        try:
+            writer.write(b"".join(frames))  # ~1.5 KB: the listener reads it all at once
+            await writer.drain()
+            async with asyncio.timeout(10):
+                while not (pipe.spool_error and pipe.paused_sources):
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # the listener has read and queued the rest meanwhile
+            pipe.stop()
+            await asyncio.wait_for(task, 10)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        spooled = spool.last_seq
+    assert spooled < 50  # the spool could not take them all: the case under test
+    assert spooled + pipe.stats.frames_lost == 50
+
+
+async def test_a_failing_frame_callback_never_stops_the_reading(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found with bench/bench_faults.py: `stream --db` printing to a full disk raised in on_frame,
+    # which ended the source's read loop without a word (and the command exited 0). The frame is
+    # spooled before the callback runs, so the callback's failure is logged and reading goes on.
+    def fail(_frame: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    sink = MemorySink()
+    with Spool(tmp_path / "spool", fsync="never") as spool:
+        pipe = Pipeline([ListSource(sim_frames(30))], [sink], spool, batch_interval=0.01, on_frame=fail)
+        await asyncio.wait_for(pipe.run(), 20)
+    assert len(sink.frames) == 30
+    said = [r for r in caplog.records if "frame callback failed" in r.getMessage()]
+    assert len(said) == 1  # once, not once per frame
+    assert "No space left on device" in said[0].getMessage()

@@ -990,3 +990,24 @@ def test_an_ack_on_a_full_disk_is_stored_and_frees_the_disk(tmp_path: Path) -> N
     assert out["after"] == out["spooled"] + 1  # space came back: appends work again
     assert out["reopened_acked"] == out["spooled"]
     assert out["reopened_pending"] == [out["spooled"] + 1]
+
+
+def test_acks_stored_in_place_on_a_full_disk_are_logged_once_not_per_commit(
+    d: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # bench/bench_faults.py, disk full with the database up: a warning line per commit (17 in 4 s),
+    # which buried the "spool cannot write" line the operator needs. Once per episode and every 30 s.
+    with open_spool(d, fsync="never") as spool:
+        spool.append_many([b"a", b"b", b"c", b"d"])
+
+        def disk_full(fd: int, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(os, "write", disk_full)
+        with caplog.at_level(logging.WARNING, logger="witskit.storage.spool"):
+            for seq in (1, 2, 3, 4):
+                spool.ack(seq)
+        monkeypatch.undo()
+        assert spool.acked_seq == 4
+    said = [r for r in caplog.records if "stored the spool ack position in place" in r.getMessage()]
+    assert len(said) == 1

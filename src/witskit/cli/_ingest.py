@@ -8,7 +8,11 @@ the spool into the sinks before exiting.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
+import sys
 from typing import Any
 
 from witskit.cli._console import EXIT_PROBLEMS, error, info
@@ -38,6 +42,15 @@ def plan_for(url: str | None, db: str | None, config_path: str | None) -> Pipeli
     if plan.spool.dir is None:  # a spool of its own: a running service holds the default one
         plan.spool.dir = job_spool_dir(plan, load_config())
     return plan
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so that the final flush at exit does not fail again (the recipe
+    of the signal module's documentation for a broken pipe)."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 class _LogLines(logging.Handler):
@@ -94,13 +107,28 @@ def _run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
     spool = spool_from(plan, config)
     seen = 0
     pipe: Pipeline | None = None
+    print_failed: list[str] = []  # why the output could not be written (it is then not tried again)
 
     def on_frame(frame: DecodedFrame) -> None:
         nonlocal seen
         for problem in frame.errors:
             info(f"{frame.source}: {problem}")
-        writer.write(frame)
-        writer.flush()
+        if not print_failed:
+            try:
+                writer.write(frame)
+                writer.flush()
+            except BrokenPipeError:
+                # The reader went away (| head): stop as a plain stream does, draining the spool.
+                print_failed.append("")
+                _stdout_to_devnull()
+                if pipe is not None:
+                    pipe.stop()
+            except OSError as exc:
+                # A full disk under the output: the frames are stored already (printing comes after
+                # the spool), so say it once and keep storing; the exit status says it at the end.
+                print_failed.append(exc.strerror or str(exc))
+                _stdout_to_devnull()
+                error(f"cannot write the frames to standard output ({print_failed[0]}); storing goes on")
         seen += 1
         if count is not None and seen >= count and pipe is not None:
             pipe.stop()
@@ -129,6 +157,8 @@ def _run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
         # The process gave up with data in hand: never a success, whatever stopped it.
         why = f": {pipe.spool_error}" if pipe.spool_error else ""
         error(f"{lost} frame(s) received were not stored: stopped while the spool could not take them{why}")
+        return code or EXIT_PROBLEMS
+    if print_failed and print_failed[0]:
         return code or EXIT_PROBLEMS
     if pipe.failed_sources and code == 0:
         # A source that gave up (unreachable with reconnect=0, say) is a failure, as in plain stream.

@@ -59,6 +59,11 @@ _CACHE_MAX = 50_000
 #: First pause after an unexpected error in a writer step (seconds), doubled up to the max.
 _STEP_RETRY = 0.1
 _STEP_RETRY_MAX = 5.0
+#: At a stop, how long the sources' read loops may take to hand over what their sources had
+#: already read (a listener queues up to queue_size frames while the spool is full or failing):
+#: each frame gets one more append, or is counted lost. A queue drains in milliseconds; the bound
+#: only matters for a source that does not end when closed.
+_READ_AHEAD_GRACE = 2.0
 #: While a fault lasts (spool cannot write, spool full, acks failing), the log line is repeated
 #: this often (seconds): loud enough to be seen in a tail, not a line per frame.
 _REMIND_EVERY = 30.0
@@ -138,6 +143,8 @@ class Pipeline:
         self._running = False
         self.keep_running = keep_running
         self._ack_logged = 0.0  # monotonic time of the last "ack failed" line (0: acks work)
+        self._callback_logged = -_REMIND_EVERY  # monotonic time of the last "callback failed" line
+        self._lost_why = ""  # why the last frame counted in stats.frames_lost was not stored
         #: The spool's last append error while it lasts (None: appends work): readiness says it.
         self.spool_error: str | None = None
         #: Sources waiting for the spool (full, or failing to write): not read meanwhile.
@@ -191,12 +198,23 @@ class Pipeline:
             for src in self.sources:
                 with contextlib.suppress(Exception):
                     await src.aclose()
+            # The sources are closed: let the read loops take what they had already read from
+            # them (spooled, or counted lost), then cancel what is left. Cancelling at once
+            # dropped a listener's queued frames, taken from the rig, without a count.
+            readers = list(self._readers.values())
+            if readers:
+                await asyncio.wait(readers, timeout=_READ_AHEAD_GRACE)
             if not sources_done.done():
                 sources_done.cancel()
-            readers = list(self._readers.values())
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
+            if self.stats.frames_lost > 1:
+                log.error(
+                    "%d frames received before the stop were not stored (the last: %s)",
+                    self.stats.frames_lost,
+                    self._lost_why,
+                )
             with contextlib.suppress(asyncio.CancelledError):
                 await sources_done  # retrieve it, or asyncio warns about an unretrieved future
             self._running = False
@@ -317,16 +335,31 @@ class Pipeline:
             self.stats.decode_errors += len(decoded.errors)
         if len(self._decoded) < _CACHE_MAX:
             self._decoded[seq] = decoded
-        if self.on_frame is not None:
-            self.on_frame(decoded)
         self._new_data.set()
+        if self.on_frame is not None:
+            try:
+                self.on_frame(decoded)
+            except Exception as exc:
+                # The frame is spooled already: a callback that fails (printing to a full disk)
+                # must not end the source's read loop, which silently stopped the ingestion.
+                now = time.monotonic()
+                if now - self._callback_logged >= _REMIND_EVERY:
+                    self._callback_logged = now
+                    log.error(
+                        "source %s: the frame callback failed (%s: %s); the frame is stored, reading goes on",
+                        source,
+                        type(exc).__name__,
+                        exc,
+                    )
 
     async def _append(self, payload: bytes, source: str) -> int | None:
         """Append to the spool, waiting (the source not read) while it is full or cannot write.
 
-        Both are back-pressure: the socket is not read, so TCP pushes back on the rig and nothing
-        is taken from it that is not stored. A write error (disk full, I/O error) is retried on its
-        own, every ``_ERROR_RETRY_MAX`` seconds at most, until it works or the pipeline stops.
+        Both are back-pressure: the source is not read, so once its buffers are full (a listener
+        queues up to ``queue_size`` frames) its socket is not read and TCP pushes back on the rig.
+        What the source had read ahead is handed over at a stop: spooled, or counted lost. A
+        write error (disk full, I/O error) is retried on its own, every ``_ERROR_RETRY_MAX``
+        seconds at most, until it works or the pipeline stops.
         Returns the sequence number, or None when stopped first (the frame is counted as lost).
         """
         delay = _FULL_POLL
@@ -342,7 +375,7 @@ class Pipeline:
                     if self._stopping.is_set():
                         self._lose(source, self._full_reason())
                         return None
-                    await asyncio.sleep(_FULL_POLL)
+                    await self._wait_unless_stopping(_FULL_POLL)
                     continue
                 try:
                     seq = self.spool.append(payload)
@@ -358,7 +391,7 @@ class Pipeline:
                     if self._stopping.is_set():
                         self._lose(source, f"the spool cannot write ({exc})")
                         return None
-                    await asyncio.sleep(delay)
+                    await self._wait_unless_stopping(delay)
                     delay = min(delay * 2, _ERROR_RETRY_MAX)
                     continue
                 self.spool_error = None
@@ -378,10 +411,17 @@ class Pipeline:
             f"{spool.pending_count:,} records wait for the sinks (overflow=block)"
         )
 
+    async def _wait_unless_stopping(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the pipeline is asked to stop meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
     def _lose(self, source: str, why: str) -> None:
         self.stats.frames_lost += 1
         self.stats.last_error = f"{source}: a frame received before the stop was not stored: {why}"
-        log.error("source %s: a frame received before the stop was not stored: %s", source, why)
+        self._lost_why = f"source {source}: {why}"
+        if self.stats.frames_lost == 1:  # one line, not one per frame: run() sums them up at the end
+            log.error("source %s: a frame received before the stop was not stored: %s", source, why)
 
     def _pause(self, source: str, kind: str, reason: str) -> None:
         """Note that ``source`` waits for the spool; log the first pause of an episode and remind."""

@@ -87,6 +87,10 @@ MAX_SEGMENT_BYTES: Final = 1 << 30
 # A WITS frame is ~1 KiB; the cap bounds what a corrupt length field can make the reader believe.
 MAX_PAYLOAD_BYTES: Final = 64 << 20
 
+# While the disk stays full every commit stores its ack in place: say so once, then this often
+# (seconds), like the pipeline's reminders, not once per commit.
+_REMIND_IN_PLACE: Final = 30.0
+
 # --- on-disk format -------------------------------------------------------------------------------
 
 FORMAT_VERSION: Final = 1
@@ -465,6 +469,7 @@ class Spool:
         if segment_bytes is None:
             segment_bytes = default_segment_bytes(max_bytes)
         self._segment_bytes = _check_int("segment_bytes", segment_bytes, MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
+        self._in_place_said: float | None = None  # when an ack stored in place was last logged
         if segment_bytes > max_bytes:
             raise UsageError(
                 f"segment_bytes ({segment_bytes:,}) must not exceed max_bytes ({max_bytes:,}): a segment "
@@ -1163,7 +1168,11 @@ class Spool:
             return False
         finally:
             os.close(fd)
-        log.warning("disk full: stored the spool ack position in place in %s", self._dir / ACK_FILE)
+        now = time.monotonic()
+        if self._in_place_said is None or now - self._in_place_said >= _REMIND_IN_PLACE:
+            # Once, then every so often: a line per commit buried the "cannot write" line.
+            self._in_place_said = now
+            log.warning("disk full: stored the spool ack position in place in %s", self._dir / ACK_FILE)
         return True
 
     def _delete_head(self) -> None:
