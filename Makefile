@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_service.py
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_faults.py
+	$(BIN)/python bench/bench_body_limit.py
 
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv
