@@ -114,14 +114,14 @@ def _run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
         assert pipe is not None
         try:
             await pipe.run()
-        finally:
+        finally:  # also after Ctrl-C or SIGTERM: say what waits for the sinks
             spool.close()
-        backlog = pipe.backlog
-        if backlog:
-            info(
-                f"{backlog} frames wait in the spool ({spool.directory}); "
-                "the next witskit stream into the same sinks writes them"
-            )
+            backlog = pipe.backlog
+            if backlog:
+                info(
+                    f"{backlog} frames wait in the spool ({spool.directory}); "
+                    "the next witskit stream into the same sinks writes them"
+                )
 
     code = run_async(main)
     lost = pipe.stats.frames_lost
