@@ -121,7 +121,8 @@ def test_stream_db_stopped_while_draining_into_a_down_sink_exits_cleanly(tmp_pat
         proc.wait(timeout=30)
         for reader in readers:
             reader.join(timeout=10)
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         proc.stdout.close()
         proc.stderr.close()
     assert len(out) == 2, out
