@@ -13,6 +13,7 @@ A pipeline file (YAML) names several sources and sinks for ``witskit stream --co
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +49,21 @@ def default_data_dir() -> Path:
     """Where WitsKit keeps its database and spool by default: ``$XDG_DATA_HOME/witskit``."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "witskit"
+
+
+def _known_zone(value: str) -> str:
+    """An IANA time zone name (``UTC`` for ``Z``), or a ``ValueError`` saying what to write."""
+    if value.upper() in ("UTC", "Z"):
+        return "UTC"
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as 'America/Chicago')"
+        ) from None
+    return value
 
 
 def _env(*names: str) -> AliasChoices:
@@ -172,17 +188,7 @@ class WitsConfig(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        if value.upper() in ("UTC", "Z"):
-            return "UTC"
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name such as 'America/Chicago')"
-            ) from None
-        return value
+        return _known_zone(value)
 
     @field_validator("spool_segment_bytes")
     @classmethod
@@ -276,6 +282,18 @@ class DecoderSettings(_Strict):
     strict: bool = False
     overlay: Path | None = None
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _known_zone(value)
+
+    @field_validator("overlay")
+    @classmethod
+    def _overlay_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such overlay file: {value}")
+        return value
+
 
 class SpoolSettings(_Strict):
     """Where and how the durable spool works (defaults from :class:`WitsConfig`)."""
@@ -330,8 +348,17 @@ def _pipeline_text(p: Path) -> str:
 _KINDS = {list: "a list", str: "a single value", int: "a number", float: "a number", bool: "true/false"}
 
 
-def load_pipeline(path: str | Path) -> PipelineConfig:
-    """Read a pipeline YAML file; errors name the file and every bad field (``sources.0.url``)."""
+#: Checks the file's raw mapping beyond its shape (the source and sink URLs, see
+#: ``witskit.pipeline.build.url_problems``): a list of (field, message).
+PipelineCheck = Callable[[dict[str, Any]], list[tuple[str, str]]]
+
+
+def load_pipeline(path: str | Path, check: PipelineCheck | None = None) -> PipelineConfig:
+    """Read a pipeline YAML file; errors name the file and every bad field (``sources.0.url``).
+
+    ``check`` runs on the file's mapping even when its shape is wrong, so one
+    :class:`ConfigError` lists a misspelt key and a bad URL next to it together.
+    """
     import yaml
 
     p = Path(path)
@@ -349,7 +376,14 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     if not isinstance(data, dict):
         found = _KINDS.get(type(data), type(data).__name__)
         raise ConfigError(f"{p}: expected a mapping with 'sources:' and 'sinks:' at the top, found {found}")
+    problems: list[str] = []
+    plan: PipelineConfig | None = None
     try:
-        return PipelineConfig.model_validate(data)
+        plan = PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{p}: invalid pipeline:\n" + _explain(exc, prefix="  ", env=False)) from None
+        problems.append(_explain(exc, prefix="  ", env=False))
+    if check is not None:
+        problems.extend(f"  {field}: {message}" for field, message in check(data))
+    if plan is None or problems:
+        raise ConfigError(f"{p}: invalid pipeline:\n" + "\n".join(problems))
+    return plan

@@ -130,3 +130,40 @@ def test_bad_urls_on_the_command_line_are_all_named(tmp_path: Path) -> None:
     assert "bogus://x: unknown scheme 'bogus'" in err
     assert "'foo://bar': unknown sink" in err
     assert "sources.0" not in err  # no pipeline file: the URLs name themselves
+
+
+@pytest.mark.parametrize("command", ["stream", "run"])
+def test_structure_and_url_errors_of_a_pipeline_file_come_together(tmp_path: Path, command: str) -> None:
+    # Before: a misspelt key hid the bad URL next to it until the key was fixed (one error per run).
+    path = tmp_path / "pipe.yaml"
+    path.write_text(
+        "sources:\n  - url: bogus://x\n  - url: sim://y\n    nme: z\n"
+        "decoder:\n  timezone: Mars/Base\n  overlay: no-such-overlay.csv\n"
+    )
+    code, _, err = invoke(command, "--config", str(path), *(["--port", "0"] if command == "run" else []))
+    assert code == 2, err
+    assert f"{path}: invalid pipeline" in err
+    for field in ("sources.0.url", "sources.1.nme", "decoder.timezone", "decoder.overlay"):
+        assert field in err, err
+    assert "Mars/Base" in err
+    assert "no-such-overlay.csv" in err
+
+
+@pytest.mark.parametrize("where", ["--db", "--config"])
+def test_a_sqlite_sink_in_a_missing_directory_stops_the_start(tmp_path: Path, where: str) -> None:
+    # Before: the stream ran, every frame waited in the spool for a sink that could never open,
+    # and the command ended 0 after 30 s of drain ("warning: sink ... failed").
+    url = f"sqlite:///{tmp_path / 'no-such-dir' / 'rig.db'}"
+    if where == "--db":
+        args = ["stream", "sim://rig-1?frames=2&rate=50", "--db", url, "-n", "1"]
+    else:
+        path = tmp_path / "pipe.yaml"
+        path.write_text(f"sources:\n  - url: sim://rig-1?frames=2&rate=50\nsinks:\n  - url: {url}\n")
+        args = ["stream", "--config", str(path), "-n", "1"]
+    code, out, err = invoke(*args)
+    assert code == 2, err
+    assert out == ""
+    assert "does not exist" in err
+    assert "no-such-dir" in err
+    if where == "--config":
+        assert "sinks.0.url" in err

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -95,5 +97,5 @@ def test_import_then_query_shows_every_value_in_receive_order(capture: Path, tmp
     assert {r["value"] for r in rows if r["code"] == "0101"} == {"Sécurité 7"}
 
     result = runner.invoke(app, ["query", "--db", db, "--symbols", "DBTM", "-f", "csv"])
-    depths = [line.rsplit(",", 1)[1] for line in result.stdout.splitlines()[1:] if ",0108," in line]
+    depths = [row["value"] for row in csv.DictReader(io.StringIO(result.stdout)) if row["code"] == "0108"]
     assert depths == ["1000.5", "1001.5", "1002.5", "1003.5", "1004.5"]

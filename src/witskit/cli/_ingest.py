@@ -20,8 +20,10 @@ __all__ = ["plan_for", "run_ingest"]
 
 def plan_for(url: str | None, db: str | None, config_path: str | None) -> PipelineConfig:
     """The pipeline of ``stream``'s arguments: a file, or one URL into one database (or both)."""
+    from witskit.pipeline.build import check_plan, job_spool_dir, url_problems
+
     if config_path:
-        plan = load_pipeline(config_path)
+        plan = load_pipeline(config_path, url_problems)
         if url:
             plan.sources.append(SourceConfig(url=url))
     elif url:
@@ -30,11 +32,11 @@ def plan_for(url: str | None, db: str | None, config_path: str | None) -> Pipeli
         raise UsageError("give a source URL or --config pipeline.yaml")
     if db:
         plan.sinks.append(SinkConfig(url=db))
-    if not plan.sinks:
-        plan.sinks.append(SinkConfig(url=load_config().database_url_value))
-    from witskit.pipeline.build import check_plan, job_spool_dir
-
     check_plan(plan, config_path)
+    if not plan.sinks:  # the settings' database (its directory created, as for query and import)
+        from witskit.cli._storage import _db_url
+
+        plan.sinks.append(SinkConfig(url=_db_url(None)))
     if plan.spool.dir is None:  # a spool of its own: a running service holds the default one
         plan.spool.dir = job_spool_dir(plan, load_config())
     return plan

@@ -138,10 +138,10 @@ def run_service(
 
     try:
         config = load_config()
-        pipeline = load_pipeline(config_path) if config_path is not None else None
-        if pipeline is not None:
-            from witskit.pipeline.build import check_plan
+        from witskit.pipeline.build import check_plan, url_problems
 
+        pipeline = load_pipeline(config_path, url_problems) if config_path is not None else None
+        if pipeline is not None:
             # The data directory's spool, as without --config: its lock keeps to one ingesting
             # service per data directory (a second would read every kept connection twice).
             check_plan(pipeline, config_path)

@@ -3,13 +3,46 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from witskit.config import PipelineConfig, WitsConfig
 from witskit.errors import ConfigError, WitsKitError
 from witskit.protocol import WITSDecoder
 from witskit.storage.spool import Spool
 
-__all__ = ["check_plan", "decoder_from", "job_spool_dir", "spool_from"]
+__all__ = ["check_plan", "decoder_from", "job_spool_dir", "spool_from", "url_problems"]
+
+
+def url_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every bad source and sink URL of a pipeline mapping, as (field, message); nothing is opened.
+
+    Works on the raw mapping of a file (entries of the wrong shape are left to the file's own
+    validation), so ``load_pipeline(path, url_problems)`` reports both kinds at once.
+    """
+    from witskit.pipeline.sinks import sink_kind
+    from witskit.transport.urls import open_source
+
+    problems: list[tuple[str, str]] = []
+    sources = data.get("sources")
+    for i, src in enumerate(sources if isinstance(sources, list) else []):
+        url = src.get("url") if isinstance(src, dict) else None
+        if not isinstance(url, str):
+            continue
+        options = src.get("options")
+        try:
+            open_source(url, **(options if isinstance(options, dict) else {}))
+        except (WitsKitError, TypeError, ValueError) as exc:
+            problems.append((f"sources.{i}.url", str(exc)))
+    sinks = data.get("sinks")
+    for i, sink in enumerate(sinks if isinstance(sinks, list) else []):
+        url = sink.get("url") if isinstance(sink, dict) else None
+        if not isinstance(url, str):
+            continue
+        try:
+            sink_kind(url)
+        except WitsKitError as exc:
+            problems.append((f"sinks.{i}.url", str(exc)))
+    return problems
 
 
 def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
@@ -18,20 +51,7 @@ def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
     Raises one :class:`ConfigError` listing every bad URL, each with its field (``sources.1.url``)
     and, when the plan came from a file, the file's name: a user fixes them all in one go.
     """
-    from witskit.pipeline.sinks import sink_kind
-    from witskit.transport.urls import open_source
-
-    problems: list[tuple[str, str]] = []
-    for i, src in enumerate(plan.sources):
-        try:
-            open_source(src.url, **src.options)
-        except (WitsKitError, TypeError, ValueError) as exc:
-            problems.append((f"sources.{i}.url", str(exc)))
-    for i, sink in enumerate(plan.sinks):
-        try:
-            sink_kind(sink.url)
-        except WitsKitError as exc:
-            problems.append((f"sinks.{i}.url", str(exc)))
+    problems = url_problems(plan.model_dump())
     if not problems:
         return
     if path is None:  # URLs from the command line: the messages name them
