@@ -68,8 +68,10 @@ def test_import_of_a_file_without_frames_fails(tmp_path: Path, content: bytes, w
     line = next(line for line in err.splitlines() if line.startswith("error:"))
     assert f"{bad}:" in line
     assert why in line
-    # The good file next to it is still imported.
+    # The good file next to it is still imported, and the summary does not count the bad one as
+    # imported (before: "imported 2 file(s)" above "error: ... nothing imported").
     assert "3 frames" in err
+    assert "imported 1 of 2 file(s) into" in err, err
 
 
 @pytest.mark.parametrize(

@@ -587,8 +587,10 @@ async def _import(url: str, files: list[Path], source: str | None, batch_size: i
     finally:
         await store.aclose()
     seconds = time.perf_counter() - started
+    # A file without a frame is not "imported": it gets its own error line below.
+    count = f"{len(files) - len(empty)} of {len(files)}" if empty else f"{len(files)}"
     info(
-        f"imported {len(files)} file(s) into {sanitize_url(url)}: {frames} frames, {points} points "
+        f"imported {count} file(s) into {sanitize_url(url)}: {frames} frames, {points} points "
         f"({inserted} new), {errors} bad stretches skipped, in {seconds:.1f} s "
         f"({points / seconds if seconds else 0:,.0f} points/s)"
     )
