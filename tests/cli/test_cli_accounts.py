@@ -49,6 +49,9 @@ def test_users_and_api_keys_take_db_and_do_not_print_audit_lines(run, tmp_path: 
     assert table.returncode == 0
     assert key_id in table.stdout  # the whole id, at 80 columns: it is what revoke takes
     assert max(len(line) for line in table.stdout.splitlines()) <= 80
+    # Dates are never cut in two ("2026-12" over "-03"); long names fold instead.
+    created = listed[0]["created_at"][:10]
+    assert created in table.stdout, table.stdout
 
     result = run("users", "set-roles", "alice", "operator", "--db", db)
     assert result.returncode == 0, result.stderr

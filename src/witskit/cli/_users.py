@@ -345,14 +345,21 @@ def api_keys_list(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{len(keys)} API key(s)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    # The id is what revoke takes: never cut. The other columns wrap on a narrow terminal.
+    table = Table(
+        title=f"{len(keys)} API key(s)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    # The id is what revoke takes, and a date cut in two is unreadable: neither is ever cut. The
+    # name, roles and owner fold on a narrow terminal.
     width = max((len(k.key_id) for k in keys), default=2)
     table.add_column("Id", no_wrap=True, min_width=width)
     for column in ("Name", "Roles", "Owner"):
         table.add_column(column, overflow="fold")
     for column in ("Created", "Expires", "Used", "Revoked"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=True)
     for k in keys:
         table.add_row(
             k.key_id,
