@@ -53,6 +53,14 @@ class QueryFormat(StrEnum):
     parquet = "parquet"
 
 
+def _default_store_hint() -> str:
+    """What to do when the default store does not exist (``make demo`` keeps its own in the clone)."""
+    demo = Path(".witskit") / "witskit.db"
+    if demo.is_file():
+        return f"make demo keeps its store in this clone: add --db sqlite:///{demo} (or set WITS_DATA_DIR)"
+    return "name the store with --db URL (or WITS_DATABASE_URL, or WITS_DATA_DIR)"
+
+
 def _db_url(db: str | None) -> str:
     if db:
         return db
@@ -124,7 +132,14 @@ def register(app: typer.Typer) -> None:
         if fmt is QueryFormat.parquet and output is None:
             raise UsageError("--format parquet needs --output FILE")
         wanted = _Wanted(_split(source), _split(symbols), start, end, metric)
-        rows = asyncio.run(_query(_db_url(db), wanted, fmt, output, limit))
+        from witskit.storage import DatabaseNotFound
+
+        try:
+            rows = asyncio.run(_query(_db_url(db), wanted, fmt, output, limit))
+        except DatabaseNotFound as exc:
+            if db is not None:
+                raise
+            raise DatabaseNotFound(f"{exc}; {_default_store_hint()}", url=exc.url) from None
         info(f"{rows} rows")
 
     @app.command("import", short_help="Bulk-load WITS log files into the store (resumable).")
