@@ -27,7 +27,7 @@ from witskit.cli._console import (
 from witskit.errors import FrameError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    pass
+    from witskit.config import WitsConfig
 
 __all__ = ["register"]
 
@@ -61,12 +61,28 @@ def _default_store_hint() -> str:
     return "name the store with --db URL (or WITS_DATABASE_URL, or WITS_DATA_DIR)"
 
 
-def _db_url(db: str | None) -> str:
+def note_demo_store(config: WitsConfig) -> None:
+    """Say so when a command falls back on the settings' store next to ``make demo``'s own.
+
+    ``make demo`` keeps its store in ``.witskit/`` of the clone; a command run there without
+    ``--db`` reads the per-user store instead, which looks empty ("0 user(s)", "no user 'admin'").
+    """
+    demo = Path(".witskit") / "witskit.db"
+    if config.database_url is not None or not demo.is_file():
+        return
+    if Path(config.data_dir).resolve() == demo.parent.resolve():
+        return
+    info(f"note: no --db: using {config.database_url_value}; make demo's store here is --db sqlite:///{demo}")
+
+
+def _db_url(db: str | None, *, note: bool = True) -> str:
     if db:
         return db
     from witskit.config import load_config
 
     config = load_config()
+    if note:
+        note_demo_store(config)
     if config.database_url is None:  # the default SQLite file: its directory may not exist yet
         try:
             config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -135,7 +151,7 @@ def register(app: typer.Typer) -> None:
         from witskit.storage import DatabaseNotFound
 
         try:
-            rows = asyncio.run(_query(_db_url(db), wanted, fmt, output, limit))
+            rows = asyncio.run(_query(_db_url(db, note=False), wanted, fmt, output, limit))
         except DatabaseNotFound as exc:
             if db is not None:
                 raise

@@ -104,6 +104,9 @@ def _with_identity(action: Callable[[Identity], Awaitable[T]], db: str | None) -
 
     config = load_config()
     if db is None:
+        from witskit.cli._storage import note_demo_store
+
+        note_demo_store(config)
         ensure_data_dir(config)
     # Warnings and errors only (DEBUG when asked for): the audit entries are in the database, and
     # stdout carries only a generated password or key.
