@@ -69,3 +69,10 @@ def test_help_names_the_one_csv_layout(command: str) -> None:
     assert CSV_HEADER == CSV_COLUMNS  # decode/stream and query/the API write the same columns
     text = " ".join(help_text(command, columns=200).split())
     assert ",".join(CSV_COLUMNS) in text, text
+
+
+@pytest.mark.parametrize("argv", all_commands(), ids=lambda argv: " ".join(argv) or "witskit")
+def test_usage_line_brackets_each_optional_argument_once(argv: list[str]) -> None:
+    # Before: "Usage: witskit stream [OPTIONS] [[URL]]" (a metavar that carried its own brackets).
+    usage = next(line for line in help_text(*argv).splitlines() if "Usage:" in line)
+    assert "[[" not in usage, usage

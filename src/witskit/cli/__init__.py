@@ -602,7 +602,7 @@ def stream(
     url: Annotated[
         str | None,
         typer.Argument(
-            metavar="[URL]",
+            metavar="URL",
             help="The source: tcp://HOST:PORT, tls://HOST:PORT?ca=CA.pem, tcp-listen://HOST:PORT, "
             "tls-listen://..., serial:///dev/ttyUSB0?baud=9600, file://PATH (?follow=1), sim://RIG.",
             show_default=False,
