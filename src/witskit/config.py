@@ -244,14 +244,46 @@ def _explain(exc: ValidationError, *, prefix: str, env: bool) -> str:
     return "\n".join(lines)
 
 
+def _unknown_in_env_file(env_file: Path) -> list[str]:
+    """``WITS_*`` names in ``.env`` that are no setting, each with its line and the likely one.
+
+    Settings are read with ``extra="ignore"``, so without this a typo (``WITS_PROT=8081``) would be
+    silently ignored. Other programs' variables (no ``WITS_`` prefix) are left alone.
+    """
+    import difflib
+    import re
+
+    known = sorted(
+        alias.upper()
+        for info in WitsConfig.model_fields.values()
+        for alias in getattr(info.validation_alias, "choices", ())
+        if isinstance(alias, str) and alias.upper().startswith("WITS_")
+    )
+    problems = []
+    text = env_file.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        match = re.match(r"\s*(?:export\s+)?(WITS_\w+)\s*=", line, flags=re.I)
+        if match is None or match.group(1).upper() in known:
+            continue
+        guess = difflib.get_close_matches(match.group(1).upper(), known, n=1)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        problems.append(f"  line {number}: {match.group(1)} is not a WitsKit setting{hint}")
+    return problems
+
+
 def load_config(**overrides: Any) -> WitsConfig:
     """Read settings from the environment and ``.env``; raise :class:`ConfigError` listing every bad field."""
+    env_file = Path(".env")
+    unknown = _unknown_in_env_file(env_file) if env_file.is_file() else []
     try:
-        return WitsConfig(**overrides)
+        config = WitsConfig(**overrides)
     except ValidationError as exc:
-        env_file = Path(".env")
         where = f" (from the environment and {env_file.resolve()})" if env_file.is_file() else ""
-        raise ConfigError(f"invalid settings{where}:\n" + _explain(exc, prefix="  ", env=True)) from None
+        lines = [_explain(exc, prefix="  ", env=True), *unknown]
+        raise ConfigError(f"invalid settings{where}:\n" + "\n".join(lines)) from None
+    if unknown:
+        raise ConfigError(f"invalid settings in {env_file.resolve()}:\n" + "\n".join(unknown))
+    return config
 
 
 # The pipeline file ---------------------------------------------------------------------------

@@ -169,3 +169,15 @@ def test_a_sqlite_sink_in_a_missing_directory_stops_the_start(tmp_path: Path, wh
     assert "no-such-dir" in err
     if where == "--config":
         assert "sinks.0.url" in err
+
+
+def test_a_misspelt_setting_in_env_is_named_with_its_line(tmp_path: Path) -> None:
+    # Before: WITS_PROT=8081 was silently ignored and the service took 8080 anyway.
+    (tmp_path / ".env").write_text("# mine\nWITS_PROT=8081\nWITS_LOG_LEVEL=INFO\nOTHER_TOOL=1\n")
+    code, _, err = invoke("users", "list")
+    assert code == 2, err
+    assert ".env" in err
+    assert "line 2" in err
+    assert "WITS_PROT" in err
+    assert "WITS_PORT" in err  # the likely meaning
+    assert "OTHER_TOOL" not in err  # another program's variable is none of our business
