@@ -260,7 +260,8 @@ def _unknown_in_env_file(env_file: Path) -> list[str]:
         if isinstance(alias, str) and alias.upper().startswith("WITS_")
     )
     problems = []
-    text = env_file.read_text(encoding="utf-8", errors="replace")
+    # One line, not the settings loader's UnicodeDecodeError, for a file saved in another encoding.
+    text = _pipeline_text(env_file.resolve(), ".env file", "KEY=value lines")
     for number, line in enumerate(text.splitlines(), 1):
         match = re.match(r"\s*(?:export\s+)?(WITS_\w+)\s*=", line, flags=re.I)
         if match is None or match.group(1).upper() in known:
@@ -355,18 +356,19 @@ class PipelineConfig(_Strict):
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
 
 
-def _pipeline_text(p: Path) -> str:
-    """The text of a pipeline file, or a :class:`ConfigError` saying in one line why it is not text."""
+def _pipeline_text(p: Path, what: str = "pipeline file", form: str = "YAML text") -> str:
+    """The text of a pipeline (or ``.env``) file, or a :class:`ConfigError` saying in one line why
+    it is not UTF-8 text."""
     try:
         raw = p.read_bytes()
     except IsADirectoryError:
-        raise ConfigError(f"{p}: is a directory, not a pipeline file") from None
+        raise ConfigError(f"{p}: is a directory, not a {what}") from None
     except OSError as exc:
-        raise ConfigError(f"{p}: cannot read pipeline file ({exc.strerror or exc})") from None
+        raise ConfigError(f"{p}: cannot read {what} ({exc.strerror or exc})") from None
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ConfigError(f"{p}: the file is UTF-16 text; save it as UTF-8")
     if b"\x00" in raw:
-        raise ConfigError(f"{p}: not a text file (it holds NUL bytes); a pipeline file is YAML text in UTF-8")
+        raise ConfigError(f"{p}: not a text file (it holds NUL bytes); a {what} is {form} in UTF-8")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

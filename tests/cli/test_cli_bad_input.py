@@ -181,3 +181,22 @@ def test_a_misspelt_setting_in_env_is_named_with_its_line(tmp_path: Path) -> Non
     assert "WITS_PROT" in err
     assert "WITS_PORT" in err  # the likely meaning
     assert "OTHER_TOOL" not in err  # another program's variable is none of our business
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("WITS_ADMIN_USERNAME=rémi\n".encode("cp1252"), "not UTF-8"),
+        ("WITS_PORT=8081\n".encode("utf-16"), "UTF-16"),
+        (b"WITS_PORT=80\x0081\n", "not a text file"),
+    ],
+    ids=["cp1252", "utf16", "binary"],
+)
+def test_an_env_file_that_is_not_utf8_text_is_one_line(tmp_path: Path, content: bytes, why: str) -> None:
+    # Before: a UnicodeDecodeError traceback from the settings loader.
+    (tmp_path / ".env").write_bytes(content)
+    code, _, err = invoke("users", "list")
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert ".env" in err
+    assert why in err
