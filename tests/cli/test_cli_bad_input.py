@@ -200,3 +200,23 @@ def test_an_env_file_that_is_not_utf8_text_is_one_line(tmp_path: Path, content: 
     assert len(err.strip().splitlines()) == 1, err
     assert ".env" in err
     assert why in err
+
+
+def test_bad_source_options_in_a_pipeline_file_read_like_bad_url_options(tmp_path: Path) -> None:
+    # Before: "LinkSource.__init__() got an unexpected keyword argument 'bogus'" (and nothing about
+    # idle_timeout), and "'<=' not supported between instances of 'str' and 'int'" for rate: fast.
+    path = tmp_path / "pipe.yaml"
+    path.write_text(
+        "sources:\n"
+        "  - url: tcp://127.0.0.1:1\n    options: {idle_timeout: abc, bogus: 1, handshake_interval: 15}\n"
+        "  - url: sim://rig-1?rate=2\n    options: {rate: fast}\n"
+    )
+    code, _, err = invoke("stream", "--config", str(path), "-n", "1")
+    assert code == 2, err
+    assert "sources.0.options.idle_timeout" in err, err
+    assert "unknown option 'bogus'" in err, err
+    assert "sources.1.options.rate" in err, err
+    assert "fast" in err
+    assert "__init__" not in err
+    assert "not supported between" not in err
+    assert "handshake_interval" not in err  # a good option is not a problem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,19 @@ def url_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(url, str):
             continue
         options = src.get("options")
+        options = options if isinstance(options, dict) else {}
+        bad = _option_problems(url, options)
+        problems.extend((f"sources.{i}.options.{key}", message) for key, message in bad)
         try:
-            open_source(url, **(options if isinstance(options, dict) else {}))
-        except (WitsKitError, TypeError, ValueError) as exc:
+            open_source(url, **{k: v for k, v in options.items() if k not in dict(bad)})
+        except TypeError as exc:
+            # A keyword the source does not take: say it as the URL parser says an unknown option.
+            unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            if unexpected is None:
+                problems.append((f"sources.{i}.options", f"bad option ({exc})"))
+            else:
+                problems.append((f"sources.{i}.options", f"unknown option {unexpected.group(1)!r} for {url}"))
+        except (WitsKitError, ValueError) as exc:
             problems.append((f"sources.{i}.url", str(exc)))
     sinks = data.get("sinks")
     for i, sink in enumerate(sinks if isinstance(sinks, list) else []):
@@ -42,6 +53,39 @@ def url_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
             sink_kind(url)
         except WitsKitError as exc:
             problems.append((f"sinks.{i}.url", str(exc)))
+    return problems
+
+
+def _option_problems(url: str, options: dict[str, Any]) -> list[tuple[str, str]]:
+    """Check a pipeline file's plain options (numbers, text, true/false) as the URL's query would.
+
+    The source constructors take options as Python keywords, unchecked; the same option in the
+    query string is parsed and checked (``idle_timeout=abc`` is refused with the reason). So each
+    plain option is tried in the query; one the query does not know is left to the keywords.
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    from witskit.transport.urls import open_source
+
+    try:
+        open_source(url)
+    except (WitsKitError, TypeError, ValueError):
+        return []  # the URL itself is wrong: that is the one problem to report
+    problems: list[tuple[str, str]] = []
+    parts = urlsplit(url)
+    for key, value in options.items():
+        if isinstance(value, bool):
+            text = "1" if value else "0"
+        elif isinstance(value, str | int | float):
+            text = str(value)
+        else:
+            continue
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != key]
+        try:
+            open_source(urlunsplit(parts._replace(query=urlencode([*query, (key, text)]))))
+        except WitsKitError as exc:
+            if "unknown option" not in str(exc):
+                problems.append((key, str(exc)))
     return problems
 
 
