@@ -13,6 +13,7 @@ A pipeline file (YAML) names several sources and sinks for ``witskit stream --co
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -240,7 +241,11 @@ def _explain(exc: ValidationError, *, prefix: str, env: bool) -> str:
         # Never echo what was given for anything that may hold a credential (a URL can too).
         secret = any(word in loc.lower() for word in _SECRET_WORDS)
         shown = "" if secret or isinstance(got, dict | list) else f" (got {got!r})"
-        lines.append(f"{prefix}{name}: {err['msg']}{shown}")
+        # Pydantic names its model classes ("... or instance of SourceConfig"): not the user's words.
+        message = re.sub(r" or instance of \w+", "", err["msg"])
+        if len(err["loc"]) == 2 and err["loc"][0] in ("sources", "sinks") and isinstance(got, str):
+            shown += f"; write each as a mapping: - url: {got}"
+        lines.append(f"{prefix}{name}: {message}{shown}")
     return "\n".join(lines)
 
 
@@ -251,7 +256,6 @@ def _unknown_in_env_file(env_file: Path) -> list[str]:
     silently ignored. Other programs' variables (no ``WITS_`` prefix) are left alone.
     """
     import difflib
-    import re
 
     known = sorted(
         alias.upper()

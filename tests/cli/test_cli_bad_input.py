@@ -220,3 +220,14 @@ def test_bad_source_options_in_a_pipeline_file_read_like_bad_url_options(tmp_pat
     assert "__init__" not in err
     assert "not supported between" not in err
     assert "handshake_interval" not in err  # a good option is not a problem
+
+
+def test_a_source_given_as_a_bare_url_says_how_to_write_it(tmp_path: Path) -> None:
+    # Before: "Input should be a valid dictionary or instance of SourceConfig" (a Python class).
+    path = tmp_path / "pipe.yaml"
+    path.write_text("sources:\n  - sim://rig-1\n")
+    code, _, err = invoke("stream", "--config", str(path), "-n", "1")
+    assert code == 2, err
+    assert "sources.0" in err
+    assert "SourceConfig" not in err
+    assert "- url: sim://rig-1" in err
