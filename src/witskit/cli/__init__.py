@@ -115,7 +115,7 @@ def decode(
         str | None,
         typer.Option(
             "--source",
-            help="Source name recorded in every frame (default: the file path).",
+            help="Source name recorded in every frame (default: the file's name).",
             show_default=False,
         ),
     ] = None,
