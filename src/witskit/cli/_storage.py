@@ -75,14 +75,13 @@ def note_demo_store(config: WitsConfig) -> None:
     info(f"note: no --db: using {config.database_url_value}; make demo's store here is --db sqlite:///{demo}")
 
 
-def _db_url(db: str | None, *, note: bool = True) -> str:
+def _db_url(db: str | None) -> str:
     if db:
         return db
     from witskit.config import load_config
 
     config = load_config()
-    if note:
-        note_demo_store(config)
+    note_demo_store(config)
     if config.database_url is None:  # the default SQLite file: its directory may not exist yet
         try:
             config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -150,8 +149,9 @@ def register(app: typer.Typer) -> None:
         wanted = _Wanted(_split(source), _split(symbols), start, end, metric)
         from witskit.storage import DatabaseNotFound
 
+        url = _db_url(db)  # without --db next to make demo's store: a note says which is read
         try:
-            rows = asyncio.run(_query(_db_url(db, note=False), wanted, fmt, output, limit))
+            rows = asyncio.run(_query(url, wanted, fmt, output, limit))
         except DatabaseNotFound as exc:
             if db is not None:
                 raise
