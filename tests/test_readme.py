@@ -47,6 +47,8 @@ def test_shell_examples_run(tmp_path: Path) -> None:
             line, check=False, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, (line, result.stdout[-2000:], result.stderr[-2000:])
+        # A newcomer's first commands run clean: no warning or error to puzzle over.
+        assert not re.search(r"(?m)^(warning|error)\b", result.stderr), (line, result.stderr[-2000:])
 
 
 def test_the_two_commands_are_documented() -> None:

@@ -13,6 +13,8 @@ A pipeline file (YAML) names several sources and sinks for ``witskit stream --co
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +50,21 @@ def default_data_dir() -> Path:
     """Where WitsKit keeps its database and spool by default: ``$XDG_DATA_HOME/witskit``."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "witskit"
+
+
+def _known_zone(value: str) -> str:
+    """An IANA time zone name (``UTC`` for ``Z``), or a ``ValueError`` saying what to write."""
+    if value.upper() in ("UTC", "Z"):
+        return "UTC"
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as 'America/Chicago')"
+        ) from None
+    return value
 
 
 def _env(*names: str) -> AliasChoices:
@@ -188,17 +205,7 @@ class WitsConfig(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        if value.upper() in ("UTC", "Z"):
-            return "UTC"
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name such as 'America/Chicago')"
-            ) from None
-        return value
+        return _known_zone(value)
 
     @field_validator("spool_segment_bytes")
     @classmethod
@@ -250,18 +257,54 @@ def _explain(exc: ValidationError, *, prefix: str, env: bool) -> str:
         # Never echo what was given for anything that may hold a credential (a URL can too).
         secret = any(word in loc.lower() for word in _SECRET_WORDS)
         shown = "" if secret or isinstance(got, dict | list) else f" (got {got!r})"
-        lines.append(f"{prefix}{name}: {err['msg']}{shown}")
+        # Pydantic names its model classes ("... or instance of SourceConfig"): not the user's words.
+        message = re.sub(r" or instance of \w+", "", err["msg"])
+        if len(err["loc"]) == 2 and err["loc"][0] in ("sources", "sinks") and isinstance(got, str):
+            shown += f"; write each as a mapping: - url: {got}"
+        lines.append(f"{prefix}{name}: {message}{shown}")
     return "\n".join(lines)
+
+
+def _unknown_in_env_file(env_file: Path) -> list[str]:
+    """``WITS_*`` names in ``.env`` that are no setting, each with its line and the likely one.
+
+    Settings are read with ``extra="ignore"``, so without this a typo (``WITS_PROT=8081``) would be
+    silently ignored. Other programs' variables (no ``WITS_`` prefix) are left alone.
+    """
+    import difflib
+
+    known = sorted(
+        alias.upper()
+        for info in WitsConfig.model_fields.values()
+        for alias in getattr(info.validation_alias, "choices", ())
+        if isinstance(alias, str) and alias.upper().startswith("WITS_")
+    )
+    problems = []
+    # One line, not the settings loader's UnicodeDecodeError, for a file saved in another encoding.
+    text = _pipeline_text(env_file.resolve(), ".env file", "KEY=value lines")
+    for number, line in enumerate(text.splitlines(), 1):
+        match = re.match(r"\s*(?:export\s+)?(WITS_\w+)\s*=", line, flags=re.I)
+        if match is None or match.group(1).upper() in known:
+            continue
+        guess = difflib.get_close_matches(match.group(1).upper(), known, n=1)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        problems.append(f"  line {number}: {match.group(1)} is not a WitsKit setting{hint}")
+    return problems
 
 
 def load_config(**overrides: Any) -> WitsConfig:
     """Read settings from the environment and ``.env``; raise :class:`ConfigError` listing every bad field."""
+    env_file = Path(".env")
+    unknown = _unknown_in_env_file(env_file) if env_file.is_file() else []
     try:
-        return WitsConfig(**overrides)
+        config = WitsConfig(**overrides)
     except ValidationError as exc:
-        env_file = Path(".env")
         where = f" (from the environment and {env_file.resolve()})" if env_file.is_file() else ""
-        raise ConfigError(f"invalid settings{where}:\n" + _explain(exc, prefix="  ", env=True)) from None
+        lines = [_explain(exc, prefix="  ", env=True), *unknown]
+        raise ConfigError(f"invalid settings{where}:\n" + "\n".join(lines)) from None
+    if unknown:
+        raise ConfigError(f"invalid settings in {env_file.resolve()}:\n" + "\n".join(unknown))
+    return config
 
 
 # The pipeline file ---------------------------------------------------------------------------
@@ -292,6 +335,18 @@ class DecoderSettings(_Strict):
     strict: bool = False
     overlay: Path | None = None
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _known_zone(value)
+
+    @field_validator("overlay")
+    @classmethod
+    def _overlay_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such overlay file: {value}")
+        return value
+
 
 class SpoolSettings(_Strict):
     """Where and how the durable spool works (defaults from :class:`WitsConfig`)."""
@@ -321,18 +376,19 @@ class PipelineConfig(_Strict):
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
 
 
-def _pipeline_text(p: Path) -> str:
-    """The text of a pipeline file, or a :class:`ConfigError` saying in one line why it is not text."""
+def _pipeline_text(p: Path, what: str = "pipeline file", form: str = "YAML text") -> str:
+    """The text of a pipeline (or ``.env``) file, or a :class:`ConfigError` saying in one line why
+    it is not UTF-8 text."""
     try:
         raw = p.read_bytes()
     except IsADirectoryError:
-        raise ConfigError(f"{p}: is a directory, not a pipeline file") from None
+        raise ConfigError(f"{p}: is a directory, not a {what}") from None
     except OSError as exc:
-        raise ConfigError(f"{p}: cannot read pipeline file ({exc.strerror or exc})") from None
+        raise ConfigError(f"{p}: cannot read {what} ({exc.strerror or exc})") from None
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ConfigError(f"{p}: the file is UTF-16 text; save it as UTF-8")
     if b"\x00" in raw:
-        raise ConfigError(f"{p}: not a text file (it holds NUL bytes); a pipeline file is YAML text in UTF-8")
+        raise ConfigError(f"{p}: not a text file (it holds NUL bytes); a {what} is {form} in UTF-8")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -346,8 +402,17 @@ def _pipeline_text(p: Path) -> str:
 _KINDS = {list: "a list", str: "a single value", int: "a number", float: "a number", bool: "true/false"}
 
 
-def load_pipeline(path: str | Path) -> PipelineConfig:
-    """Read a pipeline YAML file; errors name the file and every bad field (``sources.0.url``)."""
+#: Checks the file's raw mapping beyond its shape (the source and sink URLs, see
+#: ``witskit.pipeline.build.url_problems``): a list of (field, message).
+PipelineCheck = Callable[[dict[str, Any]], list[tuple[str, str]]]
+
+
+def load_pipeline(path: str | Path, check: PipelineCheck | None = None) -> PipelineConfig:
+    """Read a pipeline YAML file; errors name the file and every bad field (``sources.0.url``).
+
+    ``check`` runs on the file's mapping even when its shape is wrong, so one
+    :class:`ConfigError` lists a misspelt key and a bad URL next to it together.
+    """
     import yaml
 
     p = Path(path)
@@ -365,7 +430,14 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     if not isinstance(data, dict):
         found = _KINDS.get(type(data), type(data).__name__)
         raise ConfigError(f"{p}: expected a mapping with 'sources:' and 'sinks:' at the top, found {found}")
+    problems: list[str] = []
+    plan: PipelineConfig | None = None
     try:
-        return PipelineConfig.model_validate(data)
+        plan = PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{p}: invalid pipeline:\n" + _explain(exc, prefix="  ", env=False)) from None
+        problems.append(_explain(exc, prefix="  ", env=False))
+    if check is not None:
+        problems.extend(f"  {field}: {message}" for field, message in check(data))
+    if plan is None or problems:
+        raise ConfigError(f"{p}: invalid pipeline:\n" + "\n".join(problems))
+    return plan

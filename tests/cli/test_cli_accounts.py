@@ -49,6 +49,9 @@ def test_users_and_api_keys_take_db_and_do_not_print_audit_lines(run, tmp_path: 
     assert table.returncode == 0
     assert key_id in table.stdout  # the whole id, at 80 columns: it is what revoke takes
     assert max(len(line) for line in table.stdout.splitlines()) <= 80
+    # Dates are never cut in two ("2026-12" over "-03"); long names fold instead.
+    created = listed[0]["created_at"][:10]
+    assert created in table.stdout, table.stdout
 
     result = run("users", "set-roles", "alice", "operator", "--db", db)
     assert result.returncode == 0, result.stderr
@@ -56,3 +59,27 @@ def test_users_and_api_keys_take_db_and_do_not_print_audit_lines(run, tmp_path: 
     revoked = run("api-keys", "revoke", key_id, "--db", db)
     assert revoked.returncode == 0
     assert revoked.stderr.strip() == f"API key {key_id} revoked"
+
+
+def test_account_commands_without_db_in_a_make_demo_clone_name_the_demo_store(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # make demo keeps its store in .witskit/ of the clone; `witskit users list` there used the
+    # per-user store instead and said "0 user(s)", and set-password said "no user 'admin'".
+    demo = tmp_path / ".witskit"
+    demo.mkdir()
+    added = run(
+        "users",
+        "add",
+        "admin",
+        "--role",
+        "super_admin",
+        "--generate",
+        "--db",
+        "sqlite:///.witskit/witskit.db",
+    )
+    assert added.returncode == 0, added.stderr
+    listed = run("users", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "--db sqlite:///.witskit/witskit.db" in listed.stderr, listed.stderr
+    with_db = run("users", "list", "--db", "sqlite:///.witskit/witskit.db")
+    assert "admin" in with_db.stdout
+    assert with_db.stderr == ""  # no note when the store is named

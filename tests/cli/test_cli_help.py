@@ -59,3 +59,20 @@ def test_top_level_help_lists_every_command_with_a_one_line_purpose() -> None:
 def test_import_usage_names_its_files_plainly() -> None:
     text = help_text("import")
     assert "Usage: witskit import [OPTIONS] FILES..." in text
+
+
+@pytest.mark.parametrize("command", ["decode", "query"])
+def test_help_names_the_one_csv_layout(command: str) -> None:
+    from witskit.cli._writers import CSV_HEADER
+    from witskit.storage.formats import CSV_COLUMNS
+
+    assert CSV_HEADER == CSV_COLUMNS  # decode/stream and query/the API write the same columns
+    text = " ".join(help_text(command, columns=200).split())
+    assert ",".join(CSV_COLUMNS) in text, text
+
+
+@pytest.mark.parametrize("argv", all_commands(), ids=lambda argv: " ".join(argv) or "witskit")
+def test_usage_line_brackets_each_optional_argument_once(argv: list[str]) -> None:
+    # Before: "Usage: witskit stream [OPTIONS] [[URL]]" (a metavar that carried its own brackets).
+    usage = next(line for line in help_text(*argv).splitlines() if "Usage:" in line)
+    assert "[[" not in usage, usage

@@ -78,3 +78,54 @@ def test_stream_db_whose_source_fails_for_good_exits_2_not_0(tmp_path: Path, mon
     assert result.exit_code == 2, result.output
     assert f"error: source tcp://127.0.0.1:{port} stopped:" in result.stderr
     assert "connection refused" in result.stderr
+
+
+def test_stream_db_stopped_while_draining_into_a_down_sink_exits_cleanly(tmp_path: Path) -> None:
+    # The source ends, the sink is down, so the pipeline waits (drain_timeout) for the sink; a
+    # Ctrl-C or SIGTERM then printed "_GatheringFuture exception was never retrieved" and a
+    # traceback. Now: the usual exit status and the spool's note, nothing else.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: the database refuses connections
+    env = {**os.environ, "WITS_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "witskit", "stream", "sim://rig-1?frames=2&rate=50",
+            "--db", f"postgresql://wits@127.0.0.1:{port}/wits", "-f", "jsonl",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )  # fmt: skip
+    out: list[str] = []
+    err: list[str] = []
+
+    def pump(stream: Any, into: list[str]) -> None:
+        for raw in iter(stream.readline, b""):
+            into.append(raw.decode(errors="replace").rstrip("\n"))
+
+    readers = [
+        threading.Thread(target=pump, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr, err), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        deadline = time.monotonic() + 20
+        while (len(out) < 2 or not any("sink" in line for line in err)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the source has ended: the pipeline waits for the sink
+        assert proc.poll() is None, (out, err)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        for reader in readers:
+            reader.join(timeout=10)
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
+    assert len(out) == 2, out
+    assert not any("Traceback" in line or "never retrieved" in line for line in err), "\n".join(err)
+    assert any("2 frames wait in the spool" in line for line in err), err
+    assert proc.returncode == 143, err

@@ -68,21 +68,28 @@ def test_make_demo_keeps_its_data_in_the_clone_and_a_restart_says_how_to_get_in(
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WITS_")}
     env.update(HOME=str(home), XDG_DATA_HOME=str(home / ".local" / "share"), WITS_METRICS_ENABLED="false")
+    # A new user runs make demo without activating .venv: witskit is not on their PATH.
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and p != venv_bin)
 
     first = make_demo(clone, env)
     assert "Its password is shown only this once" in first
+    change = re.search(r"^Change it with: (\S+) users set-password admin ", first, flags=re.M)
+    assert change is not None, first[-2000:]
+    assert shutil.which(change.group(1), path=env["PATH"]) is not None, change.group(0)  # runnable as printed
     assert (clone / ".witskit" / "witskit.db").exists()
     assert not (home / ".local" / "share" / "witskit").exists()  # nothing in the per-user directory
     assert "/.witskit/" in (ROOT / ".gitignore").read_text()
 
     second = make_demo(clone, env)
     assert "shown only this once" not in second
-    match = re.search(r"^\s+(witskit users set-password admin --generate --db \S+)$", second, flags=re.M)
+    match = re.search(r"^\s+(\S*witskit users set-password admin --generate --db \S+)$", second, flags=re.M)
     assert match is not None, second[-2000:]
-    # The command printed works as it is, from another shell (without the demo's environment).
+    # The command printed works as it is, from another shell (without the demo's environment, and
+    # without .venv on PATH: the command names the program make demo ran).
     argv = shlex.split(match.group(1))
     reset = subprocess.run(
-        [sys.executable, "-m", "witskit", *argv[1:]],
+        argv,
         env={k: v for k, v in env.items() if k != "WITS_DATA_DIR"},
         cwd=tmp_path,
         capture_output=True,

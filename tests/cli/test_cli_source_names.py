@@ -90,3 +90,13 @@ def test_stream_db_of_a_listener_says_where_it_listens_and_who_comes_and_goes(tm
         assert gone.string.endswith(f"{peer} disconnected after 1 frame(s)"), gone.string
     finally:
         server.stop()
+
+
+def test_decode_names_a_file_by_its_file_name_as_import_and_stream_do(log: Path) -> None:
+    # Before: decode wrote the path as given (/tmp/.../logs/log.wits) in the source column, so its
+    # CSV did not match query's CSV of the same file imported (source log.wits).
+    result = runner.invoke(app, ["decode", str(log), "-f", "jsonl"])
+    assert result.exit_code == 0, result.stderr
+    assert {json.loads(line)["source"] for line in result.stdout.splitlines()} == {"log.wits"}
+    named = runner.invoke(app, ["decode", str(log), "-f", "jsonl", "--source", "rig-8"])
+    assert {json.loads(line)["source"] for line in named.stdout.splitlines()} == {"rig-8"}

@@ -160,3 +160,29 @@ def test_sigterm_drains_the_spool_into_the_database(tmp_path: Path) -> None:
     assert proc.returncode == 143
     _, rows, _ = invoke("query", "--db", f"sqlite:///{db}", "--symbols", "0108", "-f", "csv")
     assert len(rows.splitlines()) - 1 == len([p for p in printed if p.strip()])  # every printed frame stored
+
+
+def test_query_without_db_next_to_a_make_demo_store_says_how_to_reach_it(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A new user runs make demo, then `witskit query` in the clone: the default store is the
+    # per-user one, which has nothing. Before: "error: no SQLite database at ..." and no way on.
+    clone = tmp_path / "clone"
+    (clone / ".witskit").mkdir(parents=True)
+    monkeypatch.chdir(clone)
+    code, _, err = invoke("import", str(sample), "--db", "sqlite:///.witskit/witskit.db")
+    assert code == 0, err
+    code, _, err = invoke("query", "--source", "rig.wits")
+    assert code == 1, err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, err
+    assert "no SQLite database at" in err
+    assert "--db sqlite:///.witskit/witskit.db" in err
+    # The per-user store exists but is not the demo's: the note says which store was read.
+    code, _, err = invoke("import", str(sample))
+    assert code == 0, err
+    code, _, err = invoke("query", "--source", "rig-1")
+    assert code == 2, err
+    assert "--db sqlite:///.witskit/witskit.db" in err, err
+    code, out, err = invoke("query", "--source", "rig.wits", "--db", "sqlite:///.witskit/witskit.db")
+    assert code == 0, err
+    assert "rig.wits" in out

@@ -115,7 +115,7 @@ def decode(
         str | None,
         typer.Option(
             "--source",
-            help="Source name recorded in every frame (default: the file path).",
+            help="Source name recorded in every frame (default: the file's name).",
             show_default=False,
         ),
     ] = None,
@@ -136,8 +136,8 @@ def decode(
 
     The input is streamed: frames are written as they are decoded, so files of any size work in
     constant memory. Formats: table (for reading), jsonl (one DecodedFrame.to_record() object per
-    frame), json (one array of those), csv (one row per point: source, timestamp, code, name, value,
-    raw, unit), raw (the frames as received).
+    frame), json (one array of those), csv (one row per point, columns
+    time,source,code,mnemonic,value,text,unit, as query writes), raw (the frames as received).
 
     Problems (bad bytes between frames, bad or unknown data lines) are reported on stderr as
     PATH:LINE: message. In jsonl and json, per-frame problems also stay in the frame's "errors";
@@ -602,7 +602,7 @@ def stream(
     url: Annotated[
         str | None,
         typer.Argument(
-            metavar="[URL]",
+            metavar="URL",
             help="The source: tcp://HOST:PORT, tls://HOST:PORT?ca=CA.pem, tcp-listen://HOST:PORT, "
             "tls-listen://..., serial:///dev/ttyUSB0?baud=9600, file://PATH (?follow=1), sim://RIG.",
             show_default=False,

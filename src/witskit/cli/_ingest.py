@@ -24,8 +24,10 @@ __all__ = ["plan_for", "run_ingest"]
 
 def plan_for(url: str | None, db: str | None, config_path: str | None) -> PipelineConfig:
     """The pipeline of ``stream``'s arguments: a file, or one URL into one database (or both)."""
+    from witskit.pipeline.build import check_plan, job_spool_dir, url_problems
+
     if config_path:
-        plan = load_pipeline(config_path)
+        plan = load_pipeline(config_path, url_problems)
         if url:
             plan.sources.append(SourceConfig(url=url))
     elif url:
@@ -34,11 +36,11 @@ def plan_for(url: str | None, db: str | None, config_path: str | None) -> Pipeli
         raise UsageError("give a source URL or --config pipeline.yaml")
     if db:
         plan.sinks.append(SinkConfig(url=db))
-    if not plan.sinks:
-        plan.sinks.append(SinkConfig(url=load_config().database_url_value))
-    from witskit.pipeline.build import check_plan, job_spool_dir
-
     check_plan(plan, config_path)
+    if not plan.sinks:  # the settings' database (its directory created, as for query and import)
+        from witskit.cli._storage import _db_url
+
+        plan.sinks.append(SinkConfig(url=_db_url(None)))
     if plan.spool.dir is None:  # a spool of its own: a running service holds the default one
         plan.spool.dir = job_spool_dir(plan, load_config())
     return plan
@@ -142,14 +144,14 @@ def _run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
         assert pipe is not None
         try:
             await pipe.run()
-        finally:
+        finally:  # also after Ctrl-C or SIGTERM: say what waits for the sinks
             spool.close()
-        backlog = pipe.backlog
-        if backlog:
-            info(
-                f"{backlog} frames wait in the spool ({spool.directory}); "
-                "the next witskit stream into the same sinks writes them"
-            )
+            backlog = pipe.backlog
+            if backlog:
+                info(
+                    f"{backlog} frames wait in the spool ({spool.directory}); "
+                    "the next witskit stream into the same sinks writes them"
+                )
 
     code = run_async(main)
     lost = pipe.stats.frames_lost

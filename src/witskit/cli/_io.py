@@ -46,8 +46,9 @@ class Input:
 
     @property
     def default_source(self) -> str | None:
-        """The frames' ``source`` unless ``--source`` says otherwise: the path, or none."""
-        return self.label if self.path is not None else None
+        """The frames' ``source`` unless ``--source`` says otherwise: the file's name (as ``import``
+        and a ``file://`` source name it, so the same log is one source everywhere), or none."""
+        return self.path.name if self.path is not None else None
 
     def chunks(
         self,

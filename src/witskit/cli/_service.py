@@ -68,8 +68,29 @@ def _db_arg(url: str) -> str:
     return f"--db {shlex.quote(url)}" if sanitize_url(url) == url else '--db "$WITS_DATABASE_URL"'
 
 
+def _program() -> str:
+    """How another shell runs this program: ``witskit`` when that is it, else its full path.
+
+    ``make demo`` runs ``.venv/bin/witskit`` without activating the virtualenv, so a bare
+    ``witskit`` in a hint would be "command not found" for the user who reads it.
+    """
+    import os
+    import shlex
+    import shutil
+
+    argv0 = sys.argv[0]
+    if os.path.basename(argv0) != "witskit":  # python -m witskit, or embedded: the usual name
+        return "witskit"
+    here = os.path.realpath(argv0)
+    on_path = shutil.which("witskit")
+    if on_path is not None and os.path.realpath(on_path) == here:
+        return "witskit"
+    return shlex.quote(os.path.abspath(argv0))
+
+
 def _announce(bound: Bound, ingest: bool, db_url: str) -> None:
     out = sys.stderr
+    program = _program()
     out.write(f"WitsKit is serving at {bound.url}  (API documentation: {bound.url}/docs)\n")
     if ingest:
         # Every connection running now: the pipeline file's and those kept from an earlier run.
@@ -85,14 +106,14 @@ def _announce(bound: Bound, ingest: bool, db_url: str) -> None:
             "\nAn administrator account was created. Its password is shown only this once:\n"
             f"    user name: {name}\n"
             f"    password:  {password}\n"
-            f"Change it with: witskit users set-password {name} {_db_arg(db_url)}\n\n"
+            f"Change it with: {program} users set-password {name} {_db_arg(db_url)}\n\n"
         )
     elif bound.admins:
         name = bound.admins[0]
         out.write(
             f"Sign in as an existing administrator ({', '.join(bound.admins)}). Lost the password? "
             "Set a new one (printed once) with:\n"
-            f"    witskit users set-password {name} --generate {_db_arg(db_url)}\n"
+            f"    {program} users set-password {name} --generate {_db_arg(db_url)}\n"
         )
     out.flush()
 
@@ -117,10 +138,10 @@ def run_service(
 
     try:
         config = load_config()
-        pipeline = load_pipeline(config_path) if config_path is not None else None
-        if pipeline is not None:
-            from witskit.pipeline.build import check_plan
+        from witskit.pipeline.build import check_plan, url_problems
 
+        pipeline = load_pipeline(config_path, url_problems) if config_path is not None else None
+        if pipeline is not None:
             # The data directory's spool, as without --config: its lock keeps to one ingesting
             # service per data directory (a second would read every kept connection twice).
             check_plan(pipeline, config_path)

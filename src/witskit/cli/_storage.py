@@ -27,7 +27,7 @@ from witskit.cli._console import (
 from witskit.errors import FrameError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    pass
+    from witskit.config import WitsConfig
 
 __all__ = ["register"]
 
@@ -53,12 +53,35 @@ class QueryFormat(StrEnum):
     parquet = "parquet"
 
 
+def _default_store_hint() -> str:
+    """What to do when the default store does not exist (``make demo`` keeps its own in the clone)."""
+    demo = Path(".witskit") / "witskit.db"
+    if demo.is_file():
+        return f"make demo keeps its store in this clone: add --db sqlite:///{demo} (or set WITS_DATA_DIR)"
+    return "name the store with --db URL (or WITS_DATABASE_URL, or WITS_DATA_DIR)"
+
+
+def note_demo_store(config: WitsConfig) -> None:
+    """Say so when a command falls back on the settings' store next to ``make demo``'s own.
+
+    ``make demo`` keeps its store in ``.witskit/`` of the clone; a command run there without
+    ``--db`` reads the per-user store instead, which looks empty ("0 user(s)", "no user 'admin'").
+    """
+    demo = Path(".witskit") / "witskit.db"
+    if config.database_url is not None or not demo.is_file():
+        return
+    if Path(config.data_dir).resolve() == demo.parent.resolve():
+        return
+    info(f"note: no --db: using {config.database_url_value}; make demo's store here is --db sqlite:///{demo}")
+
+
 def _db_url(db: str | None) -> str:
     if db:
         return db
     from witskit.config import load_config
 
     config = load_config()
+    note_demo_store(config)
     if config.database_url is None:  # the default SQLite file: its directory may not exist yet
         try:
             config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -124,7 +147,15 @@ def register(app: typer.Typer) -> None:
         if fmt is QueryFormat.parquet and output is None:
             raise UsageError("--format parquet needs --output FILE")
         wanted = _Wanted(_split(source), _split(symbols), start, end, metric)
-        rows = asyncio.run(_query(_db_url(db), wanted, fmt, output, limit))
+        from witskit.storage import DatabaseNotFound
+
+        url = _db_url(db)  # without --db next to make demo's store: a note says which is read
+        try:
+            rows = asyncio.run(_query(url, wanted, fmt, output, limit))
+        except DatabaseNotFound as exc:
+            if db is not None:
+                raise
+            raise DatabaseNotFound(f"{exc}; {_default_store_hint()}", url=exc.url) from None
         info(f"{rows} rows")
 
     @app.command("import", short_help="Bulk-load WITS log files into the store (resumable).")
@@ -587,8 +618,10 @@ async def _import(url: str, files: list[Path], source: str | None, batch_size: i
     finally:
         await store.aclose()
     seconds = time.perf_counter() - started
+    # A file without a frame is not "imported": it gets its own error line below.
+    count = f"{len(files) - len(empty)} of {len(files)}" if empty else f"{len(files)}"
     info(
-        f"imported {len(files)} file(s) into {sanitize_url(url)}: {frames} frames, {points} points "
+        f"imported {count} file(s) into {sanitize_url(url)}: {frames} frames, {points} points "
         f"({inserted} new), {errors} bad stretches skipped, in {seconds:.1f} s "
         f"({points / seconds if seconds else 0:,.0f} points/s)"
     )

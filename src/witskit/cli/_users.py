@@ -104,6 +104,9 @@ def _with_identity(action: Callable[[Identity], Awaitable[T]], db: str | None) -
 
     config = load_config()
     if db is None:
+        from witskit.cli._storage import note_demo_store
+
+        note_demo_store(config)
         ensure_data_dir(config)
     # Warnings and errors only (DEBUG when asked for): the audit entries are in the database, and
     # stdout carries only a generated password or key.
@@ -345,14 +348,21 @@ def api_keys_list(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{len(keys)} API key(s)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    # The id is what revoke takes: never cut. The other columns wrap on a narrow terminal.
+    table = Table(
+        title=f"{len(keys)} API key(s)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    # The id is what revoke takes, and a date cut in two is unreadable: neither is ever cut. The
+    # name, roles and owner fold on a narrow terminal.
     width = max((len(k.key_id) for k in keys), default=2)
     table.add_column("Id", no_wrap=True, min_width=width)
     for column in ("Name", "Roles", "Owner"):
         table.add_column(column, overflow="fold")
     for column in ("Created", "Expires", "Used", "Revoked"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=True)
     for k in keys:
         table.add_row(
             k.key_id,

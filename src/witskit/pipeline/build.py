@@ -2,14 +2,91 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from witskit.config import PipelineConfig, WitsConfig
 from witskit.errors import ConfigError, WitsKitError
 from witskit.protocol import WITSDecoder
 from witskit.storage.spool import Spool
 
-__all__ = ["check_plan", "decoder_from", "job_spool_dir", "spool_from"]
+__all__ = ["check_plan", "decoder_from", "job_spool_dir", "spool_from", "url_problems"]
+
+
+def url_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every bad source and sink URL of a pipeline mapping, as (field, message); nothing is opened.
+
+    Works on the raw mapping of a file (entries of the wrong shape are left to the file's own
+    validation), so ``load_pipeline(path, url_problems)`` reports both kinds at once.
+    """
+    from witskit.pipeline.sinks import sink_kind
+    from witskit.transport.urls import open_source
+
+    problems: list[tuple[str, str]] = []
+    sources = data.get("sources")
+    for i, src in enumerate(sources if isinstance(sources, list) else []):
+        url = src.get("url") if isinstance(src, dict) else None
+        if not isinstance(url, str):
+            continue
+        options = src.get("options")
+        options = options if isinstance(options, dict) else {}
+        bad = _option_problems(url, options)
+        problems.extend((f"sources.{i}.options.{key}", message) for key, message in bad)
+        try:
+            open_source(url, **{k: v for k, v in options.items() if k not in dict(bad)})
+        except TypeError as exc:
+            # A keyword the source does not take: say it as the URL parser says an unknown option.
+            unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            if unexpected is None:
+                problems.append((f"sources.{i}.options", f"bad option ({exc})"))
+            else:
+                problems.append((f"sources.{i}.options", f"unknown option {unexpected.group(1)!r} for {url}"))
+        except (WitsKitError, ValueError) as exc:
+            problems.append((f"sources.{i}.url", str(exc)))
+    sinks = data.get("sinks")
+    for i, sink in enumerate(sinks if isinstance(sinks, list) else []):
+        url = sink.get("url") if isinstance(sink, dict) else None
+        if not isinstance(url, str):
+            continue
+        try:
+            sink_kind(url)
+        except WitsKitError as exc:
+            problems.append((f"sinks.{i}.url", str(exc)))
+    return problems
+
+
+def _option_problems(url: str, options: dict[str, Any]) -> list[tuple[str, str]]:
+    """Check a pipeline file's plain options (numbers, text, true/false) as the URL's query would.
+
+    The source constructors take options as Python keywords, unchecked; the same option in the
+    query string is parsed and checked (``idle_timeout=abc`` is refused with the reason). So each
+    plain option is tried in the query; one the query does not know is left to the keywords.
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    from witskit.transport.urls import open_source
+
+    try:
+        open_source(url)
+    except (WitsKitError, TypeError, ValueError):
+        return []  # the URL itself is wrong: that is the one problem to report
+    problems: list[tuple[str, str]] = []
+    parts = urlsplit(url)
+    for key, value in options.items():
+        if isinstance(value, bool):
+            text = "1" if value else "0"
+        elif isinstance(value, str | int | float):
+            text = str(value)
+        else:
+            continue
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != key]
+        try:
+            open_source(urlunsplit(parts._replace(query=urlencode([*query, (key, text)]))))
+        except WitsKitError as exc:
+            if "unknown option" not in str(exc):
+                problems.append((key, str(exc)))
+    return problems
 
 
 def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
@@ -18,20 +95,7 @@ def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
     Raises one :class:`ConfigError` listing every bad URL, each with its field (``sources.1.url``)
     and, when the plan came from a file, the file's name: a user fixes them all in one go.
     """
-    from witskit.pipeline.sinks import sink_kind
-    from witskit.transport.urls import open_source
-
-    problems: list[tuple[str, str]] = []
-    for i, src in enumerate(plan.sources):
-        try:
-            open_source(src.url, **src.options)
-        except (WitsKitError, TypeError, ValueError) as exc:
-            problems.append((f"sources.{i}.url", str(exc)))
-    for i, sink in enumerate(plan.sinks):
-        try:
-            sink_kind(sink.url)
-        except WitsKitError as exc:
-            problems.append((f"sinks.{i}.url", str(exc)))
+    problems = url_problems(plan.model_dump())
     if not problems:
         return
     if path is None:  # URLs from the command line: the messages name them

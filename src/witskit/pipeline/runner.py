@@ -220,23 +220,27 @@ class Pipeline:
             self._running = False
             self._sources_done = True
             self._new_data.set()
+            interrupted = False
             try:
-                results = await asyncio.wait_for(
-                    asyncio.gather(*writers, return_exceptions=True), self.drain_timeout
-                )
-                for task, result in zip(writers, results, strict=True):
-                    if isinstance(result, Exception):  # never expected: _write_loop retries errors
-                        log.error("%s ended with an error: %s", task.get_name(), result)
-            except TimeoutError:
+                _, pending = await asyncio.wait(writers, timeout=self.drain_timeout) if writers else ((), ())
+            except asyncio.CancelledError:
+                # Stopped while draining (Ctrl-C or SIGTERM while a sink is down): stop waiting;
+                # what the sinks have not written stays in the spool. Clean up, then re-raise.
+                interrupted = True
+                pending = {task for task in writers if not task.done()}
+            if pending and not interrupted:
                 log.warning(
                     "drain timed out after %.0f s with %d records still in the spool; they will be "
                     "written on the next start",
                     self.drain_timeout,
                     self.backlog,
                 )
-                for task in writers:
-                    task.cancel()
-                await asyncio.gather(*writers, return_exceptions=True)
+            for task in pending:
+                task.cancel()
+            results = await asyncio.gather(*writers, return_exceptions=True)
+            for task, result in zip(writers, results, strict=True):
+                if isinstance(result, Exception):  # never expected: _write_loop retries errors
+                    log.error("%s ended with an error: %s", task.get_name(), result)
             syncer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await syncer
@@ -249,6 +253,8 @@ class Pipeline:
             for state in self._sinks:
                 with contextlib.suppress(Exception):
                     await state.sink.aclose()
+            if interrupted:
+                raise asyncio.CancelledError
 
     def add_source(self, source: Source) -> None:
         """Start reading another source while the pipeline runs (connections added at run time)."""

@@ -243,14 +243,16 @@ class Service:
         url = config.database_url_value
         down: StorageError | None = None
         try:
-            store = await Store.open(url, migrate=True, timeout=config.database_timeout)
+            store = await Store.open(
+                url, migrate=True, pool_size=config.database_pool_size, timeout=config.database_timeout
+            )
         except StorageError as exc:
             if not (ingest and exc.transient):
                 raise
             # witskit run: a rig cannot wait for the database. Ingest into the spool now, and
             # connect (and migrate) in the background; the API answers 503 meanwhile.
             down = exc
-            store = Store.unopened(url, timeout=config.database_timeout)
+            store = Store.unopened(url, pool_size=config.database_pool_size, timeout=config.database_timeout)
         accounts: AccountStore | None = None
         audit: AuditLog | None = None
         spool: Spool | None = None
