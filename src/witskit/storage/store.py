@@ -134,6 +134,13 @@ class Store:
         self._closed = False
 
     # Opening and closing -------------------------------------------------------------------------
+    @staticmethod
+    def check_url(url: str | SecretLike) -> None:
+        """Raise :class:`~witskit.storage.StorageConfigError` unless ``url`` is a database URL
+        witskit can open: a known scheme, well formed, and for SQLite a file whose directory
+        exists. Nothing is opened or created, so a pipeline file can be checked before start."""
+        parse_url(url)
+
     @classmethod
     async def open(
         cls,
