@@ -20,7 +20,7 @@ from typing import Any, Self
 
 from witskit.errors import ConnectionClosed, FrameError
 from witskit.transport.base import one_attempt
-from witskit.transport.error_handling import ErrorCategory, ErrorHandler, ErrorSeverity, WitsError
+from witskit.transport.error_handling import ErrorHandler
 from witskit.transport.resilience import RetryPolicy
 from witskit.transport.tcp import TCPSource
 
@@ -94,15 +94,7 @@ class AsyncTCPReader:
             async for event in events:
                 if isinstance(event, FrameError):
                     self.frame_errors += 1
-                    await self.error_handler.handle_error(
-                        WitsError(
-                            ErrorCategory.PARSING,
-                            ErrorSeverity.MEDIUM,
-                            event.message,
-                            details={"kind": event.kind, "offset": event.offset, "line": event.line},
-                            source=event.source,
-                        )
-                    )
+                    await self.error_handler.handle(event)
                     continue
                 self.frames_received += 1
                 # latin-1 maps every byte to one character: the text is exactly the bytes received.
