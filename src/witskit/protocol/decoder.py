@@ -795,25 +795,28 @@ def check_wits_frame(raw_frame: str | bytes, *, untrusted: bool = False) -> Deco
     """
     from witskit.protocol.stream import iter_decode  # the stream helpers import this module
 
-    text = raw_frame if isinstance(raw_frame, str) else bytes(raw_frame).decode("latin-1")
+    data = raw_frame.encode("latin-1", "replace") if isinstance(raw_frame, str) else bytes(raw_frame)
+    # latin-1 maps each byte to one character, so bytes are checked as exactly what was received.
+    text = raw_frame if isinstance(raw_frame, str) else data.decode("latin-1")
     if untrusted:
-        size = len(text.encode("utf-8", "replace"))
+        size = len(text.encode("utf-8", "replace")) if isinstance(raw_frame, str) else len(data)
         if size > UNTRUSTED_MAX_FRAME_BYTES:
             raise DecodeError(f"WITS frame exceeds maximum size ({size} bytes > {UNTRUSTED_MAX_FRAME_BYTES})")
         bad = _UNTRUSTED_BAD.search(text)
         if bad is not None:
             where = f"{bad.group()!r} at offset {bad.start()}"
             raise DecodeError(f"WITS frame contains invalid characters ({where})")
-    data = text.encode("latin-1", "replace") if isinstance(raw_frame, str) else bytes(raw_frame)
     events = list(iter_decode(data))
     if len(events) != 1 or not isinstance(events[0], DecodedFrame):
         lines = text.strip().splitlines()
         for number, line in enumerate(lines[1:-1], start=2):
-            if "&&" in line or "!!" in line:  # the parser reads a frame marker here: name the line
-                head = line.strip()[:4]
+            stripped = line.strip()
+            if stripped not in ("&&", "!!") and ("&&" in line or "!!" in line):
+                # The parser reads a frame marker inside this line: name the line, not the frames.
+                head = stripped[:4]
                 coded = len(head) == 4 and head.isascii() and head.isdigit()
                 reason = "a frame marker inside a data line" if coded else "no 4-digit code"
-                raise DecodeError(f"Invalid data line format: {line.strip()!r} (line {number}: {reason})")
+                raise DecodeError(f"Invalid data line format: {stripped!r} (line {number}: {reason})")
         why = next((e.reason for e in events if isinstance(e, FrameError)), f"{len(events)} frames")
         raise DecodeError(
             f"Invalid WITS frame structure: expected '&&', data lines, '!!' each on its own line ({why})"
