@@ -99,3 +99,32 @@ def test_records_derive_from_events() -> None:
     assert record.details == {"kind": "garbage", "offset": 7, "line": 2}
     assert record.message == bad.message
     assert record.source == "rig-1"
+
+
+async def test_a_sources_frame_errors_reach_its_error_handler_as_they_are_yielded(edr) -> None:
+    async def noisy(peer: Peer) -> None:
+        await peer.send(b"line noise\r\n&&\r\n01083650.40\r\n!!\r\n")
+
+    handler = ErrorHandler()
+    records = recorder(handler)
+    server = await edr(noisy)
+    src = TCPSource("127.0.0.1", server.port, retry=fast_retry(1), handshake=None, error_handler=handler)
+    events = await take(src, 2)
+    await src.aclose()
+    errors = [e for e in events if isinstance(e, FrameError)]
+    assert len(errors) == 1
+    assert len(records) == 1
+    assert same(error_record(errors[0]), records[0])
+
+
+async def test_a_listeners_frame_errors_reach_its_error_handler() -> None:
+    handler = ErrorHandler()
+    records = recorder(handler)
+    async with ListenerSource("127.0.0.1", 0, error_handler=handler) as listener:
+        _, writer = await push(listener.port, b"line noise\r\n&&\r\n01083650.40\r\n!!\r\n")
+        events = await take(listener, 2)
+        await close_writer(writer)
+    errors = [e for e in events if isinstance(e, FrameError)]
+    assert len(errors) == 1
+    assert [r.category for r in records] == [ErrorCategory.PARSING]
+    assert same(error_record(errors[0]), records[0])

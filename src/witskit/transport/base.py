@@ -203,7 +203,8 @@ def notify(
     error_handler: ErrorHandler | None = None,
 ) -> None:
     """Give a link's news to its listeners: the ``on_status`` callback, then the error handler (the
-    seed's API), which records the problem the same status carries. A failing callback is logged."""
+    seed's API), which records the problem the same status carries. A failing callback is logged.
+    (A source's FrameErrors reach its error handler the same way: as it yields them.)"""
     if on_status is not None:
         try:
             on_status(status)
@@ -388,6 +389,8 @@ class LinkSource(Source):
                             if event.lines in self._sent:
                                 continue  # our own handshake echoed back
                             frames += 1
+                        elif self.error_handler is not None:
+                            await self.error_handler.handle(event)
                         yield event
             finally:
                 keepalive.cancel()
@@ -396,6 +399,8 @@ class LinkSource(Source):
                 self._writer = None
                 await _close_writer(writer)
             for event in parser.close():
+                if self.error_handler is not None and isinstance(event, FrameError):
+                    await self.error_handler.handle(event)
                 yield event
             if self._is_closed():
                 break

@@ -27,7 +27,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Final, Self
 
-from witskit.errors import ConnectError, TransportError, UsageError
+from witskit.errors import ConnectError, FrameError, TransportError, UsageError
 from witskit.protocol import FrameParser, WITSFrame
 from witskit.transport.base import (
     DEFAULT_IDLE_TIMEOUT,
@@ -368,6 +368,8 @@ class ListenerSource(Source):
             item = await self._queue.get()
             if isinstance(item, _Wake):
                 continue
+            if self.error_handler is not None and isinstance(item, FrameError):
+                await self.error_handler.handle(item)
             yield item
 
     async def aclose(self) -> None:
