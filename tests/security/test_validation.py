@@ -38,3 +38,11 @@ def test_the_check_names_the_line_and_returns_the_decoded_frame() -> None:
     with pytest.raises(ValueError, match=r"'0108x' \(line 3: 0108 DBTM needs a number\)"):
         check_wits_frame("\n&&\n0108x\n!!", untrusted=True)
     assert check_wits_frame("&&\n01083650.40\n!!", untrusted=True).values == [3650.4]
+
+
+@pytest.mark.parametrize(
+    "frame", [b"&&\n" + b"0108123.45\n" * 1000 + b"!!", "&&\n" + "0101\u00e9" * 1800 + "\n!!"]
+)
+def test_the_size_is_checked_first_for_text_and_bytes(frame: str | bytes) -> None:
+    with pytest.raises(ValueError, match=r"exceeds maximum size \(\d+ bytes > 10000\)"):
+        check_wits_frame(frame, untrusted=True)

@@ -795,19 +795,12 @@ def check_wits_frame(raw_frame: str | bytes, *, untrusted: bool = False) -> Deco
     """
     from witskit.protocol.stream import iter_decode  # the stream helpers import this module
 
-    data = raw_frame.encode("latin-1", "replace") if isinstance(raw_frame, str) else bytes(raw_frame)
-    # latin-1 maps each byte to one character, so bytes are checked as exactly what was received.
-    text = raw_frame if isinstance(raw_frame, str) else data.decode("latin-1")
     if untrusted:
-        size = len(text.encode("utf-8", "replace")) if isinstance(raw_frame, str) else len(data)
-        if size > UNTRUSTED_MAX_FRAME_BYTES:
-            raise DecodeError(f"WITS frame exceeds maximum size ({size} bytes > {UNTRUSTED_MAX_FRAME_BYTES})")
-        bad = _UNTRUSTED_BAD.search(text)
-        if bad is not None:
-            where = f"{bad.group()!r} at offset {bad.start()}"
-            raise DecodeError(f"WITS frame contains invalid characters ({where})")
+        _check_untrusted(raw_frame)
+    data = raw_frame.encode("latin-1", "replace") if isinstance(raw_frame, str) else bytes(raw_frame)
     events = list(iter_decode(data))
     if len(events) != 1 or not isinstance(events[0], DecodedFrame):
+        text = raw_frame if isinstance(raw_frame, str) else data.decode("latin-1")
         lines = text.strip().splitlines()
         for number, line in enumerate(lines[1:-1], start=2):
             stripped = line.strip()
@@ -825,6 +818,23 @@ def check_wits_frame(raw_frame: str | bytes, *, untrusted: bool = False) -> Deco
     if decoded.errors:
         raise DecodeError(_line_problem(decoded, decoded.errors[0]))
     return decoded
+
+
+def _check_untrusted(raw_frame: str | bytes) -> None:
+    """The untrusted-input limits, before anything is copied or parsed: size, then characters."""
+    limit = UNTRUSTED_MAX_FRAME_BYTES
+    if isinstance(raw_frame, str):
+        # Each character is at least one byte: a long text is refused without encoding it.
+        size = len(raw_frame) if len(raw_frame) > limit else len(raw_frame.encode("utf-8", "replace"))
+        text = raw_frame
+    else:
+        size = len(raw_frame)
+        text = "" if size > limit else bytes(raw_frame).decode("latin-1")  # one character per byte
+    if size > limit:
+        raise DecodeError(f"WITS frame exceeds maximum size ({size} bytes > {limit})")
+    bad = _UNTRUSTED_BAD.search(text)
+    if bad is not None:
+        raise DecodeError(f"WITS frame contains invalid characters ({bad.group()!r} at offset {bad.start()})")
 
 
 def _line_problem(decoded: DecodedFrame, error: str) -> str:
