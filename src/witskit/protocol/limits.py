@@ -40,3 +40,22 @@ DEFAULT_HANDSHAKE = b"&&\r\n0111-9999\r\n!!\r\n"
 #: of every frame. Add one with :func:`witskit.protocol.register_header_line` (or a decoder's
 #: ``header_lines``); any other line without a code is an error in the frame.
 DEFAULT_HEADER_LINES: tuple[str, ...] = (r"EDR\s+PASON",)
+
+# The untrusted-input policy -----------------------------------------------------------------------
+# One frame that arrives on its own from outside (an HTTP upload, a peer we do not control, the seed's
+# ``SecureWITSFrame``) is checked by :func:`~witskit.protocol.check_wits_frame` with ``untrusted=True``:
+# the same parser and decoder as ``witskit validate`` (exactly one frame, nothing around it, no
+# problem in its ``errors``, so every numeric item holds a number), plus the limits below.
+
+#: A single untrusted frame is one record: the largest (19, Configuration, 94 items at their
+#: dictionary lengths) is about 1.1 KB, so 10,000 bytes is nine times that. It is smaller than
+#: :data:`DEFAULT_MAX_FRAME_BYTES` because that limit bounds what a *stream* parser buffers for a
+#: trusted feed, where one frame may carry several records and vendor extensions (up to
+#: :data:`DEFAULT_MAX_LINES_PER_FRAME` lines); a lone frame from outside has no such reason to be big,
+#: and is refused before it is parsed.
+UNTRUSTED_MAX_FRAME_BYTES = 10_000
+
+#: The characters an untrusted frame may hold, as a regular-expression character class: printable
+#: ASCII, and the CR, LF and TAB of line ends and padding. Control characters and non-ASCII text
+#: (which a trusted feed may send, decoded as UTF-8 or Windows-1252) are refused.
+UNTRUSTED_CHARACTERS = r"[\x20-\x7e\r\n\t]"

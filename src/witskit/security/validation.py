@@ -1,60 +1,32 @@
-"""A strict validation policy for frames that come from outside (HTTP uploads, untrusted peers).
+"""The plan's strict validation names, as thin wrappers over the protocol's one frame check.
 
-The plan's sample validator allowed only digits in values, which rejects the spec's ASCII items
-(well names, vendor names such as ``1984PASON/EDR``). This one types each line by the dictionary:
-numeric items must hold a number, text items any printable ASCII; control characters, non-ASCII
-bytes, oversized frames and broken structure are refused with a message naming the line. A known
-vendor header line without a code (``EDR PASON``, see :func:`witskit.protocol.known_header_lines`)
-is accepted, as the decoder accepts it.
+A frame from outside (HTTP uploads, untrusted peers) is checked by
+:func:`witskit.protocol.check_wits_frame` with ``untrusted=True``: the parser and decoder of
+``witskit validate`` (so text items such as ``1984PASON/EDR`` and known vendor header lines such as
+``EDR PASON`` pass, and numeric items must hold numbers), plus the untrusted-input limits named in
+:mod:`witskit.protocol.limits` (size, printable ASCII). Problems raise ``ValueError`` naming the line.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
-from witskit.protocol import DecodedFrame, WITSDecoder, WITSFrame, known_header_lines
-from witskit.symbols import WITSDataType, default_table
+from witskit.protocol import DecodedFrame, WITSDecoder, WITSFrame, check_wits_frame
+from witskit.protocol.limits import UNTRUSTED_MAX_FRAME_BYTES
 
 __all__ = ["MAX_FRAME_BYTES", "SecureWITSDecoder", "SecureWITSFrame", "validate_frame_text"]
 
-#: The plan's maximum: a record-19 frame (94 items) of full-length text items fits well within it.
-MAX_FRAME_BYTES = 10_000
-
-_ALLOWED = re.compile(r"[^\x20-\x7e\r\n\t]")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+#: The plan's name for :data:`witskit.protocol.limits.UNTRUSTED_MAX_FRAME_BYTES`.
+MAX_FRAME_BYTES = UNTRUSTED_MAX_FRAME_BYTES
 
 
-def validate_frame_text(raw_data: str, *, max_bytes: int = MAX_FRAME_BYTES) -> None:
-    """Raise :class:`ValueError` unless ``raw_data`` is one clean frame by the policy above."""
-    size = len(raw_data.encode("utf-8", "replace"))
-    if size > max_bytes:
-        raise ValueError(f"WITS frame exceeds maximum size ({size} bytes > {max_bytes})")
-    bad = _ALLOWED.search(raw_data)
-    if bad is not None:
-        raise ValueError(f"WITS frame contains invalid characters ({bad.group()!r} at offset {bad.start()})")
-    lines = [ln.strip() for ln in raw_data.strip().splitlines() if ln.strip()]
-    if len(lines) < 3 or lines[0] != "&&" or lines[-1] != "!!":
-        raise ValueError("Invalid WITS frame structure: expected '&&', data lines, '!!' each on its own line")
-    table = default_table()
-    headers = [re.compile(p, re.IGNORECASE) for p in known_header_lines()]
-    for number, line in enumerate(lines[1:-1], start=2):
-        code, value = line[:4], line[4:].strip()
-        if "&&" not in line and "!!" not in line and any(h.fullmatch(line) for h in headers):
-            continue  # a vendor header line: no code, nothing to type
-        if not (code.isascii() and code.isdigit()) or "&&" in line or "!!" in line:
-            raise ValueError(f"Invalid data line format: {line!r} (line {number}: no 4-digit code)")
-        sym = table.get(code)
-        numeric = sym is not None and sym.data_type is not WITSDataType.ASCII
-        if numeric and not _NUMBER.fullmatch(value):
-            name = sym.name if sym else ""
-            raise ValueError(
-                f"Invalid data line format: {line!r} (line {number}: {code} {name} needs a number)"
-            )
+def validate_frame_text(raw_data: str) -> None:
+    """Raise :class:`ValueError` unless ``raw_data`` is one frame the untrusted-input policy accepts."""
+    check_wits_frame(raw_data, untrusted=True)
 
 
 class SecureWITSFrame(WITSFrame):
-    """A :class:`WITSFrame` that also passes :func:`validate_frame_text` (raises ``ValueError``)."""
+    """A :class:`WITSFrame` whose text passes :func:`validate_frame_text` (raises ``ValueError``)."""
 
     __slots__ = ()
 
@@ -75,15 +47,14 @@ class SecureWITSFrame(WITSFrame):
 
 
 class SecureWITSDecoder(WITSDecoder):
-    """A decoder that validates each text frame with :class:`SecureWITSFrame` first."""
+    """A :class:`WITSDecoder` whose ``decode_frame`` checks the text by the untrusted policy first."""
 
     def decode_frame(self, raw_frame: str | bytes | WITSFrame, source: str | None = None) -> DecodedFrame:
-        """Validate, then decode; invalid input raises ``ValueError`` naming the problem."""
+        """Check, then decode; invalid input raises ``ValueError`` naming the problem."""
         if isinstance(raw_frame, WITSFrame):
             raw_frame = raw_frame.raw_data
         text = raw_frame.decode("latin-1") if isinstance(raw_frame, bytes) else raw_frame
-        secure = SecureWITSFrame(raw_data=text, source=source)
-        return self.decode(secure)
+        return self.decode(SecureWITSFrame(raw_data=text, source=source))
 
     def _validate_symbol_code(self, code: str) -> bool:
         """True for a 4-digit code the dictionary knows."""

@@ -20,7 +20,7 @@ from typing import Any, Self
 
 from witskit.errors import ConnectionClosed, FrameError
 from witskit.transport.base import one_attempt
-from witskit.transport.error_handling import ErrorCategory, ErrorHandler, ErrorSeverity, WitsError
+from witskit.transport.error_handling import ErrorHandler
 from witskit.transport.resilience import RetryPolicy
 from witskit.transport.tcp import TCPSource
 
@@ -33,8 +33,8 @@ class AsyncTCPReader:
     ``options`` are :class:`~witskit.transport.tcp.TCPSource` options (``handshake``,
     ``handshake_interval``, ``idle_timeout``, ``request``/``request_interval``, ``connect_timeout``,
     ``on_status``, ``parser_options``, ``ssl_context``, ``server_hostname``, ``reconnect``...).
-    Malformed frames and garbage are counted in :attr:`frame_errors` and handed to
-    :attr:`error_handler` (which logs them) as PARSING errors.
+    Malformed frames and garbage are counted in :attr:`frame_errors`; the source hands them to
+    :attr:`error_handler` (which logs them) as PARSING errors, as it does its link problems.
     """
 
     def __init__(
@@ -93,16 +93,7 @@ class AsyncTCPReader:
         try:
             async for event in events:
                 if isinstance(event, FrameError):
-                    self.frame_errors += 1
-                    await self.error_handler.handle_error(
-                        WitsError(
-                            ErrorCategory.PARSING,
-                            ErrorSeverity.MEDIUM,
-                            event.message,
-                            details={"kind": event.kind, "offset": event.offset, "line": event.line},
-                            source=event.source,
-                        )
-                    )
+                    self.frame_errors += 1  # the source gave it to error_handler as it yielded it
                     continue
                 self.frames_received += 1
                 # latin-1 maps every byte to one character: the text is exactly the bytes received.

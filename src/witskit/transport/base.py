@@ -34,7 +34,7 @@ from witskit.errors import (
 )
 from witskit.protocol import FrameParser, WITSFrame
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
-from witskit.transport.error_handling import ErrorCategory, ErrorHandler, ErrorSeverity, WitsError
+from witskit.transport.error_handling import ErrorHandler
 from witskit.transport.resilience import RetryPolicy
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "Source",
     "SourceEvent",
     "map_errors",
+    "notify",
     "reconnect_forever",
 ]
 
@@ -189,6 +190,28 @@ class LinkStatus:
     peer: str | None = None
     #: Frames received on the connection, when it ends (listener peers).
     frames: int | None = None
+    #: What went wrong, when ``error`` is set: ``closed`` (the peer closed cleanly), ``lost`` (a link
+    #: of ours failed or dropped), ``peer-lost`` (a listener's peer dropped), ``refused`` (a listener
+    #: refused a peer), ``tls`` (a peer's TLS handshake failed). The error handler's records derive
+    #: from it (:func:`~witskit.transport.error_handling.error_record`).
+    kind: str | None = None
+
+
+def notify(
+    status: LinkStatus,
+    on_status: Callable[[LinkStatus], None] | None,
+    error_handler: ErrorHandler | None = None,
+) -> None:
+    """Give a link's news to its listeners: the ``on_status`` callback, then the error handler (the
+    seed's API), which records the problem the same status carries. A failing callback is logged.
+    (A source's FrameErrors reach its error handler the same way: as it yields them.)"""
+    if on_status is not None:
+        try:
+            on_status(status)
+        except Exception:
+            log.exception("on_status callback failed for %s", status.source)
+    if error_handler is not None:
+        error_handler.on_status(status)
 
 
 class LinkSource(Source):
@@ -285,18 +308,11 @@ class LinkSource(Source):
     # Status ---------------------------------------------------------------------------------
     def _status(self, state: LinkState, error: BaseException | None = None) -> None:
         self.state = state
-        status = LinkStatus(self.name, state, self.connection_attempts, str(error) if error else None)
-        if self.on_status is not None:
-            try:
-                self.on_status(status)
-            except Exception:
-                log.exception("on_status callback failed for %s", self.name)
-        if error is not None and self.error_handler is not None:
-            # A clean close by the peer is news, not an error; a reset or a refusal is.
-            severity = ErrorSeverity.LOW if isinstance(error, ConnectionClosed) else ErrorSeverity.HIGH
-            self.error_handler.record(
-                WitsError(ErrorCategory.CONNECTION, severity, str(error), source=self.name)
-            )
+        kind = None if error is None else "closed" if isinstance(error, ConnectionClosed) else "lost"
+        status = LinkStatus(
+            self.name, state, self.connection_attempts, str(error) if error else None, kind=kind
+        )
+        notify(status, self.on_status, self.error_handler)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         async def attempt() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -373,6 +389,8 @@ class LinkSource(Source):
                             if event.lines in self._sent:
                                 continue  # our own handshake echoed back
                             frames += 1
+                        elif self.error_handler is not None:
+                            await self.error_handler.handle(event)
                         yield event
             finally:
                 keepalive.cancel()
@@ -381,6 +399,8 @@ class LinkSource(Source):
                 self._writer = None
                 await _close_writer(writer)
             for event in parser.close():
+                if self.error_handler is not None and isinstance(event, FrameError):
+                    await self.error_handler.handle(event)
                 yield event
             if self._is_closed():
                 break

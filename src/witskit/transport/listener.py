@@ -27,7 +27,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Final, Self
 
-from witskit.errors import ConnectError, TransportError, UsageError
+from witskit.errors import ConnectError, FrameError, TransportError, UsageError
 from witskit.protocol import FrameParser, WITSFrame
 from witskit.transport.base import (
     DEFAULT_IDLE_TIMEOUT,
@@ -37,8 +37,9 @@ from witskit.transport.base import (
     Source,
     SourceEvent,
     map_errors,
+    notify,
 )
-from witskit.transport.error_handling import ErrorCategory, ErrorHandler, ErrorSeverity, WitsError
+from witskit.transport.error_handling import ErrorHandler
 from witskit.transport.tcp import check_port
 
 __all__ = [
@@ -367,6 +368,8 @@ class ListenerSource(Source):
             item = await self._queue.get()
             if isinstance(item, _Wake):
                 continue
+            if self.error_handler is not None and isinstance(item, FrameError):
+                await self.error_handler.handle(item)
             yield item
 
     async def aclose(self) -> None:
@@ -435,12 +438,10 @@ class ListenerSource(Source):
         else:
             self._silent_names.pop(name, None)
 
-    def _refuse(
-        self, name: str, label: str, reason: str, category: ErrorCategory = ErrorCategory.AUTHORIZATION
-    ) -> None:
+    def _refuse(self, name: str, label: str, reason: str, kind: str = "refused") -> None:
         self.refused += 1
         log.warning("%s: refused %s: %s", self.name, label, reason)
-        self._report(name, LinkState.DISCONNECTED, f"refused: {reason}", category, peer=label)
+        self._report(name, LinkState.DISCONNECTED, f"refused: {reason}", kind, peer=label)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Handle one peer; never raises (asyncio would only log it)."""
@@ -491,9 +492,7 @@ class ListenerSource(Source):
                 with map_errors(f"{self.name}/{label}"):
                     await writer.start_tls(self.ssl_context, ssl_handshake_timeout=self.tls_handshake_timeout)
             except TransportError as exc:
-                self._refuse(
-                    self._source_name(ip, label, None), label, f"TLS: {exc}", ErrorCategory.AUTHENTICATION
-                )
+                self._refuse(self._source_name(ip, label, None), label, f"TLS: {exc}", "tls")
                 # start_tls has already closed the socket; one loop turn lets the close complete.
                 await asyncio.sleep(0)
                 return
@@ -571,19 +570,13 @@ class ListenerSource(Source):
         source: str,
         state: LinkState,
         error: str | None = None,
-        category: ErrorCategory = ErrorCategory.CONNECTION,
+        kind: str = "peer-lost",
         *,
         peer: str | None = None,
         frames: int | None = None,
     ) -> None:
-        if self.on_status is not None:
-            try:
-                self.on_status(LinkStatus(source, state, 0, error, peer=peer, frames=frames))
-            except Exception:
-                log.exception("on_status callback failed for %s", source)
-        if error is not None and self.error_handler is not None:
-            severity = ErrorSeverity.MEDIUM if category is ErrorCategory.CONNECTION else ErrorSeverity.HIGH
-            self.error_handler.record(WitsError(category, severity, error, source=source))
+        status = LinkStatus(source, state, 0, error, peer=peer, frames=frames, kind=kind if error else None)
+        notify(status, self.on_status, self.error_handler)
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
