@@ -530,7 +530,7 @@ class AccountStore:
         """Connect to the database at ``url`` (a string or ``SecretStr``)."""
         # The storage package's own URL parsing, engine settings (SQLite WAL and busy timeout,
         # hidden parameters) and error translation: one adapter per backend, shared.
-        from witskit.storage._base import backend_for
+        from witskit.storage._backends import backend_for
         from witskit.storage._url import parse_url
         from witskit.storage.migrations import aupgrade
 

@@ -121,7 +121,7 @@ class FrameTailer:
         timeout: float = 30.0,
     ) -> FrameTailer:
         """A tailer of the database at ``url``, with its own single pooled connection."""
-        from witskit.storage._base import backend_for
+        from witskit.storage._backends import backend_for
         from witskit.storage._url import parse_url
 
         backend = backend_for(parse_url(url))

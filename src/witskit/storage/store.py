@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from witskit.errors import UsageError
 from witskit.protocol.decoder import DecodedFrame, Value
-from witskit.storage._base import BackendImpl, Pending, ScanFilter, WriteRace, backend_for
+from witskit.storage._backends import backend_for
+from witskit.storage._base import BackendImpl, Pending, ScanFilter, WriteRace
 from witskit.storage._translate import translate
 from witskit.storage._url import SecretLike, parse_url
 from witskit.storage.errors import DatabaseNotFound, DatabaseUnavailable
