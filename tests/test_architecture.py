@@ -85,9 +85,6 @@ KNOWN: dict[str, str] = {
         "item 1: routes get a narrow context from deps.py; serve() calls create_app(ctx)"
     ),
     "private: witskit.pipeline.sinks imports witskit.storage._url": "item 2: public database handle",
-    "circle: witskit.storage.query, witskit.storage.series, witskit.storage.store": (
-        "item 2: query.py's sync helpers (which import Store back) get their own module"
-    ),
     # Not named in issue 11: the seed's WITSFrame(raw_data) validates with the parser, and
     # validate_wits_frame runs iter_decode so that it and `witskit validate` cannot disagree.
     "circle: witskit.protocol.frame, witskit.protocol.parser": "none yet: a function-level import",

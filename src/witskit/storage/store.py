@@ -602,7 +602,7 @@ class Store:
     ) -> DataFrame:
         """Load a query into pandas (needs ``witskit[pandas]``).
 
-        Columns as :func:`witskit.storage.query.to_dataframe` describes.
+        Columns as :func:`witskit.storage.sync.to_dataframe` describes.
         """
         return await frame_from_batches(self.query_batches(source, codes, start, end), wide=wide)
 
