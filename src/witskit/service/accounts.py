@@ -520,7 +520,6 @@ class AccountStore:
     def __init__(self, db: Database) -> None:
         """Use :meth:`open`."""
         self._db = db
-        self._engine = db.engine
 
     @classmethod
     async def open(
