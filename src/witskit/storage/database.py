@@ -5,10 +5,14 @@ read and write the database the store migrated, with the same engine settings (S
 timeout, hidden bound parameters) and the same errors. :class:`Database` is that handle, so no
 module outside ``witskit.storage`` needs its private backends::
 
-    db = Database.open("sqlite:///wits.db", pool_size=2)
-    async with db.read("list the users of") as conn:
-        rows = (await conn.execute(select(users))).all()
-    await db.aclose()
+    db = Database.open("sqlite:///wits.db", pool_size=2)  # no connection yet
+    try:
+        async with db.write("add a source to") as conn:  # one transaction, committed on success
+            await conn.execute(insert(sources).values(name="rig-7", created_at=now))
+        async with db.read("count the sources of") as conn:
+            total = (await conn.execute(select(func.count()).select_from(sources))).scalar_one()
+    finally:
+        await db.aclose()
 
 A database or connection error inside :meth:`Database.read`, :meth:`Database.write` or
 :meth:`Database.translate` is raised as a :class:`~witskit.storage.errors.StorageError` whose
