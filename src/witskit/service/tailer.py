@@ -91,7 +91,7 @@ class FrameTailer:
         if not interval > 0:
             raise UsageError(f"the live poll interval must be positive, got {interval!r}")
         self._db = db
-        self._engine = db.engine
+        self._engine = db.engine  # its pool and event hooks (tests count the queries)
         self.hub = hub
         self.decoder = decoder
         self.interval = interval
