@@ -72,22 +72,11 @@ KNOWN: dict[str, str] = {
     "layer: witskit.transport.sim imports sim": "item 6: a compatibility shim over witskit.sim.source",
     "layer: witskit.transport.rigserver imports sim": "item 6: a compatibility shim over witskit.sim.server",
     "layer: witskit.transport.urls imports sim": "item 6: a scheme registry that witskit.sim fills",
-    "private: witskit.service.accounts imports witskit.storage._base": "item 2: public database handle",
-    "private: witskit.service.accounts imports witskit.storage._translate": "item 2: public database handle",
-    "private: witskit.service.accounts imports witskit.storage._url": "item 2: public database handle",
-    "private: witskit.service.tailer imports witskit.storage._base": "item 2: public database handle",
-    "private: witskit.service.tailer imports witskit.storage._translate": "item 2: public database handle",
-    "private: witskit.service.tailer imports witskit.storage._url": "item 2: public database handle",
     "circle: witskit.service.apidocs, witskit.service.app, witskit.service.dashboard, "
     "witskit.service.deps, witskit.service.health_port, witskit.service.routes.auth, "
     "witskit.service.routes.connections, witskit.service.routes.data, witskit.service.routes.ops, "
     "witskit.service.routes.users, witskit.service.runtime, witskit.service.websocket": (
         "item 1: routes get a narrow context from deps.py; serve() calls create_app(ctx)"
-    ),
-    "circle: witskit.storage._base, witskit.storage._mysql, witskit.storage._postgres, "
-    "witskit.storage._sqlite": "item 2: the backend factory moves out of _base.py",
-    "circle: witskit.storage.query, witskit.storage.series, witskit.storage.store": (
-        "item 2: query.py's sync helpers (which import Store back) get their own module"
     ),
     # Not named in issue 11: the seed's WITSFrame(raw_data) validates with the parser, and
     # validate_wits_frame runs iter_decode so that it and `witskit validate` cannot disagree.

@@ -26,7 +26,7 @@ from witskit.storage import (
     Store,
     sanitize_url,
 )
-from witskit.storage._base import backend_for
+from witskit.storage._backends import backend_for
 from witskit.storage._translate import error_for
 from witskit.storage._url import parse_url
 

@@ -204,11 +204,11 @@ def sink_kind(url: str) -> str:
         _file_or_memory(url, scheme)
         return scheme
     if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
-        from witskit.storage.store import Store
+        from witskit.storage.database import check_url
 
         # A malformed URL, or a SQLite file whose directory does not exist, cannot get better by
         # retrying: refuse it before the start rather than spool for a sink that never opens.
-        Store.check_url(url)
+        check_url(url)
         return "sql"
     raise UsageError(
         f"{url!r}: unknown sink; use a database URL (sqlite://, postgresql://, mysql://), jsonl:// or csv://"

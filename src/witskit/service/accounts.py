@@ -32,8 +32,7 @@ import json
 import random
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -57,11 +56,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from witskit.errors import UsageError
 from witskit.security.auth import User
 from witskit.security.rbac import Role
+from witskit.storage.database import Database
 from witskit.storage.errors import DatabaseUnavailable
 from witskit.storage.schema import UTCDateTime
 
@@ -517,11 +517,9 @@ class AccountStore:
     :class:`~witskit.storage.errors.StorageError` with the URL sanitized, exactly as the store does.
     """
 
-    def __init__(self, engine: AsyncEngine, backend: Any) -> None:
+    def __init__(self, db: Database) -> None:
         """Use :meth:`open`."""
-        self._engine = engine
-        self._backend = backend
-        self._closed = False
+        self._db = db
 
     @classmethod
     async def open(
@@ -530,50 +528,28 @@ class AccountStore:
         """Connect to the database at ``url`` (a string or ``SecretStr``)."""
         # The storage package's own URL parsing, engine settings (SQLite WAL and busy timeout,
         # hidden parameters) and error translation: one adapter per backend, shared.
-        from witskit.storage._base import backend_for
-        from witskit.storage._url import parse_url
         from witskit.storage.migrations import aupgrade
 
-        parsed = parse_url(url)
-        if parsed.sqlite_path is None and parsed.backend == "sqlite":
-            raise UsageError(
-                "the service needs a database that several connections share: use a SQLite file "
-                "(sqlite:///path.db) or a server, not sqlite:///:memory:"
-            )
-        if migrate:
-            await aupgrade(url, timeout=timeout)
-        backend = backend_for(parsed)
-        engine = backend.create_engine(pool_size=pool_size, timeout=timeout)
-        return cls(engine, backend)
+        db = Database.open(url, pool_size=pool_size, timeout=timeout)  # connects on first use
+        try:
+            if db.in_memory:
+                raise UsageError(
+                    "the service needs a database that several connections share: use a SQLite file "
+                    "(sqlite:///path.db) or a server, not sqlite:///:memory:"
+                )
+            if migrate:
+                await aupgrade(url, timeout=timeout)
+        except BaseException:
+            await db.aclose()
+            raise
+        return cls(db)
 
     async def aclose(self) -> None:
         """Close the pooled connections. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            await self._engine.dispose()
+        await self._db.aclose()
 
     def __repr__(self) -> str:
-        return f"<AccountStore {self._backend.url.display}>"
-
-    @asynccontextmanager
-    async def _read(self, action: str) -> AsyncIterator[AsyncConnection]:
-        from witskit.storage._translate import translate
-
-        with translate(self._backend, action):
-            async with self._engine.connect() as conn:
-                yield conn
-
-    @asynccontextmanager
-    async def _write(self, action: str) -> AsyncIterator[AsyncConnection]:
-        from witskit.storage._translate import translate
-
-        with translate(self._backend, action):
-            async with self._engine.connect() as conn:
-                # SQLite: BEGIN IMMEDIATE takes the write lock up front, so a read-then-write
-                # transaction waits for the ingest writer instead of failing on a lock upgrade.
-                await conn.execution_options(witskit_immediate=True)
-                async with conn.begin():
-                    yield conn
+        return f"<AccountStore {self._db.display}>"
 
     # Users ---------------------------------------------------------------------------------------
     async def add_user(
@@ -583,7 +559,7 @@ class AccountStore:
         check_username(username)
         now = _now()
         try:
-            async with self._write("add a user to") as conn:
+            async with self._db.write("add a user to") as conn:
                 taken = (await conn.execute(select(users.c.id).where(users.c.username == username))).first()
                 if taken is not None:
                     raise AccountExists(f"user {username!r} already exists")
@@ -606,19 +582,19 @@ class AccountStore:
 
     async def get_user(self, username: str) -> UserRecord | None:
         """The user, or None."""
-        async with self._read("read a user from") as conn:
+        async with self._db.read("read a user from") as conn:
             row = (await conn.execute(select(users).where(users.c.username == username))).first()
         return None if row is None else _user(row)
 
     async def list_users(self) -> list[UserRecord]:
         """Every user, by name."""
-        async with self._read("list the users of") as conn:
+        async with self._db.read("list the users of") as conn:
             rows = (await conn.execute(select(users).order_by(users.c.username))).all()
         return [_user(r) for r in rows]
 
     async def count_users(self) -> int:
         """How many users exist."""
-        async with self._read("count the users of") as conn:
+        async with self._db.read("count the users of") as conn:
             return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
 
     async def update_user(
@@ -654,7 +630,7 @@ class AccountStore:
             # Exact (microseconds): token ``iat`` claims are too, so a token issued earlier in this
             # same second is revoked, and one issued after the change is not.
             values["tokens_valid_after"] = now
-        async with self._write("update a user in") as conn:
+        async with self._db.write("update a user in") as conn:
             if keep_an_admin and (roles is not None or is_active is False):
                 await _keep_an_admin(conn, username, values.get("roles"), is_active)
             result = await conn.execute(update(users).where(users.c.username == username).values(**values))
@@ -674,7 +650,7 @@ class AccountStore:
 
     async def record_login(self, username: str) -> None:
         """Remember when the user last logged in."""
-        async with self._write("update a user in") as conn:
+        async with self._db.write("update a user in") as conn:
             await conn.execute(update(users).where(users.c.username == username).values(last_login_at=_now()))
 
     # API keys ------------------------------------------------------------------------------------
@@ -691,7 +667,7 @@ class AccountStore:
         if not name or len(name) > 100:
             raise UsageError("an API key name is 1-100 characters")
         key_id = new_key_id()
-        async with self._write("add an API key to") as conn:
+        async with self._db.write("add an API key to") as conn:
             await conn.execute(
                 insert(api_keys).values(
                     key_id=key_id,
@@ -703,25 +679,25 @@ class AccountStore:
                     expires_at=expires_at,
                 )
             )
-        async with self._read("read an API key from") as conn:
+        async with self._db.read("read an API key from") as conn:
             row = (await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))).one()
         return _api_key(row)
 
     async def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         """The key with this hash (revoked or not), or None."""
-        async with self._read("read an API key from") as conn:
+        async with self._db.read("read an API key from") as conn:
             row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))).first()
         return None if row is None else _api_key(row)
 
     async def list_api_keys(self) -> list[ApiKeyRecord]:
         """Every key, newest first."""
-        async with self._read("list the API keys of") as conn:
+        async with self._db.read("list the API keys of") as conn:
             rows = (await conn.execute(select(api_keys).order_by(api_keys.c.id.desc()))).all()
         return [_api_key(r) for r in rows]
 
     async def revoke_api_key(self, key_id: str) -> ApiKeyRecord:
         """Revoke a key (idempotent); :class:`AccountNotFound` when there is none by that id."""
-        async with self._write("revoke an API key in") as conn:
+        async with self._db.write("revoke an API key in") as conn:
             await conn.execute(
                 update(api_keys)
                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
@@ -734,7 +710,7 @@ class AccountStore:
 
     async def touch_api_key(self, key_id: str) -> None:
         """Remember when the key was last used."""
-        async with self._write("update an API key in") as conn:
+        async with self._db.write("update an API key in") as conn:
             await conn.execute(
                 update(api_keys).where(api_keys.c.key_id == key_id).values(last_used_at=_now())
             )
@@ -742,12 +718,12 @@ class AccountStore:
     # Refresh sessions ----------------------------------------------------------------------------
     async def add_refresh_session(self, session: RefreshSessionRecord) -> None:
         """Record a refresh token issued at a login."""
-        async with self._write("record a session in") as conn:
+        async with self._db.write("record a session in") as conn:
             await conn.execute(insert(refresh_sessions).values(**_session_row(session)))
 
     async def get_refresh_session(self, jti: str) -> RefreshSessionRecord | None:
         """The session of a refresh token, or None."""
-        async with self._read("read a session from") as conn:
+        async with self._db.read("read a session from") as conn:
             row = (await conn.execute(select(refresh_sessions).where(refresh_sessions.c.jti == jti))).first()
         return None if row is None else _session(row)
 
@@ -760,7 +736,7 @@ class AccountStore:
             stmt = stmt.where(refresh_sessions.c.user_id == user_id)
         if family is not None:
             stmt = stmt.where(refresh_sessions.c.family == family)
-        async with self._read("read the sessions of") as conn:
+        async with self._db.read("read the sessions of") as conn:
             rows = (await conn.execute(stmt)).all()
         return [_session(r) for r in rows]
 
@@ -772,7 +748,7 @@ class AccountStore:
         same token, however concurrent, exactly one gets the row.
         """
         now = _now()
-        async with self._write("rotate a session in") as conn:
+        async with self._db.write("rotate a session in") as conn:
             result = await conn.execute(
                 update(refresh_sessions)
                 .where(
@@ -790,7 +766,7 @@ class AccountStore:
 
     async def revoke_refresh_family(self, family: str) -> int:
         """Revoke every session of a family not revoked yet; how many were."""
-        async with self._write("revoke sessions in") as conn:
+        async with self._db.write("revoke sessions in") as conn:
             result = await conn.execute(
                 update(refresh_sessions)
                 .where(refresh_sessions.c.family == family, refresh_sessions.c.revoked_at.is_(None))
@@ -804,7 +780,7 @@ class AccountStore:
         A used or revoked row is kept until then: a stolen token presented again before it expires
         must still be recognised as reused.
         """
-        async with self._write("prune the sessions of") as conn:
+        async with self._db.write("prune the sessions of") as conn:
             result = await conn.execute(
                 delete(refresh_sessions).where(refresh_sessions.c.expires_at <= (now or _now()))
             )
@@ -813,7 +789,7 @@ class AccountStore:
     # Login throttle ------------------------------------------------------------------------------
     async def throttle_records(self, keys: Sequence[str]) -> dict[str, ThrottleRecord]:
         """The failure counters of these keys (keys without failures are absent)."""
-        async with self._read("read the login throttle of") as conn:
+        async with self._db.read("read the login throttle of") as conn:
             rows = (await conn.execute(select(login_throttle).where(login_throttle.c.key.in_(keys)))).all()
         return {
             str(r.key): ThrottleRecord(str(r.key), int(r.failures), r.window_start, r.locked_until)
@@ -826,7 +802,7 @@ class AccountStore:
         transaction was rolled back whole, so running it again is safe; anything else is raised."""
         for attempt in range(_DEADLOCK_RETRIES):
             try:
-                async with self._write(action) as conn:
+                async with self._db.write(action) as conn:
                     return await body(conn)
             except DatabaseUnavailable as exc:
                 if attempt == _DEADLOCK_RETRIES - 1 or not _rolled_back_for_retry(exc):
@@ -842,7 +818,7 @@ class AccountStore:
             return
 
         async def count(conn: AsyncConnection) -> None:
-            await conn.execute(_count_failures(self._engine.dialect.name, keys, now, window))
+            await conn.execute(_count_failures(self._db.dialect, keys, now, window))
 
         await self._throttle_write("update the login throttle of", count)
 
@@ -862,7 +838,7 @@ class AccountStore:
         keys = list(limits)
 
         async def reserve(conn: AsyncConnection) -> None:
-            await conn.execute(_count_failures(self._engine.dialect.name, keys, now, window))
+            await conn.execute(_count_failures(self._db.dialect, keys, now, window))
             stmt = select(login_throttle).where(login_throttle.c.key.in_(keys)).with_for_update()
             over = {
                 str(r.key): ThrottleRecord(str(r.key), int(r.failures) - 1, r.window_start, r.locked_until)
@@ -905,7 +881,7 @@ class AccountStore:
         by time would scan and lock the whole table (InnoDB: its gaps too) under the logins.
         """
         cutoff = literal(now or _now(), UTCDateTime())
-        async with self._read("prune the login throttle of") as conn:
+        async with self._db.read("prune the login throttle of") as conn:
             ended = [
                 str(k)
                 for k in (
@@ -945,7 +921,7 @@ class AccountStore:
             }
             for e in events
         ]
-        async with self._write("write the audit log of") as conn:
+        async with self._db.write("write the audit log of") as conn:
             await conn.execute(insert(audit_log), rows)
 
     async def list_audit(
@@ -964,7 +940,7 @@ class AccountStore:
             stmt = stmt.where(audit_log.c.actor == actor)
         if action is not None:
             stmt = stmt.where(audit_log.c.action == action)
-        async with self._read("read the audit log of") as conn:
+        async with self._db.read("read the audit log of") as conn:
             rows = (await conn.execute(stmt)).all()
         return [_audit(r) for r in rows]
 
@@ -973,7 +949,7 @@ class AccountStore:
         """Every kept connection, by name."""
         from witskit.service.connections import StoredConnection
 
-        async with self._read("list the connections of") as conn:
+        async with self._db.read("list the connections of") as conn:
             rows = (await conn.execute(select(connections).order_by(connections.c.name))).all()
         return [
             StoredConnection(
@@ -1004,7 +980,7 @@ class AccountStore:
                 f"a connection added through the API is named with 1-{STORED_NAME_MAX} characters"
             )
         now = _now()
-        async with self._write("add a connection to") as conn:
+        async with self._db.write("add a connection to") as conn:
             taken = (await conn.execute(select(connections.c.name).where(connections.c.name == name))).first()
             if taken is not None:
                 raise UsageError(f"a connection named {name!r} already exists")
@@ -1021,7 +997,7 @@ class AccountStore:
 
     async def set_connection_enabled(self, name: str, enabled: bool) -> bool:
         """Mark a kept connection started or stopped; False when none is kept by that name."""
-        async with self._write("update a connection in") as conn:
+        async with self._db.write("update a connection in") as conn:
             result = await conn.execute(
                 update(connections)
                 .where(connections.c.name == name)
@@ -1031,6 +1007,6 @@ class AccountStore:
 
     async def remove_connection(self, name: str) -> bool:
         """Forget a kept connection; False when none is kept by that name."""
-        async with self._write("remove a connection from") as conn:
+        async with self._db.write("remove a connection from") as conn:
             result = await conn.execute(connections.delete().where(connections.c.name == name))
         return bool(result.rowcount)

@@ -30,17 +30,18 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from witskit.errors import UsageError
 from witskit.pipeline import LiveHub, Subscription
 from witskit.protocol import DecodedFrame, FrameParser, WITSDecoder, WITSFrame
+from witskit.storage.database import Database
 from witskit.storage.schema import frames, sources
 
 __all__ = ["DEFAULT_INTERVAL", "MAX_BACKOFF", "FrameTailer"]
@@ -80,8 +81,7 @@ class FrameTailer:
 
     def __init__(
         self,
-        engine: AsyncEngine,
-        backend: Any,
+        db: Database,
         hub: LiveHub,
         decoder: WITSDecoder,
         *,
@@ -90,8 +90,8 @@ class FrameTailer:
         """Use :meth:`open`."""
         if not interval > 0:
             raise UsageError(f"the live poll interval must be positive, got {interval!r}")
-        self._engine = engine
-        self._backend = backend
+        self._db = db
+        self._engine = db.engine  # its pool and event hooks (tests count the queries)
         self.hub = hub
         self.decoder = decoder
         self.interval = interval
@@ -121,12 +121,7 @@ class FrameTailer:
         timeout: float = 30.0,
     ) -> FrameTailer:
         """A tailer of the database at ``url``, with its own single pooled connection."""
-        from witskit.storage._base import backend_for
-        from witskit.storage._url import parse_url
-
-        backend = backend_for(parse_url(url))
-        engine = backend.create_engine(pool_size=1, timeout=timeout)
-        return cls(engine, backend, hub, decoder, interval=interval)
+        return cls(Database.open(url, pool_size=1, timeout=timeout), hub, decoder, interval=interval)
 
     # Subscriptions -------------------------------------------------------------------------------
     async def follow(self, subscription: Subscription) -> None:
@@ -242,13 +237,8 @@ class FrameTailer:
         return behind
 
     # Queries -------------------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _connect(self) -> AsyncIterator[AsyncConnection]:
-        from witskit.storage._translate import translate
-
-        with translate(self._backend, "read live frames from"):
-            async with self._engine.connect() as conn:
-                yield conn
+    def _connect(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return self._db.read("read live frames from")
 
     @staticmethod
     async def _source_counts(conn: AsyncConnection) -> dict[str, tuple[int, int]]:
@@ -333,7 +323,7 @@ class FrameTailer:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        await self._engine.dispose()
+        await self._db.aclose()
 
     @property
     def following(self) -> Collection[str]:

@@ -23,11 +23,12 @@ if TYPE_CHECKING:
     )
     from witskit.storage.formats import PointText
     from witskit.storage.migrations import aupgrade, upgrade
-    from witskit.storage.query import PointRow, PointScan, RawPoint, SourceInfo, query_sync, to_dataframe
+    from witskit.storage.query import PointRow, PointScan, RawPoint, SourceInfo
     from witskit.storage.schema import frame_key
     from witskit.storage.secure_connection import SecureDatabaseManager, sanitize_url
     from witskit.storage.series import CodeSeries, Series
     from witskit.storage.store import Store
+    from witskit.storage.sync import query_sync, to_dataframe
 
 #: Public name -> the module that defines it.
 _LAZY: dict[str, str] = {
@@ -46,8 +47,8 @@ _LAZY: dict[str, str] = {
     "PointScan": "witskit.storage.query",
     "RawPoint": "witskit.storage.query",
     "SourceInfo": "witskit.storage.query",
-    "query_sync": "witskit.storage.query",
-    "to_dataframe": "witskit.storage.query",
+    "query_sync": "witskit.storage.sync",
+    "to_dataframe": "witskit.storage.sync",
     "frame_key": "witskit.storage.schema",
     "SecureDatabaseManager": "witskit.storage.secure_connection",
     "sanitize_url": "witskit.storage.secure_connection",

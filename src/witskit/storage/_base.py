@@ -28,7 +28,6 @@ __all__ = [
     "RawPoint",
     "ScanFilter",
     "WriteRace",
-    "backend_for",
     "is_plain_code",
     "layouts",
     "split",
@@ -314,18 +313,3 @@ class BackendImpl(ABC):
     @abstractmethod
     def classify(self, exc: BaseException) -> Classified:
         """The StorageError class and a short reason for a driver exception (None: not ours)."""
-
-
-def backend_for(url: ParsedURL) -> BackendImpl:
-    """The backend implementation for a parsed URL."""
-    if url.backend == "sqlite":
-        from witskit.storage._sqlite import SQLiteBackend
-
-        return SQLiteBackend(url)
-    if url.backend == "postgresql":
-        from witskit.storage._postgres import PostgresBackend
-
-        return PostgresBackend(url)
-    from witskit.storage._mysql import MySQLBackend
-
-    return MySQLBackend(url)

@@ -1,9 +1,9 @@
-"""Reading the store: result types, filters, and the synchronous and pandas conveniences.
+"""Reading the store: result types, filters, and the rows-to-DataFrame step.
 
 :meth:`Store.query <witskit.storage.store.Store.query>` streams :class:`PointRow` values in time
-order through a server-side cursor, ``batch_size`` rows at a time. :func:`query_sync` does the same
-for synchronous code (the CLI) from a URL, and :func:`to_dataframe` loads a result into pandas
-(an optional dependency: ``pip install 'witskit[pandas]'``).
+order through a server-side cursor, ``batch_size`` rows at a time. The synchronous conveniences
+over a URL, :func:`~witskit.storage.sync.query_sync` and :func:`~witskit.storage.sync.to_dataframe`,
+open a :class:`~witskit.storage.store.Store` and so live in :mod:`witskit.storage.sync`, above it.
 
 Codes may be given as 4-digit codes or as mnemonics, mixed: ``codes=["0108", "ROPA", "DEPTBITM"]``.
 A mnemonic stands for every item that has it (short or long form, any record), resolved through
@@ -12,9 +12,8 @@ the process-wide dictionary (:meth:`witskit.symbols.SymbolTable.by_mnemonic`).
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -24,7 +23,6 @@ from sqlalchemy import Select, func, select
 from witskit.errors import UsageError
 from witskit.protocol.decoder import Value
 from witskit.storage._base import RawPoint
-from witskit.storage._url import SecretLike
 from witskit.storage.schema import from_micros, points
 from witskit.symbols import SymbolTable, default_table
 
@@ -38,9 +36,7 @@ __all__ = [
     "RawPoint",
     "SourceInfo",
     "TimeBound",
-    "query_sync",
     "resolve_codes",
-    "to_dataframe",
 ]
 
 #: Rows fetched per round trip: large enough to amortise it, small enough to keep memory flat.
@@ -261,69 +257,10 @@ def integer_codes(table: SymbolTable | None = None) -> frozenset[str]:
     return frozenset(code for code, sym in (table or default_table()).items() if sym.data_type.is_integer)
 
 
-# Synchronous and pandas conveniences -----------------------------------------------------------
-def _no_running_loop(what: str) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise UsageError(f"{what} cannot run inside an event loop; use the async Store API there")
-
-
-def query_sync(
-    url: str | SecretLike,
-    *,
-    source: str | Iterable[str] | None = None,
-    codes: str | Iterable[str] | None = None,
-    start: TimeBound = None,
-    end: TimeBound = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    timeout: float = 30.0,
-) -> Iterator[PointRow]:
-    """Stream points from the store at ``url`` to synchronous code (the CLI), in constant memory.
-
-    Same filters as :meth:`Store.query <witskit.storage.store.Store.query>`. The store is opened
-    without migrating (a read never changes the schema: run ``witskit db upgrade`` first) and
-    closed when the iterator is exhausted or closed. A SQLite file that does not exist raises
-    :class:`~witskit.storage.errors.DatabaseNotFound` instead of being created.
-    """
-    _no_running_loop("query_sync()")
-    return _sync_rows(url, source, codes, start, end, batch_size, timeout)
-
-
-def _sync_rows(
-    url: str | SecretLike,
-    source: str | Iterable[str] | None,
-    codes: str | Iterable[str] | None,
-    start: TimeBound,
-    end: TimeBound,
-    batch_size: int,
-    timeout: float,
-) -> Iterator[PointRow]:
-    from witskit.storage.store import Store
-
-    with asyncio.Runner() as runner:
-        store = runner.run(Store.open(url, migrate=False, pool_size=1, timeout=timeout, must_exist=True))
-        try:
-            batches = store.query_batches(
-                source=source, codes=codes, start=start, end=end, batch_size=batch_size
-            )
-            try:
-                while True:
-                    try:
-                        batch = runner.run(anext(batches))
-                    except StopAsyncIteration:
-                        break
-                    yield from batch
-            finally:
-                runner.run(batches.aclose())
-        finally:
-            runner.run(store.aclose())
-
-
+# pandas -----------------------------------------------------------------------------------------
 async def frame_from_batches(batches: AsyncIterator[list[PointRow]], *, wide: bool) -> DataFrame:
     """A DataFrame from query batches (see :func:`to_dataframe` for the columns)."""
-    pd = _pandas()
+    pd = import_pandas()
     cols: dict[str, list[Any]] = {"time": [], "source": [], "code": [], "value": [], "text": []}
     async for batch in batches:
         for r in batch:
@@ -347,39 +284,9 @@ async def frame_from_batches(batches: AsyncIterator[list[PointRow]], *, wide: bo
     return df.pivot_table(index=["source", "time"], columns="code", values="value", aggfunc="last")
 
 
-def _pandas() -> Any:
+def import_pandas() -> Any:
     try:
         # import_module: pandas is optional, and mypy must not need its stubs to check this file.
         return importlib.import_module("pandas")
     except ImportError:
         raise UsageError("to_dataframe needs pandas: pip install 'witskit[pandas]'") from None
-
-
-def to_dataframe(
-    url: str | SecretLike,
-    *,
-    source: str | Iterable[str] | None = None,
-    codes: str | Iterable[str] | None = None,
-    start: TimeBound = None,
-    end: TimeBound = None,
-    wide: bool = False,
-    timeout: float = 30.0,
-) -> DataFrame:
-    """Load points from the store at ``url`` into a pandas DataFrame (needs ``witskit[pandas]``).
-
-    Long format: columns ``time`` (UTC), ``source``, ``code``, ``value`` (float, NaN for null and
-    text readings) and ``text`` (the text of A items). ``wide=True`` pivots the numeric values to
-    one column per code, indexed by (source, time). Async code: ``await store.to_dataframe(...)``.
-    """
-    _pandas()  # fail before touching the database
-    _no_running_loop("to_dataframe()")
-    from witskit.storage.store import Store
-
-    async def run() -> DataFrame:
-        store = await Store.open(url, migrate=False, pool_size=1, timeout=timeout, must_exist=True)
-        try:
-            return await store.to_dataframe(source=source, codes=codes, start=start, end=end, wide=wide)
-        finally:
-            await store.aclose()
-
-    return asyncio.run(run())

@@ -23,7 +23,8 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from witskit.storage._base import BackendImpl, backend_for
+from witskit.storage._backends import backend_for
+from witskit.storage._base import BackendImpl
 from witskit.storage._url import ParsedURL, SecretLike, parse_url, sanitize_url
 
 __all__ = ["DatabaseConfig", "SecureDatabaseManager", "sanitize_url"]

@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from witskit.errors import UsageError
 from witskit.protocol.decoder import DecodedFrame, Value
-from witskit.storage._base import BackendImpl, Pending, ScanFilter, WriteRace, backend_for
+from witskit.storage._backends import backend_for
+from witskit.storage._base import BackendImpl, Pending, ScanFilter, WriteRace
 from witskit.storage._translate import translate
 from witskit.storage._url import SecretLike, parse_url
 from witskit.storage.errors import DatabaseNotFound, DatabaseUnavailable
@@ -134,13 +135,6 @@ class Store:
         self._closed = False
 
     # Opening and closing -------------------------------------------------------------------------
-    @staticmethod
-    def check_url(url: str | SecretLike) -> None:
-        """Raise :class:`~witskit.storage.StorageConfigError` unless ``url`` is a database URL
-        witskit can open: a known scheme, well formed, and for SQLite a file whose directory
-        exists. Nothing is opened or created, so a pipeline file can be checked before start."""
-        parse_url(url)
-
     @classmethod
     async def open(
         cls,
@@ -608,7 +602,7 @@ class Store:
     ) -> DataFrame:
         """Load a query into pandas (needs ``witskit[pandas]``).
 
-        Columns as :func:`witskit.storage.query.to_dataframe` describes.
+        Columns as :func:`witskit.storage.sync.to_dataframe` describes.
         """
         return await frame_from_batches(self.query_batches(source, codes, start, end), wide=wide)
 

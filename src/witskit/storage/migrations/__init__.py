@@ -28,7 +28,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from witskit.errors import UsageError
-from witskit.storage._base import BackendImpl, backend_for
+from witskit.storage._backends import backend_for
+from witskit.storage._base import BackendImpl
 from witskit.storage._translate import translate
 from witskit.storage._url import SecretLike, parse_url
 from witskit.storage.errors import DatabaseUnavailable, SchemaMismatch
