@@ -38,11 +38,6 @@ LAUNCHER = Path(__file__).with_name("serve_dashboard.py")
 START_TIMEOUT = 45.0
 
 
-def in_ci() -> bool:
-    """True under CI=true: a missing browser is a failure there, not a skip."""
-    return os.environ.get("CI", "").strip().lower() == "true"
-
-
 def browser_missing() -> str | None:
     """Why the browser tests cannot run, or None."""
     if importlib.util.find_spec("playwright") is None:

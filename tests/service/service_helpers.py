@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -45,11 +44,6 @@ ROLE_USERS: dict[str, list[str]] = {
     "viewer": [Role.VIEWER.value],
     "nobody": [],
 }
-
-
-def in_ci() -> bool:
-    """True under CI=true: nothing may be skipped."""
-    return os.environ.get("CI", "").strip().lower() == "true"
 
 
 def make_config(tmp: Path, **overrides: Any) -> WitsConfig:

@@ -27,6 +27,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from support.ci import in_ci
+
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 MYSQL_DEFAULT = "mysql://root@127.0.0.1:3306/test"
 BACKENDS = ("sqlite", "postgresql", "mysql")
@@ -38,11 +40,6 @@ _START = {
 }
 _PROBE_TIMEOUT = 3.0
 _START_WAIT = 30.0
-
-
-def in_ci() -> bool:
-    """True under ``CI=true``: an unreachable server is a failure, not a skip."""
-    return os.environ.get("CI", "").strip().lower() == "true"
 
 
 def _masked(url: str) -> str:
