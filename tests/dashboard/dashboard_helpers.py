@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,18 +187,6 @@ class Browser:
         # Chromium reports failed loads (a 401, a 404) as console errors too: none is expected.
         if message.type in ("error", "warning"):
             self.problems.append(f"console.{message.type}: {message.text}")
-
-
-def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned), or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
-        time.sleep(interval)
 
 
 #: The dashboard's static files, served to the harness page as they are (no service needed).

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from live_helpers import until
 from service_helpers import fast_hashing, make_config, sim_pipeline
 
+from support.waiting import until
 from witskit.monitoring.metrics import WitsMetrics
 
 
