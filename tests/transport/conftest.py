@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import os
 import socket
 import ssl
 import struct
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 import pytest
 import trustme
 
+from support.leaks import check_left, live_threads, socket_fds
 from witskit.transport.resilience import RetryPolicy
 
 #: How long tasks still running at the end of a test get to finish (a generator being finalised,
@@ -34,34 +33,10 @@ TIMEOUT = 10.0
 
 
 # Leak detection ---------------------------------------------------------------------------------
-def socket_fds() -> set[str]:
-    """The open socket file descriptors of this process, as ``"fd:socket:[inode]"``."""
-    found: set[str] = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):  # the fd of the listing itself is gone by now
-            link = os.readlink(f"/proc/self/fd/{fd}")
-            if link.startswith("socket:"):
-                found.add(f"{fd}:{link}")
-    return found
-
-
-def _threads() -> set[threading.Thread]:
-    # asyncio's default executor (getaddrinfo) lives until its loop closes, which is after this
-    # check for async tests; its threads are asyncio's, not the test's.
-    return {t for t in threading.enumerate() if not t.name.startswith("asyncio_")}
-
-
-def _check(before_fds: set[str], before_threads: set[threading.Thread]) -> None:
-    leaked = sorted(socket_fds() - before_fds)
-    assert not leaked, f"the test left {len(leaked)} socket(s) open: {leaked[:10]}"
-    threads = [t.name for t in _threads() - before_threads if t.is_alive()]
-    assert not threads, f"the test left threads running: {threads}"
-
-
 @pytest.fixture
 async def _async_no_leaks() -> AsyncIterator[None]:
     """Runs in the test's event loop: after the test, no other task may still be running."""
-    before_fds, before_threads = socket_fds(), _threads()
+    before_fds, before_threads = socket_fds(), live_threads()
     yield
     for _ in range(3):  # let asyncgen finalizers schedule their aclose() tasks
         await asyncio.sleep(0)
@@ -77,7 +52,7 @@ async def _async_no_leaks() -> AsyncIterator[None]:
         # AssertionError, not pytest.fail: a BaseException would break the event loop's runner.
         raise AssertionError(f"the test left {len(names)} asyncio task(s) running: {names}")
     await asyncio.sleep(0)  # transports closed by the last tasks release their sockets now
-    _check(before_fds, before_threads)
+    check_left(before_fds, before_threads)
 
 
 @pytest.fixture(autouse=True)
@@ -87,9 +62,9 @@ def _no_leaks(request: pytest.FixtureRequest) -> Any:
         request.getfixturevalue("_async_no_leaks")
         yield
         return
-    before_fds, before_threads = socket_fds(), _threads()
+    before_fds, before_threads = socket_fds(), live_threads()
     yield
-    _check(before_fds, before_threads)
+    check_left(before_fds, before_threads)
 
 
 # Small helpers ------------------------------------------------------------------------------------
