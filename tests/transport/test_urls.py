@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import witskit.transport
-from conftest import PKI, Peer, close_writer, push, take
+from support.edr import PKI, Peer, close_writer, push, take
 from witskit.errors import UsageError
 from witskit.protocol import WITSFrame, encode_frame, handshake_packet, request_packet
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
