@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from support.auth import login
+
 CHROMIUM = os.environ.get("WITSKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -58,14 +60,7 @@ class RunningService:
 
     def token(self, username: str | None = None, password: str | None = None) -> str:
         """An access token (the administrator's by default)."""
-        response = httpx.post(
-            f"{self.url}/api/v1/auth/token",
-            data={"username": username or self.admin, "password": password or self.password},
-            timeout=10,
-        )
-        response.raise_for_status()
-        token: str = response.json()["access_token"]
-        return token
+        return login(self.url, username or self.admin, password or self.password)
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         """A request to the API with a bearer token (the administrator's by default)."""

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from service_helpers import fast_hashing, make_config, sim_pipeline
+from service_helpers import make_config, sim_pipeline
 
+from support.auth import fast_hashing
 from support.waiting import until
 from witskit.monitoring.metrics import WitsMetrics
 
