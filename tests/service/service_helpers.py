@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -235,10 +233,3 @@ def live_server(
         assert not thread.is_alive(), "the server did not stop"
         if "error" in box:
             raise box["error"]  # the stop did not end cleanly (status 0)
-
-
-# The command line as a process ----------------------------------------------------------------
-def run_witskit(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m witskit *args`` to its end (60 s at most), its output captured as text."""
-    command = [sys.executable, "-m", "witskit", *args]
-    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
