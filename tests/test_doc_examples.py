@@ -42,7 +42,7 @@ DEDICATED: dict[tuple[str, str], str] = {
     ("docs/storage.md", "python"): "tests/storage/test_store_docs.py",
     ("docs/transports.md", "python"): "tests/transport/test_urls.py",
     ("docs/transports.md", "console"): "tests/transport/test_urls.py",
-    ("docs/serial_and_files.md", "python"): "tests/transport/test_file_source.py",
+    ("docs/serial_and_files.md", "python"): "tests/transport/test_file.py",
     ("docs/units.md", "python"): "tests/units/test_units.py",
 }
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from support.ci import in_ci
 from support.waiting import wait_until
 from witskit.pipeline import Pipeline, SQLSink
 from witskit.storage import Store
@@ -59,7 +60,7 @@ async def test_postgres_stopped_for_20_s_mid_stream_loses_and_duplicates_nothing
 ) -> None:
     reason = _can_stop_postgres()
     if reason:
-        if os.environ.get("CI", "").lower() == "true":
+        if in_ci():
             pytest.fail(reason)
         pytest.skip(reason)
     url = postgres_url

@@ -37,7 +37,7 @@ _START_WAIT = 30.0
 
 
 def _masked(url: str) -> str:
-    from witskit.storage._url import sanitize_url
+    from witskit.storage import sanitize_url
 
     return sanitize_url(url)
 
