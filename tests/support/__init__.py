@@ -8,5 +8,6 @@ conftest reaches this package the same way, whichever directory it is in.
 - ``leaks``: the check that a test left no socket open and no thread running.
 - ``databases``: the PostgreSQL and MariaDB servers on 127.0.0.1 and throw-away databases on them.
 - ``auth``: cheap Argon2id for tests, and logging in to a running service for a token.
+- ``commands``: ``python -m witskit`` and the documents' console lines as a user runs them.
 - ``edr``: a scriptable EDR server, a trustme PKI and small helpers for the transport tests.
 """
