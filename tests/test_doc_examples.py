@@ -14,7 +14,6 @@ nobody runs fails here, and an example's output cannot drift from what the code 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from typing import Any
 
 import pytest
 import typer
+
+from support.commands import clean_env, console_steps, run_shell, shows
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -41,7 +42,7 @@ DEDICATED: dict[tuple[str, str], str] = {
     ("docs/storage.md", "python"): "tests/storage/test_store_docs.py",
     ("docs/transports.md", "python"): "tests/transport/test_urls.py",
     ("docs/transports.md", "console"): "tests/transport/test_urls.py",
-    ("docs/serial_and_files.md", "python"): "tests/transport/test_file_source.py",
+    ("docs/serial_and_files.md", "python"): "tests/transport/test_file.py",
     ("docs/units.md", "python"): "tests/units/test_units.py",
 }
 
@@ -127,14 +128,7 @@ def test_every_witskit_command_in_the_docs_exists() -> None:
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WITS_")}
-    env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
-        WITS_DATA_DIR=str(tmp_path / "data"),
-        WITS_METRICS_ENABLED="false",
-        COLUMNS="100",
-    )
-    return env
+    return clean_env(WITS_DATA_DIR=str(tmp_path / "data"), WITS_METRICS_ENABLED="false", COLUMNS="100")
 
 
 _SEPARATOR = "\x00-- example --"
@@ -165,24 +159,8 @@ def test_python_examples_print_what_they_show(doc: str, tmp_path: Path, example_
 def test_console_examples_run_and_print_what_they_show(doc: str, tmp_path: Path) -> None:
     env = _env(tmp_path)
     for example in (e for e in EXAMPLES if e.doc == doc and e.kind == "console" and e.not_run is None):
-        steps: list[tuple[str, list[str]]] = []
-        for line in example.body.splitlines():
-            if line.startswith("$ "):
-                steps.append((line[2:].strip(), []))
-            elif steps and line.strip():
-                steps[-1][1].append(line)
-        for command, shown in steps:
-            proc = subprocess.run(
-                command,
-                shell=True,
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+        for command, shown in console_steps(example.body):
+            proc = run_shell(command, cwd=tmp_path, env=env)
             assert proc.returncode == 0, (example.where, command, proc.stderr[-2000:])
             for want in shown:
-                pattern = ".*".join(re.escape(part) for part in want.strip().split("..."))
-                assert re.search(pattern, proc.stdout + proc.stderr), (example.where, command, want)
+                assert shows(want, proc.stdout + proc.stderr), (example.where, command, want)

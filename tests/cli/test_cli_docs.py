@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
+
+from support.commands import console_steps, run_shell, shows
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 _BOX = set("┏┓┃┡┩│└┘━─╇┳┻╋")
@@ -18,19 +19,8 @@ _BOX = set("┏┓┃┡┩│└┘━─╇┳┻╋")
 
 def examples() -> list[tuple[str, list[str]]]:
     """(command, output lines shown under it) for every ``$`` line of every console block."""
-    out: list[tuple[str, list[str]]] = []
-    for body in re.findall(r"```console\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S):
-        for line in body.splitlines():
-            if line.startswith("$ "):
-                out.append((line[2:].strip(), []))
-            elif out:
-                out[-1][1].append(line)
-    return out
-
-
-def matches(shown: str, printed: str) -> bool:
-    pattern = ".*".join(re.escape(part) for part in shown.strip().split("..."))
-    return re.search(pattern, printed) is not None
+    blocks = re.findall(r"```console\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+    return [step for body in blocks for step in console_steps(body)]
 
 
 def test_the_doc_has_an_example_for_every_command() -> None:
@@ -57,22 +47,13 @@ def test_every_example_runs_and_prints_what_it_shows(tmp_path: Path) -> None:
     env["COLUMNS"] = "100"
     env.pop("NO_COLOR", None)
     for command, shown in examples():
-        proc = subprocess.run(
-            command,
-            shell=True,
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = run_shell(command, cwd=tmp_path, env=env)
         assert proc.returncode == 0, (command, proc.stdout[-2000:], proc.stderr[-2000:])
         printed = proc.stdout + proc.stderr
         for line in shown:
             if not line.strip() or _BOX & set(line):
                 continue
-            assert matches(line, printed), (command, line, printed[-3000:])
+            assert shows(line, printed), (command, line, printed[-3000:])
 
 
 def test_every_command_is_described_on_the_page() -> None:

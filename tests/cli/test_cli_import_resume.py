@@ -22,10 +22,7 @@ FRAMES = 6000
 BATCH = 50
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("WITS_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 def log_file(path: Path, frames: int, seed: int = 5) -> Path:

@@ -26,10 +26,7 @@ def sample(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("WITS_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

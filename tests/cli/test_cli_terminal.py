@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from support.commands import run_witskit
 from witskit.cli._decode import PROGRESS_THRESHOLD
 from witskit.simulator import DrillingSimulator
 
@@ -123,15 +124,7 @@ def test_a_taken_port_names_the_option_to_change_it(env: dict[str, str], tmp_pat
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = subprocess.run(
-            [sys.executable, "-m", "witskit", "run", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = run_witskit("run", "--port", str(port), env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
     line = next(ln for ln in proc.stderr.splitlines() if ln.startswith("error:"))
     assert f"127.0.0.1:{port}: address already in use" in line

@@ -19,10 +19,11 @@ from dashboard_helpers import (
     Browser,
     RunningService,
     browser_missing,
-    in_ci,
     start_service,
     stop_service,
 )
+
+from support.ci import in_ci
 
 
 @pytest.fixture(scope="module")

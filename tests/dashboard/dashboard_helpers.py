@@ -15,12 +15,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from support.auth import login
 
 CHROMIUM = os.environ.get("WITSKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,11 +37,6 @@ CHROMIUM_ARGS = [
 LAUNCHER = Path(__file__).with_name("serve_dashboard.py")
 #: How long the service may take to print its URL and credentials.
 START_TIMEOUT = 45.0
-
-
-def in_ci() -> bool:
-    """True under CI=true: a missing browser is a failure there, not a skip."""
-    return os.environ.get("CI", "").strip().lower() == "true"
 
 
 def browser_missing() -> str | None:
@@ -64,14 +60,7 @@ class RunningService:
 
     def token(self, username: str | None = None, password: str | None = None) -> str:
         """An access token (the administrator's by default)."""
-        response = httpx.post(
-            f"{self.url}/api/v1/auth/token",
-            data={"username": username or self.admin, "password": password or self.password},
-            timeout=10,
-        )
-        response.raise_for_status()
-        token: str = response.json()["access_token"]
-        return token
+        return login(self.url, username or self.admin, password or self.password)
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         """A request to the API with a bearer token (the administrator's by default)."""
@@ -193,18 +182,6 @@ class Browser:
         # Chromium reports failed loads (a 401, a 404) as console errors too: none is expected.
         if message.type in ("error", "warning"):
             self.problems.append(f"console.{message.type}: {message.text}")
-
-
-def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned), or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
-        time.sleep(interval)
 
 
 #: The dashboard's static files, served to the harness page as they are (no service needed).

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from dashboard_helpers import Browser, RunningService, wait_until
+from dashboard_helpers import Browser, RunningService
+
+from support.waiting import wait_until
 
 
 def test_the_api_docs_work_from_this_origin_and_keep_no_credential(

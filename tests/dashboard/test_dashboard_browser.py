@@ -20,7 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_helpers import Browser, RunningService, start_service, stop_service, wait_until
+from dashboard_helpers import Browser, RunningService, start_service, stop_service
+
+from support.waiting import wait_until
 
 TILE_CODES = ["DBTM", "DMEA", "ROPA", "HKLA", "WOBA", "RPMA", "TQA", "SPPA", "MFIA", "TVA"]
 M_PER_FT = 0.3048

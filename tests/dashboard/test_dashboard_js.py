@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dashboard_helpers import in_ci
+
+from support.ci import in_ci
 
 JS_TESTS = Path(__file__).with_name("js")
 STATIC_JS = Path(__file__).resolve().parents[2] / "src" / "witskit" / "service" / "static" / "js"

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_helpers import BACKENDS, database
+from live_helpers import database
 from service_helpers import Running, make_config, running_service, sim_pipeline
+
+from support.databases import BACKENDS
 
 
 @pytest.fixture

@@ -2,8 +2,7 @@
 socket (in the test's loop or in a thread of its own), and ``python -m witskit`` as a process.
 
 Nothing is mocked: the service opens its store (migrated), its accounts and its pipeline exactly
-as ``witskit run`` does. Only the Argon2 cost is lowered (the algorithm stays Argon2id), so that a
-test creating five users does not spend a second hashing.
+as ``witskit run`` does. Only the Argon2 cost is lowered (``support.auth``).
 """
 
 from __future__ import annotations
@@ -11,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -23,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
+from support.auth import fast_argon2_everywhere, fast_hashing, login, login_async
 from witskit.config import PipelineConfig, SourceConfig, WitsConfig
 from witskit.monitoring.metrics import WitsMetrics
 from witskit.security.auth import User
@@ -47,11 +42,6 @@ ROLE_USERS: dict[str, list[str]] = {
 }
 
 
-def in_ci() -> bool:
-    """True under CI=true: nothing may be skipped."""
-    return os.environ.get("CI", "").strip().lower() == "true"
-
-
 def make_config(tmp: Path, **overrides: Any) -> WitsConfig:
     """Settings for a service in ``tmp`` (the environment and .env are not consulted)."""
     values: dict[str, Any] = {
@@ -71,13 +61,6 @@ def reset_logging() -> None:
     root.handlers = [h for h in root.handlers if h.get_name() != "witskit"]
     root.setLevel(logging.WARNING)
     structlog.reset_defaults()
-
-
-def fast_hashing(service: Any) -> None:
-    """Cheap Argon2id parameters for tests (the production ones cost ~50 ms per hash)."""
-    service.identity.auth.pwd_context = PasswordHash(
-        (Argon2Hasher(time_cost=1, memory_cost=64, parallelism=1),)
-    )
 
 
 def sim_pipeline(rate: float = 20.0) -> PipelineConfig:
@@ -190,9 +173,7 @@ async def admin_auth(bound: Bound) -> dict[str, str]:
     """The Authorization header of the administrator that ``serve()`` created at its first start."""
     assert bound.admin_credentials is not None
     name, password = bound.admin_credentials
-    async with httpx.AsyncClient(base_url=bound.url, timeout=10) as http:
-        token = await http.post("/api/v1/auth/token", data={"username": name, "password": password})
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return {"Authorization": f"Bearer {await login_async(bound.url, name, password)}"}
 
 
 # The same in another thread (for synchronous clients such as schemathesis) --------------------
@@ -215,15 +196,6 @@ def live_server(
 
     Argon2id runs with cheap parameters meanwhile (the server builds its own AuthManager).
     """
-    import functools
-
-    import witskit.security.auth as auth_module
-
-    original_hasher = auth_module.Argon2Hasher
-    auth_module.Argon2Hasher = functools.partial(  # type: ignore[misc]
-        original_hasher, time_cost=1, memory_cost=64, parallelism=1
-    )
-
     ready = threading.Event()
     box: dict[str, Any] = {}
 
@@ -244,20 +216,15 @@ def live_server(
             ready.set()
 
     thread = threading.Thread(target=main, name="witskit-live-server", daemon=True)
-    thread.start()
-    try:
+    with fast_argon2_everywhere():
+        thread.start()
         assert ready.wait(30), "the server did not start"
-    finally:
-        auth_module.Argon2Hasher = original_hasher  # type: ignore[misc]
     if "error" in box:
         raise box["error"]
     bound = box["bound"]
     assert bound.admin_credentials is not None
     name, password = bound.admin_credentials
-    token = httpx.post(
-        f"{bound.url}/api/v1/auth/token", data={"username": name, "password": password}
-    ).json()["access_token"]
-    server = LiveServer(bound.url, token, box["loop"], box["stop"], thread)
+    server = LiveServer(bound.url, login(bound.url, name, password), box["loop"], box["stop"], thread)
     try:
         yield server
     finally:
@@ -266,10 +233,3 @@ def live_server(
         assert not thread.is_alive(), "the server did not stop"
         if "error" in box:
             raise box["error"]  # the stop did not end cleanly (status 0)
-
-
-# The command line as a process ----------------------------------------------------------------
-def run_witskit(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m witskit *args`` to its end (60 s at most), its output captured as text."""
-    command = [sys.executable, "-m", "witskit", *args]
-    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)

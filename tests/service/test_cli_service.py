@@ -21,7 +21,9 @@ import httpx
 import pytest
 import yaml
 from live_helpers import free_port
-from service_helpers import in_ci, run_witskit
+
+from support.ci import in_ci
+from support.commands import run_witskit
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVING = re.compile(r"WitsKit is serving at (http://\S+)")

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_helpers import until
 from service_helpers import make_config, running_service, serving, sim_pipeline
 
+from support.waiting import until
 from witskit.service.accounts import AccountStore
 from witskit.storage.store import Store
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -11,6 +10,8 @@ from typing import Any
 
 import pytest
 from service_helpers import Running
+
+from support.waiting import until
 
 
 async def store(svc: Running, frames: list[Any]) -> None:
@@ -126,16 +127,6 @@ async def test_symbols(svc: Running) -> None:
     assert (await svc.client.get("/api/v1/symbols/9999", headers=svc.auth("viewer"))).status_code == 404
 
 
-async def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 async def test_ingest_feeds_sources_latest_metrics_and_health(ingesting: Running) -> None:
     svc = ingesting
     auth = svc.auth("operator")
@@ -144,7 +135,7 @@ async def test_ingest_feeds_sources_latest_metrics_and_health(ingesting: Running
         sources = (await svc.client.get("/api/v1/sources", headers=auth)).json()
         return sources and sources[0]["frame_count"] >= 3
 
-    await wait_for(stored)
+    await until(stored, 10.0, 0.05)
     sources = (await svc.client.get("/api/v1/sources", headers=auth)).json()
     assert sources[0]["name"] == "rig-1"
     assert sources[0]["connection"] == "running"
@@ -188,7 +179,7 @@ async def test_connections_are_managed_at_run_time(ingesting: Running) -> None:
         names = [s["name"] for s in (await svc.client.get("/api/v1/sources", headers=auth)).json()]
         return "rig-2" in names
 
-    await wait_for(rig2_stored)
+    await until(rig2_stored, 10.0, 0.05)
     stopped = await svc.client.post("/api/v1/connections/rig-2/stop", headers=auth)
     assert stopped.json()["state"] == "stopped"
     started = await svc.client.post("/api/v1/connections/rig-2/start", headers=auth)

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from live_helpers import database, free_port, until
+from live_helpers import database, free_port
 from service_helpers import make_config, serving, sim_pipeline
 
+from support.waiting import until
 from witskit.storage import Store
 
 

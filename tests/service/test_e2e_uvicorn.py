@@ -14,11 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from live_helpers import free_port, until
+from live_helpers import free_port
 from service_helpers import admin_auth, make_config, serving, sim_pipeline
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from support.waiting import until
 from witskit.config import WitsConfig
 from witskit.storage.store import Store
 

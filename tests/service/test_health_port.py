@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from live_helpers import free_port
-from service_helpers import make_config, run_witskit, serving, sim_pipeline
+from service_helpers import make_config, serving, sim_pipeline
 
+from support.commands import run_witskit
 from witskit.config import ConfigError, WitsConfig, load_config
 from witskit.errors import UsageError
 from witskit.service.accounts import AccountStore

@@ -19,10 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
-from live_helpers import depth_of, make_frame, until
+from live_helpers import depth_of, make_frame
 from service_helpers import admin_auth, make_config, serving
 from websockets.asyncio.client import connect
 
+from support.waiting import until
 from witskit.service.runtime import Bound
 from witskit.storage.store import Store
 

@@ -23,9 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
-from live_helpers import BACKENDS, database
+from live_helpers import database
 from service_helpers import PASSWORD, make_config, running_service
 
+from support.databases import BACKENDS
 from witskit.security.auth import TokenType
 from witskit.service.accounts import RefreshSessionRecord
 from witskit.service.throttling import LoginThrottle

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from live_helpers import until
-from service_helpers import fast_hashing, make_config, sim_pipeline
+from service_helpers import make_config, sim_pipeline
 
+from support.auth import fast_hashing
+from support.waiting import until
 from witskit.monitoring.metrics import WitsMetrics
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_helpers import depth_of, make_frame, until
+from live_helpers import depth_of, make_frame
 from sqlalchemy import event
 
+from support.waiting import until
 from witskit.pipeline import LiveHub, Subscription
 from witskit.protocol import DecodedFrame, WITSDecoder
 from witskit.service.tailer import FrameTailer

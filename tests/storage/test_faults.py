@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from support.ci import in_ci
+from support.waiting import wait_until
 from witskit.pipeline import Pipeline, SQLSink
 from witskit.storage import Store
 from witskit.storage.spool import Spool
@@ -58,7 +60,7 @@ async def test_postgres_stopped_for_20_s_mid_stream_loses_and_duplicates_nothing
 ) -> None:
     reason = _can_stop_postgres()
     if reason:
-        if os.environ.get("CI", "").lower() == "true":
+        if in_ci():
             pytest.fail(reason)
         pytest.skip(reason)
     url = postgres_url
@@ -212,11 +214,10 @@ def _lines(stream: Any, into: list[str]) -> threading.Thread:
 
 
 def _wait(check: Callable[[], bool], what: str, *, stderr: list[str], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; stderr:\n{''.join(stderr)}")
-        time.sleep(0.05)
+    try:
+        wait_until(check, timeout, 0.05, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; stderr:\n{''.join(stderr)}") from None
 
 
 def test_a_full_disk_pauses_ingest_and_loses_nothing_when_space_returns(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ import tracemalloc
 
 import pytest
 
-from conftest import close_writer, push, take, wait_until
+from support.edr import close_writer, push, take
+from support.waiting import until
 from witskit.errors import ConnectError, FrameError, UsageError
 from witskit.protocol import WITSFrame, encode_frame
 from witskit.protocol.limits import DEFAULT_MAX_LINE_LENGTH, EXCERPT_BYTES
@@ -68,7 +69,7 @@ async def test_three_hundred_concurrent_connections() -> None:
         assert listener.active_connections == count
         assert len(listener.peers) == count
         await asyncio.gather(*(close_writer(w) for _, w in clients))
-        await wait_until(lambda: listener.active_connections == 0)
+        await until(lambda: listener.active_connections == 0)
     assert {rig_of(e) for e in events} == {f"0101RIG-{i}".encode() for i in range(count)}
     assert len({e.source for e in events}) == count
     assert listener.accepted == count
@@ -87,7 +88,7 @@ async def test_over_max_connections_new_peers_are_refused() -> None:
         await close_writer(extra)
         assert listener.refused == 1
         await close_writer(writers.pop())
-        await wait_until(lambda: listener.active_connections == 2)
+        await until(lambda: listener.active_connections == 2)
         writers.append((await push(listener.port, frame(7)))[1])  # a slot is free again
         assert rig_of((await take(listener, 1))[0]) == b"0101RIG-7"
         for writer in writers:
@@ -146,7 +147,7 @@ async def test_silent_and_slowloris_peers_do_not_block_another_peer() -> None:
                 slow.write(bytes([byte]))
 
         trickle = asyncio.create_task(one_byte_per_second())
-        await wait_until(lambda: listener.active_connections == 2)
+        await until(lambda: listener.active_connections == 2)
         _, busy = await push(listener.port, frame(1, 0) + frame(1, 1) + frame(1, 2))
         events = await take(listener, 3)
         assert [e.source for e in events] == [tag(listener, busy)] * 3
@@ -164,7 +165,7 @@ async def test_a_silent_peer_is_dropped_after_the_idle_timeout() -> None:
         async with asyncio.timeout(5):
             assert await reader.read() == b""  # we closed it
         await close_writer(silent)
-        await wait_until(lambda: listener.active_connections == 0)
+        await until(lambda: listener.active_connections == 0)
     (drop,) = [s for s in statuses if s.state is LinkState.DISCONNECTED]
     assert "idle timeout" in (drop.error or "")
 
@@ -240,7 +241,7 @@ async def test_a_full_queue_pauses_reading_and_loses_nothing() -> None:
         writer.write(payload)  # ~19 MB: more than the socket buffers hold
         # Nobody consumes: the queue fills, the listener stops reading, and the sender's buffer
         # stays full instead of the listener's memory growing.
-        await wait_until(lambda: writer.transport.get_write_buffer_size() > 0 and listener._queue.full())
+        await until(lambda: writer.transport.get_write_buffer_size() > 0 and listener._queue.full())
         await asyncio.sleep(0.2)
         assert listener._queue.qsize() == 4
         assert writer.transport.get_write_buffer_size() > 0
@@ -264,7 +265,7 @@ async def test_aclose_closes_every_connection_and_ends_the_iteration() -> None:
             got.append(event)
 
     consumer = asyncio.create_task(consume())
-    await wait_until(lambda: len(got) == 3)
+    await until(lambda: len(got) == 3)
     await listener.aclose()
     async with asyncio.timeout(5):
         await consumer

@@ -11,7 +11,8 @@ import logging
 
 import pytest
 
-from conftest import close_writer, push, take, wait_until
+from support.edr import close_writer, push, take
+from support.waiting import until
 from witskit.errors import UsageError
 from witskit.protocol import encode_frame
 from witskit.transport import LinkState, LinkStatus, ListenerSource, open_source
@@ -81,7 +82,7 @@ async def test_past_max_sources_new_peers_are_refused_known_and_named_ones_are_n
         with contextlib.suppress(ConnectionResetError):
             assert await reader.read() == b""  # refused: closed (reset) without a byte read
         await close_writer(stranger)
-        await wait_until(lambda: listener.refused == 1)
+        await until(lambda: listener.refused == 1)
         assert await send_once(listener, "127.0.0.2") == f"{listener.name}/127.0.0.2"  # known
         assert await send_once(listener, "127.0.0.9") == "rig-9"  # named: always accepted
     assert listener.accepted == 4
@@ -100,19 +101,19 @@ async def test_peers_that_send_nothing_do_not_use_up_max_sources() -> None:
     async with ListenerSource("127.0.0.1", 0, max_sources=2) as listener:
         for address in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
             _, silent = await push(listener.port, b"", local_addr=(address, 0))
-            await wait_until(lambda: listener.active_connections == 1)
+            await until(lambda: listener.active_connections == 1)
             await close_writer(silent)
-            await wait_until(lambda: listener.active_connections == 0)
+            await until(lambda: listener.active_connections == 0)
         assert await send_once(listener, "127.0.0.5") == f"{listener.name}/127.0.0.5"
         # While connected, a silent peer holds its place: the bound is never passed.
         _, silent = await push(listener.port, b"", local_addr=("127.0.0.6", 0))
-        await wait_until(lambda: listener.active_connections == 1)
+        await until(lambda: listener.active_connections == 1)
         reader, late = await push(listener.port, FRAME, local_addr=("127.0.0.7", 0))
         with contextlib.suppress(ConnectionResetError):
             assert await reader.read() == b""  # refused
         await close_writer(late)
         await close_writer(silent)
-        await wait_until(lambda: listener.active_connections == 0)
+        await until(lambda: listener.active_connections == 0)
         assert await send_once(listener, "127.0.0.7") == f"{listener.name}/127.0.0.7"
     assert listener.sources == [f"{listener.name}/127.0.0.5", f"{listener.name}/127.0.0.7"]
     assert listener.refused == 1
@@ -127,7 +128,7 @@ async def test_listening_and_every_peer_are_logged_at_info(caplog: pytest.LogCap
         await take(listener, 2)
         peer = f"127.0.0.1:{writer.get_extra_info('sockname')[1]}"
         await close_writer(writer)
-        await wait_until(lambda: listener.active_connections == 0)
+        await until(lambda: listener.active_connections == 0)
     lines = [r.getMessage() for r in caplog.records if r.name == "witskit.transport"]
     assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "witskit.transport")
     source = f"{listener.name}/127.0.0.1"

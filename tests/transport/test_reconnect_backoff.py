@@ -14,7 +14,8 @@ import socket
 
 import pytest
 
-from conftest import Peer, take, wait_until
+from support.edr import Peer, take
+from support.waiting import until
 from witskit.errors import ConnectError, ConnectionClosed, TransportError
 from witskit.protocol import encode_frame
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
@@ -152,7 +153,7 @@ async def test_after_a_long_refusal_the_link_is_back_within_the_cap() -> None:
         async with asyncio.timeout(5):
             await accepted.wait()
         back_after = asyncio.get_running_loop().time() - listening
-        await wait_until(lambda: len(got) == 1)
+        await until(lambda: len(got) == 1)
     finally:
         await src.aclose()
         async with asyncio.timeout(5):

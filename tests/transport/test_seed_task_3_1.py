@@ -11,7 +11,7 @@ from typing import List  # noqa: UP035 - the plan's annotation
 
 import pytest
 
-from conftest import Peer, fast_retry, take
+from support.edr import Peer, fast_retry, take
 from witskit.errors import ConnectionLost
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
 from witskit.transport.async_tcp_reader import AsyncTCPReader

@@ -22,6 +22,7 @@ import pytest
 import serial  # type: ignore[import-untyped]
 import serial.serialutil  # type: ignore[import-untyped]
 
+from support.waiting import until
 from witskit.errors import FrameError, SerialPortError, TransportError, UsageError, WitsKitError
 from witskit.protocol import WITSFrame
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
@@ -115,14 +116,6 @@ def plug(port: Path, rigs: list[Rig]) -> Callable[[], Rig]:
 
 async def next_event(it: AsyncIterator[SourceEvent]) -> SourceEvent:
     return await asyncio.wait_for(anext(it), WAIT)
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), WAIT)
 
 
 async def close(src: SerialSource, it: AsyncIterator[SourceEvent]) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from conftest import PKI, Peer, close_writer, fast_retry, push, take, wait_until
+from support.edr import PKI, Peer, close_writer, fast_retry, push, take
+from support.waiting import until
 from witskit.errors import TLSError, TransportError, UsageError
 from witskit.protocol import WITSFrame, encode_frame
 from witskit.transport import LinkState, LinkStatus, ListenerSource, SecureTCPReader, TCPSource
@@ -165,7 +166,7 @@ async def test_a_client_limited_to_tls_1_1_is_refused_by_our_listener(pki: PKI) 
         # sees a reset or an SSL error; the server's own reason is checked below.
         with pytest.raises(OSError):
             await push(listener.port, FRAME, ssl_context=old)
-        await wait_until(lambda: listener.refused == 1)
+        await until(lambda: listener.refused == 1)
         _, writer = await push(listener.port, FRAME, ssl_context=client_context(pki.ca_file))
         events = await take(listener, 1)
         await close_writer(writer)
@@ -197,7 +198,7 @@ async def test_mtls_listener_refuses_clients_without_a_trusted_certificate(pki: 
                     async with asyncio.timeout(5):
                         await reader.readexactly(1)
                 await close_writer(writer)
-            await wait_until(lambda count=count: listener.refused == count)
+            await until(lambda count=count: listener.refused == count)
 
         good = client_context(pki.ca_file, pki.client_cert, pki.client_key)
         _, writer = await push(listener.port, FRAME, ssl_context=good)
@@ -230,7 +231,7 @@ async def test_a_peer_that_never_starts_the_handshake_is_dropped(pki: PKI) -> No
         async with asyncio.timeout(5):
             assert await reader.read() == b""
         await close_writer(writer)
-        await wait_until(lambda: listener.refused == 1)
+        await until(lambda: listener.refused == 1)
     assert listener.accepted == 0
 
 

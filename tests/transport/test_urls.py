@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import witskit.transport
-from conftest import PKI, Peer, close_writer, push, take
+from support.commands import run_shell
+from support.edr import PKI, Peer, close_writer, push, take
 from witskit.errors import UsageError
 from witskit.protocol import WITSFrame, encode_frame, handshake_packet, request_packet
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
@@ -284,15 +285,7 @@ def test_the_doc_examples_run_in_order_and_print_what_they_say(
         if lang == "console":
             for line in body.splitlines():
                 if line.startswith("$ "):
-                    done = subprocess.run(
-                        line[2:],
-                        check=False,
-                        shell=True,
-                        cwd=tmp_path,
-                        capture_output=True,
-                        text=True,
-                        timeout=60,
-                    )
+                    done = run_shell(line[2:], cwd=tmp_path, timeout=60)
                     assert done.returncode == 0, (line, done.stderr[-2000:])
             continue
         exec(compile(body, f"docs/transports.md block {index}", "exec"), namespace)

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import EDRServer, Peer, fast_retry, take, wait_until
+from support.edr import EDRServer, Peer, fast_retry, take
+from support.waiting import until
 from witskit.errors import ConnectError, ConnectionLost, FrameError, TLSError, TransportError
 from witskit.protocol import WITSDecoder, WITSFrame, encode_frame, request_packet
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
@@ -63,7 +64,7 @@ async def test_handshake_can_be_turned_off(edr) -> None:
     src = source(server.port, handshake=None)
     assert len(await take(src, 1)) == 1
     await src.aclose()
-    await wait_until(lambda: server.peers[0].eof)
+    await until(lambda: server.peers[0].eof)
     assert server.peers[0].received == b""
 
 
@@ -209,7 +210,7 @@ async def test_aclose_ends_a_running_stream(edr) -> None:
             got.append(event)
 
     task = asyncio.create_task(consume())
-    await wait_until(lambda: len(got) == 1)
+    await until(lambda: len(got) == 1)
     await src.aclose()
     async with asyncio.timeout(5):
         await task

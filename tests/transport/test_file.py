@@ -7,11 +7,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from support.waiting import until
 from witskit.errors import FrameError, SourceFileError, UsageError
 from witskit.protocol import WITSFrame, iter_frames
 from witskit.transport.base import SourceEvent
@@ -50,16 +51,6 @@ async def next_event(it: AsyncIterator[SourceEvent]) -> SourceEvent:
 
 async def take(it: AsyncIterator[SourceEvent], n: int) -> list[SourceEvent]:
     return [await next_event(it) for _ in range(n)]
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait (bounded) until ``condition()`` holds."""
-
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), WAIT)
 
 
 def append(path: Path, data: bytes) -> None:
