@@ -9,7 +9,8 @@ import contextlib
 
 import pytest
 
-from conftest import Peer, close_writer, fast_retry, push, take, wait_until
+from support.edr import Peer, close_writer, fast_retry, push, take
+from support.waiting import until
 from witskit.errors import ConnectError, FrameError
 from witskit.transport import (
     ErrorCategory,
@@ -75,7 +76,7 @@ async def test_a_refused_peer_is_one_status_and_the_handler_fed_from_it_records_
             with contextlib.suppress(ConnectionResetError):
                 assert await reader.read() == b""
         await close_writer(stranger)
-        await wait_until(lambda: listener.refused == 1)
+        await until(lambda: listener.refused == 1)
     refused = [s for s in statuses if s.error is not None]
     assert [s.kind for s in refused] == ["refused"]
     assert len(given_records) == len(fed_records) == 1
