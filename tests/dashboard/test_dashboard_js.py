@@ -1,4 +1,5 @@
-"""The dashboard's pure JavaScript (``static/js/scales.js``), tested with ``node --test``.
+"""The dashboard's DOM-free JavaScript (scales, view window, loader, rig picker, readings), tested
+with ``node --test``.
 
 The tests are ``tests/dashboard/js/*.test.mjs``; they import the served modules as they are (plain
 ES modules, no build). Without Node they are skipped, except under ``CI=true``, where they fail.
