@@ -11,31 +11,17 @@ create exactly what it created the day it was written, whatever ``schema.py`` sa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
+from witskit.storage.migrations._types import MYSQL_TABLE, utc_type
+
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-_MYSQL: dict[str, Any] = {
-    "mysql_engine": "InnoDB",
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-}
-
-
-def _utc() -> sa.types.TypeEngine[Any]:
-    # timestamptz; DATETIME(6) holding UTC on MySQL; integer microseconds since 1970 UTC on SQLite.
-    return (
-        sa.DateTime(timezone=True)
-        .with_variant(sa.BigInteger(), "sqlite")
-        .with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-    )
 
 
 def upgrade() -> None:
@@ -44,31 +30,31 @@ def upgrade() -> None:
         "sources",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("name", sa.String(255), nullable=False),
-        sa.Column("created_at", _utc(), nullable=False),
-        sa.Column("first_time", _utc(), nullable=True),
-        sa.Column("last_time", _utc(), nullable=True),
+        sa.Column("created_at", utc_type(), nullable=False),
+        sa.Column("first_time", utc_type(), nullable=True),
+        sa.Column("last_time", utc_type(), nullable=True),
         sa.Column("frame_count", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("point_count", sa.BigInteger(), nullable=False, server_default="0"),
         sa.UniqueConstraint("name", name="uq_sources_name"),
-        **_MYSQL,
+        **MYSQL_TABLE,
     )
     op.create_table(
         "frames",
         sa.Column("source_id", sa.Integer(), nullable=False),
         sa.Column("frame_key", sa.BigInteger(), nullable=False),
-        sa.Column("received_at", _utc(), nullable=False),
-        sa.Column("frame_time", _utc(), nullable=False),
+        sa.Column("received_at", utc_type(), nullable=False),
+        sa.Column("frame_time", utc_type(), nullable=False),
         sa.Column(
             "raw", sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb"), nullable=False
         ),
         sa.Column("errors", sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=True),
         sa.PrimaryKeyConstraint("source_id", "frame_key"),
-        **_MYSQL,
+        **MYSQL_TABLE,
     )
     op.create_table(
         "points",
         sa.Column("frame_key", sa.BigInteger(), nullable=False),
-        sa.Column("time", _utc(), nullable=False),
+        sa.Column("time", utc_type(), nullable=False),
         sa.Column("value_num", sa.Double(), nullable=True),
         sa.Column("source_id", sa.Integer(), nullable=False),
         sa.Column("idx", sa.SmallInteger(), nullable=False),
@@ -82,7 +68,7 @@ def upgrade() -> None:
         sa.Column("value_text", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("source_id", "code", "time", "frame_key", "idx"),
         sqlite_with_rowid=False,
-        **_MYSQL,
+        **MYSQL_TABLE,
     )
 
 

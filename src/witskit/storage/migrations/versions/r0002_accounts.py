@@ -11,31 +11,16 @@ spelled out here so this migration keeps creating what it created the day it was
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from witskit.storage.migrations._types import MYSQL_TABLE, utc_type
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-_MYSQL: dict[str, Any] = {
-    "mysql_engine": "InnoDB",
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-}
-
-
-def _utc() -> sa.types.TypeEngine[Any]:
-    # As in 0001: timestamptz; DATETIME(6) holding UTC on MySQL; integer microseconds on SQLite.
-    return (
-        sa.DateTime(timezone=True)
-        .with_variant(sa.BigInteger(), "sqlite")
-        .with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-    )
 
 
 def upgrade() -> None:
@@ -48,12 +33,12 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(255), nullable=False),
         sa.Column("roles", sa.String(255), nullable=False, server_default=""),
         sa.Column("is_active", sa.Boolean(), nullable=False, server_default=sa.true()),
-        sa.Column("created_at", _utc(), nullable=False),
-        sa.Column("updated_at", _utc(), nullable=False),
-        sa.Column("last_login_at", _utc(), nullable=True),
-        sa.Column("tokens_valid_after", _utc(), nullable=True),
+        sa.Column("created_at", utc_type(), nullable=False),
+        sa.Column("updated_at", utc_type(), nullable=False),
+        sa.Column("last_login_at", utc_type(), nullable=True),
+        sa.Column("tokens_valid_after", utc_type(), nullable=True),
         sa.UniqueConstraint("username", name="uq_users_username"),
-        **_MYSQL,
+        **MYSQL_TABLE,
     )
     op.create_table(
         "api_keys",
@@ -63,20 +48,20 @@ def upgrade() -> None:
         sa.Column("key_hash", sa.String(64), nullable=False),
         sa.Column("roles", sa.String(255), nullable=False, server_default=""),
         sa.Column("owner", sa.String(64), nullable=True),
-        sa.Column("created_at", _utc(), nullable=False),
-        sa.Column("expires_at", _utc(), nullable=True),
-        sa.Column("last_used_at", _utc(), nullable=True),
-        sa.Column("revoked_at", _utc(), nullable=True),
+        sa.Column("created_at", utc_type(), nullable=False),
+        sa.Column("expires_at", utc_type(), nullable=True),
+        sa.Column("last_used_at", utc_type(), nullable=True),
+        sa.Column("revoked_at", utc_type(), nullable=True),
         sa.UniqueConstraint("key_id", name="uq_api_keys_key_id"),
         sa.UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
-        **_MYSQL,
+        **MYSQL_TABLE,
     )
     op.create_table(
         "audit_log",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
         ),
-        sa.Column("at", _utc(), nullable=False),
+        sa.Column("at", utc_type(), nullable=False),
         sa.Column("actor", sa.String(255), nullable=True),
         sa.Column("action", sa.String(64), nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
@@ -84,7 +69,7 @@ def upgrade() -> None:
         sa.Column("client", sa.String(64), nullable=True),
         sa.Column("request_id", sa.String(64), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
-        **_MYSQL,
+        **MYSQL_TABLE,
     )
     op.create_index("ix_audit_log_at", "audit_log", ["at"])
 

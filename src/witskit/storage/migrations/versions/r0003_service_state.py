@@ -19,31 +19,16 @@ It also indexes ``frames`` by (source, frame time), which ``witskit serve`` tail
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from witskit.storage.migrations._types import MYSQL_TABLE, utc_type
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-_MYSQL: dict[str, Any] = {
-    "mysql_engine": "InnoDB",
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-}
-
-
-def _utc() -> sa.types.TypeEngine[Any]:
-    # As in 0001: timestamptz; DATETIME(6) holding UTC on MySQL; integer microseconds on SQLite.
-    return (
-        sa.DateTime(timezone=True)
-        .with_variant(sa.BigInteger(), "sqlite")
-        .with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-    )
 
 
 def upgrade() -> None:
@@ -54,12 +39,12 @@ def upgrade() -> None:
         sa.Column("jti", sa.String(64), primary_key=True),
         sa.Column("family", sa.String(64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("issued_at", _utc(), nullable=False),
-        sa.Column("expires_at", _utc(), nullable=False),
-        sa.Column("used_at", _utc(), nullable=True),
-        sa.Column("revoked_at", _utc(), nullable=True),
+        sa.Column("issued_at", utc_type(), nullable=False),
+        sa.Column("expires_at", utc_type(), nullable=False),
+        sa.Column("used_at", utc_type(), nullable=True),
+        sa.Column("revoked_at", utc_type(), nullable=True),
         sa.Column("client", sa.String(64), nullable=True),
-        **_MYSQL,
+        **MYSQL_TABLE,
     )
     op.create_index("ix_refresh_sessions_family", "refresh_sessions", ["family"])
     op.create_index("ix_refresh_sessions_user_id", "refresh_sessions", ["user_id"])
@@ -68,18 +53,18 @@ def upgrade() -> None:
         sa.Column("name", sa.String(100), primary_key=True),
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
-        sa.Column("created_at", _utc(), nullable=False),
-        sa.Column("updated_at", _utc(), nullable=False),
+        sa.Column("created_at", utc_type(), nullable=False),
+        sa.Column("updated_at", utc_type(), nullable=False),
         sa.Column("created_by", sa.String(255), nullable=True),
-        **_MYSQL,
+        **MYSQL_TABLE,
     )
     op.create_table(
         "login_throttle",
         sa.Column("key", sa.String(255), primary_key=True),
         sa.Column("failures", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("window_start", _utc(), nullable=False),
-        sa.Column("locked_until", _utc(), nullable=True),
-        **_MYSQL,
+        sa.Column("window_start", utc_type(), nullable=False),
+        sa.Column("locked_until", utc_type(), nullable=True),
+        **MYSQL_TABLE,
     )
 
 

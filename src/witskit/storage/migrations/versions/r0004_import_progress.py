@@ -12,31 +12,16 @@ batch was committed. The table is described in ``witskit.storage.schema``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from witskit.storage.migrations._types import MYSQL_TABLE, utc_type
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-_MYSQL: dict[str, Any] = {
-    "mysql_engine": "InnoDB",
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-}
-
-
-def _utc() -> sa.types.TypeEngine[Any]:
-    # As in 0001: timestamptz; DATETIME(6) holding UTC on MySQL; integer microseconds on SQLite.
-    return (
-        sa.DateTime(timezone=True)
-        .with_variant(sa.BigInteger(), "sqlite")
-        .with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-    )
 
 
 def upgrade() -> None:
@@ -53,8 +38,8 @@ def upgrade() -> None:
         sa.Column("byte_offset", sa.BigInteger(), nullable=False),
         sa.Column("line", sa.BigInteger(), nullable=False),
         sa.Column("frames", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", _utc(), nullable=False),
-        **_MYSQL,
+        sa.Column("updated_at", utc_type(), nullable=False),
+        **MYSQL_TABLE,
     )
 
 
