@@ -213,6 +213,20 @@ def _lines(stream: Any, into: list[str]) -> threading.Thread:
     return thread
 
 
+def _reap(proc: subprocess.Popen[bytes], server: Any, pumps: list[threading.Thread]) -> None:
+    """Stop the child (killed if still running), the fake rig's server and the output pumps."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+    server.close()
+    for pump in pumps:
+        pump.join(timeout=10)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()
+    proc.stderr.close()
+
+
 def _wait(check: Callable[[], bool], what: str, *, stderr: list[str], timeout: float = 20.0) -> None:
     try:
         wait_until(check, timeout, 0.05, what)
@@ -267,14 +281,7 @@ def test_a_full_disk_pauses_ingest_and_loses_nothing_when_space_returns(tmp_path
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        server.close()
-        for pump in pumps:
-            pump.join(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+        _reap(proc, server, pumps)
     assert proc.returncode == 143, "".join(err)
     printed = [next(p["value"] for p in json.loads(line)["points"] if p["code"] == "0104") for line in out]
     sent = list(range(1, 301))
@@ -309,14 +316,7 @@ def test_stopped_while_the_disk_is_full_says_what_was_not_stored_and_fails(tmp_p
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        server.close()
-        for pump in pumps:
-            pump.join(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+        _reap(proc, server, pumps)
     assert proc.returncode != 0
     said = re.search(r"(\d+) frame\(s\) received were not stored", "".join(err))
     assert said is not None, "".join(err)
