@@ -28,7 +28,7 @@ from service_helpers import PASSWORD, make_config, running_service
 
 from support.databases import BACKENDS
 from witskit.security.auth import TokenType
-from witskit.service.accounts import RefreshSessionRecord
+from witskit.service.sessions import RefreshSessionRecord
 from witskit.service.throttling import LoginThrottle
 
 API = "/api/v1"

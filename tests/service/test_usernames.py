@@ -6,7 +6,7 @@ import pytest
 from service_helpers import PASSWORD, Running
 
 from witskit.errors import UsageError
-from witskit.service.accounts import check_username
+from witskit.security.credentials import check_username
 from witskit.service.app import _REQUEST_ID
 
 BAD = ["alice\n", "alice\r\n", "\nalice", "ali\nce", "alice\n\n"]

@@ -21,6 +21,7 @@ import typer
 
 from witskit.cli._console import handle_errors, info
 from witskit.errors import UsageError
+from witskit.security.credentials import check_password, check_username
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from witskit.service.identity import Identity
@@ -127,7 +128,8 @@ def _with_identity(action: Callable[[Identity], Awaitable[T]], db: str | None) -
 
 
 def _password(stdin: bool, generate: bool) -> tuple[str, bool]:
-    """The new password and whether it was generated."""
+    """The new password and whether it was generated; one that breaks the rule is refused here,
+    before the database is opened."""
     if stdin and generate:
         raise UsageError("--password-stdin and --generate cannot be combined")
     if generate:
@@ -138,11 +140,11 @@ def _password(stdin: bool, generate: bool) -> tuple[str, bool]:
         line = sys.stdin.readline().rstrip("\r\n")
         if not line:
             raise UsageError("no password on standard input")
-        return line, False
+        return check_password(line), False
     if not sys.stdin.isatty():
         raise UsageError("no terminal to ask the password on: use --password-stdin or --generate")
     value: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
-    return value, False
+    return check_password(value), False
 
 
 def _roles(values: list[str] | None, default: list[str]) -> list[str]:
@@ -170,6 +172,7 @@ def users_add(
     db: DbOpt = None,
 ) -> None:
     """Create a user (default role: viewer). The first administrator: --role super_admin."""
+    check_username(username)  # before the password is asked for
     roles = _roles(role, ["viewer"])
     password, generated = _password(password_stdin, generate)
     _with_identity(

@@ -7,8 +7,9 @@
 - :mod:`~witskit.service.app`: the FastAPI application factory, request ids, error mapping
 - :mod:`~witskit.service.deps`: authentication and the permission every route declares
 - :mod:`~witskit.service.identity`: logins, tokens, API keys, account changes
-- :mod:`~witskit.service.accounts`: the users, API key and audit tables
-- :mod:`~witskit.service.audit`, :mod:`~witskit.service.throttling`: the audit trail, login throttling
+- :mod:`~witskit.service.accounts`: the users and API keys, and the store of all the service's tables
+- :mod:`~witskit.service.audit`, :mod:`~witskit.service.throttling`, :mod:`~witskit.service.sessions`:
+  the audit trail, login throttling, refresh sessions (each with its table)
 - :mod:`~witskit.service.routes`, :mod:`~witskit.service.websocket`: the API itself
 - :mod:`~witskit.service.connections`, :mod:`~witskit.service.latest`, :mod:`~witskit.service.export`
 

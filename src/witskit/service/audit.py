@@ -8,21 +8,30 @@ marked ``audit_write_failed``.
 
 Entries never hold a secret: callers pass names and reasons, and ``detail`` is passed through the
 same redaction as the logs before it is stored, in case one slips in.
+
+The ``audit_log`` table (Alembic revision ``0002``): who did what, when (UTC), from where, and how
+it ended; :class:`AuditStore` writes and reads it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 import structlog
+from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, insert, select
 
 from witskit.security.logging import SecureLogger, redact_text
-from witskit.service.accounts import AccountStore, AuditEvent
+from witskit.service._tables import TableStore, clip, metadata, utcnow, where_given
+from witskit.storage.schema import UTCDateTime
 
-__all__ = ["AuditLog", "Outcome"]
+__all__ = ["AuditEvent", "AuditLog", "AuditRecord", "AuditStore", "Outcome", "audit_log"]
 
 log = logging.getLogger("witskit.service.audit")
 
@@ -32,6 +41,103 @@ _BATCH: Final = 200
 _INTERVAL: Final = 0.25
 #: Entries held while the database is slow; beyond this, entries are only logged (and counted).
 _MAX_QUEUE: Final = 10_000
+
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # INTEGER PRIMARY KEY is SQLite's rowid (autoincrementing); BIGINT elsewhere.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("actor", String(255), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("target", String(255), nullable=True),
+    Column("client", String(64), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("detail", Text, nullable=True),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audit entry to write: who (``actor``), what (``action``, ``target``), how it ended
+    (``outcome``: success, failure, denied), when (UTC), from where (``client``)."""
+
+    action: str
+    outcome: str
+    actor: str | None = None
+    target: str | None = None
+    client: str | None = None
+    request_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """A stored audit entry."""
+
+    id: int
+    at: datetime
+    actor: str | None
+    action: str
+    outcome: str
+    target: str | None
+    client: str | None
+    request_id: str | None
+    detail: dict[str, Any]
+
+
+def _record(row: Any) -> AuditRecord:
+    try:
+        detail = json.loads(row.detail) if row.detail else {}
+    except ValueError:
+        detail = {"text": str(row.detail)}
+    return AuditRecord(
+        **{**row._mapping, "detail": detail if isinstance(detail, dict) else {"value": detail}}
+    )
+
+
+class AuditStore(TableStore):
+    """The ``audit_log`` table."""
+
+    async def write_audit(self, events: Sequence[AuditEvent]) -> None:
+        """Append audit entries (one transaction)."""
+        if not events:
+            return
+        rows = [
+            {
+                "at": e.at,
+                "actor": clip(e.actor, 255),
+                "action": e.action[:64],
+                "outcome": e.outcome[:16],
+                "target": clip(e.target, 255),
+                "client": clip(e.client, 64),
+                "request_id": clip(e.request_id, 64),
+                "detail": json.dumps(e.detail, default=str, separators=(",", ":")) if e.detail else None,
+            }
+            for e in events
+        ]
+        async with self._db.write("write the audit log of") as conn:
+            await conn.execute(insert(audit_log), rows)
+
+    async def list_audit(
+        self,
+        *,
+        limit: int = 100,
+        before_id: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> list[AuditRecord]:
+        """Audit entries, newest first; ``before_id`` pages back."""
+        stmt = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        if before_id is not None:
+            stmt = stmt.where(audit_log.c.id < before_id)
+        stmt = where_given(stmt, (audit_log.c.actor, actor), (audit_log.c.action, action))
+        async with self._db.read("read the audit log of") as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_record(r) for r in rows]
 
 
 class Outcome:
@@ -45,7 +151,7 @@ class Outcome:
 class AuditLog:
     """Logs and stores audit entries (see the module docstring)."""
 
-    def __init__(self, accounts: AccountStore | None, *, logger_name: str = "witskit.audit") -> None:
+    def __init__(self, accounts: AuditStore | None, *, logger_name: str = "witskit.audit") -> None:
         self._accounts = accounts
         self._secure = SecureLogger(logger_name)
         self._queue: list[AuditEvent] = []

@@ -9,10 +9,10 @@ Through the API only network, serial and simulated sources may be added: a ``fil
 let a caller make the server read any file it can open, so files come from the pipeline file
 (which only the operator of the machine writes).
 
-Connections added through the API are kept in the ``connections`` table (revision 0003) as
-:class:`StoredConnection` rows, their URL as given (it may carry a password: it is shown and
-logged only through :attr:`Connection.display_url`); stopping and starting one sets its
-``enabled`` flag, removing it deletes the row. :meth:`Service.open
+Connections added through the API are kept in the ``connections`` table (revision 0003, kept by
+:class:`ConnectionStore`) as :class:`StoredConnection` rows, their URL as given (it may carry a
+password: it is shown and logged only through :attr:`Connection.display_url`); stopping and
+starting one sets its ``enabled`` flag, removing it deletes the row. :meth:`Service.open
 <witskit.service.runtime.Service.open>` restores them after the pipeline file's sources.
 """
 
@@ -24,8 +24,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from sqlalchemy import Boolean, Column, String, Table, Text, insert, select, true, update
+
 from witskit.errors import UsageError
 from witskit.pipeline import Pipeline
+from witskit.service._tables import TableStore, clip, metadata, utcnow
+from witskit.storage.schema import UTCDateTime
 from witskit.transport.base import LinkState, LinkStatus, Source
 
 __all__ = [
@@ -34,7 +38,9 @@ __all__ = [
     "Connection",
     "ConnectionManager",
     "ConnectionNotFound",
+    "ConnectionStore",
     "StoredConnection",
+    "connections",
     "open_named_source",
     "scheme_of",
 ]
@@ -93,6 +99,18 @@ def open_named_source(
     return source
 
 
+connections = Table(
+    "connections",
+    metadata,
+    Column("name", String(STORED_NAME_MAX), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(255), nullable=True),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredConnection:
     """A connection added through the API, as the database keeps it."""
@@ -103,6 +121,62 @@ class StoredConnection:
     created_at: datetime
     updated_at: datetime
     created_by: str | None
+
+
+class ConnectionStore(TableStore):
+    """The ``connections`` table: the connections added through the API."""
+
+    async def list_connections(self) -> list[StoredConnection]:
+        """Every kept connection, by name."""
+        async with self._db.read("list the connections of") as conn:
+            rows = (await conn.execute(select(connections).order_by(connections.c.name))).all()
+        return [StoredConnection(**r._mapping) for r in rows]
+
+    async def add_connection(
+        self,
+        name: str,
+        url: str,
+        *,
+        enabled: bool = True,
+        created_by: str | None = None,
+        created_at: datetime | None = None,
+    ) -> None:
+        """Keep a connection (its URL as given); :class:`UsageError` when the name is kept already."""
+        if not 0 < len(name) <= STORED_NAME_MAX:
+            raise UsageError(
+                f"a connection added through the API is named with 1-{STORED_NAME_MAX} characters"
+            )
+        now = utcnow()
+        async with self._db.write("add a connection to") as conn:
+            taken = (await conn.execute(select(connections.c.name).where(connections.c.name == name))).first()
+            if taken is not None:
+                raise UsageError(f"a connection named {name!r} already exists")
+            await conn.execute(
+                insert(connections).values(
+                    name=name,
+                    url=url,
+                    enabled=enabled,
+                    created_at=created_at or now,
+                    updated_at=now,
+                    created_by=clip(created_by, 255),
+                )
+            )
+
+    async def set_connection_enabled(self, name: str, enabled: bool) -> bool:
+        """Mark a kept connection started or stopped; False when none is kept by that name."""
+        async with self._db.write("update a connection in") as conn:
+            result = await conn.execute(
+                update(connections)
+                .where(connections.c.name == name)
+                .values(enabled=enabled, updated_at=utcnow())
+            )
+        return bool(result.rowcount)
+
+    async def remove_connection(self, name: str) -> bool:
+        """Forget a kept connection; False when none is kept by that name."""
+        async with self._db.write("remove a connection from") as conn:
+            result = await conn.execute(connections.delete().where(connections.c.name == name))
+        return bool(result.rowcount)
 
 
 @dataclass

@@ -40,20 +40,18 @@ from witskit.security.auth import (
     generate_api_key,
     hash_api_key,
 )
+from witskit.security.credentials import MAX_PASSWORD_LENGTH, check_password, check_username
 from witskit.security.rbac import Permission, Role, bounded_roles, permissions_for
 from witskit.service.accounts import (
-    MAX_PASSWORD_LENGTH,
     AccountNotFound,
     AccountStore,
     ApiKeyRecord,
     LastAdminError,
-    RefreshSessionRecord,
     UserRecord,
-    check_password,
-    check_username,
     parse_roles,
 )
 from witskit.service.audit import AuditLog, Outcome
+from witskit.service.sessions import RefreshSessionRecord
 from witskit.service.throttling import LoginThrottle
 
 __all__ = [

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, Field
 
 from witskit.security.rbac import Permission, Role
-from witskit.service.accounts import AccountNotFound, ApiKeyRecord, AuditRecord, UserRecord
+from witskit.service.accounts import AccountNotFound, ApiKeyRecord, UserRecord
+from witskit.service.audit import AuditRecord
 from witskit.service.deps import client_address, get_service, guard
 from witskit.service.identity import Principal
 
