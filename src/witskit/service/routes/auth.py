@@ -9,6 +9,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
 from witskit.security.auth import AuthError
+from witskit.security.credentials import PasswordAttempt
 from witskit.service.deps import CurrentPrincipal, authenticated, client_address, get_service, public
 from witskit.service.identity import LoginRefused, LoginThrottled, TokenPair
 
@@ -42,8 +43,9 @@ class RefreshRequest(BaseModel):
 class PasswordChange(BaseModel):
     """A user's own password change."""
 
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    current_password: PasswordAttempt
+    # The rule for a new password is checked after the current password (a 400, not a 422).
+    new_password: PasswordAttempt
 
 
 class Me(BaseModel):

@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from witskit.security.credentials import Password, Username
 from witskit.security.rbac import Permission, Role
-from witskit.service.accounts import AccountNotFound, ApiKeyRecord, UserRecord
-from witskit.service.audit import AuditRecord
+from witskit.service.accounts import AccountNotFound
 from witskit.service.deps import client_address, get_service, guard
 from witskit.service.identity import Principal
 
@@ -22,7 +22,14 @@ ADMIN: Final = guard(Permission.ADMIN_USERS)
 _USER_NOT_FOUND: Final[dict[int | str, dict[str, Any]]] = {404: {"description": "No such user"}}
 
 
-class UserOut(BaseModel):
+class _FromRecord(BaseModel):
+    """An answer built from a stored record's attributes (``model_validate(record)``): only the
+    fields declared here are read, so a record's hash never reaches a response."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class UserOut(_FromRecord):
     """A user account (never its password hash)."""
 
     username: str
@@ -33,27 +40,12 @@ class UserOut(BaseModel):
     updated_at: datetime
     last_login_at: datetime | None
 
-    @classmethod
-    def of(cls, u: UserRecord) -> UserOut:
-        """From a :class:`UserRecord`."""
-        return cls(
-            username=u.username,
-            email=u.email,
-            roles=list(u.roles),
-            is_active=u.is_active,
-            created_at=u.created_at,
-            updated_at=u.updated_at,
-            last_login_at=u.last_login_at,
-        )
-
 
 class UserIn(BaseModel):
     """A user to create."""
 
-    # pydantic's regex engine (Rust) ends "$" at the end of the text, never before a final newline
-    # (and knows no "\Z"); the account store checks the name again with Python's "\Z".
-    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@\-]*$")
-    password: str = Field(min_length=12, max_length=1024)
+    username: Username  # the account store checks it again, as for every way in
+    password: Password
     roles: list[Role] = Field(default_factory=lambda: [Role.VIEWER])
     email: str | None = Field(default=None, max_length=255)
 
@@ -63,11 +55,11 @@ class UserPatch(BaseModel):
 
     roles: list[Role] | None = None
     is_active: bool | None = None
-    password: str | None = Field(default=None, min_length=12, max_length=1024)
+    password: Password | None = None
     email: str | None = Field(default=None, max_length=255)
 
 
-class ApiKeyOut(BaseModel):
+class ApiKeyOut(_FromRecord):
     """An API key's record (never the key)."""
 
     key_id: str
@@ -78,20 +70,6 @@ class ApiKeyOut(BaseModel):
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, k: ApiKeyRecord) -> ApiKeyOut:
-        """From an :class:`ApiKeyRecord`."""
-        return cls(
-            key_id=k.key_id,
-            name=k.name,
-            roles=list(k.roles),
-            owner=k.owner,
-            created_at=k.created_at,
-            expires_at=k.expires_at,
-            last_used_at=k.last_used_at,
-            revoked_at=k.revoked_at,
-        )
 
 
 class ApiKeyCreated(ApiKeyOut):
@@ -108,7 +86,7 @@ class ApiKeyIn(BaseModel):
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 
-class AuditOut(BaseModel):
+class AuditOut(_FromRecord):
     """An audit entry."""
 
     id: int
@@ -120,21 +98,6 @@ class AuditOut(BaseModel):
     client: str | None
     request_id: str | None
     detail: dict[str, Any]
-
-    @classmethod
-    def of(cls, a: AuditRecord) -> AuditOut:
-        """From an :class:`AuditRecord`."""
-        return cls(
-            id=a.id,
-            at=a.at,
-            actor=a.actor,
-            action=a.action,
-            outcome=a.outcome,
-            target=a.target,
-            client=a.client,
-            request_id=a.request_id,
-            detail=a.detail,
-        )
 
 
 def _actor(request: Request) -> str | None:
@@ -152,7 +115,7 @@ def _owner(request: Request) -> str | None:
 @router.get("/users", response_model=list[UserOut], tags=["users"], summary="List users", **ADMIN)
 async def list_users(request: Request) -> list[UserOut]:
     """Every user account."""
-    return [UserOut.of(u) for u in await get_service(request).accounts.list_users()]
+    return [UserOut.model_validate(u) for u in await get_service(request).accounts.list_users()]
 
 
 @router.post(
@@ -173,7 +136,7 @@ async def add_user(request: Request, body: UserIn) -> UserOut:
         actor=_actor(request),
         client=client_address(request),
     )
-    return UserOut.of(record)
+    return UserOut.model_validate(record)
 
 
 @router.get(
@@ -188,7 +151,7 @@ async def get_user(request: Request, username: str) -> UserOut:
     record = await get_service(request).accounts.get_user(username)
     if record is None:
         raise AccountNotFound(f"no user {username!r}")
-    return UserOut.of(record)
+    return UserOut.model_validate(record)
 
 
 @router.patch(
@@ -213,14 +176,14 @@ async def update_user(request: Request, username: str, body: UserPatch) -> UserO
         actor=_actor(request),
         client=client_address(request),
     )
-    return UserOut.of(record)
+    return UserOut.model_validate(record)
 
 
 # API keys ---------------------------------------------------------------------------------------
 @router.get("/api-keys", response_model=list[ApiKeyOut], tags=["api keys"], summary="List API keys", **ADMIN)
 async def list_api_keys(request: Request) -> list[ApiKeyOut]:
     """Every API key (revoked ones too), newest first."""
-    return [ApiKeyOut.of(k) for k in await get_service(request).accounts.list_api_keys()]
+    return [ApiKeyOut.model_validate(k) for k in await get_service(request).accounts.list_api_keys()]
 
 
 @router.post(
@@ -246,7 +209,7 @@ async def add_api_key(request: Request, body: ApiKeyIn) -> ApiKeyCreated:
         client=client_address(request),
         owner=_owner(request),
     )
-    return ApiKeyCreated(key=key, **ApiKeyOut.of(record).model_dump())
+    return ApiKeyCreated(key=key, **ApiKeyOut.model_validate(record).model_dump())
 
 
 @router.delete(
@@ -261,7 +224,7 @@ async def revoke_api_key(request: Request, key_id: str) -> ApiKeyOut:
     record = await get_service(request).identity.revoke_api_key(
         key_id, actor=_actor(request), client=client_address(request)
     )
-    return ApiKeyOut.of(record)
+    return ApiKeyOut.model_validate(record)
 
 
 # Audit ------------------------------------------------------------------------------------------
@@ -279,4 +242,4 @@ async def audit(
     service = get_service(request)
     await service.audit.flush()
     records = await service.accounts.list_audit(limit=limit, before_id=before_id, actor=actor, action=action)
-    return [AuditOut.of(a) for a in records]
+    return [AuditOut.model_validate(a) for a in records]
