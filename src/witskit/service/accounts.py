@@ -1,12 +1,12 @@
-"""Accounts: users and API keys, in the same database as the data, and the store of all the
-service's own tables.
+"""Accounts: users and API keys, in the same database as the data.
 
-The tables are created by the Alembic revisions ``0002`` and ``0003`` (``storage/migrations/versions/``),
-which follow the store's schema. This module holds two of them and :class:`AccountStore`, the async
-access to all six; each other kind of record has its own module, with its table and its store:
-refresh sessions (:mod:`~witskit.service.sessions`), the audit log (:mod:`~witskit.service.audit`),
-the login throttle (:mod:`~witskit.service.throttling`) and the connections added through the API
-(:mod:`~witskit.service.connections`). Nothing here knows about HTTP.
+The service keeps six tables there, created by the Alembic revisions ``0002`` and ``0003``
+(``storage/migrations/versions/``), which follow the store's schema. Each kind of record has its
+module, with its table and its store on the shared database handle: users and API keys here,
+refresh sessions in :mod:`~witskit.service.sessions`, the audit log in :mod:`~witskit.service.audit`,
+the login throttle in :mod:`~witskit.service.throttling` and the connections added through the API
+in :mod:`~witskit.service.connections`. :class:`AccountStore` opens the database and joins those
+stores into one object, the service's access to all six. Nothing here knows about HTTP.
 
 * ``users``: one row per person or service account. ``password_hash`` is an Argon2id PHC string
   (:meth:`witskit.security.auth.AuthManager.hash_password`); ``roles`` are role names
