@@ -78,10 +78,6 @@ KNOWN: dict[str, str] = {
     "witskit.service.routes.users, witskit.service.runtime, witskit.service.websocket": (
         "item 1: routes get a narrow context from deps.py; serve() calls create_app(ctx)"
     ),
-    # Not named in issue 11: the seed's WITSFrame(raw_data) validates with the parser, and
-    # validate_wits_frame runs iter_decode so that it and `witskit validate` cannot disagree.
-    "circle: witskit.protocol.frame, witskit.protocol.parser": "none yet: a function-level import",
-    "circle: witskit.protocol.decoder, witskit.protocol.stream": "none yet: a function-level import",
 }
 
 
