@@ -10,7 +10,9 @@ implementation again.
 * a thin wrapper, listed in :data:`WRAPPERS` with what it wraps: a subclass that adds only the
   plan's hooks, or a class that holds the real object and hands everything to it.
 
-The plan's ``touch witskit/security/credentials.py`` and ``encryption.py`` define no names.
+The plan's ``touch witskit/security/credentials.py`` and ``encryption.py`` define no names. The
+rest of item 5 is held here too: transports report problems through one channel (their events),
+and the error tree of ``witskit/errors.py`` is checked by ``tests/test_exported_members.py``.
 """
 
 from __future__ import annotations
@@ -254,6 +256,20 @@ async def test_the_database_manager_opens_the_stores_database_handle(tmp_path: P
     finally:
         await manager.aclose()
         await reference.aclose()
+
+
+def test_transports_report_problems_through_their_events_only() -> None:
+    # One channel: a transport yields FrameErrors and gives LinkStatus to on_status; the plan's
+    # WitsError records are derived from those events (error_handling.error_record), never made
+    # by a transport on the side.
+    makers = sorted(
+        f"{path.relative_to(SRC)}:{node.lineno}"
+        for path in (SRC / "witskit").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] == "WitsError"
+    )
+    assert makers, "the scan found no WitsError at all"
+    assert {m.rpartition(":")[0] for m in makers} == {"witskit/transport/error_handling.py"}, makers
 
 
 def test_the_plan_lists_no_name_this_table_misses() -> None:
