@@ -40,6 +40,7 @@ __all__ = [
     "SourceConfig",
     "SpoolSettings",
     "WitsConfig",
+    "config",
     "default_data_dir",
     "load_config",
     "load_pipeline",
@@ -305,6 +306,23 @@ def load_config(**overrides: Any) -> WitsConfig:
     if unknown:
         raise ConfigError(f"invalid settings in {env_file.resolve()}:\n" + "\n".join(unknown))
     return config
+
+
+#: The plan's global settings (loaded by :func:`__getattr__` on first use).
+config: WitsConfig
+
+
+def __getattr__(name: str) -> Any:
+    """``config``: the plan's global settings, :func:`load_config` on first use, then that object.
+
+    The plan's ``config = WitsConfig()`` ran at import, so a bad environment broke every import of
+    this module; here it is read when ``config`` is first looked up (and raises
+    :class:`ConfigError` then). The commands and the service call :func:`load_config` themselves.
+    """
+    if name == "config":
+        loaded = globals()["config"] = load_config()
+        return loaded
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # The pipeline file ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``witskit simulate`` and ``witskit demo``: synthetic drilling data from :mod:`witskit.simulator`.
 
 ``simulate`` writes to stdout or a file, or, with ``--listen``, ``--connect`` or ``--serial``,
-serves the stream like a rig's recorder through :class:`witskit.transport.rigserver.RigServer`
+serves the stream like a rig's recorder through :class:`witskit.sim.server.RigServer`
 (:func:`serve`). The simulator and the server are imported when a command runs, not when the CLI
 starts.
 """
