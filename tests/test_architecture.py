@@ -73,7 +73,7 @@ KNOWN: dict[str, str] = {
     "layer: witskit.transport.rigserver imports sim": "item 6: a compatibility shim over witskit.sim.server",
     "layer: witskit.transport.urls imports sim": "item 6: a scheme registry that witskit.sim fills",
     "circle: witskit.service.apidocs, witskit.service.app, witskit.service.dashboard, "
-    "witskit.service.deps, witskit.service.health_port, witskit.service.routes.auth, "
+    "witskit.service.deps, witskit.service.routes.auth, "
     "witskit.service.routes.connections, witskit.service.routes.data, witskit.service.routes.ops, "
     "witskit.service.routes.users, witskit.service.runtime, witskit.service.websocket": (
         "item 1: routes get a narrow context from deps.py; serve() calls create_app(ctx)"

@@ -3,7 +3,8 @@
 ``witskit run`` ingests and serves in one process, ``witskit serve`` serves a store (see
 ``docs/service.md``). Modules:
 
-- :mod:`~witskit.service.runtime`: :class:`Service` (everything one process serves) and :func:`serve`
+- :mod:`~witskit.service.runtime`: :class:`Service`, everything one process serves
+- :mod:`~witskit.service.server`: :func:`serve`, the ports and uvicorn
 - :mod:`~witskit.service.app`: the FastAPI application factory, request ids, error mapping
 - :mod:`~witskit.service.deps`: authentication and the permission every route declares
 - :mod:`~witskit.service.identity`: logins, tokens, API keys, account changes
@@ -24,14 +25,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from witskit.service.app import create_app
     from witskit.service.identity import Identity, Principal
-    from witskit.service.runtime import Service, serve
+    from witskit.service.runtime import Service
+    from witskit.service.server import serve
 
 _LAZY: dict[str, str] = {
     "Identity": "witskit.service.identity",
     "Principal": "witskit.service.identity",
     "Service": "witskit.service.runtime",
     "create_app": "witskit.service.app",
-    "serve": "witskit.service.runtime",
+    "serve": "witskit.service.server",
 }
 
 __all__ = ["Identity", "Principal", "Service", "create_app", "serve"]

@@ -5,46 +5,32 @@ latest-values cache, metrics, health checks) and, when it ingests, the pipeline,
 connections (those of the pipeline file, then those added through the API and kept in the
 database). A process that only serves (``witskit serve``) has a
 :class:`~witskit.service.tailer.FrameTailer` instead, which feeds the live hub from the frames
-another process stores. :func:`serve` runs it: uvicorn is started programmatically on the same
-event loop as the pipeline; SIGTERM or SIGINT stops accepting requests, ends live subscriptions,
-stops the sources and drains the spool into the store, then closes everything and returns 0.
+another process stores. :func:`witskit.service.server.serve` runs it behind uvicorn.
 
-The JWT signing key is ``WITS_JWT_SECRET`` when set (at least 32 bytes, or the start fails), else a
-random 48-byte key generated once and kept in ``<data_dir>/jwt_secret`` (mode 0600), so tokens
-survive restarts.
+The signing key and the data directory come from :mod:`witskit.service.datadir`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
-import secrets
-import signal
-import socket
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from witskit.config import ConfigError, PipelineConfig, SourceConfig, WitsConfig
+from witskit.config import PipelineConfig, SourceConfig, WitsConfig
 from witskit.errors import FrameError, UsageError
 from witskit.monitoring.health import HealthCheck, HealthMonitor, HealthStatus
 from witskit.monitoring.metrics import WitsMetrics
 from witskit.pipeline import LiveHub, Pipeline, Sink, Subscription, open_sink, unpack_frame
 from witskit.pipeline.build import decoder_from, spool_from
 from witskit.protocol import DecodedFrame
-from witskit.security.auth import AuthManager, check_signing_key
+from witskit.security.auth import AuthManager
 from witskit.security.logging import redact_text
 from witskit.service.accounts import AccountStore
 from witskit.service.audit import AuditLog
 from witskit.service.connections import Connection, ConnectionManager, ConnectionNotFound
-from witskit.service.health_port import SETTING as HEALTH_PORT_SETTING
-from witskit.service.health_port import health_port_wanted
+from witskit.service.datadir import ensure_data_dir, resolve_signing_key
 from witskit.service.identity import Identity
 from witskit.service.latest import LatestCache
 from witskit.service.tailer import DEFAULT_INTERVAL, FrameTailer
@@ -60,19 +46,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_PIPELINE",
-    "Bound",
     "Service",
-    "ensure_data_dir",
-    "resolve_signing_key",
-    "serve",
 ]
 
 log = logging.getLogger("witskit.service")
 
 #: What ``witskit run`` ingests with no pipeline file: one simulated rig, so the first command works.
 DEFAULT_PIPELINE: Final = PipelineConfig(sources=[SourceConfig(url="sim://rig-1?rate=1", name="rig-1")])
-#: Name of the generated key file in the data directory.
-SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name
 #: Weight of the newest frame in the data quality score (an exponential moving average over
 #: roughly the last 100 frames: recent enough to show a noisy line, steady enough to read).
 _QUALITY_WEIGHT: Final = 0.01
@@ -85,55 +65,6 @@ _DB_RETRY_FIRST: Final = 0.5
 _DB_RETRY_MAX: Final = 10.0
 #: While it stays down, a reminder is logged this often (seconds).
 _DB_REMIND_EVERY: Final = 30.0
-
-
-# The signing key ------------------------------------------------------------------------------
-def resolve_signing_key(config: WitsConfig) -> bytes:
-    """``WITS_JWT_SECRET`` (checked: >= 32 bytes), or the key kept in ``<data_dir>/jwt_secret``.
-
-    The file is created on first use with a random 48-byte key, readable by the owner only; a file
-    that others can read is tightened with a warning. Raises :class:`ConfigError`.
-    """
-    if config.jwt_secret is not None:
-        return check_signing_key(config.jwt_secret)
-    path = Path(config.data_dir) / SECRET_FILE
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(secrets.token_urlsafe(48) + "\n")  # 48 random bytes, 64 characters
-                fh.flush()
-                os.fsync(fh.fileno())
-            log.info("generated a JWT signing key in %s", path)
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            log.warning("%s was readable by others (mode %o); setting it to 0600", path, mode)
-            path.chmod(0o600)
-        key = path.read_text(encoding="ascii").strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot keep the JWT signing key in {path}: {exc.strerror or exc}") from None
-    try:
-        return check_signing_key(key)
-    except ConfigError:
-        raise ConfigError(
-            f"{path} holds a key shorter than 32 bytes: delete it to generate a new one, "
-            "or set WITS_JWT_SECRET"
-        ) from None
-
-
-def ensure_data_dir(config: WitsConfig) -> None:
-    """Create the data directory (owner-only) when the default SQLite database lives there."""
-    if config.database_url is None:
-        try:
-            Path(config.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the data directory {config.data_dir}: {exc.strerror or exc}"
-            ) from None
 
 
 # The store sink ---------------------------------------------------------------------------------
@@ -684,289 +615,3 @@ def _build_pipeline(
         spool.close()
         raise
     return spool, pipe, plan.decoder.metric
-
-
-# Serving ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Bound:
-    """Where the service listens, once it does."""
-
-    url: str
-    port: int
-    metrics_url: str | None
-    admin_credentials: tuple[str, str] | None
-    #: The ``/livez`` URL of the separate health port, when there is one.
-    health_url: str | None = None
-    #: The ingest connections at start: the pipeline file's and those restored from the database.
-    connections: tuple[str, ...] = ()
-    #: The active super_admins when none was created at this start (to say how to get in).
-    admins: tuple[str, ...] = ()
-
-
-def _listen(host: str, port: int, *, setting: str | None = None) -> socket.socket:
-    """A listening TCP socket; bind errors are the caller's, as :class:`UsageError`.
-
-    ``setting`` names the setting that chose the port, for the error message.
-    """
-    where = (
-        f"{setting}={port}: cannot listen on {host}:{port}" if setting else f"cannot listen on {host}:{port}"
-    )
-    try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise UsageError(f"{where}: {exc.strerror}") from None
-    family, _, _, _, address = infos[0]
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
-    # without it every response waits ~40 ms for the client's delayed ACK (Nagle's algorithm).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-        raise UsageError(f"{where}: {why}") from None
-    sock.setblocking(False)
-    return sock
-
-
-def _url(sock: socket.socket) -> tuple[str, int]:
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}", int(port)
-
-
-class _FirstStartOnly(logging.Filter):
-    """uvicorn logs "Started server process [pid]" per server: the API, metrics and health servers
-    of one process would say it two or three times. Only the first passes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[int] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg != "Started server process [%d]":
-            return True
-        pid = os.getpid()
-        if pid in self.seen:
-            return False
-        self.seen.add(pid)
-        return True
-
-
-_FIRST_START = _FirstStartOnly()
-
-
-#: The largest WebSocket message a client may send (the live stream reads none it needs).
-WS_MAX_MESSAGE_BYTES: Final = 4096
-#: The largest request head (request line and headers) read: a bearer token, a ``?token=`` and a
-#: query of every channel code fit many times over. httptools, uvicorn's default parser, has no
-#: limit at all (a 200 MB header line grew the server by 400 MB and held its event loop for a
-#: minute), so the API is served by h11, which stops reading a head at this size (400).
-MAX_REQUEST_HEAD_BYTES: Final = 64 * 1024
-
-
-def _uvicorn_server(app: Any, settings: WitsConfig) -> Any:
-    import uvicorn
-
-    from witskit.service.http_guard import default_max_connections, guarded_h11
-
-    uvicorn_log = logging.getLogger("uvicorn.error")
-    if _FIRST_START not in uvicorn_log.filters:
-        uvicorn_log.addFilter(_FIRST_START)
-
-    class _Server(uvicorn.Server):
-        """uvicorn, without its own signal handling: :func:`serve` stops ingest and API together."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    config = uvicorn.Config(
-        app,
-        lifespan="off",  # the service is opened and closed around the server, not by it
-        log_config=None,  # logs go through witskit's redacting structlog pipeline
-        access_log=False,  # the request middleware logs each request with its request id
-        server_header=False,
-        proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
-        # h11, with a time to send each request and a cap on connections (see http_guard).
-        http=guarded_h11(
-            request_timeout=settings.http_request_timeout,
-            max_connections=settings.http_max_connections or default_max_connections(),
-        ),
-        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
-        ws="websockets-sansio",
-        ws_ping_interval=20.0,
-        # Live subscribers send nothing: a message of more than this closes the socket (1009)
-        # instead of being buffered (uvicorn's default is 16 MiB per message).
-        ws_max_size=WS_MAX_MESSAGE_BYTES,
-        timeout_graceful_shutdown=5,
-    )
-    return _Server(config)
-
-
-async def _bootstrap_later(
-    service: Service,
-    username: str | None,
-    password: str | None,
-    bound: Bound,
-    on_ready: Callable[[Bound], None] | None,
-) -> None:
-    """Make the administrator once a database that was down at start is reached."""
-    await service.database_ready.wait()
-    try:
-        generated = await service.identity.bootstrap_admin(username, password)
-    except Exception as exc:
-        log.error("cannot create the administrator account: %s", exc)
-        return
-    if generated is not None and on_ready is not None:
-        on_ready(replace(bound, admin_credentials=generated))
-
-
-async def serve(
-    config: WitsConfig,
-    *,
-    pipeline: PipelineConfig | None = None,
-    ingest: bool = True,
-    host: str | None = None,
-    port: int | None = None,
-    metrics: WitsMetrics | None = None,
-    on_ready: Callable[[Bound], None] | None = None,
-    stop: asyncio.Event | None = None,
-    handle_signals: bool = True,
-    live_interval: float = DEFAULT_INTERVAL,
-) -> int:
-    """Open the service, serve the API (and ingest), until SIGTERM/SIGINT or ``stop``; return 0.
-
-    ``on_ready`` is called once listening, with the URL and, the first time only, the generated
-    administrator's credentials (for the caller to show; they are never logged).
-    ``live_interval`` is how often a process that does not ingest looks for new frames to send
-    to live subscribers.
-    """
-    host = config.host if host is None else host
-    port = config.port if port is None else port
-    stop = stop or asyncio.Event()
-    service = await Service.open(
-        config, pipeline=pipeline, ingest=ingest, metrics=metrics, live_interval=live_interval
-    )
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    sockets: list[socket.socket] = []
-    servers: list[Any] = []
-    tasks: list[asyncio.Task[Any]] = []
-    later: list[asyncio.Task[None]] = []
-    status = 0
-    try:
-        # Every port first: a port that cannot be bound stops the start before anything is
-        # created (a generated administrator password would be shown by nobody).
-        try:
-            api_sock = _listen(host, port)
-        except UsageError as exc:
-            raise UsageError(
-                f"{exc}: choose another port with --port N (or WITS_PORT; --port 0 takes a free one)"
-            ) from None
-        sockets.append(api_sock)
-        api_url, api_port = _url(api_sock)
-        metrics_sock = health_sock = None
-        metrics_url = health_url = None
-        if config.metrics_enabled and config.metrics_port != port:
-            try:
-                metrics_sock = _listen(host, config.metrics_port)
-            except UsageError as exc:
-                log.warning("%s: metrics are served only on the API port (/metrics, with a token)", exc)
-            else:
-                sockets.append(metrics_sock)
-                metrics_url = _url(metrics_sock)[0] + "/metrics"
-        if health_port_wanted(
-            config.health_check_port,
-            api_port=api_port,
-            metrics_port=config.metrics_port if metrics_sock is not None else None,
-        ):
-            health_sock = _listen(host, config.health_check_port, setting=HEALTH_PORT_SETTING)
-            sockets.append(health_sock)
-            health_url = _url(health_sock)[0] + "/livez"
-        admin_password = config.admin_password.get_secret_value() if config.admin_password else None
-        generated = None
-        admins: tuple[str, ...] = ()
-        if service.database_ready.is_set():
-            generated = await service.identity.bootstrap_admin(config.admin_username, admin_password)
-            if generated is None:  # an administrator exists: the banner says how to get in
-                users = await service.identity.accounts.list_users()
-                admins = tuple(u.username for u in users if u.is_active and "super_admin" in u.roles)
-        if metrics_sock is not None:
-            from witskit.service.app import create_metrics_app
-
-            metrics_server = _uvicorn_server(create_metrics_app(service), config)
-            servers.append(metrics_server)
-            tasks.append(asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics"))
-        if health_sock is not None:
-            from witskit.service.health_port import create_health_app
-
-            health_server = _uvicorn_server(create_health_app(service), config)
-            servers.append(health_server)
-            tasks.append(asyncio.create_task(health_server.serve(sockets=[health_sock]), name="health"))
-        api_server = _uvicorn_server(service.app, config)
-        servers.insert(0, api_server)
-        tasks.append(asyncio.create_task(api_server.serve(sockets=[api_sock]), name="api"))
-        if service.ingests:
-            tasks.append(asyncio.create_task(service.run_pipeline(), name="pipeline"))
-        if handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, stop.set)
-                    installed.append(sig)
-        while not all(s.started for s in servers):
-            if any(t.done() for t in tasks):
-                break
-            await asyncio.sleep(0.01)
-        log.info("service started: %s (ingest: %s)", api_url, service.ingests)
-        names = tuple(c.name for c in service.connections) if service.connections is not None else ()
-        bound = Bound(api_url, api_port, metrics_url, generated, health_url, names, admins)
-        if on_ready is not None:
-            on_ready(bound)
-        if not service.database_ready.is_set():
-            # The administrator is made (and its password shown) once the database is there.
-            later.append(
-                asyncio.create_task(
-                    _bootstrap_later(service, config.admin_username, admin_password, bound, on_ready),
-                    name="witskit-admin",
-                )
-            )
-        stopper = asyncio.create_task(stop.wait(), name="stop")
-        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        for task in done:
-            if task is not stopper and not task.cancelled() and task.exception() is not None:
-                status = 1
-                log.error("%s stopped unexpectedly: %s", task.get_name(), task.exception())
-        log.info("service stopping: draining the pipeline")
-    finally:
-        for task in later:
-            task.cancel()
-        await asyncio.gather(*later, return_exceptions=True)
-        for server in servers:
-            server.should_exit = True
-        service.stop()
-        if tasks:
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            for task, result in zip(tasks, results, strict=True):
-                if isinstance(result, SystemExit | Exception):
-                    status = 1
-                    log.error("%s failed while stopping: %s", task.get_name(), result)
-        pipe = service.pipeline
-        if pipe is not None and pipe.stats.frames_lost:
-            status = 1
-            log.error(
-                "%d frame(s) received were not stored: stopped while the spool could not take them",
-                pipe.stats.frames_lost,
-            )
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        for sock in sockets:
-            sock.close()
-        await service.aclose()
-    log.info("service stopped")
-    sys.stderr.flush()
-    return status
