@@ -2,7 +2,7 @@
 
 The layers are docs/architecture.md's table. Every import counts, wherever it is written: at module
 level, inside a function, under ``if TYPE_CHECKING:`` (a type a module names is a module it depends
-on, and the service's circle is closed by exactly such imports), and by name (a string that names
+on: the service's routes once closed a circle by naming ``Service`` so), and by name (a string that names
 another witskit module, as the lazy ``_LAZY`` tables and ``transport/urls.py``'s ``_delegate`` do).
 Logger names and a module's own package are not imports. Three rules:
 
@@ -72,12 +72,6 @@ KNOWN: dict[str, str] = {
     "layer: witskit.transport.sim imports sim": "item 6: a compatibility shim over witskit.sim.source",
     "layer: witskit.transport.rigserver imports sim": "item 6: a compatibility shim over witskit.sim.server",
     "layer: witskit.transport.urls imports sim": "item 6: a scheme registry that witskit.sim fills",
-    "circle: witskit.service.apidocs, witskit.service.app, witskit.service.dashboard, "
-    "witskit.service.deps, witskit.service.routes.auth, "
-    "witskit.service.routes.connections, witskit.service.routes.data, witskit.service.routes.ops, "
-    "witskit.service.routes.users, witskit.service.runtime, witskit.service.websocket": (
-        "item 1: routes get a narrow context from deps.py; serve() calls create_app(ctx)"
-    ),
     # Not named in issue 11: the seed's WITSFrame(raw_data) validates with the parser, and
     # validate_wits_frame runs iter_decode so that it and `witskit validate` cannot disagree.
     "circle: witskit.protocol.frame, witskit.protocol.parser": "none yet: a function-level import",

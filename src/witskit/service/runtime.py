@@ -16,30 +16,31 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from witskit.config import PipelineConfig, SourceConfig, WitsConfig
-from witskit.errors import FrameError, UsageError
+from witskit.errors import FrameError
 from witskit.monitoring.health import HealthCheck, HealthMonitor, HealthStatus
 from witskit.monitoring.metrics import WitsMetrics
-from witskit.pipeline import LiveHub, Pipeline, Sink, Subscription, open_sink, unpack_frame
-from witskit.pipeline.build import decoder_from, spool_from
+from witskit.pipeline import LiveHub, Pipeline, Subscription, unpack_frame
+from witskit.pipeline.build import decoder_from
 from witskit.protocol import DecodedFrame
 from witskit.security.auth import AuthManager
-from witskit.security.logging import redact_text
 from witskit.service.accounts import AccountStore
+from witskit.service.app import create_app
 from witskit.service.audit import AuditLog
-from witskit.service.connections import Connection, ConnectionManager, ConnectionNotFound
+from witskit.service.connections import Connection, ConnectionManager
 from witskit.service.datadir import ensure_data_dir, resolve_signing_key
+from witskit.service.deps import AppContext
 from witskit.service.identity import Identity
+from witskit.service.ingest import KeptConnections, build_pipeline
 from witskit.service.latest import LatestCache
 from witskit.service.tailer import DEFAULT_INTERVAL, FrameTailer
-from witskit.storage.errors import DatabaseUnavailable, StorageError
+from witskit.storage.errors import StorageError
 from witskit.storage.schema import DEFAULT_SOURCE
 from witskit.storage.spool import Spool
 from witskit.storage.store import Store
 from witskit.transport.base import LinkState, LinkStatus
-from witskit.transport.urls import redact_url
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -65,36 +66,6 @@ _DB_RETRY_FIRST: Final = 0.5
 _DB_RETRY_MAX: Final = 10.0
 #: While it stays down, a reminder is logged this often (seconds).
 _DB_REMIND_EVERY: Final = 30.0
-
-
-# The store sink ---------------------------------------------------------------------------------
-class _StoreSink(Sink):
-    """Writes to the service's own :class:`Store` (shared with the API, closed by the service)."""
-
-    def __init__(self, store: Store, metrics: WitsMetrics, ready: asyncio.Event | None = None) -> None:
-        self.store = store
-        self.name = store.url
-        self._metrics = metrics
-        #: Set once the database is reached and migrated (at once, unless it was down at start).
-        self.ready = ready
-
-    async def write(self, batch: Any, *, upto: int) -> None:
-        """One transaction per batch, timed as ``store_write``."""
-        if self.ready is not None and not self.ready.is_set():
-            # The schema may not exist yet: never write before the migration ran.
-            raise DatabaseUnavailable(
-                f"not connected to {self.store.url} yet (down since the start)", url=self.store.url
-            )
-        start = time.perf_counter()
-        try:
-            await self.store.write(batch)
-        except Exception:
-            self._metrics.record_error("store_write", "high")
-            raise
-        finally:
-            self._metrics.frame_processing_duration.labels(operation="store_write").observe(
-                time.perf_counter() - start
-            )
 
 
 # The service ------------------------------------------------------------------------------------
@@ -126,8 +97,11 @@ class Service:
         self.metric_units = metric_units
         self.hub = LiveHub()
         self.latest = LatestCache(store, ttl=None if pipeline is not None else 1.0)
-        self.connections: ConnectionManager | None = (
-            ConnectionManager(pipeline, on_status=self._on_status) if pipeline is not None else None
+        #: The pipeline's sources by name (None when this process does not ingest).
+        self.connections: KeptConnections | None = (
+            KeptConnections(ConnectionManager(pipeline, on_status=self._on_status), accounts)
+            if pipeline is not None
+            else None
         )
         self.health = HealthMonitor(timeout=min(config.database_timeout, 5.0))
         self.health.register_check("database", self._check_database)
@@ -146,6 +120,7 @@ class Service:
         self._connector: asyncio.Task[None] | None = None
         self._quality: dict[str, float] = {}
         self._closed = False
+        self._context: AppContext | None = None
         self._app: FastAPI | None = None
 
     @classmethod
@@ -200,7 +175,7 @@ class Service:
             if down is None:
                 ready.set()
             if ingest:
-                spool, pipe, metric_units = _build_pipeline(config, plan, store, metrics, ready)
+                spool, pipe, metric_units = build_pipeline(config, plan, store, metrics, ready)
             service = cls(
                 config,
                 store=store,
@@ -218,9 +193,9 @@ class Service:
                 pipe.on_frame_error = service._on_frame_error
                 assert service.connections is not None
                 for src in plan.sources:
-                    service.connections.add(src.url, name=src.name, options=src.options)
+                    service.connections.add_planned(src.url, name=src.name, options=src.options)
                 if down is None:
-                    await service._restore_connections()
+                    await service.connections.restore()
                 else:
                     service.database_error = str(down)
                     log.error(
@@ -261,12 +236,29 @@ class Service:
         return self.pipeline is not None
 
     @property
-    def app(self) -> FastAPI:
-        """The FastAPI application (built on first use)."""
-        if self._app is None:
-            from witskit.service.app import create_app
+    def context(self) -> AppContext:
+        """What the routes, the live WebSocket and the probes use of this service (built once)."""
+        if self._context is None:
+            self._context = AppContext(
+                config=self.config,
+                identity=self.identity,
+                accounts=self.accounts,
+                audit=self.audit,
+                store=self.store,
+                latest=self.latest,
+                health=self.health,
+                connections=self.connections,
+                metric_units=self.metric_units,
+                render_metrics=self.render_metrics,
+                subscribe=self.subscribe,
+            )
+        return self._context
 
-            self._app = create_app(self)
+    @property
+    def app(self) -> FastAPI:
+        """The FastAPI application over :attr:`context` (built on first use)."""
+        if self._app is None:
+            self._app = create_app(self.context)
         return self._app
 
     # Live subscriptions -----------------------------------------------------------------------
@@ -285,36 +277,7 @@ class Service:
                 raise
         return subscription
 
-    # Connections --------------------------------------------------------------------------------
-    def _manager(self) -> ConnectionManager:
-        if self.connections is None:
-            raise UsageError("this process does not ingest (witskit serve): use witskit run")
-        return self.connections
-
-    async def _restore_connections(self) -> None:
-        """Add the connections kept in the database (started when enabled); the pipeline file's win."""
-        manager = self._manager()
-        for kept in await self.accounts.list_connections():
-            shown = redact_text(redact_url(kept.url))
-            if any(c.name == kept.name for c in manager):
-                log.warning(
-                    "connection %s (%s) was added through the API, but the pipeline file has one by "
-                    "that name: the pipeline file's is used",
-                    kept.name,
-                    shown,
-                )
-                continue
-            try:
-                conn = manager.add(kept.url, name=kept.name, start=kept.enabled, from_api=True)
-            except Exception as exc:
-                # Not fatal: the rigs of the pipeline file still run, and the API can remove it.
-                log.error(
-                    "connection %s (%s) cannot be restored: %s", kept.name, shown, redact_text(str(exc))
-                )
-                continue
-            conn.added_at = kept.created_at
-            log.info("connection %s restored (%s)", kept.name, "started" if kept.enabled else "stopped")
-
+    # The database ----------------------------------------------------------------------------
     async def _connect_database(self) -> None:
         """Reach and migrate a database that was down at start, then restore the kept connections."""
         since = time.monotonic()
@@ -351,56 +314,9 @@ class Service:
         )
         if self.connections is not None:
             try:
-                await self._restore_connections()
+                await self.connections.restore()
             except Exception as exc:  # the pipeline file's rigs still run
                 log.error("the connections kept in the database cannot be restored: %s", exc)
-
-    async def add_connection(
-        self, url: str, *, name: str | None = None, start: bool = True, actor: str | None = None
-    ) -> Connection:
-        """Add a source through the API: checked, kept in the database, then started unless told not."""
-        manager = self._manager()
-        conn = manager.add(url, name=name, start=False, from_api=True)  # checks the URL and the name
-        try:
-            await self.accounts.add_connection(
-                conn.name, conn.url, enabled=start, created_by=actor, created_at=conn.added_at
-            )
-        except BaseException:
-            await manager.remove(conn.name)
-            raise
-        if start:
-            manager.start(conn.name)
-        return conn
-
-    async def start_connection(self, name: str) -> Connection:
-        """Start a connection (no-op when running); one added through the API stays started."""
-        manager = self._manager()
-        manager.get(name)
-        await self.accounts.set_connection_enabled(name, True)
-        return manager.start(name)
-
-    async def stop_connection(self, name: str) -> Connection:
-        """Stop a connection (no-op when stopped); one added through the API stays stopped."""
-        manager = self._manager()
-        manager.get(name)
-        await self.accounts.set_connection_enabled(name, False)
-        return await manager.stop(name)
-
-    async def remove_connection(self, name: str) -> None:
-        """Stop and forget a connection, in the database too.
-
-        A connection kept in the database that could not be restored (its URL no longer opens) is
-        not running, but is removed all the same.
-        """
-        manager = self._manager()
-        try:
-            manager.get(name)
-        except ConnectionNotFound:
-            if not await self.accounts.remove_connection(name):
-                raise
-            return
-        await self.accounts.remove_connection(name)
-        await manager.remove(name)
 
     # Pipeline callbacks (hot path: called for every frame) ------------------------------------
     def _on_frame(self, frame: DecodedFrame) -> None:
@@ -596,22 +512,3 @@ class Service:
         if self.spool is not None:
             self.spool.close()
         await self.store.aclose()
-
-
-def _build_pipeline(
-    config: WitsConfig, plan: PipelineConfig, store: Store, metrics: WitsMetrics, ready: asyncio.Event
-) -> tuple[Spool, Pipeline, bool]:
-    decoder = decoder_from(plan, config)
-    sinks: list[Sink] = [_StoreSink(store, metrics, ready)]
-    own = config.database_url_value.strip()
-    for sink in plan.sinks:
-        if sink.url.strip() == own:
-            continue  # the service's store is written once, through the shared connection pool
-        sinks.append(open_sink(sink.url, **sink.options))
-    spool = spool_from(plan, config)
-    try:
-        pipe = Pipeline([], sinks, spool, decoder=decoder, keep_running=True)
-    except BaseException:
-        spool.close()
-        raise
-    return spool, pipe, plan.decoder.metric

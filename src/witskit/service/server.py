@@ -26,14 +26,17 @@ from typing import Any, Final
 from witskit.config import PipelineConfig, WitsConfig
 from witskit.errors import UsageError
 from witskit.monitoring.metrics import WitsMetrics
-from witskit.service.health_port import SETTING as HEALTH_PORT_SETTING
-from witskit.service.health_port import health_port_wanted
+from witskit.service.app import create_app
 from witskit.service.runtime import Service
+from witskit.service.side_app import create_health_app, create_metrics_app
 from witskit.service.tailer import DEFAULT_INTERVAL
 
-__all__ = ["MAX_REQUEST_HEAD_BYTES", "WS_MAX_MESSAGE_BYTES", "Bound", "serve"]
+__all__ = ["HEALTH_PORT_SETTING", "MAX_REQUEST_HEAD_BYTES", "WS_MAX_MESSAGE_BYTES", "Bound", "serve"]
 
 log = logging.getLogger("witskit.service")
+
+#: The setting of the health port, as errors name it.
+HEALTH_PORT_SETTING: Final = "WITS_HEALTH_CHECK_PORT"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,11 @@ def _listen(host: str, port: int, *, setting: str | None = None) -> socket.socke
         raise UsageError(f"{where}: {why}") from None
     sock.setblocking(False)
     return sock
+
+
+def _health_port_wanted(port: int, *, api_port: int, metrics_port: int | None) -> bool:
+    """True when ``port`` needs a listener of its own (non-zero, and not a port already serving)."""
+    return port != 0 and port != api_port and port != metrics_port
 
 
 def _url(sock: socket.socket) -> tuple[str, int]:
@@ -228,7 +236,7 @@ async def serve(
             else:
                 sockets.append(metrics_sock)
                 metrics_url = _url(metrics_sock)[0] + "/metrics"
-        if health_port_wanted(
+        if _health_port_wanted(
             config.health_check_port,
             api_port=api_port,
             metrics_port=config.metrics_port if metrics_sock is not None else None,
@@ -244,19 +252,16 @@ async def serve(
             if generated is None:  # an administrator exists: the banner says how to get in
                 users = await service.identity.accounts.list_users()
                 admins = tuple(u.username for u in users if u.is_active and "super_admin" in u.roles)
+        context = service.context
         if metrics_sock is not None:
-            from witskit.service.app import create_metrics_app
-
-            metrics_server = _uvicorn_server(create_metrics_app(service), config)
+            metrics_server = _uvicorn_server(create_metrics_app(context), config)
             servers.append(metrics_server)
             tasks.append(asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics"))
         if health_sock is not None:
-            from witskit.service.health_port import create_health_app
-
-            health_server = _uvicorn_server(create_health_app(service), config)
+            health_server = _uvicorn_server(create_health_app(context), config)
             servers.append(health_server)
             tasks.append(asyncio.create_task(health_server.serve(sockets=[health_sock]), name="health"))
-        api_server = _uvicorn_server(service.app, config)
+        api_server = _uvicorn_server(create_app(context), config)
         servers.insert(0, api_server)
         tasks.append(asyncio.create_task(api_server.serve(sockets=[api_sock]), name="api"))
         if service.ingests:
