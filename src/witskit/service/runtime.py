@@ -1,13 +1,17 @@
-"""One process, two jobs: ingest sources into the store, and serve the API (``witskit run``).
+"""The running service: everything one process serves, opened and closed together.
 
-:class:`Service` owns everything the API needs (store, accounts, identity, audit log, live hub,
-latest-values cache, metrics, health checks) and, when it ingests, the pipeline, its spool and its
-connections (those of the pipeline file, then those added through the API and kept in the
-database). A process that only serves (``witskit serve``) has a
-:class:`~witskit.service.tailer.FrameTailer` instead, which feeds the live hub from the frames
-another process stores. :func:`witskit.service.server.serve` runs it behind uvicorn.
+:class:`Service` assembles what the API needs (store, accounts, identity, audit log, live hub,
+latest-values cache, metrics, health checks) and, when it ingests (``witskit run``), the pipeline,
+its spool and its connections (:mod:`witskit.service.ingest`; those of the pipeline file, then
+those added through the API and kept in the database), watched by :mod:`witskit.service.observe`.
+A process that only serves (``witskit serve``) has a :class:`~witskit.service.tailer.FrameTailer`
+instead, which feeds the live hub from the frames another process stores. A database that is down
+when ``witskit run`` starts is reached in the background while the spool takes the frames.
 
-The signing key and the data directory come from :mod:`witskit.service.datadir`.
+The API sees none of this directly: :attr:`Service.context` is the narrow
+:class:`~witskit.service.deps.AppContext` its routes get. :func:`witskit.service.server.serve` runs
+a service behind uvicorn; the signing key and the data directory come from
+:mod:`witskit.service.datadir`.
 """
 
 from __future__ import annotations
@@ -19,36 +23,30 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from witskit.config import PipelineConfig, SourceConfig, WitsConfig
-from witskit.errors import FrameError
 from witskit.monitoring.health import HealthCheck, HealthMonitor, HealthStatus
 from witskit.monitoring.metrics import WitsMetrics
-from witskit.pipeline import LiveHub, Pipeline, Subscription, unpack_frame
+from witskit.pipeline import LiveHub, Pipeline, Subscription
 from witskit.pipeline.build import decoder_from
-from witskit.protocol import DecodedFrame
 from witskit.security.auth import AuthManager
 from witskit.service.accounts import AccountStore
 from witskit.service.app import create_app
 from witskit.service.audit import AuditLog
-from witskit.service.connections import Connection, ConnectionManager
+from witskit.service.connections import ConnectionManager
 from witskit.service.datadir import ensure_data_dir, resolve_signing_key
 from witskit.service.deps import AppContext
 from witskit.service.identity import Identity
 from witskit.service.ingest import KeptConnections, build_pipeline
 from witskit.service.latest import LatestCache
+from witskit.service.observe import FrameObserver, refresh_gauges, sources_check, spool_check
 from witskit.service.tailer import DEFAULT_INTERVAL, FrameTailer
 from witskit.storage.errors import StorageError
-from witskit.storage.schema import DEFAULT_SOURCE
 from witskit.storage.spool import Spool
 from witskit.storage.store import Store
-from witskit.transport.base import LinkState, LinkStatus
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = [
-    "DEFAULT_PIPELINE",
-    "Service",
-]
+__all__ = ["DEFAULT_PIPELINE", "Service"]
 
 log = logging.getLogger("witskit.service")
 
@@ -97,9 +95,11 @@ class Service:
         self.metric_units = metric_units
         self.hub = LiveHub()
         self.latest = LatestCache(store, ttl=None if pipeline is not None else 1.0)
+        #: Takes the pipeline's callbacks (set by :meth:`open`) and the connections' status.
+        self.observer = FrameObserver(self.hub, self.latest, metrics)
         #: The pipeline's sources by name (None when this process does not ingest).
         self.connections: KeptConnections | None = (
-            KeptConnections(ConnectionManager(pipeline, on_status=self._on_status), accounts)
+            KeptConnections(ConnectionManager(pipeline, on_status=self.observer.on_status), accounts)
             if pipeline is not None
             else None
         )
@@ -107,9 +107,10 @@ class Service:
         self.health.register_check("database", self._check_database)
         #: Feeds the live hub from the store when this process does not ingest (set by :meth:`open`).
         self.tailer: FrameTailer | None = None
-        if pipeline is not None:
-            self.health.register_check("spool", self._check_spool)
-            self.health.register_check("sources", self._check_sources)
+        if pipeline is not None and spool is not None and self.connections is not None:
+            kept, pipe = self.connections, pipeline
+            self.health.register_check("spool", lambda: spool_check(spool, pipe))
+            self.health.register_check("sources", lambda: sources_check(kept, pipe))
         self.started_at = time.time()
         #: Set while the database has not been reached since the start (``witskit run`` goes on
         #: ingesting into the spool and retries); None once it is connected.
@@ -118,7 +119,6 @@ class Service:
         self.database_ready = asyncio.Event()
         self.database_ready.set()
         self._connector: asyncio.Task[None] | None = None
-        self._quality: dict[str, float] = {}
         self._closed = False
         self._context: AppContext | None = None
         self._app: FastAPI | None = None
@@ -189,8 +189,8 @@ class Service:
             )
             service.database_ready = ready
             if pipe is not None:
-                pipe.on_frame = service._on_frame
-                pipe.on_frame_error = service._on_frame_error
+                pipe.on_frame = service.observer.on_frame
+                pipe.on_frame_error = service.observer.on_frame_error
                 assert service.connections is not None
                 for src in plan.sources:
                     service.connections.add_planned(src.url, name=src.name, options=src.options)
@@ -318,72 +318,10 @@ class Service:
             except Exception as exc:  # the pipeline file's rigs still run
                 log.error("the connections kept in the database cannot be restored: %s", exc)
 
-    # Pipeline callbacks (hot path: called for every frame) ------------------------------------
-    def _on_frame(self, frame: DecodedFrame) -> None:
-        source = frame.source if frame.source is not None else DEFAULT_SOURCE
-        self.hub.publish(frame)
-        self.latest.update(frame)
-        self.metrics.record_frame_processed(source, True)
-        self._score(source, 0.0 if frame.errors else 1.0)
-
-    def _on_frame_error(self, error: FrameError) -> None:
-        self.hub.publish_error(error)
-        source = error.source or DEFAULT_SOURCE
-        self.metrics.record_frame_processed(source, False)
-        self.metrics.record_error("frame", "low")
-        self._score(source, 0.0)
-
-    def _score(self, source: str, good: float) -> None:
-        old = self._quality.get(source, 1.0)
-        new = old + _QUALITY_WEIGHT * (good - old)
-        self._quality[source] = new
-        self.metrics.data_quality_score.labels(source=source).set(new)
-
-    def _on_status(self, conn: Connection, status: LinkStatus) -> None:
-        if status.state is LinkState.CONNECTED:
-            self.metrics.record_connection_attempt(conn.transport, True)
-        elif status.state is LinkState.DISCONNECTED and status.error is not None:
-            self.metrics.record_connection_attempt(conn.transport, False)
-            self.metrics.record_error("connection", "high")
-
     # Metrics and health -----------------------------------------------------------------------
     def refresh_metrics(self) -> None:
         """Set the gauges that are read rather than counted (called before each scrape)."""
-        m = self.metrics
-        if self.connections is not None:
-            active: dict[str, int] = {}
-            for conn in self.connections:
-                active.setdefault(conn.transport, 0)
-                if conn.connected:
-                    active[conn.transport] += 1
-            for transport, count in active.items():
-                m.active_connections.labels(transport_type=transport).set(count)
-        spool, pipe = self.spool, self.pipeline
-        if spool is None or pipe is None or spool.closed:
-            return
-        backlog = pipe.backlog
-        m.spool_records.set(backlog)
-        m.spool_bytes.set(spool.size_bytes)
-        m.spool_dropped_total.set(spool.dropped_records)
-        m.spool_writable.set(0 if pipe.spool_error is not None else 1)
-        m.spool_write_failures.set(pipe.stats.spool_write_failures)
-        m.sources_paused.set(len(pipe.paused_sources))
-        m.frames_lost.set(pipe.stats.frames_lost)
-        m.replay_lag_seconds.set(self._replay_lag(spool, backlog))
-        for name, breaker in pipe.breakers.items():
-            m.sink_circuit_open.labels(sink=name).set(1 if breaker.state.value == "open" else 0)
-
-    @staticmethod
-    def _replay_lag(spool: Spool, backlog: int) -> float:
-        if backlog <= 0:
-            return 0.0
-        for seq, payload in spool.pending(after=spool.acked_seq, limit=1):
-            try:
-                received = unpack_frame(payload, sequence=seq).timestamp
-            except Exception:  # an unreadable record is skipped by the writers too
-                return 0.0
-            return max(time.time() - received.timestamp(), 0.0)
-        return 0.0
+        refresh_gauges(self.metrics, self.connections, self.spool, self.pipeline)
 
     def render_metrics(self) -> bytes:
         """The Prometheus exposition text, gauges refreshed."""
@@ -407,77 +345,6 @@ class Service:
                 "database", HealthStatus.UNHEALTHY, f"database unreachable: {exc}", reason="not reachable"
             )
         return HealthCheck("database", HealthStatus.HEALTHY, "reachable")
-
-    def _check_spool(self) -> HealthCheck:
-        spool = self.spool
-        assert spool is not None
-        if spool.closed:
-            return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is closed", reason="closed")
-        # The bound is on the files on disk (size_bytes), the acknowledged head included.
-        fill = spool.size_bytes / spool.max_bytes if spool.max_bytes else 0.0
-        details = {
-            "pending_bytes": spool.pending_bytes,
-            "size_bytes": spool.size_bytes,
-            "max_bytes": spool.max_bytes,
-        }
-        pipe = self.pipeline
-        if pipe is not None and pipe.spool_error is not None:
-            # Sources are paused (not read) and the pipeline retries on its own: not ready.
-            return HealthCheck(
-                "spool",
-                HealthStatus.UNHEALTHY,
-                f"the spool cannot write: {pipe.spool_error}",
-                details,
-                reason="the spool cannot write (disk full or failing): sources are paused",
-            )
-        if spool.is_full:
-            return HealthCheck(
-                "spool",
-                HealthStatus.UNHEALTHY,
-                f"the spool is full ({spool.size_bytes:,} of {spool.max_bytes:,} bytes; "
-                f"{spool.pending_count:,} records wait for the database): sources are paused",
-                details,
-                reason="the spool is full: sources are paused",
-            )
-        if fill >= _SPOOL_DEGRADED:
-            return HealthCheck(
-                "spool",
-                HealthStatus.DEGRADED,
-                f"the spool is {fill:.0%} full",
-                details,
-                reason=f"{fill:.0%} full",
-            )
-        return HealthCheck("spool", HealthStatus.HEALTHY, f"{fill:.0%} full", details)
-
-    def _check_sources(self) -> HealthCheck:
-        assert self.connections is not None
-        states = {c.name: c.state for c in self.connections}
-        running = [n for n, s in states.items() if s != "stopped"]
-        down = [n for n in running if states[n] not in ("connected", "running")]
-        paused = sorted(self.pipeline.paused_sources) if self.pipeline is not None else []
-        if paused:
-            why = (
-                "the spool cannot write"
-                if self.pipeline and self.pipeline.spool_error
-                else "the spool is full"
-            )
-            return HealthCheck(
-                "sources",
-                HealthStatus.DEGRADED,
-                f"paused ({why}): {', '.join(paused)}",
-                states,
-                reason=f"{len(paused)} paused ({why})",
-            )
-        if down:
-            # Degraded, not unhealthy: a rig that is down must not take the API out of service.
-            return HealthCheck(
-                "sources",
-                HealthStatus.DEGRADED,
-                f"not connected: {', '.join(sorted(down))}",
-                states,
-                reason=f"{len(down)} not connected",
-            )
-        return HealthCheck("sources", HealthStatus.HEALTHY, f"{len(running)} running", states)
 
     # Running ----------------------------------------------------------------------------------
     async def run_pipeline(self) -> None:
