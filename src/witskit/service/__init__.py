@@ -5,8 +5,12 @@
 
 - :mod:`~witskit.service.runtime`: :class:`Service`, everything one process serves
 - :mod:`~witskit.service.server`: :func:`serve`, the ports and uvicorn
+- :mod:`~witskit.service.ingest`, :mod:`~witskit.service.observe`: the pipeline it builds and watches
+- :mod:`~witskit.service.datadir`: the data directory and the JWT signing key kept there
 - :mod:`~witskit.service.app`: the FastAPI application factory, request ids, error mapping
-- :mod:`~witskit.service.deps`: authentication and the permission every route declares
+- :mod:`~witskit.service.deps`: the routes' context, authentication and the permission every route
+  declares
+- :mod:`~witskit.service.side_app`: ``/livez``, ``/readyz`` and ``/metrics`` on the side ports
 - :mod:`~witskit.service.identity`: logins, tokens, API keys, account changes
 - :mod:`~witskit.service.accounts`: the users, API key and audit tables
 - :mod:`~witskit.service.audit`, :mod:`~witskit.service.throttling`: the audit trail, login throttling

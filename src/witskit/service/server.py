@@ -27,6 +27,7 @@ from witskit.config import PipelineConfig, WitsConfig
 from witskit.errors import UsageError
 from witskit.monitoring.metrics import WitsMetrics
 from witskit.service.app import create_app
+from witskit.service.deps import AppContext
 from witskit.service.runtime import Service
 from witskit.service.side_app import create_health_app, create_metrics_app
 from witskit.service.tailer import DEFAULT_INTERVAL
@@ -182,6 +183,64 @@ async def _bootstrap_later(
         on_ready(replace(bound, admin_credentials=generated))
 
 
+@dataclass
+class _Ports:
+    """The listening sockets of one start, and the URLs they are reached at."""
+
+    api: socket.socket
+    api_url: str
+    api_port: int
+    metrics: socket.socket | None = None
+    metrics_url: str | None = None
+    health: socket.socket | None = None
+    health_url: str | None = None
+
+
+def _bind(config: WitsConfig, host: str, port: int, sockets: list[socket.socket]) -> _Ports:
+    """Listen on the API port and the side ports the settings ask for; each socket goes in ``sockets``.
+
+    A busy metrics port only costs the unauthenticated exposition (a warning); a health port that
+    cannot be bound stops the start, as the API port does.
+    """
+    try:
+        api = _listen(host, port)
+    except UsageError as exc:
+        raise UsageError(
+            f"{exc}: choose another port with --port N (or WITS_PORT; --port 0 takes a free one)"
+        ) from None
+    sockets.append(api)
+    ports = _Ports(api, *_url(api))
+    if config.metrics_enabled and config.metrics_port != port:
+        try:
+            ports.metrics = _listen(host, config.metrics_port)
+        except UsageError as exc:
+            log.warning("%s: metrics are served only on the API port (/metrics, with a token)", exc)
+        else:
+            sockets.append(ports.metrics)
+            ports.metrics_url = _url(ports.metrics)[0] + "/metrics"
+    if _health_port_wanted(
+        config.health_check_port,
+        api_port=ports.api_port,
+        metrics_port=config.metrics_port if ports.metrics is not None else None,
+    ):
+        ports.health = _listen(host, config.health_check_port, setting=HEALTH_PORT_SETTING)
+        sockets.append(ports.health)
+        ports.health_url = _url(ports.health)[0] + "/livez"
+    return ports
+
+
+async def _first_admin(
+    service: Service, username: str | None, password: str | None
+) -> tuple[tuple[str, str] | None, tuple[str, ...]]:
+    """The administrator generated at this start (name, password), else the active super_admins."""
+    generated = await service.identity.bootstrap_admin(username, password)
+    if generated is not None:
+        return generated, ()
+    # An administrator exists: the banner says how to get in.
+    users = await service.identity.accounts.list_users()
+    return None, tuple(u.username for u in users if u.is_active and "super_admin" in u.roles)
+
+
 async def serve(
     config: WitsConfig,
     *,
@@ -218,52 +277,23 @@ async def serve(
     try:
         # Every port first: a port that cannot be bound stops the start before anything is
         # created (a generated administrator password would be shown by nobody).
-        try:
-            api_sock = _listen(host, port)
-        except UsageError as exc:
-            raise UsageError(
-                f"{exc}: choose another port with --port N (or WITS_PORT; --port 0 takes a free one)"
-            ) from None
-        sockets.append(api_sock)
-        api_url, api_port = _url(api_sock)
-        metrics_sock = health_sock = None
-        metrics_url = health_url = None
-        if config.metrics_enabled and config.metrics_port != port:
-            try:
-                metrics_sock = _listen(host, config.metrics_port)
-            except UsageError as exc:
-                log.warning("%s: metrics are served only on the API port (/metrics, with a token)", exc)
-            else:
-                sockets.append(metrics_sock)
-                metrics_url = _url(metrics_sock)[0] + "/metrics"
-        if _health_port_wanted(
-            config.health_check_port,
-            api_port=api_port,
-            metrics_port=config.metrics_port if metrics_sock is not None else None,
-        ):
-            health_sock = _listen(host, config.health_check_port, setting=HEALTH_PORT_SETTING)
-            sockets.append(health_sock)
-            health_url = _url(health_sock)[0] + "/livez"
+        ports = _bind(config, host, port, sockets)
         admin_password = config.admin_password.get_secret_value() if config.admin_password else None
-        generated = None
+        generated: tuple[str, str] | None = None
         admins: tuple[str, ...] = ()
         if service.database_ready.is_set():
-            generated = await service.identity.bootstrap_admin(config.admin_username, admin_password)
-            if generated is None:  # an administrator exists: the banner says how to get in
-                users = await service.identity.accounts.list_users()
-                admins = tuple(u.username for u in users if u.is_active and "super_admin" in u.roles)
+            generated, admins = await _first_admin(service, config.admin_username, admin_password)
         context = service.context
-        if metrics_sock is not None:
-            metrics_server = _uvicorn_server(create_metrics_app(context), config)
-            servers.append(metrics_server)
-            tasks.append(asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics"))
-        if health_sock is not None:
-            health_server = _uvicorn_server(create_health_app(context), config)
-            servers.append(health_server)
-            tasks.append(asyncio.create_task(health_server.serve(sockets=[health_sock]), name="health"))
-        api_server = _uvicorn_server(create_app(context), config)
-        servers.insert(0, api_server)
-        tasks.append(asyncio.create_task(api_server.serve(sockets=[api_sock]), name="api"))
+        apps: list[tuple[str, socket.socket | None, Callable[[AppContext], Any]]] = [
+            ("metrics", ports.metrics, create_metrics_app),
+            ("health", ports.health, create_health_app),
+            ("api", ports.api, create_app),
+        ]
+        for name, sock, factory in apps:
+            if sock is not None:
+                server = _uvicorn_server(factory(context), config)
+                servers.append(server)
+                tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name=name))
         if service.ingests:
             tasks.append(asyncio.create_task(service.run_pipeline(), name="pipeline"))
         if handle_signals:
@@ -275,9 +305,11 @@ async def serve(
             if any(t.done() for t in tasks):
                 break
             await asyncio.sleep(0.01)
-        log.info("service started: %s (ingest: %s)", api_url, service.ingests)
+        log.info("service started: %s (ingest: %s)", ports.api_url, service.ingests)
         names = tuple(c.name for c in service.connections) if service.connections is not None else ()
-        bound = Bound(api_url, api_port, metrics_url, generated, health_url, names, admins)
+        bound = Bound(
+            ports.api_url, ports.api_port, ports.metrics_url, generated, ports.health_url, names, admins
+        )
         if on_ready is not None:
             on_ready(bound)
         if not service.database_ready.is_set():
@@ -303,19 +335,7 @@ async def serve(
         for server in servers:
             server.should_exit = True
         service.stop()
-        if tasks:
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            for task, result in zip(tasks, results, strict=True):
-                if isinstance(result, SystemExit | Exception):
-                    status = 1
-                    log.error("%s failed while stopping: %s", task.get_name(), result)
-        pipe = service.pipeline
-        if pipe is not None and pipe.stats.frames_lost:
-            status = 1
-            log.error(
-                "%d frame(s) received were not stored: stopped while the spool could not take them",
-                pipe.stats.frames_lost,
-            )
+        status = max(status, await _stopped(service, tasks))
         for sig in installed:
             loop.remove_signal_handler(sig)
         for sock in sockets:
@@ -323,4 +343,22 @@ async def serve(
         await service.aclose()
     log.info("service stopped")
     sys.stderr.flush()
+    return status
+
+
+async def _stopped(service: Service, tasks: list[asyncio.Task[Any]]) -> int:
+    """Wait for the servers and the pipeline to end; 1 when one failed or a received frame was lost."""
+    status = 0
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for task, result in zip(tasks, results, strict=True):
+        if isinstance(result, SystemExit | Exception):
+            status = 1
+            log.error("%s failed while stopping: %s", task.get_name(), result)
+    pipe = service.pipeline
+    if pipe is not None and pipe.stats.frames_lost:
+        status = 1
+        log.error(
+            "%d frame(s) received were not stored: stopped while the spool could not take them",
+            pipe.stats.frames_lost,
+        )
     return status
