@@ -2,16 +2,16 @@
 
 The layers are docs/architecture.md's table. Every import counts, wherever it is written: at module
 level, inside a function, under ``if TYPE_CHECKING:`` (a type a module names is a module it depends
-on, and the service's circle is closed by exactly such imports), and by name (a string that names
-another witskit module, as the lazy ``_LAZY`` tables and the scheme table in ``witskit/__init__.py`` do).
+on: the service's routes once closed a circle by naming ``Service`` so), and by name (a string that names
+another witskit module, as the lazy ``_LAZY`` tables and ``transport/urls.py``'s ``_delegate`` do).
 Logger names and a module's own package are not imports. Three rules:
 
 * layer: a module imports only its own layer, the layers its layer may import, and ``base``;
 * private: ``a.b._c`` is imported only from inside ``a.b``;
 * circle: no strongly connected component of more than one module in the import graph.
 
-Today's tree breaks some of them; each break is in :data:`KNOWN`, with the issue-11 item that removes
-it. The list can only shrink: a break not in it fails, and so does an entry that no longer occurs.
+No break is known today: :data:`KNOWN` is empty. A break not in it fails, and so does an entry that
+no longer occurs, so an exception can only be added with its reason and removed when it is gone.
 """
 
 from __future__ import annotations
@@ -68,14 +68,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 
 #: Every known break -> the issue-11 item that removes it. Delete an entry when its break is gone.
-KNOWN: dict[str, str] = {
-    "circle: witskit.service.apidocs, witskit.service.app, witskit.service.dashboard, "
-    "witskit.service.deps, witskit.service.health_port, witskit.service.routes.auth, "
-    "witskit.service.routes.connections, witskit.service.routes.data, witskit.service.routes.ops, "
-    "witskit.service.routes.users, witskit.service.runtime, witskit.service.websocket": (
-        "item 1: routes get a narrow context from deps.py; serve() calls create_app(ctx)"
-    ),
-}
+KNOWN: dict[str, str] = {}
 
 
 def modules(src: Path) -> dict[str, Path]:
