@@ -50,10 +50,12 @@ def live(rigs: int, seconds: int) -> None:
             decoder.decode(frame)  # type: ignore[arg-type]
             decoded += 1
     decode_rate = decoded / (time.perf_counter() - t0)
-    print(f"live: {rigs} rigs x {seconds} s: {rate:,.0f} frames/s classified "
-          f"= {rate / rigs:.1f}x the {rigs} frames/s needed at 1 Hz; "
-          f"decoding alone runs at {decode_rate:,.0f} frames/s (classify/decode cost ratio "
-          f"{decode_rate / rate:.2f})")
+    print(
+        f"live: {rigs} rigs x {seconds} s: {rate:,.0f} frames/s classified "
+        f"= {rate / rigs:.1f}x the {rigs} frames/s needed at 1 Hz; "
+        f"decoding alone runs at {decode_rate:,.0f} frames/s (classify/decode cost ratio "
+        f"{decode_rate / rate:.2f})"
+    )
 
 
 def month(fraction_days: float) -> None:
@@ -68,9 +70,11 @@ def month(fraction_days: float) -> None:
     count = sum(1 for _ in classify(samples))
     took = time.perf_counter() - t0
     per_month = took * MONTH / count
-    print(f"rig-month: classified {count:,} frames ({fraction_days:g} days) in {took:.2f} s "
-          f"= {count / took:,.0f} frames/s; extrapolated to 30 days: {per_month:.1f} s "
-          f"({60 / per_month:.1f}x faster than the 60 s target)")
+    print(
+        f"rig-month: classified {count:,} frames ({fraction_days:g} days) in {took:.2f} s "
+        f"= {count / took:,.0f} frames/s; extrapolated to 30 days: {per_month:.1f} s "
+        f"({60 / per_month:.1f}x faster than the 60 s target)"
+    )
 
 
 def main() -> None:

@@ -97,8 +97,12 @@ def test_days_split_at_utc_midnight_and_sections_by_hole_depth() -> None:
 
 
 def test_a_gap_counts_no_time_and_breaks_a_connection() -> None:
-    samples = script((R.ROTARY_DRILLING, 100, 1000, 1001, 1000, 1001), (R.IN_SLIPS, 100, 1001, 1001, 990, 990))
-    late = [StateSample(s.time + timedelta(hours=1), s.state, s.hole_depth, s.bit_depth) for s in samples[100:]]
+    samples = script(
+        (R.ROTARY_DRILLING, 100, 1000, 1001, 1000, 1001), (R.IN_SLIPS, 100, 1001, 1001, 990, 990)
+    )
+    late = [
+        StateSample(s.time + timedelta(hours=1), s.state, s.hole_depth, s.bit_depth) for s in samples[100:]
+    ]
     tail = script((R.ROTARY_DRILLING, 10, 1001, 1002, 1001, 1002))
     tail = [StateSample(s.time + timedelta(hours=2), s.state, s.hole_depth, s.bit_depth) for s in tail]
     k = compute_kpis(samples[:100] + late + tail).total

@@ -61,7 +61,8 @@ def damaged(samples: tuple[Sample, ...], seed: int) -> Iterator[Sample | None]:
             yield None
             continue
         values: dict[str, Value] = {}
-        for code, value in sample.values.items():
+        for code, original in sample.values.items():
+            value = original
             if isinstance(value, float) and code in noise:
                 value += rng.gauss(0.0, noise[code])
             if code in null_left:
@@ -78,7 +79,9 @@ def damaged(samples: tuple[Sample, ...], seed: int) -> Iterator[Sample | None]:
         yield Sample(sample.time, values)
 
 
-def agreement(truth: tuple[str, ...], predicted: list[str | None]) -> tuple[float, dict[str, float], Counter[tuple[str, str]]]:
+def agreement(
+    truth: tuple[str, ...], predicted: list[str | None]
+) -> tuple[float, dict[str, float], Counter[tuple[str, str]]]:
     keep = [True] * len(truth)
     for i in range(1, len(truth)):
         if truth[i] != truth[i - 1]:

@@ -51,18 +51,35 @@ def test_rig_state_from_the_store_matches_the_file(rig: Path, tmp_path: Path) ->
     code, from_file, err = invoke("analyze", "rig-state", str(rig), "--format", "jsonl")
     assert code == 0, err
     out_file = tmp_path / "states.jsonl"
-    code, _, err = invoke("analyze", "rig-state", "--db", db, "--source", "rig-7", "--format", "jsonl",
-                          "-o", str(out_file))
+    code, _, err = invoke(
+        "analyze", "rig-state", "--db", db, "--source", "rig-7", "--format", "jsonl", "-o", str(out_file)
+    )
     assert code == 0, err
     assert out_file.read_text() == from_file
-    code, out, err = invoke("analyze", "rig-state", "--db", db, "--source", "rig-7", "--format", "table",
-                            "--start", "2026-01-01T06:10:00Z", "--end", "2026-01-01T06:10:02Z")
+    code, out, err = invoke(
+        "analyze",
+        "rig-state",
+        "--db",
+        db,
+        "--source",
+        "rig-7",
+        "--format",
+        "table",
+        "--start",
+        "2026-01-01T06:10:00Z",
+        "--end",
+        "2026-01-01T06:10:02Z",
+    )
     assert code == 0, err
     # A range starts afresh: its first frame has no speed yet, so it is unknown.
-    assert out.splitlines()[1:] == ["2026-01-01T06:10:00Z      unknown", "2026-01-01T06:10:01Z      rotary_drilling"]
+    assert out.splitlines()[1:] == [
+        "2026-01-01T06:10:00Z      unknown",
+        "2026-01-01T06:10:01Z      rotary_drilling",
+    ]
     code, _, err = invoke("analyze", "rig-state", "--db", db, "--source", "nope")
     assert code == 2
-    assert "no source 'nope'" in err and "rig-7" in err
+    assert "no source 'nope'" in err
+    assert "rig-7" in err
 
 
 def test_kpi_json_and_table(rig: Path) -> None:

@@ -204,11 +204,16 @@ class Kpis:
             "hours": {s.value: r(h) for s, h in sorted(self.hours.items()) if h},
             "total_hours": r(self.total_hours),
             "on_bottom_hours": {"rotary": r(self.rotary_hours), "slide": r(self.slide_hours)},
-            "footage": {"rotary": r(self.footage.get(RigState.ROTARY_DRILLING, 0.0), 2),
-                        "slide": r(self.footage.get(RigState.SLIDE_DRILLING, 0.0), 2),
-                        "total": r(self.total_footage, 2)},
-            "on_bottom_rop": {"total": r(self.rop(), 2), "rotary": r(self.rop(RigState.ROTARY_DRILLING), 2),
-                              "slide": r(self.rop(RigState.SLIDE_DRILLING), 2)},
+            "footage": {
+                "rotary": r(self.footage.get(RigState.ROTARY_DRILLING, 0.0), 2),
+                "slide": r(self.footage.get(RigState.SLIDE_DRILLING, 0.0), 2),
+                "total": r(self.total_footage, 2),
+            },
+            "on_bottom_rop": {
+                "total": r(self.rop(), 2),
+                "rotary": r(self.rop(RigState.ROTARY_DRILLING), 2),
+                "slide": r(self.rop(RigState.SLIDE_DRILLING), 2),
+            },
             "flat_hours": r(self.flat_hours),
             "circulating_hours": r(self.circulating_hours),
             "connections": {
@@ -217,8 +222,11 @@ class Kpis:
                 "weight_to_weight_avg_s": r(sum(w2w) / len(w2w), 1) if w2w else None,
                 "list": [c.to_dict() for c in self.connections],
             },
-            "tripping": {"in": self.tripping("in"), "out": self.tripping("out"),
-                         "list": [t.to_dict() for t in self.trips]},
+            "tripping": {
+                "in": self.tripping("in"),
+                "out": self.tripping("out"),
+                "list": [t.to_dict() for t in self.trips],
+            },
         }
 
 
@@ -283,7 +291,9 @@ def compute_kpis(
         if gap or not runs or runs[-1].state is not cur.state:
             if runs and not gap:
                 runs[-1].end = cur.time
-            runs.append(_Run(cur.state, cur.time, cur.time, cur.bit_depth, cur.bit_depth, cur.hole_depth, gap))
+            runs.append(
+                _Run(cur.state, cur.time, cur.time, cur.bit_depth, cur.bit_depth, cur.hole_depth, gap)
+            )
         else:
             run = runs[-1]
             run.end = cur.time
@@ -357,8 +367,10 @@ def _connections(runs: list[_Run]) -> list[Connection]:
             off, between = None, []
         if run.state in _DRILLING:
             slips = [r for r in between if r.state is RigState.IN_SLIPS]
-            tripped = any(r.state in (RigState.TRIPPING_IN, RigState.TRIPPING_OUT) and _travel(r) >= MIN_STAND_M
-                          for r in between)
+            tripped = any(
+                r.state in (RigState.TRIPPING_IN, RigState.TRIPPING_OUT) and _travel(r) >= MIN_STAND_M
+                for r in between
+            )
             if off is not None and between and len(slips) == 1 and not tripped:
                 s = slips[0]
                 out.append(Connection(off.end, s.start, s.end, run.start, s.hole))

@@ -350,10 +350,11 @@ class RigStateClassifier:
 
     def _move(self, t: float, v: list[float | None]) -> None:
         """Update the string's upward speed from block position, else bit depth."""
-        if v[_BLOCK] is not None and self._seen[_BLOCK] == t:
-            src, pos = _BLOCK, v[_BLOCK]
-        elif v[_BLOCK] is None and v[_BIT] is not None and self._seen[_BIT] == t:
-            src, pos = _BIT, -v[_BIT]
+        block, bit = v[_BLOCK], v[_BIT]
+        if block is not None and self._seen[_BLOCK] == t:
+            src, pos = _BLOCK, block
+        elif block is None and bit is not None and self._seen[_BIT] == t:
+            src, pos = _BIT, -bit
         else:
             return  # nothing new: keep the last speed while the reading is held
         track = self._track

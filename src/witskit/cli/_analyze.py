@@ -56,7 +56,9 @@ PathArg = Annotated[
 DbOpt = Annotated[
     str | None, typer.Option("--db", help="Read a stored source from this database URL instead of a file.")
 ]
-SourceOpt = Annotated[str | None, typer.Option("--source", help="The stored source (rig) to read, with --db.")]
+SourceOpt = Annotated[
+    str | None, typer.Option("--source", help="The stored source (rig) to read, with --db.")
+]
 StartOpt = Annotated[str | None, typer.Option("--start", help="With --db: from this time (ISO 8601, UTC).")]
 EndOpt = Annotated[str | None, typer.Option("--end", help="With --db: up to this time, excluded.")]
 MetricOpt = Annotated[bool, typer.Option("--metric/--fps", help="Unit system the rig sends.")]
@@ -116,8 +118,9 @@ async def _stored_samples(url: str, source: str, start: str | None, end: str | N
     return list(samples_from_points(rows))  # type: ignore[arg-type]
 
 
-def _input(path: Path | None, db: str | None, source: str | None, start: str | None, end: str | None,
-           metric: bool) -> Iterable[Sample | object]:
+def _input(
+    path: Path | None, db: str | None, source: str | None, start: str | None, end: str | None, metric: bool
+) -> Iterable[Sample | object]:
     if (path is None) == (db is None):
         raise UsageError("give a WITS file PATH or --db URL with --source NAME (one of the two)")
     if db is not None:
@@ -227,12 +230,15 @@ def kpi(
             fh.write(json.dumps(data, indent=2) + "\n")
             return
         unit = data["units"]["depth"]
-        rows = [("range", data["total"])] + list(data["days"].items()) + [
-            (f"section {k}", v) for k, v in data["sections"].items()
-        ]
+        rows = (
+            [("range", data["total"])]
+            + list(data["days"].items())
+            + [(f"section {k}", v) for k, v in data["sections"].items()]
+        )
         fh.write(
             f"{'':22}{'hours':>8}{'rotary h':>9}{'slide h':>8}{'made ' + unit:>9}{'ROP/h':>7}"
-            f"{'conn':>5}{'S2S s':>7}{'W2W s':>7}{'trip in/h':>10}{'trip out/h':>11}{'flat h':>7}{'circ h':>7}\n"
+            f"{'conn':>5}{'S2S s':>7}{'W2W s':>7}{'trip in/h':>10}{'trip out/h':>11}"
+            f"{'flat h':>7}{'circ h':>7}\n"
         )
         for name, k in rows:
             c = k["connections"]

@@ -1101,7 +1101,9 @@ class DrillingSimulator:
     def _ream_down(self) -> None:
         rng = self._rng
         self._set(Phase.CIRCULATING, pumps=True, rotate=True, hook_mode=0, hook_extra=-rng.uniform(2.0, 6.0))
-        self._move(self._block - self._ream + rng.uniform(2.0, 4.0), rng.uniform(0.3, 0.6), True, self._ream_stop)
+        self._move(
+            self._block - self._ream + rng.uniform(2.0, 4.0), rng.uniform(0.3, 0.6), True, self._ream_stop
+        )
 
     def _ream_stop(self) -> None:
         self._set(Phase.CONNECTION, pumps=False, rotate=False, hook_mode=0)
@@ -1111,7 +1113,9 @@ class DrillingSimulator:
     def _pre_trip_pickup(self) -> None:
         rng = self._rng
         self._set(Phase.CIRCULATING, pumps=True, rotate=True, hook_mode=0, hook_extra=rng.uniform(3.0, 8.0))
-        self._move(self._block + rng.uniform(5.0, 15.0), rng.uniform(0.2, 0.4), True, self._pre_trip_circulate)
+        self._move(
+            self._block + rng.uniform(5.0, 15.0), rng.uniform(0.2, 0.4), True, self._pre_trip_circulate
+        )
 
     def _pre_trip_circulate(self) -> None:
         rng = self._rng
