@@ -90,7 +90,6 @@ RIG_STATE_CODES = (
 
 # Index of each item in the classifier's value slots.
 _BIT, _HOLE, _BLOCK, _HOOK, _WOB, _TORQUE, _RPM, _SPP, _SPM1, _SPM2, _SPM3, _FLOW = range(12)
-_SLOT = {code: i for i, code in enumerate(RIG_STATE_CODES)}
 
 # Physical limits (FPS) beyond which a reading is a sensor fault, not the rig: deeper than any well
 # drilled (40,000 ft), a derrick taller than 250 ft, a hook load above the largest rigs' 2,500 klb,
@@ -122,8 +121,10 @@ _LEVEL_COUNT = 20
 _MIN_BLOCK_WEIGHT = 5.0
 #: The string must hang at least this much (klb) above the lowest level for that level to be the block.
 _MIN_STRING_GAP = 15.0
-#: Re-estimate every this many hook-load samples (the estimate scans the histogram).
-_REESTIMATE_EVERY = 30
+#: Estimate every this many hook-load samples until a block weight is found (the estimate scans the
+#: histogram), then refresh it every _REFRESH_EVERY (10 min at 1 Hz: the block weight seldom changes).
+_REESTIMATE_EVERY = 5
+_REFRESH_EVERY = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +247,8 @@ class RigStateClassifier:
             raise UsageError(f"settings must be RigStateSettings, not {type(s).__name__}")
         self.settings = s
         self._factor = _factors(s.metric)
+        # Per item: slot, code, factor to FPS and physical limits, in one tuple for the hot loop.
+        self._plan = tuple((i, code, self._factor[i], *_LIMITS[i]) for i, code in enumerate(RIG_STATE_CODES))
         bw = s.to_fps("block_weight", "0114")
         self._block_override = bw
         margin = s.to_fps("slips_margin", "0114")
@@ -272,6 +275,7 @@ class RigStateClassifier:
         self._speed: float | None = None
         self._hist = [0] * _BINS
         self._hook_samples = 0
+        self._top_bin = 0
         self._block_weight: float | None = bw
         self._string_weight: float | None = None
         self._last_t: float | None = None
@@ -327,15 +331,15 @@ class RigStateClassifier:
 
     # Steps ----------------------------------------------------------------------------------
     def _read(self, t: float, values: Mapping[str, Value]) -> None:
-        factor = self._factor
         value = self._value
         seen = self._seen
-        for code, raw in values.items():
-            i = _SLOT.get(code)
-            if i is None or raw is None or isinstance(raw, str | bool):
+        get = values.get
+        for i, code, factor, lo, hi in self._plan:
+            raw = get(code)
+            kind = type(raw)
+            if kind is not float and kind is not int:  # None, text (and bool, never a reading)
                 continue
-            x = float(raw) * factor[i]
-            lo, hi = _LIMITS[i]
+            x = raw * factor  # type: ignore[operator]
             if not lo <= x <= hi:  # NaN fails too
                 continue
             value[i] = x
@@ -380,11 +384,12 @@ class RigStateClassifier:
     def _learn_hook(self, x: float) -> None:
         if x < _MIN_BLOCK_WEIGHT or self._block_override is not None:
             return
-        self._hist[min(int(x), _BINS - 1)] += 1
+        at = min(int(x), _BINS - 1)
+        self._hist[at] += 1
+        if at > self._top_bin:
+            self._top_bin = at
         self._hook_samples += 1
-        if self._hook_samples % _REESTIMATE_EVERY == 0 or (
-            self._block_weight is None and self._hook_samples % 5 == 0
-        ):
+        if self._hook_samples % (_REESTIMATE_EVERY if self._block_weight is None else _REFRESH_EVERY) == 0:
             self._estimate()
 
     def _estimate(self) -> None:
@@ -395,7 +400,7 @@ class RigStateClassifier:
         run = sum(hist[: 2 * w + 1])
         lowest: int | None = None
         best, best_at = 0, 0
-        for centre in range(w, _BINS - w - 1):
+        for centre in range(w, min(self._top_bin + w + 1, _BINS - w - 1)):
             if run >= _LEVEL_COUNT and lowest is None:
                 lowest = centre
             if run > best:
@@ -508,9 +513,10 @@ def classify(
 
 
 def _depth(value: Value) -> float | None:
-    if value is None or isinstance(value, str | bool):
+    kind = type(value)
+    if kind is not float and kind is not int:
         return None
-    x = float(value)
+    x = float(value)  # type: ignore[arg-type]
     return x if math.isfinite(x) else None
 
 
