@@ -386,8 +386,7 @@ class RigStateClassifier:
             return
         at = min(int(x), _BINS - 1)
         self._hist[at] += 1
-        if at > self._top_bin:
-            self._top_bin = at
+        self._top_bin = max(self._top_bin, at)
         self._hook_samples += 1
         if self._hook_samples % (_REESTIMATE_EVERY if self._block_weight is None else _REFRESH_EVERY) == 0:
             self._estimate()
