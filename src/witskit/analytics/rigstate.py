@@ -119,8 +119,11 @@ _HALF_WINDOW = 2
 _LEVEL_COUNT = 20
 #: Hook loads below this (klb) are ignored by the estimate: no block weighs less (a dead sensor reads 0).
 _MIN_BLOCK_WEIGHT = 5.0
-#: The string must hang at least this much (klb) above the lowest level for that level to be the block.
+#: The string must hang at least this much (klb) above the lowest level, and this many times it, for
+#: that level to be the block: hook load while drilling (string weight minus WOB, 10-30% below the
+#: hanging weight) is a level of its own that must not pass for the block.
 _MIN_STRING_GAP = 15.0
+_MIN_STRING_RATIO = 1.5
 #: Estimate every this many hook-load samples until a block weight is found (the estimate scans the
 #: histogram), then refresh it every _REFRESH_EVERY (10 min at 1 Hz: the block weight seldom changes).
 _REESTIMATE_EVERY = 5
@@ -393,24 +396,27 @@ class RigStateClassifier:
 
     def _estimate(self) -> None:
         """Block weight: the lowest hook-load level held long enough, with the string hanging well
-        above it; string weight: the most populated level."""
+        above it; string weight: the most populated level at least _MIN_STRING_GAP above that (and 1.5 times it)."""
         hist = self._hist
         w = _HALF_WINDOW
+        top = min(self._top_bin + w + 1, _BINS - w - 1)
+        sums: list[int] = []
         run = sum(hist[: 2 * w + 1])
-        lowest: int | None = None
-        best, best_at = 0, 0
-        for centre in range(w, min(self._top_bin + w + 1, _BINS - w - 1)):
-            if run >= _LEVEL_COUNT and lowest is None:
-                lowest = centre
-            if run > best:
-                best, best_at = run, centre
+        for centre in range(w, top):
+            sums.append(run)  # sums[k]: the window around bin k + w
             run += hist[centre + w + 1] - hist[centre - w]
+        lowest = next((k for k, n in enumerate(sums) if n >= _LEVEL_COUNT), None)
         if lowest is None:
             return
-        self._string_weight = self._centre(best_at)
-        low = self._centre(lowest)
-        if self._string_weight - low >= _MIN_STRING_GAP:
-            self._block_weight = low
+        low = self._centre(lowest + w)
+        above = int(max(low + _MIN_STRING_GAP, low * _MIN_STRING_RATIO)) - w
+        best = max(range(max(above, 0), len(sums)), key=sums.__getitem__, default=None)
+        if best is None or sums[best] < _LEVEL_COUNT:
+            # No hanging level yet: the lowest level may be the string itself (no slips seen).
+            self._string_weight = low
+            return
+        self._string_weight = self._centre(best + w)
+        self._block_weight = low
 
     def _centre(self, at: int) -> float:
         hist = self._hist
