@@ -396,7 +396,8 @@ class RigStateClassifier:
 
     def _estimate(self) -> None:
         """Block weight: the lowest hook-load level held long enough, with the string hanging well
-        above it; string weight: the most populated level at least _MIN_STRING_GAP above that (and 1.5 times it)."""
+        above it; string weight: the most populated level at least _MIN_STRING_GAP above that and
+        _MIN_STRING_RATIO times it."""
         hist = self._hist
         w = _HALF_WINDOW
         top = min(self._top_bin + w + 1, _BINS - w - 1)
