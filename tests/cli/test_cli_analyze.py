@@ -38,7 +38,7 @@ def test_rig_state_csv_has_one_row_per_record_1_frame(rig: Path) -> None:
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["time", "state"]
     assert len(rows) == 1 + FRAMES  # records 2 and 8 are in the file too, and give no row
-    assert rows[1][0] == "2026-01-01T06:00:00Z"
+    assert rows[1][0] == "2026-01-01T06:00:00+00:00"
     assert datetime.fromisoformat(rows[-1][0]).tzinfo is not None
     assert {r[1] for r in rows[1:]} <= {s.value for s in RigState}
     assert rows[100][1] == "rotary_drilling"
@@ -66,19 +66,19 @@ def test_rig_state_from_the_store_matches_the_file(rig: Path, tmp_path: Path) ->
         "--format",
         "table",
         "--start",
-        "2026-01-01T06:10:00Z",
+        "2026-01-01T06:10:00+00:00",
         "--end",
-        "2026-01-01T06:10:02Z",
+        "2026-01-01T06:10:02+00:00",
     )
     assert code == 0, err
     # A range starts afresh: its first frame has no speed yet, so it is unknown.
     assert out.splitlines()[1:] == [
-        "2026-01-01T06:10:00Z      unknown",
-        "2026-01-01T06:10:01Z      rotary_drilling",
+        "2026-01-01T06:10:00+00:00 unknown",
+        "2026-01-01T06:10:01+00:00 rotary_drilling",
     ]
     code, _, err = invoke("analyze", "rig-state", "--db", db, "--source", "nope")
     assert code == 2
-    assert "no source 'nope'" in err
+    assert "no source named 'nope'" in err
     assert "rig-7" in err
 
 

@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat()  # as witskit query writes it: 2026-01-01T06:00:00+00:00
 
 
 def _file_samples(path: Path, metric: bool) -> Iterator[Sample | object]:
@@ -102,7 +102,9 @@ async def _stored_samples(url: str, source: str, start: str | None, end: str | N
     try:
         known = [s.name for s in await store.sources()]
         if source not in known:
-            raise UsageError(f"no source {source!r} in {store.url} (stored: {', '.join(known) or 'none'})")
+            raise UsageError(
+                f"no source named {source!r} in the store; its sources: {', '.join(known) or 'none'}"
+            )
         scan = await store.scan(source, list(RIG_STATE_CODES), start, end)
         ints = integer_codes()
 
