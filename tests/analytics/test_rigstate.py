@@ -14,7 +14,7 @@ from witskit.analytics import (
     classify,
     samples_from_points,
 )
-from witskit.errors import UsageError
+from witskit.errors import ConfigError, UsageError
 from witskit.protocol import Value, decode_frame
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -160,3 +160,21 @@ def test_samples_from_points_groups_by_frame() -> None:
         Sample(T0, {"0108": 3.0}),
         Sample(T0 + timedelta(seconds=1), {"0108": 4.0}),
     ]
+
+
+def test_settings_from_a_pipeline_files_mapping() -> None:
+    settings = RigStateSettings.from_mapping({"metric": True, "block_weight": 18.0, "confirm": 3})
+    assert settings == RigStateSettings(metric=True, block_weight=18.0, confirm=3)
+    with pytest.raises(ConfigError, match=r"rigs\.rig-1\.rig_state\.blok_weight: unknown rig state setting"):
+        RigStateSettings.from_mapping({"blok_weight": 18.0}, where="rigs.rig-1.rig_state")
+    with pytest.raises(ConfigError, match="rig_state: rig state setting hold must be positive"):
+        RigStateSettings.from_mapping({"hold": -1})
+
+
+def test_a_gap_starts_afresh_and_time_going_backwards_moves_nothing() -> None:
+    clf = ready()
+    assert run(clf, [STILL] * 3, start=120)[-1] is RigState.STATIONARY
+    after_gap = run(clf, [STILL] * 2, start=400)  # 4.5 min without frames
+    assert after_gap == [RigState.UNKNOWN, RigState.STATIONARY]
+    # A frame stamped earlier than the last one: classified with the speed it had, no jump.
+    assert run(clf, [{**STILL, "0112": 90.0}], start=300) == [RigState.STATIONARY]

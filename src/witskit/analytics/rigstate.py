@@ -31,7 +31,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from witskit.errors import UsageError
+from witskit.errors import ConfigError, UsageError
 from witskit.protocol.decoder import DecodedFrame, Value
 from witskit.units import convert_symbol_value
 
@@ -180,6 +180,24 @@ class RigStateSettings:
                 raise UsageError(f"rig state setting {field.name} must be a number, not {value!r}")
             if value < 0 or (value == 0 and field.name in {"hold", "max_gap", "moving_speed"}):
                 raise UsageError(f"rig state setting {field.name} must be positive, got {value!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object], *, where: str = "rig_state") -> RigStateSettings:
+        """Settings from a mapping (a pipeline file's ``rig_state:`` section, an API body).
+
+        An unknown key or a bad value raises :class:`~witskit.errors.ConfigError` naming
+        ``where.key``, so a typo is caught at load time, not in the middle of a shift.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(str(k) for k in data if k not in names)
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown rig state setting (known: {', '.join(names)})")
+        try:
+            return cls(**data)  # type: ignore[arg-type]
+        except UsageError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
     def to_fps(self, name: str, code: str) -> float | None:
         """Setting ``name`` in FPS (the classifier's internal units), converted as item ``code``."""
