@@ -131,7 +131,8 @@ def test_agreement_with_the_simulators_truth(metric: bool, missing: set[str]) ->
     samples, truth = simulated(metric)
     clf = RigStateClassifier(RigStateSettings(metric=metric))
     predicted: list[str | None] = [clf.update(s.time, s.values).value for s in without(samples, missing)]
-    check(f"{'metric' if metric else 'FPS'}, without {sorted(missing) or 'nothing'}", truth, predicted)
+    items = f"without {', '.join(sorted(missing))}" if missing else "every item"
+    check(f"{'metric' if metric else 'FPS'}, {items}", truth, predicted)
 
 
 @pytest.mark.parametrize("metric", [False, True], ids=["fps", "metric"])
