@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from witskit.cli import _help, _service, _storage, _users
+from witskit.cli import _analyze, _help, _service, _storage, _users
 from witskit.cli._console import EXIT_PROBLEMS, error, handle_errors, info, warn
 from witskit.cli._simulate import LineEndingChoice, write_stream
 from witskit.cli._stream import StreamFormat
@@ -352,6 +352,14 @@ def simulate(
     metric: Annotated[
         bool, typer.Option("--metric/--fps", help="Send values in metric or FPS units.")
     ] = False,
+    all_states: Annotated[
+        bool,
+        typer.Option(
+            "--all-states",
+            help="Also slide, ream, circulate bottoms up and flow-check, so every rig state occurs "
+            "(a different stream for the same seed).",
+        ),
+    ] = False,
     start: Annotated[
         str | None,
         typer.Option(
@@ -576,6 +584,7 @@ def simulate(
             realtime=True if realtime is None else realtime,
             faults=faults,
             on_event=info,
+            all_states=all_states,
         )
         status = serve(server, where)
         if status:
@@ -588,6 +597,7 @@ def simulate(
         records=wanted,
         line_ending=line_ending.value,
         metric=metric,
+        all_states=all_states,
     )
     count = 60 if frames is None else frames
     with _io.open_output(output) as sink:
@@ -696,6 +706,7 @@ def demo(
 _service.register(app)
 _users.register(app)
 _storage.register(app)
+_analyze.register(app)
 _help.plain_help(app)
 
 

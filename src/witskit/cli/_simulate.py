@@ -91,6 +91,7 @@ def simulator(
     records: tuple[int, ...],
     line_ending: str,
     metric: bool,
+    all_states: bool = False,
 ) -> DrillingSimulator:
     """A :class:`~witskit.simulator.DrillingSimulator` (imported now, on first use)."""
     from witskit.sim.model import DrillingSimulator
@@ -98,7 +99,13 @@ def simulator(
     if not rate > 0:
         raise UsageError(f"--rate must be a positive number of frames per second, got {rate}")
     return DrillingSimulator(
-        seed, start=start, rate=rate, records=records, line_ending=line_ending, metric=metric
+        seed,
+        start=start,
+        rate=rate,
+        records=records,
+        line_ending=line_ending,
+        metric=metric,
+        all_states=all_states,
     )
 
 
