@@ -178,7 +178,8 @@ def test_a_replay_gives_the_same_event_ids() -> None:
     frames = series("0121", [3100] * 5)
     first = run([{**SPP_HIGH, "for_seconds": 0}], frames)
     again = run([{**SPP_HIGH, "for_seconds": 0}], frames)
-    assert [e.event_id for e in first] == [e.event_id for e in again] and len(first) == 1
+    assert len(first) == 1
+    assert [e.event_id for e in first] == [e.event_id for e in again]
 
 
 @pytest.mark.parametrize(
@@ -191,7 +192,8 @@ def test_a_replay_gives_the_same_event_ids() -> None:
         ),
         pytest.param(
             {"name": "x", "type": "threshold", "code": "0121", "above": 1, "unit": "M"},
-            "alarms.rules.0.unit: 'M' does not fit 0121 SPPA (Standpipe Pressure (avg)), measured in PSI or KPA",
+            "alarms.rules.0.unit: 'M' does not fit 0121 SPPA (Standpipe Pressure (avg)), "
+            "measured in PSI or KPA",
             id="unit-does-not-fit",
         ),
         pytest.param(
