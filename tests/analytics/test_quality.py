@@ -120,12 +120,19 @@ def test_frames_far_from_their_receive_time_are_a_clock_offset() -> None:
     assert check_quality(frames, QualitySettings(check_clock=False)) == []
 
 
-def test_time_going_backwards_is_reported_where_it_happens() -> None:
+def test_a_stray_old_frame_is_one_time_backwards_and_nothing_else() -> None:
     frames = [frame(i, {"0121": noisy(i)}) for i in range(20)]
     frames.insert(12, frame(3, {"0121": 2001}))
     issues = check_quality(frames)
-    assert found(issues) == [("time_backwards", "", 3, 11, 1)]
+    assert found(issues) == [("time_backwards", "", 3, 3, 1)]
     assert issues[0].kind is IssueKind.TIME_BACKWARDS
+    assert issues[0].detail == "record 1: frame time went back from 2026-01-01T06:00:11+00:00"
+
+
+def test_a_clock_set_back_is_one_time_backwards_then_followed() -> None:
+    # The rig clock goes back 10 minutes at the 30th frame and runs on from there.
+    frames = [frame(i if i < 30 else i - 600, {"0121": noisy(i)}) for i in range(60)]
+    assert found(check_quality(frames)) == [("time_backwards", "", -570, -568, 3)]
 
 
 @pytest.mark.parametrize("source", ["rig-a", "rig-b"])

@@ -20,7 +20,9 @@
   (``unit_limits``) and per code (``limits``, in the feed's unit).
 * ``clock_offset``: frames whose own time is more than ``clock_tolerance`` seconds from the time
   they were received (a rig clock that is wrong, or a time zone setting that is).
-* ``time_backwards``: a frame of a record older than the previous frame of that record.
+* ``time_backwards``: frames of a record older than the frame before them. One or two stray old
+  frames are one issue and are not judged further; ``RESYNC_AFTER`` in a row are a clock set back,
+  and the stream is followed from its new time.
 
 Runs (nulls, frozen, out of range, clock offsets) are reported once, when they end or at
 :meth:`QualityChecker.finish`.
@@ -31,7 +33,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from statistics import median
 from typing import Final
@@ -74,6 +76,9 @@ _STEP_WINDOW: Final = 31
 #: The least "far" for a spike, as a share of the unit's physical range: a flat signal's steps are
 #: ~0, and a digitiser's last bit must not count as a spike.
 SPIKE_FLOOR: Final = 0.005
+#: Frames in a row older than their stream after which the stream follows them: a rig clock that
+#: was set back, not a stray old frame (one or two, resent by a buffering link).
+RESYNC_AFTER: Final = 3
 #: Depth channels that hold still legitimately (bit off bottom): not judged frozen by default.
 FROZEN_EXEMPT: Final = frozenset({"0108", "0109", "0110", "0111", "0139"})
 
@@ -202,6 +207,7 @@ class QualityChecker:
         self._channels: dict[tuple[str, str], _Channel] = {}
         self._records: dict[tuple[str, str], _Cadence] = {}
         self._clock: dict[str, _Run] = {}
+        self._back: dict[tuple[str, str], _Run] = {}
         self._limits: dict[tuple[str, str], tuple[float, float] | None] = {}
 
     # Limits ------------------------------------------------------------------------------------
@@ -243,19 +249,23 @@ class QualityChecker:
         if stream is None:
             stream = self._records[(source, record)] = _Cadence()
         before = stream.last
+        back = self._back.get((source, record))
         if before is not None and t < before:
-            out.append(
-                QualityIssue(
-                    source,
-                    "",
-                    IssueKind.TIME_BACKWARDS,
-                    t,
-                    before,
-                    1,
-                    f"record {int(record)} frame at {t.isoformat()} after one at {before.isoformat()}",
+            if back is None:
+                back = self._back[(source, record)] = _Run(t, before.timestamp())
+            else:
+                back.extend(t)
+            if back.count < RESYNC_AFTER:
+                return (
+                    out  # a stray old frame: its readings are not judged against a stream it does not follow
                 )
-            )
-            return out  # its readings are not judged against a stream they do not follow
+            # The clock really went back: report it, and follow the stream from its new time.
+            out.append(self._back_issue(source, record, back))
+            del self._back[(source, record)]
+            stream.last = t
+        elif back is not None:
+            out.append(self._back_issue(source, record, back))
+            del self._back[(source, record)]
         gap = stream.gap(t, s.gap_factor)
         if gap is not None:
             assert before is not None
@@ -265,6 +275,12 @@ class QualityChecker:
                 continue
             self._check_channel(source, code, value, t, before, frame, out)
         return out
+
+    @staticmethod
+    def _back_issue(source: str, record: str, run: _Run) -> QualityIssue:
+        went_from = datetime.fromtimestamp(run.value or 0.0, UTC)
+        detail = f"record {int(record)}: frame time went back from {went_from.isoformat()}"
+        return QualityIssue(source, "", IssueKind.TIME_BACKWARDS, run.start, run.end, run.count, detail)
 
     def _gap(
         self, source: str, code: str, start: datetime, end: datetime, gap: tuple[float, int], what: str
@@ -403,6 +419,9 @@ class QualityChecker:
         out: list[QualityIssue] = []
         for source, run in self._clock.items():
             out.append(self._close_clock(source, run))
+        for (source, record), run in self._back.items():
+            out.append(self._back_issue(source, record, run))
+        self._back.clear()
         for (source, code), channel in self._channels.items():
             if channel.nulls is not None:
                 out.append(self._close(source, code, IssueKind.NULL_RUN, channel.nulls, "null readings"))
