@@ -299,3 +299,52 @@ async def test_witskit_stream_runs_the_alarms_of_its_pipeline_file(
     finally:
         await store.aclose()
     assert [(e.state, e.time.second) for e in history] == [("cleared", 17), ("fired", 7)]
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "analytics.md"
+
+
+def doc_block(kind: str) -> str:
+    """The first ``kind`` block under docs/analytics.md's '### In the pipeline file'."""
+    section = DOC.read_text(encoding="utf-8").split("### In the pipeline file", 1)[1]
+    return section.split(f"```{kind}\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_pipeline_file_loads_with_its_five_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WITSKIT_WEBHOOK_KEY", SECRET.decode())
+    (tmp_path / "pipeline.yaml").write_text(doc_block("yaml"))
+    stage = alarm_stage(load_pipeline("pipeline.yaml", plan_problems))
+    assert stage is not None
+    assert [(r.name, r.type.value) for r in stage.engine.rules] == [
+        ("spp-high", "threshold"),
+        ("hookload-drop", "rate"),
+        ("flow-imbalance", "difference"),
+        ("kick-pit-gain", "pit_gain"),
+        ("kick-flow-out", "flow_out_rise"),
+    ]
+    assert stage.store_url == "sqlite:///rig.db"
+
+
+def test_the_documented_problems_are_what_loading_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("WITS_HOST", "WITS_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "rig.wits").write_bytes(b"")
+    rules = [
+        {**RULE, "code": "0999"},
+        {**RULE, "name": "b", "unit": "M"},
+        {"name": "c", "type": "rate", "code": "0114", "fall": 5, "window_seconds": 0},
+    ]
+    hooks = [
+        {"url": "ftp://ops.example.com/x", "secret_env": "HOME"},
+        {"url": "http://localhost:8080/x", "secret_env": "HOME"},
+    ]
+    path = pipeline_file(tmp_path, {"rules": rules, "webhooks": hooks})
+    with pytest.raises(ConfigError) as caught:
+        load_pipeline(path.name, plan_problems)
+    assert str(caught.value) == doc_block("text").strip()
