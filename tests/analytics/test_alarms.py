@@ -251,3 +251,15 @@ def test_every_bad_rule_is_listed_and_good_ones_beside_them_are_not() -> None:
         ("alarms.rules.1.name", "a rule named 'spp-high' is already defined"),
         ("alarms.rules.2.window_seconds", "must be more than 0 seconds (got -1)"),
     ]
+
+
+def test_without_stroke_channels_flow_in_tells_whether_the_pumps_are_steady() -> None:
+    flow_out = [600.0] * 70 + [600.0 + 10 * k for k in range(1, 7)] + [660.0] * 30
+    steady = [frame(i, {"0129": v, "0130": 600}) for i, v in enumerate(flow_out)]
+    assert transitions(run([{"name": "kick-flow", "type": "flow_out_rise"}], steady)) == [("fired", 74)]
+    # Flow in rising with flow out: the pumps sped up, no kick.
+    faster = [frame(i, {"0129": v, "0130": v}) for i, v in enumerate(flow_out)]
+    assert run([{"name": "kick-flow", "type": "flow_out_rise"}], faster) == []
+    # Pumps off (no flow in): flow out moving is the returns settling, not judged.
+    off = [frame(i, {"0129": v, "0130": 0}) for i, v in enumerate(flow_out)]
+    assert run([{"name": "kick-flow", "type": "flow_out_rise"}], off) == []

@@ -39,12 +39,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Final
 
 from witskit.errors import ConfigError, ConversionError
 from witskit.protocol import DecodedFrame
 from witskit.symbols import WITSSymbol, default_table
-from witskit.units import convert, is_convertible
+from witskit.units import conversion_factor, convert, is_convertible
 
 __all__ = [
     "AlarmEngine",
@@ -393,26 +394,37 @@ class TrippingHeuristic:
     def update(self, source: str, t: float, values: Mapping[str, Any], units: Callable[[str], str]) -> bool:
         """Feed one frame's values; True when the source is tripping now."""
         block = values.get("0112")
-        history = self._blocks.setdefault(source, deque())
+        history = self._blocks.get(source)
+        if history is None:
+            history = self._blocks[source] = deque()
         if isinstance(block, int | float):
-            metres = _to(float(block), units("0112"), "M")
-            history.append((t, metres))
+            history.append((t, block * _factor(units("0112"), "M")))
         while history and t - history[0][0] > TRIP_WINDOW_S:
             history.popleft()
         if len(history) < 2:
             return False
+        rpm = values.get("0120")
+        if isinstance(rpm, int | float) and rpm >= ROTATING_RPM:
+            return False
         strokes = [v for c in ("0123", "0124", "0125") if isinstance(v := values.get(c), int | float)]
         if strokes:
-            pumps_on = sum(strokes) >= PUMPS_ON_SPM
+            if sum(strokes) >= PUMPS_ON_SPM:
+                return False
         else:
             flow = values.get("0130")
-            pumps_on = (
-                isinstance(flow, int | float) and _to(float(flow), units("0130"), "GPM") >= PUMPS_ON_GPM
-            )
-        rpm = values.get("0120")
-        rotating = isinstance(rpm, int | float) and rpm >= ROTATING_RPM
+            if isinstance(flow, int | float) and flow * _factor(units("0130"), "GPM") >= PUMPS_ON_GPM:
+                return False
         positions = [p for _, p in history]
-        return not pumps_on and not rotating and max(positions) - min(positions) >= TRIP_MOTION_M
+        return max(positions) - min(positions) >= TRIP_MOTION_M
+
+
+@lru_cache(maxsize=256)
+def _factor(unit: str, target: str) -> float:
+    """The factor from ``unit`` to ``target`` (1 when either is unknown or they do not convert)."""
+    try:
+        return conversion_factor(unit, target)
+    except ConversionError:
+        return 1.0
 
 
 def _to(value: float, unit: str, target: str) -> float:
@@ -554,13 +566,14 @@ class AlarmEngine:
                 below is not None and value < below + slack
             )
         # Windowed rules: keep (time, value, pumps) for the window, compare now with its oldest.
+        # Pumps as total strokes (>= 0), or as flow in (stored negated, so the two never mix).
         pumps: float | None = None
         if kind is RuleType.FLOW_OUT_RISE:
             strokes = [v for c in rule.pumps if isinstance(v := values.get(c), int | float)]
             if strokes:
                 pumps = float(sum(strokes))
             elif rule.flow_in is not None and isinstance(flow := values.get(rule.flow_in), int | float):
-                pumps = _to(float(flow), units(rule.flow_in), units(rule.code))
+                pumps = -flow * _factor(units(rule.flow_in), units(rule.code)) - 1.0
         history = track.history
         history.append((t, value, pumps))
         while t - history[0][0] > rule.window_seconds:
@@ -576,9 +589,11 @@ class AlarmEngine:
         rise = n["rise"] or 0.0
         if pumps is None or old_pumps is None:
             return None  # cannot tell whether the pumps are steady
-        tolerance = rule.pump_tolerance if rule.pumps and any(c in values for c in rule.pumps) else rise / 2
-        steady = abs(pumps - old_pumps) <= tolerance and pumps > 0
-        return steady and change >= rise
+        if (pumps >= 0) != (old_pumps >= 0):
+            return None  # strokes then and flow in now (or the reverse): not comparable
+        tolerance = rule.pump_tolerance if pumps >= 0 else rise / 2
+        running = pumps > 0 if pumps >= 0 else -pumps - 1.0 >= PUMPS_ON_GPM * _factor("GPM", units(rule.code))
+        return abs(pumps - old_pumps) <= tolerance and running and change >= rise
 
     @staticmethod
     def _step(rule: AlarmRule, track: _Track, t: float, holds: bool) -> str | None:
