@@ -34,7 +34,8 @@ RULES = [
     {"name": "spp-high", "type": "threshold", "code": "0121", "above": 3000, "unit": "PSI", "hysteresis": 100,
      "for_seconds": 3, "clear_seconds": 5, "severity": "critical"},
     {"name": "hookload-drop", "type": "rate", "code": "0114", "fall": 50, "window_seconds": 10},
-    {"name": "flow-imbalance", "type": "difference", "code": "0129", "minus": "0130", "above": 40, "for_seconds": 10},
+    {"name": "flow-imbalance", "type": "difference", "code": "0129", "minus": "0130", "above": 40,
+     "for_seconds": 10},
     {"name": "kick-pit-gain", "type": "pit_gain"},
     {"name": "kick-flow-out", "type": "flow_out_rise", "rise": 40},
 ]  # fmt: skip
