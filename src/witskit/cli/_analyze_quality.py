@@ -139,7 +139,7 @@ def register(group: typer.Typer) -> None:
     @handle_errors
     def quality(
         path: Annotated[
-            Path | None, typer.Argument(metavar="[PATH]", help="A WITS file (or use --db and --source).")
+            Path | None, typer.Argument(metavar="PATH", help="A WITS file (or use --db and --source).")
         ] = None,
         db: Annotated[str | None, typer.Option("--db", help="Read stored frames from this database.")] = None,
         source: Annotated[
