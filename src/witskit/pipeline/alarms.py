@@ -67,7 +67,9 @@ class AlarmStage(Sink):
             for event in self.engine.feed(frame, state_of(frame) if state_of is not None else None):
                 self.events += 1
                 self._unsaved.append(event)
-                log.info("%s (%s)", event.message, event.severity)
+                # A firing is worth a warning line (witskit stream shows those); a clearing is news.
+                level = logging.WARNING if event.state == "fired" else logging.INFO
+                log.log(level, "alarm %s (%s)", event.message, event.severity)
                 if self.webhooks is not None:
                     self.webhooks.offer(event.to_dict())
                 if self.on_event is not None:
