@@ -228,6 +228,17 @@ def test_a_replay_gives_the_same_event_ids() -> None:
             id="difference-of-unlike-channels",
         ),
         pytest.param(
+            {"name": "x", "type": "threshold", "code": "0101", "above": 1},
+            "alarms.rules.0.code: 0101 WID (Well Identifier) is a text item; alarms need numbers",
+            id="text-item",
+        ),
+        pytest.param(
+            {"name": "x", "type": "pit_gain", "code": "0128"},
+            "alarms.rules.0.unit: the default unit 'BBL' does not fit 0128 MFOP (Mud Flow Out %), "
+            "measured in %; give unit: for this channel",
+            id="default-unit-does-not-fit",
+        ),
+        pytest.param(
             {"name": "x", "type": "threshold", "code": "0121", "above": 1, "severity": "panic"},
             "alarms.rules.0.severity: must be info, warning or critical (got 'panic')",
             id="unknown-severity",

@@ -291,6 +291,7 @@ async def test_witskit_stream_runs_the_alarms_of_its_pipeline_file(
     )
     _, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, stderr.decode()
+    assert "warning: alarm spp-high fired on rig-7: 0121 = 3100 PSI (warning)" in stderr.decode()
     assert [json.loads(body)["state"] for _, body in receiver.requests] == ["fired", "cleared"]
     assert all(signed_correctly(h, b) for h, b in receiver.requests)
     store = await AlarmEventStore.open(db)
@@ -348,3 +349,19 @@ def test_the_documented_problems_are_what_loading_says(
     with pytest.raises(ConfigError) as caught:
         load_pipeline(path.name, plan_problems)
     assert str(caught.value) == doc_block("text").strip()
+
+
+def test_a_rule_may_name_a_code_of_the_files_overlay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rig.wits").write_bytes(b"")
+    (tmp_path / "overlay.csv").write_text(
+        "code,record,item,mnemonic,long_mnemonic,description,type,length,metric_unit,fps_unit\n"
+        "6301,63,1,GASX,GASX,Vendor gas,F,4,%,%\n"
+    )
+    plan = {
+        "sources": [{"url": "file://rig.wits"}],
+        "decoder": {"overlay": "overlay.csv"},
+        "alarms": {"rules": [{"name": "gas", "type": "threshold", "code": "6301", "above": 5}]},
+    }
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(plan))
+    assert load_pipeline("pipeline.yaml", plan_problems).alarms is not None

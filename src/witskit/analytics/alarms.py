@@ -44,7 +44,7 @@ from typing import Any, Final
 
 from witskit.errors import ConfigError, ConversionError
 from witskit.protocol import DecodedFrame
-from witskit.symbols import WITSSymbol, default_table
+from witskit.symbols import SymbolTable, WITSSymbol, default_table
 from witskit.units import conversion_factor, convert, is_convertible
 
 __all__ = [
@@ -196,15 +196,20 @@ def _number(rule: Mapping[str, Any], key: str, where: str, problems: Problems) -
     return float(value)
 
 
-def _symbol(code: Any, where: str, problems: Problems) -> WITSSymbol | None:
+def _symbol(code: Any, where: str, problems: Problems, table: SymbolTable) -> WITSSymbol | None:
     if not isinstance(code, str) or len(code) != 4 or not code.isdigit():
         problems.append((where, f'must be a 4-digit WITS code in quotes, such as "0121" (got {code!r})'))
         return None
-    symbol = default_table().get(code)
+    symbol = table.get(code)
     if symbol is None:
         problems.append(
             (where, f"unknown WITS code {code!r} (not in the dictionary; add it with an overlay)")
         )
+    elif not symbol.data_type.is_numeric:
+        problems.append(
+            (where, f"{code} {symbol.name} ({symbol.description}) is a text item; alarms need numbers")
+        )
+        return None
     return symbol
 
 
@@ -224,7 +229,9 @@ def _check_unit(unit: str, symbol: WITSSymbol, where: str, problems: Problems) -
         )
 
 
-def _one_rule(raw: Any, where: str, names: set[str], problems: Problems) -> AlarmRule | None:
+def _one_rule(
+    raw: Any, where: str, names: set[str], problems: Problems, table: SymbolTable
+) -> AlarmRule | None:
     if not isinstance(raw, Mapping):
         problems.append((where, f"each rule is a mapping with name: and type: (got {raw!r})"))
         return None
@@ -255,7 +262,7 @@ def _one_rule(raw: Any, where: str, names: set[str], problems: Problems) -> Alar
             (f"{where}.severity", f"must be info, warning or critical (got {rule['severity']!r})")
         )
         severity = Severity.WARNING
-    symbol = _symbol(rule.get("code"), f"{where}.code", problems)
+    symbol = _symbol(rule.get("code"), f"{where}.code", problems, table)
     numbers = {
         key: _number(rule, key, where, problems)
         for key in (
@@ -295,10 +302,14 @@ def _one_rule(raw: Any, where: str, names: set[str], problems: Problems) -> Alar
         problems.append((f"{where}.unit", f"must be a unit such as PSI (got {unit!r})"))
         unit = None
     if unit is not None and symbol is not None:
+        before_unit = len(problems)
         _check_unit(unit, symbol, f"{where}.unit", problems)
+        if len(problems) > before_unit and "unit" not in raw:  # the kick indicator's default unit
+            field_name, message = problems.pop()
+            problems.append((field_name, f"the default unit {message}; give unit: for this channel"))
     minus = rule.get("minus")
     if kind is RuleType.DIFFERENCE:
-        other = _symbol(minus, f"{where}.minus", problems)
+        other = _symbol(minus, f"{where}.minus", problems, table)
         if other is not None and symbol is not None and not is_convertible(other.fps_units, symbol.fps_units):
             problems.append(
                 (
@@ -313,9 +324,9 @@ def _one_rule(raw: Any, where: str, names: set[str], problems: Problems) -> Alar
             problems.append((f"{where}.pumps", "must be a list of pump stroke codes"))
             pumps = []
         for i, code in enumerate(pumps):
-            _symbol(code, f"{where}.pumps.{i}", problems)
+            _symbol(code, f"{where}.pumps.{i}", problems, table)
         if rule.get("flow_in") is not None:
-            _symbol(rule["flow_in"], f"{where}.flow_in", problems)
+            _symbol(rule["flow_in"], f"{where}.flow_in", problems, table)
     sources = rule.get("sources")
     if sources is not None and (
         not isinstance(sources, list) or not all(isinstance(s, str) for s in sources)
@@ -347,26 +358,31 @@ def _one_rule(raw: Any, where: str, names: set[str], problems: Problems) -> Alar
     )
 
 
-def rule_problems(rules: Any, where: str = "alarms.rules") -> Problems:
-    """Every problem of a list of rule mappings (a pipeline file's ``alarms.rules``): (field, message)."""
+def rule_problems(rules: Any, where: str = "alarms.rules", *, symbols: SymbolTable | None = None) -> Problems:
+    """Every problem of a list of rule mappings (a pipeline file's ``alarms.rules``): (field, message).
+
+    Codes are looked up in ``symbols`` (default: the process-wide dictionary, overlays included).
+    """
     problems: Problems = []
-    _parse(rules, where, problems)
+    _parse(rules, where, problems, symbols or default_table())
     return problems
 
 
-def _parse(rules: Any, where: str, problems: Problems) -> list[AlarmRule]:
+def _parse(rules: Any, where: str, problems: Problems, table: SymbolTable) -> list[AlarmRule]:
     if not isinstance(rules, list):
         problems.append((where, f"must be a list of rules (got {type(rules).__name__})"))
         return []
     names: set[str] = set()
-    parsed = [_one_rule(raw, f"{where}.{i}", names, problems) for i, raw in enumerate(rules)]
+    parsed = [_one_rule(raw, f"{where}.{i}", names, problems, table) for i, raw in enumerate(rules)]
     return [rule for rule in parsed if rule is not None]
 
 
-def parse_rules(rules: Any, where: str = "alarms.rules") -> list[AlarmRule]:
+def parse_rules(
+    rules: Any, where: str = "alarms.rules", *, symbols: SymbolTable | None = None
+) -> list[AlarmRule]:
     """Validated rules from mappings; a :class:`~witskit.errors.ConfigError` lists every problem."""
     problems: Problems = []
-    parsed = _parse(rules, where, problems)
+    parsed = _parse(rules, where, problems, symbols or default_table())
     if problems:
         raise ConfigError("invalid alarm rules:\n" + "\n".join(f"  {f}: {m}" for f, m in problems))
     return parsed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,15 @@ def alarm_problems(data: dict[str, Any], config: WitsConfig | None = None) -> li
     alarms = data.get("alarms")
     if not isinstance(alarms, dict):
         return []
-    problems = rule_problems(alarms.get("rules", []), "alarms.rules")
+    symbols = None
+    decoder = data.get("decoder")
+    overlay = decoder.get("overlay") if isinstance(decoder, dict) else None
+    if overlay is not None and Path(str(overlay)).is_file():  # custom codes the rules may name
+        from witskit.symbols import default_table
+
+        with contextlib.suppress(OSError, WitsKitError):  # the overlay's own problem is reported anyway
+            symbols = default_table().with_overlay(Path(str(overlay)).read_text(encoding="utf-8-sig"))
+    problems = rule_problems(alarms.get("rules", []), "alarms.rules", symbols=symbols)
     hooks = alarms.get("webhooks")
     if isinstance(hooks, list) and hooks:
         if config is None:
