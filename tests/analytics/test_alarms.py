@@ -202,6 +202,16 @@ def test_a_replay_gives_the_same_event_ids() -> None:
             id="window-of-zero",
         ),
         pytest.param(
+            {"name": "x", "type": "rate", "code": "0114", "fall": 50, "window_seconds": 1e6},
+            "alarms.rules.0.window_seconds: must be at most 86,400 s, a day (got 1e+06)",
+            id="window-too-long",
+        ),
+        pytest.param(
+            {"name": "x", "type": "threshold", "code": "0121", "below": 10, "above": float("nan")},
+            "alarms.rules.0.above: must be a number (got nan)",
+            id="not-a-number",
+        ),
+        pytest.param(
             {"name": "x", "type": "rate", "code": "0114", "fall": 50},
             "alarms.rules.0.window_seconds: a rate rule needs window_seconds",
             id="no-window",

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,11 @@ TRIP_MOTION_M: Final = 1.0
 #: How far back the heuristic looks for block travel (seconds): longer than the slips time of one
 #: connection (~1 min), so a trip stays a trip between stands.
 TRIP_WINDOW_S: Final = 180.0
+#: The longest window of a rule (seconds): its readings are kept in memory, a day of 1 Hz data is
+#: ~2 MB per rule and source, and no kick or trend indicator looks back further.
+MAX_WINDOW_S: Final = 86_400.0
+#: The longest rule name: it is in every event, log line and webhook.
+MAX_NAME: Final = 100
 #: Rig states of the rig-state classifier that count as tripping.
 TRIPPING_STATES: Final = frozenset({"tripping_in", "tripping_out"})
 
@@ -190,7 +196,7 @@ def _number(rule: Mapping[str, Any], key: str, where: str, problems: Problems) -
     value = rule.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         problems.append((f"{where}.{key}", f"must be a number (got {value!r})"))
         return None
     return float(value)
@@ -240,6 +246,8 @@ def _one_rule(
     if not isinstance(name, str) or not name.strip():
         problems.append((f"{where}.name", "every rule needs a name"))
         name = ""
+    elif len(name) > MAX_NAME:
+        problems.append((f"{where}.name", f"must be at most {MAX_NAME} characters"))
     elif name in names:
         problems.append((f"{where}.name", f"a rule named {name!r} is already defined"))
     names.add(name)
@@ -286,6 +294,10 @@ def _one_rule(
             problems.append((f"{where}.window_seconds", f"a {kind.value} rule needs window_seconds"))
         elif window is not None and window <= 0:
             problems.append((f"{where}.window_seconds", f"must be more than 0 seconds (got {window:g})"))
+        elif window is not None and window > MAX_WINDOW_S:
+            problems.append(
+                (f"{where}.window_seconds", f"must be at most {MAX_WINDOW_S:,.0f} s, a day (got {window:g})")
+            )
     if kind in (RuleType.THRESHOLD, RuleType.DIFFERENCE):
         if numbers["above"] is None and numbers["below"] is None:
             problems.append((where, f"a {kind.value} rule needs above: or below:"))
