@@ -34,9 +34,9 @@ def test_a_clean_simulated_feed_has_no_issue() -> None:
     from witskit.protocol import iter_decode
     from witskit.simulator import DrillingSimulator
 
-    data = b"".join(DrillingSimulator(7, records=(1,)).frames(900))
+    data = b"".join(DrillingSimulator(7).frames(900))  # records 1, 2 (per depth step) and 8
     frames = [f for f in iter_decode(data, source="sim") if isinstance(f, DecodedFrame)]
-    assert len(frames) == 900
+    assert len(frames) > 900
     # Read from memory today, so their receive time is not the rig's: no clock check.
     assert check_quality(frames, QualitySettings(check_clock=False)) == []
 
@@ -145,3 +145,13 @@ def test_sources_are_judged_apart(source: str) -> None:
     issues = check_quality(frames)
     assert [(i.source, i.kind) for i in issues] == ([("rig-b", IssueKind.GAP)] if source == "rig-b" else [])
     assert all(i.end - i.start < timedelta(seconds=10) for i in issues)
+
+
+def test_a_depth_based_record_that_stops_is_no_gap() -> None:
+    # Record 2 comes per foot drilled: at a connection it stops for minutes.
+    frames = []
+    for i in range(300):
+        frames.append(frame(i, {"0121": noisy(i)}))
+        if i < 100 or i > 250:
+            frames.append(frame(i, {"0208": 5000.0 + i * 0.1}, record=2))
+    assert check_quality(frames) == []

@@ -25,12 +25,14 @@ def frame(
     source: str = "rig-1",
     received_after: float = 0.0,
     metric: bool = False,
+    record: int = 1,
 ) -> DecodedFrame:
-    """The decoded frame of second ``i`` holding ``values`` (code -> value; None: a null)."""
+    """The decoded frame of second ``i`` holding ``values`` (code -> value; None: a null), with the
+    DATE and TIME items of ``record``."""
     t = T0 + timedelta(seconds=i)
     items: list[tuple[str, object]] = [
-        ("0105", int(t.strftime("%y%m%d"))),
-        ("0106", int(t.strftime("%H%M%S"))),
+        (f"{record:02d}05", int(t.strftime("%y%m%d"))),
+        (f"{record:02d}06", int(t.strftime("%H%M%S"))),
     ]
     items += [(code, -9999 if value is None else value) for code, value in values.items()]
     parser = FrameParser(source=source, clock=lambda: t + timedelta(seconds=received_after))

@@ -4,9 +4,11 @@
 
 * ``gap``: frames missing, judged from the feed's own cadence: the median interval of the last
   intervals of the same record of the same source (a 1 Hz feed and a 10 s feed are both judged
-  right). An interval longer than ``gap_factor`` cadences is a gap of ``round(interval / cadence) - 1``
-  frames. A whole record that stops is one gap (code ``""``); a channel that stops while its record
-  goes on is a gap of that channel. Judged after ``MIN_INTERVALS`` intervals of a stream.
+  right), for the records sent on a clock (``gap_records``: 1 and 5; record 2 is sent per depth
+  step and stops whenever drilling does). An interval longer than ``gap_factor`` cadences is a
+  gap of ``round(interval / cadence) - 1`` frames. A whole record that stops is one gap (code
+  ``""``); a channel that stops while its record goes on is a gap of that channel. Judged after
+  ``MIN_INTERVALS`` intervals of a stream.
 * ``null_run``: consecutive null readings of a channel (a null sentinel such as -9999, or empty).
 * ``frozen``: a channel repeating the exact same number for ``frozen_seconds`` or longer. Zeros are
   not counted (a pump that is off reads 0 for hours) and neither are the depth channels in
@@ -76,6 +78,8 @@ _STEP_WINDOW: Final = 31
 #: The least "far" for a spike, as a share of the unit's physical range: a flat signal's steps are
 #: ~0, and a digitiser's last bit must not count as a spike.
 SPIKE_FLOOR: Final = 0.005
+#: Records sent on a clock (the dictionary's "Time-Based" and "Trip - Time").
+TIME_BASED_RECORDS: Final = frozenset({1, 5})
 #: Frames in a row older than their stream after which the stream follows them: a rig clock that
 #: was set back, not a stray old frame (one or two, resent by a buffering link).
 RESYNC_AFTER: Final = 3
@@ -132,6 +136,9 @@ class QualitySettings:
     clock_tolerance: float = 300.0
     #: False for data whose receive time is not the rig's (a file read today): no clock_offset.
     check_clock: bool = True
+    #: The records sent on a clock, whose gaps are judged (1 General Time-Based, 5 Trip - Time);
+    #: the others come per depth step or per event (record 2 stops whenever drilling does).
+    gap_records: frozenset[int] = TIME_BASED_RECORDS
     #: Per unit (the dictionary's spelling), in that unit: replaces :data:`PHYSICAL_LIMITS`' entry.
     unit_limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     #: Per code, in the feed's unit for that code: replaces the unit's limits.
@@ -266,14 +273,15 @@ class QualityChecker:
         elif back is not None:
             out.append(self._back_issue(source, record, back))
             del self._back[(source, record)]
+        timed = record.isdigit() and int(record) in s.gap_records
         gap = stream.gap(t, s.gap_factor)
-        if gap is not None:
+        if gap is not None and timed:
             assert before is not None
             out.append(self._gap(source, "", before, t, gap, f"record {int(record)}"))
         for code, value in zip(frame.codes, frame.values, strict=True):
             if code[2:] <= "07":  # header items (well id, date, time, activity): not measurements
                 continue
-            self._check_channel(source, code, value, t, before, frame, out)
+            self._check_channel(source, code, value, t, before if timed else None, frame, out)
         return out
 
     @staticmethod
@@ -322,7 +330,8 @@ class QualityChecker:
             channel = self._channels[(source, code)] = _Channel()
         channel_before = channel.cadence.last
         gap = channel.cadence.gap(t, s.gap_factor)
-        if gap is not None and channel_before is not None and channel_before != record_before:
+        if gap is not None and record_before is not None and channel_before not in (None, record_before):
+            assert channel_before is not None
             # The record went on without this channel (a record-wide gap is reported once, above).
             out.append(self._gap(source, code, channel_before, t, gap, f"{code} missing from its record"))
         if value is None:
