@@ -53,7 +53,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "units": {"symbols"},
     "transport": {"protocol"},
     "storage": {"protocol"},
-    "pipeline": {"transport", "storage", "config"},  # pipeline.build reads the pipeline file
+    "pipeline": {"transport", "storage", "config", "analytics"},  # the pipeline file; the alarm stage
     "security": {"protocol"},
     "monitoring": set(),
     "config": set(),

@@ -33,12 +33,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from witskit.errors import ConfigError
 
 __all__ = [
+    "AlarmsConfig",
     "ConfigError",
     "DecoderSettings",
     "PipelineConfig",
     "SinkConfig",
     "SourceConfig",
     "SpoolSettings",
+    "WebhookConfig",
     "WitsConfig",
     "config",
     "default_data_dir",
@@ -385,13 +387,40 @@ class SpoolSettings(_Strict):
         return value
 
 
+class WebhookConfig(_Strict):
+    """One outgoing webhook of the alarms: where to POST each event, and the HMAC-SHA256 key.
+
+    The key is ``secret`` or, better (the file then holds no secret), the name of an environment
+    variable in ``secret_env``. The URL is checked by ``witskit.pipeline.build`` (http or https, not
+    this service).
+    """
+
+    url: str
+    secret: SecretStr | None = None
+    secret_env: str | None = None
+    timeout_seconds: float = Field(10.0, gt=0, le=300)
+    max_attempts: int = Field(5, ge=1, le=100)
+
+
+class AlarmsConfig(_Strict):
+    """The ``alarms:`` section: rules (checked by ``witskit.analytics.alarms.rule_problems``),
+    webhooks, and where the events are stored (default: the first SQL sink)."""
+
+    rules: list[Any] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    store: str | None = None
+    #: Events waiting for each webhook; beyond it the newest are dropped and counted (ingest never waits).
+    queue_size: int = Field(1000, ge=1, le=1_000_000)
+
+
 class PipelineConfig(_Strict):
-    """Sources, sinks, decoder and spool settings of one ingest process."""
+    """Sources, sinks, decoder and spool settings of one ingest process, and its alarms."""
 
     sources: list[SourceConfig] = Field(min_length=1)
     sinks: list[SinkConfig] = Field(default_factory=list)
     decoder: DecoderSettings = Field(default_factory=DecoderSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    alarms: AlarmsConfig | None = None
 
 
 def _pipeline_text(p: Path, what: str = "pipeline file", form: str = "YAML text") -> str:

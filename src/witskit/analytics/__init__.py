@@ -1,12 +1,16 @@
-"""Drilling analytics over decoded frames: rig state and KPIs (data quality and alarms to come).
+"""Drilling analytics over decoded frames: rig state, KPIs, data quality and alarm rules.
 
 * :mod:`witskit.analytics.rigstate`: :class:`RigStateClassifier` (live, frame by frame) and
   :func:`classify` (a range): what the rig is doing, per record-1 frame.
 * :mod:`witskit.analytics.kpi`: :func:`compute_kpis`: drilling and tripping performance over a
   classified range, per day and per well section.
+* :mod:`witskit.analytics.quality`: :func:`check_quality`: gaps, null runs, frozen values, spikes,
+  out-of-range readings and clock problems.
+* :mod:`witskit.analytics.alarms`: :class:`AlarmEngine` over rules from :func:`parse_rules`.
 
-Pure functions and small stateful objects over :mod:`witskit.protocol`'s frames; this package may
-import :mod:`witskit.protocol` and :mod:`witskit.units` only. Names are imported on first use.
+Pure functions and small state machines over :mod:`witskit.protocol`'s frames, no I/O; this package
+may import :mod:`witskit.protocol` and :mod:`witskit.units` only. The pipeline runs them live
+(``witskit.pipeline.alarms``), the CLI over any stored range. Names are imported on first use.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import TYPE_CHECKING
 from witskit._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from witskit.analytics.alarms import AlarmEngine, AlarmEvent, AlarmRule, parse_rules
     from witskit.analytics.kpi import Connection, KpiReport, Kpis, Section, Trip, compute_kpis
+    from witskit.analytics.quality import QualityChecker, QualityIssue, QualitySettings, check_quality
     from witskit.analytics.rigstate import (
         RIG_STATE_CODES,
         RigState,
@@ -27,23 +33,6 @@ if TYPE_CHECKING:
         classify,
         samples_from_points,
     )
-
-__all__ = [
-    "RIG_STATE_CODES",
-    "Connection",
-    "KpiReport",
-    "Kpis",
-    "RigState",
-    "RigStateClassifier",
-    "RigStateSettings",
-    "Sample",
-    "Section",
-    "StateSample",
-    "Trip",
-    "classify",
-    "compute_kpis",
-    "samples_from_points",
-]
 
 # name -> module, imported on first use (PEP 562). Each analytics module adds its own names here.
 _LAZY = {
@@ -61,6 +50,39 @@ _LAZY = {
     "Section": "witskit.analytics.kpi",
     "Trip": "witskit.analytics.kpi",
     "compute_kpis": "witskit.analytics.kpi",
+    "AlarmEngine": "witskit.analytics.alarms",
+    "AlarmEvent": "witskit.analytics.alarms",
+    "AlarmRule": "witskit.analytics.alarms",
+    "parse_rules": "witskit.analytics.alarms",
+    "QualityChecker": "witskit.analytics.quality",
+    "QualityIssue": "witskit.analytics.quality",
+    "QualitySettings": "witskit.analytics.quality",
+    "check_quality": "witskit.analytics.quality",
 }
+
+__all__ = [
+    "RIG_STATE_CODES",
+    "AlarmEngine",
+    "AlarmEvent",
+    "AlarmRule",
+    "Connection",
+    "KpiReport",
+    "Kpis",
+    "QualityChecker",
+    "QualityIssue",
+    "QualitySettings",
+    "RigState",
+    "RigStateClassifier",
+    "RigStateSettings",
+    "Sample",
+    "Section",
+    "StateSample",
+    "Trip",
+    "check_quality",
+    "classify",
+    "compute_kpis",
+    "parse_rules",
+    "samples_from_points",
+]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

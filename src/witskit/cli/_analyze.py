@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
+from witskit.cli import _analyze_quality
 from witskit.cli._console import handle_errors, warn
 from witskit.errors import UsageError
 
@@ -30,7 +31,7 @@ __all__ = ["analyze", "register"]
 #: The ``witskit analyze`` group; each analysis is a command of it.
 analyze = typer.Typer(
     name="analyze",
-    help="Drilling analytics over a WITS file or a stored source: rig state, KPIs.",
+    help="Drilling analytics over a WITS file or a stored source: rig state, KPIs, data quality.",
     no_args_is_help=True,
 )
 
@@ -68,8 +69,11 @@ OutputOpt = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``analyze`` group to the ``witskit`` command."""
-    app.add_typer(analyze, name="analyze", short_help="Rig state and KPIs from a file or a stored source.")
+    """Add the ``analyze`` group, with every analysis's command, to the ``witskit`` command."""
+    _analyze_quality.register(analyze)
+    app.add_typer(
+        analyze, name="analyze", short_help="Rig state, KPIs and data quality of a file or a stored source."
+    )
 
 
 def _iso(t: datetime) -> str:

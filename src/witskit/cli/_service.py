@@ -139,9 +139,9 @@ def run_service(
 
     try:
         config = load_config()
-        from witskit.pipeline.build import check_plan, url_problems
+        from witskit.pipeline.build import check_plan, plan_problems
 
-        pipeline = load_pipeline(config_path, url_problems) if config_path is not None else None
+        pipeline = load_pipeline(config_path, plan_problems) if config_path is not None else None
         if pipeline is not None:
             # The data directory's spool, as without --config: its lock keeps to one ingesting
             # service per data directory (a second would read every kept connection twice).
