@@ -53,7 +53,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "units": {"symbols"},
     "transport": {"protocol"},
     "storage": {"protocol"},
-    "pipeline": {"transport", "storage", "config"},  # pipeline.build reads the pipeline file
+    # pipeline.build reads the pipeline file; the relay converts values to the units a consumer wants
+    "pipeline": {"transport", "storage", "config", "units"},
     "security": {"protocol"},
     "monitoring": set(),
     "config": set(),

@@ -34,7 +34,7 @@ from witskit.transport.base import Source
 from witskit.transport.link_options import CLIENT_OPTIONS, DEFAULT_REQUEST_INTERVAL, client_options
 from witskit.transport.options import SECRET_OPTIONS, URLOptions, redact_url
 
-__all__ = ["DEFAULT_REQUEST_INTERVAL", "SCHEMES", "SECRET_OPTIONS", "open_source", "redact_url"]
+__all__ = ["DEFAULT_REQUEST_INTERVAL", "SCHEMES", "SECRET_OPTIONS", "host_port", "open_source", "redact_url"]
 
 _LISTEN_OPTIONS = ("name", "idle_timeout", "allow", "max_connections", "queue_size", "max_sources", "names")
 _OPTIONS: dict[str, tuple[str, ...]] = {
@@ -90,6 +90,16 @@ def _host_port(url: str, parts: SplitResult, *, listen: bool) -> tuple[str, int]
     if not host and not listen:
         raise UsageError(f"{shown}: missing host (expected {parts.scheme}://host:port)")
     return host, port
+
+
+def host_port(url: str, *, listen: bool) -> tuple[str, int]:
+    """(host, port) of a ``scheme://host:port`` URL, with the errors :func:`open_source` gives;
+    with ``listen`` the host may be empty (every interface) and the port 0 (any free port)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:
+        raise UsageError(f"{redact_url(url)}: not a valid URL ({exc})") from exc
+    return _host_port(url, parts, listen=listen)
 
 
 def _listen_options(query: URLOptions) -> dict[str, Any]:
