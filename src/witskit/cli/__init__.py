@@ -653,8 +653,8 @@ def stream(
     unless the URL says ?reconnect=0.
 
     With --db URL, --to SINK or --config FILE the frames also go through the durable spool into
-    the database and the other sinks (a WITS relay, MQTT, files) while they print; on Ctrl-C or SIGTERM the spool is
-    drained into the sinks before the command exits.
+    the database and the other sinks (a WITS relay, MQTT, files) while they print; on Ctrl-C or
+    SIGTERM the spool is drained into the sinks before the command exits.
 
     Exit status: 0 when the source ends or after -n frames; 2 for a bad URL, or when the source
     cannot be reached (or drops) with reconnect=0; 130 after Ctrl-C, 143 after SIGTERM.
