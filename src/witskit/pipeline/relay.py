@@ -224,9 +224,7 @@ class RelayView:
             return value
         # As many decimals as were sent (at least two): a converted value claims no more precision.
         decimals = max(len(text.partition(b".")[2]), 2)
-        result: float | int = (
-            round(converted) if symbol.data_type.is_integer else round(converted, decimals)
-        )
+        result: float | int = round(converted) if symbol.data_type.is_integer else round(converted, decimals)
         try:
             return format_value(code, result).encode()
         except EncodeError:

@@ -197,6 +197,11 @@ def sink_kind(url: str) -> str:
 
         check_relay_url(url)
         return "relay"
+    if scheme in ("mqtt", "mqtts"):
+        from witskit.pipeline.mqtt import check_mqtt_url
+
+        check_mqtt_url(url)
+        return "mqtt"
     if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
         from witskit.storage.database import check_url
 
@@ -212,7 +217,8 @@ def sink_kind(url: str) -> str:
 
 def open_sink(url: str, **options: Any) -> Sink:
     """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path``, ``memory://``, a WITS relay
-    (``wits-serve://``, ``wits-push://``, ``serial://``, see :mod:`witskit.pipeline.relay`).
+    (``wits-serve://``, ``wits-push://``, ``serial://``, see :mod:`witskit.pipeline.relay`) or an
+    MQTT broker (``mqtt://``, ``mqtts://``, see :mod:`witskit.pipeline.mqtt`).
 
     ``jsonl://`` and ``csv://`` take ``fsync=0|1`` (default 1: each batch is synced to disk before
     the spool lets go of it). An unknown option, one given twice or a bad value is a
@@ -225,6 +231,10 @@ def open_sink(url: str, **options: Any) -> Sink:
         from witskit.pipeline.relay import RelaySink
 
         return RelaySink(url, **options)
+    if kind == "mqtt":
+        from witskit.pipeline.mqtt import MQTTSink
+
+        return MQTTSink(url, **options)
     where, kwargs = _file_or_memory(url, kind)
     if kind == "memory":
         return MemorySink(where or "memory")

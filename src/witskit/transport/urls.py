@@ -10,6 +10,8 @@
 ``serial:///dev/ttyUSB0``  a serial port (``baud``, ``bytesize``, ``parity``, ``stopbits``)
 ``file://path``            a recorded file (``follow=1`` to tail it)
 ``sim://rig-1``            an in-process simulated rig (``rate``, ``seed``, ``records``, ``speed``)
+``mqtt://broker/FILTER``   raw WITS frames in MQTT messages (:mod:`witskit.transport.mqtt`;
+                           ``mqtts://`` for TLS)
 =========================  ==========================================================
 
 Client links also take ``handshake``, ``handshake_interval``, ``idle_timeout``, ``request``,
@@ -53,7 +55,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 #: Every scheme :func:`open_source` knows.
-SCHEMES = ("file", "serial", "sim", "tcp", "tcp-listen", "tls", "tls-listen")
+SCHEMES = ("file", "mqtt", "mqtts", "serial", "sim", "tcp", "tcp-listen", "tls", "tls-listen")
 
 
 @contextmanager
@@ -211,6 +213,7 @@ def _delegate(module: str, cls: str, extra: str | None) -> Callable[[str, dict[s
 
 _SERIAL = _delegate("witskit.transport.serial", "SerialSource", "serial")
 _FILE = _delegate("witskit.transport.file", "FileSource", None)
+_MQTT = _delegate("witskit.transport.mqtt", "MQTTSource", "mqtt")
 # sim:// is served by witskit.sim, a layer above transport: named here as data and imported only
 # when such a URL is opened, so nothing in transport imports it.
 _SIM = _delegate("witskit.sim.source", "SimulatorSource", None)
@@ -243,6 +246,8 @@ def open_source(url: str, **options: Any) -> Source:
         return _SERIAL(url.strip(), options)
     if scheme == "file":
         return _FILE(url.strip(), options)
+    if scheme in ("mqtt", "mqtts"):
+        return _MQTT(url.strip(), options)
     if scheme == "sim":
         return _SIM(url.strip(), options)
     if not scheme or "://" not in url:  # "rig-7:4000" parses as scheme "rig-7"
