@@ -9,6 +9,8 @@ and fails under ``CI=true`` (see :mod:`support.ci`).
 
 from __future__ import annotations
 
+import getpass
+import os
 import shutil
 import socket
 import subprocess
@@ -60,6 +62,9 @@ class Mosquitto:
             "\n".join(
                 [
                     "per_listener_settings false",
+                    # Run as root, mosquitto switches to the user "mosquitto", who cannot write
+                    # the test's directory (its persistence file and log): stay who we are.
+                    *([f"user {getpass.getuser()}"] if os.geteuid() == 0 else []),
                     "allow_anonymous true",
                     "persistence true",
                     f"persistence_location {directory}/",
@@ -72,6 +77,10 @@ class Mosquitto:
             )
         )
         self.process: subprocess.Popen[bytes] | None = None
+
+    def log_text(self) -> str:
+        """What the broker logged so far ("" before it wrote anything)."""
+        return self.log.read_text() if self.log.exists() else ""
 
     def start(self) -> None:
         """Start (again, on the same port) and wait until it accepts connections."""
