@@ -158,6 +158,7 @@ async def test_consumers_get_live_frames_while_the_store_gets_everything(tmp_pat
         others = await read_frames(second[0], 10)
         assert {f.lines[0][:2] for f in frames + others} == {b"01"}
         assert sink.stats.consumers == 2
+        assert pipe.sink_counters()[sink.name]["connects"] == 2  # what the metrics read
         writer.close()
         second[1].close()
         await until(lambda: sink.stats.consumers == 0)

@@ -167,6 +167,16 @@ class Pipeline:
         """Each sink's circuit breaker, by sink name."""
         return {s.sink.name: s.breaker for s in self._sinks}
 
+    def sink_counters(self) -> dict[str, dict[str, int]]:
+        """Each sink's own counters by sink name (the relay's consumers and drops, MQTT's messages
+        published), for :meth:`witskit.monitoring.metrics.WitsMetrics.observe_sink`."""
+        out: dict[str, dict[str, int]] = {}
+        for sink in [*self.live_sinks, *(state.sink for state in self._sinks)]:
+            counters = getattr(sink, "counters", None)
+            if callable(counters):
+                out[sink.name] = dict(counters())
+        return out
+
     @property
     def backlog(self) -> int:
         """Records in the spool not yet committed by every sink."""
