@@ -48,10 +48,11 @@ def _free_port() -> int:
 class Mosquitto:
     """``with Mosquitto(tmp_path) as broker:`` a broker on ``broker.port``; ``stop()``, ``start()``.
 
-    ``extra`` lines are added to the listener's config (TLS files, password file).
+    ``extra`` lines are added to the listener's config (TLS files, a password file); with
+    ``anonymous=False`` a client must log in.
     """
 
-    def __init__(self, directory: Path, *, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, directory: Path, *, extra: tuple[str, ...] = (), anonymous: bool = True) -> None:
         self.binary = mosquitto_binary()
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
@@ -65,7 +66,7 @@ class Mosquitto:
                     # Run as root, mosquitto switches to the user "mosquitto", who cannot write
                     # the test's directory (its persistence file and log): stay who we are.
                     *([f"user {getpass.getuser()}"] if os.geteuid() == 0 else []),
-                    "allow_anonymous true",
+                    f"allow_anonymous {'true' if anonymous else 'false'}",
                     "persistence true",
                     f"persistence_location {directory}/",
                     "max_queued_messages 100000",

@@ -7,17 +7,22 @@ topic, each topic's frames are named after it, and garbage in one topic never to
 from __future__ import annotations
 
 import asyncio
+import logging
+import subprocess
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
-from support.edr import take
+from support.edr import PKI, take
 from support.mosquitto import Mosquitto
 from support.waiting import until
-from witskit.errors import FrameError, UsageError
-from witskit.protocol import WITSFrame
+from witskit.errors import ConnectionLost, FrameError, UsageError
+from witskit.pipeline import open_sink
+from witskit.pipeline.mqtt import MQTTSink
+from witskit.protocol import WITSDecoder, WITSFrame
 from witskit.transport.mqtt import MQTTSource
+from witskit.transport.tls import client_context
 from witskit.transport.urls import open_source
 
 FRAME = b"&&\r\n01083650.40\r\n011323.38\r\n!!\r\n"
@@ -64,3 +69,51 @@ def test_a_final_hash_is_the_multi_level_wildcard() -> None:
     source = open_source("mqtt://127.0.0.1:1883/rigs/#")
     assert isinstance(source, MQTTSource)
     assert source.topic_filter == "rigs/#"
+
+
+async def test_mqtts_with_a_client_certificate_and_a_password(
+    tmp_path: Path, pki: PKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sink and source over TLS, to a broker that wants a client certificate and a password; the
+    password is in no log line, no error and no name."""
+    caplog.set_level(logging.DEBUG)
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "rig", "s3cret-pw"], check=True)
+    tls = (
+        f"cafile {pki.client_ca_file}",
+        f"certfile {pki.server_cert}",
+        f"keyfile {pki.server_key}",
+        "require_certificate true",
+        "log_type all",
+        f"password_file {passwords}",
+    )
+    with Mosquitto(tmp_path / "broker", extra=tls, anonymous=False) as broker:
+        query = f"ca={pki.ca_file}&cert={pki.client_cert}&key={pki.client_key}"
+        login = {"username": "rig", "password": "s3cret-pw"}
+        source = open_source(f"mqtts://127.0.0.1:{broker.port}/gw/+/wits?{query}&client_id=t-src", **login)
+        received = asyncio.ensure_future(take(source, 1))
+        await until(lambda: "Received SUBSCRIBE from t-src" in broker.log_text(), timeout=10)
+        context = client_context(pki.ca_file, pki.client_cert, pki.client_key)
+        async with aiomqtt.Client("127.0.0.1", broker.port, tls_context=context, **login) as gateway:
+            await gateway.publish("gw/rig-7/wits", FRAME, qos=1)
+        (frame,) = await received
+        assert isinstance(frame, WITSFrame)
+        assert frame.source == "gw/rig-7/wits"
+        sink = open_sink(f"mqtts://127.0.0.1:{broker.port}/witskit?{query}", **login)
+        assert isinstance(sink, MQTTSink)
+        decoded = WITSDecoder().decode_frame(FRAME, source="rig-7")
+        await sink.write([decoded], upto=1)  # returns after the broker's PUBACK
+        assert sink.published == 1
+        assert "'witskit/rig-7/01'" in broker.log_text()  # the broker logged the PUBLISH it acknowledged
+        # A wrong password is refused, and the error does not echo it.
+        bad = open_sink(
+            f"mqtts://127.0.0.1:{broker.port}/witskit?{query}&timeout=2", username="rig", password="wrong-pw"
+        )
+        with pytest.raises(ConnectionLost) as caught:
+            await bad.write([decoded], upto=1)
+        await sink.aclose()
+        await bad.aclose()
+    assert "wrong-pw" not in str(caught.value)
+    assert "s3cret-pw" not in caplog.text
+    assert "wrong-pw" not in caplog.text
+    assert "s3cret-pw" not in sink.name
