@@ -210,3 +210,10 @@ async def test_a_subscriber_that_never_reads_does_not_stall_ingest(tmp_path: Pat
                 await asyncio.wait_for(task, 30)
         finally:
             slow.close()
+
+
+def test_a_password_given_in_the_query_is_masked_in_the_error() -> None:
+    with pytest.raises(UsageError) as caught:
+        sink_kind("mqtt://127.0.0.1:1883/rigs?password=s3cret")
+    assert "s3cret" not in str(caught.value)
+    assert "password=***" in str(caught.value)

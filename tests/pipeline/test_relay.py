@@ -313,3 +313,15 @@ async def test_a_port_in_use_fails_the_start_before_any_source_is_read(tmp_path:
         assert pipe.stats.frames_received == 0
     finally:
         await first.aclose()
+
+
+async def test_a_consumer_that_closes_its_sending_side_still_gets_frames(tmp_path: Path) -> None:
+    sink = relay("wits-serve://127.0.0.1:0")
+    pipe = sim_pipeline(tmp_path, sink, rate=50)
+    async with running(pipe):
+        await sink.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", sink.port)
+        writer.write_eof()  # as `nc relay 10002 < /dev/null` does
+        await read_frames(reader, 5)
+        assert sink.stats.consumers == 1
+        writer.close()

@@ -39,7 +39,13 @@ from urllib.parse import unquote, urlsplit
 from witskit.errors import UsageError
 from witskit.pipeline.base import Sink
 from witskit.protocol import DecodedFrame
-from witskit.transport.mqtt import CONNECTION_OPTIONS, connection_settings, map_mqtt_errors, open_client
+from witskit.transport.mqtt import (
+    CONNECTION_OPTIONS,
+    connection_settings,
+    map_mqtt_errors,
+    open_client,
+    require_aiomqtt,
+)
 from witskit.transport.options import URLOptions, redact_url
 
 __all__ = ["FRAME_SCHEMA", "VALUE_SCHEMA", "MQTTSink", "check_mqtt_url", "frame_message", "topic_level"]
@@ -111,8 +117,10 @@ def _parse(url: str, options: dict[str, Any], *, build: bool) -> tuple[str, dict
 
 
 def check_mqtt_url(url: str) -> None:
-    """Check an MQTT sink URL and its options (nothing is opened, no certificate is read)."""
+    """Check an MQTT sink URL and its options (nothing is opened, no certificate is read); without
+    the ``mqtt`` extra installed, say so now rather than at the first write."""
     _, _, query = _parse(url, {}, build=False)
+    require_aiomqtt(query.url)
     query.choice("qos", {"1": 1, "2": 2})
     query.flag("retain_latest")
     query.seconds("timeout")

@@ -322,6 +322,12 @@ def _parse(url: str, *, build: bool, options: dict[str, Any] | None = None) -> t
     line = line_settings(query)
     if not build:
         return view, None
+    try:
+        import serial_asyncio_fast  # noqa: F401 - checked now, not at the first reconnect
+    except ImportError as exc:
+        raise UsageError(
+            f"{name}: serial output needs pyserial-asyncio-fast: pip install 'witskit[serial]'"
+        ) from exc
 
     async def open_port() -> Any:
         return await open_serial(name, device, **line)

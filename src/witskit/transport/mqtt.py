@@ -162,6 +162,7 @@ class MQTTSource(Source):
         """A source from ``mqtt://broker[:port]/<topic filter>`` (``+`` and ``#`` as in MQTT; the
         query, if any, goes before a final ``#``: ``mqtt://broker/rigs/?client_id=gw#``)."""
         query = URLOptions(url, (*CONNECTION_OPTIONS, "name", "max_topics"))
+        require_aiomqtt(query.url)
         parts = urlsplit(url)
         # A '#' ends the URL (mqtt://broker/rigs/#): urlsplit reads it as an empty fragment.
         topic_filter = unquote(parts.path[1:]) + ("#" if url.rstrip().endswith("#") else "")

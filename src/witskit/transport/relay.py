@@ -142,7 +142,11 @@ class Outlet:
         reading = asyncio.create_task(self._read(reader), name=f"witskit-relay-read {self.label}")
         writing = asyncio.create_task(self._write(writer), name=f"witskit-relay-write {self.label}")
         try:
-            _done, _ = await asyncio.wait((reading, writing), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((reading, writing), return_when=asyncio.FIRST_COMPLETED)
+            if reading.done() and not reading.cancelled() and reading.exception() is None:
+                # The consumer closed its sending side (``nc relay 10002 < /dev/null`` does at
+                # once): it may still read, so the frames go on until a write fails.
+                await asyncio.wait((writing,))  # its error, if any, is read below
         finally:
             for task in (reading, writing):
                 task.cancel()
@@ -269,6 +273,7 @@ class RelayServer:
         self.stats = RelayStats()
         self._port = port
         self._server: asyncio.Server | None = None
+        self._start_lock = asyncio.Lock()
         self._outlets: set[Outlet] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -281,15 +286,17 @@ class RelayServer:
         return self._port
 
     async def start(self) -> None:
-        """Listen; a port in use or a bad host raises :class:`~witskit.errors.ConnectError`."""
-        if self._server is not None:
-            return
-        try:
-            self._server = await asyncio.start_server(
-                self._accept, self.host, self._port, backlog=DEFAULT_BACKLOG
-            )
-        except OSError as exc:
-            raise ConnectError(f"{self.name}: cannot listen ({exc.strerror or exc})") from exc
+        """Listen (idempotent, safe to call twice at once); a port in use or a bad host raises
+        :class:`~witskit.errors.ConnectError`."""
+        async with self._start_lock:
+            if self._server is not None:
+                return
+            try:
+                self._server = await asyncio.start_server(
+                    self._accept, self.host, self._port, backlog=DEFAULT_BACKLOG
+                )
+            except OSError as exc:
+                raise ConnectError(f"{self.name}: cannot listen ({exc.strerror or exc})") from exc
         log.info("%s: serving consumers on port %d", self.name, self.port)
 
     def offer(self, data: bytes) -> None:
