@@ -217,3 +217,28 @@ def test_a_password_given_in_the_query_is_masked_in_the_error() -> None:
         sink_kind("mqtt://127.0.0.1:1883/rigs?password=s3cret")
     assert "s3cret" not in str(caught.value)
     assert "password=***" in str(caught.value)
+
+
+async def test_retained_latest_values_greet_a_dashboard_that_subscribes_later(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path / "broker") as broker:
+        sink = open_sink(f"mqtt://127.0.0.1:{broker.port}/rigs?retain_latest=1")
+        assert isinstance(sink, MQTTSink)
+        decoder = WITSDecoder()
+        older = decoder.decode_frame(b"&&\r\n0101RIG-7\r\n01083650.4\r\n!!\r\n", source="rig-7")
+        newer = decoder.decode_frame(b"&&\r\n0101RIG-7\r\n01083651.9\r\n!!\r\n", source="rig-7")
+        await sink.write([older, newer], upto=2)
+        assert sink.published == 2 + 2  # two frames, then the latest of each of the two channels
+        await sink.aclose()
+        async with aiomqtt.Client("127.0.0.1", broker.port) as dashboard:
+            await dashboard.subscribe("rigs/rig-7/latest/#", qos=1)
+            got: dict[str, Any] = {}
+            async with asyncio.timeout(10):
+                async for message in dashboard.messages:
+                    assert message.retain
+                    assert isinstance(message.payload, bytes)
+                    got[str(message.topic)] = json.loads(message.payload)
+                    if len(got) == 2:
+                        break
+    assert got["rigs/rig-7/latest/DBTM"]["value"] == 3651.9
+    assert got["rigs/rig-7/latest/DBTM"]["schema"] == "witskit/value/1"
+    assert got["rigs/rig-7/latest/WID"]["value"] == "RIG-7"
