@@ -272,7 +272,6 @@ async def test_wits_push_connects_out_and_reconnects(tmp_path: Path) -> None:
 
 
 async def test_serial_output_writes_to_a_real_pty(tmp_path: Path) -> None:
-    pytest.importorskip("serial_asyncio_fast", reason="needs witskit[serial]")
     master, slave = os.openpty()
     device = os.ttyname(slave)
     os.close(slave)
