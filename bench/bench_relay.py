@@ -1,13 +1,18 @@
 """Ingest -> consumer latency of the WITS relay: 50 consumers on one ``wits-serve://`` of 10 rigs at 1 Hz.
 
 Run:  PYTHONPATH=src .venv/bin/python bench/bench_relay.py [--seconds 10] [--consumers 50] [--rigs 10]
+      (``--seconds 3`` for a quick look)
 
-Two runs, printed side by side, with the same rigs and the same consumer process:
+Three runs, printed side by side, with the same rigs and the same consumer process:
 
 * baseline: a bare asyncio fan-out server writes each frame to every consumer the moment the rig
   makes it (no parser, no spool, no pipeline): what loopback TCP and the consumers cost;
 * relay: the rigs are sources of a real :class:`~witskit.pipeline.Pipeline` with a real spool
-  (its default fsync policy) and a ``wits-serve://`` relay sink, which the consumers read.
+  (its default fsync policy) and a ``wits-serve://`` relay sink, which the consumers read;
+* relay + hostile: the same, while another process attacks the relay: a consumer that never
+  reads, one that sends garbage as fast as it can, and 10,000 connection attempts held open (the
+  relay's cap, ``max_consumers=64``, refuses all but a few). The good consumers' latency and the
+  relay process's peak RSS growth are printed.
 
 Each frame carries the rig's ``CLOCK_MONOTONIC`` time in nanoseconds (an extra data line, ``0199``,
 that the relay passes on unchanged with the EDR's own bytes); the consumers run in a separate
@@ -19,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -90,6 +97,35 @@ async def consume(port: int, consumers: int, expected: int, timeout: float) -> l
     return latencies
 
 
+async def hostile(port: int, seconds: float, attempts: int) -> None:
+    import os
+
+    deaf = await asyncio.open_connection("127.0.0.1", port, limit=1024)
+    deaf[1].transport.pause_reading()  # never reads: its queue fills, then drops
+    noisy = await asyncio.open_connection("127.0.0.1", port)
+    held: list[asyncio.StreamWriter] = []
+
+    async def flood() -> None:
+        for start in range(0, attempts, 200):
+            batch = await asyncio.gather(
+                *(asyncio.open_connection("127.0.0.1", port) for _ in range(min(200, attempts - start))),
+                return_exceptions=True,
+            )
+            held.extend(pair[1] for pair in batch if isinstance(pair, tuple))
+
+    async def garbage() -> None:
+        end = time.monotonic() + seconds
+        with contextlib.suppress(ConnectionError):
+            while time.monotonic() < end:
+                noisy[1].write(os.urandom(65536).replace(b"&", b"?"))
+                await noisy[1].drain()
+                await asyncio.sleep(0.01)
+
+    await asyncio.gather(flood(), garbage())
+    for writer in [*held, deaf[1], noisy[1]]:
+        writer.close()
+
+
 def consumer_main(port: int, consumers: int, expected: int, timeout: float) -> None:
     latencies = asyncio.run(consume(port, consumers, expected, timeout))
     print(json.dumps(latencies))
@@ -135,7 +171,9 @@ async def baseline(args: argparse.Namespace) -> list[float]:
     return list(json.loads(out))
 
 
-async def relay(args: argparse.Namespace) -> tuple[list[float], dict[str, int]]:
+async def relay(
+    args: argparse.Namespace, *, attacked: bool = False
+) -> tuple[list[float], dict[str, int], float]:
     from witskit.pipeline import Pipeline, open_sink
     from witskit.pipeline.relay import RelaySink
     from witskit.protocol import FrameParser
@@ -158,7 +196,7 @@ async def relay(args: argparse.Namespace) -> tuple[list[float], dict[str, int]]:
         async def aclose(self) -> None:
             pass
 
-    sink = open_sink("wits-serve://127.0.0.1:0")
+    sink = open_sink("wits-serve://127.0.0.1:0?max_consumers=64")
     assert isinstance(sink, RelaySink)
     rigs = [Rig(i) for i in range(args.rigs)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,13 +207,22 @@ async def relay(args: argparse.Namespace) -> tuple[list[float], dict[str, int]]:
             await asyncio.sleep(0.01)
         proc = start_consumers(sink.port, args.consumers, args.rigs * int(args.seconds), args.seconds + 10)
         await wait_consumers(args.consumers, lambda: sink.stats.consumers)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        attack = None
+        if attacked:
+            attack = subprocess.Popen(
+                [sys.executable, __file__, "--hostile", str(sink.port), str(args.seconds), "10000"]
+            )
         for rig in rigs:
             rig.go.set()
         out, _ = await asyncio.to_thread(proc.communicate)
+        if attack is not None:
+            await asyncio.to_thread(attack.wait, 60)
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
         pipe.stop()
         await task
         spool.close()
-    return list(json.loads(out)), sink.counters()
+    return list(json.loads(out)), sink.counters(), grown
 
 
 def summary(latencies: list[float]) -> tuple[float, float, float]:
@@ -192,18 +239,27 @@ async def main(args: argparse.Namespace) -> None:
         f"{expected:,} deliveries expected per run"
     )
     base = await baseline(args)
-    relayed, counters = await relay(args)
+    relayed, counters, _ = await relay(args)
+    attacked, hostile_counters, grown = await relay(args, attacked=True)
     b50, b99, bmax = summary(base)
     r50, r99, rmax = summary(relayed)
-    print(f"{'':10} {'samples':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    print(f"{'baseline':10} {len(base):>8,} {b50:>8.2f} {b99:>8.2f} {bmax:>8.2f}")
-    print(f"{'relay':10} {len(relayed):>8,} {r50:>8.2f} {r99:>8.2f} {rmax:>8.2f}")
+    h50, h99, hmax = summary(attacked)
+    print(f"{'':16} {'samples':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(f"{'baseline':16} {len(base):>8,} {b50:>8.2f} {b99:>8.2f} {bmax:>8.2f}")
+    print(f"{'relay':16} {len(relayed):>8,} {r50:>8.2f} {r99:>8.2f} {rmax:>8.2f}")
+    print(f"{'relay + hostile':16} {len(attacked):>8,} {h50:>8.2f} {h99:>8.2f} {hmax:>8.2f}")
     goal = "met" if r99 < 50 else "NOT met"
     print(f"relay / baseline: p50 x{r50 / b50:.1f}, p99 x{r99 / b99:.1f}; goal p99 < 50 ms: {goal}")
     print(f"relay counters: {counters}")
+    print(f"relay + hostile counters: {hostile_counters}")
+    print(f"relay + hostile: peak RSS of the relay process grew {grown:.1f} MiB")
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--hostile":
+        port, seconds, attempts = sys.argv[2:5]
+        asyncio.run(hostile(int(port), float(seconds), int(attempts)))
+        sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "--consumer":
         port, consumers, expected, timeout = sys.argv[2:6]
         consumer_main(int(port), int(consumers), int(expected), float(timeout))

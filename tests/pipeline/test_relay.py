@@ -197,15 +197,36 @@ async def test_garbage_from_a_consumer_is_counted_and_a_handshake_is_a_packet(tm
     sink = relay("wits-serve://127.0.0.1:0")
     pipe = sim_pipeline(tmp_path, sink, rate=20)
     async with running(pipe):
-        await until(lambda: sink.outlet._server is not None)
+        await sink.start()
         reader, writer = await asyncio.open_connection("127.0.0.1", sink.port)
-        writer.write(
-            os.urandom(1 << 20).replace(b"&", b"") + DEFAULT_HANDSHAKE
-        )  # 1 MB of noise, then a packet
+        writer.write(b"hello?\r\n" + DEFAULT_HANDSHAKE)  # a little noise, then a Pason handshake
         await read_frames(reader, 3)
-        await until(lambda: sink.stats.packets_received == 1 and sink.stats.garbage_received > 0)
+        await until(lambda: sink.stats.packets_received == 1 and sink.stats.garbage_received == 1)
         assert pipe.stats.frame_errors == 0  # nothing of it reaches ingest
         writer.close()
+
+
+async def test_a_consumer_that_floods_garbage_is_disconnected_and_the_others_go_on(tmp_path: Path) -> None:
+    from witskit.transport.relay import MAX_GARBAGE_RUNS
+
+    sink = relay("wits-serve://127.0.0.1:0")
+    pipe = sim_pipeline(tmp_path, sink, rate=20)
+    async with running(pipe):
+        await sink.start()
+        good_reader, good_writer = await asyncio.open_connection("127.0.0.1", sink.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", sink.port)
+        with contextlib.suppress(ConnectionError):
+            writer.write(os.urandom(1 << 20).replace(b"&", b"?"))  # 1 MB that is not WITS
+            await writer.drain()
+        async with asyncio.timeout(WAIT):
+            while await reader.read(65536):  # the relay closes it
+                pass
+        assert sink.stats.garbage_received == MAX_GARBAGE_RUNS
+        await read_frames(good_reader, 3)  # the other consumer is served all along
+        received = pipe.stats.frames_received
+        await until(lambda: pipe.stats.frames_received > received)  # and ingest goes on
+        writer.close()
+        good_writer.close()
 
 
 async def test_request_mode_answers_each_packet_with_the_latest_of_each_record(tmp_path: Path) -> None:
@@ -225,7 +246,9 @@ async def test_request_mode_answers_each_packet_with_the_latest_of_each_record(t
         writer.close()
 
 
-async def test_connections_over_the_cap_and_outside_the_allowlist_are_refused(tmp_path: Path) -> None:
+async def test_connections_over_the_cap_and_outside_the_allowlist_are_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     sink = relay("wits-serve://127.0.0.1:0?max_consumers=2")
     fenced = relay("wits-serve://127.0.0.1:0?allow=192.0.2.0/24")
     pipe = sim_pipeline(tmp_path, sink, fenced, rate=20)
@@ -237,6 +260,8 @@ async def test_connections_over_the_cap_and_outside_the_allowlist_are_refused(tm
         for reader, _ in floods:
             assert await asyncio.wait_for(reader.read(), WAIT) == b""  # closed at once, unread
         assert sink.stats.refused == 50
+        refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refusals) == 1  # a flood is one log line (then one per 30 s), not one per attempt
         outsider = await asyncio.open_connection("127.0.0.1", fenced.port)
         assert await asyncio.wait_for(outsider[0].read(), WAIT) == b""
         assert fenced.stats.refused == 1

@@ -46,6 +46,8 @@ __all__ = [
     "DEFAULT_OUTLET_QUEUE",
     "DEFAULT_STALL_TIMEOUT",
     "INBOUND_LIMIT",
+    "MAX_GARBAGE_RUNS",
+    "REFUSAL_LOG_EVERY",
     "Outlet",
     "RelayLink",
     "RelayServer",
@@ -70,6 +72,16 @@ DEFAULT_MAX_CONSUMERS = 64
 #: A handshake (``&&/0111-9999/!!``) or a request packet is a few dozen bytes; 4 KiB is generous
 #: and keeps a consumer that sends megabytes of garbage at a few KiB of memory.
 INBOUND_LIMIT = 4096
+
+#: Runs of garbage (each at most INBOUND_LIMIT bytes) a consumer may send before it is
+#: disconnected: a consumer sends a handshake every 30 s, never data, so 16 runs (at most 64 KiB)
+#: of what is not WITS is a misconfigured or hostile peer, and parsing its flood costs CPU that
+#: belongs to the feed.
+MAX_GARBAGE_RUNS = 16
+
+#: Refusals are logged once, then summed up at most this often (seconds): 10,000 connection
+#: attempts are a handful of log lines, not 10,000.
+REFUSAL_LOG_EVERY = 30.0
 
 #: A consumer whose socket has taken nothing for this long (its buffer full: it does not read) is
 #: disconnected, so a dead consumer does not hold one of the max_consumers places for ever.
@@ -181,6 +193,7 @@ class Outlet:
                 self.stats.frames_sent += sent
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        garbage = 0
         parser = FrameParser(
             source=self.label,
             max_line_length=INBOUND_LIMIT,
@@ -196,6 +209,11 @@ class Outlet:
                 for event in parser.feed(chunk):
                     if not isinstance(event, WITSFrame):
                         self.stats.garbage_received += 1
+                        garbage += 1
+                        if garbage >= MAX_GARBAGE_RUNS:
+                            raise ConnectionLost(
+                                f"{self.label}: sent {garbage} runs of bytes that are not WITS packets"
+                            )
                         continue
                     self.stats.packets_received += 1
                     if self.answer is not None:
@@ -274,6 +292,8 @@ class RelayServer:
         self._port = port
         self._server: asyncio.Server | None = None
         self._start_lock = asyncio.Lock()
+        self._refusals_logged_at = -REFUSAL_LOG_EVERY
+        self._refusals_said = 0
         self._outlets: set[Outlet] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -317,8 +337,7 @@ class RelayServer:
         elif len(self._tasks) >= self.max_consumers:
             reason = f"over max_consumers={self.max_consumers}"
         if reason is not None:
-            self.stats.refused += 1
-            log.warning("%s refused: %s", label, reason)
+            self._refused(label, reason)
             writer.transport.abort()
             await asyncio.sleep(0)
             return
@@ -332,14 +351,24 @@ class RelayServer:
         finally:
             self._tasks.discard(task)
 
+    def _refused(self, label: str, reason: str) -> None:
+        """Count a refusal; log the first of a burst, then one line per REFUSAL_LOG_EVERY seconds."""
+        self.stats.refused += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._refusals_logged_at >= REFUSAL_LOG_EVERY:
+            unsaid = self.stats.refused - self._refusals_said - 1
+            also = f" ({unsaid} more refused since the last line)" if unsaid > 0 else ""
+            log.warning("%s refused: %s%s", label, reason, also)
+            self._refusals_logged_at = now
+            self._refusals_said = self.stats.refused
+
     async def _run(self, label: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.ssl_context is not None:
             try:
                 with map_errors(label):
                     await writer.start_tls(self.ssl_context, ssl_handshake_timeout=self.tls_handshake_timeout)
             except TransportError as exc:
-                self.stats.refused += 1
-                log.warning("%s refused: TLS: %s", label, exc)
+                self._refused(label, f"TLS: {exc}")
                 await asyncio.sleep(0)
                 return
         outlet = Outlet(label, self.stats, queue_size=self.queue_size, answer=self.answer)
