@@ -53,7 +53,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "units": {"symbols"},
     "transport": {"protocol"},
     "storage": {"protocol"},
-    "pipeline": {"transport", "storage", "config", "analytics"},  # the pipeline file; the alarm stage
+    # pipeline.build reads the pipeline file; the relay converts values to the units a consumer
+    # wants; the alarm stage runs analytics' rules live
+    "pipeline": {"transport", "storage", "config", "units", "analytics"},
     "security": {"protocol"},
     "monitoring": set(),
     "config": set(),

@@ -341,7 +341,9 @@ class SourceConfig(_Strict):
 
 
 class SinkConfig(_Strict):
-    """One sink: a database URL, or ``jsonl://path`` / ``csv://path``."""
+    """One sink: a database URL, ``jsonl://path`` / ``csv://path``, a WITS relay (``wits-serve://``,
+    ``wits-push://``, ``serial://``) or ``mqtt://``; ``options`` are keywords of the sink (such as
+    an MQTT ``username`` and ``password``, kept out of the URL)."""
 
     url: str
     options: dict[str, Any] = Field(default_factory=dict)

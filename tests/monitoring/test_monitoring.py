@@ -119,3 +119,19 @@ def test_the_plans_global_monitor_checks_memory() -> None:
     assert set(health_monitor.checks) >= {"memory"}
     (memory,) = [c for c in asyncio.run(health_monitor.run_all_checks()) if c.name == "memory"]
     assert memory.status in set(HealthStatus)
+
+
+def test_relay_and_mqtt_counters_become_gauges_per_sink() -> None:
+    from witskit.monitoring.metrics import WitsMetrics
+    from witskit.pipeline import open_sink
+
+    relay = open_sink("wits-serve://127.0.0.1:0?name=mwd")
+    relay.stats.frames_dropped = 7  # type: ignore[attr-defined]
+    relay.stats.consumers = 2  # type: ignore[attr-defined]
+    m = WitsMetrics()
+    m.observe_sink(relay.name, relay.counters())  # type: ignore[attr-defined]
+    m.observe_sink("mqtt://broker/rigs", {"messages_published": 42, "unrelated": 1})
+    text = m.render().decode()
+    assert 'wits_relay_frames_dropped{sink="mwd"} 7.0' in text
+    assert 'wits_relay_consumers{sink="mwd"} 2.0' in text
+    assert 'wits_mqtt_messages_published{sink="mqtt://broker/rigs"} 42.0' in text

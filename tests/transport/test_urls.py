@@ -115,7 +115,10 @@ def test_listen_urls(pki: PKI) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("udp://rig:4000", r"unknown scheme 'udp' \(known: file, serial, sim, tcp, tcp-listen, tls, "),
+        (
+            "udp://rig:4000",
+            r"unknown scheme 'udp' \(known: file, mqtt, mqtts, serial, sim, tcp, tcp-listen, tls, ",
+        ),
         ("rig-7:4000", r"is not a source URL: expected scheme://"),
         ("tcp://rig-7", r"^tcp://rig-7: missing port"),
         ("tcp://:4000", r"missing host"),

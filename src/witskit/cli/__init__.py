@@ -628,6 +628,14 @@ def stream(
             "--config", help="A pipeline file naming sources and sinks (see examples/pipeline.yaml)."
         ),
     ] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to",
+            help="Also send every frame to this sink (repeatable): wits-serve://0.0.0.0:10002, "
+            "wits-push://HOST:PORT, serial:///dev/ttyS1?baud=9600, mqtt://BROKER/PREFIX, jsonl://PATH, ...",
+        ),
+    ] = None,
     fmt: Annotated[
         StreamFormat,
         typer.Option("--format", "-f", help="Output format.", case_sensitive=False),
@@ -654,18 +662,18 @@ def stream(
     the next attempt is), bad bytes and bad data lines go to stderr. Links reconnect forever
     unless the URL says ?reconnect=0.
 
-    With --db URL or --config FILE the frames also go through the durable spool into the
-    database (and the file's other sinks) while they print; on Ctrl-C or SIGTERM the spool is
-    drained into the sinks before the command exits.
+    With --db URL, --to SINK or --config FILE the frames also go through the durable spool into
+    the database and the other sinks (a WITS relay, MQTT, files) while they print; on Ctrl-C or
+    SIGTERM the spool is drained into the sinks before the command exits.
 
     Exit status: 0 when the source ends or after -n frames; 2 for a bad URL, or when the source
     cannot be reached (or drops) with reconnect=0; 130 after Ctrl-C, 143 after SIGTERM.
     """
-    if db or config:
+    if db or config or to:
         from witskit.cli._ingest import plan_for, run_ingest
         from witskit.cli._stream import _writer
 
-        plan = plan_for(url, db, config)
+        plan = plan_for(url, db, config, to or [])
         if metric:
             plan.decoder.metric = True
         if tz != "UTC":

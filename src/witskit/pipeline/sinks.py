@@ -17,35 +17,19 @@ import csv
 import io
 import json
 import os
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from witskit.errors import UsageError
+from witskit.pipeline.base import LiveSink, Sink
 from witskit.protocol import DecodedFrame
 from witskit.storage.formats import CSV_COLUMNS, frame_csv_rows
 from witskit.transport.options import URLOptions
 
-__all__ = ["CSVSink", "JSONLSink", "MemorySink", "SQLSink", "Sink", "open_sink"]
-
-
-class Sink(ABC):
-    """A destination for decoded frames."""
-
-    name: str
-
-    def resume_after(self) -> int:
-        """The last spool sequence this sink already holds durably (0: none known)."""
-        return 0
-
-    @abstractmethod
-    async def write(self, batch: Sequence[DecodedFrame], *, upto: int) -> None:
-        """Store ``batch`` durably; ``upto`` is the spool sequence of its last frame."""
-
-    async def aclose(self) -> None:  # noqa: B027 - most sinks have nothing to release
-        """Release resources."""
+__all__ = ["CSVSink", "JSONLSink", "LiveSink", "MemorySink", "SQLSink", "Sink", "open_sink"]
 
 
 class MemorySink(Sink):
@@ -193,8 +177,13 @@ def _file_or_memory(url: str, scheme: str) -> tuple[str, dict[str, Any]]:
     return where, {} if fsync is None else {"fsync": fsync}
 
 
+#: The relay's schemes (witskit.pipeline.relay), named here so that checking a URL imports nothing.
+_RELAY_SCHEMES = ("wits-serve", "wits-serve+tls", "wits-push", "wits-push+tls", "serial")
+
+
 def sink_kind(url: str) -> str:
-    """``jsonl``, ``csv``, ``memory`` or ``sql`` for a sink URL; :class:`UsageError` when it is none.
+    """``jsonl``, ``csv``, ``memory``, ``sql``, ``relay`` or ``mqtt`` for a sink URL; :class:`UsageError`
+    when it is none.
 
     Checks the URL only, its options included (nothing is created), so a pipeline file can be
     checked whole before start.
@@ -203,6 +192,16 @@ def sink_kind(url: str) -> str:
     if scheme in _URL_OPTIONS:
         _file_or_memory(url, scheme)
         return scheme
+    if scheme in _RELAY_SCHEMES:
+        from witskit.pipeline.relay import check_relay_url
+
+        check_relay_url(url)
+        return "relay"
+    if scheme in ("mqtt", "mqtts"):
+        from witskit.pipeline.mqtt import check_mqtt_url
+
+        check_mqtt_url(url)
+        return "mqtt"
     if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
         from witskit.storage.database import check_url
 
@@ -211,12 +210,15 @@ def sink_kind(url: str) -> str:
         check_url(url)
         return "sql"
     raise UsageError(
-        f"{url!r}: unknown sink; use a database URL (sqlite://, postgresql://, mysql://), jsonl:// or csv://"
+        f"{url!r}: unknown sink; use a database URL (sqlite://, postgresql://, mysql://), jsonl://, csv://, "
+        "a WITS relay (wits-serve://, wits-push://, serial://) or mqtt://"
     )
 
 
 def open_sink(url: str, **options: Any) -> Sink:
-    """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path`` or ``memory://``.
+    """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path``, ``memory://``, a WITS relay
+    (``wits-serve://``, ``wits-push://``, ``serial://``, see :mod:`witskit.pipeline.relay`) or an
+    MQTT broker (``mqtt://``, ``mqtts://``, see :mod:`witskit.pipeline.mqtt`).
 
     ``jsonl://`` and ``csv://`` take ``fsync=0|1`` (default 1: each batch is synced to disk before
     the spool lets go of it). An unknown option, one given twice or a bad value is a
@@ -225,6 +227,14 @@ def open_sink(url: str, **options: Any) -> Sink:
     kind = sink_kind(url)
     if kind == "sql":
         return SQLSink(url, **options)
+    if kind == "relay":
+        from witskit.pipeline.relay import RelaySink
+
+        return RelaySink(url, **options)
+    if kind == "mqtt":
+        from witskit.pipeline.mqtt import MQTTSink
+
+        return MQTTSink(url, **options)
     where, kwargs = _file_or_memory(url, kind)
     if kind == "memory":
         return MemorySink(where or "memory")

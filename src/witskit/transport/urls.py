@@ -11,6 +11,8 @@
 ``file://path``            a recorded file (``follow=1`` to tail it)
 ``sim://rig-1``            an in-process simulated rig (``rate``, ``seed``, ``records``, ``speed``),
                            served by :mod:`witskit.sim`
+``mqtt://broker/FILTER``   raw WITS frames in MQTT messages (:mod:`witskit.transport.mqtt`;
+                           ``mqtts://`` for TLS)
 =========================  ==========================================================
 
 A scheme served by a package above transport, as ``sim://`` is, is not imported here: its owner
@@ -44,6 +46,7 @@ __all__ = [
     "DEFAULT_REQUEST_INTERVAL",
     "SCHEMES",
     "SECRET_OPTIONS",
+    "host_port",
     "known_schemes",
     "open_source",
     "redact_url",
@@ -100,6 +103,16 @@ def _host_port(url: str, parts: SplitResult, *, listen: bool) -> tuple[str, int]
     if not host and not listen:
         raise UsageError(f"{shown}: missing host (expected {parts.scheme}://host:port)")
     return host, port
+
+
+def host_port(url: str, *, listen: bool) -> tuple[str, int]:
+    """(host, port) of a ``scheme://host:port`` URL, with the errors :func:`open_source` gives;
+    with ``listen`` the host may be empty (every interface) and the port 0 (any free port)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:
+        raise UsageError(f"{redact_url(url)}: not a valid URL ({exc})") from exc
+    return _host_port(url, parts, listen=listen)
 
 
 def _listen_options(query: URLOptions) -> dict[str, Any]:
@@ -222,6 +235,8 @@ _OPENERS: dict[str, Opener] = {
     "tls-listen": _open_listener,
     "serial": _delegate("witskit.transport.serial", "SerialSource", "serial"),
     "file": _delegate("witskit.transport.file", "FileSource", None),
+    "mqtt": _delegate("witskit.transport.mqtt", "MQTTSource", "mqtt"),
+    "mqtts": _delegate("witskit.transport.mqtt", "MQTTSource", "mqtt"),
 }
 
 
