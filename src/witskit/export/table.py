@@ -125,9 +125,8 @@ def channels_for(codes: Iterable[str], *, metric: bool, symbols: SymbolTable | N
             continue
         if not sym.data_type.is_numeric:
             raise UsageError(f"{sym.name} ({sym.code}, {sym.description}) is text; a log holds numbers only")
-        if names.count(name) > 1:
-            name = f"{name}_{sym.record_type:02d}"
-        out.append(Channel(sym.code, name, sym.description, sym.unit(metric)))
+        unique = f"{name}_{sym.record_type:02d}" if names.count(name) > 1 else name
+        out.append(Channel(sym.code, unique, sym.description, sym.unit(metric)))
     return out
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-__all__ = ["UNMAPPED", "UNITS", "Symbols", "las_unit", "witsml_unit"]
+__all__ = ["UNITS", "UNMAPPED", "Symbols", "las_unit", "witsml_unit"]
 
 
 class Symbols(NamedTuple):

@@ -7,7 +7,7 @@ WITSML 1.4.1.1 (``http://www.witsml.org/schemas/1series``, what most stores and 
 speak): one ``<log>`` with the well, wellbore and log uids given, ``indexType`` ``date time`` or
 ``measured depth``, a ``logCurveInfo`` per channel (the index first) with its mnemonic, unit, null
 value and description, and ``logData`` with ``mnemonicList``, ``unitList`` and one ``data`` row per
-index value: times in ISO 8601 with their UTC offset, nulls as the empty value between commas.
+index value: times in ISO 8601 with their UTC offset, nulls as the ``nullValue`` (-999.25).
 
 WITSML 2.0 (``http://www.energistics.org/energyml/data/witsmlv2``): a ``Log`` holding one
 ``ChannelSet`` with the index, a ``Channel`` per channel and ``Data`` as the JSON array of rows the
@@ -29,12 +29,12 @@ from witskit.errors import UsageError
 from witskit.export.table import IndexKind, LogTable
 from witskit.export.uom import witsml_unit
 
-__all__ = ["NS_1411", "NS_20", "NS_EML", "WitsmlIds", "witsml_1411", "witsml_20"]
+__all__ = ["NS_20", "NS_1411", "NS_EML", "WitsmlIds", "witsml_20", "witsml_1411"]
 
 NS_1411: Final = "http://www.witsml.org/schemas/1series"
 NS_20: Final = "http://www.energistics.org/energyml/data/witsmlv2"
 NS_EML: Final = "http://www.energistics.org/energyml/data/commonv2"
-#: The null value of the 1.4.1.1 curves: the empty string would be ambiguous to older readers.
+#: The null value of the 1.4.1.1 curves, written in ``data`` rows for no reading (as in LAS).
 NULL_1411: Final = "-999.25"
 
 
@@ -69,6 +69,10 @@ def _iso(value: datetime, tz: tzinfo | None) -> str:
 
 def _num(value: float) -> str:
     return repr(float(value)) if math.isfinite(value) else NULL_1411
+
+
+def _cell(value: float | None) -> str:
+    return NULL_1411 if value is None else _num(value)
 
 
 def _check(table: LogTable) -> None:
@@ -146,7 +150,7 @@ def witsml_1411(table: LogTable, ids: WitsmlIds, *, tz: tzinfo | None = None) ->
     sub(data, "mnemonicList", ",".join(mnemonics))
     sub(data, "unitList", ",".join(units))
     for row, key in enumerate(index):
-        cells = [key, *("" if c[row] is None else _num(c[row] or 0.0) for c in table.columns)]
+        cells = [key, *(_cell(c[row]) for c in table.columns)]
         sub(data, "data", ",".join(cells))
     return bytes(et.tostring(logs, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
