@@ -56,7 +56,8 @@ def test_lasio_reads_back_the_same_numbers(tmp_path: Path, kind: str) -> None:
         assert las.well["DATE"].value == start.isoformat()  # type: ignore[union-attr]
         want = [(t - start).total_seconds() for t in table.index]  # type: ignore[operator]
         assert list(las.index) == pytest.approx(want)
-        assert las.curves[0].mnemonic == "TIME" and las.curves[0].unit == "s"
+        assert las.curves[0].mnemonic == "TIME"
+        assert las.curves[0].unit == "s"
     assert las.well["STRT"].value == pytest.approx(las.index[0])
     assert las.well["STOP"].value == pytest.approx(las.index[-1])
 

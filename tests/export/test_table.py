@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 
 import pytest
@@ -56,7 +57,7 @@ def test_depth_index_is_regular_and_holds_only_on_bottom_readings() -> None:
     table = asyncio.run(depth_table(batches_of(readings), "rig-1", CHANNELS, step=0.5, depth_unit="M"))
     index = [float(d) for d in table.index]
     assert index[0] == 1000.0
-    assert all(math.isclose(b - a, 0.5) for a, b in zip(index, index[1:], strict=False))
+    assert all(math.isclose(b - a, 0.5) for a, b in itertools.pairwise(index))
     assert all(round(d / 0.5, 9).is_integer() for d in index)
     # every reading in a row was taken with the bit in (row - step, row]
     bits = table.columns[0]
@@ -92,7 +93,13 @@ def test_never_on_bottom_is_an_error() -> None:
     readings += [Reading(T0, "0108", 900.0), Reading(T0, "0110", 1000.0)]
     with pytest.raises(UsageError, match="never on bottom"):
         asyncio.run(
-            depth_table(batches_of(sorted(readings, key=lambda r: r.time)), "rig-1", CHANNELS, step=1.0, depth_unit="M")
+            depth_table(
+                batches_of(sorted(readings, key=lambda r: r.time)),
+                "rig-1",
+                CHANNELS,
+                step=1.0,
+                depth_unit="M",
+            )
         )
 
 

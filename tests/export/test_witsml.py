@@ -16,7 +16,7 @@ etree = pytest.importorskip("lxml.etree", reason="WITSML export needs lxml: pip 
 pytest.importorskip("komle", reason="the schema bindings: pip install komle-plus (in witskit[dev])")
 
 CHANNELS = channels_for(["0108", "0113", "0116"], metric=True)
-IDS = WitsmlIds("w<1>", "wb&1", "log\"1", "Well <A> & 'B'", "Wellbore 1", "Log ]]> 1")
+IDS = WitsmlIds("w<1>", "wb&1", 'log"1', "Well <A> & 'B'", "Wellbore 1", "Log ]]> 1")
 
 
 def _tables() -> dict[str, LogTable]:
@@ -43,7 +43,9 @@ def test_the_schema_check_can_fail(version: str) -> None:
     document = WRITERS[version](TABLES["time"], IDS)
     broken = document.replace(b"<mnemonic>", b"<mnemonic2>", 1).replace(b"</mnemonic>", b"</mnemonic2>", 1)
     if version == "2.0":
-        broken = document.replace(b"<Mnemonic>", b"<Mnemonic2>", 1).replace(b"</Mnemonic>", b"</Mnemonic2>", 1)
+        broken = document.replace(b"<Mnemonic>", b"<Mnemonic2>", 1).replace(
+            b"</Mnemonic>", b"</Mnemonic2>", 1
+        )
     assert broken != document
     assert schema_problem(broken, version) is not None
 

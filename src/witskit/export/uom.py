@@ -41,7 +41,7 @@ UNITS: Final[dict[str, Symbols]] = {
     "SQIN": Symbols("in2", "in2"),
     "M3": Symbols("m3", "m3"),
     "BBL": Symbols("bbl", "bbl"),
-    "MCM": Symbols("M(m3)", "1000 m3"),
+    "MCM": Symbols(None, "1000 m3"),
     "MCF": Symbols("1000ft3", "1000 ft3"),
     "L/M": Symbols("L/min", "L/min"),
     "GPM": Symbols("galUS/min", "gal[US]/min"),
@@ -107,6 +107,7 @@ UNITS: Final[dict[str, Symbols]] = {
 #: WITS units with no symbol in one or both versions, and why. Written as the WITS string there.
 UNMAPPED: Final[dict[str, str]] = {
     "KDN": "WITSML 1.4.1.1's dictionary has daN and kN but no 10 kN (kilodecanewton)",
+    "MCM": "WITSML 1.4.1.1's dictionary has no 1000 m3 (its M(m3) is another size)",
     "DGHM": "neither dictionary has degrees per 100 m (1.4.1.1 has dega/30m, 2.0 has 1/30 dega/m)",
     "M3ST": "Energistics has no pump-stroke unit (volume per stroke)",
     "B/ST": "Energistics has no pump-stroke unit (volume per stroke)",
