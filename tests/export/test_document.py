@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import timedelta
 
 import pytest
@@ -86,3 +87,12 @@ def test_a_store_without_hole_depth_cannot_give_a_depth_index() -> None:
     only_text = MemoryReader([Reading(T0, "0101", "A-1")])
     with pytest.raises(UsageError, match="no data for ROPA"):
         asyncio.run(render(only_text, ExportRequest("rig-1", ["ROPA"]), ExportFormat.las))
+
+
+@pytest.mark.parametrize(("fmt", "extra"), [(ExportFormat.las, "las"), (ExportFormat.witsml, "witsml")])
+def test_a_missing_library_names_its_extra(
+    monkeypatch: pytest.MonkeyPatch, fmt: ExportFormat, extra: str
+) -> None:
+    monkeypatch.setitem(sys.modules, "lasio" if extra == "las" else "lxml.etree", None)
+    with pytest.raises(UsageError, match=rf"pip install 'witskit\[{extra}\]'"):
+        _render(fmt)
