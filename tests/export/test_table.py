@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+from datetime import timedelta
 
 import pytest
 from export_samples import T0, Reading, batches_of, drilling
@@ -109,3 +110,18 @@ def test_a_step_that_is_no_positive_number_is_refused(step: float) -> None:
         asyncio.run(depth_table(batches_of(drilling(3)), "rig-1", CHANNELS, step=step, depth_unit="M"))
     with pytest.raises(UsageError, match="step"):
         asyncio.run(time_table(batches_of(drilling(3)), "rig-1", CHANNELS, step=step))
+
+
+def test_a_log_larger_than_the_bound_is_refused_before_it_is_built() -> None:
+    readings = drilling(60)
+    with pytest.raises(UsageError, match="more than 100 values"):
+        asyncio.run(time_table(batches_of(readings), "rig-1", CHANNELS, max_values=100))
+    sparse = [Reading(T0, "0113", 1.0), Reading(T0 + timedelta(hours=1), "0113", 2.0)]
+    with pytest.raises(UsageError, match="more than 100 values"):  # the regular grid of a sparse range
+        asyncio.run(time_table(batches_of(sparse), "rig-1", CHANNELS, step=1.0, max_values=100))
+    with pytest.raises(UsageError, match="more than 30 values"):
+        asyncio.run(
+            depth_table(batches_of(readings), "rig-1", CHANNELS, step=0.5, depth_unit="M", max_values=30)
+        )
+    table = asyncio.run(depth_table(batches_of(readings), "rig-1", CHANNELS, step=0.5, depth_unit="M"))
+    assert table.rows * len(CHANNELS) > 30
