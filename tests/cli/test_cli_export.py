@@ -28,9 +28,13 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A store with 120 s of a simulated rig (records 1 and 2) as source ``rig-1``."""
-    folder = tmp_path_factory.mktemp("store")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture(scope="module")
+def store(folder: Path) -> str:
+    """A store with 120 s of a simulated rig (records 1 and 2) as source ``rig-1``, from rig.wits."""
     wits, db = folder / "rig.wits", f"sqlite:///{folder / 'rig.db'}"
     start = "2026-01-01T06:00:00Z"
     assert (
@@ -112,3 +116,32 @@ def test_a_store_that_does_not_exist_says_so(tmp_path: Path) -> None:
     )
     assert code != 0
     assert "none.db" in err
+
+
+def test_export_from_a_capture_file_equals_export_from_the_store(
+    store: str, folder: Path, tmp_path: Path
+) -> None:
+    from_file, from_store = tmp_path / "file.las", tmp_path / "store.las"
+    args = ["-c", "01.DBTM,0113", "-s", "rig-1", "--index", "depth"]
+    assert invoke("export", "las", "--file", str(folder / "rig.wits"), *args, "-o", str(from_file))[0] == 0
+    assert invoke("export", "las", "--db", store, *args, "-o", str(from_store))[0] == 0
+    assert from_file.read_text() == from_store.read_text()
+    code, out, _ = invoke("export", "witsml", "--file", str(folder / "rig.wits"), "-c", "ROPA")
+    assert code == 0
+    assert 'uidWell="rig.wits"' in out  # the source defaults to the file name
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--file", "missing.wits"], "missing.wits: no such file"),
+        (["--file", "x.wits", "--db", "sqlite:///x.db"], "give --db or --file, not both"),
+        ([], "name the source to export with --source"),
+    ],
+)
+def test_bad_sources_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    (tmp_path / "x.wits").write_text("&&\n0113 12\n!!\n")
+    args = [str(tmp_path / a) if a.endswith(".wits") else a for a in args]
+    code, _, err = invoke("export", "las", "-c", "ROPA", *args)
+    assert code == 2
+    assert message in err

@@ -22,7 +22,13 @@ from witskit.export import ExportFormat, ExportRequest, IndexKind, WitsmlVersion
 
 __all__ = ["register"]
 
-_Source = Annotated[str, typer.Option("--source", "-s", help="Source name in the store.", show_default=False)]
+_Source = Annotated[
+    str | None, typer.Option("--source", "-s", help="Source name (with --file: default the file name).")
+]
+_File = Annotated[
+    Path | None,
+    typer.Option("--file", help="Read a WITS capture file instead of the store.", show_default=False),
+]
 _Codes = Annotated[
     list[str],
     typer.Option("--codes", "-c", help="Codes and/or mnemonics, e.g. DBTM,ROPA,0110.", show_default=False),
@@ -53,9 +59,27 @@ def _codes(values: list[str]) -> list[str]:
 
 
 def _run(
-    url: str, request: ExportRequest, fmt: ExportFormat, version: WitsmlVersion, output: Path | None
+    db: str | None,
+    file: Path | None,
+    request: ExportRequest,
+    fmt: ExportFormat,
+    version: WitsmlVersion,
+    output: Path | None,
 ) -> None:
     from witskit.storage import Store
+
+    if file is not None:
+        if db is not None:
+            raise UsageError("give --db or --file, not both")
+        from witskit.config import load_config
+        from witskit.export import CaptureReader
+
+        reader = CaptureReader.open(
+            file, source=request.source, timezone=load_config().timezone, metric=request.metric
+        )
+        _write(asyncio.run(render(reader, request, fmt, version)), output)
+        return
+    url = _db_url(db)
 
     async def go() -> bytes:
         store = await Store.open(url, migrate=False, must_exist=True)
@@ -68,7 +92,10 @@ def _run(
         finally:
             await store.aclose()
 
-    document = asyncio.run(go())
+    _write(asyncio.run(go()), output)
+
+
+def _write(document: bytes, output: Path | None) -> None:
     if output is None:
         sys.stdout.buffer.write(document)
         sys.stdout.buffer.flush()
@@ -83,7 +110,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(export_app, name="export", short_help="Export stored channels as LAS 2.0 or WITSML.")
 
     def request(
-        source: str,
+        source: str | None,
+        file: Path | None,
         codes: list[str],
         index: IndexKind,
         start: str | None,
@@ -95,8 +123,10 @@ def register(app: typer.Typer) -> None:
     ) -> ExportRequest:
         from witskit.storage.query import parse_time
 
+        if source is None and file is None:
+            raise UsageError("name the source to export with --source (or read a capture with --file)")
         return ExportRequest(
-            source=source,
+            source=source or (file.name if file else ""),
             codes=_codes(codes),
             index=index,
             start=parse_time(start, "--start"),
@@ -110,8 +140,9 @@ def register(app: typer.Typer) -> None:
     @export_app.command("las")
     @handle_errors
     def las(
-        source: _Source,
         codes: _Codes,
+        source: _Source = None,
+        file: _File = None,
         index: Annotated[IndexKind, typer.Option("--index", help="Index the log by depth or time.")] = (
             IndexKind.depth
         ),
@@ -125,14 +156,15 @@ def register(app: typer.Typer) -> None:
         tz: _Tz = "UTC",
     ) -> None:
         """Write a LAS 2.0 file: depth resampled on bottom, or time (see docs/outputs.md)."""
-        req = request(source, codes, index, start, end, step, metric, well, tz)
-        _run(_db_url(db), req, ExportFormat.las, WitsmlVersion.v1411, output)
+        req = request(source, file, codes, index, start, end, step, metric, well, tz)
+        _run(db, file, req, ExportFormat.las, WitsmlVersion.v1411, output)
 
     @export_app.command("witsml")
     @handle_errors
     def witsml(
-        source: _Source,
         codes: _Codes,
+        source: _Source = None,
+        file: _File = None,
         index: Annotated[IndexKind, typer.Option("--index", help="Index the log by time or depth.")] = (
             IndexKind.time
         ),
@@ -149,5 +181,5 @@ def register(app: typer.Typer) -> None:
         tz: _Tz = "UTC",
     ) -> None:
         """Write a WITSML 1.4.1.1 <logs> or 2.0 Log document (see docs/outputs.md)."""
-        req = request(source, codes, index, start, end, step, metric, well, tz)
-        _run(_db_url(db), req, ExportFormat.witsml, version, output)
+        req = request(source, file, codes, index, start, end, step, metric, well, tz)
+        _run(db, file, req, ExportFormat.witsml, version, output)

@@ -9,6 +9,7 @@ See ``docs/outputs.md``.
 
 from __future__ import annotations
 
+from witskit.export.capture import CaptureReader
 from witskit.export.document import (
     ExportFormat,
     ExportRequest,
@@ -25,6 +26,7 @@ from witskit.export.witsml import WitsmlIds, witsml_20, witsml_1411
 
 __all__ = [
     "LAS_NULL",
+    "CaptureReader",
     "Channel",
     "ExportFormat",
     "ExportRequest",
