@@ -145,3 +145,14 @@ def test_bad_sources_are_one_line(args: list[str], message: str, tmp_path: Path)
     code, _, err = invoke("export", "las", "-c", "ROPA", *args)
     assert code == 2
     assert message in err
+
+
+def test_witsml_uids_can_be_given(store: str) -> None:
+    code, out, err = invoke(
+        "export", "witsml", "--db", store, "-s", "rig-1", "-c", "ROPA", "--end", "2026-01-01T06:00:02",
+        "--well-uid", "W-7", "--log-uid", "L<1>",
+    )  # fmt: skip
+    assert code == 0, err
+    log = etree.fromstring(out.encode()).find("{*}log")
+    assert (log.get("uidWell"), log.get("uidWellbore"), log.get("uid")) == ("W-7", "rig-1-wb", "L<1>")
+    assert log.findtext("{*}nameWell") == "WITSKIT-SIM-1"  # the name still comes from the WID item

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -171,6 +172,15 @@ def register(app: typer.Typer) -> None:
         version: Annotated[WitsmlVersion, typer.Option("--version", help="WITSML version.")] = (
             WitsmlVersion.v1411
         ),
+        well_uid: Annotated[
+            str | None, typer.Option("--well-uid", help="Well uid (default: the source).")
+        ] = None,
+        wellbore_uid: Annotated[
+            str | None, typer.Option("--wellbore-uid", help="Wellbore uid (default: SOURCE-wb).")
+        ] = None,
+        log_uid: Annotated[
+            str | None, typer.Option("--log-uid", help="Log uid (default: SOURCE-INDEX).")
+        ] = None,
         start: _Start = None,
         end: _End = None,
         step: _Step = None,
@@ -182,4 +192,5 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a WITSML 1.4.1.1 <logs> or 2.0 Log document (see docs/outputs.md)."""
         req = request(source, file, codes, index, start, end, step, metric, well, tz)
+        req = replace(req, well_uid=well_uid, wellbore_uid=wellbore_uid, log_uid=log_uid)
         _run(db, file, req, ExportFormat.witsml, version, output)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from enum import StrEnum
 from typing import Protocol
@@ -81,7 +81,8 @@ class ExportRequest:
     ``step``: the depth step (depth units) of a depth log; the time step (seconds) of a time log,
     where None writes one row per frame (LAS then uses :data:`DEFAULT_TIME_STEP`). ``metric``:
     the unit system the rig sends. ``well``: the well name (default: the feed's WID item, else
-    the source). ``ids``: the WITSML uids (default: derived from the source).
+    the source). ``ids``: the WITSML uids and names; without them, ``well_uid``, ``wellbore_uid``
+    and ``log_uid`` where given, else uids derived from the source (:func:`default_ids`).
     """
 
     source: str
@@ -93,6 +94,9 @@ class ExportRequest:
     metric: bool = False
     well: str | None = None
     ids: WitsmlIds | None = None
+    well_uid: str | None = None
+    wellbore_uid: str | None = None
+    log_uid: str | None = None
     tz: tzinfo | None = None
     bit_code: str = BIT_DEPTH
     hole_code: str = HOLE_DEPTH
@@ -184,7 +188,15 @@ async def render(
         log = await time_table(batches, request.source, channels, step=step)
     if fmt is ExportFormat.las:
         return write_las(log, well=request.well, tz=request.tz).encode("utf-8")
-    ids = request.ids or default_ids(request.source, request.index, request.well or log.well)
+    ids = request.ids
+    if ids is None:
+        ids = default_ids(request.source, request.index, request.well or log.well)
+        ids = replace(
+            ids,
+            well_uid=request.well_uid or ids.well_uid,
+            wellbore_uid=request.wellbore_uid or ids.wellbore_uid,
+            log_uid=request.log_uid or ids.log_uid,
+        )
     writer = witsml_20 if version is WitsmlVersion.v20 else witsml_1411
     return writer(log, ids, tz=request.tz)
 
