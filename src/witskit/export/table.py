@@ -97,8 +97,8 @@ class LogTable:
     """A log: ``index`` (datetimes or depths, increasing) and ``columns[i][row]`` per channel.
 
     ``index_unit`` is the WITS unit of a depth index (``M`` or ``F``) and ``SEC`` for time; ``step``
-    the depth step (None for time: frames do not come at a constant rate); ``well`` the well name
-    the feed sent in its WID item, if any.
+    the depth step, or the time step in seconds (None for a time log with a row per frame time:
+    frames do not come at a constant rate); ``well`` the well name the feed sent in its WID item.
     """
 
     source: str
