@@ -34,6 +34,8 @@ def test_an_unknown_code_is_named_with_suggestions() -> None:
         resolve(["ROPX"])
     with pytest.raises(UsageError, match="no codes asked for"):
         resolve([])
+    with pytest.raises(UsageError, match="101 codes asked for; one export takes at most 100"):
+        resolve(["0113"] * 101)
 
 
 def test_a_depth_las_of_the_request() -> None:

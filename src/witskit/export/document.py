@@ -35,6 +35,7 @@ from witskit.symbols import SymbolTable, default_table
 __all__ = [
     "DEFAULT_DEPTH_STEP",
     "DEFAULT_TIME_STEP",
+    "MAX_CODES",
     "ExportFormat",
     "ExportRequest",
     "PointReader",
@@ -48,6 +49,9 @@ __all__ = [
 DEFAULT_DEPTH_STEP = 0.5
 #: The time step of a LAS time log when none is given: one second, the rate of a WITS feed.
 DEFAULT_TIME_STEP = 1.0
+#: Names per request: more channels than any log viewer shows side by side, and each name may
+#: stand for several codes of the store, so this bounds what one request can ask for.
+MAX_CODES = 100
 
 
 class ExportFormat(StrEnum):
@@ -107,6 +111,8 @@ class ExportRequest:
 def resolve(names: Sequence[str], symbols: SymbolTable | None = None) -> list[list[str]]:
     """The codes each name stands for (a bare mnemonic may be in several records: all of them)."""
     table = symbols if symbols is not None else default_table()
+    if len(names) > MAX_CODES:
+        raise UsageError(f"{len(names)} codes asked for; one export takes at most {MAX_CODES}")
     out: list[list[str]] = []
     for item in names:
         key = item.strip()
