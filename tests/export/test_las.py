@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from export_samples import batches_of, drilling
+from export_samples import T0, batches_of, drilling
 
 from witskit.errors import UsageError
 from witskit.export import LAS_NULL, LogTable, channels_for, depth_table, time_table, write_las
@@ -51,6 +51,8 @@ def test_lasio_reads_back_the_same_numbers(tmp_path: Path, kind: str) -> None:
         assert list(las.index) == pytest.approx([float(d) for d in table.index])
         assert las.well["STEP"].value == 0.5
         assert las.curves[0].unit == "F"
+        assert las.well["DATE"].value == table.first_time.isoformat()  # type: ignore[union-attr]
+        assert table.first_time == T0  # the first reading was on bottom
     else:
         start = table.index[0]
         assert las.well["DATE"].value == start.isoformat()  # type: ignore[union-attr]

@@ -1,7 +1,8 @@
 """LAS 2.0 files from a :class:`~witskit.export.table.LogTable`, written with lasio.
 
 ~V says ``VERS 2.0`` and ``WRAP NO``; ~W has STRT, STOP, STEP, NULL, WELL, SRVC (WitsKit), DATE
-(the log's first time) and UWI-free company/field lines lasio always writes; ~C has the index
+(the time of the log's first reading, ISO 8601 with offset) and the empty company, field and
+location lines lasio always writes; ~C has the index
 curve, then one curve per channel: its WITS mnemonic, its unit (:func:`witskit.export.uom.las_unit`)
 and its description from the WITS dictionary with the 4-digit code; ~A the data, nulls as NULL.
 
@@ -43,6 +44,10 @@ def _lasio() -> Any:
         raise UsageError("LAS export needs lasio: pip install 'witskit[las]'") from None
 
 
+def _when(time: datetime, tz: tzinfo | None) -> str:
+    return time.astimezone(tz).isoformat() if tz else time.isoformat()
+
+
 def write_las(table: LogTable, *, well: str | None = None, tz: tzinfo | None = None) -> str:
     """The LAS 2.0 text of ``table``.
 
@@ -62,12 +67,14 @@ def write_las(table: LogTable, *, well: str | None = None, tz: tzinfo | None = N
         times = [t for t in table.index if isinstance(t, datetime)]
         start = times[0]
         index = numpy.array([round((t - start).total_seconds(), 3) for t in times], dtype=float)
-        las.well["DATE"].value = start.astimezone(tz).isoformat() if tz else start.isoformat()
+        las.well["DATE"].value = _when(start, tz)
         las.well["DATE"].descr = "First reading; TIME is seconds after it"
         las.append_curve("TIME", index, unit="s", descr="Elapsed time since DATE")
     else:
         index = numpy.array(table.index, dtype=float)
-        las.well["DATE"].value = ""
+        if table.first_time is not None:
+            las.well["DATE"].value = _when(table.first_time, tz)
+            las.well["DATE"].descr = "First on-bottom reading"
         # LAS 2.0 names the depth units M, F or FT: the WITS strings themselves.
         las.append_curve("DEPT", index, unit=table.index_unit, descr="Bit depth (on bottom)")
     step = float(table.step or 0.0)

@@ -109,6 +109,8 @@ class LogTable:
     channels: list[Channel]
     columns: list[list[Number]]
     well: str | None = None
+    #: The time of the first reading in the log (for a depth log, the first on-bottom one).
+    first_time: datetime | None = None
 
     @property
     def rows(self) -> int:
@@ -163,6 +165,7 @@ async def time_table(
     columns: list[list[Number]] = [[] for _ in channels]
     well: str | None = None
     origin: datetime | None = None
+    first_time: datetime | None = None
     last_key: datetime | int | None = None
     async for batch in batches:
         for p in batch:
@@ -172,7 +175,7 @@ async def time_table(
             if i is None:
                 continue
             if origin is None:
-                origin = p.time.replace(microsecond=0)
+                origin, first_time = p.time.replace(microsecond=0), p.time
             key: datetime | int = p.time
             if step is not None:
                 key = math.ceil(round((p.time - origin).total_seconds() / step, 9))
@@ -187,14 +190,15 @@ async def time_table(
                 columns[i][-1] = value
     if step is None or origin is None:
         index = [k for k in keys if isinstance(k, datetime)]
-        return LogTable(source, IndexKind.time, index, "SEC", None, channels, columns, well)
+        first = index[0] if index else None
+        return LogTable(source, IndexKind.time, index, "SEC", None, channels, columns, well, first)
     ks = [k for k in keys if isinstance(k, int)]
     _bound(ks[-1] - ks[0] + 1, channels, max_values)
     position = {k: n for n, k in enumerate(ks)}
     full = range(ks[0], ks[-1] + 1)
     regular = [[c[position[k]] if k in position else None for k in full] for c in columns]
     index = [origin + timedelta(seconds=k * step) for k in full]
-    return LogTable(source, IndexKind.time, index, "SEC", step, channels, regular, well)
+    return LogTable(source, IndexKind.time, index, "SEC", step, channels, regular, well, first_time)
 
 
 def _bound(rows: int, channels: list[Channel], max_values: int) -> None:
@@ -236,12 +240,13 @@ async def depth_table(
     seen_bit = seen_hole = False
     rows: dict[int, list[Number]] = {}
     span = [math.inf, -math.inf]  # the lowest and highest row drilled: the log's extent
+    first_time: datetime | None = None
     well: str | None = None
     group: list[Point] = []
     group_time: datetime | None = None
 
     def flush() -> None:
-        nonlocal bit, hole, seen_bit, seen_hole
+        nonlocal bit, hole, seen_bit, seen_hole, first_time
         for p in group:  # depths first: a frame's readings are logged against its own depths
             if p.code == bit_code and (v := _number(p.value)) is not None:
                 bit, seen_bit = v, True
@@ -258,6 +263,8 @@ async def depth_table(
             if i is None or (v := _number(p.value)) is None:
                 continue
             rows.setdefault(k, [None] * len(channels))[i] = v
+            if first_time is None:
+                first_time = p.time
 
     async for batch in batches:
         for p in batch:
@@ -282,4 +289,4 @@ async def depth_table(
     index = [round(k * step, 6) for k in range(first, last + 1)]
     empty: list[Number] = [None] * len(channels)
     columns = [[rows.get(k, empty)[i] for k in range(first, last + 1)] for i in range(len(channels))]
-    return LogTable(source, IndexKind.depth, index, depth_unit, step, channels, columns, well)
+    return LogTable(source, IndexKind.depth, index, depth_unit, step, channels, columns, well, first_time)
