@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from support.energistics import schema_problem
 from witskit.cli import app
 
 lasio = pytest.importorskip("lasio", reason="LAS export needs lasio: pip install 'witskit[las]'")
 etree = pytest.importorskip("lxml.etree", reason="WITSML export needs lxml: pip install 'witskit[witsml]'")
+lascheck = pytest.importorskip("lascheck", reason="the LAS checker: pip install lascheck (in witskit[dev])")
+pytest.importorskip("komle", reason="the schema bindings: pip install komle-plus (in witskit[dev])")
 
 runner = CliRunner()
 
@@ -56,6 +59,8 @@ def test_export_las_by_depth(store: str, tmp_path: Path) -> None:
     assert las.well["STEP"].value == 0.5
     assert las.well["WELL"].value  # the simulated rig's WID item
     assert las.curves["ROPA_01"].unit == "ft/h"
+    checked = lascheck.read(str(out))
+    assert checked.check_conformity(), checked.get_non_conformities()
 
 
 def test_export_las_by_time_to_stdout(store: str) -> None:
@@ -69,6 +74,8 @@ def test_export_las_by_time_to_stdout(store: str) -> None:
     assert las.well["STEP"].value == 2.0
     assert las.curves["ROPA"].unit == "m/h"
     assert las.well["DATE"].value.startswith("2026-01-01T06:00:1")
+    checked = lascheck.read(out)
+    assert checked.check_conformity(), checked.get_non_conformities()
 
 
 @pytest.mark.parametrize("version", ["1.4.1.1", "2.0"])
@@ -79,6 +86,7 @@ def test_export_witsml(store: str, tmp_path: Path, version: str) -> None:
         "--tz", "America/Chicago", "-o", str(out),
     )  # fmt: skip
     assert code == 0, err
+    assert schema_problem(out.read_bytes(), version) is None
     root = etree.parse(str(out)).getroot()
     if version == "2.0":
         rows = json.loads(root.findtext("{*}ChannelSet/{*}Data/{*}Data"))

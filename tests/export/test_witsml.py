@@ -7,8 +7,9 @@ import json
 from datetime import timedelta, timezone
 
 import pytest
-from export_samples import batches_of, drilling, schema_problem
+from export_samples import batches_of, drilling
 
+from support.energistics import schema_problem
 from witskit.export import LogTable, WitsmlIds, channels_for, depth_table, time_table, witsml_20, witsml_1411
 from witskit.export.witsml import NS_20, NS_1411
 
