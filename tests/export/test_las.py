@@ -103,3 +103,10 @@ def test_an_empty_table_is_an_error() -> None:
     empty = LogTable("rig-1", TABLES["time"].kind, [], "SEC", None, CHANNELS, [[], [], []])
     with pytest.raises(UsageError, match="no data for rig-1"):
         write_las(empty)
+
+
+def test_a_hostile_well_name_stays_on_its_header_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, TABLES["depth"], well="A-1\r\n~A 1 2 3\x00: x")
+    las = lasio.read(path)
+    assert las.well["WELL"].value.startswith("A-1 ~A 1 2 3")
+    assert lascheck.read(str(path)).check_conformity()

@@ -121,3 +121,19 @@ def test_20_uuids_are_stable_for_the_same_ids() -> None:
     assert a.get("uuid") == b.get("uuid")
     other = etree.fromstring(witsml_20(TABLES["time"], WitsmlIds("x", "y", "z", "n", "n", "n")))
     assert other.get("uuid") != a.get("uuid")
+
+
+@pytest.mark.parametrize("version", sorted(WRITERS))
+def test_hostile_names_from_the_feed_or_the_caller_still_give_a_valid_document(version: str) -> None:
+    wid = "A-1\x00\x1b[31m\r\nDROP <x>" + "y" * 100
+    readings = [r if r.code != "0101" else type(r)(r.time, r.code, wid) for r in drilling(5)]
+    table = asyncio.run(time_table(batches_of(readings), "rig\x07-1", CHANNELS))
+    assert table.well is not None
+    assert table.well.startswith("A-1 [31m DROP <x>yy")
+    assert len(table.well) == 64
+    ids = WitsmlIds("w\x01" + "1" * 80, "wb", "log", table.well, "wb\ufffe", "log")
+    document = WRITERS[version](table, ids)
+    assert schema_problem(document, version) is None
+    if version == "1.4.1.1":
+        assert b"<nameWell>A-1 [31m DROP &lt;x&gt;yy" in document
+        assert b'uidWell="w_111' in document

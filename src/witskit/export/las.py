@@ -26,7 +26,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Final
 
 from witskit.errors import UsageError
-from witskit.export.table import IndexKind, LogTable
+from witskit.export.table import IndexKind, LogTable, clean_text
 from witskit.export.uom import las_unit
 
 __all__ = ["LAS_NULL", "write_las"]
@@ -59,10 +59,10 @@ def write_las(table: LogTable, *, well: str | None = None, tz: tzinfo | None = N
     if not table.rows:
         raise UsageError(f"no data for {table.source} in this range: nothing to write")
     las = lasio.LASFile()
-    las.well["WELL"].value = well or table.well or table.source
+    las.well["WELL"].value = clean_text(well or table.well or table.source)
     las.well["SRVC"].value = "WitsKit"
     las.well["NULL"].value = LAS_NULL
-    las.params.append(lasio.HeaderItem("SRC", "", table.source, "WITS source in WitsKit"))
+    las.params.append(lasio.HeaderItem("SRC", "", clean_text(table.source), "WITS source in WitsKit"))
     if table.kind is IndexKind.time:
         times = [t for t in table.index if isinstance(t, datetime)]
         start = times[0]

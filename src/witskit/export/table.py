@@ -26,6 +26,7 @@ is on bottom, the only time a reading belongs to the hole depth it is logged aga
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ __all__ = [
     "LogTable",
     "Point",
     "channels_for",
+    "clean_text",
     "depth_table",
     "time_table",
 ]
@@ -209,8 +211,19 @@ def _bound(rows: int, channels: list[Channel], max_values: int) -> None:
         )
 
 
+#: What a header value may not hold: control characters (a newline would end a LAS header line,
+#: and XML 1.0 cannot carry most of them at all), lone surrogates and the two non-characters.
+_UNFIT = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean_text(text: str, limit: int = 64) -> str:
+    """``text`` fit for a LAS or XML header: unfit characters as spaces, spaces collapsed, at most
+    ``limit`` characters (64: WITSML 1.4.1.1's uid and name strings)."""
+    return " ".join(_UNFIT.sub(" ", text).split())[:limit]
+
+
 def _well(value: str | int | float | None, current: str | None) -> str | None:
-    text = str(value).strip() if value is not None else ""
+    text = clean_text(str(value)) if value is not None else ""
     return text or current
 
 

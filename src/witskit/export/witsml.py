@@ -20,13 +20,13 @@ import importlib
 import json
 import math
 import uuid as uuidlib
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
 from witskit._version import __version__
 from witskit.errors import UsageError
-from witskit.export.table import IndexKind, LogTable
+from witskit.export.table import IndexKind, LogTable, clean_text
 from witskit.export.uom import witsml_unit
 
 __all__ = ["NS_20", "NS_1411", "NS_EML", "WitsmlIds", "witsml_20", "witsml_1411"]
@@ -75,9 +75,18 @@ def _cell(value: float | None) -> str:
     return NULL_1411 if value is None else _num(value)
 
 
-def _check(table: LogTable) -> None:
+def _check(table: LogTable, ids: WitsmlIds) -> WitsmlIds:
+    """``ids`` fit for the schemas (see :func:`clean_text`), once the table is known to hold rows."""
     if not table.rows:
         raise UsageError(f"no data for {table.source} in this range: nothing to write")
+    fit = WitsmlIds(*(clean_text(v) for v in astuple(ids)))
+    # 1.4.1.1 uids hold no spaces (pattern [^ ]*)
+    return replace(
+        fit,
+        well_uid=fit.well_uid.replace(" ", "_"),
+        wellbore_uid=fit.wellbore_uid.replace(" ", "_"),
+        log_uid=fit.log_uid.replace(" ", "_"),
+    )
 
 
 def _index_text(table: LogTable, tz: tzinfo | None) -> list[str]:
@@ -88,7 +97,7 @@ def _index_text(table: LogTable, tz: tzinfo | None) -> list[str]:
 
 def witsml_1411(table: LogTable, ids: WitsmlIds, *, tz: tzinfo | None = None) -> bytes:
     """A WITSML 1.4.1.1 ``<logs>`` document (UTF-8 bytes) holding ``table`` as one log."""
-    _check(table)
+    ids = _check(table, ids)
     et = _etree()
     version = "1.4.1.1"
     q = f"{{{NS_1411}}}"
@@ -106,7 +115,9 @@ def witsml_1411(table: LogTable, ids: WitsmlIds, *, tz: tzinfo | None = None) ->
     sub(log, "name", ids.log_name)
     sub(log, "objectGrowing", "false")
     sub(log, "serviceCompany", "WitsKit")
-    sub(log, "description", f"WITS data of {table.source}, exported by WitsKit {__version__}")
+    sub(
+        log, "description", clean_text(f"WITS data of {table.source}, exported by WitsKit {__version__}", 256)
+    )
     index = _index_text(table, tz)
     if table.kind is IndexKind.time:
         index_name, index_unit = "TIME", "s"
@@ -161,7 +172,7 @@ def _uuid(*parts: str) -> str:
 
 def witsml_20(table: LogTable, ids: WitsmlIds, *, tz: tzinfo | None = None) -> bytes:
     """A WITSML 2.0 ``Log`` document (UTF-8 bytes) with one ``ChannelSet`` holding ``table``."""
-    _check(table)
+    ids = _check(table, ids)
     et = _etree()
     w, e = f"{{{NS_20}}}", f"{{{NS_EML}}}"
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
