@@ -23,7 +23,9 @@ from witskit.export.table import (
     BIT_DEPTH,
     HOLE_DEPTH,
     ON_BOTTOM_TOLERANCE,
+    Channel,
     IndexKind,
+    LogTable,
     Point,
     channels_for,
     depth_table,
@@ -151,6 +153,30 @@ async def _present(reader: PointReader, request: ExportRequest, codes: list[str]
     return seen
 
 
+async def _table(
+    batches: AsyncGenerator[Sequence[Point], None],
+    request: ExportRequest,
+    channels: list[Channel],
+    fmt: ExportFormat,
+) -> LogTable:
+    if request.index is IndexKind.depth:
+        depth_unit = "M" if request.metric else "F"
+        return await depth_table(
+            batches,
+            request.source,
+            channels,
+            step=request.step if request.step is not None else DEFAULT_DEPTH_STEP,
+            depth_unit=depth_unit,
+            bit_code=request.bit_code,
+            hole_code=request.hole_code,
+            tolerance=request.tolerance,
+        )
+    step = request.step
+    if step is None and fmt is ExportFormat.las:
+        step = DEFAULT_TIME_STEP
+    return await time_table(batches, request.source, channels, step=step)
+
+
 async def render(
     reader: PointReader,
     request: ExportRequest,
@@ -175,23 +201,8 @@ async def render(
         extra += [request.bit_code, request.hole_code]
     query = list(dict.fromkeys([*codes, *extra]))
     batches = reader.query_batches(request.source, query, request.start, request.end)
-    if request.index is IndexKind.depth:
-        depth_unit = "M" if request.metric else "F"
-        log = await depth_table(
-            batches,
-            request.source,
-            channels,
-            step=request.step if request.step is not None else DEFAULT_DEPTH_STEP,
-            depth_unit=depth_unit,
-            bit_code=request.bit_code,
-            hole_code=request.hole_code,
-            tolerance=request.tolerance,
-        )
-    else:
-        step = request.step
-        if step is None and fmt is ExportFormat.las:
-            step = DEFAULT_TIME_STEP
-        log = await time_table(batches, request.source, channels, step=step)
+    async with contextlib.aclosing(batches):  # a refused log releases the store's cursor at once
+        log = await _table(batches, request, channels, fmt)
     if fmt is ExportFormat.las:
         return write_las(log, well=request.well, tz=request.tz).encode("utf-8")
     ids = request.ids
