@@ -24,6 +24,8 @@ def schema_problem(document: bytes, version: str) -> str | None:
     "write" schemas, what a store accepts in AddToStore; 2.0: the normative schema), which check
     element order, required elements, types and enumerations when they parse a document. Each
     version runs in its own interpreter: the two bindings cannot be imported into one process.
+    (energyml-witsml2-0 1.12, the xsdata binding, cannot serve for 2.0: its ``Log`` inherits GML's
+    ``AbstractObject`` instead of Energistics' through a name clash, so it refuses ``eml:Citation``.)
     """
     proc = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", _VALIDATE, version],
