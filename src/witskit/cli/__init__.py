@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from witskit.cli import _analyze, _help, _service, _storage, _users
+from witskit.cli import _analyze, _export, _help, _service, _storage, _users
 from witskit.cli._console import EXIT_PROBLEMS, error, handle_errors, info, warn
 from witskit.cli._simulate import LineEndingChoice, write_stream
 from witskit.cli._stream import StreamFormat
@@ -715,6 +715,7 @@ _service.register(app)
 _users.register(app)
 _storage.register(app)
 _analyze.register(app)
+_export.register(app)
 _help.plain_help(app)
 
 
