@@ -231,9 +231,13 @@ class BackendImpl(ABC):
     # trip (a thread hop on SQLite): every primitive covers the whole batch in a few statements.
     @abstractmethod
     async def existing_many(
-        self, drv: Any, wanted: Mapping[int, Sequence[int]]
+        self, drv: Any, wanted: Mapping[int, Sequence[int]], spans: Mapping[int, tuple[int, int]]
     ) -> dict[int, dict[int, tuple[int, bytes]]]:
-        """Per source id, the stored ``(frame time in µs, raw)`` of those of its keys that exist."""
+        """Per source id, the stored ``(frame time in µs, raw)`` of those of its keys that exist.
+
+        ``spans`` holds each source's (first, last) frame time in µs: a replay of a frame has its
+        time, so a backend may look only there (PostgreSQL: only the partitions of that range).
+        """
 
     @abstractmethod
     async def insert_many(
@@ -283,14 +287,19 @@ class BackendImpl(ABC):
             conds.append(f"p.source_id IN ({', '.join(bind(i) for i in where.source_ids)})")
         if where.codes is not None:
             conds.append(f"p.code IN ({', '.join(bind(c) for c in where.codes)})")
+        # The frame of a point has the point's time: the same bounds on it let PostgreSQL skip the
+        # frames partitions out of range (the join alone would probe every one).
+        # (Bound twice: SQLite's and MySQL's placeholders are positional.)
         if where.lo_us is not None:
-            conds.append(f"p.time >= {bind(self.bind_time(where.lo_us))}")
+            lo = self.bind_time(where.lo_us)
+            conds.append(f"p.time >= {bind(lo)} AND f.frame_time >= {bind(lo)}")
         if where.hi_us is not None:
-            conds.append(f"p.time < {bind(self.bind_time(where.hi_us))}")
+            hi = self.bind_time(where.hi_us)
+            conds.append(f"p.time < {bind(hi)} AND f.frame_time < {bind(hi)}")
         sql = (
             f"SELECT p.source_id, {self.time_us_sql}, p.code, p.value_num, p.value_text, "  # noqa: S608
             f"p.frame_key, p.idx FROM points p {self.scan_join} "
-            "frames f ON f.source_id = p.source_id AND f.frame_key = p.frame_key"
+            "frames f ON f.source_id = p.source_id AND f.frame_key = p.frame_key AND f.frame_time = p.time"
             f"{' WHERE ' + ' AND '.join(conds) if conds else ''} "
             "ORDER BY p.time, p.source_id, f.received_at, p.frame_key, p.idx"
         )

@@ -324,7 +324,12 @@ class Store:
         todo = {sid: pending for sid, pending in groups.items() if pending}
         while todo:
             stored_by_source = await self._backend.existing_many(
-                drv, {sid: list({p.key for p in pending}) for sid, pending in todo.items()}
+                drv,
+                {sid: list({p.key for p in pending}) for sid, pending in todo.items()},
+                {
+                    sid: (min(p.time_us for p in pending), max(p.time_us for p in pending))
+                    for sid, pending in todo.items()
+                },
             )
             retry: dict[int, list[Pending]] = {}
             for sid, pending in todo.items():
@@ -561,11 +566,14 @@ class Store:
                     if not rows:
                         continue
                     row = rows[0]
+                    time_ = row[0]
                     if len({r[3] for r in rows}) > 1:
                         # Same second, several frames: the last received (then the last line) wins.
                         got = await conn.execute(
                             select(f.c.frame_key, f.c.received_at).where(
-                                f.c.source_id == sid, f.c.frame_key.in_({r[3] for r in rows})
+                                f.c.source_id == sid,
+                                f.c.frame_time == time_,
+                                f.c.frame_key.in_({r[3] for r in rows}),
                             )
                         )
                         received = {int(k): at for k, at in got}
