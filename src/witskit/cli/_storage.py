@@ -114,6 +114,49 @@ def register(app: typer.Typer) -> None:
         revision = upgrade(url)
         info(f"{sanitize_url(url)}: schema at revision {revision}")
 
+    @db_app.command("retention")
+    @handle_errors
+    def db_retention(
+        db: DbOpt = None,
+        days: Annotated[
+            int | None, typer.Option("--days", min=1, help="Days kept for every source (default: all).")
+        ] = None,
+        per_source: Annotated[
+            list[str] | None,
+            typer.Option("--source", "-s", help="NAME=DAYS: days kept for one source (repeatable)."),
+        ] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+        apply: Annotated[bool, typer.Option("--apply", help="Remove it.")] = False,
+    ) -> None:
+        """Remove history older than the retention (PostgreSQL: whole partitions; see docs/history.md)."""
+        from witskit.storage.retention import RetentionPolicy
+
+        if dry_run == apply:
+            raise UsageError("say --dry-run (list what would go) or --apply (remove it)")
+        policy = RetentionPolicy.parse(days, per_source)
+        if policy.days is None and not policy.per_source:
+            raise UsageError("no retention given: --days N and/or --source NAME=DAYS")
+        report = asyncio.run(_retention(_db_url(db), policy, apply))
+        verb = "removed" if apply else "would remove"
+        for r in report.removed:
+            counts = (
+                f"{r.points:,} points, {r.frames:,} frames"
+                if r.points is not None and r.frames is not None
+                else ""
+            )
+            size = f"{r.size / 1e6:,.1f} MB" if r.size is not None else ""
+            extra = "; ".join(x for x in (counts, size) if x)
+            typer.echo(
+                f"{verb} {r.source} {r.start:%Y-%m-%d %H:%M} .. {r.end:%Y-%m-%d %H:%M} UTC: {r.target}"
+                + (f" ({extra})" if extra else "")
+            )
+        for line in report.kept:
+            warn(f"kept {line}")
+        if not report.removed:
+            info("nothing to remove")
+        if report.kept:
+            raise typer.Exit(EXIT_PROBLEMS)
+
     @app.command("query", short_help="Read stored points as a table, CSV, JSONL or Parquet.")
     @handle_errors
     def query(
@@ -281,6 +324,16 @@ async def _query(url: str, wanted: _Wanted, fmt: QueryFormat, output: Path | Non
             finally:
                 if output:
                     fh.close()
+    finally:
+        await store.aclose()
+
+
+async def _retention(url: str, policy: Any, apply: bool) -> Any:
+    from witskit.storage import Store
+
+    store = await Store.open(url, migrate=False, must_exist=True)
+    try:
+        return await store.retention(policy, apply=apply)
     finally:
         await store.aclose()
 

@@ -55,6 +55,14 @@ from witskit.storage.query import (
     sources_filter,
     stored_value,
 )
+from witskit.storage.retention import (
+    Archived,
+    RetentionPolicy,
+    RetentionReport,
+    apply_retention,
+    ensure_ahead,
+    plan_retention,
+)
 from witskit.storage.schema import (
     DEFAULT_SOURCE,
     _key,
@@ -628,6 +636,31 @@ class Store:
         with translate(self._backend, "reach"):
             async with self._engine.connect() as conn:
                 await conn.exec_driver_sql("SELECT 1")
+
+    # Retention -----------------------------------------------------------------------------------
+    async def retention(
+        self,
+        policy: RetentionPolicy,
+        *,
+        apply: bool = False,
+        now: datetime | None = None,
+        archived: Archived | None = None,
+    ) -> RetentionReport:
+        """Plan (``apply=False``) or apply ``policy``: what leaves the hot store, per engine as
+        :mod:`witskit.storage.retention` says. ``archived(source, start, end)``, when given, must
+        confirm each range before it goes."""
+        self._check_open()
+        run = apply_retention if apply else plan_retention
+        with translate(self._backend, "apply retention to" if apply else "plan retention for"):
+            return await run(self._engine, self._backend, policy, now=now, archived=archived)
+
+    async def ensure_partitions_ahead(self, now: datetime | None = None) -> int:
+        """PostgreSQL: create this month's and next month's partitions of every source (0 elsewhere)."""
+        self._check_open()
+        if self._backend.name != "postgresql":
+            return 0
+        with translate(self._backend, "create partitions in"):
+            return await ensure_ahead(self._engine, now)
 
     # Downsampling --------------------------------------------------------------------------------
     async def series(
