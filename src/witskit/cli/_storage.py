@@ -157,6 +157,25 @@ def register(app: typer.Typer) -> None:
         if report.kept:
             raise typer.Exit(EXIT_PROBLEMS)
 
+    @app.command("archive", short_help="Move closed days of history to the Parquet archive.")
+    @handle_errors
+    def archive(
+        to: Annotated[
+            str, typer.Option("--to", help="Archive directory, or s3://bucket/prefix (pyarrow URI).")
+        ],
+        db: DbOpt = None,
+        source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Source name(s).")] = None,
+        until: Annotated[
+            str | None, typer.Option("--until", help="Archive days before this UTC date (default: today).")
+        ] = None,
+    ) -> None:
+        """Write every closed day of history to zstd Parquet files (idempotent; see docs/history.md)."""
+        from witskit.storage.query import parse_time
+
+        end = parse_time(until, "until") if until else None
+        written, skipped, points = asyncio.run(_archive(_db_url(db), to, _split(source), end))
+        info(f"archive {to}: {written} day(s) written ({points:,} points), {skipped} already archived")
+
     @app.command("query", short_help="Read stored points as a table, CSV, JSONL or Parquet.")
     @handle_errors
     def query(
@@ -336,6 +355,23 @@ async def _retention(url: str, policy: Any, apply: bool) -> Any:
         return await store.retention(policy, apply=apply)
     finally:
         await store.aclose()
+
+
+async def _archive(url: str, to: str, sources: list[str] | None, until: Any) -> tuple[int, int, int]:
+    from witskit.storage import Store
+    from witskit.storage.archive import Archive, archive_days
+
+    target = Archive(to)
+    store = await Store.open(url, migrate=False, must_exist=True)
+    try:
+
+        def done(entry: Any) -> None:
+            info(f"  {entry.source} {entry.date}: {entry.rows:,} points, {entry.bytes:,} bytes")
+
+        report = await archive_days(store, target, sources=sources, until=until, on_day=done)
+    finally:
+        await store.aclose()
+    return len(report.written), report.skipped, report.points
 
 
 async def _counted(batches: AsyncIterable[list[Any]], advance: Any) -> AsyncIterator[list[Any]]:

@@ -486,6 +486,19 @@ class Store:
     async def _codes(self, conn: AsyncConnection, source_id: int) -> list[str]:
         return [str(c) for c in (await conn.execute(distinct_codes(source_id))).scalars()]
 
+    async def count_frames(self, source: str, start: datetime, end: datetime) -> int:
+        """How many frames of ``source`` are stored in [start, end) (an index range count)."""
+        self._check_open()
+        f = frames_table
+        stmt = (
+            select(func.count())
+            .select_from(f.join(sources, sources.c.id == f.c.source_id))
+            .where(sources.c.name == source, f.c.frame_time >= start, f.c.frame_time < end)
+        )
+        with translate(self._backend, "count the frames of"):
+            async with self._engine.connect() as conn:
+                return int((await conn.execute(stmt)).scalar_one())
+
     async def import_mark(self, key: str) -> ImportMark | None:
         """Where the last import of a file (by :func:`~witskit.storage.imports.file_key`) stopped."""
         self._check_open()
