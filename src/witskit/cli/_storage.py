@@ -193,6 +193,10 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
         ] = None,
         limit: Annotated[int, typer.Option("--limit", min=0, help="Table rows shown (0 = all).")] = 50,
+        archive: Annotated[
+            str | None,
+            typer.Option("--archive", help="Also read this Parquet archive (directory or s3:// URI)."),
+        ] = None,
         metric: Annotated[
             bool,
             typer.Option("--metric/--fps", help="Unit system of the rig: labels the CSV unit column."),
@@ -208,7 +212,7 @@ def register(app: typer.Typer) -> None:
         """
         if fmt is QueryFormat.parquet and output is None:
             raise UsageError("--format parquet needs --output FILE")
-        wanted = _Wanted(_split(source), _split(symbols), start, end, metric)
+        wanted = _Wanted(_split(source), _split(symbols), start, end, metric, archive)
         from witskit.storage import DatabaseNotFound
 
         url = _db_url(db)  # without --db next to make demo's store: a note says which is read
@@ -271,6 +275,7 @@ class _Wanted:
     start: str | None
     end: str | None
     metric: bool = False
+    archive: str | None = None
 
 
 async def _codes_for(store: Any, wanted: _Wanted) -> list[str] | None:
@@ -324,6 +329,8 @@ async def _query(url: str, wanted: _Wanted, fmt: QueryFormat, output: Path | Non
 
     store = await Store.open(url, migrate=False, must_exist=True)
     try:
+        if wanted.archive is not None:
+            store.attach_archive(wanted.archive)
         codes = await _codes_for(store, wanted)
         where = (wanted.sources, codes, wanted.start, wanted.end)
         with _row_progress() as advance:
