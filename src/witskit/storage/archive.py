@@ -7,8 +7,10 @@ Layout under the archive's root (a directory, or a bucket prefix on an S3-compat
 
 ``<name>`` is percent-encoded (``rig%2F7`` for ``rig/7``), as Hive partition values are. Readers
 (DuckDB, pyarrow, pandas, Spark, Trino) ignore ``_manifest`` (a leading underscore marks it
-private) and read ``time``, ``source``, ``code``, ``mnemonic``, ``value``, ``text``, ``unit``,
-``frame_key`` and ``idx`` (the point's line in its frame) from every file.
+private). Each file holds ``time``, ``code``, ``mnemonic``, ``value``, ``text``, ``unit``,
+``frame_key`` and ``idx`` (the point's line in its frame); ``source`` (and ``date``) come from the
+directory names, as in every Hive layout: a partition column repeated inside the files makes
+pandas' and Spark's readers fail on the duplicate, and Trino's Hive connector requires it absent.
 
 A day is archived whole, once it is closed (before today, UTC). Each file is written atomically:
 to a hidden temporary name then renamed on a local disk; as a single object upload on S3, which
@@ -43,7 +45,7 @@ __all__ = ["ARCHIVE_COLUMNS", "Archive", "ArchiveError", "ArchiveReport", "Manif
 logger = logging.getLogger("witskit.storage")
 
 #: The columns of every archive file, in order.
-ARCHIVE_COLUMNS: Final = ("time", "source", "code", "mnemonic", "value", "text", "unit", "frame_key", "idx")
+ARCHIVE_COLUMNS: Final = ("time", "code", "mnemonic", "value", "text", "unit", "frame_key", "idx")
 _FORMAT: Final = "witskit-archive-1"
 _DAY: Final = timedelta(days=1)
 
@@ -59,7 +61,6 @@ def arrow_schema() -> pa.Schema:
     return pa.schema(
         [
             ("time", pa.timestamp("us", tz="UTC")),
-            ("source", pa.string()),
             ("code", pa.string()),
             ("mnemonic", pa.string()),
             ("value", pa.float64()),
@@ -180,7 +181,7 @@ class Archive:
                 out,
                 compression="zstd",
                 compression_level=9,
-                use_dictionary=["source", "code", "mnemonic", "unit", "text"],
+                use_dictionary=["code", "mnemonic", "unit", "text"],
                 row_group_size=1 << 20,
             ),
         )
@@ -320,7 +321,6 @@ def _table(rows: list[Any], source: str) -> pa.Table:
     return pa.table(
         [
             pa.array(times, type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            pa.array([source] * len(rows), type=pa.string()),
             pa.array(codes, type=pa.string()),
             pa.array([names[c][0] for c in codes], type=pa.string()),
             pa.array(nums, type=pa.float64()),

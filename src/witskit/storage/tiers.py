@@ -74,13 +74,20 @@ def usable_files(
 
 
 def _dataset(archive: Archive, entries: Sequence[ManifestEntry]) -> Any:
+    """The entries' files, with ``source`` and ``date`` read from their Hive directory names."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
+    hive = ds.partitioning(pa.schema([("source", pa.string()), ("date", pa.string())]), flavor="hive")
     return ds.dataset(
         [f"{archive.root}/{e.path}" for e in entries],
-        schema=arrow_schema(),
+        schema=pa.unify_schemas(
+            [arrow_schema(), pa.schema([("source", pa.string()), ("date", pa.string())])]
+        ),
         format="parquet",
         filesystem=archive.fs,
+        partitioning=hive,
+        partition_base_dir=archive.root,
     )
 
 
