@@ -169,8 +169,10 @@ class Archive:
         import pyarrow.parquet as pq
 
         path = self.data_path(source, day)
-        # Sorted by channel then time: each channel's values sit together (they compress well and
-        # row-group statistics skip the channels a query does not ask for).
+        # By channel, then time: a query of a few channels reads only their row groups. The
+        # frame key goes through a dictionary (each frame's key recurs once per channel) and the
+        # times are delta-encoded (a channel's times step by the rig's period): measured 3.75 bytes
+        # per point for a day of the simulated 1 Hz rig, 11.7 without them (docs/history.md).
         table = table.sort_by(
             [("code", "ascending"), ("time", "ascending"), ("frame_key", "ascending"), ("idx", "ascending")]
         )
@@ -181,7 +183,8 @@ class Archive:
                 out,
                 compression="zstd",
                 compression_level=9,
-                use_dictionary=["code", "mnemonic", "unit", "text"],
+                use_dictionary=["code", "mnemonic", "unit", "text", "frame_key"],
+                column_encoding={"time": "DELTA_BINARY_PACKED", "idx": "DELTA_BINARY_PACKED"},
                 row_group_size=1 << 20,
             ),
         )
