@@ -91,6 +91,27 @@ def _dataset(archive: Archive, entries: Sequence[ManifestEntry]) -> Any:
     )
 
 
+def _register(con: Any, archive: Archive, entries: Sequence[ManifestEntry]) -> None:
+    """Make the view ``archive`` of the entries' files, with ``source`` from the manifest.
+
+    A local archive is read by DuckDB's own Parquet reader (measured 7x faster than through a
+    pyarrow dataset); a remote one through pyarrow's filesystem (no DuckDB extension needed).
+    """
+    if not archive.local:
+        con.register("archive", _dataset(archive, entries))
+        return
+    by_source: dict[str, list[str]] = {}
+    for e in entries:
+        by_source.setdefault(e.source, []).append(f"{archive.root}/{e.path}")
+    rel = None
+    for source, paths in by_source.items():
+        quoted = source.replace("'", "''")  # a SQL string literal: quotes doubled, nothing else special
+        part = con.read_parquet(paths).project(f"*, '{quoted}' AS source")
+        rel = part if rel is None else rel.union(part)
+    if rel is not None:
+        rel.create_view("archive")
+
+
 def _where(codes: Sequence[str] | None, lo: datetime | None, hi: datetime | None) -> tuple[str, list[Any]]:
     conds: list[str] = ["TRUE"]
     args: list[Any] = []
@@ -131,7 +152,7 @@ async def archive_scan(
 
     con = duckdb.connect()
     try:
-        con.register("archive", _dataset(archive, entries))
+        _register(con, archive, entries)
         con.register("ids", pa.table({"name": list(ids), "sid": list(ids.values())}))
         where, args = _where(codes, lo, hi)
         sql = (
@@ -219,7 +240,7 @@ def archive_series(
     duckdb = _duckdb()
     con = duckdb.connect()
     try:
-        con.register("archive", _dataset(archive, entries))
+        _register(con, archive, entries)
         where, args = _where(codes, lo, hi)
         rows = con.execute(
             "SELECT code, (epoch_us(time) - ?) // ? AS k, count(value), count(*) - count(value), "  # noqa: S608
@@ -251,7 +272,7 @@ def archive_codes(archive: Archive, source: str) -> set[str]:
         return set()
     con = _duckdb().connect()
     try:
-        con.register("archive", _dataset(archive, entries))
+        _register(con, archive, entries)
         return {str(c) for (c,) in con.execute("SELECT DISTINCT code FROM archive").fetchall()}
     finally:
         con.close()
