@@ -191,6 +191,54 @@ async def copy_baseline(admin_url: str, frames: list[Any]) -> float:
             await conn.close()
 
 
+def archive_month(archive: Any, day: Any, source: str) -> float:
+    """Best seconds of a 600-bucket series of one channel over 30 archived days.
+
+    The days are one archived day's file copied 30 times with its times shifted by whole days
+    (the archive of a rig-month without loading a month into PostgreSQL first).
+    """
+    import tempfile
+    from datetime import date, timedelta
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from witskit.storage.archive import Archive
+    from witskit.storage.tiers import archive_series
+
+    table = pq.read_table(f"{archive.root}/{day.path}")
+    first = date.fromisoformat(day.date)
+    with tempfile.TemporaryDirectory() as tmp:
+        month = Archive(tmp)
+        for d in range(30):
+            shifted = table.set_column(
+                0, "time", pc.add(table.column("time"), pa_duration(timedelta(days=d)))
+            )
+            month.write_day(source, first + timedelta(days=d), shifted, day.frames)
+        lo_us = int(datetime_of(first).timestamp() * 1e6)
+        hi_us = lo_us + 30 * 86_400 * 1_000_000
+        width = -(-(hi_us - lo_us) // 600)
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            series = archive_series(month, source, ["0108"], lo_us, hi_us, width, lo_us)
+            runs.append(time.perf_counter() - t0)
+        assert series["0108"].time, "no bucket from the archived month"
+    return _best(runs)
+
+
+def pa_duration(delta: Any) -> Any:
+    import pyarrow as pa
+
+    return pa.scalar(delta, type=pa.duration("us"))
+
+
+def datetime_of(day: Any) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 async def tiers(admin_url: str, frames: list[Any], days: float) -> None:
     import tempfile
     from datetime import timedelta
@@ -272,6 +320,7 @@ async def tiers(admin_url: str, frames: list[Any], days: float) -> None:
                         ar_rows += len(b)
                     runs.append(time.perf_counter() - t0)
                 ar_window = _best(runs)
+                month_series = await asyncio.to_thread(archive_month, archive, report.written[0], SOURCE)
         finally:
             await store.aclose()
     print(f"  series 0108 -> 600 buckets over {span:.2f} days:")
@@ -282,6 +331,9 @@ async def tiers(admin_url: str, frames: list[Any], days: float) -> None:
     print(
         f"    archive    {ar_series * 1000:8.1f} ms measured, "
         f"~{ar_series * 30 / span * 1000:8.0f} ms a month (linear)"
+    )
+    print(
+        f"    archive, a month: 30 day files (one day's file copied), {month_series * 1000:.1f} ms measured"
     )
     print(f"  1-hour raw window, every channel ({pg_rows:,} and {ar_rows:,} points):")
     print(f"    PostgreSQL {pg_window * 1000:8.1f} ms    archive {ar_window * 1000:8.1f} ms")
