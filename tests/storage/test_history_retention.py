@@ -172,3 +172,61 @@ def test_the_cli_lists_then_removes(tmp_path: Path) -> None:
     result = runner.invoke(app, ["db", "retention", "--db", db, "--days", "30", "--dry-run"])
     assert "would remove rig-b" in result.stdout
     assert "rig-a" not in result.stdout
+
+
+async def test_a_partition_that_cannot_be_dropped_is_named_and_the_others_go(postgres_url: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    store = await Store.open(postgres_url, timeout=10)
+    blocker = await asyncpg.connect(
+        postgres_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10
+    )
+    try:
+        await fill(store)
+        # Another session reads January's leaf of rig-a and keeps its transaction open.
+        await blocker.execute("BEGIN")
+        await blocker.execute("LOCK TABLE points_p202601_s1 IN ACCESS SHARE MODE")
+        report = await store.retention(RetentionPolicy(30), apply=True, now=NOW, lock_timeout=0.5)
+        assert len(report.kept) == 1
+        assert "points_p202601_s1" in report.kept[0]
+        assert "could not be dropped" in report.kept[0]
+        assert sorted((r.source, r.start.month) for r in report.removed) == [
+            ("rig-a", 2),
+            ("rig-b", 1),
+            ("rig-b", 2),
+        ]
+        assert await months_of(store, "rig-a") == [1, 3]  # kept whole, not half dropped
+        await blocker.execute("ROLLBACK")
+        await counters_are_exact(store)
+        again = await store.retention(RetentionPolicy(30), apply=True, now=NOW)
+        assert [r.target for r in again.removed] == ["frames_p202601_s1, points_p202601_s1"]
+    finally:
+        await blocker.close()
+        await store.aclose()
+
+
+def test_the_cli_removes_only_what_the_archive_holds(tmp_path: Path) -> None:
+    import asyncio
+
+    from witskit.storage.archive import Archive, archive_days
+
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    where = str(tmp_path / "archive")
+
+    async def setup() -> None:
+        store = await Store.open(db)
+        try:
+            await fill(store)
+            # January only is archived.
+            await archive_days(store, Archive(where), until=datetime(2026, 2, 1, tzinfo=UTC))
+        finally:
+            await store.aclose()
+
+    asyncio.run(setup())
+    result = CliRunner().invoke(
+        app, ["db", "retention", "--db", db, "--days", "30", "--archive", where, "--apply"]
+    )
+    assert result.exit_code == 1  # something due was kept
+    assert "not in the archive yet" in result.stderr
+    assert "removed rig-a 2026-01-10" in result.stdout
+    assert result.stdout.count("(150 points, 5 frames)") == 2  # January of each rig, not February

@@ -127,6 +127,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
         apply: Annotated[bool, typer.Option("--apply", help="Remove it.")] = False,
+        archive: Annotated[
+            str | None,
+            typer.Option("--archive", help="Remove only what this Parquet archive verifiably holds."),
+        ] = None,
     ) -> None:
         """Remove history older than the retention (PostgreSQL: whole partitions; see docs/history.md)."""
         from witskit.storage.retention import RetentionPolicy
@@ -136,7 +140,7 @@ def register(app: typer.Typer) -> None:
         policy = RetentionPolicy.parse(days, per_source)
         if policy.days is None and not policy.per_source:
             raise UsageError("no retention given: --days N and/or --source NAME=DAYS")
-        report = asyncio.run(_retention(_db_url(db), policy, apply))
+        report = asyncio.run(_retention(_db_url(db), policy, apply, archive))
         verb = "removed" if apply else "would remove"
         for r in report.removed:
             counts = (
@@ -354,12 +358,21 @@ async def _query(url: str, wanted: _Wanted, fmt: QueryFormat, output: Path | Non
         await store.aclose()
 
 
-async def _retention(url: str, policy: Any, apply: bool) -> Any:
+async def _retention(url: str, policy: Any, apply: bool, archive: str | None) -> Any:
     from witskit.storage import Store
+    from witskit.storage.archive import Archive, is_archived
 
+    target = None if archive is None else Archive(archive)
     store = await Store.open(url, migrate=False, must_exist=True)
     try:
-        return await store.retention(policy, apply=apply)
+        gate = None
+        if target is not None:
+            verified_in = target
+
+            async def gate(source: str, lo: Any, hi: Any) -> bool:
+                return await is_archived(store, verified_in, source, lo, hi)
+
+        return await store.retention(policy, apply=apply, archived=gate)
     finally:
         await store.aclose()
 

@@ -50,8 +50,8 @@ logger = logging.getLogger("witskit.storage")
 #: Asked before a range is removed while the archive is on: is [start, end) of this source archived?
 Archived = Callable[[str, datetime, datetime], Awaitable[bool]]
 
-#: Longest wait for a leaf's lock before it is reported and skipped (PostgreSQL).
-_LOCK_TIMEOUT: Final = "10s"
+#: Default longest wait (seconds) for a leaf's lock before it is reported and skipped (PostgreSQL).
+LOCK_TIMEOUT: Final = 10.0
 _DAY: Final = timedelta(days=1)
 
 
@@ -152,11 +152,11 @@ async def _due_leaves(
     return out
 
 
-async def _drop_leaf(drv: Any, leaf: Leaf, infos: list[LeafInfo]) -> tuple[int, int]:
+async def _drop_leaf(drv: Any, leaf: Leaf, infos: list[LeafInfo], lock_timeout: float) -> tuple[int, int]:
     """Drop one (month, source) leaf of both tables; fix the source's counters. (points, frames)."""
     by_table = {i.table: i.name for i in infos}
     async with drv.transaction():
-        await drv.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
+        await drv.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
         counts = {
             table: int(await drv.fetchval(f"SELECT count(*) FROM {name}"))  # noqa: S608 - catalog names
             for table, name in by_table.items()
@@ -188,6 +188,7 @@ async def _postgres(
     now: datetime,
     apply: bool,
     archived: Archived | None,
+    lock_timeout: float,
 ) -> RetentionReport:
     report = RetentionReport(applied=apply)
     due = await _due_leaves(engine, policy, now)
@@ -203,7 +204,7 @@ async def _postgres(
                 report.removed.append(Removal(name, leaf.start, leaf.end, target, size))
                 continue
             try:
-                pts, frs = await _drop_leaf(drv, leaf, infos)
+                pts, frs = await _drop_leaf(drv, leaf, infos, lock_timeout)
             except Exception as exc:  # one leaf's failure is reported; the others go on
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 report.kept.append(f"{target}: could not be dropped ({reason}), kept")
@@ -307,7 +308,7 @@ async def plan_retention(
     """What :func:`apply_retention` would remove now (nothing is changed)."""
     now = now or datetime.now(UTC)
     if backend.name == "postgresql":
-        return await _postgres(engine, backend, policy, now, False, archived)
+        return await _postgres(engine, backend, policy, now, False, archived, LOCK_TIMEOUT)
     return await _by_rows(engine, policy, now, False, archived)
 
 
@@ -318,11 +319,16 @@ async def apply_retention(
     *,
     now: datetime | None = None,
     archived: Archived | None = None,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> RetentionReport:
-    """Remove the history that ``policy`` no longer keeps (see the module's notes per engine)."""
+    """Remove the history that ``policy`` no longer keeps (see the module's notes per engine).
+
+    ``lock_timeout`` (seconds, PostgreSQL): how long a partition's lock is waited for before that
+    partition is reported as kept and the next one is tried.
+    """
     now = now or datetime.now(UTC)
     if backend.name == "postgresql":
-        return await _postgres(engine, backend, policy, now, True, archived)
+        return await _postgres(engine, backend, policy, now, True, archived, lock_timeout)
     return await _by_rows(engine, policy, now, True, archived)
 
 

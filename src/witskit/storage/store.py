@@ -57,6 +57,7 @@ from witskit.storage.query import (
     stored_value,
 )
 from witskit.storage.retention import (
+    LOCK_TIMEOUT,
     Archived,
     RetentionPolicy,
     RetentionReport,
@@ -683,14 +684,19 @@ class Store:
         apply: bool = False,
         now: datetime | None = None,
         archived: Archived | None = None,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> RetentionReport:
         """Plan (``apply=False``) or apply ``policy``: what leaves the hot store, per engine as
         :mod:`witskit.storage.retention` says. ``archived(source, start, end)``, when given, must
-        confirm each range before it goes."""
+        confirm each range before it goes; ``lock_timeout`` (seconds) bounds the wait for each
+        PostgreSQL partition's lock."""
         self._check_open()
-        run = apply_retention if apply else plan_retention
         with translate(self._backend, "apply retention to" if apply else "plan retention for"):
-            return await run(self._engine, self._backend, policy, now=now, archived=archived)
+            if not apply:
+                return await plan_retention(self._engine, self._backend, policy, now=now, archived=archived)
+            return await apply_retention(
+                self._engine, self._backend, policy, now=now, archived=archived, lock_timeout=lock_timeout
+            )
 
     async def ensure_partitions_ahead(self, now: datetime | None = None) -> int:
         """PostgreSQL: create this month's and next month's partitions of every source (0 elsewhere)."""
