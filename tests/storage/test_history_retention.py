@@ -140,7 +140,7 @@ async def test_postgres_makes_next_months_partitions_ahead(postgres_url: str) ->
         await store.aclose()
 
 
-def test_the_cli_lists_then_removes(tmp_path: Path) -> None:
+def test_the_cli_lists_then_removes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
     db = f"sqlite:///{tmp_path / 'w.db'}"
@@ -169,7 +169,9 @@ def test_the_cli_lists_then_removes(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     assert "removed rig-a" in result.stdout
-    result = runner.invoke(app, ["db", "retention", "--db", db, "--days", "30", "--dry-run"])
+    # The settings give the same retention without options.
+    monkeypatch.setenv("WITS_RETENTION_DAYS", "30")
+    result = runner.invoke(app, ["db", "retention", "--db", db, "--dry-run"])
     assert "would remove rig-b" in result.stdout
     assert "rig-a" not in result.stdout
 

@@ -138,8 +138,18 @@ def register(app: typer.Typer) -> None:
         if dry_run == apply:
             raise UsageError("say --dry-run (list what would go) or --apply (remove it)")
         policy = RetentionPolicy.parse(days, per_source)
+        if (policy.days is None and not policy.per_source) or archive is None:
+            from witskit.config import load_config
+
+            config = load_config()
+            if policy.days is None and not policy.per_source:
+                policy = RetentionPolicy(config.retention_days, dict(config.retention_sources))
+            archive = archive or config.archive_url
         if policy.days is None and not policy.per_source:
-            raise UsageError("no retention given: --days N and/or --source NAME=DAYS")
+            raise UsageError(
+                "no retention given: --days N and/or --source NAME=DAYS (or WITS_RETENTION_DAYS, "
+                "WITS_RETENTION_SOURCES)"
+            )
         report = asyncio.run(_retention(_db_url(db), policy, apply, archive))
         verb = "removed" if apply else "would remove"
         for r in report.removed:
