@@ -127,7 +127,7 @@ async def test_a_query_by_source_code_and_time_reads_only_the_leaves_in_range(
         await store.aclose()
 
 
-async def _upgrade_to(url: str, target: str) -> None:
+async def _upgrade_to(url: str, target: str, *, down: bool = False) -> None:
     from alembic import command
 
     from witskit.storage._backends import backend_for
@@ -140,7 +140,7 @@ async def _upgrade_to(url: str, target: str) -> None:
     def run(connection: Any) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, target)
+        (command.downgrade if down else command.upgrade)(cfg, target)
 
     try:
         async with engine.begin() as conn:
@@ -255,6 +255,9 @@ async def test_a_database_filled_at_0004_upgrades_without_losing_a_row(
         assert sorted(got, key=lambda r: (r[1], r[2])) == sorted(want, key=lambda r: (r[1], r[2]))
     finally:
         await store.aclose()
+    # And back: the downgrade to 0004 keeps every row too.
+    await _upgrade_to(postgres_url, "0004", down=True)
+    assert await _dump(postgres_url) == before
 
 
 async def test_sqlite_keeps_one_table(tmp_path: Any, sim_frames: Any) -> None:
