@@ -119,6 +119,15 @@ async def test_a_bad_archive_file_is_named_and_the_rest_stays_readable(
         rows = [r async for r in store.query("rig-a", codes=["0108"])]
         assert {r.time.date() for r in rows} == {d.date() for d in DAYS[1:]}
         assert bad in caplog.text
+        # A manifest entry that cannot be read: the archive is left out, named; the database answers.
+        manifest = archive.manifest_path("rig-a", DAYS[1].date())
+        Path(manifest).write_text("{oops")
+        rows = [r async for r in store.query("rig-a", codes=["0108"])]
+        assert {r.time.date() for r in rows} == {DAYS[3].date()}
+        assert manifest in caplog.text
+        series = await store.series("rig-a", ["0108"], points=4)
+        assert series is not None
+        assert sum(series.codes["0108"].count) == 40
     finally:
         await store.aclose()
 

@@ -78,7 +78,14 @@ from witskit.storage.schema import (
 )
 from witskit.storage.schema import frames as frames_table
 from witskit.storage.series import DEFAULT_POINTS, Series, downsample
-from witskit.storage.tiers import archive_codes, archive_scan, archive_series, merge_scans, merge_series
+from witskit.storage.tiers import (
+    archive_codes,
+    archive_scan,
+    archive_series,
+    listed,
+    merge_scans,
+    merge_series,
+)
 
 __all__ = ["Store"]
 
@@ -458,7 +465,7 @@ class Store:
         # Both tiers: archived sources that the database no longer names get ids of their own.
         by_name = {n: i for i, n in id_to_name.items()}
         names_all = dict(id_to_name)
-        for entry in await asyncio.to_thread(self._archive.entries, names):
+        for entry in await asyncio.to_thread(listed, self._archive, names):
             if entry.source not in by_name:
                 by_name[entry.source] = -len(by_name) - 1
                 names_all[by_name[entry.source]] = entry.source
@@ -739,7 +746,7 @@ class Store:
     ) -> Series | None:
         """:meth:`series` over both tiers: the archive serves the times before the source's first
         frame in the database, the database the rest, in the same buckets."""
-        entries = [e for e in await asyncio.to_thread(archive.entries, [source]) if e.first and e.last]
+        entries = [e for e in await asyncio.to_thread(listed, archive, [source]) if e.first and e.last]
         a_first = min((datetime.fromisoformat(e.first) for e in entries if e.first), default=None)
         a_last = max((datetime.fromisoformat(e.last) for e in entries if e.last), default=None)
         lo, hi = parse_time(start, "start"), parse_time(end, "end")

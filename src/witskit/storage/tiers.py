@@ -33,7 +33,15 @@ from witskit.storage.archive import Archive, ArchiveError, ManifestEntry, arrow_
 from witskit.storage.schema import to_micros
 from witskit.storage.series import CodeSeries, Series
 
-__all__ = ["archive_codes", "archive_scan", "archive_series", "merge_scans", "merge_series", "usable_files"]
+__all__ = [
+    "archive_codes",
+    "archive_scan",
+    "archive_series",
+    "listed",
+    "merge_scans",
+    "merge_series",
+    "usable_files",
+]
 
 logger = logging.getLogger("witskit.storage")
 
@@ -46,6 +54,15 @@ def _duckdb() -> Any:
     except ModuleNotFoundError:
         raise UsageError("reading the archive needs duckdb: pip install 'witskit[archive]'") from None
     return duckdb
+
+
+def listed(archive: Archive, sources: Sequence[str] | None) -> list[ManifestEntry]:
+    """The manifest's entries of ``sources``; [] with a warning when the manifest cannot be read."""
+    try:
+        return archive.entries(sources)
+    except ArchiveError as exc:
+        logger.warning("storage: archive: %s; reading the hot store only", exc)
+        return []
 
 
 def usable_files(
