@@ -4,12 +4,9 @@ signed webhooks to a real HTTP receiver on loopback that checks every signature.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,8 @@ import yaml
 from support.crafted import frame
 from support.leaks import no_leaks
 from support.waiting import until
+from support.webhooks import Receiver, webhook_receiver
+from support.webhooks import signed_correctly as signed_by
 from witskit.analytics.alarms import AlarmEngine, parse_rules
 from witskit.config import load_pipeline
 from witskit.errors import ConfigError
@@ -31,54 +30,14 @@ SECRET = b"a-shared-secret-of-32-bytes-long"
 RULE = {"name": "spp-high", "type": "threshold", "code": "0121", "above": 3000, "clear_seconds": 2}
 
 
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.1: records each request; answers from ``statuses`` (then 200)."""
-
-    statuses: list[int] = field(default_factory=list)
-    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    hang: bool = False
-    url: str = ""
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            headers = {
-                k.strip().lower(): v.strip()
-                for k, _, v in (line.partition(":") for line in lines[1:] if line)
-            }
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.requests.append((headers, body))
-            if self.hang:
-                await asyncio.sleep(3600)
-            status = self.statuses.pop(0) if self.statuses else 200
-            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    server = await asyncio.start_server(rec.handle, "127.0.0.1", 0)
-    rec.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hooks/alarms"
-    try:
+    async with webhook_receiver() as rec:
         yield rec
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def signed_correctly(headers: dict[str, str], body: bytes) -> bool:
-    """The receiver's own check, from the documented recipe (not the library's helper)."""
-    stamp = headers["x-witskit-timestamp"]
-    expected = hmac.new(SECRET, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    fresh = abs(time.time() - int(stamp)) <= 300
-    return fresh and hmac.compare_digest(headers["x-witskit-signature"], f"sha256={expected}")
+    return signed_by(SECRET, headers, body)
 
 
 def spp(values: list[int]) -> list[DecodedFrame]:
