@@ -23,7 +23,7 @@ from witskit.config import load_pipeline
 from witskit.errors import ConfigError
 from witskit.pipeline.alarms import AlarmStage, alarm_stage
 from witskit.pipeline.build import plan_problems
-from witskit.pipeline.webhooks import WebhookSender, WebhookTarget, verify
+from witskit.pipeline.webhooks import WebhookSender, WebhookTarget, address_problem, verify
 from witskit.protocol import DecodedFrame
 
 SECRET = b"a-shared-secret-of-32-bytes-long"
@@ -324,3 +324,44 @@ def test_a_rule_may_name_a_code_of_the_files_overlay(tmp_path: Path, monkeypatch
     }
     (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(plan))
     assert load_pipeline("pipeline.yaml", plan_problems).alarms is not None
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("10.0.0.7", "private"),
+        ("192.168.1.2", "private"),
+        ("fd00::1", "private"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("100.64.0.1", "not a public"),
+        ("0.0.0.0", "private"),
+    ],
+)
+def test_addresses_a_public_only_webhook_may_not_reach(address: str, kind: str) -> None:
+    assert address_problem(address) == f"{address.removeprefix('::ffff:')} is a {kind} address"
+
+
+def test_public_addresses_are_allowed() -> None:
+    assert address_problem("93.184.215.14") is None
+    assert address_problem("2606:4700::1111") is None
+
+
+async def test_a_public_only_webhook_refuses_a_name_that_resolves_to_loopback_at_each_attempt(
+    receiver: Receiver,
+) -> None:
+    # "localhost" is what a rebinding name turns into after the check: refused at the attempt,
+    # not retried, and the receiver on loopback never sees a request.
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    target = WebhookTarget(url, SECRET, public_only=True, backoff_factor=0.01)
+    sender = WebhookSender([target])
+    sender.start()
+    try:
+        sender.offer({"event_id": "e1", "rule": "r"})
+        assert await sender.drain(10)
+    finally:
+        await sender.aclose()
+    assert (target.sent, target.failed) == (0, 1)
+    assert receiver.requests == []
