@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,15 @@ SPP_RULE = {
     "clear_seconds": 3,
     "severity": "critical",
 }
+#: docs/analytics.md's "In the service" section: its JSON examples are checked against the API.
+DOC = Path(__file__).resolve().parents[2] / "docs" / "analytics.md"
+
+
+def doc_json() -> list[Any]:
+    section = DOC.read_text(encoding="utf-8").split("### In the service", 1)[1]
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, flags=re.S)]
+
+
 WOB_RULE = {"name": "wob-high", "type": "threshold", "code": "0116", "above": 30, "severity": "warning"}
 
 
@@ -220,6 +230,10 @@ async def first_run(
                     for f, m in rule_problems([bad])
                 ]
                 assert refused.json()["detail"] == expected
+                documented_refusal, documented_message = doc_json()
+                assert refused.json() == documented_refusal
+                assert set(fired) == set(documented_message)
+                assert fired["type"] == documented_message["type"]
                 assert any("unknown WITS code '9999'" in p["message"] for p in expected)
                 twice = await http.post(
                     "/api/v1/alarms/rules", json={**WOB_RULE, "name": "spp-high"}, headers=boss
