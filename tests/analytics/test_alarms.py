@@ -303,3 +303,10 @@ def test_set_rules_keeps_the_state_of_unchanged_rules_and_drops_the_others() -> 
     engine.set_rules(parse_rules([{"name": "pits", "type": "pit_gain"}]))
     assert engine.needs_rig_state
     assert engine.active() == []
+
+
+def test_a_rule_name_with_a_line_break_is_refused() -> None:
+    rule = {"name": "spp\nalarm cleared on rig-1", "type": "threshold", "code": "0121", "above": 1}
+    assert rule_problems([rule]) == [
+        ("alarms.rules.0.name", "must be printable text (no line breaks or control characters)")
+    ]

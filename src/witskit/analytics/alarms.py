@@ -248,6 +248,8 @@ def _one_rule(
         name = ""
     elif len(name) > MAX_NAME:
         problems.append((f"{where}.name", f"must be at most {MAX_NAME} characters"))
+    elif not name.isprintable():  # it is in every log line, event and webhook
+        problems.append((f"{where}.name", "must be printable text (no line breaks or control characters)"))
     elif name in names:
         problems.append((f"{where}.name", f"a rule named {name!r} is already defined"))
     names.add(name)

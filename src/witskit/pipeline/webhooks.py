@@ -134,20 +134,18 @@ async def resolve_public(host: str, port: int) -> list[str]:
     """Every address of ``host``, all public; :class:`UsageError` naming the first that is not.
 
     A host whose name resolves to several addresses must have only public ones: the client could
-    connect to any of them.
+    connect to any of them. A name that does not resolve raises :class:`OSError` (``socket.gaierror``):
+    at send time that is worth a retry, as a refused connection is.
     """
     loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UsageError(f"the host {host!r} does not resolve ({exc.strerror or exc})") from None
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for address in addresses:
         problem = address_problem(address)
         if problem is not None:
             raise UsageError(f"{host} resolves to {address}: {problem}")
     if not addresses:
-        raise UsageError(f"the host {host!r} does not resolve")
+        raise OSError(f"the host {host!r} has no address")
     return addresses
 
 

@@ -376,6 +376,9 @@ class AlarmDesk:
                     raise RuleInPipelineFile(
                         f"the rule {name!r} is defined in the pipeline file: remove it there"
                     )
+                # Kept but not running (it did not pass its checks at the start): forget it.
+                if await self.settings.remove_alarm_setting(RULE, name):
+                    return
                 raise AlarmRuleNotFound(f"no alarm rule {name!r} added through the API")
             await self.settings.remove_alarm_setting(RULE, name)
             del self._api_rules[name]
@@ -428,6 +431,11 @@ class AlarmDesk:
                 await resolve_public(host, parts.port or (443 if parts.scheme == "https" else 80))
             except UsageError as exc:
                 raise AlarmProblems([("webhook.url", str(exc) + refused)]) from None
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise AlarmProblems(
+                    [("webhook.url", f"the host {host!r} does not resolve ({reason})")]
+                ) from None
             return
         problem = address_problem(host)
         if problem is not None:
@@ -488,6 +496,8 @@ class AlarmDesk:
         async with self._lock:
             hook = next((h for h in self._hooks if h.name == name), None)
             if hook is None:
+                if await self.settings.remove_alarm_setting(WEBHOOK, name):
+                    return  # kept but not running (it could not be restored): forgotten
                 raise AlarmRuleNotFound(f"no alarm webhook {name!r} added through the API")
             await self.settings.remove_alarm_setting(WEBHOOK, name)
             self._hooks.remove(hook)
