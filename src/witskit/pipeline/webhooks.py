@@ -260,7 +260,8 @@ class WebhookSender:
         url = target.url
         extensions: dict[str, Any] = {}
         if target.public_only:
-            url, headers["Host"], extensions["sni_hostname"] = await _pinned(target.url)
+            async with asyncio.timeout(target.timeout):  # TimeoutError is an OSError: retried
+                url, headers["Host"], extensions["sni_hostname"] = await _pinned(target.url)
         try:
             response = await self._client.post(
                 url, content=body, headers=headers, timeout=target.timeout, extensions=extensions

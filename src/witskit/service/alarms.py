@@ -67,6 +67,8 @@ MAX_API_RULES: Final = 200
 #: Webhooks the API may add: each has a worker, a queue of up to ``queue_size`` events and a
 #: request per event.
 MAX_API_WEBHOOKS: Final = 20
+#: Seconds a webhook's host name may take to resolve when it is added (the request waits for it).
+_RESOLVE_TIMEOUT: Final = 5.0
 #: Webhook queue size when the pipeline file has no ``alarms:`` section to say it.
 _QUEUE_SIZE: Final = 1000
 
@@ -428,9 +430,13 @@ class AlarmDesk:
             ipaddress.ip_address(host)
         except ValueError:  # a name: every address it resolves to must be public
             try:
-                await resolve_public(host, parts.port or (443 if parts.scheme == "https" else 80))
+                async with asyncio.timeout(_RESOLVE_TIMEOUT):
+                    await resolve_public(host, parts.port or (443 if parts.scheme == "https" else 80))
             except UsageError as exc:
                 raise AlarmProblems([("webhook.url", str(exc) + refused)]) from None
+            except TimeoutError:
+                message = f"the host {host!r} does not resolve within {_RESOLVE_TIMEOUT:g} s"
+                raise AlarmProblems([("webhook.url", message)]) from None
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 raise AlarmProblems(
