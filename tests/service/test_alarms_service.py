@@ -335,3 +335,36 @@ async def first_run(
     )
     assert short.status_code == 422
     assert "tiny-key" not in short.text
+
+
+async def test_witskit_serve_reads_alarms_from_the_history_and_changes_no_rules(tmp_path: Path) -> None:
+    from service_helpers import running_service
+
+    from support.crafted import frame
+    from witskit.analytics.alarms import AlarmEngine, parse_rules
+    from witskit.storage.alarm_events import AlarmEventStore
+
+    engine = AlarmEngine(parse_rules([{**SPP_RULE, "clear_seconds": 1}, WOB_RULE]))
+    values = [{"0121": 3200, "0116": 40}] * 3 + [{"0121": 2000, "0116": 40}] * 3
+    events = [e for i, v in enumerate(values) for e in engine.feed(frame(i, v))]
+    assert [(e.rule, e.state) for e in events] == [
+        ("spp-high", "fired"),
+        ("wob-high", "fired"),
+        ("spp-high", "cleared"),
+    ]
+    config = make_config(tmp_path)
+    async with running_service(config, ingest=False) as svc:
+        store = AlarmEventStore(svc.service.accounts.database)
+        assert await store.add(events) == 3
+        [active] = (await svc.client.get("/api/v1/alarms", headers=svc.auth("viewer"))).json()
+        assert (active["rule"], active["state"], active["acknowledged_by"]) == ("wob-high", "fired", None)
+        acked = await svc.client.post(
+            f"/api/v1/alarms/{active['event_id']}/ack", headers=svc.auth("operator")
+        )
+        assert acked.status_code == 200, acked.text
+        [active] = (await svc.client.get("/api/v1/alarms", headers=svc.auth("viewer"))).json()
+        assert active["acknowledged_by"] == "operator"
+        refused = await svc.client.post("/api/v1/alarms/rules", json=WOB_RULE, headers=svc.auth("admin"))
+        assert refused.status_code == 409
+        assert "witskit serve" in refused.json()["detail"]
+        assert (await svc.client.get("/api/v1/alarms/webhooks", headers=svc.auth("admin"))).json() == []
