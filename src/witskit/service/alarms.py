@@ -69,6 +69,9 @@ MAX_API_RULES: Final = 200
 MAX_API_WEBHOOKS: Final = 20
 #: Seconds a webhook's host name may take to resolve when it is added (the request waits for it).
 _RESOLVE_TIMEOUT: Final = 5.0
+#: Seconds an acknowledgement waits for a firing the stage has announced but not stored yet (it
+#: stores the events of a batch at the batch's end, a fraction of a second later).
+_STORE_WAIT: Final = 2.0
 #: Webhook queue size when the pipeline file has no ``alarms:`` section to say it.
 _QUEUE_SIZE: Final = 1000
 
@@ -286,6 +289,13 @@ class AlarmDesk:
         an error (the first acknowledgement stands).
         """
         event = await self.events.get(event_id)
+        if event is None and any(e.event_id == event_id for e in self._active.values()):
+            # Fired in the batch being evaluated: the stage stores it at the batch's end.
+            for _ in range(int(_STORE_WAIT / 0.1)):
+                await asyncio.sleep(0.1)
+                event = await self.events.get(event_id)
+                if event is not None:
+                    break
         if event is None:
             raise AlarmEventNotFound(f"no alarm event {event_id!r}")
         if event.state != "fired":
