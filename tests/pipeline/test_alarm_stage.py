@@ -365,3 +365,18 @@ async def test_a_public_only_webhook_refuses_a_name_that_resolves_to_loopback_at
         await sender.aclose()
     assert (target.sent, target.failed) == (0, 1)
     assert receiver.requests == []
+
+
+async def test_a_public_only_request_goes_to_the_checked_address_with_the_host_name_kept() -> None:
+    from witskit.pipeline.webhooks import _pinned
+
+    assert await _pinned("https://93.184.215.14:8443/hook?x=1") == (
+        "https://93.184.215.14:8443/hook?x=1",
+        "93.184.215.14:8443",
+        "93.184.215.14",
+    )
+    assert await _pinned("http://[2606:4700::1111]/hook") == (
+        "http://[2606:4700::1111]/hook",
+        "[2606:4700::1111]",
+        "2606:4700::1111",
+    )

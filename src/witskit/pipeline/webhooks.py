@@ -326,5 +326,6 @@ async def _pinned(url: str) -> tuple[str, str, str]:
     address = (await resolve_public(host, port))[0]
     shown = f"[{address}]" if ":" in address else address
     netloc = f"{shown}:{parts.port}" if parts.port else shown
-    header = f"{host}:{parts.port}" if parts.port else host
+    named = f"[{host}]" if ":" in host else host  # an IPv6 literal is bracketed in Host too
+    header = f"{named}:{parts.port}" if parts.port else named
     return urlunsplit(parts._replace(netloc=netloc)), header, host
