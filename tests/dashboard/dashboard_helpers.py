@@ -12,10 +12,12 @@ import importlib.util
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +223,34 @@ def harness_page(browser: Browser, width: int, height: int, body: str = "") -> A
     page.goto(f"{HARNESS_ORIGIN}/")
     page.wait_for_function("() => typeof uPlot === 'function'")
     return page
+
+
+# Signing in, picking a rig, and a rig that pushes crafted frames ---------------------------------
+def sign_in(page: Any, url: str, user: str, password: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#login-view:not([hidden])")
+    page.fill("#login-user", user)
+    page.fill("#login-password", password)
+    page.click("#login-submit")
+    page.wait_for_selector("#app:not([hidden])")
+
+
+def pick_rig(page: Any, name: str = "rig-1") -> None:
+    button = page.locator(".rig", has_text=name)
+    button.wait_for()
+    button.click()
+    page.wait_for_selector(f'.rig[aria-pressed="true"]:has-text("{name}")')
+    assert page.inner_text("#rig-title") == name
+
+
+def frame_bytes(at: datetime, items: dict[str, str]) -> bytes:
+    """One WITS frame of record 1 at ``at`` (DATE/TIME items first), the values as sent."""
+    lines = [f"0105{at:%y%m%d}", f"0106{at:%H%M%S}", *(code + value for code, value in items.items())]
+    return ("&&\r\n" + "".join(f"{line}\r\n" for line in lines) + "!!\r\n").encode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -20,6 +20,7 @@ __all__ = [
     "plan_problems",
     "spool_from",
     "url_problems",
+    "webhook_problems",
 ]
 
 
@@ -77,8 +78,10 @@ def _service_ports(config: WitsConfig) -> set[int]:
     }
 
 
-def _webhook_problems(hook: Any, where: str, config: WitsConfig) -> list[tuple[str, str]]:
-    """A webhook entry's URL and secret problems (shape problems are the file model's)."""
+def webhook_problems(hook: Any, where: str, config: WitsConfig) -> list[tuple[str, str]]:
+    """A webhook entry's URL and secret problems, as (field, message): a URL that is not http(s)
+    with a host or that points at this service, a missing, unset or short key (shape problems are
+    the file model's). The service's API checks webhooks added through it with this too."""
     import os
     from urllib.parse import urlsplit
 
@@ -146,7 +149,7 @@ def alarm_problems(data: dict[str, Any], config: WitsConfig | None = None) -> li
 
             config = load_config()
         for i, hook in enumerate(hooks):
-            problems.extend(_webhook_problems(hook, f"alarms.webhooks.{i}", config))
+            problems.extend(webhook_problems(hook, f"alarms.webhooks.{i}", config))
     return problems
 
 

@@ -29,6 +29,7 @@ from witskit.pipeline import LiveHub, Pipeline, Subscription
 from witskit.pipeline.build import decoder_from
 from witskit.security.auth import AuthManager
 from witskit.service.accounts import AccountStore
+from witskit.service.alarms import AlarmDesk
 from witskit.service.app import create_app
 from witskit.service.audit import AuditLog
 from witskit.service.connections import ConnectionManager
@@ -39,6 +40,7 @@ from witskit.service.ingest import KeptConnections, build_pipeline
 from witskit.service.latest import LatestCache
 from witskit.service.observe import FrameObserver, refresh_gauges, sources_check, spool_check
 from witskit.service.tailer import DEFAULT_INTERVAL, FrameTailer
+from witskit.storage.alarm_events import AlarmEventStore
 from witskit.storage.errors import StorageError
 from witskit.storage.spool import Spool
 from witskit.storage.store import Store
@@ -82,6 +84,7 @@ class Service:
         pipeline: Pipeline | None,
         spool: Spool | None,
         metric_units: bool,
+        alarms: AlarmDesk | None = None,
     ) -> None:
         """Use :meth:`open`."""
         self.config = config
@@ -94,6 +97,11 @@ class Service:
         self.spool = spool
         self.metric_units = metric_units
         self.hub = LiveHub()
+        #: The alarms (:mod:`witskit.service.alarms`); their live events go to the hub.
+        self.alarms = alarms or AlarmDesk(
+            config, settings=accounts, events=AlarmEventStore(accounts.database)
+        )
+        self.alarms.publish = self.hub.publish_alarm
         self.latest = LatestCache(store, ttl=None if pipeline is not None else 1.0)
         #: Takes the pipeline's callbacks (set by :meth:`open`) and the connections' status.
         self.observer = FrameObserver(self.hub, self.latest, metrics)
@@ -174,8 +182,18 @@ class Service:
             ready = asyncio.Event()
             if down is None:
                 ready.set()
+            desk: AlarmDesk | None = None
             if ingest:
-                spool, pipe, metric_units = build_pipeline(config, plan, store, metrics, ready)
+                desk = AlarmDesk.for_pipeline(
+                    config,
+                    plan,
+                    settings=accounts,
+                    events=AlarmEventStore(accounts.database),  # the accounts' pool: not owned
+                    symbols=decoder_from(plan, config).symbols,
+                )
+                spool, pipe, metric_units = build_pipeline(
+                    config, plan, store, metrics, ready, alarms=desk.stage
+                )
             service = cls(
                 config,
                 store=store,
@@ -186,6 +204,7 @@ class Service:
                 pipeline=pipe,
                 spool=spool,
                 metric_units=metric_units,
+                alarms=desk,
             )
             service.database_ready = ready
             if pipe is not None:
@@ -196,6 +215,7 @@ class Service:
                     service.connections.add_planned(src.url, name=src.name, options=src.options)
                 if down is None:
                     await service.connections.restore()
+                    await service.alarms.restore()
                 else:
                     service.database_error = str(down)
                     log.error(
@@ -251,6 +271,7 @@ class Service:
                 metric_units=self.metric_units,
                 render_metrics=self.render_metrics,
                 subscribe=self.subscribe,
+                alarms=self.alarms,
             )
         return self._context
 
@@ -317,6 +338,10 @@ class Service:
                 await self.connections.restore()
             except Exception as exc:  # the pipeline file's rigs still run
                 log.error("the connections kept in the database cannot be restored: %s", exc)
+        try:
+            await self.alarms.restore()
+        except Exception as exc:  # the pipeline file's rules still run
+            log.error("the alarm rules kept in the database cannot be restored: %s", exc)
 
     # Metrics and health -----------------------------------------------------------------------
     def refresh_metrics(self) -> None:

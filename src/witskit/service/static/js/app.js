@@ -11,6 +11,7 @@
 
 import { ApiError, LiveSocket, api, session } from "./api.js";
 import { renderAdmin } from "./admin.js";
+import { onAlarmMessage, remarkTracks, startAlarms, stopAlarms } from "./alarmbar.js";
 import { QualityChart, TIME_TRACKS, DEPTH_TRACK, Tracks, palette } from "./charts.js";
 import { byId, formatAge, formatClock, h, setText } from "./dom.js";
 import { Loader } from "./loader.js";
@@ -92,6 +93,7 @@ const loader = new Loader({
   },
   onProgress: (message) => updateRangeText(message),
   onLive: (s, detail) => setLive(s, detail),
+  onAlarm: (message) => onAlarmMessage(message),
 });
 
 // Theme ---------------------------------------------------------------------------------------
@@ -184,6 +186,7 @@ async function startApp() {
   buildDashboard();
   route();
   pollSources();
+  startAlarms(me, () => loader.rig);
   state.timers.push(setInterval(tick, 1000));
   if (!state.looping) {
     state.looping = true;
@@ -197,6 +200,7 @@ function stopApp() {
   state.timers = [];
   clearTimeout(state.sourcesTimer);
   loader.stop();
+  stopAlarms();
   state.me = null;
   setLive("idle");
 }
@@ -315,6 +319,7 @@ function sourceBounds() {
 async function selectRig(name) {
   if (loader.rig === name) return;
   const data = loader.open(name);
+  remarkTracks();
   prefs.rig = name;
   prefs.save();
   setText(byId("rig-title"), name);
