@@ -2,7 +2,7 @@
 
 Each row is one rule or one webhook: its kind, its name and its definition as JSON, exactly as the
 API accepted it, so that ``witskit run`` validates and applies it again at the next start. The
-table is created by revision ``0006``; :class:`AlarmSettingStore` is one of the stores
+table is created by revision ``0007``; :class:`AlarmSettingStore` is one of the stores
 :class:`~witskit.service.accounts.AccountStore` joins.
 """
 

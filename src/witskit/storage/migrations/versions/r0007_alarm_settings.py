@@ -1,7 +1,7 @@
 """Alarm settings: the alarm rules and webhooks added through the API (issue 15).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03
 
 One row per rule or webhook, keyed by kind (``rule`` or ``webhook``) and name, its definition as
@@ -19,8 +19,8 @@ from alembic import op
 
 from witskit.storage.migrations._types import MYSQL_TABLE, utc_type
 
-revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0005"
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
