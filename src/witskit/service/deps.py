@@ -32,6 +32,7 @@ from witskit.pipeline import Subscription
 from witskit.security.auth import AuthError
 from witskit.security.rbac import Permission, current_roles
 from witskit.service.accounts import AccountStore
+from witskit.service.analytics import LiveAnalytics
 from witskit.service.audit import AuditLog
 from witskit.service.connections import Connection
 from witskit.service.identity import Identity, Principal
@@ -123,6 +124,9 @@ class AppContext:
     render_metrics: Callable[[], bytes]
     #: A live subscription to one source's frames (every source's when None).
     subscribe: Callable[[str | None], Awaitable[Subscription]]
+    #: The rigs' live states and the settings stored ranges are classified with (None: the
+    #: analytics routes classify with default settings and show no current state).
+    analytics: LiveAnalytics | None = None
 
 
 def get_context(connection: HTTPConnection) -> AppContext:
