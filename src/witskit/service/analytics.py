@@ -161,7 +161,7 @@ class AnalyticsStore(TableStore):
         for s, e, state in [*first, *rows]:
             if e < start:
                 continue  # the interval before the range ended before it
-            if out and e <= out[-1].end:
+            if out and s < out[-1].end and e <= out[-1].end:
                 continue  # inside the one before (a feed replayed twice): told once
             out.append(StateInterval(max(s, start, out[-1].end if out else s), min(e, end), str(state)))
         return out
