@@ -3,6 +3,7 @@ the states classified as ``witskit run`` ingests, stored, and shown by ``/source
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -138,20 +139,29 @@ async def test_bad_input_is_a_clear_4xx(
     assert says in got.text
 
 
-async def test_analyses_beyond_the_limit_wait_their_turn_with_429(
+async def test_analyses_beyond_the_limit_wait_their_turn_then_429(
     svc: Running, sim_frames: Callable[..., list[Any]]
 ) -> None:
     from witskit.service.analytics import MAX_RUNNING
 
     await svc.service.store.write(sim_frames("rig-7", 30))
     analytics = svc.service.analytics
+    analytics.wait_for_turn = 0.2
     params = {"source": "rig-7", "start": START, "end": END}
     async with contextlib_stack(analytics, MAX_RUNNING):
         busy = await svc.client.get("/api/v1/data/kpi", params=params, headers=svc.auth("viewer"))
     assert busy.status_code == 429
     assert busy.headers["retry-after"] == "5"
-    again = await svc.client.get("/api/v1/data/kpi", params=params, headers=svc.auth("viewer"))
-    assert again.status_code == 200
+    assert "analyses are running" in busy.json()["detail"]
+    # Within the wait, a request is served as soon as a turn frees.
+    analytics.wait_for_turn = 30
+    async with contextlib_stack(analytics, MAX_RUNNING):
+        waiting = asyncio.create_task(
+            svc.client.get("/api/v1/data/kpi", params=params, headers=svc.auth("viewer"))
+        )
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+    assert (await waiting).status_code == 200
 
 
 def contextlib_stack(analytics: Any, n: int) -> Any:

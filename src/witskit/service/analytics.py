@@ -59,6 +59,7 @@ __all__ = [
     "FLUSH_EVERY",
     "MAX_PENDING",
     "MAX_RUNNING",
+    "MAX_WAITING",
     "STATES",
     "AnalyticsBusy",
     "AnalyticsStore",
@@ -74,8 +75,11 @@ log = logging.getLogger("witskit.service")
 FLUSH_EVERY: Final = 5.0
 #: Intervals waiting for the database at most; beyond, the oldest are dropped (counted, logged).
 MAX_PENDING: Final = 100_000
-#: Analyses (classifying, KPIs, quality checks over a stored range) running at once; more answer 429.
+#: Analyses (classifying, KPIs, quality checks over a stored range) running at once; more wait.
 MAX_RUNNING: Final = 2
+#: Analyses waiting for their turn at most, and how long each waits (seconds); beyond, 429.
+MAX_WAITING: Final = 16
+WAIT_FOR_TURN: Final = 20.0
 
 rig_states = Table(
     "rig_states",
@@ -248,6 +252,9 @@ class LiveAnalytics:
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._running = asyncio.Semaphore(MAX_RUNNING)
+        self._waiting = 0
+        #: Seconds an analysis waits for its turn before it is refused (:class:`AnalyticsBusy`).
+        self.wait_for_turn = WAIT_FOR_TURN
         self._stored: dict[str, StateInterval] = {}
         self._stored_at = float("-inf")
         self._failing_since: float | None = None
@@ -375,11 +382,22 @@ class LiveAnalytics:
     # Analyses over stored ranges --------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """One of the :data:`MAX_RUNNING` analyses; :class:`AnalyticsBusy` when all are taken."""
-        if self._running.locked():
-            raise AnalyticsBusy(f"{MAX_RUNNING} analyses are running; try again in a few seconds")
-        async with self._running:
+        """One of the :data:`MAX_RUNNING` analyses, waiting up to :attr:`wait_for_turn` seconds for
+        its turn behind at most :data:`MAX_WAITING` others; :class:`AnalyticsBusy` beyond."""
+        busy = AnalyticsBusy(f"{MAX_RUNNING} analyses are running and others wait; try again shortly")
+        if self._waiting >= MAX_WAITING:
+            raise busy
+        self._waiting += 1
+        try:
+            await asyncio.wait_for(self._running.acquire(), self.wait_for_turn)
+        except TimeoutError:
+            raise busy from None
+        finally:
+            self._waiting -= 1
+        try:
             yield
+        finally:
+            self._running.release()
 
     async def classify_stored(
         self, source: str, start: datetime, end: datetime, consume: Callable[[Iterator[StateSample]], _T]

@@ -4,7 +4,8 @@ Every answer is bounded: a range may span at most :data:`MAX_SPAN` (the work of 
 checking it, in a worker thread), rig states come back as at most ``limit`` intervals (a rig
 changes state a few hundred times a day) and quality issues as at most ``limit`` issues, with a
 ``truncated`` flag and where to go on. At most
-:data:`~witskit.service.analytics.MAX_RUNNING` analyses run at once; more answer 429.
+:data:`~witskit.service.analytics.MAX_RUNNING` analyses run at once; the others wait their turn
+(up to 20 s, 16 of them at most), then answer 429.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ MAX_SECTIONS: Final = 20
 _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     404: {"description": "Unknown source"},
     422: {"description": "Bad times, range longer than 7 days, bad section or limit"},
-    429: {"description": "Too many analyses running; try again (Retry-After)"},
+    429: {"description": "Too many analyses running and waiting; try again (Retry-After)"},
 }
 READ: Final = guard(Permission.READ_DATA, responses=_ERRORS)
 

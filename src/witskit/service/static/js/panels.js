@@ -49,7 +49,10 @@ export class AnalyticsPanels {
     this.key = "";
     this.asked = 0;
     this.intervals = [];
-    this.abort = null;
+    this.source = null;
+    this.window = null;
+    this.inFlight = false;
+    this.next = null;
     this.inner = h("div", { class: "state-strip-inner", role: "img", "aria-label": "Rig state along the time tracks" });
     strip.append(this.inner);
   }
@@ -60,6 +63,13 @@ export class AnalyticsPanels {
       this.clear();
       return;
     }
+    if (source !== this.source) {
+      this.clear();
+      this.source = source;
+      this.kpi.replaceChildren(h("p", { class: "muted small" }, "Computing the KPIs…"));
+      this.issues.replaceChildren();
+    }
+    this.window = [min, max];
     const q = analysisQuery(source, min, max);
     // A live window moves every second: ask again when it moved by a tenth of its span, or on REFRESH.
     const step = Math.max(REFRESH, (max - min) / 10);
@@ -72,28 +82,48 @@ export class AnalyticsPanels {
     this.drawStrip(min, max);
   }
 
+  redraw() {
+    if (this.window) this.drawStrip(this.window[0], this.window[1]);
+  }
+
   clear() {
+    this.source = null;
+    this.next = null;
     this.key = "";
     this.intervals = [];
     this.inner.replaceChildren();
     this.strip.dataset.segments = "0";
   }
 
+  /**
+   * Asks the three routes, one after the other (the server runs two analyses at a time, for every
+   * screen: a dashboard asks for one at a time). A window asked for meanwhile is asked for next;
+   * a newer rig or window replaces the one waiting.
+   */
   async fetch(q) {
-    if (this.abort) this.abort.abort();
-    const abort = (this.abort = new AbortController());
-    const [states, kpi, quality] = await Promise.allSettled([
-      this.api.get("/data/rig-state", q, abort.signal),
-      this.api.get("/data/kpi", { source: q.source, start: q.start, end: q.end }, abort.signal),
-      this.api.get("/data/quality", { ...q, limit: 200 }, abort.signal),
-    ]);
-    if (abort.signal.aborted) return;
-    if (states.status === "fulfilled") {
-      this.intervals = states.value.intervals;
-      this.strip.dataset.source = states.value.source;
+    if (this.inFlight) {
+      this.next = q;
+      return;
     }
-    this.drawKpi(kpi.status === "fulfilled" ? kpi.value : null, kpi.status === "rejected" ? kpi.reason : null);
-    this.drawIssues(quality.status === "fulfilled" ? quality.value : null);
+    this.inFlight = true;
+    try {
+      const settle = (p) => p.then((value) => ({ value }), (error) => ({ error }));
+      const states = await settle(this.api.get("/data/rig-state", q));
+      if (states.value && states.value.source === this.source) {
+        this.intervals = states.value.intervals;
+        this.strip.dataset.source = states.value.source;
+        this.redraw();
+      }
+      const kpi = await settle(this.api.get("/data/kpi", { source: q.source, start: q.start, end: q.end }));
+      if (q.source === this.source) this.drawKpi(kpi.value || null, kpi.error || null);
+      const quality = await settle(this.api.get("/data/quality", { ...q, limit: 200 }));
+      if (q.source === this.source) this.drawIssues(quality.value || null);
+    } finally {
+      this.inFlight = false;
+    }
+    const next = this.next;
+    this.next = null;
+    if (next && next.source === this.source) this.fetch(next);
   }
 
   drawStrip(min, max) {
