@@ -4,6 +4,7 @@ serving-only process shows as each rig's current state."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -64,7 +65,7 @@ async def test_each_rig_has_its_intervals_and_a_hole_in_the_data_splits_them(
     after = next(i for i in stored if i.start >= cut + timedelta(seconds=60))
     assert before.end == cut - timedelta(seconds=1)
     assert after.start == cut + timedelta(seconds=60)
-    for a, b in zip(stored, stored[1:], strict=False):
+    for a, b in itertools.pairwise(stored):
         assert a.end <= b.start
     assert stored[0].start == kept[0].timestamp
     assert stored[-1].end == kept[-1].timestamp
