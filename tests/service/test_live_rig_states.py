@@ -4,8 +4,10 @@ serving-only process shows as each rig's current state."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 from service_helpers import Running
 
+from support.waiting import until
 from witskit.analytics import RigStateSettings, classify
 from witskit.protocol import WITSDecoder
 from witskit.service import analytics as live_module
@@ -166,3 +169,28 @@ async def test_a_serving_process_shows_the_newest_stored_state_of_each_rig(
     ]
     assert body["stored"] == 2
     assert body["computed"] == 0
+
+
+async def test_an_analysis_given_up_midway_stops_its_thread_and_frees_the_scan(
+    live: LiveAnalytics, sim_frames: Callable[..., list[Any]]
+) -> None:
+    await live.store.write(sim_frames("rig-7", 1800))
+    seen = []
+
+    def slow(rows: Any) -> int:
+        for row in rows:
+            seen.append(row)
+            time.sleep(0.001)
+        return len(seen)
+
+    task = asyncio.create_task(live.classify_stored("rig-7", *EVER, slow))
+    await until(lambda: len(seen) > 10, timeout=10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stopped_at = len(seen)
+    assert stopped_at < 1800
+    await asyncio.sleep(0.1)
+    assert len(seen) == stopped_at  # the thread has ended
+    # The connection is back in the pool: the next analysis runs to the end.
+    assert await live.classify_stored("rig-7", *EVER, lambda rows: sum(1 for _ in rows)) == 1800

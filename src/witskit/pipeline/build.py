@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from witskit.config import PipelineConfig, WitsConfig
 from witskit.errors import ConfigError, WitsKitError
 from witskit.protocol import WITSDecoder
 from witskit.storage.spool import Spool
+
+if TYPE_CHECKING:
+    from witskit.analytics.rigstate import RigStateSettings
 
 __all__ = [
     "alarm_problems",
@@ -152,7 +155,9 @@ def alarm_problems(data: dict[str, Any], config: WitsConfig | None = None) -> li
     return problems
 
 
-def rig_state_settings(rig_state: dict[str, Any] | None, metric: bool, where: str = "rig_state") -> Any:
+def rig_state_settings(
+    rig_state: dict[str, Any] | None, metric: bool, where: str = "rig_state"
+) -> RigStateSettings:
     """A source's ``rig_state:`` mapping as ``RigStateSettings`` in the decoder's unit system.
 
     ``metric`` follows ``decoder.metric`` (the values the classifier reads are decoded in it); a

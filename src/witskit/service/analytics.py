@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -407,12 +408,21 @@ class LiveAnalytics:
         scan = await self.store.scan(source, list(RIG_STATE_CODES), start, end)
         loop = asyncio.get_running_loop()
         settings = self.settings_for(source)
+        stop = threading.Event()
 
         def work() -> _T:
-            return consume(classify(_samples(_pull(scan, loop)), settings))
+            return consume(classify(_samples(_pull(scan, loop, stop)), settings))
 
+        worker = asyncio.ensure_future(asyncio.to_thread(work))
         try:
-            return await asyncio.to_thread(work)
+            return await asyncio.shield(worker)
+        except asyncio.CancelledError:
+            # The client went away: the thread stops at its next batch, before the scan is closed
+            # (the scan must not be read and closed at once).
+            stop.set()
+            with contextlib.suppress(Exception):
+                await worker
+            raise
         finally:
             await scan.aclose()
 
@@ -424,14 +434,15 @@ class LiveAnalytics:
         return await self.classify_stored(source, start, end, lambda rows: _intervals(rows, gap, limit))
 
 
-def _pull(scan: PointScan, loop: asyncio.AbstractEventLoop) -> Iterator[list[Any]]:
-    """The batches of an async scan, read from a worker thread (each fetched on the event loop)."""
+def _pull(scan: PointScan, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> Iterator[list[Any]]:
+    """The batches of an async scan, read from a worker thread (each fetched on the event loop),
+    until the scan ends or ``stop`` is set."""
     batches = aiter(scan)
 
     async def following() -> list[Any] | None:
         return await anext(batches, None)
 
-    while True:
+    while not stop.is_set():
         batch = asyncio.run_coroutine_threadsafe(following(), loop).result()
         if batch is None:
             return
