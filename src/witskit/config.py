@@ -350,11 +350,16 @@ class _Strict(BaseModel):
 
 
 class SourceConfig(_Strict):
-    """One source: a URL (``tcp://``, ``tls://``, ``tcp-listen://``, ``serial://``, ``file://``)."""
+    """One source: a URL (``tcp://``, ``tls://``, ``tcp-listen://``, ``serial://``, ``file://``).
+
+    ``rig_state`` overrides the rig state classifier's settings for this rig (the names of
+    ``witskit.analytics.rigstate.RigStateSettings``, checked by ``witskit.pipeline.build``).
+    """
 
     url: str
     name: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    rig_state: dict[str, Any] | None = None
 
 
 class SinkConfig(_Strict):

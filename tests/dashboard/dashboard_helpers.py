@@ -8,6 +8,7 @@ what it prints.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import re
@@ -138,6 +139,30 @@ def start_service(
     stop_service(process)
     text = "\n".join(lines)
     raise AssertionError(f"witskit run did not print its URL and credentials:\n{text[-4000:]}")
+
+
+def backfill(
+    data_dir: Path, source: str, start: datetime, end: datetime, every: float
+) -> tuple[datetime, datetime]:
+    """Store a simulated rig's frames (record 1, one every ``every`` s) from ``start`` to ``end``,
+    straight into the service's database before it starts: frames with DATE/TIME in the past."""
+    from witskit.protocol import DecodedFrame, iter_decode
+    from witskit.simulator import DrillingSimulator
+    from witskit.storage import Store
+
+    steps = int((end - start).total_seconds() / every)
+    data = b"".join(DrillingSimulator(11, start=start, rate=1 / every, records=(1,)).frames(steps))
+    frames = [f for f in iter_decode(data, source=source) if isinstance(f, DecodedFrame)]
+
+    async def write() -> None:
+        async with await Store.open(f"sqlite:///{data_dir / 'witskit.db'}") as store:
+            await store.write(frames)
+
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    worker = threading.Thread(target=asyncio.run, args=(write(),), name="backfill")
+    worker.start()
+    worker.join()
+    return frames[0].timestamp, frames[-1].timestamp
 
 
 def stop_service(process: subprocess.Popen[str]) -> None:

@@ -33,6 +33,7 @@ from witskit.security.auth import AuthError
 from witskit.security.rbac import Permission, current_roles
 from witskit.service.accounts import AccountStore
 from witskit.service.alarms import AlarmDesk
+from witskit.service.analytics import LiveAnalytics
 from witskit.service.audit import AuditLog
 from witskit.service.connections import Connection
 from witskit.service.identity import Identity, Principal
@@ -126,6 +127,9 @@ class AppContext:
     subscribe: Callable[[str | None], Awaitable[Subscription]]
     #: The alarms: active, history, acknowledgements, rules and webhooks (None: not built).
     alarms: AlarmDesk | None = None
+    #: The rigs' live states and the settings stored ranges are classified with (None: the
+    #: analytics routes classify with default settings and show no current state).
+    analytics: LiveAnalytics | None = None
 
 
 def get_context(connection: HTTPConnection) -> AppContext:

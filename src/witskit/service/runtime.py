@@ -26,10 +26,11 @@ from witskit.config import PipelineConfig, SourceConfig, WitsConfig
 from witskit.monitoring.health import HealthCheck, HealthMonitor, HealthStatus, database_health_check
 from witskit.monitoring.metrics import WitsMetrics
 from witskit.pipeline import LiveHub, Pipeline, Subscription
-from witskit.pipeline.build import decoder_from
+from witskit.pipeline.build import decoder_from, rig_state_settings
 from witskit.security.auth import AuthManager
 from witskit.service.accounts import AccountStore
 from witskit.service.alarms import AlarmDesk
+from witskit.service.analytics import LiveAnalytics
 from witskit.service.app import create_app
 from witskit.service.audit import AuditLog
 from witskit.service.connections import ConnectionManager
@@ -130,6 +131,8 @@ class Service:
         self._closed = False
         self._context: AppContext | None = None
         self._app: FastAPI | None = None
+        #: The rigs' live states (set by :meth:`open`; fed by the observer when this process ingests).
+        self.analytics: LiveAnalytics | None = None
 
     @classmethod
     async def open(
@@ -207,12 +210,25 @@ class Service:
                 alarms=desk,
             )
             service.database_ready = ready
+            analytics = service.analytics = LiveAnalytics(
+                accounts,
+                store,
+                metric=plan.decoder.metric,
+                decoder=lambda: decoder_from(plan, config),
+                live=pipe is not None,
+            )
             if pipe is not None:
                 pipe.on_frame = service.observer.on_frame
                 pipe.on_frame_error = service.observer.on_frame_error
+                service.observer.listeners.append(analytics.on_frame)
+                analytics.start()
                 assert service.connections is not None
-                for src in plan.sources:
-                    service.connections.add_planned(src.url, name=src.name, options=src.options)
+                for i, src in enumerate(plan.sources):
+                    conn = service.connections.add_planned(src.url, name=src.name, options=src.options)
+                    if src.rig_state is not None:
+                        where = f"sources.{i}.rig_state"
+                        settings = rig_state_settings(src.rig_state, plan.decoder.metric, where)
+                        analytics.configure(conn.name, settings)
                 if down is None:
                     await service.connections.restore()
                     await service.alarms.restore()
@@ -272,6 +288,7 @@ class Service:
                 render_metrics=self.render_metrics,
                 subscribe=self.subscribe,
                 alarms=self.alarms,
+                analytics=self.analytics,
             )
         return self._context
 
@@ -392,6 +409,8 @@ class Service:
                 await connector
         if self.tailer is not None:
             await self.tailer.aclose()
+        if self.analytics is not None:
+            await self.analytics.aclose()  # the last states, while the database is open
         await self.identity.aclose()
         await self.audit.aclose()
         await self.accounts.aclose()

@@ -15,6 +15,7 @@ import { onAlarmMessage, remarkTracks, startAlarms, stopAlarms } from "./alarmba
 import { QualityChart, TIME_TRACKS, DEPTH_TRACK, Tracks, palette } from "./charts.js";
 import { byId, formatAge, formatClock, h, setText } from "./dom.js";
 import { Loader } from "./loader.js";
+import { AnalyticsPanels, stateLegend } from "./panels.js";
 import { LEGEND_TEXT, formatReading, readingAt } from "./readings.js";
 import { autoPick, pollDelay, renderRigs, rigBounds } from "./rigs.js";
 import { CHANNELS, CHANNEL_OF, CODES } from "./store.js";
@@ -66,6 +67,7 @@ const state = {
   view: liveView(),
   tracks: null,
   quality: null,
+  analytics: null, // the rig-state strip, the KPI panel and the quality issues (panels.js)
   tiles: new Map(),
   dirty: true,
   drawn: -1,
@@ -414,6 +416,14 @@ function buildDashboard() {
     },
   });
   state.quality = new QualityChart(byId("quality-chart"));
+  state.analytics = new AnalyticsPanels({
+    strip: byId("state-strip"),
+    kpi: byId("kpi-panel"),
+    issues: byId("quality-issues"),
+    plotOf: () => (state.tracks.time[0] ? state.tracks.time[0].plot : null),
+    api,
+  });
+  byId("state-legend").append(stateLegend());
   rebuildCharts();
 }
 
@@ -712,6 +722,8 @@ function frameLoop() {
     drawTiles(data, system, now);
     drawTracks(data, system, now);
     drawQuality(data, now);
+    const [min, max] = onScreen(now);
+    state.analytics.update(loader.rig, min, max, now);
   }
   requestAnimationFrame(frameLoop);
 }
