@@ -162,7 +162,7 @@ def create_app(context: AppContext) -> FastAPI:
     """The API application over ``context`` (only its settings are read here; the routes use the rest)."""
     from witskit.service import websocket
     from witskit.service.apidocs import OPENAPI_URL, docs_router
-    from witskit.service.routes import auth, connections, data, ops, users
+    from witskit.service.routes import auth, connections, data, exports, ops, users
 
     docs = bool(context.config.api_docs)
     app = FastAPI(
@@ -180,6 +180,7 @@ def create_app(context: AppContext) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(data.router, prefix=API_PREFIX)
+    app.include_router(exports.router, prefix=API_PREFIX)
     app.include_router(connections.router, prefix=API_PREFIX)
     app.include_router(users.router, prefix=API_PREFIX)
     app.include_router(websocket.router, prefix=API_PREFIX)
