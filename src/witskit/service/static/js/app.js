@@ -13,6 +13,7 @@ import { ApiError, LiveSocket, api, session } from "./api.js";
 import { renderAdmin } from "./admin.js";
 import { QualityChart, TIME_TRACKS, DEPTH_TRACK, Tracks, palette } from "./charts.js";
 import { byId, formatAge, formatClock, h, setText } from "./dom.js";
+import { DOWNLOADS, downloadRequest, fallbackName, fileName } from "./downloads.js";
 import { Loader } from "./loader.js";
 import { LEGEND_TEXT, formatReading, readingAt } from "./readings.js";
 import { autoPick, pollDelay, renderRigs, rigBounds } from "./rigs.js";
@@ -197,6 +198,7 @@ function stopApp() {
   state.timers = [];
   clearTimeout(state.sourcesTimer);
   loader.stop();
+  if (downloading) downloading.abort();
   state.me = null;
   setLive("idle");
 }
@@ -626,6 +628,54 @@ function goAll() {
   if (view) showView(view);
 }
 
+// Downloads: the LAS and WITSML documents of the rig and window on screen (downloads.js) --------
+let downloading = null; // the AbortController of the download in flight, one at a time
+
+function buildDownloadMenu() {
+  const menu = byId("download-menu");
+  menu.replaceChildren(
+    ...DOWNLOADS.map((d) => h("button", { type: "button", dataset: { download: d.id }, onclick: () => download(d.id) }, d.label)),
+  );
+}
+
+async function download(id) {
+  const status = byId("download-status");
+  const rig = loader.rig;
+  let request;
+  try {
+    request = downloadRequest(id, rig, onScreen(session.now()), CODES);
+  } catch (e) {
+    setText(status, `Download: ${e.message}.`);
+    return;
+  }
+  byId("download").open = false;
+  if (downloading) downloading.abort();
+  const controller = new AbortController();
+  downloading = controller;
+  setText(status, "Preparing the download…");
+  delete status.dataset.file;
+  try {
+    // Through the session (its credential, refreshed if need be), then handed to the browser as a
+    // blob: a plain link could not carry the Authorization header.
+    const { blob, disposition } = await api.download(request.path, request.query, controller.signal);
+    const name = fileName(disposition, fallbackName(id, rig));
+    const href = URL.createObjectURL(blob);
+    const link = h("a", { href, download: name, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    // Revoked later, not at once: the browser may still be reading it when click() returns.
+    setTimeout(() => URL.revokeObjectURL(href), 60000);
+    setText(status, `Downloaded ${name}`);
+    status.dataset.file = name;
+  } catch (e) {
+    if (e.name === "AbortError") return;
+    // The service names what is missing (a range with no data, no depth items, too many values).
+    setText(status, `Download failed: ${e.message}`);
+  } finally {
+    if (downloading === controller) downloading = null;
+  }
+}
 
 function onRangeSubmit(event) {
   event.preventDefault();
@@ -763,6 +813,7 @@ async function boot() {
   byId("zoom-out").addEventListener("click", () => zoom(2));
   byId("go-live").addEventListener("click", () => goLive());
   byId("range-form").addEventListener("submit", onRangeSubmit);
+  buildDownloadMenu();
   byId("goto").addEventListener("toggle", () => {
     if (!byId("goto").open) return;
     // Start from the range on screen, in local time as the inputs want it.
