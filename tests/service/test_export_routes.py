@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC
 from pathlib import Path
@@ -16,10 +16,11 @@ from typing import Any
 
 import lasio
 import pytest
-from service_helpers import Running, make_config, running_service
+from service_helpers import Running, make_config, reset_logging, running_service
 
 from witskit.export import ExportFormat, ExportRequest, IndexKind, WitsmlVersion, render
 from witskit.export.table import clean_text
+from witskit.security.logging import configure_logging
 from witskit.service.routes.exports import ExportSlots, content_disposition
 
 LAS = "/api/v1/data/las"
@@ -282,22 +283,27 @@ async def test_a_source_name_that_is_no_file_name_gets_a_safe_one(
     )
 
 
-async def test_what_the_logs_show_at_debug(rig: Running, caplog: pytest.LogCaptureFixture) -> None:
-    """One line per export, with names and sizes: never a value of the document, never a credential
-    (lasio and lxml log nothing while writing, even at DEBUG)."""
-    token = rig.tokens["viewer"]
-    with caplog.at_level(logging.DEBUG):
+async def test_what_the_logs_show_at_debug(rig: Running) -> None:
+    """The service's log output at ``WITS_LOG_LEVEL=DEBUG`` during an export: one line with names
+    and sizes; never a value of the document, never a credential, and not lasio's line per row."""
+    stream = io.StringIO()
+    configure_logging("DEBUG", "json", stream=stream)
+    try:
+        token = rig.tokens["viewer"]
         response = await rig.client.get(
             LAS, params={"source": "rig-7", "codes": "0113", "index": "time"}, headers=rig.auth("viewer")
         )
+    finally:
+        reset_logging()
     assert response.status_code == 200
-    records = list(caplog.records)
-    logged = "\n".join(f"{r.name} {r.getMessage()} {r.__dict__}" for r in records)
-    lines = [r.getMessage() for r in records if r.name == "witskit.service.exports"]
+    logged = stream.getvalue()
+    events = [json.loads(line) for line in logged.splitlines()]
+    lines = [e["event"] for e in events if e.get("logger") == "witskit.service.exports"]
     assert len(lines) == 1
     assert lines[0].startswith("export las of 'rig-7' (time index, 1 codes): ")
     assert f"{len(response.content)} bytes" in lines[0]
     assert lines[0].endswith("for viewer")
+    assert not [e for e in events if str(e.get("logger", "")).startswith("lasio")]
     assert token not in logged
     values = lasio.read(io.StringIO(response.text))["ROPA"]
     assert len(values) > 100
