@@ -18,6 +18,7 @@ import lasio
 import pytest
 from service_helpers import Running, make_config, reset_logging, running_service
 
+from support.waiting import until
 from witskit.export import ExportFormat, ExportRequest, IndexKind, WitsmlVersion, render
 from witskit.export.table import clean_text
 from witskit.security.logging import configure_logging
@@ -216,13 +217,54 @@ async def test_exports_beyond_the_concurrency_limit_are_refused_not_queued(
         assert served.status_code == 200
         assert slots.active == 1  # its own slot is back
         slots.give()
-        # Two at once, really: both served, and every slot free afterwards.
+        # Two at once, really, of two users: both served, and every slot free afterwards.
         both = await asyncio.gather(
             svc.client.get(LAS, params=params, headers=svc.auth("viewer")),
-            svc.client.get(WITSML, params=params, headers=svc.auth("viewer")),
+            svc.client.get(WITSML, params=params, headers=svc.auth("operator")),
         )
         assert [r.status_code for r in both] == [200, 200]
         assert slots.active == 0
+
+
+async def test_one_caller_builds_one_export_at_a_time(
+    tmp_path: Path, sim_frames: Callable[..., list[Any]]
+) -> None:
+    """So that one account cannot hold every slot: its second export at once is 429, another
+    user's is served."""
+    async with running_service(make_config(tmp_path), ingest=False) as svc:
+        await svc.service.store.write(sim_frames("rig-7", 30))
+        params = {"source": "rig-7", "codes": "ROPA"}
+        slots = ExportSlots.of(svc.service.app, 2)
+        assert slots.take("viewer")  # the viewer's export being built
+        mine = await svc.client.get(WITSML, params=params, headers=svc.auth("viewer"))
+        assert mine.status_code == 429
+        assert mine.headers["retry-after"] == "10"
+        assert mine.json()["detail"] == "an export of yours is being built; one at a time per user"
+        other = await svc.client.get(WITSML, params=params, headers=svc.auth("operator"))
+        assert other.status_code == 200
+        slots.give("viewer")
+        again = await svc.client.get(WITSML, params=params, headers=svc.auth("viewer"))
+        assert again.status_code == 200
+        assert slots.active == 0
+
+
+async def test_an_export_whose_client_leaves_stops_and_frees_its_slot(
+    tmp_path: Path, sim_frames: Callable[..., list[Any]]
+) -> None:
+    async with running_service(make_config(tmp_path), ingest=False) as svc:
+        await svc.service.store.write(sim_frames("rig-7", 3000))
+        slots = ExportSlots.of(svc.service.app, 2)
+        params = {"source": "rig-7", "codes": "DBTM,DMEA,ROPA,WOBA,HKLA,RPMA,TQA,SPPA", "index": "time"}
+        leaving = asyncio.create_task(svc.client.get(LAS, params=params, headers=svc.auth("viewer")))
+        await until(lambda: slots.active == 1, timeout=10, interval=0.001)
+        leaving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
+        # The worker holds the slot until it stops, at its next batch.
+        await until(lambda: slots.active == 0, timeout=10)
+        params = {"source": "rig-7", "codes": "ROPA"}
+        served = await svc.client.get(LAS, params=params, headers=svc.auth("viewer"))
+        assert served.status_code == 200
 
 
 async def test_the_event_loop_keeps_serving_while_an_export_is_built(

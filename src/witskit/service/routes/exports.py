@@ -14,9 +14,10 @@ request is bounded three ways, all settings:
   answer the request asks for, not the request);
 * its time: at most ``WITS_EXPORT_TIMEOUT`` seconds; past it the export stops at the next batch of
   points and the answer is 422 (ask for a shorter range);
-* the process: at most ``WITS_EXPORT_MAX_CONCURRENT`` exports are built at once. One more is
-  refused at once with 503 and ``Retry-After``, never queued (a queue of heavy requests is a
-  backlog any client could grow). The documents are built in a worker thread, so the event loop
+* the process: at most ``WITS_EXPORT_MAX_CONCURRENT`` exports are built at once, and one per
+  caller (a user and the API keys they own). One more is refused at once with ``Retry-After``,
+  never queued (a queue of heavy requests is a backlog any client could grow): 429 when the
+  caller has one being built, else 503. The documents are built in a worker thread, so the event loop
   keeps serving the API, the WebSocket and ingest meanwhile; the store is still read on the
   event loop, a batch at a time. A client that goes away stops its export at the next batch, and
   its slot is free only when the worker has stopped, so leaving early cannot exceed the bound.
@@ -31,6 +32,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, TypeVar
@@ -59,6 +61,9 @@ _POLL_SECONDS: Final = 0.5
 _CLOSE_SECONDS: Final = 5.0
 #: What a 503 asks the client to wait: an export of the default size takes seconds.
 _RETRY_AFTER: Final = "10"
+#: Exports one caller (a user, with the API keys they own) may have built at once: so that one
+#: account cannot hold every slot while others wait.
+PER_CALLER: Final = 1
 #: A file name keeps these characters of the source name (the rest become ``_``).
 _UNSAFE_FILENAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -68,27 +73,37 @@ _RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         "description": "Unknown or text code, a range with no data, no depth items for a depth "
         "index, a document larger than WITS_EXPORT_MAX_VALUES, or an export past WITS_EXPORT_TIMEOUT"
     },
+    429: {"description": "The caller has an export being built (one at a time): retry after Retry-After"},
     503: {"description": "WITS_EXPORT_MAX_CONCURRENT exports are being built: retry after Retry-After"},
 }
 
 
 class ExportSlots:
-    """At most ``limit`` exports at once in one app; :meth:`take` is False when none is free."""
+    """At most ``limit`` exports at once in one app, and :data:`PER_CALLER` per caller."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.active = 0
+        self._callers: Counter[str] = Counter()
 
-    def take(self) -> bool:
-        """Take a slot, if one is free."""
+    def busy(self, caller: str) -> bool:
+        """Whether ``caller`` has as many exports being built as one caller may."""
+        return self._callers[caller] >= PER_CALLER
+
+    def take(self, caller: str = "") -> bool:
+        """Take a slot for ``caller``, if one is free."""
         if self.active >= self.limit:
             return False
         self.active += 1
+        self._callers[caller] += 1
         return True
 
-    def give(self) -> None:
-        """Give a slot back (when the worker has finished)."""
+    def give(self, caller: str = "") -> None:
+        """Give ``caller``'s slot back (when the worker has finished)."""
         self.active -= 1
+        self._callers[caller] -= 1
+        if self._callers[caller] <= 0:
+            del self._callers[caller]
 
     @classmethod
     def of(cls, app: FastAPI, limit: int) -> ExportSlots:
@@ -214,8 +229,17 @@ async def _export(
         tz=UTC,
         max_values=config.export_max_values,
     )
+    principal = getattr(request.state, "principal", None)
+    # A user's API keys count as the user: more keys give no more exports at once.
+    caller = str(getattr(principal, "owner", None) or getattr(principal, "name", None) or "")
     slots = ExportSlots.of(request.app, config.export_max_concurrent)
-    if not slots.take():
+    if slots.busy(caller):
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "an export of yours is being built; one at a time per user",
+            headers={"Retry-After": _RETRY_AFTER},
+        )
+    if not slots.take(caller):
         log.info("export refused: %d exports are being built", slots.active)
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -234,7 +258,7 @@ async def _export(
     def done(finished: asyncio.Future[bytes]) -> None:
         # The slot is the worker's: it is free when the thread is, whatever happened to the
         # request. An abandoned export's outcome is read here, so that nothing reports it unread.
-        slots.give()
+        slots.give(caller)
         if not finished.cancelled():
             finished.exception()
 
@@ -244,7 +268,6 @@ async def _export(
     except asyncio.CancelledError:
         reader.abandoned.set()
         raise
-    principal = getattr(request.state, "principal", None)
     # Names and sizes only: never a value of the document, never the query's raw text.
     log.info(
         "export %s of %r (%s index, %d codes): %d points read, %d bytes in %.2f s for %s",

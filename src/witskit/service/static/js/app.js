@@ -629,7 +629,7 @@ function goAll() {
 }
 
 // Downloads: the LAS and WITSML documents of the rig and window on screen (downloads.js) --------
-let downloading = null; // the AbortController of the download in flight, one at a time
+let downloading = null; // the AbortController of the download in flight (one at a time)
 
 function buildDownloadMenu() {
   const menu = byId("download-menu");
@@ -649,7 +649,11 @@ async function download(id) {
     return;
   }
   byId("download").open = false;
-  if (downloading) downloading.abort();
+  // One at a time: the service builds one export per user at once (a second is refused).
+  if (downloading) {
+    setText(status, "A download is being prepared: wait for it.");
+    return;
+  }
   const controller = new AbortController();
   downloading = controller;
   setText(status, "Preparing the download…");
