@@ -137,7 +137,11 @@ class _LoopReader:
         self.points = 0
 
     def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:  # the service's loop is closed: it has stopped
+            coro.close()
+            raise _Abandoned from None
         while True:
             if self.abandoned.is_set():
                 future.cancel()
