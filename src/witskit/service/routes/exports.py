@@ -12,30 +12,33 @@ request is bounded three ways, all settings:
 * its size: at most ``WITS_EXPORT_MAX_VALUES`` values (rows x channels); a larger log is refused
   with 422 before it is built, naming the limit (422 rather than 413: what is too large is the
   answer the request asks for, not the request);
-* its time: at most ``WITS_EXPORT_TIMEOUT`` seconds; past it the export stops at the next batch of
-  points and the answer is 422 (ask for a shorter range);
+* its time: at most ``WITS_EXPORT_TIMEOUT`` seconds, a slow query included; past it the export
+  stops and the answer is 422 (ask for a shorter range);
 * the process: at most ``WITS_EXPORT_MAX_CONCURRENT`` exports are built at once, and one per
   caller (a user and the API keys they own). One more is refused at once with ``Retry-After``,
   never queued (a queue of heavy requests is a backlog any client could grow): 429 when the
-  caller has one being built, else 503. The documents are built in a worker thread, so the event loop
-  keeps serving the API, the WebSocket and ingest meanwhile; the store is still read on the
-  event loop, a batch at a time. A client that goes away stops its export at the next batch, and
-  its slot is free only when the worker has stopped, so leaving early cannot exceed the bound.
+  caller has one being built, else 503.
+
+Each export runs in a worker thread with an event loop and a database connection of its own
+(:class:`_Worker`): reading the points, building the log and writing the document, so the
+service's event loop keeps serving the API, the WebSocket and ingest meanwhile (they still share
+the GIL: ``bench/bench_export_route.py`` measures what two exports cost a cheap request). A client
+that goes away stops its export at the next batch of points, and its slot is free only once the
+worker has stopped, so leaving early cannot exceed the bound.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Coroutine, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response, status
@@ -53,12 +56,7 @@ __all__ = ["ExportSlots", "content_disposition", "router"]
 log = logging.getLogger("witskit.service.exports")
 router = APIRouter(tags=["data"])
 
-T = TypeVar("T")
 
-#: How often a worker waiting for a batch looks whether its request was abandoned or timed out.
-_POLL_SECONDS: Final = 0.5
-#: How long a finished or abandoned export waits for the store's cursor to close.
-_CLOSE_SECONDS: Final = 5.0
 #: What a 503 asks the client to wait: an export of the default size takes seconds.
 _RETRY_AFTER: Final = "10"
 #: Exports one caller (a user, with the API keys they own) may have built at once: so that one
@@ -118,73 +116,59 @@ class _Abandoned(Exception):
     """The request went away: the worker stops reading."""
 
 
-class _LoopReader:
-    """A :class:`~witskit.export.PointReader` for ``render`` running in a worker thread: the batches
-    are read by ``store`` on the service's event loop ``loop``, one at a time.
+class _Worker:
+    """Builds one document in a worker thread, on a store of its own: the thread has its own
+    event loop, so nothing of the export (reading the points, building the log, writing the
+    document) runs on the service's loop.
 
-    Each wait for a batch looks every half second whether the request was abandoned or its
-    ``deadline`` (monotonic seconds) passed, so the worker never outlives either for long.
+    It is the :class:`~witskit.export.PointReader` ``render`` reads: the store's batches, one at a
+    time, stopping at the next one once the request was abandoned. The whole build runs under
+    ``timeout`` seconds, a slow query included.
     """
 
-    def __init__(
-        self, store: Store, loop: asyncio.AbstractEventLoop, deadline: float, timeout: float
-    ) -> None:
-        self._store = store
-        self._loop = loop
-        self._deadline = deadline
+    def __init__(self, url: str, db_timeout: float, timeout: float) -> None:
+        self._url = url
+        self._db_timeout = db_timeout
         self._timeout = timeout
+        self._store: Store | None = None
         self.abandoned = threading.Event()
         self.points = 0
 
-    def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
+    def build(self, request: ExportRequest, fmt: ExportFormat, version: WitsmlVersion) -> bytes:
+        """The document (in the calling thread, on an event loop of its own)."""
+        return asyncio.run(self._build(request, fmt, version))
+
+    async def _build(self, request: ExportRequest, fmt: ExportFormat, version: WitsmlVersion) -> bytes:
+        deadline = asyncio.timeout(self._timeout)
         try:
-            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        except RuntimeError:  # the service's loop is closed: it has stopped
-            coro.close()
-            raise _Abandoned from None
-        while True:
-            if self.abandoned.is_set():
-                future.cancel()
-                raise _Abandoned
-            left = self._deadline - time.monotonic()
-            if left <= 0:
-                future.cancel()
-                raise UsageError(
-                    f"the export took longer than {self._timeout:g} s (WITS_EXPORT_TIMEOUT): "
-                    "ask for a shorter range or fewer codes"
-                )
-            try:
-                return future.result(timeout=min(left, _POLL_SECONDS))
-            except concurrent.futures.TimeoutError:
-                continue
-
-    def _close(self, batches: AsyncGenerator[Sequence[Point], None]) -> None:
-        async def close() -> None:
-            # A read cancelled a moment ago may still be running: its cancellation closes the cursor.
-            with contextlib.suppress(RuntimeError):
-                await batches.aclose()
-
-        # RuntimeError: the loop is closed; a timeout: it is stopping. Its store closes every cursor.
-        with contextlib.suppress(
-            RuntimeError, concurrent.futures.TimeoutError, concurrent.futures.CancelledError
-        ):
-            asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=_CLOSE_SECONDS)
+            async with deadline:
+                # One connection, for this export only (at most WITS_EXPORT_MAX_CONCURRENT at once).
+                store = await Store.open(self._url, migrate=False, pool_size=1, timeout=self._db_timeout)
+                self._store = store
+                try:
+                    return await render(self, request, fmt, version)
+                finally:
+                    await store.aclose()
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # not ours: the database's, say
+            raise UsageError(
+                f"the export took longer than {self._timeout:g} s (WITS_EXPORT_TIMEOUT): "
+                "ask for a shorter range or fewer codes"
+            ) from None
 
     async def query_batches(
         self, source: str, codes: list[str], start: datetime | None, end: datetime | None
     ) -> AsyncGenerator[Sequence[Point], None]:
         """The store's batches of ``source`` and ``codes`` in ``[start, end)``, in time order."""
+        assert self._store is not None
         batches = self._store.query_batches(source, codes, start, end)
-
-        async def step() -> Sequence[Point] | None:
-            return await anext(batches, None)
-
-        try:
-            while (batch := self._wait(step())) is not None:
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                if self.abandoned.is_set():
+                    raise _Abandoned
                 self.points += len(batch)
                 yield batch
-        finally:
-            self._close(batches)
 
 
 def content_disposition(source: str, index: IndexKind, extension: str) -> str:
@@ -252,12 +236,9 @@ async def _export(
         )
     loop = asyncio.get_running_loop()
     t0 = time.monotonic()
-    reader = _LoopReader(context.store, loop, t0 + config.export_timeout, config.export_timeout)
+    worker = _Worker(config.database_url_value, config.database_timeout, config.export_timeout)
 
-    def build() -> bytes:
-        return asyncio.run(render(reader, export, fmt, version))
-
-    work = loop.run_in_executor(None, build)
+    work = loop.run_in_executor(None, worker.build, export, fmt, version)
 
     def done(finished: asyncio.Future[bytes]) -> None:
         # The slot is the worker's: it is free when the thread is, whatever happened to the
@@ -270,7 +251,7 @@ async def _export(
     try:
         document = await asyncio.shield(work)
     except asyncio.CancelledError:
-        reader.abandoned.set()
+        worker.abandoned.set()
         raise
     # Names and sizes only: never a value of the document, never the query's raw text.
     log.info(
@@ -279,7 +260,7 @@ async def _export(
         source,
         index.value,
         len(export.codes),
-        reader.points,
+        worker.points,
         len(document),
         time.monotonic() - t0,
         getattr(principal, "name", None) or client_address(request),
