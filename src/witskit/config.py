@@ -241,10 +241,11 @@ class WitsConfig(BaseSettings):
         validation_alias=_env("WITS_WELLS", "wells"),
         description='Per source, over the settings above: {"rig-1": {"name": ..., "well_uid": ...}} (JSON)',
     )
-    # An export is built in memory (its headers give its extent before its data): two at once of
-    # 2 million values each are a few hundred MB at most, on a host that also ingests.
+    # An export is built in memory (its headers give its extent before its data), in a thread that
+    # shares the GIL with the event loop: one at a time of 6 h of 10 channels raises a cheap
+    # request's p50 from ~8 to ~30 ms, two at once to ~650 ms (bench/bench_export_route.py).
     export_max_concurrent: int = Field(
-        2,
+        1,
         ge=1,
         le=64,
         validation_alias=_env("WITS_EXPORT_MAX_CONCURRENT", "export_max_concurrent"),

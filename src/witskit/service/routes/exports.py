@@ -139,16 +139,15 @@ class _Worker:
         return asyncio.run(self._build(request, fmt, version))
 
     async def _build(self, request: ExportRequest, fmt: ExportFormat, version: WitsmlVersion) -> bytes:
+        # One connection, for this export only (at most WITS_EXPORT_MAX_CONCURRENT at once). Opening
+        # is bounded by the database timeout, and not cancelled: a connect cut short would leave
+        # the driver's thread answering a loop that is gone.
+        store = await Store.open(self._url, migrate=False, pool_size=1, timeout=self._db_timeout)
+        self._store = store
         deadline = asyncio.timeout(self._timeout)
         try:
             async with deadline:
-                # One connection, for this export only (at most WITS_EXPORT_MAX_CONCURRENT at once).
-                store = await Store.open(self._url, migrate=False, pool_size=1, timeout=self._db_timeout)
-                self._store = store
-                try:
-                    return await render(self, request, fmt, version)
-                finally:
-                    await store.aclose()
+                return await render(self, request, fmt, version)
         except TimeoutError:
             if not deadline.expired():
                 raise  # not ours: the database's, say
@@ -156,6 +155,8 @@ class _Worker:
                 f"the export took longer than {self._timeout:g} s (WITS_EXPORT_TIMEOUT): "
                 "ask for a shorter range or fewer codes"
             ) from None
+        finally:
+            await store.aclose()  # after any read in flight has ended
 
     async def query_batches(
         self, source: str, codes: list[str], start: datetime | None, end: datetime | None
@@ -231,7 +232,8 @@ async def _export(
         log.info("export refused: %d exports are being built", slots.active)
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"{slots.active} exports are being built (WITS_EXPORT_MAX_CONCURRENT); try again shortly",
+            f"the service builds {slots.limit} export(s) at a time (WITS_EXPORT_MAX_CONCURRENT) and is "
+            "building them now; try again shortly",
             headers={"Retry-After": _RETRY_AFTER},
         )
     loop = asyncio.get_running_loop()
