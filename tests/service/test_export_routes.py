@@ -353,3 +353,17 @@ async def test_what_the_logs_show_at_debug(rig: Running) -> None:
     values = lasio.read(io.StringIO(response.text))["ROPA"]
     assert len(values) > 100
     assert not any(f"{v:.2f}" in logged for v in values if v == v)  # NaN: no reading
+
+
+async def test_each_backend_serves_the_document_render_writes(
+    db_url: str, tmp_path: Path, sim_frames: Callable[..., list[Any]]
+) -> None:
+    """The worker reads on a connection of its own: the same document from SQLite, PostgreSQL and
+    MariaDB as render() over the service's store."""
+    async with running_service(make_config(tmp_path, database_url=db_url), ingest=False) as svc:
+        await svc.service.store.write(sim_frames("rig-7", 60))
+        params = {"source": "rig-7", "codes": "0108,0113", "index": "depth"}
+        response = await svc.client.get(LAS, params=params, headers=svc.auth("viewer"))
+        assert response.status_code == 200, response.text
+        request = ExportRequest("rig-7", ["0108", "0113"], IndexKind.depth, tz=UTC)
+        assert response.content == await render(svc.service.store, request, ExportFormat.las)
