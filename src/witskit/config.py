@@ -41,6 +41,7 @@ __all__ = [
     "SourceConfig",
     "SpoolSettings",
     "WebhookConfig",
+    "WellSettings",
     "WitsConfig",
     "config",
     "default_data_dir",
@@ -72,6 +73,20 @@ def _known_zone(value: str) -> str:
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+class WellSettings(BaseModel):
+    """The well a source's LAS and WITSML exports name (each None: derived, see ``docs/outputs.md``).
+
+    The values may hold ``{source}`` and ``{index}`` (``time`` or ``depth``), replaced per export.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=256, description="LAS ~W WELL and the WITSML well name")
+    well_uid: str | None = Field(None, max_length=256)
+    wellbore_uid: str | None = Field(None, max_length=256)
+    log_uid: str | None = Field(None, max_length=256)
 
 
 class WitsConfig(BaseSettings):
@@ -222,6 +237,52 @@ class WitsConfig(BaseSettings):
         description="A port serving /livez and /readyz only (0: none; they are on the API port anyway)",
     )
 
+    # LAS and WITSML exports (witskit export, GET /api/v1/data/las and /data/witsml)
+    well_name: str | None = Field(
+        None,
+        max_length=256,
+        validation_alias=_env("WITS_WELL_NAME", "well_name"),
+        description="Well name of every export (default: the feed's WID item, else the source)",
+    )
+    witsml_well_uid: str | None = Field(
+        None, max_length=256, validation_alias=_env("WITS_WITSML_WELL_UID", "witsml_well_uid")
+    )
+    witsml_wellbore_uid: str | None = Field(
+        None, max_length=256, validation_alias=_env("WITS_WITSML_WELLBORE_UID", "witsml_wellbore_uid")
+    )
+    witsml_log_uid: str | None = Field(
+        None, max_length=256, validation_alias=_env("WITS_WITSML_LOG_UID", "witsml_log_uid")
+    )
+    wells: dict[str, WellSettings] = Field(
+        default_factory=dict,
+        validation_alias=_env("WITS_WELLS", "wells"),
+        description='Per source, over the settings above: {"rig-1": {"name": ..., "well_uid": ...}} (JSON)',
+    )
+    # An export is built in memory (its headers give its extent before its data), in a thread that
+    # shares the GIL with the event loop: one at a time of 6 h of 10 channels raises a cheap
+    # request's p50 from ~8 to ~30 ms, two at once to ~650 ms (bench/bench_export_route.py).
+    export_max_concurrent: int = Field(
+        1,
+        ge=1,
+        le=64,
+        validation_alias=_env("WITS_EXPORT_MAX_CONCURRENT", "export_max_concurrent"),
+        description="LAS/WITSML exports the API builds at once; one more is refused (503)",
+    )
+    export_max_values: int = Field(
+        2_000_000,
+        ge=1_000,
+        le=10_000_000,
+        validation_alias=_env("WITS_EXPORT_MAX_VALUES", "export_max_values"),
+        description="Most values (rows x channels) of one LAS/WITSML document the API builds (422 beyond)",
+    )
+    export_timeout: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("WITS_EXPORT_TIMEOUT", "export_timeout"),
+        description="Seconds an API export may take (422 beyond: ask for a shorter range)",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -254,6 +315,21 @@ class WitsConfig(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'witskit.db'}"
+
+    def well_for(self, source: str, index: str) -> WellSettings:
+        """The well settings of ``source``'s ``index`` (time or depth) export: its own in
+        ``WITS_WELLS`` over ``WITS_WELL_NAME`` and ``WITS_WITSML_*_UID``, placeholders filled."""
+        own = self.wells.get(source) or WellSettings()
+
+        def fill(value: str | None) -> str | None:
+            return value.replace("{source}", source).replace("{index}", index) if value else None
+
+        return WellSettings(
+            name=fill(own.name or self.well_name),
+            well_uid=fill(own.well_uid or self.witsml_well_uid),
+            wellbore_uid=fill(own.wellbore_uid or self.witsml_wellbore_uid),
+            log_uid=fill(own.log_uid or self.witsml_log_uid),
+        )
 
     @property
     def spool_dir(self) -> Path:

@@ -164,3 +164,36 @@ def test_witsml_uids_can_be_given(store: str) -> None:
     log = etree.fromstring(out.encode()).find("{*}log")
     assert (log.get("uidWell"), log.get("uidWellbore"), log.get("uid")) == ("W-7", "rig-1-wb", "L<1>")
     assert log.findtext("{*}nameWell") == "WITSKIT-SIM-1"  # the name still comes from the WID item
+
+
+def test_the_well_and_uids_default_to_the_settings(store: str) -> None:
+    """``WITS_WELL_NAME``, ``WITS_WITSML_*_UID`` and ``WITS_WELLS`` (per source) are the defaults
+    of ``--well`` and the uid options, which still win."""
+    env = {
+        "WITS_WELL_NAME": "Smith 4H",
+        "WITS_WITSML_WELL_UID": "W-{source}",
+        "WITS_WELLS": json.dumps({"rig-1": {"wellbore_uid": "WB-{index}"}, "rig-2": {"name": "other"}}),
+    }
+    args = ["export", "witsml", "--db", store, "-s", "rig-1", "-c", "0113", "--end", "2026-01-01T06:00:02"]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 0, result.stderr
+    log = etree.fromstring(result.stdout.encode()).find("{*}log")
+    assert (log.get("uidWell"), log.get("uidWellbore"), log.get("uid")) == (
+        "W-rig-1",
+        "WB-time",
+        "rig-1-time",
+    )
+    assert log.findtext("{*}nameWell") == "Smith 4H"
+    given = runner.invoke(app, [*args, "--well-uid", "W-7", "--well", "Jones 1"], env=env)
+    log = etree.fromstring(given.stdout.encode()).find("{*}log")
+    assert (log.get("uidWell"), log.findtext("{*}nameWell")) == ("W-7", "Jones 1")
+    las = runner.invoke(app, ["export", "las", "--db", store, "-s", "rig-1", "-c", "0113"], env=env)
+    assert "WELL.                  Smith 4H : WELL" in las.stdout
+
+
+def test_a_bad_well_setting_is_one_line_naming_it(store: str) -> None:
+    args = ["export", "las", "--db", store, "-s", "rig-1", "-c", "0113"]
+    result = runner.invoke(app, args, env={"WITS_WELLS": '{"rig-1": {"uid": "x"}}'})
+    assert result.exit_code == 2
+    assert "WITS_WELLS.RIG-1.UID: Extra inputs are not permitted" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -165,3 +165,48 @@ def test_a_pipeline_files_spool_segment_larger_than_its_bound_names_the_field(tm
         load_pipeline(path)
     assert "spool.segment_bytes" in str(info.value)
     assert "must not exceed" in str(info.value)
+
+
+def test_the_well_of_an_export_comes_from_its_source_then_the_global_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WITS_WELL_NAME", "Field well {source}")
+    monkeypatch.setenv("WITS_WITSML_WELL_UID", "W-{source}")
+    monkeypatch.setenv("WITS_WITSML_LOG_UID", "{source}-{index}-log")
+    monkeypatch.setenv("WITS_WELLS", '{"rig-1": {"name": "Smith 4H", "wellbore_uid": "WB-{index}"}}')
+    cfg = WitsConfig(_env_file=None)  # type: ignore[call-arg]
+    own = cfg.well_for("rig-1", "depth")
+    assert (own.name, own.well_uid, own.wellbore_uid, own.log_uid) == (
+        "Smith 4H",
+        "W-rig-1",
+        "WB-depth",
+        "rig-1-depth-log",
+    )
+    other = cfg.well_for("rig-2", "time")
+    assert (other.name, other.well_uid, other.wellbore_uid, other.log_uid) == (
+        "Field well rig-2",
+        "W-rig-2",
+        None,
+        "rig-2-time-log",
+    )
+    # Nothing set: nothing, and the export derives the names from the source.
+    monkeypatch.delenv("WITS_WELL_NAME")
+    monkeypatch.delenv("WITS_WITSML_WELL_UID")
+    monkeypatch.delenv("WITS_WITSML_LOG_UID")
+    monkeypatch.delenv("WITS_WELLS")
+    assert WitsConfig(_env_file=None).well_for("rig-1", "time").model_dump() == {  # type: ignore[call-arg]
+        "name": None,
+        "well_uid": None,
+        "wellbore_uid": None,
+        "log_uid": None,
+    }
+
+
+def test_export_bounds_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WITS_EXPORT_MAX_CONCURRENT", "0")
+    monkeypatch.setenv("WITS_EXPORT_MAX_VALUES", "100000000")
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    text = str(info.value)
+    assert "WITS_EXPORT_MAX_CONCURRENT: Input should be greater than or equal to 1" in text
+    assert "WITS_EXPORT_MAX_VALUES: Input should be less than or equal to 10000000" in text

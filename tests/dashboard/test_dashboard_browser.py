@@ -529,3 +529,51 @@ def test_text_and_decimal_values_in_numeric_items_show_in_the_tiles_stored_and_l
         page.close()  # before the service stops: its requests would fail
     finally:
         stop_service(running.process)
+
+
+def test_the_download_menu_saves_las_and_witsml_of_the_rig_and_window(
+    browser: Browser, service: RunningService, tmp_path: Path
+) -> None:
+    """Download: the request carries the view window and the session's credential (not in the URL);
+    the browser saves the service's document under the service's file name, through a blob link."""
+    import lasio
+    from lxml import etree
+
+    page = browser.page(1280, 720)
+    sign_in(page, service.url, service.admin, service.password)
+    pick_rig(page)
+    wait_until(lambda: points(page) >= 3, timeout=15)
+    page.click("#download summary")
+    with page.expect_download() as las_download:
+        page.click('[data-download="las-time"]')
+    las_file = las_download.value
+    assert las_file.suggested_filename == "rig-1_time.las"
+    assert las_file.url.startswith("blob:")
+    saved = tmp_path / las_file.suggested_filename
+    las_file.save_as(saved)
+    las = lasio.read(saved)
+    assert [c.mnemonic for c in las.curves][:3] == ["TIME", "DBTM", "DMEA"]
+    assert len(las["TIME"]) >= 3
+    wait_until(lambda: page.inner_text("#download-status") == "Downloaded rig-1_time.las")
+    assert not page.locator("#download").get_attribute("open")  # the menu closed
+
+    # The request: the rig, the tracks' channels and the window on screen, the credential in a
+    # header (a URL would end up in logs and history).
+    [url] = [u for u in browser.requests if "/api/v1/data/las" in u]
+    query = dict(httpx.URL(url).params)
+    assert query["source"] == "rig-1"
+    assert query["index"] == "time"
+    assert query["codes"].split(",")[:3] == ["0108", "0110", "0113"]
+    assert "token" not in query
+    start = datetime.fromisoformat(query["start"]).timestamp()
+    view_start = int(page.get_attribute("#tracks", "data-view-start") or 0)
+    assert abs(start - view_start) < 120, (query, view_start)
+
+    page.click("#download summary")
+    with page.expect_download() as xml_download:
+        page.click('[data-download="witsml-20"]')
+    xml_file = xml_download.value
+    assert xml_file.suggested_filename == "rig-1_time.xml"
+    root = etree.fromstring(Path(xml_file.path()).read_bytes())
+    assert etree.QName(root).localname == "Log"
+    assert root.find(".//{*}ChannelSet") is not None

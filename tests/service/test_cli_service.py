@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -238,3 +239,53 @@ def test_the_dockerfile_passes_hadolint() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_metrics_of_run_show_the_relay_gauges(tmp_path: Path) -> None:
+    """``witskit run`` with a ``wits-serve://`` sink: ``/metrics`` shows the relay's consumers and
+    frames sent (refreshed from ``Pipeline.sink_counters()`` before each scrape)."""
+    relay_port = free_port()
+    (tmp_path / "pipeline.yaml").write_text(
+        "sources:\n"
+        "  - url: sim://rig-1?rate=20&records=1\n"
+        "sinks:\n"
+        f"  - url: wits-serve://127.0.0.1:{relay_port}?name=mwd\n"
+    )
+    env = clean_env(tmp_path, WITS_METRICS_ENABLED="true", WITS_METRICS_PORT=str(free_port()))
+    cmd = [sys.executable, "-m", "witskit", "run", "--port", "0", "--config", "pipeline.yaml"]
+    with witskit(cmd, env, tmp_path) as proc:
+        url = proc.wait_ready()
+        password = generated_password(proc.stderr)
+        assert password is not None, proc.stderr
+        token = httpx.post(f"{url}/api/v1/auth/token", data={"username": "admin", "password": password})
+        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+        def gauge(name: str) -> float | None:
+            text = httpx.get(f"{url}/metrics", headers=auth, timeout=10).text
+            found = re.search(rf'^{name}{{sink="mwd"}} (\S+)$', text, flags=re.M)
+            return float(found.group(1)) if found else None
+
+        with socket.create_connection(("127.0.0.1", relay_port), timeout=10) as consumer:
+            consumer.settimeout(10)
+            assert b"&&" in consumer.recv(4096)  # the consumer is served
+            deadline = time.monotonic() + 15
+            while (gauge("wits_relay_consumers") or 0) < 1 or (gauge("wits_relay_frames_sent") or 0) < 1:
+                assert time.monotonic() < deadline, "the relay gauges never showed the consumer"
+                time.sleep(0.2)
+        assert gauge("wits_relay_frames_dropped") == 0
+        assert gauge("wits_relay_refused_connections") == 0
+        assert proc.stop() == 0
+
+
+def test_the_image_installs_the_extras_the_service_uses() -> None:
+    """The API serves LAS and WITSML downloads and a pipeline file may name MQTT sinks: the image
+    has their extras, and every extra it names exists (pip only warns about an unknown one)."""
+    text = (ROOT / "Dockerfile.production").read_text().replace("\\\n", " ")
+    installs = re.findall(r'pip install [^\n]*"\.\[([a-z0-9,_-]+)\]"', text)
+    assert len(installs) == 1, installs
+    extras = set(installs[0].split(","))
+    assert {"server", "postgres", "las", "witsml", "mqtt"} <= extras
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras <= declared.keys(), extras - declared.keys()

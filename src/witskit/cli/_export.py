@@ -44,7 +44,10 @@ _Step = Annotated[
 ]
 _Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")]
 _Metric = Annotated[bool, typer.Option("--metric/--fps", help="Unit system of the rig (labels the units).")]
-_Well = Annotated[str | None, typer.Option("--well", help="Well name (default: WID item, else source).")]
+_Well = Annotated[
+    str | None,
+    typer.Option("--well", help="Well name (default: WITS_WELL_NAME, else the WID item, else the source)."),
+]
 _Tz = Annotated[str, typer.Option("--tz", help="Time zone of the times written (IANA name).")]
 
 
@@ -122,19 +125,26 @@ def register(app: typer.Typer) -> None:
         well: str | None,
         tz: str,
     ) -> ExportRequest:
+        from witskit.config import load_config
         from witskit.storage.query import parse_time
 
         if source is None and file is None:
             raise UsageError("name the source to export with --source (or read a capture with --file)")
+        name = source or (file.name if file else "")
+        # The options win over the settings (WITS_WELL_NAME, WITS_WITSML_*_UID, WITS_WELLS).
+        settings = load_config().well_for(name, index.value)
         return ExportRequest(
-            source=source or (file.name if file else ""),
+            source=name,
             codes=_codes(codes),
             index=index,
             start=parse_time(start, "--start"),
             end=parse_time(end, "--end"),
             step=step,
             metric=metric,
-            well=well,
+            well=well or settings.name,
+            well_uid=settings.well_uid,
+            wellbore_uid=settings.wellbore_uid,
+            log_uid=settings.log_uid,
             tz=_zone(tz),
         )
 
@@ -173,13 +183,18 @@ def register(app: typer.Typer) -> None:
             WitsmlVersion.v1411
         ),
         well_uid: Annotated[
-            str | None, typer.Option("--well-uid", help="Well uid (default: the source).")
+            str | None,
+            typer.Option("--well-uid", help="Well uid (default: WITS_WITSML_WELL_UID, else the source)."),
         ] = None,
         wellbore_uid: Annotated[
-            str | None, typer.Option("--wellbore-uid", help="Wellbore uid (default: SOURCE-wb).")
+            str | None,
+            typer.Option(
+                "--wellbore-uid", help="Wellbore uid (default: WITS_WITSML_WELLBORE_UID, else SOURCE-wb)."
+            ),
         ] = None,
         log_uid: Annotated[
-            str | None, typer.Option("--log-uid", help="Log uid (default: SOURCE-INDEX).")
+            str | None,
+            typer.Option("--log-uid", help="Log uid (default: WITS_WITSML_LOG_UID, else SOURCE-INDEX)."),
         ] = None,
         start: _Start = None,
         end: _End = None,
@@ -192,5 +207,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a WITSML 1.4.1.1 <logs> or 2.0 Log document (see docs/outputs.md)."""
         req = request(source, file, codes, index, start, end, step, metric, well, tz)
-        req = replace(req, well_uid=well_uid, wellbore_uid=wellbore_uid, log_uid=log_uid)
+        req = replace(
+            req,
+            well_uid=well_uid or req.well_uid,
+            wellbore_uid=wellbore_uid or req.wellbore_uid,
+            log_uid=log_uid or req.log_uid,
+        )
         _run(db, file, req, ExportFormat.witsml, version, output)

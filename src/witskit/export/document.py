@@ -22,6 +22,7 @@ from witskit.export.las import write_las
 from witskit.export.table import (
     BIT_DEPTH,
     HOLE_DEPTH,
+    MAX_VALUES,
     ON_BOTTOM_TOLERANCE,
     Channel,
     IndexKind,
@@ -86,9 +87,11 @@ class ExportRequest:
 
     ``step``: the depth step (depth units) of a depth log; the time step (seconds) of a time log,
     where None writes one row per frame (LAS then uses :data:`DEFAULT_TIME_STEP`). ``metric``:
-    the unit system the rig sends. ``well``: the well name (default: the feed's WID item, else
-    the source). ``ids``: the WITSML uids and names; without them, ``well_uid``, ``wellbore_uid``
-    and ``log_uid`` where given, else uids derived from the source (:func:`default_ids`).
+    the unit system the rig sends. ``max_values``: the most values (rows x channels) the log may
+    hold; a larger one is refused before it is built. ``well``: the well name (default: the
+    feed's WID item, else the source). ``ids``: the WITSML uids and names; without them,
+    ``well_uid``, ``wellbore_uid`` and ``log_uid`` where given, else uids derived from the source
+    (:func:`default_ids`).
     """
 
     source: str
@@ -107,6 +110,7 @@ class ExportRequest:
     bit_code: str = BIT_DEPTH
     hole_code: str = HOLE_DEPTH
     tolerance: float = ON_BOTTOM_TOLERANCE
+    max_values: int = MAX_VALUES
     symbols: SymbolTable | None = field(default=None, compare=False)
 
 
@@ -170,11 +174,12 @@ async def _table(
             bit_code=request.bit_code,
             hole_code=request.hole_code,
             tolerance=request.tolerance,
+            max_values=request.max_values,
         )
     step = request.step
     if step is None and fmt is ExportFormat.las:
         step = DEFAULT_TIME_STEP
-    return await time_table(batches, request.source, channels, step=step)
+    return await time_table(batches, request.source, channels, step=step, max_values=request.max_values)
 
 
 async def render(

@@ -7,7 +7,8 @@ too, see :func:`is_sensitive_name`) and by value (passwords in URLs, ``Bearer`` 
 keys, JWTs, ``name=value`` and ``"name": value`` pairs with such a name in text) everywhere in the
 event, including exception text, before JSON or console rendering. Every pattern runs in linear
 time: a log line is redacted on the event loop. The database drivers' and raw HTTP loggers
-(:data:`QUIET_LOGGERS`) stay at WARNING whatever the level: their DEBUG lines are SQL parameters.
+(:data:`QUIET_LOGGERS`) stay at WARNING whatever the level: their DEBUG lines are SQL parameters
+(and lasio's, a line per row of a LAS file).
 
 :func:`redact_validation_errors` does the same for the errors a 422 answer echoes.
 :class:`SecureLogger` keeps the plan's interface (``sanitize_data``, ``info``, ``error``...).
@@ -188,6 +189,8 @@ def redact_event(
 #: Loggers kept at WARNING whatever the level asked for: at DEBUG (and SQLAlchemy's engine at
 #: INFO) they write SQL statements with their parameters (password hashes, API key hashes, session
 #: ids) or raw request lines (a WebSocket's ``?token=``), which no redaction by key can recognise.
+#: lasio writes a line per header item and per row of every LAS file at DEBUG: a flood of ~200,000
+#: lines for one export from the API.
 QUIET_LOGGERS: Final = (
     "sqlalchemy",
     "aiosqlite",
@@ -200,6 +203,7 @@ QUIET_LOGGERS: Final = (
     "httpx",
     "multipart",
     "python_multipart",
+    "lasio",
 )
 
 

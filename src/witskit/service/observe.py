@@ -160,6 +160,10 @@ def refresh_gauges(
                 active[conn.transport] += 1
         for transport, count in active.items():
             m.active_connections.labels(transport_type=transport).set(count)
+    if pipe is not None:
+        # The relays' consumers and drops, MQTT's acknowledged messages: counted by the sinks.
+        for name, counters in pipe.sink_counters().items():
+            m.observe_sink(name, counters)
     if spool is None or pipe is None or spool.closed:
         return
     backlog = pipe.backlog

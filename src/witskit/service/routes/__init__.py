@@ -1,1 +1,2 @@
-"""The API's routers: ``auth``, ``data``, ``connections``, ``users`` (with API keys and audit), ``ops``."""
+"""The API's routers: ``auth``, ``data``, ``exports`` (LAS and WITSML), ``connections``, ``users``
+(with API keys and audit), ``ops``."""

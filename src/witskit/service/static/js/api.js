@@ -202,6 +202,19 @@ class Session extends EventTarget {
 
   /** An authenticated request; one refresh and retry on 401; the parsed JSON (or null). */
   async request(method, path, { query, body, signal } = {}) {
+    const response = await this.authorized(method, path, { query, body, signal });
+    if (response.status === 204) return null;
+    return response.json();
+  }
+
+  /** An authenticated GET of a file (an export): {blob, disposition}; errors as request()'s. */
+  async download(path, { query, signal } = {}) {
+    const response = await this.authorized("GET", path, { query, signal, accept: "*/*" });
+    return { blob: await response.blob(), disposition: response.headers.get("Content-Disposition") || "" };
+  }
+
+  /** The 2xx response of an authenticated request (one refresh and retry on 401), else ApiError. */
+  async authorized(method, path, { query, body, signal, accept = "application/json" } = {}) {
     const url = new URL(`${API}${path}`, window.location.origin);
     for (const [name, value] of Object.entries(query || {})) {
       if (value === undefined || value === null) continue;
@@ -210,7 +223,7 @@ class Session extends EventTarget {
     for (let attempt = 0; ; attempt += 1) {
       const credential = this.credential();
       if (!credential) throw new ApiError(401, "not logged in");
-      const headers = { Authorization: `Bearer ${credential}`, Accept: "application/json" };
+      const headers = { Authorization: `Bearer ${credential}`, Accept: accept };
       const init = { headers, signal };
       if (body !== undefined) {
         headers["Content-Type"] = "application/json";
@@ -238,8 +251,7 @@ class Session extends EventTarget {
         }
         throw new ApiError(response.status, detail);
       }
-      if (response.status === 204) return null;
-      return response.json();
+      return response;
     }
   }
 
@@ -260,6 +272,7 @@ export const api = {
   post: (path, body) => session.request("POST", path, { body }),
   patch: (path, body) => session.request("PATCH", path, { body }),
   delete: (path) => session.request("DELETE", path),
+  download: (path, query, signal) => session.download(path, { query, signal }),
 };
 
 /**

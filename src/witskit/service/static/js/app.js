@@ -14,6 +14,7 @@ import { renderAdmin } from "./admin.js";
 import { onAlarmMessage, remarkTracks, startAlarms, stopAlarms } from "./alarmbar.js";
 import { QualityChart, TIME_TRACKS, DEPTH_TRACK, Tracks, palette } from "./charts.js";
 import { byId, formatAge, formatClock, h, setText } from "./dom.js";
+import { DOWNLOADS, downloadRequest, fallbackName, fileName } from "./downloads.js";
 import { Loader } from "./loader.js";
 import { AnalyticsPanels, stateLegend } from "./panels.js";
 import { LEGEND_TEXT, formatReading, readingAt } from "./readings.js";
@@ -203,6 +204,7 @@ function stopApp() {
   clearTimeout(state.sourcesTimer);
   loader.stop();
   stopAlarms();
+  if (downloading) downloading.abort();
   state.me = null;
   setLive("idle");
 }
@@ -641,6 +643,58 @@ function goAll() {
   if (view) showView(view);
 }
 
+// Downloads: the LAS and WITSML documents of the rig and window on screen (downloads.js) --------
+let downloading = null; // the AbortController of the download in flight (one at a time)
+
+function buildDownloadMenu() {
+  const menu = byId("download-menu");
+  menu.replaceChildren(
+    ...DOWNLOADS.map((d) => h("button", { type: "button", dataset: { download: d.id }, onclick: () => download(d.id) }, d.label)),
+  );
+}
+
+async function download(id) {
+  const status = byId("download-status");
+  const rig = loader.rig;
+  let request;
+  try {
+    request = downloadRequest(id, rig, onScreen(session.now()), CODES);
+  } catch (e) {
+    setText(status, `Download: ${e.message}.`);
+    return;
+  }
+  byId("download").open = false;
+  // One at a time: the service builds one export per user at once (a second is refused).
+  if (downloading) {
+    setText(status, "A download is being prepared: wait for it.");
+    return;
+  }
+  const controller = new AbortController();
+  downloading = controller;
+  setText(status, "Preparing the download…");
+  delete status.dataset.file;
+  try {
+    // Through the session (its credential, refreshed if need be), then handed to the browser as a
+    // blob: a plain link could not carry the Authorization header.
+    const { blob, disposition } = await api.download(request.path, request.query, controller.signal);
+    const name = fileName(disposition, fallbackName(id, rig));
+    const href = URL.createObjectURL(blob);
+    const link = h("a", { href, download: name, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    // Revoked later, not at once: the browser may still be reading it when click() returns.
+    setTimeout(() => URL.revokeObjectURL(href), 60000);
+    setText(status, `Downloaded ${name}`);
+    status.dataset.file = name;
+  } catch (e) {
+    if (e.name === "AbortError") return;
+    // The service names what is missing (a range with no data, no depth items, too many values).
+    setText(status, `Download failed: ${e.message}`);
+  } finally {
+    if (downloading === controller) downloading = null;
+  }
+}
 
 function onRangeSubmit(event) {
   event.preventDefault();
@@ -780,6 +834,7 @@ async function boot() {
   byId("zoom-out").addEventListener("click", () => zoom(2));
   byId("go-live").addEventListener("click", () => goLive());
   byId("range-form").addEventListener("submit", onRangeSubmit);
+  buildDownloadMenu();
   byId("goto").addEventListener("toggle", () => {
     if (!byId("goto").open) return;
     // Start from the range on screen, in local time as the inputs want it.
