@@ -273,3 +273,45 @@ def test_a_killed_archive_run_leaves_no_gap_and_no_duplicate(tmp_path: Path) -> 
     assert len({(k["frame_key"], k["idx"]) for k in keys}) == len(keys)  # no duplicate
     for entry in entries:
         archive.verify(entry)
+
+
+async def test_a_manifest_entry_names_only_its_own_file(tmp_path: Path) -> None:
+    """Whoever can write a manifest entry cannot point it at another file: not another source's
+    (its data would be read, and retention would drop hot rows, as this source's), not a file
+    outside the archive (``../``)."""
+    import json
+    import shutil
+
+    archive = Archive(str(tmp_path / "a"))
+    store = await Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        await fill(store, "rig-a", days=1)
+        await store.write(day_frames("rig-b", 0, seed=9))
+        await archive_days(store, archive, until=DAY0 + timedelta(days=1))
+        day0 = date(2026, 3, 1)
+        other = archive.data_path("rig-a", day0)
+        outside = tmp_path / "outside" / "part-0.parquet"
+        outside.parent.mkdir()
+        shutil.copy(other, outside)
+        manifest = Path(archive.manifest_path("rig-b", day0))
+        good = json.loads(manifest.read_text())
+        for path in (other[len(archive.root) + 1 :], "../outside/part-0.parquet", str(outside)):
+            manifest.write_text(json.dumps({**good, "path": path, "bytes": outside.stat().st_size}))
+            with pytest.raises(ArchiveError, match="does not name its own file") as err:
+                archive.entry("rig-b", day0)
+            assert str(manifest) in str(err.value)
+            assert not await is_archived(store, archive, "rig-b", DAY0, DAY0 + timedelta(days=1))
+    finally:
+        await store.aclose()
+
+
+def test_an_oversized_manifest_entry_is_refused_unread(tmp_path: Path) -> None:
+    archive = Archive(str(tmp_path / "a"))
+    day0 = date(2026, 3, 1)
+    manifest = Path(archive.manifest_path("rig", day0))
+    manifest.parent.mkdir(parents=True)
+    with manifest.open("wb") as f:  # a 300 MB "entry" (sparse: no disk used)
+        f.truncate(300 * 1024 * 1024)
+    with pytest.raises(ArchiveError, match="larger than") as err:
+        archive.entry("rig", day0)
+    assert str(manifest) in str(err.value)

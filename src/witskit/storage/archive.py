@@ -47,6 +47,9 @@ logger = logging.getLogger("witskit.storage")
 #: The columns of every archive file, in order.
 ARCHIVE_COLUMNS: Final = ("time", "code", "mnemonic", "value", "text", "unit", "frame_key", "idx")
 _FORMAT: Final = "witskit-archive-1"
+#: Bytes of a manifest entry read at most: an entry is a few hundred bytes of JSON, so a bigger one
+#: is not ours, and reading a planted 300 MB "entry" whole would cost its size in memory.
+MAX_MANIFEST_ENTRY: Final = 64 * 1024
 _DAY: Final = timedelta(days=1)
 
 
@@ -213,13 +216,17 @@ class Archive:
         path = self.manifest_path(source, day)
         try:
             with self.fs.open_input_stream(path) as f:
-                body = f.read()
+                body = f.read(MAX_MANIFEST_ENTRY + 1)
         except FileNotFoundError:
             return None
         except OSError as exc:
             if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
                 return None
             raise ArchiveError(f"cannot read the manifest entry {path}: {exc}") from None
+        if len(body) > MAX_MANIFEST_ENTRY:
+            raise ArchiveError(
+                f"the manifest entry {path} is larger than {MAX_MANIFEST_ENTRY:,} bytes: not a WitsKit entry"
+            )
         try:
             data = json.loads(body)
             entry = ManifestEntry(**data)
@@ -227,6 +234,12 @@ class Archive:
             raise ArchiveError(f"the manifest entry {path} is not a WitsKit manifest entry: {exc}") from None
         if entry.format != _FORMAT or entry.source != source or entry.date != day.isoformat():
             raise ArchiveError(f"the manifest entry {path} does not describe {source!r} on {day}")
+        # The file is where the layout puts it, never where the entry says: an entry naming another
+        # source's file (or ``../`` out of the archive) would have its rows read as this source's,
+        # and retention drop this source's hot rows on the strength of that file.
+        own = self.data_path(source, day)[len(self.root) + 1 :]
+        if entry.path != own:
+            raise ArchiveError(f"the manifest entry {path} does not name its own file ({own})")
         return entry
 
     def entries(self, sources: Iterable[str] | None = None) -> list[ManifestEntry]:
