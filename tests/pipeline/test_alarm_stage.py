@@ -110,6 +110,29 @@ async def test_the_stage_sends_each_event_once_signed(receiver: Receiver) -> Non
     assert sender.targets[0].sent == 2
 
 
+@pytest.mark.parametrize(
+    ("stamp", "signature"),
+    [
+        pytest.param("{now}", "sha256=\u00e9" * 8, id="non-ascii-signature"),
+        pytest.param("\u00b2", "", id="superscript-digit-stamp"),
+        pytest.param("{wide}", "{good}", id="fullwidth-digit-stamp"),
+    ],
+)
+def test_verify_answers_false_to_any_forged_header(stamp: str, signature: str) -> None:
+    """A receiver passes the headers of whoever calls it: any text is False, never an exception
+    (a TypeError from compare_digest, a ValueError from int(), a 500 for the attacker to probe)."""
+    from witskit.pipeline.webhooks import sign
+
+    body = b'{"event_id":"e1"}'
+    now = int(time.time())
+    wide = "".join(chr(0xFF10 + int(d)) for d in str(now))  # the digits of now, fullwidth
+    headers = {
+        "X-WitsKit-Timestamp": stamp.format(now=now, wide=wide),
+        "X-WitsKit-Signature": signature.format(good=sign(SECRET, now, body)),
+    }
+    assert verify(SECRET, headers, body, now=now) is False
+
+
 async def test_a_failed_post_is_retried_and_each_attempt_signed_afresh(receiver: Receiver) -> None:
     receiver.statuses = [503, 500]
     target = WebhookTarget(receiver.url, SECRET, backoff_factor=0.01, max_attempts=3)

@@ -85,11 +85,14 @@ def verify(
     lowered = {k.lower(): v for k, v in headers.items()}
     stamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
     given = lowered.get(SIGNATURE_HEADER.lower(), "")
-    if not stamp.isdigit() or len(stamp) > 12:
+    # ASCII digits only: str.isdigit() is also true of "²" (int() then raises) and of fullwidth
+    # digits (int() reads them: a second spelling of the signed timestamp).
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         return False
     if abs((time.time() if now is None else now) - int(stamp)) > tolerance:
         return False
-    return hmac.compare_digest(sign(secret, int(stamp), body), given)
+    # As bytes: compare_digest raises TypeError for a str with a non-ASCII character in it.
+    return hmac.compare_digest(sign(secret, int(stamp), body).encode(), given.encode("utf-8", "replace"))
 
 
 class WebhookTarget:
