@@ -214,6 +214,23 @@ def pipeline_file(tmp_path: Path, alarms: dict[str, Any]) -> Path:
             "WITS_PORT); a webhook must go to another system",
             id="the-service-itself",
         ),
+        *(
+            pytest.param(
+                {"url": f"http://{host}:8080/api/v1/alarms", "secret_env": "HOME"},
+                f"alarms.webhooks.0.url: points at this WitsKit service ({shown}:8080, from WITS_HOST and "
+                "WITS_PORT); a webhook must go to another system",
+                id=f"the-service-itself-as-{shown}",
+            )
+            # Other spellings of 127.0.0.1 that connect() takes: the legacy forms of inet_aton, an
+            # IPv4-mapped IPv6 address, a fully qualified "localhost.".
+            for host, shown in (
+                ("127.1", "127.1"),
+                ("2130706433", "2130706433"),
+                ("0x7f.0.0.1", "0x7f.0.0.1"),
+                ("[::ffff:127.0.0.1]", "::ffff:127.0.0.1"),
+                ("LOCALHOST.", "localhost."),
+            )
+        ),
         pytest.param(
             {"url": "https://ops.example/alarms"},
             "alarms.webhooks.0: needs secret_env: (the name of a variable holding the HMAC key) or secret:",
