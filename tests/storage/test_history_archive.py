@@ -227,6 +227,40 @@ async def test_an_s3_compatible_bucket_holds_the_same_archive(s3_server: str, tm
         await store.aclose()
 
 
+def test_s3_keys_in_the_archive_location_are_never_shown(s3_server: str, tmp_path: Path) -> None:
+    """``s3://KEY:SECRET@bucket/prefix`` is how pyarrow takes keys in a URI (and WITS_ARCHIVE_URL):
+    the secret is in no repr, no error and no line of ``witskit archive``."""
+    from witskit.errors import UsageError
+
+    secret = "wJalrXUtnFEMI-do-not-show"
+    location = (
+        f"s3://testing:{secret}@wits-archive/fleet?scheme=http&endpoint_override={s3_server}"
+        "&region=us-east-1&allow_bucket_creation=true"
+    )
+    assert secret not in repr(Archive(location))
+    with pytest.raises(UsageError) as err:
+        Archive(location + "&no_such_option=1")
+    assert "no_such_option" in str(err.value)
+    assert secret not in str(err.value)
+
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+
+    async def filled() -> None:
+        store = await Store.open(db)
+        try:
+            await fill(store, "rig-1", days=1)
+        finally:
+            await store.aclose()
+
+    asyncio.run(filled())
+    cmd = [sys.executable, "-m", "witskit", "archive", "--db", db, "--to", location, "--until", "2026-03-02"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "1 day(s) written" in done.stderr
+    assert secret not in done.stdout + done.stderr
+
+
 def test_a_killed_archive_run_leaves_no_gap_and_no_duplicate(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'w.db'}"
     days = 40

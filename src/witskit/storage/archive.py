@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, unquote
 
 from witskit.errors import UsageError
+from witskit.storage._url import sanitize_url
 from witskit.storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -107,7 +108,9 @@ def _parse_location(location: str) -> tuple[pafs.FileSystem, str]:
         try:
             fs, root = pafs.FileSystem.from_uri(location)
         except (ValueError, OSError) as exc:
-            raise UsageError(f"cannot use the archive location {location!r}: {exc}") from None
+            shown = sanitize_url(location)
+            why = str(exc).replace(location, shown)  # Arrow quotes the URI it cannot parse
+            raise UsageError(f"cannot use the archive location {shown!r}: {why}") from None
         return fs, root.rstrip("/")
     from pathlib import Path
 
@@ -130,7 +133,8 @@ class Archive:
             self.fs, self.root = _parse_location(location)
         else:
             self.fs, self.root = filesystem, location.rstrip("/")
-        self.location = location
+        #: The location as shown in messages: keys in it (``s3://KEY:SECRET@bucket``) masked.
+        self.location = sanitize_url(location)
         self.local = type(self.fs).__name__ == "LocalFileSystem"
 
     def __repr__(self) -> str:
