@@ -157,6 +157,48 @@ async def test_an_answer_that_is_no_server_error_is_final(receiver: Receiver) ->
     assert len(receiver.requests) == 1
 
 
+async def test_the_answers_body_is_never_read() -> None:
+    """The status is all a sender needs. Reading the body whole let a receiver (or whatever
+    answers at its address) send a 300 MB answer into the ingest process's memory, or trickle one
+    byte per timeout to hold the worker for ever."""
+    answered = asyncio.Event()
+
+    async def huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(
+                next(
+                    v
+                    for k, _, v in (h.partition(b":") for h in head.split(b"\r\n"))
+                    if k.lower() == b"content-length"
+                )
+            )
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 300000000\r\n\r\n" + b"x" * 65536)
+            await writer.drain()
+            answered.set()
+            await asyncio.sleep(30)  # the other 299.9 MB never come
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(huge, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hooks"
+    target = WebhookTarget(url, SECRET, timeout=2.0, max_attempts=1)
+    sender = WebhookSender([target])
+    sender.start()
+    try:
+        sender.offer({"event_id": "e1"})
+        await until(lambda: target.sent + target.failed == 1, timeout=10)
+        assert answered.is_set()
+        assert (target.sent, target.failed) == (1, 0)
+    finally:
+        await sender.aclose()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_a_receiver_that_hangs_never_blocks_ingest(receiver: Receiver) -> None:
     receiver.hang = True
     target = WebhookTarget(receiver.url, SECRET, timeout=30, queue_size=3)

@@ -19,7 +19,8 @@ Each webhook has a worker and a bounded queue. :meth:`WebhookSender.offer` never
 queue is full the event is dropped for that webhook and counted (:attr:`WebhookTarget.dropped`),
 so a receiver that is down or slow costs memory up to the bound, never ingest. A failed POST
 (connection error, timeout, 429 or 5xx) is retried with the project's :class:`RetryPolicy`; any
-other answer is final. Redirects are not followed (a signed event goes where it was configured).
+other answer is final; the answer's body is never read. Redirects are not followed (a signed event
+goes where it was configured).
 httpx is the HTTP client (the ``webhooks`` extra).
 """
 
@@ -198,15 +199,18 @@ class WebhookSender:
             SIGNATURE_HEADER: sign(target.secret, stamp, body),
         }
         try:
-            response = await self._client.post(
-                target.url, content=body, headers=headers, timeout=target.timeout
-            )
+            # Streamed and closed unread: the status is the answer, and a body read whole would let
+            # whatever answers send hundreds of MB into this process, or trickle it to hold the worker.
+            async with self._client.stream(
+                "POST", target.url, content=body, headers=headers, timeout=target.timeout
+            ) as response:
+                status = response.status_code
         except httpx.TransportError as exc:  # connect, read, timeout: worth another attempt
             raise OSError(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _RetryableStatus(f"HTTP {response.status_code}")
-        if response.status_code >= 300:
-            raise UsageError(f"HTTP {response.status_code} (not retried)")
+        if status == 429 or status >= 500:
+            raise _RetryableStatus(f"HTTP {status}")
+        if status >= 300:
+            raise UsageError(f"HTTP {status} (not retried)")
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every queued event to be sent or given up; True if done."""
