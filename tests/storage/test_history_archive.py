@@ -309,6 +309,54 @@ def test_a_killed_archive_run_leaves_no_gap_and_no_duplicate(tmp_path: Path) -> 
         archive.verify(entry)
 
 
+def test_a_second_archive_run_at_once_never_breaks_the_first(tmp_path: Path) -> None:
+    """Two runs at once (a cron job and a hand-run one): the second's clean-up took the first's
+    temporary file for a killed run's and removed it mid-write, and the first failed. Now the
+    second is refused by name while the first runs, and the first completes."""
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    days = 40
+
+    async def setup() -> None:
+        store = await Store.open(db)
+        try:
+            for d in range(days):
+                await store.write(day_frames("rig", d, steps=60))
+        finally:
+            await store.aclose()
+
+    asyncio.run(setup())
+    root = tmp_path / "archive"
+    manifest = root / "_manifest" / "source=rig"
+    cmd = [sys.executable, "-m", "witskit", "archive", "--db", db, "--to", str(root), "--until", "2026-06-01"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    refusals = 0
+    try:
+        wait_until(manifest.is_dir, timeout=60, interval=0.01, what="the first run writing")
+
+        async def second() -> None:
+            nonlocal refusals
+            store = await Store.open(db)
+            try:
+                for _ in range(200):  # bounded: the first run takes a few seconds
+                    if first.poll() is not None:
+                        return
+                    try:
+                        await archive_days(store, Archive(str(root)), until=DAY0 + timedelta(days=1))
+                    except ArchiveError as exc:
+                        refusals += "another run is writing the archive" in str(exc)
+                    await asyncio.sleep(0.005)
+            finally:
+                await store.aclose()
+
+        asyncio.run(second())
+    finally:
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert refusals > 0, "the first run ended before the second tried (or it failed otherwise)"
+    assert len(Archive(str(root)).entries()) == days
+
+
 async def test_a_manifest_entry_names_only_its_own_file(tmp_path: Path) -> None:
     """Whoever can write a manifest entry cannot point it at another file: not another source's
     (its data would be read, and retention would drop hot rows, as this source's), not a file

@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -304,8 +304,36 @@ class Archive:
                 f"the archive file {path} has {meta.num_rows} rows, its manifest says {entry.rows}"
             )
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the archive's writer lock (local disks) while a run writes: a second run at once
+        raises :class:`ArchiveError`. Without it, the second run's :meth:`cleanup` took the first
+        run's temporary file for a killed run's and removed it mid-write. The kernel releases the
+        lock of a killed run, so its leftovers are then removed."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            fcntl = None  # type: ignore[assignment]
+        if not self.local or fcntl is None:
+            yield
+            return
+        try:
+            self.fs.create_dir(self.root, recursive=True)
+            lock = open(f"{self.root}/.witskit-writer.lock", "a+b")  # noqa: SIM115 - held across the yield
+        except OSError as exc:
+            raise ArchiveError(f"cannot lock the archive {self.location}: {exc}") from None
+        with lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ArchiveError(
+                    f"another run is writing the archive {self.location} now; try again when it ends"
+                ) from None
+            yield
+
     def cleanup(self) -> int:
-        """Remove temporary files left by killed runs (local disks); the number removed."""
+        """Remove temporary files left by killed runs (local disks); the number removed. Call it
+        under :meth:`writing`: a running writer's temporary file looks the same."""
         import pyarrow.fs as pafs
 
         if not self.local:
@@ -373,7 +401,20 @@ async def archive_days(
     now = datetime.now(UTC)
     end = until or now.replace(hour=0, minute=0, second=0, microsecond=0)
     report = ArchiveReport()
-    archive.cleanup()
+    with archive.writing():
+        archive.cleanup()
+        await _archive_all(store, archive, sources, end, on_day, report)
+    return report
+
+
+async def _archive_all(
+    store: Any,
+    archive: Archive,
+    sources: Iterable[str] | None,
+    end: datetime,
+    on_day: Callable[[ManifestEntry], None] | None,
+    report: ArchiveReport,
+) -> None:
     wanted = None if sources is None else set(sources)
     for info in await store.sources():
         if (wanted is not None and info.name not in wanted) or info.first_time is None:
@@ -407,7 +448,6 @@ async def archive_days(
                     if on_day is not None:
                         on_day(written)
             day += _DAY
-    return report
 
 
 async def is_archived(store: Any, archive: Archive, source: str, start: datetime, end: datetime) -> bool:
