@@ -4,7 +4,7 @@ The request::
 
     POST <url>
     Content-Type: application/json
-    X-WitsKit-Event: <event id>            the same id on every retry: receivers drop duplicates
+    X-WitsKit-Event: <event id>            the same id on every retry (unsigned: dedupe by the body's)
     X-WitsKit-Timestamp: <unix seconds>    when this attempt was signed
     X-WitsKit-Signature: sha256=<hex>      HMAC-SHA256(secret, "<timestamp>.<body>")
 
