@@ -310,3 +310,40 @@ def test_a_rule_name_with_a_line_break_is_refused() -> None:
     assert rule_problems([rule]) == [
         ("alarms.rules.0.name", "must be printable text (no line breaks or control characters)")
     ]
+
+
+def test_one_frame_with_a_wild_clock_does_not_silence_the_rules() -> None:
+    """A corrupt date item (a serial bit error: 2066 for 2026) once: every later frame of the
+    source was older than it, skipped as out of order, and no rule of the source could fire for 40
+    years. After CLOCK_RESET_FRAMES such frames in a row the engine believes the older clock."""
+    from witskit.analytics.alarms import CLOCK_RESET_FRAMES
+
+    jump = {"name": "spp-jump", "type": "rate", "code": "0121", "rise": 1000, "window_seconds": 10}
+    engine = AlarmEngine(parse_rules([SPP_HIGH, jump]))
+    events = [e for i in range(5) for e in engine.feed(frame(i, {"0121": 1000}))]
+    events += engine.feed(frame(5 + 40 * 365 * 86_400, {"0121": 1000}))  # the wild one
+    ok = 6 + CLOCK_RESET_FRAMES - 1  # the first frame the engine takes on the older clock
+    events += [
+        e for i in range(6, 100) for e in engine.feed(frame(i, {"0121": 1000 if i < ok + 2 else 3500}))
+    ]
+    fired = [(e.rule, e.state, e.time.second) for e in events]
+    # The rise fires when it comes, the threshold 3 s later; the rise clears once the window (10 s)
+    # holds no lower value and clear_seconds (10 s by default) have passed.
+    assert sorted(fired) == [
+        ("spp-high", "fired", ok + 2 + 3),
+        ("spp-jump", "cleared", ok + 2 + 10 + 10),
+        ("spp-jump", "fired", ok + 2),
+    ]
+    assert engine.clock_resets == 1
+    assert engine.out_of_order == CLOCK_RESET_FRAMES - 1
+
+
+def test_a_stopped_clock_does_not_grow_a_window() -> None:
+    """An EDR whose clock stopped sends every frame with one time: a window pruned by time kept
+    them all (a day of a 1 Hz feed: 86,400 readings per rule and source, then more, for ever)."""
+    rule = {"name": "hookload-drop", "type": "rate", "code": "0114", "fall": 50, "window_seconds": 10}
+    engine = AlarmEngine(parse_rules([rule, {"name": "kick", "type": "pit_gain"}]))
+    for k in range(2000):
+        engine.feed(frame(0, {"0114": 300.0 + k % 7, "0112": 10.0, "0119": 500.0}))
+    assert max(len(track.history) for track in engine._tracks.values()) == 1
+    assert max(len(h) for h in engine._tripping._blocks.values()) == 1

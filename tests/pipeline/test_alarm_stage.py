@@ -69,6 +69,29 @@ async def test_the_stage_sends_each_event_once_signed(receiver: Receiver) -> Non
     assert sender.targets[0].sent == 2
 
 
+@pytest.mark.parametrize(
+    ("stamp", "signature"),
+    [
+        pytest.param("{now}", "sha256=\u00e9" * 8, id="non-ascii-signature"),
+        pytest.param("\u00b2", "", id="superscript-digit-stamp"),
+        pytest.param("{wide}", "{good}", id="fullwidth-digit-stamp"),
+    ],
+)
+def test_verify_answers_false_to_any_forged_header(stamp: str, signature: str) -> None:
+    """A receiver passes the headers of whoever calls it: any text is False, never an exception
+    (a TypeError from compare_digest, a ValueError from int(), a 500 for the attacker to probe)."""
+    from witskit.pipeline.webhooks import sign
+
+    body = b'{"event_id":"e1"}'
+    now = int(time.time())
+    wide = "".join(chr(0xFF10 + int(d)) for d in str(now))  # the digits of now, fullwidth
+    headers = {
+        "X-WitsKit-Timestamp": stamp.format(now=now, wide=wide),
+        "X-WitsKit-Signature": signature.format(good=sign(SECRET, now, body)),
+    }
+    assert verify(SECRET, headers, body, now=now) is False
+
+
 async def test_a_failed_post_is_retried_and_each_attempt_signed_afresh(receiver: Receiver) -> None:
     receiver.statuses = [503, 500]
     target = WebhookTarget(receiver.url, SECRET, backoff_factor=0.01, max_attempts=3)
@@ -91,6 +114,48 @@ async def test_an_answer_that_is_no_server_error_is_final(receiver: Receiver) ->
     await until(lambda: target.failed == 1)
     await sender.aclose()
     assert len(receiver.requests) == 1
+
+
+async def test_the_answers_body_is_never_read() -> None:
+    """The status is all a sender needs. Reading the body whole let a receiver (or whatever
+    answers at its address) send a 300 MB answer into the ingest process's memory, or trickle one
+    byte per timeout to hold the worker for ever."""
+    answered = asyncio.Event()
+
+    async def huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(
+                next(
+                    v
+                    for k, _, v in (h.partition(b":") for h in head.split(b"\r\n"))
+                    if k.lower() == b"content-length"
+                )
+            )
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 300000000\r\n\r\n" + b"x" * 65536)
+            await writer.drain()
+            answered.set()
+            await asyncio.sleep(30)  # the other 299.9 MB never come
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(huge, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hooks"
+    target = WebhookTarget(url, SECRET, timeout=2.0, max_attempts=1)
+    sender = WebhookSender([target])
+    sender.start()
+    try:
+        sender.offer({"event_id": "e1"})
+        await until(lambda: target.sent + target.failed == 1, timeout=10)
+        assert answered.is_set()
+        assert (target.sent, target.failed) == (1, 0)
+    finally:
+        await sender.aclose()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_a_receiver_that_hangs_never_blocks_ingest(receiver: Receiver) -> None:
@@ -149,6 +214,23 @@ def pipeline_file(tmp_path: Path, alarms: dict[str, Any]) -> Path:
             "alarms.webhooks.0.url: points at this WitsKit service (localhost:8080, from WITS_HOST and "
             "WITS_PORT); a webhook must go to another system",
             id="the-service-itself",
+        ),
+        *(
+            pytest.param(
+                {"url": f"http://{host}:8080/api/v1/alarms", "secret_env": "HOME"},
+                f"alarms.webhooks.0.url: points at this WitsKit service ({shown}:8080, from WITS_HOST and "
+                "WITS_PORT); a webhook must go to another system",
+                id=f"the-service-itself-as-{shown}",
+            )
+            # Other spellings of 127.0.0.1 that connect() takes: the legacy forms of inet_aton, an
+            # IPv4-mapped IPv6 address, a fully qualified "localhost.".
+            for host, shown in (
+                ("127.1", "127.1"),
+                ("2130706433", "2130706433"),
+                ("0x7f.0.0.1", "0x7f.0.0.1"),
+                ("[::ffff:127.0.0.1]", "::ffff:127.0.0.1"),
+                ("LOCALHOST.", "localhost."),
+            )
         ),
         pytest.param(
             {"url": "https://ops.example/alarms"},

@@ -246,6 +246,32 @@ async def test_request_mode_answers_each_packet_with_the_latest_of_each_record(t
         writer.close()
 
 
+async def test_a_consumer_flooding_valid_packets_is_read_at_a_bounded_rate(tmp_path: Path) -> None:
+    """Handshakes are not garbage, so no disconnect ends a flood of them; each costs parsing and an
+    answer on the loop ingest runs on. The relay reads a consumer at INBOUND_PACKET_RATE."""
+    from witskit.transport.base import READ_SIZE
+    from witskit.transport.relay import INBOUND_BURST, INBOUND_PACKET_RATE
+
+    sink = relay("wits-serve://127.0.0.1:0?mode=request&records=1")
+    pipe = sim_pipeline(tmp_path, sink, rate=20)
+    async with running(pipe):
+        await until(lambda: sink.outlet._server is not None)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        _reader, writer = await asyncio.open_connection("127.0.0.1", sink.port)
+        received = pipe.stats.frames_received
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.5):  # as fast as the relay takes them, for 1.5 s
+                while True:
+                    writer.write(DEFAULT_HANDSHAKE * 4096)
+                    await writer.drain()
+        elapsed = loop.time() - started
+        one_read = READ_SIZE // len(DEFAULT_HANDSHAKE) + 1
+        assert 0 < sink.stats.packets_received <= INBOUND_BURST + INBOUND_PACKET_RATE * elapsed + one_read
+        await until(lambda: pipe.stats.frames_received > received)  # ingest went on
+        writer.transport.abort()
+
+
 async def test_connections_over_the_cap_and_outside_the_allowlist_are_refused(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -227,6 +227,40 @@ async def test_an_s3_compatible_bucket_holds_the_same_archive(s3_server: str, tm
         await store.aclose()
 
 
+def test_s3_keys_in_the_archive_location_are_never_shown(s3_server: str, tmp_path: Path) -> None:
+    """``s3://KEY:SECRET@bucket/prefix`` is how pyarrow takes keys in a URI (and WITS_ARCHIVE_URL):
+    the secret is in no repr, no error and no line of ``witskit archive``."""
+    from witskit.errors import UsageError
+
+    secret = "wJalrXUtnFEMI-do-not-show"
+    location = (
+        f"s3://testing:{secret}@wits-archive/fleet?scheme=http&endpoint_override={s3_server}"
+        "&region=us-east-1&allow_bucket_creation=true"
+    )
+    assert secret not in repr(Archive(location))
+    with pytest.raises(UsageError) as err:
+        Archive(location + "&no_such_option=1")
+    assert "no_such_option" in str(err.value)
+    assert secret not in str(err.value)
+
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+
+    async def filled() -> None:
+        store = await Store.open(db)
+        try:
+            await fill(store, "rig-1", days=1)
+        finally:
+            await store.aclose()
+
+    asyncio.run(filled())
+    cmd = [sys.executable, "-m", "witskit", "archive", "--db", db, "--to", location, "--until", "2026-03-02"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "1 day(s) written" in done.stderr
+    assert secret not in done.stdout + done.stderr
+
+
 def test_a_killed_archive_run_leaves_no_gap_and_no_duplicate(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'w.db'}"
     days = 40
@@ -273,3 +307,93 @@ def test_a_killed_archive_run_leaves_no_gap_and_no_duplicate(tmp_path: Path) -> 
     assert len({(k["frame_key"], k["idx"]) for k in keys}) == len(keys)  # no duplicate
     for entry in entries:
         archive.verify(entry)
+
+
+def test_a_second_archive_run_at_once_never_breaks_the_first(tmp_path: Path) -> None:
+    """Two runs at once (a cron job and a hand-run one): the second's clean-up took the first's
+    temporary file for a killed run's and removed it mid-write, and the first failed. Now the
+    second is refused by name while the first runs, and the first completes."""
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    days = 40
+
+    async def setup() -> None:
+        store = await Store.open(db)
+        try:
+            for d in range(days):
+                await store.write(day_frames("rig", d, steps=60))
+        finally:
+            await store.aclose()
+
+    asyncio.run(setup())
+    root = tmp_path / "archive"
+    manifest = root / "_manifest" / "source=rig"
+    cmd = [sys.executable, "-m", "witskit", "archive", "--db", db, "--to", str(root), "--until", "2026-06-01"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    refusals = 0
+    try:
+        wait_until(manifest.is_dir, timeout=60, interval=0.01, what="the first run writing")
+
+        async def second() -> None:
+            nonlocal refusals
+            store = await Store.open(db)
+            try:
+                for _ in range(200):  # bounded: the first run takes a few seconds
+                    if first.poll() is not None:
+                        return
+                    try:
+                        await archive_days(store, Archive(str(root)), until=DAY0 + timedelta(days=1))
+                    except ArchiveError as exc:
+                        refusals += "another run is writing the archive" in str(exc)
+                    await asyncio.sleep(0.005)
+            finally:
+                await store.aclose()
+
+        asyncio.run(second())
+    finally:
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert refusals > 0, "the first run ended before the second tried (or it failed otherwise)"
+    assert len(Archive(str(root)).entries()) == days
+
+
+async def test_a_manifest_entry_names_only_its_own_file(tmp_path: Path) -> None:
+    """Whoever can write a manifest entry cannot point it at another file: not another source's
+    (its data would be read, and retention would drop hot rows, as this source's), not a file
+    outside the archive (``../``)."""
+    import json
+    import shutil
+
+    archive = Archive(str(tmp_path / "a"))
+    store = await Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        await fill(store, "rig-a", days=1)
+        await store.write(day_frames("rig-b", 0, seed=9))
+        await archive_days(store, archive, until=DAY0 + timedelta(days=1))
+        day0 = date(2026, 3, 1)
+        other = archive.data_path("rig-a", day0)
+        outside = tmp_path / "outside" / "part-0.parquet"
+        outside.parent.mkdir()
+        shutil.copy(other, outside)
+        manifest = Path(archive.manifest_path("rig-b", day0))
+        good = json.loads(manifest.read_text())
+        for path in (other[len(archive.root) + 1 :], "../outside/part-0.parquet", str(outside)):
+            manifest.write_text(json.dumps({**good, "path": path, "bytes": outside.stat().st_size}))
+            with pytest.raises(ArchiveError, match="does not name its own file") as err:
+                archive.entry("rig-b", day0)
+            assert str(manifest) in str(err.value)
+            assert not await is_archived(store, archive, "rig-b", DAY0, DAY0 + timedelta(days=1))
+    finally:
+        await store.aclose()
+
+
+def test_an_oversized_manifest_entry_is_refused_unread(tmp_path: Path) -> None:
+    archive = Archive(str(tmp_path / "a"))
+    day0 = date(2026, 3, 1)
+    manifest = Path(archive.manifest_path("rig", day0))
+    manifest.parent.mkdir(parents=True)
+    with manifest.open("wb") as f:  # a 300 MB "entry" (sparse: no disk used)
+        f.truncate(300 * 1024 * 1024)
+    with pytest.raises(ArchiveError, match="larger than") as err:
+        archive.entry("rig", day0)
+    assert str(manifest) in str(err.value)

@@ -85,6 +85,24 @@ async def test_writes_create_their_leaves_ahead_and_on_demand(postgres_url: str,
         await store.aclose()
 
 
+async def test_a_frame_with_a_wild_clock_creates_its_month_only(postgres_url: str, sim_frames: Any) -> None:
+    """One frame dated years back among today's (a corrupt date item, an EDR clock reset) in one
+    batch: its month's leaf is made, never every month between (each a table, for good; 1970 to
+    today would be 2,700 of them, created under the partition lock that every writer waits on)."""
+    store = await Store.open(postgres_url, timeout=10)
+    try:
+        now = datetime.now(UTC).replace(microsecond=0)
+        old = datetime(2023, 1, 15, tzinfo=UTC)
+        batch = frames_at(sim_frames, "rig", now, 2) + frames_at(sim_frames, "rig", old, 1)
+        assert await store.write(batch) == 90
+        sid = await source_id(store, "rig")
+        this = (now.year, now.month)
+        months = {(old.year, old.month), this, next_month(this)}
+        assert await leaf_names(store) == {Leaf(m, sid).name(t) for m in months for t in ("points", "frames")}
+    finally:
+        await store.aclose()
+
+
 async def test_concurrent_writers_create_a_new_leaf_once(postgres_url: str, sim_frames: Any) -> None:
     start = datetime(2024, 6, 30, 23, 59, 55, tzinfo=UTC)
     batches = [frames_at(sim_frames, "rig", start + timedelta(hours=i), 10, seed=i) for i in range(4)]

@@ -50,6 +50,30 @@ async def test_frames_split_across_messages_are_read_per_topic(tmp_path: Path) -
         await source.aclose()
 
 
+async def test_a_topic_that_cannot_name_a_source_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone who may publish under the filter chooses the topic, and the topic names the frames:
+    300 characters would fail every store write of the batch (PostgreSQL's and MariaDB's source
+    column holds 255), a line break would forge log lines. Those are skipped and counted; the rest flow."""
+    long = "gw/" + "x" * 300 + "/wits"
+    with Mosquitto(tmp_path / "broker", extra=("log_type all",)) as broker:
+        source = open_source(f"mqtt://127.0.0.1:{broker.port}/gw/+/wits?client_id=witskit-test-names")
+        assert isinstance(source, MQTTSource)
+        first = asyncio.ensure_future(take(source, 1))
+        async with aiomqtt.Client("127.0.0.1", broker.port) as gateway:
+            await until(lambda: "Received SUBSCRIBE from witskit-test-names" in broker.log_text(), timeout=10)
+            await gateway.publish(long, FRAME, qos=1)
+            # Mosquitto refuses ASCII controls in a topic, not U+2028 (a line break to many viewers).
+            await gateway.publish("gw/rig-7\u20282026-12-03 ERROR forged/wits", FRAME, qos=1)
+            await gateway.publish("gw/rig-7/wits", FRAME, qos=1)
+            got = await first
+        assert [(e.source, type(e)) for e in got] == [("gw/rig-7/wits", WITSFrame)]
+        assert source.skipped == 2
+        assert sum("cannot name a source" in r.getMessage() for r in caplog.records) == 1
+        await source.aclose()
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [

@@ -111,3 +111,32 @@ async def test_a_server_closes_every_consumer_at_aclose() -> None:
         assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
         writer.close()
     assert server.stats.consumers == 0
+
+
+async def test_a_request_mode_consumer_that_never_asks_gives_its_place_back() -> None:
+    """In request mode nothing is sent unasked, so the stall timeout never sees a consumer that
+    connects and stays silent: max_consumers such connections held every place for ever."""
+    server = RelayServer(
+        "127.0.0.1",
+        0,
+        name="relay",
+        answer=lambda: [b"&&\r\n01083650.40\r\n!!\r\n"],
+        request_idle_timeout=0.5,
+    )
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await until(lambda: server.stats.consumers == 1)
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # closed by the relay
+        await until(lambda: server.stats.consumers == 0)
+        writer.close()
+        # One that asks is answered, and kept while it keeps asking.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        for _ in range(4):
+            writer.write(b"&&\r\n0111-9999\r\n!!\r\n")
+            assert (await asyncio.wait_for(reader.readuntil(b"!!\r\n"), TIMEOUT)).startswith(b"&&")
+            await asyncio.sleep(0.3)
+        assert server.stats.consumers == 1
+        writer.close()
+    finally:
+        await server.aclose()

@@ -75,6 +75,11 @@ TRIP_WINDOW_S: Final = 180.0
 #: The longest window of a rule (seconds): its readings are kept in memory, a day of 1 Hz data is
 #: ~2 MB per rule and source, and no kick or trend indicator looks back further.
 MAX_WINDOW_S: Final = 86_400.0
+#: Frames in a row older than their source's latest after which the engine believes their clock:
+#: the EDR's clock was set back, or one frame carried a wild date (a corrupt date item read as
+#: 2066) that would otherwise silence every rule of the source until then. Half a minute of a 1 Hz
+#: feed, so the few late frames of a reconnect are still skipped.
+CLOCK_RESET_FRAMES: Final = 30
 #: The longest rule name: it is in every event, log line and webhook.
 MAX_NAME: Final = 100
 #: Rig states of the rig-state classifier that count as tripping.
@@ -421,6 +426,10 @@ class TrippingHeuristic:
     def __init__(self) -> None:
         self._blocks: dict[str, deque[tuple[float, float]]] = {}
 
+    def forget(self, source: str) -> None:
+        """Drop ``source``'s block travel (its clock went back)."""
+        self._blocks.pop(source, None)
+
     def update(self, source: str, t: float, values: Mapping[str, Any], units: Callable[[str], str]) -> bool:
         """Feed one frame's values; True when the source is tripping now."""
         block = values.get("0112")
@@ -428,7 +437,11 @@ class TrippingHeuristic:
         if history is None:
             history = self._blocks[source] = deque()
         if isinstance(block, int | float):
-            history.append((t, block * _factor(units("0112"), "M")))
+            reading = (t, block * _factor(units("0112"), "M"))
+            if history and history[-1][0] == t:  # one reading per instant: see AlarmEngine._condition
+                history[-1] = reading
+            else:
+                history.append(reading)
         while history and t - history[0][0] > TRIP_WINDOW_S:
             history.popleft()
         if len(history) < 2:
@@ -515,7 +528,8 @@ class AlarmEngine:
     ``feed(frame)`` returns the :class:`AlarmEvent` s the frame caused (usually none). ``state`` is
     the rig state of the frame when a classifier runs beside the engine (``tripping_in`` ...);
     without it, tripping is judged by :class:`TrippingHeuristic`. Frames older than the last one of
-    their source are skipped (counted in :attr:`out_of_order`): alarms run on data time.
+    their source are skipped (counted in :attr:`out_of_order`): alarms run on data time. After
+    :data:`CLOCK_RESET_FRAMES` of them in a row, their clock is believed (:attr:`clock_resets`).
     """
 
     def __init__(self, rules: Sequence[AlarmRule]) -> None:
@@ -527,6 +541,19 @@ class AlarmEngine:
         self._needs_tripping = any(r.type is RuleType.PIT_GAIN for r in self.rules)
         self.frames = 0
         self.out_of_order = 0
+        #: Times a source's clock went back for good (CLOCK_RESET_FRAMES frames in a row) and its
+        #: windows and debounce timers started again on it.
+        self.clock_resets = 0
+        self._behind: dict[str, int] = {}
+
+    def _restart(self, source: str) -> None:
+        """Start ``source``'s windows and timers again (its clock went back); active alarms stay."""
+        self.clock_resets += 1
+        for (_, name), track in self._tracks.items():
+            if name == source:
+                track.history.clear()
+                track.since = None
+        self._tripping.forget(source)
 
     def set_rules(self, rules: Sequence[AlarmRule]) -> None:
         """Replace the rules while frames flow (rules added or removed through the API).
@@ -566,8 +593,13 @@ class AlarmEngine:
         t = when.timestamp()
         last = self._last.get(source)
         if last is not None and t < last:
-            self.out_of_order += 1
-            return []
+            behind = self._behind.get(source, 0) + 1
+            if behind < CLOCK_RESET_FRAMES:
+                self._behind[source] = behind
+                self.out_of_order += 1
+                return []
+            self._restart(source)
+        self._behind.pop(source, None)
         self._last[source] = t
         self.frames += 1
         values = dict(zip(frame.codes, frame.values, strict=True))
@@ -632,7 +664,12 @@ class AlarmEngine:
             elif rule.flow_in is not None and isinstance(flow := values.get(rule.flow_in), int | float):
                 pumps = -flow * _factor(units(rule.flow_in), units(rule.code)) - 1.0
         history = track.history
-        history.append((t, value, pumps))
+        # One reading per instant: a clock that stopped (every frame with one time) would otherwise
+        # grow the window for ever, since the window is pruned by time.
+        if history and history[-1][0] == t:
+            history[-1] = (t, value, pumps)
+        else:
+            history.append((t, value, pumps))
         while t - history[0][0] > rule.window_seconds:
             history.popleft()
         _, old, old_pumps = history[0]

@@ -188,7 +188,10 @@ def register(app: typer.Typer) -> None:
 
         end = parse_time(until, "until") if until else None
         written, skipped, points = asyncio.run(_archive(_db_url(db), to, _split(source), end))
-        info(f"archive {to}: {written} day(s) written ({points:,} points), {skipped} already archived")
+        from witskit.storage import sanitize_url
+
+        shown = sanitize_url(to)  # s3://KEY:SECRET@bucket/... is how pyarrow takes keys in a URI
+        info(f"archive {shown}: {written} day(s) written ({points:,} points), {skipped} already archived")
 
     @app.command("query", short_help="Read stored points as a table, CSV, JSONL or Parquet.")
     @handle_errors

@@ -75,6 +75,27 @@ def url_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", "ip6-localhost"})  # noqa: S104
 
 
+def _is_loopback(host: str) -> bool:
+    """True when ``host`` reaches this machine: a loopback name (``localhost.`` too), a loopback or
+    unspecified address however spelled (``127.1``, ``2130706433``, ``::ffff:127.0.0.1``)."""
+    import ipaddress
+    import socket
+
+    name = host.rstrip(".")
+    if name in _LOOPBACK or name.endswith(".localhost"):
+        return True
+    try:
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(name)
+    except ValueError:
+        try:  # the forms connect() also takes: 127.1, 0x7f.0.0.1, 2130706433
+            ip = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_unspecified
+
+
 def _service_ports(config: WitsConfig) -> set[int]:
     return {
         config.port,
@@ -107,8 +128,8 @@ def webhook_problems(hook: Any, where: str, config: WitsConfig) -> list[tuple[st
         else:
             host = parts.hostname.lower()
             port = port or (443 if scheme == "https" else 80)
-            ours = {config.host.lower()} | (_LOOPBACK if config.host.lower() in _LOOPBACK else set())
-            if host in ours and port in _service_ports(config):
+            ours = host == config.host.lower() or (_is_loopback(config.host.lower()) and _is_loopback(host))
+            if ours and port in _service_ports(config):
                 problems.append(
                     (
                         f"{where}.url",

@@ -4,7 +4,7 @@ The request::
 
     POST <url>
     Content-Type: application/json
-    X-WitsKit-Event: <event id>            the same id on every retry: receivers drop duplicates
+    X-WitsKit-Event: <event id>            the same id on every retry (unsigned: dedupe by the body's)
     X-WitsKit-Timestamp: <unix seconds>    when this attempt was signed
     X-WitsKit-Signature: sha256=<hex>      HMAC-SHA256(secret, "<timestamp>.<body>")
 
@@ -19,7 +19,8 @@ Each webhook has a worker and a bounded queue. :meth:`WebhookSender.offer` never
 queue is full the event is dropped for that webhook and counted (:attr:`WebhookTarget.dropped`),
 so a receiver that is down or slow costs memory up to the bound, never ingest. A failed POST
 (connection error, timeout, 429 or 5xx) is retried with the project's :class:`RetryPolicy`; any
-other answer is final. Redirects are not followed (a signed event goes where it was configured).
+other answer is final; the answer's body is never read. Redirects are not followed (a signed event
+goes where it was configured).
 httpx is the HTTP client (the ``webhooks`` extra).
 
 A target made with ``public_only=True`` (every webhook added through the service's API, unless
@@ -96,11 +97,14 @@ def verify(
     lowered = {k.lower(): v for k, v in headers.items()}
     stamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
     given = lowered.get(SIGNATURE_HEADER.lower(), "")
-    if not stamp.isdigit() or len(stamp) > 12:
+    # ASCII digits only: str.isdigit() is also true of "²" (int() then raises) and of fullwidth
+    # digits (int() reads them: a second spelling of the signed timestamp).
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         return False
     if abs((time.time() if now is None else now) - int(stamp)) > tolerance:
         return False
-    return hmac.compare_digest(sign(secret, int(stamp), body), given)
+    # As bytes: compare_digest raises TypeError for a str with a non-ASCII character in it.
+    return hmac.compare_digest(sign(secret, int(stamp), body).encode(), given.encode("utf-8", "replace"))
 
 
 def address_problem(address: str) -> str | None:
@@ -263,15 +267,18 @@ class WebhookSender:
             async with asyncio.timeout(target.timeout):  # TimeoutError is an OSError: retried
                 url, headers["Host"], extensions["sni_hostname"] = await _pinned(target.url)
         try:
-            response = await self._client.post(
-                url, content=body, headers=headers, timeout=target.timeout, extensions=extensions
-            )
+            # Streamed and closed unread: the status is the answer, and a body read whole would let
+            # whatever answers send hundreds of MB into this process, or trickle it to hold the worker.
+            async with self._client.stream(
+                "POST", url, content=body, headers=headers, timeout=target.timeout, extensions=extensions
+            ) as response:
+                status = response.status_code
         except httpx.TransportError as exc:  # connect, read, timeout: worth another attempt
             raise OSError(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _RetryableStatus(f"HTTP {response.status_code}")
-        if response.status_code >= 300:
-            raise UsageError(f"HTTP {response.status_code} (not retried)")
+        if status == 429 or status >= 500:
+            raise _RetryableStatus(f"HTTP {status}")
+        if status >= 300:
+            raise UsageError(f"HTTP {status} (not retried)")
 
     def add(self, target: WebhookTarget) -> None:
         """Add a target while running (its worker starts when the sender has started)."""

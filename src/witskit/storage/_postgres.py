@@ -61,6 +61,7 @@ _MOVE_ALL_FRAMES: Final = (
 
 #: Below this many frames from one source, point rows are made row by row (see ``_few_point_rows``).
 _COLUMN_WISE_MIN_FRAMES: Final = 16
+_DAY_US: Final = 86_400_000_000
 
 #: Sort memory of one export's transaction (the server default, 4MB, sorts ~50k points in memory).
 _SCAN_WORK_MEM: Final = "64MB"
@@ -216,9 +217,11 @@ class PostgresBackend(BackendImpl):
         any rollback (a leaf created by a rolled-back write, or dropped by retention since, is then
         looked up afresh).
         """
-        spans = [
-            (sid, min(p.time_us for p in ps), max(p.time_us for p in ps)) for sid, ps in groups.items() if ps
-        ]
+        # A span per (source, UTC day) that has frames, never the batch's (first, last): one frame
+        # with a wild clock (a corrupt date, 1970 among today's) would make every month between a
+        # table, for good, under the lock every writer waits on.
+        days = {(sid, p.time_us // _DAY_US) for sid, ps in groups.items() for p in ps}
+        spans = [(sid, day * _DAY_US, day * _DAY_US) for sid, day in days]
         known = self.known_leaves
         needed = leaves_for(spans) - known
         if not needed:

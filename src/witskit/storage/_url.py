@@ -59,7 +59,22 @@ SUPPORTED_SCHEMES: Final[tuple[str, ...]] = (
 
 #: Query parameters whose values are secrets (masked by the sanitizer).
 _SECRET_PARAMS: Final[frozenset[str]] = frozenset(
-    {"password", "passwd", "pwd", "pass", "secret", "token", "sslpassword", "api_key", "apikey", "key"}
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "secret",
+        "token",
+        "sslpassword",
+        "api_key",
+        "apikey",
+        "key",
+        # Object stores' (an archive's s3:// URI)
+        "secret_key",
+        "session_token",
+        "access_token",
+    }
 )
 
 #: SQLite options WitsKit reads from the URL query itself (not passed to the driver).

@@ -27,13 +27,14 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote, unquote
 
 from witskit.errors import UsageError
+from witskit.storage._url import sanitize_url
 from witskit.storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ logger = logging.getLogger("witskit.storage")
 #: The columns of every archive file, in order.
 ARCHIVE_COLUMNS: Final = ("time", "code", "mnemonic", "value", "text", "unit", "frame_key", "idx")
 _FORMAT: Final = "witskit-archive-1"
+#: Bytes of a manifest entry read at most: an entry is a few hundred bytes of JSON, so a bigger one
+#: is not ours, and reading a planted 300 MB "entry" whole would cost its size in memory.
+MAX_MANIFEST_ENTRY: Final = 64 * 1024
 _DAY: Final = timedelta(days=1)
 
 
@@ -104,7 +108,9 @@ def _parse_location(location: str) -> tuple[pafs.FileSystem, str]:
         try:
             fs, root = pafs.FileSystem.from_uri(location)
         except (ValueError, OSError) as exc:
-            raise UsageError(f"cannot use the archive location {location!r}: {exc}") from None
+            shown = sanitize_url(location)
+            why = str(exc).replace(location, shown)  # Arrow quotes the URI it cannot parse
+            raise UsageError(f"cannot use the archive location {shown!r}: {why}") from None
         return fs, root.rstrip("/")
     from pathlib import Path
 
@@ -127,7 +133,8 @@ class Archive:
             self.fs, self.root = _parse_location(location)
         else:
             self.fs, self.root = filesystem, location.rstrip("/")
-        self.location = location
+        #: The location as shown in messages: keys in it (``s3://KEY:SECRET@bucket``) masked.
+        self.location = sanitize_url(location)
         self.local = type(self.fs).__name__ == "LocalFileSystem"
 
     def __repr__(self) -> str:
@@ -213,13 +220,17 @@ class Archive:
         path = self.manifest_path(source, day)
         try:
             with self.fs.open_input_stream(path) as f:
-                body = f.read()
+                body = f.read(MAX_MANIFEST_ENTRY + 1)
         except FileNotFoundError:
             return None
         except OSError as exc:
             if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
                 return None
             raise ArchiveError(f"cannot read the manifest entry {path}: {exc}") from None
+        if len(body) > MAX_MANIFEST_ENTRY:
+            raise ArchiveError(
+                f"the manifest entry {path} is larger than {MAX_MANIFEST_ENTRY:,} bytes: not a WitsKit entry"
+            )
         try:
             data = json.loads(body)
             entry = ManifestEntry(**data)
@@ -227,6 +238,12 @@ class Archive:
             raise ArchiveError(f"the manifest entry {path} is not a WitsKit manifest entry: {exc}") from None
         if entry.format != _FORMAT or entry.source != source or entry.date != day.isoformat():
             raise ArchiveError(f"the manifest entry {path} does not describe {source!r} on {day}")
+        # The file is where the layout puts it, never where the entry says: an entry naming another
+        # source's file (or ``../`` out of the archive) would have its rows read as this source's,
+        # and retention drop this source's hot rows on the strength of that file.
+        own = self.data_path(source, day)[len(self.root) + 1 :]
+        if entry.path != own:
+            raise ArchiveError(f"the manifest entry {path} does not name its own file ({own})")
         return entry
 
     def entries(self, sources: Iterable[str] | None = None) -> list[ManifestEntry]:
@@ -287,8 +304,36 @@ class Archive:
                 f"the archive file {path} has {meta.num_rows} rows, its manifest says {entry.rows}"
             )
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the archive's writer lock (local disks) while a run writes: a second run at once
+        raises :class:`ArchiveError`. Without it, the second run's :meth:`cleanup` took the first
+        run's temporary file for a killed run's and removed it mid-write. The kernel releases the
+        lock of a killed run, so its leftovers are then removed."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            fcntl = None  # type: ignore[assignment]
+        if not self.local or fcntl is None:
+            yield
+            return
+        try:
+            self.fs.create_dir(self.root, recursive=True)
+            lock = open(f"{self.root}/.witskit-writer.lock", "a+b")  # noqa: SIM115 - held across the yield
+        except OSError as exc:
+            raise ArchiveError(f"cannot lock the archive {self.location}: {exc}") from None
+        with lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ArchiveError(
+                    f"another run is writing the archive {self.location} now; try again when it ends"
+                ) from None
+            yield
+
     def cleanup(self) -> int:
-        """Remove temporary files left by killed runs (local disks); the number removed."""
+        """Remove temporary files left by killed runs (local disks); the number removed. Call it
+        under :meth:`writing`: a running writer's temporary file looks the same."""
         import pyarrow.fs as pafs
 
         if not self.local:
@@ -356,7 +401,20 @@ async def archive_days(
     now = datetime.now(UTC)
     end = until or now.replace(hour=0, minute=0, second=0, microsecond=0)
     report = ArchiveReport()
-    archive.cleanup()
+    with archive.writing():
+        archive.cleanup()
+        await _archive_all(store, archive, sources, end, on_day, report)
+    return report
+
+
+async def _archive_all(
+    store: Any,
+    archive: Archive,
+    sources: Iterable[str] | None,
+    end: datetime,
+    on_day: Callable[[ManifestEntry], None] | None,
+    report: ArchiveReport,
+) -> None:
     wanted = None if sources is None else set(sources)
     for info in await store.sources():
         if (wanted is not None and info.name not in wanted) or info.first_time is None:
@@ -390,7 +448,6 @@ async def archive_days(
                     if on_day is not None:
                         on_day(written)
             day += _DAY
-    return report
 
 
 async def is_archived(store: Any, archive: Archive, source: str, start: datetime, end: datetime) -> bool:

@@ -6,7 +6,8 @@ WITS Level 0 bytes, as gateways that put a rig's serial stream on MQTT publish i
 its own :class:`~witskit.protocol.FrameParser` (a frame may span messages), and its frames are named
 after the topic (``name=`` gives every frame one source name instead). The number of topics a
 source keeps a parser for is capped (``max_topics``), so a broker full of topics cannot make it
-grow without bound.
+grow without bound; a topic that cannot be a source name (longer than the store's column, or with
+control characters) is skipped unless ``name=`` names the frames.
 
 The connection options are read here once, for the sink (:mod:`witskit.pipeline.mqtt`) and the
 source alike: ``ca``, ``cert``, ``key`` and ``key_password`` (TLS, as for ``tls://``: the
@@ -35,7 +36,14 @@ from witskit.transport.base import Source, SourceEvent, reconnect_forever
 from witskit.transport.options import URLOptions, redact_url
 from witskit.transport.resilience import RetryPolicy
 
-__all__ = ["CONNECTION_OPTIONS", "DEFAULT_MAX_TOPICS", "MQTTSource", "connection_settings", "require_aiomqtt"]
+__all__ = [
+    "CONNECTION_OPTIONS",
+    "DEFAULT_MAX_TOPICS",
+    "MAX_TOPIC_NAME",
+    "MQTTSource",
+    "connection_settings",
+    "require_aiomqtt",
+]
 
 log = logging.getLogger("witskit.mqtt")
 
@@ -45,6 +53,13 @@ CONNECTION_OPTIONS = ("client_id", "keepalive", "ca", "cert", "key", "key_passwo
 #: Topics a source keeps a parser for. A gateway publishes one topic per rig (or per rig and
 #: record); a thousand is a large fleet. Past it, messages of new topics are counted and skipped.
 DEFAULT_MAX_TOPICS = 1024
+
+#: Characters of a topic used as a source name. A topic is the publisher's text (up to 65,535
+#: bytes, any character but NUL): past the store's source-name column (255 characters) every write
+#: of a batch holding it fails on PostgreSQL and MariaDB, and ingest of every source stalls on
+#: that batch. Such topics, and topics with control characters (a newline forges log lines), are
+#: counted and skipped, as topics past ``max_topics`` are.
+MAX_TOPIC_NAME = 255
 
 _EXTRA_HINT = "MQTT needs aiomqtt: pip install 'witskit[mqtt]'"
 
@@ -150,8 +165,9 @@ class MQTTSource(Source):
         self.fixed_name = name
         self.retry = retry or reconnect_forever()
         self.max_topics = max_topics
-        #: Messages skipped because their topic was past ``max_topics``.
+        #: Messages skipped because their topic was past ``max_topics`` or cannot name a source.
         self.skipped = 0
+        self._said_unnameable = False
         self._closed = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -191,7 +207,7 @@ class MQTTSource(Source):
                             topic = str(message.topic)
                             parser = parsers.get(topic)
                             if parser is None:
-                                if len(parsers) >= self.max_topics:
+                                if len(parsers) >= self.max_topics or not self._nameable(topic):
                                     self.skipped += 1
                                     continue
                                 parser = parsers[topic] = FrameParser(source=self.fixed_name or topic)
@@ -211,6 +227,21 @@ class MQTTSource(Source):
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._closed.wait()
+
+    def _nameable(self, topic: str) -> bool:
+        """True when ``topic`` may name its frames (always, with ``name=``); see MAX_TOPIC_NAME."""
+        if self.fixed_name is not None or (len(topic) <= MAX_TOPIC_NAME and topic.isprintable()):
+            return True
+        if not self._said_unnameable:  # once: a publisher may make a new bad topic per message
+            self._said_unnameable = True
+            log.warning(
+                "%s: skipping messages of topics that cannot name a source (over %d characters, or "
+                "with control characters), such as %r...",
+                self.url,
+                MAX_TOPIC_NAME,
+                topic[:64],
+            )
+        return False
 
     async def aclose(self) -> None:
         """End the iteration at the next message or reconnect."""
