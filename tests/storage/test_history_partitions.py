@@ -111,6 +111,8 @@ async def test_a_query_by_source_code_and_time_reads_only_the_leaves_in_range(
             for month in (1, 2, 3):
                 await store.write(frames_at(sim_frames, name, datetime(2026, month, 10, tzinfo=UTC), 5))
         sid = await source_id(store, "rig-a")
+        # January and February in hourly blocks (revision 0007), March still as rows: both are read.
+        assert await store.compact(datetime(2026, 3, 1, tzinfo=UTC)) == 2 * 2 * 5 * 30
         from witskit.storage._base import ScanFilter
 
         lo, hi = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 20, tzinfo=UTC)
@@ -119,8 +121,8 @@ async def test_a_query_by_source_code_and_time_reads_only_the_leaves_in_range(
         async with store._engine.connect() as conn:
             raw = await conn.get_raw_connection()
             plan = "\n".join(r[0] for r in await raw.driver_connection.fetch(f"EXPLAIN {sql}", *args))
-        leaves = set(re.findall(r"\b(?:points|frames)_p\d{6}_s\d+\b", plan))
-        assert leaves == {f"points_p202602_s{sid}", f"frames_p202602_s{sid}"}, plan
+        leaves = set(re.findall(r"\b(?:points|frames|point_blocks)_p\d{6}_s\d+\b", plan))
+        assert leaves == {f"{t}_p202602_s{sid}" for t in ("points", "frames", "point_blocks")}, plan
         rows = [r async for r in store.query("rig-a", codes=["0108"], start=lo, end=hi)]
         assert len(rows) == 5
     finally:
@@ -205,17 +207,23 @@ async def _fill_as_0004(url: str, batches: dict[str, list[Any]]) -> None:
         await engine.dispose()
 
 
+_POINT_COLUMNS = "frame_key, time, value_num, source_id, idx, code, value_text"
+
+
 async def _dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
     import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
     try:
+        has_view = await conn.fetchval("SELECT to_regclass('points_all')")
+        points_relation = "points_all" if has_view else "points"
         return {
-            table: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY {order}")]
-            for table, order in (
-                ("sources", "id"),
-                ("frames", "source_id, frame_key"),
-                ("points", "source_id, code, time, frame_key, idx"),
+            table: [tuple(r) for r in await conn.fetch(f"SELECT {cols} FROM {relation} ORDER BY {order}")]
+            for table, relation, cols, order in (
+                ("sources", "sources", "*", "id"),
+                ("frames", "frames", "*", "source_id, frame_key"),
+                # From 0007 on, points are rows and hourly blocks: the view shows them as rows.
+                ("points", points_relation, _POINT_COLUMNS, "source_id, code, time, frame_key, idx"),
             )
         }
     finally:
@@ -242,7 +250,7 @@ async def test_a_database_filled_at_0004_upgrades_without_losing_a_row(
         assert after == before
         assert await leaf_names(store) == {
             f"{t}_p{m}_s{s}"
-            for t in ("points", "frames")
+            for t in ("points", "frames", "point_blocks")
             for m, s in (("202601", 1), ("202602", 1), ("202511", 2))
         }
         # The store reads and deduplicates the converted rows as its own.

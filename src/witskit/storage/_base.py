@@ -39,6 +39,9 @@ Classified = tuple[type[StorageError], str] | None
 #: Which ``pip install`` extra brings each backend's driver.
 _EXTRAS: Final[dict[str, str]] = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql"}
 
+#: An hour in µs: a block (revision 0007) holds the points of one hour from its ``span_start``.
+HOUR_US: Final = 3_600_000_000
+
 
 class WriteRace(Exception):
     """A concurrent writer stored some of the same new frames first: the store retries the write.
@@ -258,6 +261,11 @@ class BackendImpl(ABC):
     #: the frame by its primary key.
     scan_join: ClassVar[str] = "JOIN"
 
+    #: The relation points are read from: PostgreSQL reads ``points_all`` (rows and hourly blocks,
+    #: revision 0007), whose ``span_start`` bounds each row's time from below within an hour.
+    points_relation: ClassVar[str] = "points"
+    has_spans: ClassVar[bool] = False
+
     def placeholder(self, n: int) -> str:
         """The driver's n-th (1-based) bind placeholder."""
         return "?"
@@ -291,6 +299,13 @@ class BackendImpl(ABC):
             conds.append(f"p.time >= {bind(self.bind_time(where.lo_us))}")
         if where.hi_us is not None:
             conds.append(f"p.time < {bind(self.bind_time(where.hi_us))}")
+        if self.has_spans:  # the blocks that can hold points of the range, by their key
+            if where.lo_us is not None:
+                # A block's hour is a whole UTC hour: the one holding lo is the first to read (and a
+                # bound on a whole hour lets PostgreSQL prune the month before it).
+                conds.append(f"p.span_start >= {bind(self.bind_time(where.lo_us - where.lo_us % HOUR_US))}")
+            if where.hi_us is not None:
+                conds.append(f"p.span_start < {bind(self.bind_time(where.hi_us))}")
         # The same bounds, as constants, on the frame looked up per point (its time is the point's):
         # PostgreSQL then plans that lookup over the partitions in range only, not every one.
         # (Bound again: SQLite's and MySQL's placeholders are positional.)
@@ -308,7 +323,7 @@ class BackendImpl(ABC):
         # its code column, 100x slower; MariaDB did the same after a bulk import.
         sql = (
             f"SELECT p.source_id, {self.time_us_sql}, p.code, p.value_num, p.value_text, "  # noqa: S608
-            "p.frame_key, p.idx FROM points p"
+            f"p.frame_key, p.idx FROM {self.points_relation} p"
             f"{' WHERE ' + ' AND '.join(conds) if conds else ''} "
             f"ORDER BY p.time, p.source_id, ({received}), p.frame_key, p.idx"
         )

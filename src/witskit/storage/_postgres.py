@@ -291,6 +291,9 @@ class PostgresBackend(BackendImpl):
             lasts,
         )
 
+    points_relation = "points_all"
+    has_spans = True
+
     #: µs computed by the server: no datetime object per row on the client.
     time_us_sql = "(EXTRACT(EPOCH FROM p.time) * 1000000)::int8"
 
@@ -326,7 +329,7 @@ class PostgresBackend(BackendImpl):
                 "CROSS JOIN LATERAL (SELECT c.oid AS relid WHERE c.relkind = 'r' "
                 "UNION SELECT relid FROM pg_partition_tree(c.oid) WHERE c.relkind = 'p' AND isleaf) t "
                 "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname IN "
-                f"('sources', 'frames', 'points', '{VERSION_TABLE}')"
+                f"('sources', 'frames', 'points', 'point_blocks', '{VERSION_TABLE}')"
             )
         )
         return int(result.scalar_one())

@@ -10,7 +10,9 @@ Narrow layout, one row per data point::
 
 On PostgreSQL both tables are partitioned by month, then by source (revision 0006,
 ``witskit.storage.partitions``), and the frames key there is (source_id, frame_key, frame_time): a
-partitioned table's unique key must hold its partition column.
+partitioned table's unique key must hold its partition column. There, closed hours of ``points``
+are compacted into ``point_blocks`` (revision 0007: one row of arrays per source, code and hour,
+``witskit.storage.blocks``) and read through the view ``points_all``.
 
 ``frames`` keeps every frame's bytes exactly as received, so any stored value can be traced to the
 bytes it came from (``points.frame_key`` -> ``frames.raw``). ``points.idx`` is the point's position
@@ -55,6 +57,8 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    column,
+    table,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeEngine
@@ -71,7 +75,9 @@ __all__ = [
     "from_micros",
     "import_progress",
     "metadata",
+    "point_keys",
     "points",
+    "points_all",
     "sources",
     "to_micros",
 ]
@@ -261,6 +267,21 @@ points = Table(
     sqlite_with_rowid=False,
     **_MYSQL,
 )
+
+# Revision 0007, PostgreSQL only: the views over rows and hourly blocks (``witskit.storage.blocks``).
+# Not in ``metadata``: views are made by the migration, and read only where the backend has them.
+points_all = table(
+    "points_all",
+    column("frame_key", BigInteger()),
+    column("time", UTCDateTime()),
+    column("value_num", Double()),
+    column("source_id", Integer()),
+    column("idx", SmallInteger()),
+    column("code", String()),
+    column("value_text", Text()),
+    column("span_start", UTCDateTime()),
+)
+point_keys = table("point_keys", column("source_id", Integer()), column("code", String()))
 
 # Revision 0004: how far `witskit import` got in each file (see witskit.storage.imports), so an
 # interrupted import resumes after the last committed batch instead of decoding the file again.

@@ -187,18 +187,22 @@ def _group_statement(dialect: str) -> TextualSelect:
     )
 
 
-#: PostgreSQL: bucket k spans [anchor + (k - first_k) * width, + width), within [lo, hi).
+#: PostgreSQL: bucket k spans [anchor + (k - first_k) * width, + width), within [lo, hi). Points are
+#: read from ``points_all`` (rows and hourly blocks, revision 0007); the ``span_start`` bounds pick
+#: the blocks that can hold a bucket's points by their key.
 _WALK_SQL: Final = """
     SELECT g.k, a.n, a.nulls, a.lo, a.hi, a.mean,
-        (SELECT f.value_num FROM points f
+        (SELECT f.value_num FROM points_all f
                 JOIN frames fa ON fa.source_id = f.source_id AND fa.frame_key = f.frame_key
                     AND fa.frame_time = f.time
             WHERE f.source_id = :sid AND f.code = :code AND f.time = a.t0 AND f.value_num IS NOT NULL
+                AND f.span_start > a.t0 - INTERVAL '1 hour' AND f.span_start <= a.t0
             ORDER BY fa.received_at, f.frame_key, f.idx LIMIT 1) AS first_value,
-        (SELECT l.value_num FROM points l
+        (SELECT l.value_num FROM points_all l
                 JOIN frames fz ON fz.source_id = l.source_id AND fz.frame_key = l.frame_key
                     AND fz.frame_time = l.time
             WHERE l.source_id = :sid AND l.code = :code AND l.time = a.t1 AND l.value_num IS NOT NULL
+                AND l.span_start > a.t1 - INTERVAL '1 hour' AND l.span_start <= a.t1
             ORDER BY fz.received_at DESC, l.frame_key DESC, l.idx DESC LIMIT 1) AS last_value
     FROM generate_series(:first_k, :last_k) AS g(k)
     CROSS JOIN LATERAL (
@@ -210,9 +214,10 @@ _WALK_SQL: Final = """
             MIN(p.value_num) AS lo, MAX(p.value_num) AS hi, AVG(p.value_num) AS mean,
             MIN(p.time) FILTER (WHERE p.value_num IS NOT NULL) AS t0,
             MAX(p.time) FILTER (WHERE p.value_num IS NOT NULL) AS t1
-        FROM points p
+        FROM points_all p
         WHERE p.source_id = :sid AND p.code = :code AND p.time >= b.t_lo AND p.time < b.t_hi
             AND p.value_text IS NULL
+            AND p.span_start > b.t_lo - INTERVAL '1 hour' AND p.span_start < b.t_hi
     ) AS a
     WHERE a.n + a.nulls > 0
     ORDER BY g.k
@@ -295,7 +300,7 @@ async def downsample(
         return None
     sid, first_time, last_time = int(row[0]), row[1], row[2]
     if wanted is None:
-        wanted = [str(c) for c in (await conn.execute(distinct_codes(sid))).scalars()]
+        wanted = [str(c) for c in (await conn.execute(distinct_codes(sid, conn.dialect.name))).scalars()]
     if lo is None:
         lo = first_time
     if hi is None and last_time is not None:
