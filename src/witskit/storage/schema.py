@@ -61,6 +61,7 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import TypeEngine
 
 from witskit.protocol.decoder import DecodedFrame
@@ -75,9 +76,11 @@ __all__ = [
     "from_micros",
     "import_progress",
     "metadata",
+    "point_blocks",
     "point_keys",
     "points",
     "points_all",
+    "postgres_metadata",
     "sources",
     "to_micros",
 ]
@@ -266,6 +269,25 @@ points = Table(
     # B-tree) and makes a (source, code, time) range a sequential read.
     sqlite_with_rowid=False,
     **_MYSQL,
+)
+
+#: PostgreSQL only (revision 0007): the tables other engines do not have.
+postgres_metadata = MetaData()
+
+#: One row per (source, code, UTC hour): the hour's points as arrays, sorted by (time, frame key,
+#: idx); ``texts`` is NULL when no value of the hour is text (``witskit.storage.blocks``).
+point_blocks = Table(
+    "point_blocks",
+    postgres_metadata,
+    Column("source_id", Integer, nullable=False),
+    Column("code", _code_type(), nullable=False),
+    Column("hour", UTCDateTime(), nullable=False),
+    Column("times", ARRAY(DateTime(timezone=True)), nullable=False),
+    Column("frame_keys", ARRAY(BigInteger), nullable=False),
+    Column("idxs", ARRAY(SmallInteger), nullable=False),
+    Column("nums", ARRAY(Double()), nullable=False),
+    Column("texts", ARRAY(Text()), nullable=True),
+    PrimaryKeyConstraint("source_id", "code", "hour"),
 )
 
 # Revision 0007, PostgreSQL only: the views over rows and hourly blocks (``witskit.storage.blocks``).
