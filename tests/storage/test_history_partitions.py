@@ -123,6 +123,9 @@ async def test_a_query_by_source_code_and_time_reads_only_the_leaves_in_range(
             plan = "\n".join(r[0] for r in await raw.driver_connection.fetch(f"EXPLAIN {sql}", *args))
         leaves = set(re.findall(r"\b(?:points|frames|point_blocks)_p\d{6}_s\d+\b", plan))
         assert leaves == {f"{t}_p202602_s{sid}" for t in ("points", "frames", "point_blocks")}, plan
+        # Receive times: the range's frames read once and joined, never one lookup per point.
+        assert "CTE fr" in plan, plan
+        assert "SubPlan" not in plan, plan
         rows = [r async for r in store.query("rig-a", codes=["0108"], start=lo, end=hi)]
         assert len(rows) == 5
     finally:

@@ -266,6 +266,10 @@ class BackendImpl(ABC):
     points_relation: ClassVar[str] = "points"
     has_spans: ClassVar[bool] = False
 
+    #: PostgreSQL: the receive times come from the range's frames read once (a MATERIALIZED CTE,
+    #: hash-joined), not from one probe per point (see :meth:`scan_sql`).
+    frames_once: ClassVar[bool] = False
+
     def placeholder(self, n: int) -> str:
         """The driver's n-th (1-based) bind placeholder."""
         return "?"
@@ -316,6 +320,24 @@ class BackendImpl(ABC):
             frame_conds.append(f"f.frame_time >= {bind(self.bind_time(where.lo_us))}")
         if where.hi_us is not None:
             frame_conds.append(f"f.frame_time < {bind(self.bind_time(where.hi_us))}")
+        if self.frames_once:
+            # A frame's receive time joined once per frame (a 1-hour window of 30 channels is
+            # 3,600 frames for 108,000 points): the range's frames are read into a MATERIALIZED
+            # CTE, which the planner cannot probe per row, so it hashes them whatever the
+            # statistics say, and the points side is still driven by the points key (the plan that
+            # a fresh partition without statistics used to turn into a frames-first join).
+            own = frame_conds[3:]  # the range's bounds, without the three that correlate to p
+            where_f = f" WHERE {' AND '.join(own)}" if own else ""
+            sql = (
+                "WITH fr AS MATERIALIZED (SELECT f.source_id, f.frame_key, f.frame_time, f.received_at "  # noqa: S608
+                f"FROM frames f{where_f}) "
+                f"SELECT p.source_id, {self.time_us_sql}, p.code, p.value_num, p.value_text, "
+                f"p.frame_key, p.idx FROM {self.points_relation} p LEFT JOIN fr "
+                "ON fr.source_id = p.source_id AND fr.frame_key = p.frame_key AND fr.frame_time = p.time"
+                f"{' WHERE ' + ' AND '.join(conds) if conds else ''} "
+                "ORDER BY p.time, p.source_id, fr.received_at, p.frame_key, p.idx"
+            )
+            return sql, args
         received = f"SELECT f.received_at FROM frames f WHERE {' AND '.join(frame_conds)}"  # noqa: S608
         # The frame's receive time is a subquery per point, not a join: the planner must always
         # drive from the points key (source, code, time). With a join, a freshly created partition

@@ -293,6 +293,7 @@ class PostgresBackend(BackendImpl):
 
     points_relation = "points_all"
     has_spans = True
+    frames_once = True
 
     #: µs computed by the server: no datetime object per row on the client.
     time_us_sql = "(EXTRACT(EPOCH FROM p.time) * 1000000)::int8"
