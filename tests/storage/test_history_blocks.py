@@ -109,3 +109,32 @@ async def test_writers_and_compactions_at_once_lose_and_duplicate_nothing(postgr
     finally:
         for s in stores:
             await s.aclose()
+
+
+async def test_large_writes_go_straight_to_blocks_and_append_to_them(postgres_url: str) -> None:
+    stores = [await Store.open(postgres_url, timeout=10) for _ in range(2)]
+    try:
+        frames = frames_at(None, "rig", START, 2 * 3600)  # 22:30 to 00:30: three hours, two days
+        evens, odds = frames[0::2], frames[1::2]
+        # The even seconds first, as blocks; a replay stores nothing.
+        stored = await stores[0].write(evens)
+        assert await counts(stores[0]) == (0, stored)
+        assert await stores[0].write(evens[:600]) == 0
+        # Two writers append the odd seconds to the same blocks at once: nothing lost or doubled.
+        halves = await asyncio.gather(stores[0].write(odds[0::2]), stores[1].write(odds[1::2]))
+        total = stored + sum(halves)
+        assert total == sum(len(f) for f in frames)
+        assert await counts(stores[0]) == (0, total)
+        got = await everything(stores[0])
+        want = sorted(((f.timestamp, c, v) for f in frames for c, v in f.items()), key=lambda r: (r[0], r[1]))
+        assert sorted((r[:3] for r in got), key=lambda r: (r[0], r[1])) == want
+        assert [r[0] for r in got] == sorted(r[0] for r in got)  # read in time order
+        series = await stores[0].series("rig", ["0108"], START, START + timedelta(hours=2), points=5)
+        # Nothing is left as rows to compact; the reads do not change.
+        assert await stores[0].compact(START + timedelta(hours=4)) == 0
+        assert await everything(stores[0]) == got
+        assert await stores[0].series("rig", ["0108"], START, START + timedelta(hours=2), points=5) == series
+        assert (await stores[0].latest("rig"))["0108"][0] == frames[-1].timestamp
+    finally:
+        for s in stores:
+            await s.aclose()
