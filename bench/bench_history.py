@@ -270,7 +270,7 @@ async def tiers(admin_url: str, frames: list[Any], days: float) -> None:
             print(f"  bare COPY baseline (no key/index) {points / base:12,.0f} points/s")
             print(f"  write / baseline                  {base / load:12.0%}")
             size = await store.size_on_disk() or 0
-            print(f"  PostgreSQL on disk, as rows       {size / points:12.1f} bytes/point (measured)")
+            print(f"  PostgreSQL on disk, as written    {size / points:12.1f} bytes/point (measured)")
             # Closed hours into hourly blocks (revision 0007), as the service's schedule does.
             t0 = time.perf_counter()
             moved = await store.compact(frames[-1].timestamp + timedelta(hours=2))
