@@ -287,3 +287,57 @@ async def test_sqlite_keeps_one_table(tmp_path: Any, sim_frames: Any) -> None:
         assert not {n for n in names if n.startswith("points_p")}
     finally:
         await store.aclose()
+
+
+async def _leaves_as_0006(url: str, months: set[tuple[int, int]], sids: set[int]) -> None:
+    """The (month, source) leaves of revision 0006's two tables, as its store made them."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        for month in sorted(months):
+            leaf = Leaf(month, 0)
+            bounds = f"FROM ('{leaf.start.isoformat()}') TO ('{leaf.end.isoformat()}')"
+            for table in ("points", "frames"):
+                await conn.execute(
+                    f"CREATE TABLE {leaf.month_table(table)} PARTITION OF {table} FOR VALUES {bounds} "
+                    "PARTITION BY LIST (source_id)"
+                )
+                for sid in sorted(sids):
+                    await conn.execute(
+                        f"CREATE TABLE {Leaf(month, sid).name(table)} PARTITION OF "
+                        f"{leaf.month_table(table)} FOR VALUES IN ({sid})"
+                    )
+    finally:
+        await conn.close()
+
+
+async def test_a_database_filled_at_0006_upgrades_to_hourly_blocks_without_losing_a_row(
+    postgres_url: str,
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    batches = {
+        "rig-a": frames_at(None, "rig-a", datetime(2026, 1, 31, 23, 59, 30, tzinfo=UTC), 60),
+        # The current hour stays rows: a live writer may still be adding to it.
+        "rig-b": frames_at(None, "rig-b", now.replace(minute=0, second=0), 2, seed=3),
+    }
+    await _upgrade_to(postgres_url, "0006")
+    await _leaves_as_0006(postgres_url, {(2026, 1), (2026, 2), (now.year, now.month)}, {1, 2})
+    await _fill_as_0004(postgres_url, batches)
+    before = await _dump(postgres_url)
+    assert len(before["points"]) == 62 * 30
+
+    store = await Store.open(postgres_url, timeout=10)  # 0007
+    try:
+        assert await _dump(postgres_url) == before
+        async with store._engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT count(*) FROM points"))).scalar_one()
+            blocks = (
+                await conn.execute(text("SELECT sum(cardinality(times)) FROM point_blocks"))
+            ).scalar_one()
+        assert (rows, blocks) == (2 * 30, 60 * 30)
+        assert await store.write(batches["rig-a"]) == 0  # still deduplicated by the frames key
+    finally:
+        await store.aclose()
+    await _upgrade_to(postgres_url, "0006", down=True)
+    assert await _dump(postgres_url) == before
