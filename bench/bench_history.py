@@ -278,7 +278,10 @@ async def tiers(admin_url: str, frames: list[Any], days: float) -> None:
             async with store._engine.connect() as conn:
                 await conn.exec_driver_sql("ANALYZE point_blocks")
             size = await store.size_on_disk() or 0
-            print(f"  compaction into hourly blocks     {moved / took:12,.0f} points/s (measured)")
+            if moved:
+                print(f"  compaction into hourly blocks     {moved / took:12,.0f} points/s (measured)")
+            else:  # 20,000-frame writes go straight to blocks
+                print("  compaction into hourly blocks     nothing left as rows (written as blocks)")
             print(f"  PostgreSQL on disk, compacted     {size / points:12.1f} bytes/point (measured)")
             first, last = frames[0].timestamp, frames[-1].timestamp
             lo, hi = first, last + timedelta(seconds=1)

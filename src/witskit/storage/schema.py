@@ -274,8 +274,9 @@ points = Table(
 #: PostgreSQL only (revision 0007): the tables other engines do not have.
 postgres_metadata = MetaData()
 
-#: One row per (source, code, UTC hour): the hour's points as arrays, sorted by (time, frame key,
-#: idx); ``texts`` is NULL when no value of the hour is text (``witskit.storage.blocks``).
+#: One row per (source, code, UTC hour): the hour's points as aligned arrays (in time order as
+#: compaction writes them; a bulk write appends in write order, and readers always order by time);
+#: ``texts`` is NULL when no value of the hour is text (``witskit.storage.blocks``).
 point_blocks = Table(
     "point_blocks",
     postgres_metadata,
