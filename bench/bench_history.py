@@ -70,7 +70,7 @@ async def scratch_database(admin_url: str) -> AsyncIterator[str]:
 
 
 async def measure_breakdown(url: str) -> dict[str, int]:
-    """Bytes of each relation of ``points`` and ``frames`` (partitions summed): heap, indexes, TOAST."""
+    """Bytes of each relation of ``points``, ``point_blocks`` and ``frames`` (partitions summed)."""
     import asyncpg
 
     conn = await asyncpg.connect(url, timeout=5)
@@ -79,7 +79,8 @@ async def measure_breakdown(url: str) -> dict[str, int]:
         rows = await conn.fetch(
             """
             WITH leaf AS (
-              SELECT t.name, c.oid, c.reltoastrelid FROM (VALUES ('points'), ('frames')) AS t(name)
+              SELECT t.name, c.oid, c.reltoastrelid
+              FROM (VALUES ('points'), ('frames'), ('point_blocks')) AS t(name)
               JOIN pg_class c ON c.relkind = 'r' AND (c.oid = t.name::regclass OR c.oid IN (
                 SELECT relid FROM pg_partition_tree(t.name::regclass))))
             SELECT name || ' heap' AS part, sum(pg_relation_size(oid)) AS bytes FROM leaf GROUP BY name
@@ -102,58 +103,29 @@ async def measure_breakdown(url: str) -> dict[str, int]:
     return out
 
 
-_BLOCKS = """
-CREATE TABLE bench_blocks (source_id int, code char(4) COLLATE "C", hour timestamptz, times int8[],
-  vals float8[], texts text[], keys int8[], idx int2[], PRIMARY KEY (source_id, code, hour));
-INSERT INTO bench_blocks SELECT source_id, code, date_trunc('hour', time),
-  array_agg((extract(epoch FROM time) * 1e6)::int8 ORDER BY time, frame_key, idx),
-  array_agg(value_num ORDER BY time, frame_key, idx),
-  CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text ORDER BY time, frame_key, idx) END,
-  array_agg(frame_key ORDER BY time, frame_key, idx), array_agg(idx ORDER BY time, frame_key, idx)
-  FROM points GROUP BY 1, 2, 3;
-"""
-
-
-async def measure_blocks(url: str) -> tuple[int, int]:
-    """The design of docs/history.md: hourly blocks per channel (bytes with keys, without keys)."""
-    import asyncpg
-
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        await conn.execute(_BLOCKS)
-        await conn.execute("VACUUM ANALYZE bench_blocks")
-        full = await conn.fetchval("SELECT pg_total_relation_size('bench_blocks')")
-        await conn.execute("ALTER TABLE bench_blocks DROP COLUMN keys")
-        await conn.execute("VACUUM FULL bench_blocks")
-        keyless = await conn.fetchval("SELECT pg_total_relation_size('bench_blocks')")
-    finally:
-        await conn.close()
-    return int(full), int(keyless)
-
-
 async def breakdown(admin_url: str, frames: list[Any]) -> None:
+    from datetime import timedelta
+
     from witskit.storage import Store
 
     points = sum(len(f) for f in frames)
     print(f"bytes per point in PostgreSQL, {len(frames):,} frames, {points:,} points")
-    for batch in (len(frames), 1_000):
+    # Large writes go straight to hourly blocks; 100-frame writes (a live rig's path) stay rows
+    # until compaction moves them.
+    for batch in (len(frames), 100):
         async with scratch_database(admin_url) as url:
             store = await Store.open(url)
             try:
                 for i in range(0, len(frames), batch):
                     await store.write(frames[i : i + batch])
+                await store.compact(frames[-1].timestamp + timedelta(hours=2))
             finally:
                 await store.aclose()
             parts = await measure_breakdown(url)
-            blocks = await measure_blocks(url) if batch == len(frames) else None
         total = sum(v for k, v in parts.items() if "raw bytes" not in k)
-        print(f"  written in {batch:,}-frame writes: {total / points:6.1f} bytes/point")
+        print(f"  written in {batch:,}-frame writes, compacted: {total / points:6.1f} bytes/point")
         for name, size in sorted(parts.items()):
             print(f"    {name:55s} {size / points:6.1f}")
-        if blocks is not None:
-            print("  the same points as hourly blocks per channel (design, docs/history.md):")
-            print(f"    {'blocks with frame keys and line indexes':55s} {blocks[0] / points:6.1f}")
-            print(f"    {'blocks without frame keys':55s} {blocks[1] / points:6.1f}")
 
 
 def _best(times: list[float]) -> float:
@@ -270,7 +242,19 @@ async def tiers(admin_url: str, frames: list[Any], days: float) -> None:
             print(f"  bare COPY baseline (no key/index) {points / base:12,.0f} points/s")
             print(f"  write / baseline                  {base / load:12.0%}")
             size = await store.size_on_disk() or 0
-            print(f"  PostgreSQL on disk                {size / points:12.1f} bytes/point (measured)")
+            print(f"  PostgreSQL on disk, as written    {size / points:12.1f} bytes/point (measured)")
+            # Closed hours into hourly blocks (revision 0007), as the service's schedule does.
+            t0 = time.perf_counter()
+            moved = await store.compact(frames[-1].timestamp + timedelta(hours=2))
+            took = time.perf_counter() - t0
+            async with store._engine.connect() as conn:
+                await conn.exec_driver_sql("ANALYZE point_blocks")
+            size = await store.size_on_disk() or 0
+            if moved:
+                print(f"  compaction into hourly blocks     {moved / took:12,.0f} points/s (measured)")
+            else:  # 20,000-frame writes go straight to blocks
+                print("  compaction into hourly blocks     nothing left as rows (written as blocks)")
+            print(f"  PostgreSQL on disk, compacted     {size / points:12.1f} bytes/point (measured)")
             first, last = frames[0].timestamp, frames[-1].timestamp
             lo, hi = first, last + timedelta(seconds=1)
             span = (hi - lo).total_seconds() / 86400

@@ -131,6 +131,10 @@ class WitsConfig(BaseSettings):
         default_factory=dict, validation_alias=_env("WITS_RETENTION_SOURCES", "retention_sources")
     )
     archive_url: str | None = Field(None, validation_alias=_env("WITS_ARCHIVE_URL", "archive_url"))
+    # Seconds between the service's maintenance passes (compaction, archive, retention); None: off.
+    maintenance_interval: float | None = Field(
+        None, gt=0, le=7 * 86400, validation_alias=_env("WITS_MAINTENANCE_INTERVAL", "maintenance_interval")
+    )
 
     # Security
     api_key: SecretStr | None = Field(None, validation_alias=_env("WITS_API_KEY", "api_key"))

@@ -397,3 +397,82 @@ def test_an_oversized_manifest_entry_is_refused_unread(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError, match="larger than") as err:
         archive.entry("rig", day0)
     assert str(manifest) in str(err.value)
+
+
+def _file_size_limit(limit: int) -> None:
+    """In the child: files may not grow past ``limit`` bytes; a write past it fails with EFBIG
+    (SIGXFSZ ignored) instead of killing the process: a full disk for the files it writes."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_a_full_disk_while_archiving_names_the_file_and_removes_nothing(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # No small filesystem can be mounted here: RLIMIT_FSIZE in the child makes every file it
+    # writes a real, size-limited one, so pyarrow's write of the day file really fails half way.
+    # The store is PostgreSQL: its files are the server's, outside the limit (as on a rig, where
+    # the archive's disk is not the database's).
+    db = postgres_url
+
+    async def setup() -> int:
+        store = await Store.open(db)
+        try:
+            return await store.write(day_frames("rig", 0, steps=2000))
+        finally:
+            await store.aclose()
+
+    stored = asyncio.run(setup())
+    root = tmp_path / "archive"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    archive = [
+        sys.executable,
+        "-m",
+        "witskit",
+        "archive",
+        "--db",
+        db,
+        "--to",
+        str(root),
+        "--until",
+        "2026-06-01",
+    ]
+    run = subprocess.run(
+        archive,
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: _file_size_limit(16_384),
+    )
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr, run.stderr
+    day_file = root / "source=rig" / "date=2026-03-01"
+    assert str(day_file) in run.stderr, run.stderr
+    assert "File too large" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert not list(root.rglob("*.parquet"))  # the partial file was removed
+    assert not list(root.rglob(".tmp-*"))
+    assert not list(root.rglob("*.json"))  # and no manifest entry claims the day
+
+    # Retention with that archive removes nothing: the day is not verifiably archived.
+    retention = [sys.executable, "-m", "witskit", "db", "retention", "--db", db, "--days", "1"]
+    rerun = subprocess.run(
+        [*retention, "--apply", "--archive", str(root)], check=False, env=env, capture_output=True, text=True
+    )
+    assert rerun.returncode == 1, rerun.stderr  # something was kept
+    assert "not in the archive yet" in rerun.stderr, rerun.stderr
+
+    async def count() -> int:
+        store = await Store.open(db)
+        try:
+            return sum(s.point_count for s in await store.sources()) and len(
+                [r async for r in store.query("rig")]
+            )
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(count()) == stored

@@ -98,7 +98,8 @@ async def test_a_frame_with_a_wild_clock_creates_its_month_only(postgres_url: st
         sid = await source_id(store, "rig")
         this = (now.year, now.month)
         months = {(old.year, old.month), this, next_month(this)}
-        assert await leaf_names(store) == {Leaf(m, sid).name(t) for m in months for t in ("points", "frames")}
+        tables = ("points", "frames", "point_blocks")
+        assert await leaf_names(store) == {Leaf(m, sid).name(t) for m in months for t in tables}
     finally:
         await store.aclose()
 
@@ -129,6 +130,8 @@ async def test_a_query_by_source_code_and_time_reads_only_the_leaves_in_range(
             for month in (1, 2, 3):
                 await store.write(frames_at(sim_frames, name, datetime(2026, month, 10, tzinfo=UTC), 5))
         sid = await source_id(store, "rig-a")
+        # January and February in hourly blocks (revision 0009), March still as rows: both are read.
+        assert await store.compact(datetime(2026, 3, 1, tzinfo=UTC)) == 2 * 2 * 5 * 30
         from witskit.storage._base import ScanFilter
 
         lo, hi = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 20, tzinfo=UTC)
@@ -137,8 +140,11 @@ async def test_a_query_by_source_code_and_time_reads_only_the_leaves_in_range(
         async with store._engine.connect() as conn:
             raw = await conn.get_raw_connection()
             plan = "\n".join(r[0] for r in await raw.driver_connection.fetch(f"EXPLAIN {sql}", *args))
-        leaves = set(re.findall(r"\b(?:points|frames)_p\d{6}_s\d+\b", plan))
-        assert leaves == {f"points_p202602_s{sid}", f"frames_p202602_s{sid}"}, plan
+        leaves = set(re.findall(r"\b(?:points|frames|point_blocks)_p\d{6}_s\d+\b", plan))
+        assert leaves == {f"{t}_p202602_s{sid}" for t in ("points", "frames", "point_blocks")}, plan
+        # Receive times: the range's frames read once and joined, never one lookup per point.
+        assert "CTE fr" in plan, plan
+        assert "SubPlan" not in plan, plan
         rows = [r async for r in store.query("rig-a", codes=["0108"], start=lo, end=hi)]
         assert len(rows) == 5
     finally:
@@ -223,17 +229,23 @@ async def _fill_as_0004(url: str, batches: dict[str, list[Any]]) -> None:
         await engine.dispose()
 
 
+_POINT_COLUMNS = "frame_key, time, value_num, source_id, idx, code, value_text"
+
+
 async def _dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
     import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
     try:
+        has_view = await conn.fetchval("SELECT to_regclass('points_all')")
+        points_relation = "points_all" if has_view else "points"
         return {
-            table: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY {order}")]
-            for table, order in (
-                ("sources", "id"),
-                ("frames", "source_id, frame_key"),
-                ("points", "source_id, code, time, frame_key, idx"),
+            table: [tuple(r) for r in await conn.fetch(f"SELECT {cols} FROM {relation} ORDER BY {order}")]
+            for table, relation, cols, order in (
+                ("sources", "sources", "*", "id"),
+                ("frames", "frames", "*", "source_id, frame_key"),
+                # From 0009 on, points are rows and hourly blocks: the view shows them as rows.
+                ("points", points_relation, _POINT_COLUMNS, "source_id, code, time, frame_key, idx"),
             )
         }
     finally:
@@ -260,7 +272,7 @@ async def test_a_database_filled_at_0004_upgrades_without_losing_a_row(
         assert after == before
         assert await leaf_names(store) == {
             f"{t}_p{m}_s{s}"
-            for t in ("points", "frames")
+            for t in ("points", "frames", "point_blocks")
             for m, s in (("202601", 1), ("202602", 1), ("202511", 2))
         }
         # The store reads and deduplicates the converted rows as its own.
@@ -294,3 +306,57 @@ async def test_sqlite_keeps_one_table(tmp_path: Any, sim_frames: Any) -> None:
         assert not {n for n in names if n.startswith("points_p")}
     finally:
         await store.aclose()
+
+
+async def _leaves_as_0006(url: str, months: set[tuple[int, int]], sids: set[int]) -> None:
+    """The (month, source) leaves of revision 0006's two tables, as its store made them."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        for month in sorted(months):
+            leaf = Leaf(month, 0)
+            bounds = f"FROM ('{leaf.start.isoformat()}') TO ('{leaf.end.isoformat()}')"
+            for table in ("points", "frames"):
+                await conn.execute(
+                    f"CREATE TABLE {leaf.month_table(table)} PARTITION OF {table} FOR VALUES {bounds} "
+                    "PARTITION BY LIST (source_id)"
+                )
+                for sid in sorted(sids):
+                    await conn.execute(
+                        f"CREATE TABLE {Leaf(month, sid).name(table)} PARTITION OF "
+                        f"{leaf.month_table(table)} FOR VALUES IN ({sid})"
+                    )
+    finally:
+        await conn.close()
+
+
+async def test_a_database_filled_at_0006_upgrades_to_hourly_blocks_without_losing_a_row(
+    postgres_url: str,
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    batches = {
+        "rig-a": frames_at(None, "rig-a", datetime(2026, 1, 31, 23, 59, 30, tzinfo=UTC), 60),
+        # The current hour stays rows: a live writer may still be adding to it.
+        "rig-b": frames_at(None, "rig-b", now.replace(minute=0, second=0), 2, seed=3),
+    }
+    await _upgrade_to(postgres_url, "0006")
+    await _leaves_as_0006(postgres_url, {(2026, 1), (2026, 2), (now.year, now.month)}, {1, 2})
+    await _fill_as_0004(postgres_url, batches)
+    before = await _dump(postgres_url)
+    assert len(before["points"]) == 62 * 30
+
+    store = await Store.open(postgres_url, timeout=10)  # 0007-0009
+    try:
+        assert await _dump(postgres_url) == before
+        async with store._engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT count(*) FROM points"))).scalar_one()
+            blocks = (
+                await conn.execute(text("SELECT sum(cardinality(times)) FROM point_blocks"))
+            ).scalar_one()
+        assert (rows, blocks) == (2 * 30, 60 * 30)
+        assert await store.write(batches["rig-a"]) == 0  # still deduplicated by the frames key
+    finally:
+        await store.aclose()
+    await _upgrade_to(postgres_url, "0006", down=True)
+    assert await _dump(postgres_url) == before

@@ -92,7 +92,7 @@ async def test_retention_removes_whole_months_or_days_and_keeps_counters_exact(f
         await counters_are_exact(store)
         if store.backend == "postgresql":
             assert {r.target for r in done.removed} == {
-                f"frames_p20260{m}_s1, points_p20260{m}_s1" for m in (1, 2)
+                f"frames_p20260{m}_s1, point_blocks_p20260{m}_s1, points_p20260{m}_s1" for m in (1, 2)
             }
             async with store._engine.connect() as conn:
                 deleted = (
@@ -201,7 +201,8 @@ async def test_a_partition_that_cannot_be_dropped_is_named_and_the_others_go(pos
         await blocker.execute("ROLLBACK")
         await counters_are_exact(store)
         again = await store.retention(RetentionPolicy(30), apply=True, now=NOW)
-        assert [r.target for r in again.removed] == ["frames_p202601_s1, points_p202601_s1"]
+        leaves = "frames_p202601_s1, point_blocks_p202601_s1, points_p202601_s1"
+        assert [r.target for r in again.removed] == [leaves]
     finally:
         await blocker.close()
         await store.aclose()

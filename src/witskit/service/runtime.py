@@ -42,7 +42,10 @@ from witskit.service.latest import LatestCache
 from witskit.service.observe import FrameObserver, refresh_gauges, sources_check, spool_check
 from witskit.service.tailer import DEFAULT_INTERVAL, FrameTailer
 from witskit.storage.alarm_events import AlarmEventStore
+from witskit.storage.archive import Archive
 from witskit.storage.errors import StorageError
+from witskit.storage.maintenance import run_maintenance
+from witskit.storage.retention import RetentionPolicy
 from witskit.storage.spool import Spool
 from witskit.storage.store import Store
 
@@ -128,6 +131,8 @@ class Service:
         self.database_ready = asyncio.Event()
         self.database_ready.set()
         self._connector: asyncio.Task[None] | None = None
+        #: The history's maintenance passes (WITS_MAINTENANCE_INTERVAL; see :meth:`_start_maintenance`).
+        self._maintenance: asyncio.Task[None] | None = None
         self._closed = False
         self._context: AppContext | None = None
         self._app: FastAPI | None = None
@@ -252,6 +257,7 @@ class Service:
                     interval=live_interval,
                     timeout=config.database_timeout,
                 )
+            service._start_maintenance()
             return service
         except BaseException:
             if service is not None:
@@ -265,6 +271,21 @@ class Service:
                 spool.close()
             await store.aclose()
             raise
+
+    def _start_maintenance(self) -> None:
+        """Read the archive (WITS_ARCHIVE_URL) in /data and /data/series, and run compaction, the
+        archive and retention every WITS_MAINTENANCE_INTERVAL seconds (``witskit.storage.maintenance``)."""
+        config = self.config
+        archive = None
+        if config.archive_url:
+            archive = Archive(config.archive_url)
+            self.store.attach_archive(archive)
+        if config.maintenance_interval is not None:
+            policy = RetentionPolicy(config.retention_days, dict(config.retention_sources))
+            self._maintenance = asyncio.create_task(
+                run_maintenance(self.store, policy, archive, config.maintenance_interval),
+                name="witskit-maintenance",
+            )
 
     @property
     def ingests(self) -> bool:
@@ -402,6 +423,11 @@ class Service:
             return
         self._closed = True
         self.hub.close()
+        maintenance, self._maintenance = self._maintenance, None
+        if maintenance is not None:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
         connector, self._connector = self._connector, None
         if connector is not None:
             connector.cancel()

@@ -39,6 +39,9 @@ Classified = tuple[type[StorageError], str] | None
 #: Which ``pip install`` extra brings each backend's driver.
 _EXTRAS: Final[dict[str, str]] = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql"}
 
+#: An hour in µs: a block (revision 0009) holds the points of one hour from its ``span_start``.
+HOUR_US: Final = 3_600_000_000
+
 
 class WriteRace(Exception):
     """A concurrent writer stored some of the same new frames first: the store retries the write.
@@ -258,6 +261,15 @@ class BackendImpl(ABC):
     #: the frame by its primary key.
     scan_join: ClassVar[str] = "JOIN"
 
+    #: The relation points are read from: PostgreSQL reads ``points_all`` (rows and hourly blocks,
+    #: revision 0009), whose ``span_start`` bounds each row's time from below within an hour.
+    points_relation: ClassVar[str] = "points"
+    has_spans: ClassVar[bool] = False
+
+    #: PostgreSQL: the receive times come from the range's frames read once (a MATERIALIZED CTE,
+    #: hash-joined), not from one probe per point (see :meth:`scan_sql`).
+    frames_once: ClassVar[bool] = False
+
     def placeholder(self, n: int) -> str:
         """The driver's n-th (1-based) bind placeholder."""
         return "?"
@@ -291,6 +303,13 @@ class BackendImpl(ABC):
             conds.append(f"p.time >= {bind(self.bind_time(where.lo_us))}")
         if where.hi_us is not None:
             conds.append(f"p.time < {bind(self.bind_time(where.hi_us))}")
+        if self.has_spans:  # the blocks that can hold points of the range, by their key
+            if where.lo_us is not None:
+                # A block's hour is a whole UTC hour: the one holding lo is the first to read (and a
+                # bound on a whole hour lets PostgreSQL prune the month before it).
+                conds.append(f"p.span_start >= {bind(self.bind_time(where.lo_us - where.lo_us % HOUR_US))}")
+            if where.hi_us is not None:
+                conds.append(f"p.span_start < {bind(self.bind_time(where.hi_us))}")
         # The same bounds, as constants, on the frame looked up per point (its time is the point's):
         # PostgreSQL then plans that lookup over the partitions in range only, not every one.
         # (Bound again: SQLite's and MySQL's placeholders are positional.)
@@ -301,6 +320,24 @@ class BackendImpl(ABC):
             frame_conds.append(f"f.frame_time >= {bind(self.bind_time(where.lo_us))}")
         if where.hi_us is not None:
             frame_conds.append(f"f.frame_time < {bind(self.bind_time(where.hi_us))}")
+        if self.frames_once:
+            # A frame's receive time joined once per frame (a 1-hour window of 30 channels is
+            # 3,600 frames for 108,000 points): the range's frames are read into a MATERIALIZED
+            # CTE, which the planner cannot probe per row, so it hashes them whatever the
+            # statistics say, and the points side is still driven by the points key (the plan that
+            # a fresh partition without statistics used to turn into a frames-first join).
+            own = frame_conds[3:]  # the range's bounds, without the three that correlate to p
+            where_f = f" WHERE {' AND '.join(own)}" if own else ""
+            sql = (
+                "WITH fr AS MATERIALIZED (SELECT f.source_id, f.frame_key, f.frame_time, f.received_at "  # noqa: S608
+                f"FROM frames f{where_f}) "
+                f"SELECT p.source_id, {self.time_us_sql}, p.code, p.value_num, p.value_text, "
+                f"p.frame_key, p.idx FROM {self.points_relation} p LEFT JOIN fr "
+                "ON fr.source_id = p.source_id AND fr.frame_key = p.frame_key AND fr.frame_time = p.time"
+                f"{' WHERE ' + ' AND '.join(conds) if conds else ''} "
+                "ORDER BY p.time, p.source_id, fr.received_at, p.frame_key, p.idx"
+            )
+            return sql, args
         received = f"SELECT f.received_at FROM frames f WHERE {' AND '.join(frame_conds)}"  # noqa: S608
         # The frame's receive time is a subquery per point, not a join: the planner must always
         # drive from the points key (source, code, time). With a join, a freshly created partition
@@ -308,7 +345,7 @@ class BackendImpl(ABC):
         # its code column, 100x slower; MariaDB did the same after a bulk import.
         sql = (
             f"SELECT p.source_id, {self.time_us_sql}, p.code, p.value_num, p.value_text, "  # noqa: S608
-            "p.frame_key, p.idx FROM points p"
+            f"p.frame_key, p.idx FROM {self.points_relation} p"
             f"{' WHERE ' + ' AND '.join(conds) if conds else ''} "
             f"ORDER BY p.time, p.source_id, ({received}), p.frame_key, p.idx"
         )

@@ -1,6 +1,6 @@
 """PostgreSQL time partitions of ``points`` and ``frames``: names, bounds and on-demand creation.
 
-Both tables are partitioned in two levels (revision 0006)::
+The tables are partitioned in two levels (revision 0006; ``point_blocks`` from 0009, by ``hour``)::
 
     points                      PARTITION BY RANGE (time)        frames: RANGE (frame_time)
       points_p202601            one calendar month (UTC)          PARTITION BY LIST (source_id)
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: Each partitioned table and the column it is partitioned by.
-PARTITIONED_TABLES: Final = (("points", "time"), ("frames", "frame_time"))
+PARTITIONED_TABLES: Final = (("points", "time"), ("frames", "frame_time"), ("point_blocks", "hour"))
 
 #: pg_advisory_xact_lock key of partition creation: "WITSPART" in ASCII (differs from migrations').
 PARTITION_LOCK_KEY: Final = 0x57495453_50415254
@@ -181,17 +181,17 @@ class LeafInfo(NamedTuple):
 
 
 async def list_leaves(drv: Any) -> list[LeafInfo]:
-    """Every attached (month, source) leaf of ``points`` and ``frames``, oldest first (asyncpg)."""
+    """Every attached (month, source) leaf of the partitioned tables, oldest first (asyncpg)."""
     rows = await drv.fetch(
         "SELECT p.relname AS month_table, c.relname AS leaf FROM pg_inherits i "
         "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = current_schema() AND p.relname ~ '^(points|frames)_p[0-9]{6}$' "
-        "AND c.relname ~ '^(points|frames)_p[0-9]{6}_s[0-9]+$' ORDER BY 2"
+        "WHERE n.nspname = current_schema() AND p.relname ~ '^(points|frames|point_blocks)_p[0-9]{6}$' "
+        "AND c.relname ~ '^(points|frames|point_blocks)_p[0-9]{6}_s[0-9]+$' ORDER BY 2"
     )
     out: list[LeafInfo] = []
     for r in rows:
-        table, rest = str(r["leaf"]).split("_p", 1)
+        table, rest = str(r["leaf"]).rsplit("_p", 1)
         month, sid = rest.split("_s", 1)
         out.append(LeafInfo(table, str(r["leaf"]), (int(month[:4]), int(month[4:])), int(sid)))
     out.sort(key=lambda x: (x.month, x.source_id, x.table))

@@ -23,7 +23,7 @@ from sqlalchemy import Select, func, select
 from witskit.errors import UsageError
 from witskit.protocol.decoder import Value
 from witskit.storage._base import RawPoint
-from witskit.storage.schema import from_micros, points
+from witskit.storage.schema import from_micros, point_keys, points
 from witskit.symbols import SymbolTable, default_table
 
 #: ``pandas.DataFrame`` (pandas is optional and untyped here, so the alias is ``Any``).
@@ -161,13 +161,14 @@ def sources_filter(source: str | Iterable[str] | None) -> list[str] | None:
     return names
 
 
-def distinct_codes(source_id: int) -> Select[tuple[str]]:
+def distinct_codes(source_id: int, dialect: str = "") -> Select[tuple[str]]:
     """The codes stored for a source, by skipping through the points key (one probe per code).
 
     A recursive CTE that asks for the next code after the last one found: ~30 index probes for a
-    typical source instead of a scan of its millions of points.
+    typical source instead of a scan of its millions of points. On PostgreSQL through the view
+    ``point_keys`` (the keys of rows and of hourly blocks, revision 0009).
     """
-    p = points
+    p = point_keys if dialect == "postgresql" else points
     codes = (
         select(func.min(p.c.code).label("code"))
         .where(p.c.source_id == source_id)

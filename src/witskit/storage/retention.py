@@ -29,7 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from witskit.errors import UsageError
 from witskit.storage._base import BackendImpl
-from witskit.storage.partitions import Leaf, LeafInfo, ensure_leaves, list_leaves, next_month
+from witskit.storage.partitions import (
+    PARTITIONED_TABLES,
+    Leaf,
+    LeafInfo,
+    ensure_leaves,
+    list_leaves,
+    next_month,
+)
 from witskit.storage.query import distinct_codes
 from witskit.storage.schema import frames, points, sources
 
@@ -152,15 +159,21 @@ async def _due_leaves(
     return out
 
 
+#: How the points of a leaf are counted, per table (a block holds many).
+_COUNT: Final = {"point_blocks": "COALESCE(sum(cardinality(times)), 0)"}
+
+
 async def _drop_leaf(drv: Any, leaf: Leaf, infos: list[LeafInfo], lock_timeout: float) -> tuple[int, int]:
     """Drop one (month, source) leaf of both tables; fix the source's counters. (points, frames)."""
     by_table = {i.table: i.name for i in infos}
     async with drv.transaction():
         await drv.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
         counts = {
-            table: int(await drv.fetchval(f"SELECT count(*) FROM {name}"))  # noqa: S608 - catalog names
+            table: int(await drv.fetchval(f"SELECT {_COUNT.get(table, 'count(*)')} FROM {name}"))  # noqa: S608
             for table, name in by_table.items()
         }
+        # A block (revision 0009) holds an hour of points: they count as points.
+        counts["points"] = counts.get("points", 0) + counts.pop("point_blocks", 0)
         for name in by_table.values():
             await drv.execute(f"DROP TABLE {name}")
         await drv.execute(
@@ -171,7 +184,7 @@ async def _drop_leaf(drv: Any, leaf: Leaf, infos: list[LeafInfo], lock_timeout: 
             counts.get("frames", 0),
         )
         # A month level left without leaves goes too (nothing can be routed to it).
-        for table in ("points", "frames"):
+        for table, _column in PARTITIONED_TABLES:
             month = leaf.month_table(table)
             left = await drv.fetchval(
                 "SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass($1)", month

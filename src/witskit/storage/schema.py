@@ -10,7 +10,9 @@ Narrow layout, one row per data point::
 
 On PostgreSQL both tables are partitioned by month, then by source (revision 0006,
 ``witskit.storage.partitions``), and the frames key there is (source_id, frame_key, frame_time): a
-partitioned table's unique key must hold its partition column.
+partitioned table's unique key must hold its partition column. There, closed hours of ``points``
+are compacted into ``point_blocks`` (revision 0009: one row of arrays per source, code and hour,
+``witskit.storage.blocks``) and read through the view ``points_all``.
 
 ``frames`` keeps every frame's bytes exactly as received, so any stored value can be traced to the
 bytes it came from (``points.frame_key`` -> ``frames.raw``). ``points.idx`` is the point's position
@@ -55,8 +57,11 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    column,
+    table,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import TypeEngine
 
 from witskit.protocol.decoder import DecodedFrame
@@ -71,7 +76,11 @@ __all__ = [
     "from_micros",
     "import_progress",
     "metadata",
+    "point_blocks",
+    "point_keys",
     "points",
+    "points_all",
+    "postgres_metadata",
     "sources",
     "to_micros",
 ]
@@ -261,6 +270,41 @@ points = Table(
     sqlite_with_rowid=False,
     **_MYSQL,
 )
+
+#: PostgreSQL only (revision 0009): the tables other engines do not have.
+postgres_metadata = MetaData()
+
+#: One row per (source, code, UTC hour): the hour's points as aligned arrays (in time order as
+#: compaction writes them; a bulk write appends in write order, and readers always order by time);
+#: ``texts`` is NULL when no value of the hour is text (``witskit.storage.blocks``).
+point_blocks = Table(
+    "point_blocks",
+    postgres_metadata,
+    Column("source_id", Integer, nullable=False),
+    Column("code", _code_type(), nullable=False),
+    Column("hour", UTCDateTime(), nullable=False),
+    Column("times", ARRAY(DateTime(timezone=True)), nullable=False),
+    Column("frame_keys", ARRAY(BigInteger), nullable=False),
+    Column("idxs", ARRAY(SmallInteger), nullable=False),
+    Column("nums", ARRAY(Double()), nullable=False),
+    Column("texts", ARRAY(Text()), nullable=True),
+    PrimaryKeyConstraint("source_id", "code", "hour"),
+)
+
+# Revision 0009, PostgreSQL only: the views over rows and hourly blocks (``witskit.storage.blocks``).
+# Not in ``metadata``: views are made by the migration, and read only where the backend has them.
+points_all = table(
+    "points_all",
+    column("frame_key", BigInteger()),
+    column("time", UTCDateTime()),
+    column("value_num", Double()),
+    column("source_id", Integer()),
+    column("idx", SmallInteger()),
+    column("code", String()),
+    column("value_text", Text()),
+    column("span_start", UTCDateTime()),
+)
+point_keys = table("point_keys", column("source_id", Integer()), column("code", String()))
 
 # Revision 0004: how far `witskit import` got in each file (see witskit.storage.imports), so an
 # interrupted import resumes after the last committed batch instead of decoding the file again.

@@ -16,13 +16,14 @@ microseconds, so a point on an edge always opens the later bucket on every backe
   + offset) DIV width``. Neither has a better plan than sorting the rows by bucket (SQLite's temp
   B-tree, InnoDB's temporary table); ``first`` and ``last`` are then one probe of the key per
   bucket, at the bucket's earliest and latest numeric time.
-- PostgreSQL (``timestamptz``) walks the buckets instead (``generate_series`` and a ``LATERAL``
-  aggregate): one index range scan per bucket, so nothing is sorted or hashed; the aggregate also
-  finds the bucket's earliest and latest numeric time, and ``first`` and ``last`` are one probe of
-  the key there. Grouping by a
-  computed bucket made PostgreSQL expect a group per row, sort the month on disk, and spend
-  ~250 ms compiling the query with JIT; the walk is ~3x faster, and JIT is switched off for these
-  queries (``SET LOCAL jit = off``): they run in milliseconds, far below what compiling costs.
+- PostgreSQL reads the range's points once (revision 0009: rows and hourly blocks through the
+  view ``points_all``, each block of the range detoasted once) and groups them by bucket index in
+  memory (``work_mem`` raised for the query); ``first`` and ``last`` are the one value at the
+  bucket's earliest and latest numeric time, and only when several frames share that time is
+  their receive order looked up. (Before the blocks, a walk over the buckets, one index range scan
+  each, was ~3x faster than grouping the rows; over blocks it read each block once per bucket.)
+  JIT is switched off for these queries (``SET LOCAL jit = off``): compiling costs more than they
+  run.
 
 The anchor the arithmetic starts from is the first stored time in the range (on PostgreSQL the
 start of its bucket), not ``start``: a range that begins long before the data
@@ -70,6 +71,7 @@ MAX_POINTS: Final = 5000
 MAX_CODES: Final = 100
 
 _ONE_US: Final = timedelta(microseconds=1)
+_HOUR_US: Final = 3_600_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,48 +189,53 @@ def _group_statement(dialect: str) -> TextualSelect:
     )
 
 
-#: PostgreSQL: bucket k spans [anchor + (k - first_k) * width, + width), within [lo, hi).
-_WALK_SQL: Final = """
-    SELECT g.k, a.n, a.nulls, a.lo, a.hi, a.mean,
-        (SELECT f.value_num FROM points f
-                JOIN frames fa ON fa.source_id = f.source_id AND fa.frame_key = f.frame_key
-                    AND fa.frame_time = f.time
-            WHERE f.source_id = :sid AND f.code = :code AND f.time = a.t0 AND f.value_num IS NOT NULL
-            ORDER BY fa.received_at, f.frame_key, f.idx LIMIT 1) AS first_value,
-        (SELECT l.value_num FROM points l
-                JOIN frames fz ON fz.source_id = l.source_id AND fz.frame_key = l.frame_key
-                    AND fz.frame_time = l.time
-            WHERE l.source_id = :sid AND l.code = :code AND l.time = a.t1 AND l.value_num IS NOT NULL
-            ORDER BY fz.received_at DESC, l.frame_key DESC, l.idx DESC LIMIT 1) AS last_value
-    FROM generate_series(:first_k, :last_k) AS g(k)
-    CROSS JOIN LATERAL (
-        SELECT GREATEST(:anchor + (g.k - :first_k) * :width * INTERVAL '1 microsecond', :lo) AS t_lo,
-            LEAST(:anchor + (g.k - :first_k + 1) * :width * INTERVAL '1 microsecond', :hi) AS t_hi
-    ) AS b
-    CROSS JOIN LATERAL (
-        SELECT COUNT(p.value_num) AS n, COUNT(*) - COUNT(p.value_num) AS nulls,
-            MIN(p.value_num) AS lo, MAX(p.value_num) AS hi, AVG(p.value_num) AS mean,
-            MIN(p.time) FILTER (WHERE p.value_num IS NOT NULL) AS t0,
-            MAX(p.time) FILTER (WHERE p.value_num IS NOT NULL) AS t1
-        FROM points p
-        WHERE p.source_id = :sid AND p.code = :code AND p.time >= b.t_lo AND p.time < b.t_hi
-            AND p.value_text IS NULL
-    ) AS a
-    WHERE a.n + a.nulls > 0
-    ORDER BY g.k
+#: PostgreSQL (revision 0009): one pass over the range's points (rows and hourly blocks, each block
+#: read once), grouped by bucket index. A bucket's first (last) value is the one value at its first
+#: (last) time; only when several frames share that time is the frames' receive order looked up.
+_GROUPED_SQL: Final = """
+    WITH pts AS MATERIALIZED (
+        SELECT ((EXTRACT(EPOCH FROM p.time) * 1000000)::int8 - :base) / :width AS k,
+            p.time AS t, p.value_num AS v
+        FROM points_all p
+        WHERE p.source_id = :sid AND p.code = :code AND p.time >= :lo AND p.time < :hi
+            AND p.value_text IS NULL AND p.span_start >= :span_lo AND p.span_start < :hi
+    ), agg AS (
+        SELECT k, COUNT(v) AS n, COUNT(*) - COUNT(v) AS nulls, MIN(v) AS lo, MAX(v) AS hi, AVG(v) AS mean,
+            MIN(t) FILTER (WHERE v IS NOT NULL) AS t0, MAX(t) FILTER (WHERE v IS NOT NULL) AS t1
+        FROM pts GROUP BY k
+    ), ends AS (
+        SELECT t, COUNT(v) AS nv, MIN(v) AS only_v FROM pts
+        WHERE t IN (SELECT t0 FROM agg UNION SELECT t1 FROM agg) GROUP BY t
+    )
+    SELECT a.k, a.n, a.nulls, a.lo, a.hi, a.mean,
+        CASE WHEN e0.nv = 1 THEN e0.only_v ELSE
+            (SELECT f.value_num FROM points_all f
+                    JOIN frames fa ON fa.source_id = f.source_id AND fa.frame_key = f.frame_key
+                        AND fa.frame_time = f.time
+                WHERE f.source_id = :sid AND f.code = :code AND f.time = a.t0 AND f.value_num IS NOT NULL
+                    AND f.span_start > a.t0 - INTERVAL '1 hour' AND f.span_start <= a.t0
+                ORDER BY fa.received_at, f.frame_key, f.idx LIMIT 1) END AS first_value,
+        CASE WHEN e1.nv = 1 THEN e1.only_v ELSE
+            (SELECT l.value_num FROM points_all l
+                    JOIN frames fz ON fz.source_id = l.source_id AND fz.frame_key = l.frame_key
+                        AND fz.frame_time = l.time
+                WHERE l.source_id = :sid AND l.code = :code AND l.time = a.t1 AND l.value_num IS NOT NULL
+                    AND l.span_start > a.t1 - INTERVAL '1 hour' AND l.span_start <= a.t1
+                ORDER BY fz.received_at DESC, l.frame_key DESC, l.idx DESC LIMIT 1) END AS last_value
+    FROM agg a LEFT JOIN ends e0 ON e0.t = a.t0 LEFT JOIN ends e1 ON e1.t = a.t1
+    ORDER BY a.k
 """
 
 
-def _walk_statement() -> TextualSelect:
-    """PostgreSQL: one aggregate per bucket, each an index range scan."""
+def _grouped_statement() -> TextualSelect:
+    """PostgreSQL: the range's points in one pass (see :data:`_GROUPED_SQL`)."""
     return (
-        text(_WALK_SQL)
+        text(_GROUPED_SQL)
         .bindparams(
-            bindparam("anchor", type_=UTCDateTime()),
             bindparam("lo", type_=UTCDateTime()),
             bindparam("hi", type_=UTCDateTime()),
-            bindparam("first_k", type_=BigInteger()),
-            bindparam("last_k", type_=BigInteger()),
+            bindparam("span_lo", type_=UTCDateTime()),
+            bindparam("base", type_=BigInteger()),
             bindparam("width", type_=BigInteger()),
             bindparam("sid", type_=Integer()),
         )
@@ -295,7 +302,7 @@ async def downsample(
         return None
     sid, first_time, last_time = int(row[0]), row[1], row[2]
     if wanted is None:
-        wanted = [str(c) for c in (await conn.execute(distinct_codes(sid))).scalars()]
+        wanted = [str(c) for c in (await conn.execute(distinct_codes(sid, conn.dialect.name))).scalars()]
     if lo is None:
         lo = first_time
     if hi is None and last_time is not None:
@@ -317,7 +324,6 @@ async def downsample(
     if q_lo_us >= q_hi_us:
         return result
     dialect = conn.dialect.name
-    first_k = (q_lo_us - lo_us) // width
     params: dict[str, Any] = {
         "sid": sid,
         "width": width,
@@ -325,14 +331,10 @@ async def downsample(
         "hi": from_micros(q_hi_us),
     }
     if dialect == "postgresql":
-        stmt = _walk_statement()
-        # The buckets' own start (not the first stored time): the walk steps from bucket to bucket.
-        params.update(
-            anchor=from_micros(lo_us + first_k * width),
-            first_k=first_k,
-            last_k=(q_hi_us - 1 - lo_us) // width,
-        )
+        stmt = _grouped_statement()
+        params.update(base=lo_us, span_lo=from_micros(q_lo_us - q_lo_us % _HOUR_US))
         await conn.exec_driver_sql("SET LOCAL jit = off")
+        await conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
     else:
         stmt = _group_statement(dialect)
         params.update(anchor=from_micros(q_lo_us), offset=q_lo_us - lo_us)

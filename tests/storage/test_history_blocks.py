@@ -1,0 +1,140 @@
+"""PostgreSQL hourly blocks (revision 0009): compaction keeps every value, every guarantee.
+
+Real PostgreSQL, a throw-away database per test. What is checked:
+
+* after compaction a query, a series and ``latest`` return exactly what they returned before, and
+  the points are in ``point_blocks``, not in ``points``;
+* a replayed frame stores nothing after compaction; a late frame for a compacted hour is stored,
+  read with the block's points, and merged into that block by the next compaction;
+* writers and compactions running at the same time lose and duplicate nothing;
+* a ``points`` leaf emptied by compaction gives its space back (it is truncated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from test_history_partitions import frames_at
+
+from witskit.storage import Store
+
+START = datetime(2026, 5, 4, 22, 30, tzinfo=UTC)
+
+
+async def everything(store: Store, source: str = "rig") -> list[tuple[Any, ...]]:
+    return [(r.time, r.code, r.value, r.frame_key) async for r in store.query(source)]
+
+
+async def counts(store: Store) -> tuple[int, int]:
+    async with store._engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT count(*) FROM points"))).scalar_one()
+        blocks = (
+            await conn.execute(text("SELECT COALESCE(sum(cardinality(times)), 0) FROM point_blocks"))
+        ).scalar_one()
+    return int(rows), int(blocks)
+
+
+async def test_compaction_keeps_every_value_and_every_guarantee(postgres_url: str) -> None:
+    store = await Store.open(postgres_url, timeout=10)
+    try:
+        # 3 hours across midnight, one frame a minute.
+        batch = frames_at(None, "rig", START, 3 * 3600)[::60]
+        stored = await store.write(batch)
+        assert stored > 0
+        before = await everything(store)
+        series_before = await store.series("rig", ["0108"], START, START + timedelta(hours=3), points=7)
+        latest_before = await store.latest("rig")
+
+        assert await store.compact(START + timedelta(hours=4)) == stored
+        assert await counts(store) == (0, stored)
+        assert await everything(store) == before
+        assert (
+            await store.series("rig", ["0108"], START, START + timedelta(hours=3), points=7) == series_before
+        )
+        assert await store.latest("rig") == latest_before
+        async with store._engine.connect() as conn:  # the emptied leaf was truncated
+            size = (await conn.execute(text("SELECT pg_relation_size('points_p202605_s1')"))).scalar_one()
+        assert size == 0
+
+        # A replay stores nothing; a late frame for a compacted hour is stored and read at once.
+        assert await store.write(batch) == 0
+        late = frames_at(None, "rig", START + timedelta(seconds=30), 1)
+        added = await store.write(late)
+        assert added > 0
+        after_late = await everything(store)
+        assert sorted(r[:3] for r in after_late) == sorted(
+            [r[:3] for r in before] + [(f.timestamp, c, v) for f in late for c, v in f.items()]
+        )
+        assert await counts(store) == (added, stored)
+        # The next compaction merges it into its block, in time order.
+        assert await store.compact(START + timedelta(hours=4)) == added
+        assert await counts(store) == (0, stored + added)
+        assert await everything(store) == after_late
+    finally:
+        await store.aclose()
+
+
+async def test_writers_and_compactions_at_once_lose_and_duplicate_nothing(postgres_url: str) -> None:
+    stores = [await Store.open(postgres_url, timeout=10) for _ in range(3)]
+    try:
+        frames = frames_at(None, "rig", START, 1200)
+        chunks = [frames[i : i + 50] for i in range(0, len(frames), 50)]
+
+        async def writer(store: Store, part: list[list[Any]]) -> int:
+            return sum([await store.write(c) for c in part])
+
+        async def compactor(store: Store) -> int:
+            moved = 0
+            for _ in range(6):
+                moved += await store.compact(START + timedelta(hours=1))
+                await asyncio.sleep(0.05)
+            return moved
+
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                writer(stores[0], chunks[0::2]), writer(stores[1], chunks[1::2]), compactor(stores[2])
+            ),
+            timeout=120,
+        )
+        written = results[0] + results[1]
+        assert written == sum(len(f) for f in frames)
+        rows, blocks = await counts(stores[0])
+        assert rows + blocks == written
+        got = await everything(stores[0])
+        assert len(got) == written
+        assert len({(r[3], r[1]) for r in got}) == written  # (frame key, code): each point once
+    finally:
+        for s in stores:
+            await s.aclose()
+
+
+async def test_large_writes_go_straight_to_blocks_and_append_to_them(postgres_url: str) -> None:
+    stores = [await Store.open(postgres_url, timeout=10) for _ in range(2)]
+    try:
+        frames = frames_at(None, "rig", START, 2 * 3600)  # 22:30 to 00:30: three hours, two days
+        evens, odds = frames[0::2], frames[1::2]
+        # The even seconds first, as blocks; a replay stores nothing.
+        stored = await stores[0].write(evens)
+        assert await counts(stores[0]) == (0, stored)
+        assert await stores[0].write(evens[:600]) == 0
+        # Two writers append the odd seconds to the same blocks at once: nothing lost or doubled.
+        halves = await asyncio.gather(stores[0].write(odds[0::2]), stores[1].write(odds[1::2]))
+        total = stored + sum(halves)
+        assert total == sum(len(f) for f in frames)
+        assert await counts(stores[0]) == (0, total)
+        got = await everything(stores[0])
+        want = sorted(((f.timestamp, c, v) for f in frames for c, v in f.items()), key=lambda r: (r[0], r[1]))
+        assert sorted((r[:3] for r in got), key=lambda r: (r[0], r[1])) == want
+        assert [r[0] for r in got] == sorted(r[0] for r in got)  # read in time order
+        series = await stores[0].series("rig", ["0108"], START, START + timedelta(hours=2), points=5)
+        # Nothing is left as rows to compact; the reads do not change.
+        assert await stores[0].compact(START + timedelta(hours=4)) == 0
+        assert await everything(stores[0]) == got
+        assert await stores[0].series("rig", ["0108"], START, START + timedelta(hours=2), points=5) == series
+        assert (await stores[0].latest("rig"))["0108"][0] == frames[-1].timestamp
+    finally:
+        for s in stores:
+            await s.aclose()
