@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from witskit.cli import _help, _service, _storage, _users
+from witskit.cli import _fleet, _help, _service, _storage, _users
 from witskit.cli._console import EXIT_PROBLEMS, error, handle_errors, info, warn
 from witskit.cli._simulate import LineEndingChoice, write_stream
 from witskit.cli._stream import StreamFormat
@@ -612,6 +612,15 @@ def stream(
         str | None,
         typer.Option("--db", help="Also store every frame in this database (through the durable spool)."),
     ] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to",
+            help="Also send every frame to this sink (repeatable): a database, jsonl://, csv:// or "
+            "nats://HOST:PORT/PREFIX?stream=NAME (a JetStream stream, see docs/fleet.md).",
+            show_default=False,
+        ),
+    ] = None,
     config: Annotated[
         str | None,
         typer.Option(
@@ -644,18 +653,18 @@ def stream(
     the next attempt is), bad bytes and bad data lines go to stderr. Links reconnect forever
     unless the URL says ?reconnect=0.
 
-    With --db URL or --config FILE the frames also go through the durable spool into the
-    database (and the file's other sinks) while they print; on Ctrl-C or SIGTERM the spool is
+    With --db URL, --to URL or --config FILE the frames also go through the durable spool into
+    the database (and the other sinks) while they print; on Ctrl-C or SIGTERM the spool is
     drained into the sinks before the command exits.
 
     Exit status: 0 when the source ends or after -n frames; 2 for a bad URL, or when the source
     cannot be reached (or drops) with reconnect=0; 130 after Ctrl-C, 143 after SIGTERM.
     """
-    if db or config:
+    if db or config or to:
         from witskit.cli._ingest import plan_for, run_ingest
         from witskit.cli._stream import _writer
 
-        plan = plan_for(url, db, config)
+        plan = plan_for(url, db, config, to)
         if metric:
             plan.decoder.metric = True
         if tz != "UTC":
@@ -696,6 +705,7 @@ def demo(
 _service.register(app)
 _users.register(app)
 _storage.register(app)
+_fleet.register(app)
 _help.plain_help(app)
 
 

@@ -22,8 +22,11 @@ from witskit.errors import FrameError, UsageError
 __all__ = ["plan_for", "run_ingest"]
 
 
-def plan_for(url: str | None, db: str | None, config_path: str | None) -> PipelineConfig:
-    """The pipeline of ``stream``'s arguments: a file, or one URL into one database (or both)."""
+def plan_for(
+    url: str | None, db: str | None, config_path: str | None, to: list[str] | None = None
+) -> PipelineConfig:
+    """The pipeline of ``stream``'s arguments: a file, or one URL into one database (or both);
+    each ``--to`` URL is one more sink."""
     from witskit.pipeline.build import check_plan, job_spool_dir, url_problems
 
     if config_path:
@@ -36,6 +39,7 @@ def plan_for(url: str | None, db: str | None, config_path: str | None) -> Pipeli
         raise UsageError("give a source URL or --config pipeline.yaml")
     if db:
         plan.sinks.append(SinkConfig(url=db))
+    plan.sinks.extend(SinkConfig(url=sink) for sink in to or ())
     check_plan(plan, config_path)
     if not plan.sinks:  # the settings' database (its directory created, as for query and import)
         from witskit.cli._storage import _db_url
