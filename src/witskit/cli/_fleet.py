@@ -58,6 +58,12 @@ def run_worker(config_path: Path, *, name: str | None = None) -> int:
             info(f"{label}: {worker.target.url} -> {store.url}")
             await worker.run()
         finally:
+            stats = worker.stats
+            malformed = ", ".join(f"{k} {n}" for k, n in sorted(stats.malformed.items())) or "none"
+            info(
+                f"{label}: fetched {stats.fetched}, committed {stats.committed}, acked {stats.acked}, "
+                f"redelivered {stats.redelivered}, malformed: {malformed}"
+            )
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await store.aclose()
