@@ -245,9 +245,7 @@ class Fleet:
 
 
 @contextlib.asynccontextmanager
-async def fleet(
-    tag: str, cluster: NatsCluster, db_url: str, tmp: Path, frames: int
-) -> AsyncIterator[Fleet]:
+async def fleet(tag: str, cluster: NatsCluster, db_url: str, tmp: Path, frames: int) -> AsyncIterator[Fleet]:
     f = Fleet(f"{tag}-{uuid.uuid4().hex[:6]}", cluster, db_url, tmp, frames)
     try:
         await f.start_rigs()
@@ -419,7 +417,9 @@ async def test_edge_killed_and_restarted(cluster: NatsCluster, pg_url: str, tmp_
         got = await f.stored()
         for name in names:
             counts = got[name]
-            assert max(counts.values()) == 1, f"{name}: stored twice: {[s for s, n in counts.items() if n > 1]}"
+            assert max(counts.values()) == 1, (
+                f"{name}: stored twice: {[s for s, n in counts.items() if n > 1]}"
+            )
             # Two runs: the killed edge's, whole up to the kill (the frames the kernel held unread
             # at the kill, and those due while no edge listened, are not sent again by a rig), and
             # the restarted edge's, whole: FRAMES numbers.
@@ -457,4 +457,3 @@ async def test_message_published_twice(cluster: NatsCluster, pg_url: str, tmp_pa
         await exactly_once(f)
         got = await f.stored()
         assert got[f"{f.tag}-extra"] == Counter({7: 1})
-

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,8 +61,13 @@ def require_nats_server() -> str:
 class NatsCluster:
     """``size`` JetStream nodes routed to each other; :attr:`url_hosts` is ``h:p,h:p,...``."""
 
-    def __init__(self, base: Path, size: int = 3, *, name: str = "witskit-test") -> None:
+    def __init__(
+        self, base: Path, size: int = 3, *, name: str = "witskit-test", extra: tuple[str, ...] = ()
+    ) -> None:
         self.binary = require_nats_server()
+        self.extra = extra  # more nats-server arguments (auth, TLS), the same on every node
+        #: nats.connect() keywords the readiness check needs (credentials, TLS) with such arguments.
+        self.client_options: dict[str, Any] = {}
         self.base = base
         self.size = size
         self.name = name
@@ -97,6 +103,7 @@ class NatsCluster:
             "-sd",
             str(store),
         ]
+        args += self.extra
         if self.size > 1:
             args += [
                 "--cluster_name",
@@ -140,7 +147,7 @@ class NatsCluster:
             try:
                 nc = await nats.connect(
                     servers=self.live_servers,
-                    connect_timeout=1,
+                    **{"connect_timeout": 1, **self.client_options},
                     max_reconnect_attempts=0,
                     allow_reconnect=False,
                 )
