@@ -1,4 +1,4 @@
-"""A fleet end to end: simulated rigs -> 2 edges -> a real 3-node JetStream cluster -> 2 workers -> PostgreSQL.
+"""A fleet end to end: simulated rigs -> 2 edges -> a 3-node JetStream cluster -> 2 workers -> PostgreSQL.
 
 Every scenario runs the real processes (``witskit stream --config edge.yaml`` and ``witskit worker
 --config central.yaml``, made from ``examples/fleet/`` with this run's ports) while a fault
@@ -207,7 +207,8 @@ class Fleet:
         conn = await asyncpg.connect(self.db_url)
         try:
             rows = await conn.fetch(
-                "SELECT s.name, f.raw FROM frames f JOIN sources s ON s.id = f.source_id WHERE s.name LIKE $1",
+                "SELECT s.name, f.raw FROM frames f JOIN sources s ON s.id = f.source_id "
+                "WHERE s.name LIKE $1",
                 f"{self.tag}-%",
             )
         except asyncpg.UndefinedTableError:
@@ -447,13 +448,15 @@ async def test_message_published_twice(cluster: NatsCluster, pg_url: str, tmp_pa
         nc = await nats.connect(servers=cluster.live_servers)
         try:
             js = nc.jetstream()
-            await until(lambda: f.stored(), timeout=30, interval=0.5)  # the stream exists by then
+            await until(f.stored, timeout=30, interval=0.5)  # the stream exists by then
             first = await js.publish(f"{f.tag}.extra", body, headers=dict(headers))
             again = await js.publish(f"{f.tag}.extra", body, headers=dict(headers))
             other = await js.publish(f"{f.tag}.extra", body, headers={**headers, HEADER_MSG_ID: "another-id"})
         finally:
             await nc.close()
-        assert not first.duplicate and again.duplicate and not other.duplicate
+        assert not first.duplicate
+        assert again.duplicate
+        assert not other.duplicate
         await exactly_once(f)
         got = await f.stored()
         assert got[f"{f.tag}-extra"] == Counter({7: 1})

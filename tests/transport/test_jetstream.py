@@ -38,7 +38,8 @@ def test_an_edge_url_names_servers_subject_stream_and_edge() -> None:
 
 def test_a_worker_url_takes_a_filter_and_needs_a_durable() -> None:
     target = parse_target(f"nats+tls://{HOSTS}/wits.>?stream=WITS&durable=central&ack_wait=5", role="worker")
-    assert target.tls and target.servers[0] == "tls://127.0.0.1:4301"
+    assert target.tls
+    assert target.servers[0] == "tls://127.0.0.1:4301"
     assert (target.durable, target.ack_wait, target.replicas) == ("central", 5.0, DEFAULT_REPLICAS)
     with pytest.raises(UsageError, match="durable=NAME is required"):
         parse_target(f"nats://{HOSTS}/wits.>?stream=WITS", role="worker")
@@ -77,12 +78,15 @@ def test_ca_and_certificates_need_nats_tls(pki: PKI) -> None:
 def test_secrets_in_the_url_are_never_shown() -> None:
     with pytest.raises(UsageError) as caught:
         parse_target("nats://edge:hunter2@h:4222/wits?stream=S&replicas=x", role="edge")
-    assert "hunter2" not in str(caught.value) and "edge:***@" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+    assert "edge:***@" in str(caught.value)
     with pytest.raises(UsageError) as caught:
         parse_target("nats://h:4222/wits?stream=S&token=s3cret&replicas=x", role="edge")
     assert "s3cret" not in str(caught.value)
     sink = JetStreamSink("nats://edge:hunter2@h:4222/wits?stream=S")
-    assert "hunter2" not in sink.name and "hunter2" not in repr(sink) and "hunter2" not in repr(sink.target)
+    assert "hunter2" not in sink.name
+    assert "hunter2" not in repr(sink)
+    assert "hunter2" not in repr(sink.target)
 
 
 def test_sink_urls_pick_the_jetstream_sink() -> None:
