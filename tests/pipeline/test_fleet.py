@@ -360,7 +360,8 @@ async def test_worker_killed_mid_batch(cluster: NatsCluster, pg_url: str, tmp_pa
         await exactly_once(f)
         await f.kill(f.workers[1], signal.SIGTERM)  # it prints its counts as it stops
         counts = re.search(r"redelivered (\d+)", (tmp_path / "worker-1.log").read_text())
-        assert counts is not None and int(counts.group(1)) > 0, f.logs()
+        assert counts is not None, f.logs()
+        assert int(counts.group(1)) > 0, f.logs()
     finally:
         await f.aclose()
         await proxy.aclose()
