@@ -326,6 +326,11 @@ class JetStreamSink(Sink):
         self._js: JetStreamContext | None = None
         self._stream_ready = False
         self._subjects: dict[str | None, str] = {}
+        self._closing = False
+        self._said: str | None = None  # the cluster's last asynchronous error (a refused publish)
+
+    def _async_error(self, text: str) -> None:
+        self._said = text
 
     def __repr__(self) -> str:
         return f"<JetStreamSink {self.target.url} edge={self.edge}>"
@@ -341,7 +346,12 @@ class JetStreamSink(Sink):
             # Bounded: nats-py retries the first connection as long as it is told to reconnect.
             try:
                 async with asyncio.timeout(self.target.timeout * 2):
-                    self._nc = await connect(self.target, name=f"witskit-edge {self.edge}")
+                    self._nc = await connect(
+                        self.target,
+                        name=f"witskit-edge {self.edge}",
+                        on_error=self._async_error,
+                        closing=lambda: self._closing,
+                    )
             except TimeoutError:
                 raise BrokerError(f"{self.target.url}: no NATS server answered") from None
             self._js = self._nc.jetstream(timeout=self.target.timeout)
@@ -382,6 +392,7 @@ class JetStreamSink(Sink):
         js = await self._context()
         target = self.target
         futures: list[asyncio.Future[Any]] = []
+        self._said = None
         try:
             for frame, seq in zip(batch, sequences, strict=True):
                 headers, body = encode_envelope(frame.frame, edge=self.edge, sequence=seq)
@@ -397,9 +408,10 @@ class JetStreamSink(Sink):
             if futures:
                 _, pending = await asyncio.wait(futures, timeout=target.timeout)
                 if pending:
+                    said = f" (the cluster said: {self._said})" if self._said else ""
                     raise BrokerError(
                         f"{target.url}: {len(pending)} of {len(futures)} messages not acknowledged "
-                        f"within {target.timeout:g} s"
+                        f"within {target.timeout:g} s{said}"
                     )
         finally:
             for future in futures:
@@ -419,6 +431,7 @@ class JetStreamSink(Sink):
     async def aclose(self) -> None:
         """Close the connection (pending publishes were awaited by the write that made them)."""
         nc, self._nc = self._nc, None
+        self._closing = True
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.close()

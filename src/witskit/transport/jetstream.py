@@ -44,6 +44,7 @@ import logging
 import re
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -328,21 +329,34 @@ def _require_nats() -> None:
         raise UsageError("nats:// needs the nats-py client: pip install 'witskit[fleet]'") from None
 
 
-async def connect(target: JetStreamTarget, *, name: str) -> Client:
+async def connect(
+    target: JetStreamTarget,
+    *,
+    name: str,
+    on_error: Callable[[str], None] | None = None,
+    closing: Callable[[], bool] = lambda: False,
+) -> Client:
     """Connect to the cluster (any server of the list), reconnecting forever once connected.
 
-    The client's own error callbacks log one line each without credentials; a failure to reach
-    any server raises :class:`~witskit.errors.ConnectError`.
+    The client's own error callbacks log one line each without credentials, and pass the error's
+    text to ``on_error`` (a refused asynchronous publish is reported only there); nothing is
+    logged once ``closing()`` is true. A failure to reach any server raises
+    :class:`~witskit.errors.ConnectError`.
     """
     _require_nats()
     import nats
     import nats.errors
 
-    async def on_error(exc: Exception) -> None:
-        log.warning("%s: %s", target.url, redact_url(str(exc)) or type(exc).__name__)
+    async def error_cb(exc: Exception) -> None:
+        text = redact_url(str(exc)) or type(exc).__name__
+        if on_error is not None:
+            on_error(text)
+        if not closing():
+            log.warning("%s: %s", target.url, text)
 
     async def on_disconnect() -> None:
-        log.warning("%s: disconnected from the NATS cluster; reconnecting", target.url)
+        if not closing():
+            log.warning("%s: disconnected from the NATS cluster; reconnecting", target.url)
 
     async def on_reconnect() -> None:
         log.warning("%s: reconnected to the NATS cluster", target.url)
@@ -354,7 +368,7 @@ async def connect(target: JetStreamTarget, *, name: str) -> Client:
         "max_reconnect_attempts": -1,  # an edge behind a satellite link waits as long as it takes
         "reconnect_time_wait": 1.0,
         "allow_reconnect": True,
-        "error_cb": on_error,
+        "error_cb": error_cb,
         "disconnected_cb": on_disconnect,
         "reconnected_cb": on_reconnect,
     }
