@@ -164,7 +164,7 @@ class Worker:
         target = self.target
         if self._nc is None or self._nc.is_closed:
             async with asyncio.timeout(target.timeout * 2):
-                self._nc = await connect(target, name=self.name)
+                self._nc = await connect(target, name=self.name, closing=lambda: self._closing)
         js: JetStreamContext = self._nc.jetstream(timeout=target.timeout)
         await ensure_stream(js, target)
         config = ConsumerConfig(
@@ -189,7 +189,7 @@ class Worker:
 
         try:
             msgs: list[Msg] = await sub.fetch(self.target.batch, timeout=_FETCH_WAIT)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):  # nothing came within the wait
             msgs = []
         self._reachable()
         await self._update_lag(sub)
