@@ -30,6 +30,7 @@ def run_worker(config_path: Path, *, name: str | None = None) -> int:
     from witskit.config import load_config, load_pipeline
     from witskit.pipeline.build import decoder_from
     from witskit.pipeline.worker import Worker, worker_problems
+    from witskit.storage.errors import DatabaseUnavailable
     from witskit.storage.store import Store
     from witskit.storage.writers import single_writer
 
@@ -47,22 +48,27 @@ def run_worker(config_path: Path, *, name: str | None = None) -> int:
             loop.add_signal_handler(sig, worker.stop)
         try:
             delay = 0.5
-            while True:  # the database may come up after the worker: keep trying, say why
+            while not worker.stopping:  # the database may come up after the worker: keep trying
                 try:
                     await store.migrate()
                     break
-                except Exception as exc:
+                except DatabaseUnavailable as exc:  # anything else (a wrong password) is final
                     info(f"database {store.url} not ready ({exc}); retrying in {delay:.0f} s")
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
+            else:
+                return
             info(f"{label}: {worker.target.url} -> {store.url}")
             await worker.run()
         finally:
             stats = worker.stats
             malformed = ", ".join(f"{k} {n}" for k, n in sorted(stats.malformed.items())) or "none"
+            p50, p99 = stats.latencies.percentile(50), stats.latencies.percentile(99)
+            latency = "none" if p50 is None else f"p50 {p50:.3f} s, p99 {p99:.3f} s"
             info(
                 f"{label}: fetched {stats.fetched}, committed {stats.committed}, acked {stats.acked}, "
-                f"redelivered {stats.redelivered}, malformed: {malformed}"
+                f"redelivered {stats.redelivered}, malformed: {malformed}; "
+                f"receive-to-commit latency {latency}"
             )
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

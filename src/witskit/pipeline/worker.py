@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
 
     from witskit.storage.store import Store
 
-__all__ = ["RigStatus", "Worker", "WorkerStats"]
+__all__ = ["Latencies", "RigStatus", "Worker", "WorkerStats", "worker_problems"]
 
 log = logging.getLogger("witskit.pipeline.worker")
 
@@ -53,12 +52,39 @@ _FETCH_WAIT: Final = 1.0
 #: First and longest pause between two attempts of a failing commit (seconds).
 _RETRY_FIRST: Final = 0.2
 _RETRY_MAX: Final = 5.0
-#: Receive-to-commit latencies kept for the percentiles (the last this many frames).
-_LATENCIES: Final = 10_000
+#: Latencies above an hour are counted as an hour (a backlog that old is an outage, not a latency).
+_LATENCY_CAP_MS: Final = 3_600_000
 #: Seconds between two consumer-info requests (the lag): one API call, not one per round.
 _LAG_EVERY: Final = 5.0
 #: Repeat a still-failing condition in the log this often (seconds), not once per retry.
 _REMIND_EVERY: Final = 30.0
+
+
+class Latencies:
+    """Receive-to-commit latencies, counted per millisecond: exact percentiles in bounded memory
+    (one counter per distinct millisecond seen, at most ``_LATENCY_CAP_MS`` of them)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.total = 0
+
+    def add(self, seconds: float) -> None:
+        """Count one latency (negative ones, from a clock step, count as 0)."""
+        ms = min(max(int(seconds * 1000), 0), _LATENCY_CAP_MS)
+        self.counts[ms] = self.counts.get(ms, 0) + 1
+        self.total += 1
+
+    def percentile(self, p: float) -> float | None:
+        """The ``p``-th percentile (0-100) in seconds; None before the first commit."""
+        if not self.total:
+            return None
+        rank = max(1, round(p / 100 * self.total))
+        seen = 0
+        for ms in sorted(self.counts):
+            seen += self.counts[ms]
+            if seen >= rank:
+                return ms / 1000
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass
@@ -92,7 +118,7 @@ class WorkerStats:
     #: Monotonic time since which the cluster is unreachable (None: reachable).
     broker_down_since: float | None = None
     last_error: str | None = None
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
+    latencies: Latencies = field(default_factory=Latencies)
     rigs: dict[str, RigStatus] = field(default_factory=dict)
 
 
@@ -117,6 +143,11 @@ class Worker:
         self._nc: Client | None = None
         self._lag_at = 0.0
         self._closing = False
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop.is_set()
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the round in hand (its commit and acks)."""
@@ -297,7 +328,7 @@ class Worker:
         rigs = self.stats.rigs
         for frame, edge in zip(frames, edges, strict=True):
             received = frame.received_at
-            self.stats.latencies.append((now - received).total_seconds())
+            self.stats.latencies.add((now - received).total_seconds())
             source = frame.source or "default"
             status = rigs.get(source)
             if status is None or received >= status.received_at:
