@@ -69,6 +69,7 @@ class NatsCluster:
         #: nats.connect() keywords the readiness check needs (credentials, TLS) with such arguments.
         self.client_options: dict[str, Any] = {}
         self.base = base
+        base.mkdir(parents=True, exist_ok=True)
         self.size = size
         self.name = name
         ports = free_ports(2 * size)
