@@ -2,7 +2,7 @@
 
 The layers are docs/architecture.md's table. Every import counts, wherever it is written: at module
 level, inside a function, under ``if TYPE_CHECKING:`` (a type a module names is a module it depends
-on, and the service's circle is closed by exactly such imports), and by name (a string that names
+on: the service's routes once closed a circle by naming ``Service`` so), and by name (a string that names
 another witskit module, as the lazy ``_LAZY`` tables and ``transport/urls.py``'s ``_delegate`` do).
 Logger names and a module's own package are not imports. Three rules:
 
@@ -10,8 +10,8 @@ Logger names and a module's own package are not imports. Three rules:
 * private: ``a.b._c`` is imported only from inside ``a.b``;
 * circle: no strongly connected component of more than one module in the import graph.
 
-Today's tree breaks some of them; each break is in :data:`KNOWN`, with the issue-11 item that removes
-it. The list can only shrink: a break not in it fails, and so does an entry that no longer occurs.
+No break is known today: :data:`KNOWN` is empty. A break not in it fails, and so does an entry that
+no longer occurs, so an exception can only be added with its reason and removed when it is gone.
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "units": {"symbols"},
     "transport": {"protocol"},
     "storage": {"protocol"},
-    "pipeline": {"transport", "storage", "config"},  # pipeline.build reads the pipeline file
+    # pipeline.build reads the pipeline file; the relay converts values to the units a consumer
+    # wants; the alarm stage runs analytics' rules live
+    "pipeline": {"transport", "storage", "config", "units", "analytics"},
     "security": {"protocol"},
     "monitoring": set(),
     "config": set(),
@@ -62,27 +64,13 @@ MAY_IMPORT: dict[str, set[str]] = {
     "analytics": {"protocol", "units"},
     "service": {"pipeline", "security", "monitoring", "sim", "export", "analytics", "units"},
     "cli": {"service"},
-    "witskit": {"protocol", "units"},  # the facade: `import witskit` stays light
+    # The facade: `import witskit` stays light. It names witskit.sim.source in the table of URL
+    # schemes served above transport (witskit._schemes), imported only when a sim:// URL is opened.
+    "witskit": {"protocol", "units", "sim"},
 }
 
 #: Every known break -> the issue-11 item that removes it. Delete an entry when its break is gone.
-KNOWN: dict[str, str] = {
-    # Item 6 moved the simulator to witskit.sim; the old transport paths stay as the seed's
-    # compatibility shims, and open_source still names witskit.sim.source for sim:// URLs.
-    "layer: witskit.transport.sim imports sim": "item 6: a compatibility shim over witskit.sim.source",
-    "layer: witskit.transport.rigserver imports sim": "item 6: a compatibility shim over witskit.sim.server",
-    "layer: witskit.transport.urls imports sim": "item 6: a scheme registry that witskit.sim fills",
-    "circle: witskit.service.apidocs, witskit.service.app, witskit.service.dashboard, "
-    "witskit.service.deps, witskit.service.health_port, witskit.service.routes.auth, "
-    "witskit.service.routes.connections, witskit.service.routes.data, witskit.service.routes.ops, "
-    "witskit.service.routes.users, witskit.service.runtime, witskit.service.websocket": (
-        "item 1: routes get a narrow context from deps.py; serve() calls create_app(ctx)"
-    ),
-    # Not named in issue 11: the seed's WITSFrame(raw_data) validates with the parser, and
-    # validate_wits_frame runs iter_decode so that it and `witskit validate` cannot disagree.
-    "circle: witskit.protocol.frame, witskit.protocol.parser": "none yet: a function-level import",
-    "circle: witskit.protocol.decoder, witskit.protocol.stream": "none yet: a function-level import",
-}
+KNOWN: dict[str, str] = {}
 
 
 def modules(src: Path) -> dict[str, Path]:

@@ -11,6 +11,7 @@ The witskit 0.1 names (``decode_frame``, ``WITSDecoder``, ``WITSFrame``, ``Decod
 their meaning; the streaming API (:class:`FrameParser`, :func:`iter_decode`) is new.
 """
 
+from witskit import _schemes
 from witskit._version import __version__
 from witskit.errors import (
     ConversionError,
@@ -51,6 +52,10 @@ from witskit.symbols import (
     search_symbols,
 )
 from witskit.units import UnitConverter, convert
+
+# Sources served above witskit.transport, by URL scheme: open_source imports the module named
+# here when it first opens such a URL (transport may not import them; docs/architecture.md).
+_schemes.register_source("sim", "witskit.sim.source", "SimulatorSource")
 
 __author__ = "The WitsKit authors"
 __license__ = "MIT"

@@ -33,13 +33,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from witskit.errors import ConfigError
 
 __all__ = [
+    "AlarmsConfig",
     "ConfigError",
     "DecoderSettings",
     "PipelineConfig",
     "SinkConfig",
     "SourceConfig",
     "SpoolSettings",
+    "WebhookConfig",
     "WitsConfig",
+    "config",
     "default_data_dir",
     "load_config",
     "load_pipeline",
@@ -307,6 +310,23 @@ def load_config(**overrides: Any) -> WitsConfig:
     return config
 
 
+#: The plan's global settings (loaded by :func:`__getattr__` on first use).
+config: WitsConfig
+
+
+def __getattr__(name: str) -> Any:
+    """``config``: the plan's global settings, :func:`load_config` on first use, then that object.
+
+    The plan's ``config = WitsConfig()`` ran at import, so a bad environment broke every import of
+    this module; here it is read when ``config`` is first looked up (and raises
+    :class:`ConfigError` then). The commands and the service call :func:`load_config` themselves.
+    """
+    if name == "config":
+        loaded = globals()["config"] = load_config()
+        return loaded
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # The pipeline file ---------------------------------------------------------------------------
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -321,7 +341,9 @@ class SourceConfig(_Strict):
 
 
 class SinkConfig(_Strict):
-    """One sink: a database URL, or ``jsonl://path`` / ``csv://path``."""
+    """One sink: a database URL, ``jsonl://path`` / ``csv://path``, a WITS relay (``wits-serve://``,
+    ``wits-push://``, ``serial://``) or ``mqtt://``; ``options`` are keywords of the sink (such as
+    an MQTT ``username`` and ``password``, kept out of the URL)."""
 
     url: str
     options: dict[str, Any] = Field(default_factory=dict)
@@ -367,13 +389,40 @@ class SpoolSettings(_Strict):
         return value
 
 
+class WebhookConfig(_Strict):
+    """One outgoing webhook of the alarms: where to POST each event, and the HMAC-SHA256 key.
+
+    The key is ``secret`` or, better (the file then holds no secret), the name of an environment
+    variable in ``secret_env``. The URL is checked by ``witskit.pipeline.build`` (http or https, not
+    this service).
+    """
+
+    url: str
+    secret: SecretStr | None = None
+    secret_env: str | None = None
+    timeout_seconds: float = Field(10.0, gt=0, le=300)
+    max_attempts: int = Field(5, ge=1, le=100)
+
+
+class AlarmsConfig(_Strict):
+    """The ``alarms:`` section: rules (checked by ``witskit.analytics.alarms.rule_problems``),
+    webhooks, and where the events are stored (default: the first SQL sink)."""
+
+    rules: list[Any] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    store: str | None = None
+    #: Events waiting for each webhook; beyond it the newest are dropped and counted (ingest never waits).
+    queue_size: int = Field(1000, ge=1, le=1_000_000)
+
+
 class PipelineConfig(_Strict):
-    """Sources, sinks, decoder and spool settings of one ingest process."""
+    """Sources, sinks, decoder and spool settings of one ingest process, and its alarms."""
 
     sources: list[SourceConfig] = Field(min_length=1)
     sinks: list[SinkConfig] = Field(default_factory=list)
     decoder: DecoderSettings = Field(default_factory=DecoderSettings)
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    alarms: AlarmsConfig | None = None
 
 
 def _pipeline_text(p: Path, what: str = "pipeline file", form: str = "YAML text") -> str:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from witskit.monitoring.health import HealthCheck, HealthMonitor, HealthStatus, memory_health_check
+from witskit.monitoring.health import (
+    HealthCheck,
+    HealthMonitor,
+    HealthStatus,
+    database_health_check,
+    health_monitor,
+    memory_health_check,
+)
 from witskit.monitoring.metrics import WitsMetrics, track_processing_time
+from witskit.storage import Store
 
 PLAN_NAMES = (
     "wits_connections_total",
@@ -90,3 +99,39 @@ def test_memory_check(limits: tuple[float, float]) -> None:
     assert check.name == "memory"
     assert check.status in (HealthStatus.UNHEALTHY, HealthStatus.HEALTHY)
     assert check.timestamp.tzinfo is not None
+
+
+async def test_database_check_is_healthy_when_the_ping_returns(tmp_path: Path) -> None:
+    async with await Store.open(f"sqlite:///{tmp_path / 'wits.db'}") as store:
+        check = await database_health_check(store.ping)
+    assert (check.name, check.status, check.message) == ("database", HealthStatus.HEALTHY, "reachable")
+
+    async def refused() -> None:
+        raise ConnectionRefusedError("connect to 127.0.0.1:5432 refused")
+
+    down = await database_health_check(refused)
+    assert down.status is HealthStatus.UNHEALTHY
+    assert down.message == "database unreachable: connect to 127.0.0.1:5432 refused"
+    assert down.reason == "not reachable"  # what an unauthenticated /readyz may show
+
+
+def test_the_plans_global_monitor_checks_memory() -> None:
+    assert set(health_monitor.checks) >= {"memory"}
+    (memory,) = [c for c in asyncio.run(health_monitor.run_all_checks()) if c.name == "memory"]
+    assert memory.status in set(HealthStatus)
+
+
+def test_relay_and_mqtt_counters_become_gauges_per_sink() -> None:
+    from witskit.monitoring.metrics import WitsMetrics
+    from witskit.pipeline import open_sink
+
+    relay = open_sink("wits-serve://127.0.0.1:0?name=mwd")
+    relay.stats.frames_dropped = 7  # type: ignore[attr-defined]
+    relay.stats.consumers = 2  # type: ignore[attr-defined]
+    m = WitsMetrics()
+    m.observe_sink(relay.name, relay.counters())  # type: ignore[attr-defined]
+    m.observe_sink("mqtt://broker/rigs", {"messages_published": 42, "unrelated": 1})
+    text = m.render().decode()
+    assert 'wits_relay_frames_dropped{sink="mwd"} 7.0' in text
+    assert 'wits_relay_consumers{sink="mwd"} 2.0' in text
+    assert 'wits_mqtt_messages_published{sink="mqtt://broker/rigs"} 42.0' in text

@@ -22,7 +22,7 @@ from support.natscluster import NatsCluster
 from witskit.errors import ConnectError
 from witskit.pipeline import Pipeline, Sink
 from witskit.pipeline.envelope import HEADER_MSG_ID, decode_envelope, encode_envelope
-from witskit.pipeline.sinks import JetStreamSink
+from witskit.pipeline.jetstream import JetStreamSink
 from witskit.protocol import DecodedFrame
 from witskit.storage.spool import Spool
 from witskit.transport.jetstream import BrokerError

@@ -27,7 +27,7 @@ from witskit.security.auth import User
 from witskit.security.rbac import Role
 
 if TYPE_CHECKING:
-    from witskit.service.runtime import Bound
+    from witskit.service.server import Bound
 
 SECRET = "test-signing-key-" + "k" * 50  # 67 bytes: enough even for HS512 (the matrix tries it)
 PASSWORD = "correct horse battery staple"
@@ -124,12 +124,12 @@ async def running_service(
 async def serving(
     config: WitsConfig, *, pipeline: PipelineConfig | None = None, ingest: bool = True, **options: Any
 ) -> AsyncIterator[Bound]:
-    """:func:`witskit.service.runtime.serve` until the block ends; yields where it listens.
+    """:func:`witskit.service.server.serve` until the block ends; yields where it listens.
 
     ``options`` are further arguments of ``serve()`` (``live_interval``). A start that fails raises
     what stopped it; the stop at the end must give status 0.
     """
-    from witskit.service.runtime import serve
+    from witskit.service.server import serve
 
     ready = asyncio.Event()
     stop = asyncio.Event()

@@ -117,7 +117,7 @@ async def test_end_to_end_through_uvicorn(tmp_path: Path) -> None:
 
 async def test_frame_errors_reach_live_subscribers(tmp_path: Path) -> None:
     """A rig that sends garbage between frames: the WebSocket carries frame_error events too."""
-    from witskit.transport.rigserver import Faults, RigServer
+    from witskit.sim.server import Faults, RigServer
 
     rig = RigServer(seed=3, rate=20, records=(1,), faults=Faults(garbage_rate=0.5))
     port = await rig.serve_tcp("127.0.0.1", 0)

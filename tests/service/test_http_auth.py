@@ -20,7 +20,8 @@ from service_helpers import PASSWORD, SECRET, Running, make_config, running_serv
 
 from witskit.errors import ConfigError
 from witskit.monitoring.metrics import WitsMetrics
-from witskit.service.runtime import SECRET_FILE, Service, resolve_signing_key
+from witskit.service.datadir import SECRET_FILE, resolve_signing_key
+from witskit.service.runtime import Service
 
 PROTECTED = "/api/v1/sources"
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import httpx
 from service_helpers import Running
 
-from witskit.service.app import create_metrics_app
-from witskit.service.health_port import create_health_app
+from witskit.service.side_app import create_health_app, create_metrics_app
 from witskit.storage.errors import DatabaseUnavailable
 
 LEAK = "could not reach postgresql://wits_owner:***@db-primary.internal:5432/wits: timed out"

@@ -24,7 +24,7 @@ from service_helpers import admin_auth, make_config, serving
 from websockets.asyncio.client import connect
 
 from support.waiting import until
-from witskit.service.runtime import Bound
+from witskit.service.server import Bound
 from witskit.storage.store import Store
 
 #: The poll interval of these tests (the default is 0.5 s).

@@ -24,9 +24,9 @@ import pytest
 from support.ci import in_ci
 from support.waiting import wait_until
 from witskit.pipeline import Pipeline, SQLSink
+from witskit.sim.source import SimulatorSource
 from witskit.storage import Store
 from witskit.storage.spool import Spool
-from witskit.transport.sim import SimulatorSource
 
 
 async def sqids(url: str, source: str) -> list[int]:

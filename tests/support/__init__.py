@@ -10,4 +10,6 @@ conftest reaches this package the same way, whichever directory it is in.
 - ``auth``: cheap Argon2id for tests, and logging in to a running service for a token.
 - ``commands``: ``python -m witskit`` and the documents' console lines as a user runs them.
 - ``edr``: a scriptable EDR server, a trustme PKI and small helpers for the transport tests.
+- ``energistics``: validation of WITSML documents against the Energistics schemas (the exports).
+- ``mosquitto``: a Mosquitto broker of the test's own on a free port, that it may stop and restart.
 """

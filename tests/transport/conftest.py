@@ -7,56 +7,14 @@ or a thread alive, so a transport that forgets to close something cannot pass.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 import trustme
 
 from support.edr import PKI, EDRServer, Script
-from support.leaks import check_left, live_threads, socket_fds
-
-#: How long tasks still running at the end of a test get to finish (a generator being finalised,
-#: a server handler closing) before they count as leaked.
-LEAK_GRACE = 2.0
-
-
-# Leak detection ---------------------------------------------------------------------------------
-@pytest.fixture
-async def _async_no_leaks() -> AsyncIterator[None]:
-    """Runs in the test's event loop: after the test, no other task may still be running."""
-    before_fds, before_threads = socket_fds(), live_threads()
-    yield
-    for _ in range(3):  # let asyncgen finalizers schedule their aclose() tasks
-        await asyncio.sleep(0)
-    me = asyncio.current_task()
-    pending = {t for t in asyncio.all_tasks() if t is not me and not t.done()}
-    if pending:
-        _, pending = await asyncio.wait(pending, timeout=LEAK_GRACE)
-    if pending:
-        names = sorted(repr(t.get_coro()) for t in pending)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        # AssertionError, not pytest.fail: a BaseException would break the event loop's runner.
-        raise AssertionError(f"the test left {len(names)} asyncio task(s) running: {names}")
-    await asyncio.sleep(0)  # transports closed by the last tasks release their sockets now
-    check_left(before_fds, before_threads)
-
-
-@pytest.fixture(autouse=True)
-def _no_leaks(request: pytest.FixtureRequest) -> Any:
-    """Fail a test that leaks tasks, sockets or threads (checked in its loop for async tests)."""
-    if inspect.iscoroutinefunction(request.function):
-        request.getfixturevalue("_async_no_leaks")
-        yield
-        return
-    before_fds, before_threads = socket_fds(), live_threads()
-    yield
-    check_left(before_fds, before_threads)
+from support.leaks import _async_no_leaks, _no_leaks  # noqa: F401  (the leak check of every test here)
 
 
 # PKI ---------------------------------------------------------------------------------------------

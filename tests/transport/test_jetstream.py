@@ -16,7 +16,8 @@ import pytest
 from support.edr import PKI
 from support.natscluster import NatsCluster
 from witskit.errors import TransportError, UsageError
-from witskit.pipeline.sinks import JetStreamSink, open_sink, sink_kind
+from witskit.pipeline.jetstream import JetStreamSink
+from witskit.pipeline.sinks import open_sink, sink_kind
 from witskit.protocol import FrameParser, WITSDecoder, WITSFrame
 from witskit.transport.jetstream import DEFAULT_REPLICAS, parse_target, subject_token
 

@@ -15,13 +15,14 @@ import pytest
 import witskit.transport
 from support.commands import run_shell
 from support.edr import PKI, Peer, close_writer, push, take
+from witskit import _schemes
 from witskit.errors import UsageError
 from witskit.protocol import WITSFrame, encode_frame, handshake_packet, request_packet
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
 from witskit.transport import ListenerSource, TCPSource, open_source
 from witskit.transport import urls as urls_module
 from witskit.transport.tls import client_context, server_context
-from witskit.transport.urls import DEFAULT_REQUEST_INTERVAL, SCHEMES
+from witskit.transport.urls import DEFAULT_REQUEST_INTERVAL, SCHEMES, known_schemes
 
 FRAME = encode_frame([("0108", 3650.4)])
 DOC = Path(__file__).resolve().parents[2] / "docs" / "transports.md"
@@ -114,7 +115,10 @@ def test_listen_urls(pki: PKI) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("udp://rig:4000", r"unknown scheme 'udp' \(known: file, serial, sim, tcp, tcp-listen, tls, "),
+        (
+            "udp://rig:4000",
+            r"unknown scheme 'udp' \(known: file, mqtt, mqtts, serial, sim, tcp, tcp-listen, tls, ",
+        ),
         ("rig-7:4000", r"is not a source URL: expected scheme://"),
         ("tcp://rig-7", r"^tcp://rig-7: missing port"),
         ("tcp://:4000", r"missing host"),
@@ -197,6 +201,33 @@ def test_a_missing_source_module_is_a_usage_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "witskit.transport.file", None)  # import raises ModuleNotFoundError
     with pytest.raises(UsageError, match=r"has no witskit\.transport\.file"):
         open_source("file://rig.wits")
+
+
+def test_a_scheme_served_above_transport_is_imported_when_first_opened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # How witskit.sim serves sim://: its module is named in witskit._schemes, never imported by
+    # transport, and imported only when a URL of the scheme is opened.
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    class Served:
+        @classmethod
+        def from_url(cls, url: str, **options: object) -> str:
+            seen.append((url, options))
+            return "a served source"
+
+    module = types.ModuleType("served_above_transport")
+    module.Served = Served  # type: ignore[attr-defined]
+    monkeypatch.setattr(_schemes, "_SOURCES", dict(_schemes._SOURCES))
+    _schemes.register_source("rig-replay", "served_above_transport", "Served")
+    assert "rig-replay" in known_schemes()
+    with pytest.raises(UsageError, match=r"has no served_above_transport"):
+        open_source("rig-replay://x")
+    monkeypatch.setitem(sys.modules, "served_above_transport", module)
+    assert open_source(" rig-replay://x?speed=2 ", idle_timeout=5) == "a served source"
+    assert seen == [("rig-replay://x?speed=2", {"idle_timeout": 5})]
+    with pytest.raises(UsageError, match="'Rig Replay' is not a URL scheme"):
+        _schemes.register_source("Rig Replay", "served_above_transport", "Served")
 
 
 # Real links through URLs ------------------------------------------------------------------------

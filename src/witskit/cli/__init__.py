@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from witskit.cli import _fleet, _help, _service, _storage, _users
+from witskit.cli import _analyze, _export, _fleet, _help, _service, _storage, _users
 from witskit.cli._console import EXIT_PROBLEMS, error, handle_errors, info, warn
 from witskit.cli._simulate import LineEndingChoice, write_stream
 from witskit.cli._stream import StreamFormat
@@ -352,6 +352,14 @@ def simulate(
     metric: Annotated[
         bool, typer.Option("--metric/--fps", help="Send values in metric or FPS units.")
     ] = False,
+    all_states: Annotated[
+        bool,
+        typer.Option(
+            "--all-states",
+            help="Also slide, ream, circulate bottoms up and flow-check, so every rig state occurs "
+            "(a different stream for the same seed).",
+        ),
+    ] = False,
     start: Annotated[
         str | None,
         typer.Option(
@@ -576,6 +584,7 @@ def simulate(
             realtime=True if realtime is None else realtime,
             faults=faults,
             on_event=info,
+            all_states=all_states,
         )
         status = serve(server, where)
         if status:
@@ -588,6 +597,7 @@ def simulate(
         records=wanted,
         line_ending=line_ending.value,
         metric=metric,
+        all_states=all_states,
     )
     count = 60 if frames is None else frames
     with _io.open_output(output) as sink:
@@ -612,19 +622,19 @@ def stream(
         str | None,
         typer.Option("--db", help="Also store every frame in this database (through the durable spool)."),
     ] = None,
-    to: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--to",
-            help="Also send every frame to this sink (repeatable): a database, jsonl://, csv:// or "
-            "nats://HOST:PORT/PREFIX?stream=NAME (a JetStream stream, see docs/fleet.md).",
-            show_default=False,
-        ),
-    ] = None,
     config: Annotated[
         str | None,
         typer.Option(
             "--config", help="A pipeline file naming sources and sinks (see examples/pipeline.yaml)."
+        ),
+    ] = None,
+    to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--to",
+            help="Also send every frame to this sink (repeatable): wits-serve://0.0.0.0:10002, "
+            "wits-push://HOST:PORT, serial:///dev/ttyS1?baud=9600, mqtt://BROKER/PREFIX, jsonl://PATH, "
+            "nats://HOST:PORT/PREFIX?stream=NAME (a JetStream stream, docs/fleet.md), ...",
         ),
     ] = None,
     fmt: Annotated[
@@ -653,9 +663,9 @@ def stream(
     the next attempt is), bad bytes and bad data lines go to stderr. Links reconnect forever
     unless the URL says ?reconnect=0.
 
-    With --db URL, --to URL or --config FILE the frames also go through the durable spool into
-    the database (and the other sinks) while they print; on Ctrl-C or SIGTERM the spool is
-    drained into the sinks before the command exits.
+    With --db URL, --to SINK or --config FILE the frames also go through the durable spool into
+    the database and the other sinks (a WITS relay, MQTT, a JetStream stream, files) while they
+    print; on Ctrl-C or SIGTERM the spool is drained into the sinks before the command exits.
 
     Exit status: 0 when the source ends or after -n frames; 2 for a bad URL, or when the source
     cannot be reached (or drops) with reconnect=0; 130 after Ctrl-C, 143 after SIGTERM.
@@ -664,7 +674,7 @@ def stream(
         from witskit.cli._ingest import plan_for, run_ingest
         from witskit.cli._stream import _writer
 
-        plan = plan_for(url, db, config, to)
+        plan = plan_for(url, db, config, to or [])
         if metric:
             plan.decoder.metric = True
         if tz != "UTC":
@@ -705,6 +715,8 @@ def demo(
 _service.register(app)
 _users.register(app)
 _storage.register(app)
+_analyze.register(app)
+_export.register(app)
 _fleet.register(app)
 _help.plain_help(app)
 

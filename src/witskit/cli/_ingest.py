@@ -25,12 +25,13 @@ __all__ = ["plan_for", "run_ingest"]
 def plan_for(
     url: str | None, db: str | None, config_path: str | None, to: list[str] | None = None
 ) -> PipelineConfig:
-    """The pipeline of ``stream``'s arguments: a file, or one URL into one database (or both);
-    each ``--to`` URL is one more sink."""
-    from witskit.pipeline.build import check_plan, job_spool_dir, url_problems
+    """The pipeline of ``stream``'s arguments: a file, or one URL into one database (or both), plus
+    the ``--to`` sinks. With ``--to`` and neither a database nor a file, no database is added:
+    ``witskit stream tcp://edr:4000 --to wits-serve://0.0.0.0:10002`` is a relay alone."""
+    from witskit.pipeline.build import check_plan, job_spool_dir, plan_problems
 
     if config_path:
-        plan = load_pipeline(config_path, url_problems)
+        plan = load_pipeline(config_path, plan_problems)
         if url:
             plan.sources.append(SourceConfig(url=url))
     elif url:
@@ -89,6 +90,7 @@ def run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
 def _run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
     from witskit.cli._stream import EXIT_TRANSPORT, StatusPrinter, run_async
     from witskit.pipeline import Pipeline, open_sink
+    from witskit.pipeline.alarms import alarm_stage
     from witskit.pipeline.build import decoder_from, spool_from
     from witskit.protocol import DecodedFrame
     from witskit.transport.base import LinkSource
@@ -110,6 +112,9 @@ def _run_ingest(plan: PipelineConfig, *, writer: Any, count: int | None) -> int:
             source.on_status = status
         sources.append(source)
     sinks = [open_sink(s.url, **s.options) for s in plan.sinks]
+    stage = alarm_stage(plan)
+    if stage is not None:  # the pipeline file has alarms: they run on every frame, as one more sink
+        sinks.append(stage)
     spool = spool_from(plan, config)
     seen = 0
     pipe: Pipeline | None = None

@@ -21,7 +21,7 @@ from witskit.cli._console import EXIT_USAGE, error, handle_errors
 from witskit.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from witskit.service.runtime import Bound
+    from witskit.service.server import Bound
 
 __all__ = ["register", "run_service"]
 
@@ -133,14 +133,15 @@ def run_service(
     _need_server_extra()
     from witskit.config import load_config, load_pipeline
     from witskit.security.logging import configure_logging, redact_text
-    from witskit.service.runtime import DEFAULT_PIPELINE, serve
+    from witskit.service.runtime import DEFAULT_PIPELINE
+    from witskit.service.server import serve
     from witskit.service.tailer import DEFAULT_INTERVAL
 
     try:
         config = load_config()
-        from witskit.pipeline.build import check_plan, url_problems
+        from witskit.pipeline.build import check_plan, plan_problems
 
-        pipeline = load_pipeline(config_path, url_problems) if config_path is not None else None
+        pipeline = load_pipeline(config_path, plan_problems) if config_path is not None else None
         if pipeline is not None:
             # The data directory's spool, as without --config: its lock keeps to one ingesting
             # service per data directory (a second would read every kept connection twice).

@@ -1,7 +1,7 @@
 """``witskit simulate`` and ``witskit demo``: synthetic drilling data from :mod:`witskit.simulator`.
 
 ``simulate`` writes to stdout or a file, or, with ``--listen``, ``--connect`` or ``--serial``,
-serves the stream like a rig's recorder through :class:`witskit.transport.rigserver.RigServer`
+serves the stream like a rig's recorder through :class:`witskit.sim.server.RigServer`
 (:func:`serve`). The simulator and the server are imported when a command runs, not when the CLI
 starts.
 """
@@ -91,6 +91,7 @@ def simulator(
     records: tuple[int, ...],
     line_ending: str,
     metric: bool,
+    all_states: bool = False,
 ) -> DrillingSimulator:
     """A :class:`~witskit.simulator.DrillingSimulator` (imported now, on first use)."""
     from witskit.sim.model import DrillingSimulator
@@ -98,7 +99,13 @@ def simulator(
     if not rate > 0:
         raise UsageError(f"--rate must be a positive number of frames per second, got {rate}")
     return DrillingSimulator(
-        seed, start=start, rate=rate, records=records, line_ending=line_ending, metric=metric
+        seed,
+        start=start,
+        rate=rate,
+        records=records,
+        line_ending=line_ending,
+        metric=metric,
+        all_states=all_states,
     )
 
 

@@ -101,7 +101,7 @@ def _with_identity(action: Callable[[Identity], Awaitable[T]], db: str | None) -
 
     from witskit.config import load_config
     from witskit.security.logging import configure_logging
-    from witskit.service.runtime import ensure_data_dir
+    from witskit.service.datadir import ensure_data_dir
 
     config = load_config()
     if db is None:

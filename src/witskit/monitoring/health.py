@@ -3,6 +3,11 @@
 ``/livez`` answers from the process alone (no dependency checks: a slow database must not get a
 healthy process restarted). ``/readyz`` runs the registered checks: database reachable, spool below
 its limit, sources connected.
+
+The plan's process-wide ``health_monitor`` is a :class:`HealthMonitor` with the memory check; the
+plan's ``database_health_check`` takes what reaches the database (``Store.ping``), since this
+layer imports no storage and there is no process-wide engine: register it as
+``health_monitor.register_check("database", functools.partial(database_health_check, store.ping))``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,14 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-__all__ = ["HealthCheck", "HealthMonitor", "HealthStatus", "memory_health_check"]
+__all__ = [
+    "HealthCheck",
+    "HealthMonitor",
+    "HealthStatus",
+    "database_health_check",
+    "health_monitor",
+    "memory_health_check",
+]
 
 
 class HealthStatus(Enum):
@@ -131,3 +143,20 @@ def memory_health_check(degraded_percent: float = 75.0, unhealthy_percent: float
     return HealthCheck(
         "memory", status, f"Memory usage {word}: {percent:.1f}%", {"memory_percent": round(percent, 1)}
     )
+
+
+async def database_health_check(ping: Callable[[], Awaitable[object]]) -> HealthCheck:
+    """Healthy when ``await ping()`` returns (``Store.ping`` runs ``SELECT 1``); unhealthy with the
+    driver's error otherwise (in ``message`` only: it may name the database's user and host)."""
+    try:
+        await ping()
+    except Exception as exc:
+        return HealthCheck(
+            "database", HealthStatus.UNHEALTHY, f"database unreachable: {exc}", reason="not reachable"
+        )
+    return HealthCheck("database", HealthStatus.HEALTHY, "reachable")
+
+
+#: A process-wide monitor with the memory check (the plan's ``health_monitor``).
+health_monitor = HealthMonitor()
+health_monitor.register_check("memory", memory_health_check)

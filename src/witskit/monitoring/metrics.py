@@ -11,7 +11,7 @@ import functools
 import inspect
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
@@ -95,6 +95,33 @@ class WitsMetrics:
         self.sink_circuit_open = Gauge(
             "wits_sink_circuit_open", "1 while a sink's circuit breaker is open", ["sink"], registry=r
         )
+        self.relay_consumers = Gauge(
+            "wits_relay_consumers", "Consumers connected to a WITS relay output now", ["sink"], registry=r
+        )
+        self.relay_frames_sent = Gauge(
+            "wits_relay_frames_sent",
+            "Frames written to a relay's consumers (one per consumer), since start",
+            ["sink"],
+            registry=r,
+        )
+        self.relay_frames_dropped = Gauge(
+            "wits_relay_frames_dropped",
+            "Frames a relay dropped because a consumer's queue was full (slow or dead consumer), since start",
+            ["sink"],
+            registry=r,
+        )
+        self.relay_refused = Gauge(
+            "wits_relay_refused_connections",
+            "Consumer connections a relay closed at once (allowlist, max_consumers, TLS), since start",
+            ["sink"],
+            registry=r,
+        )
+        self.mqtt_messages_published = Gauge(
+            "wits_mqtt_messages_published",
+            "Messages an MQTT sink had acknowledged (PUBACK), since start",
+            ["sink"],
+            registry=r,
+        )
         self.system_info.info(
             {"version": __version__, "python": platform.python_version(), "platform": platform.platform()}
         )
@@ -112,6 +139,21 @@ class WitsMetrics:
     def record_error(self, error_type: str, severity: str) -> None:
         """Count an error."""
         self.error_rate.labels(error_type=error_type, severity=severity).inc()
+
+    def observe_sink(self, sink: str, counters: Mapping[str, int]) -> None:
+        """Set the relay and MQTT gauges of one sink from its ``counters()`` (names as in
+        :class:`witskit.transport.relay.RelayStats`, plus ``messages_published``); others are ignored."""
+        gauges = {
+            "consumers": self.relay_consumers,
+            "frames_sent": self.relay_frames_sent,
+            "frames_dropped": self.relay_frames_dropped,
+            "refused": self.relay_refused,
+            "messages_published": self.mqtt_messages_published,
+        }
+        for key, value in counters.items():
+            gauge = gauges.get(key)
+            if gauge is not None:
+                gauge.labels(sink=sink).set(value)
 
     def render(self) -> bytes:
         """The exposition text for ``/metrics``."""

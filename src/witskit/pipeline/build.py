@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,15 @@ from witskit.errors import ConfigError, WitsKitError
 from witskit.protocol import WITSDecoder
 from witskit.storage.spool import Spool
 
-__all__ = ["check_plan", "decoder_from", "job_spool_dir", "spool_from", "url_problems"]
+__all__ = [
+    "alarm_problems",
+    "check_plan",
+    "decoder_from",
+    "job_spool_dir",
+    "plan_problems",
+    "spool_from",
+    "url_problems",
+]
 
 
 def url_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -56,6 +65,96 @@ def url_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
+#: Host names that reach this machine's own service when WITS_HOST listens on them.
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", "ip6-localhost"})  # noqa: S104
+
+
+def _service_ports(config: WitsConfig) -> set[int]:
+    return {
+        config.port,
+        config.metrics_port,
+        *([config.health_check_port] if config.health_check_port else []),
+    }
+
+
+def _webhook_problems(hook: Any, where: str, config: WitsConfig) -> list[tuple[str, str]]:
+    """A webhook entry's URL and secret problems (shape problems are the file model's)."""
+    import os
+    from urllib.parse import urlsplit
+
+    if not isinstance(hook, dict):
+        return []
+    problems: list[tuple[str, str]] = []
+    url = hook.get("url")
+    if isinstance(url, str):
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:  # a port that is no number or out of range
+            return [(f"{where}.url", f"not a valid URL ({exc})")]
+        if scheme not in ("http", "https") or not parts.hostname:
+            shown = f"{scheme}://" if scheme else "no scheme"
+            problems.append((f"{where}.url", f"must be an http:// or https:// URL with a host, not {shown}"))
+        else:
+            host = parts.hostname.lower()
+            port = port or (443 if scheme == "https" else 80)
+            ours = {config.host.lower()} | (_LOOPBACK if config.host.lower() in _LOOPBACK else set())
+            if host in ours and port in _service_ports(config):
+                problems.append(
+                    (
+                        f"{where}.url",
+                        f"points at this WitsKit service ({host}:{port}, from WITS_HOST and WITS_PORT); "
+                        "a webhook must go to another system",
+                    )
+                )
+    secret, env = hook.get("secret"), hook.get("secret_env")
+    if secret is None and env is None:
+        problems.append((where, "needs secret_env: (the name of a variable holding the HMAC key) or secret:"))
+    elif isinstance(env, str) and secret is None and not os.environ.get(env):
+        problems.append((f"{where}.secret_env", f"the environment variable {env} is not set (or empty)"))
+    elif isinstance(secret, str) and len(secret.encode("utf-8")) < 16:
+        problems.append((f"{where}.secret", "must be at least 16 bytes (a guessable key signs nothing)"))
+    return problems
+
+
+def alarm_problems(data: dict[str, Any], config: WitsConfig | None = None) -> list[tuple[str, str]]:
+    """Every problem of a pipeline mapping's ``alarms:`` section, as (field, message).
+
+    Rules: unknown codes, units that do not fit their channel, windows of zero, unknown fields
+    (``witskit.analytics.alarms.rule_problems``). Webhooks: a URL that is not http(s) or that points
+    at this service (``config``'s host and ports; the process settings when None), a missing key.
+    """
+    from witskit.analytics.alarms import rule_problems
+
+    alarms = data.get("alarms")
+    if not isinstance(alarms, dict):
+        return []
+    symbols = None
+    decoder = data.get("decoder")
+    overlay = decoder.get("overlay") if isinstance(decoder, dict) else None
+    if overlay is not None and Path(str(overlay)).is_file():  # custom codes the rules may name
+        from witskit.symbols import default_table
+
+        with contextlib.suppress(OSError, WitsKitError):  # the overlay's own problem is reported anyway
+            symbols = default_table().with_overlay(Path(str(overlay)).read_text(encoding="utf-8-sig"))
+    problems = rule_problems(alarms.get("rules", []), "alarms.rules", symbols=symbols)
+    hooks = alarms.get("webhooks")
+    if isinstance(hooks, list) and hooks:
+        if config is None:
+            from witskit.config import load_config
+
+            config = load_config()
+        for i, hook in enumerate(hooks):
+            problems.extend(_webhook_problems(hook, f"alarms.webhooks.{i}", config))
+    return problems
+
+
+def plan_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """:func:`url_problems` and :func:`alarm_problems` together: the check ``load_pipeline`` takes."""
+    return url_problems(data) + alarm_problems(data)
+
+
 def _option_problems(url: str, options: dict[str, Any]) -> list[tuple[str, str]]:
     """Check a pipeline file's plain options (numbers, text, true/false) as the URL's query would.
 
@@ -95,7 +194,8 @@ def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
     Raises one :class:`ConfigError` listing every bad URL, each with its field (``sources.1.url``)
     and, when the plan came from a file, the file's name: a user fixes them all in one go.
     """
-    problems = url_problems(plan.model_dump())
+    data = plan.model_dump()
+    problems = url_problems(data) + alarm_problems(data)
     if not problems:
         return
     if path is None:  # URLs from the command line: the messages name them

@@ -13,6 +13,8 @@
   make room, and counts and logs them.
 * When the spool cannot write (disk full), sources pause the same way, the append is retried on
   its own, and :attr:`Pipeline.spool_error` says why until it works.
+* Live sinks (:class:`~witskit.pipeline.sinks.LiveSink`: the WITS relay) are offered each frame
+  as soon as it is spooled, by the source's read loop; they never wait and never hold the spool.
 * Sources can be added and removed while it runs (:meth:`Pipeline.add_source`); with
   ``keep_running`` the pipeline runs until stopped even when no source is left (the service).
 * :meth:`Pipeline.stop` (wired to SIGTERM/SIGINT by :meth:`Pipeline.run_until_signal`) stops the
@@ -32,7 +34,7 @@ from typing import Any
 
 from witskit.errors import CircuitOpenError, FrameError, WitsKitError
 from witskit.pipeline.records import SpoolRecordError, pack_frame, unpack_frame
-from witskit.pipeline.sinks import Sink
+from witskit.pipeline.sinks import LiveSink, Sink
 from witskit.protocol import DecodedFrame, WITSDecoder, WITSFrame
 from witskit.storage.spool import Spool, SpoolError, SpoolFullError
 from witskit.transport.base import Source
@@ -126,6 +128,9 @@ class Pipeline:
         self.on_frame_error = on_frame_error
         self.stats = PipelineStats()
         start = spool.acked_seq
+        #: The sinks fed at receive time (the relay), outside the spool's acknowledgements.
+        self.live_sinks = [s for s in sinks if isinstance(s, LiveSink)]
+        self._live_logged = -_REMIND_EVERY
         self._sinks = [
             _SinkState(
                 s,
@@ -133,6 +138,7 @@ class Pipeline:
                 max(start, s.resume_after()),
             )
             for s in sinks
+            if not isinstance(s, LiveSink)
         ]
         self._decoded: dict[int, DecodedFrame] = {}
         self._new_data = asyncio.Event()
@@ -161,6 +167,16 @@ class Pipeline:
         """Each sink's circuit breaker, by sink name."""
         return {s.sink.name: s.breaker for s in self._sinks}
 
+    def sink_counters(self) -> dict[str, dict[str, int]]:
+        """Each sink's own counters by sink name (the relay's consumers and drops, MQTT's messages
+        published), for :meth:`witskit.monitoring.metrics.WitsMetrics.observe_sink`."""
+        out: dict[str, dict[str, int]] = {}
+        for sink in [*self.live_sinks, *(state.sink for state in self._sinks)]:
+            counters = getattr(sink, "counters", None)
+            if callable(counters):
+                out[sink.name] = dict(counters())
+        return out
+
     @property
     def backlog(self) -> int:
         """Records in the spool not yet committed by every sink."""
@@ -168,7 +184,21 @@ class Pipeline:
 
     # Running ----------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Run until every source ends (files) or :meth:`stop` is called, then drain and return."""
+        """Run until every source ends (files) or :meth:`stop` is called, then drain and return.
+
+        Every sink is started first (a relay listens): one that cannot start (a port in use) is
+        raised before any source is read, the sinks already started closed again.
+        """
+        started: list[Sink] = []
+        try:
+            for sink in [*self.live_sinks, *(state.sink for state in self._sinks)]:
+                await sink.start()
+                started.append(sink)
+        except BaseException:
+            for sink in started:
+                with contextlib.suppress(Exception):
+                    await sink.aclose()
+            raise
         writers = [
             asyncio.create_task(self._write_loop(s), name=f"witskit-sink {s.sink.name}") for s in self._sinks
         ]
@@ -244,15 +274,15 @@ class Pipeline:
             syncer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await syncer
-            if self._sinks:
+            if self._sinks or self.live_sinks:
                 self._try_ack()  # a failed ack of the last batch gets one more chance
             try:
                 self.spool.sync()
             except SpoolError as exc:
                 log.error("%s", exc)
-            for state in self._sinks:
+            for sink in [*self.live_sinks, *(state.sink for state in self._sinks)]:
                 with contextlib.suppress(Exception):
-                    await state.sink.aclose()
+                    await sink.aclose()
             if interrupted:
                 raise asyncio.CancelledError
 
@@ -305,6 +335,10 @@ class Pipeline:
         said = 0.0
         while True:
             await asyncio.sleep(interval)
+            if self.live_sinks and not self._sinks:
+                # Only live sinks (a relay alone): nothing waits for the spooled frames, so they
+                # are acknowledged here, on the timer, rather than with an fsync per frame.
+                self._try_ack()
             if self.spool.fsync != "never" and self.spool.synced_seq < self.spool.last_seq:
                 try:
                     await asyncio.to_thread(self.spool.sync)
@@ -342,6 +376,19 @@ class Pipeline:
         if len(self._decoded) < _CACHE_MAX:
             self._decoded[seq] = decoded
         self._new_data.set()
+        for live in self.live_sinks:
+            try:
+                live.offer(decoded)
+            except Exception as exc:  # a bug in a live sink must not stop the source's read loop
+                now = time.monotonic()
+                if now - self._live_logged >= _REMIND_EVERY:
+                    self._live_logged = now
+                    log.error(
+                        "live sink %s failed (%s: %s); the frame is stored",
+                        live.name,
+                        type(exc).__name__,
+                        exc,
+                    )
         if self.on_frame is not None:
             try:
                 self.on_frame(decoded)

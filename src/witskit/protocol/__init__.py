@@ -10,7 +10,6 @@ from witskit.protocol.decoder import (
     DecodedFrame,
     Value,
     WITSDecoder,
-    check_wits_frame,
     decode_file,
     decode_frame,
     known_header_lines,
@@ -18,7 +17,6 @@ from witskit.protocol.decoder import (
     split_multiple_frames,
     text_value,
     unknown_symbol,
-    validate_wits_frame,
 )
 from witskit.protocol.encoder import (
     LINE_ENDINGS,
@@ -27,9 +25,9 @@ from witskit.protocol.encoder import (
     handshake_packet,
     request_packet,
 )
-from witskit.protocol.frame import WITSFrame
-from witskit.protocol.parser import FrameEvent, FrameParser
+from witskit.protocol.parser import FrameEvent, FrameParser, WITSFrame
 from witskit.protocol.stream import iter_decode, iter_frames
+from witskit.protocol.validate import check_wits_frame, validate_wits_frame
 
 __all__ = [
     "LINE_ENDINGS",

@@ -15,8 +15,7 @@ from typing import BinaryIO
 
 from witskit.errors import FrameError, UsageError
 from witskit.protocol.decoder import DecodedFrame, WITSDecoder
-from witskit.protocol.frame import WITSFrame
-from witskit.protocol.parser import FrameParser
+from witskit.protocol.parser import FrameParser, WITSFrame
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "ByteSource", "iter_decode", "iter_frames"]
 

@@ -244,23 +244,19 @@ def configure_logging(level: str = "INFO", fmt: str = "json", *, stream: Any = N
 
 
 class SecureLogger:
-    """The plan's security-aware logger: sanitizes keyword data, then logs through structlog."""
+    """The plan's security-aware logger, over this module's redaction: sanitizes keyword data as
+    :func:`redact_event` does, then logs through structlog."""
 
-    SENSITIVE_FIELDS = frozenset(
-        {"password", "passwd", "pwd", "secret", "key", "token", "auth", "credential", "private", "api_key"}
-    )
+    #: The words that make a name sensitive (the plan's list is a part of it): the rule itself is
+    #: :func:`is_sensitive_name`, which also knows the harmless names that contain one.
+    SENSITIVE_FIELDS = frozenset(_SENSITIVE_KEYS)
 
     def __init__(self, name: str = "witskit") -> None:
         self.logger = structlog.get_logger(name)
 
     def sanitize_data(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Mask sensitive keys and credentials inside string values."""
-        sanitized: dict[str, Any] = {}
-        for key, value in data.items():
-            if _sensitive_key(key):
-                sanitized[key] = REDACTED
-            else:
-                sanitized[key] = _redact_value(value)
+        sanitized: dict[str, Any] = _redact_value(data)  # a mapping: by key, then by value inside
         return sanitized
 
     def _mask_credentials(self, text: str) -> str:

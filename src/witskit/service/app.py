@@ -1,9 +1,9 @@
 """The FastAPI application: routes, request ids and access logs, and the error mapping.
 
-:func:`create_app` builds the app around an open :class:`~witskit.service.runtime.Service`
-(``Service.app`` calls it); :func:`create_metrics_app` builds the small unauthenticated app served on
-``WITS_METRICS_PORT``. OpenAPI is at ``/openapi.json`` and its browser at ``/docs``
-(:mod:`witskit.service.apidocs`; both off with ``WITS_API_DOCS=false``).
+:func:`create_app` builds the app around an :class:`~witskit.service.deps.AppContext` (what the
+routes use of the running process, which :class:`~witskit.service.runtime.Service` builds). The
+unauthenticated side ports are :mod:`witskit.service.side_app`'s. OpenAPI is at ``/openapi.json``
+and its browser at ``/docs`` (:mod:`witskit.service.apidocs`; both off with ``WITS_API_DOCS=false``).
 
 Errors map to statuses by whose fault they are: the caller's (:class:`~witskit.errors.UsageError`)
 422, a missing thing 404, a conflict 409, a database that is down 503 (``Retry-After``), any other
@@ -17,7 +17,7 @@ import logging
 import re
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Final
+from typing import Final
 
 import structlog
 from fastapi import FastAPI, Request
@@ -32,15 +32,12 @@ from witskit.security.auth import AuthError
 from witskit.security.logging import redact_text, redact_validation_errors
 from witskit.service.accounts import AccountExists, AccountNotFound
 from witskit.service.connections import ConnectionNotFound
-from witskit.service.deps import API_PREFIX
+from witskit.service.deps import API_PREFIX, AppContext
 from witskit.service.identity import LastAdminError
 from witskit.service.limits import BodyLimitMiddleware
 from witskit.storage.errors import StorageError
 
-if TYPE_CHECKING:
-    from witskit.service.runtime import Service
-
-__all__ = ["RequestContextMiddleware", "create_app", "create_metrics_app"]
+__all__ = ["RequestContextMiddleware", "create_app"]
 
 log = logging.getLogger("witskit.service")
 access_log = structlog.get_logger("witskit.access")
@@ -161,13 +158,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuthError, auth)
 
 
-def create_app(service: Service) -> FastAPI:
-    """The API application for an open service."""
+def create_app(context: AppContext) -> FastAPI:
+    """The API application over ``context`` (only its settings are read here; the routes use the rest)."""
     from witskit.service import websocket
     from witskit.service.apidocs import OPENAPI_URL, docs_router
     from witskit.service.routes import auth, connections, data, ops, users
 
-    docs = bool(service.config.api_docs)
+    docs = bool(context.config.api_docs)
     app = FastAPI(
         title="WitsKit",
         version=__version__,
@@ -176,9 +173,9 @@ def create_app(service: Service) -> FastAPI:
         redoc_url=None,
         openapi_url=OPENAPI_URL if docs else None,
     )
-    app.state.witskit = service
+    app.state.witskit = context  # what deps.get_context hands the routes
     # Added first, so it runs inside the request context (the 413 has a request id and a log line).
-    app.add_middleware(BodyLimitMiddleware, max_bytes=service.config.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=context.config.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     _install_error_handlers(app)
     app.include_router(auth.router, prefix=API_PREFIX)
@@ -189,40 +186,9 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(ops.health_router)
     if docs:
         app.include_router(docs_router())
-    if service.config.metrics_enabled:
+    if context.config.metrics_enabled:
         app.include_router(ops.metrics_router)
     from witskit.service.dashboard import dashboard_router
 
     app.include_router(dashboard_router())  # the live dashboard at / (and /admin, /static)
-    return app
-
-
-def create_metrics_app(service: Service) -> Any:
-    """``/metrics``, ``/livez`` and ``/readyz`` without authentication, for ``WITS_METRICS_PORT``."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request as StarletteRequest
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    from witskit.service.routes.ops import readiness
-
-    async def metrics(request: StarletteRequest) -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST
-
-        return Response(service.render_metrics(), media_type=CONTENT_TYPE_LATEST)
-
-    async def livez(request: StarletteRequest) -> Response:
-        return JSONResponse({"status": "alive"})
-
-    async def readyz(request: StarletteRequest) -> Response:
-        return await readiness(request)
-
-    app = Starlette(
-        routes=[
-            Route("/metrics", metrics),
-            Route("/livez", livez),
-            Route("/readyz", readyz),
-        ]
-    )
-    app.state.witskit = service
     return app

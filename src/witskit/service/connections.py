@@ -74,7 +74,7 @@ def open_named_source(
     *,
     on_status: Callable[[LinkStatus], None] | None = None,
 ) -> Source:
-    """A source for ``url`` named ``name``; ``sim://`` works whether or not ``open_source`` knows it."""
+    """A source for ``url`` named ``name`` (``sim://`` is a scheme ``open_source`` always knows)."""
     from witskit.transport.urls import open_source
 
     opts = dict(options or {})
@@ -83,17 +83,7 @@ def open_named_source(
         opts.setdefault("on_status", on_status)
     if name and scheme in _NAMED:
         opts.setdefault("name", name)
-    if scheme == "sim":
-        try:
-            source = open_source(url, **opts)
-        except UsageError as exc:
-            if "unknown scheme" not in str(exc):
-                raise
-            from witskit.sim.source import SimulatorSource
-
-            source = SimulatorSource.from_url(url, **opts)
-    else:
-        source = open_source(url, **opts)
+    source = open_source(url, **opts)
     if name and source.name != name:
         source.name = name  # read when iteration starts, so renaming before that is safe
     return source

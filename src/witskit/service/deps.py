@@ -1,4 +1,10 @@
-"""FastAPI dependencies: the service, the caller, and the permission every route declares.
+"""FastAPI dependencies: the app's context, the caller, and the permission every route declares.
+
+The routes, the live WebSocket and the probes reach the running process only through
+:class:`AppContext`: what they use (identity, accounts, audit, store, connections, latest values,
+health, settings, live subscriptions), not the whole :class:`~witskit.service.runtime.Service`.
+:func:`~witskit.service.app.create_app` keeps it in the app's state; a route gets it with a
+:data:`Context` parameter (:func:`get_context`).
 
 Every route is declared with :func:`guard` (a permission), :func:`authenticated` (any valid
 credential) or :func:`public`; each puts its requirement in the route's OpenAPI ``x-permission``
@@ -12,18 +18,25 @@ API key) or ``X-API-Key: wk_...``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Protocol
 
 from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
+from witskit.config import WitsConfig
+from witskit.monitoring.health import HealthMonitor
+from witskit.pipeline import Subscription
 from witskit.security.auth import AuthError
 from witskit.security.rbac import Permission, current_roles
-from witskit.service.identity import Principal
-
-if TYPE_CHECKING:
-    from witskit.service.runtime import Service
+from witskit.service.accounts import AccountStore
+from witskit.service.audit import AuditLog
+from witskit.service.connections import Connection
+from witskit.service.identity import Identity, Principal
+from witskit.service.latest import LatestCache
+from witskit.storage.store import Store
 
 __all__ = [
     "API_PREFIX",
@@ -31,11 +44,14 @@ __all__ = [
     "PERMISSION_FIELD",
     "PUBLIC",
     "TOKEN_URL",
+    "AppContext",
+    "ConnectionControl",
+    "Context",
     "CurrentPrincipal",
     "authenticated",
     "client_address",
+    "get_context",
     "get_principal",
-    "get_service",
     "guard",
     "public",
     "require",
@@ -56,10 +72,67 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key
 _UNAUTHORIZED_HEADERS: Final = {"WWW-Authenticate": "Bearer"}
 
 
-def get_service(request: Request) -> Service:
-    """The :class:`~witskit.service.runtime.Service` behind the app."""
-    service: Service = request.app.state.witskit
-    return service
+class ConnectionControl(Protocol):
+    """The ingest connections, as the routes see them: listed, added, started, stopped, removed.
+
+    A change made here lasts: what is added through the API is kept in the database.
+    """
+
+    def __iter__(self) -> Iterator[Connection]: ...
+
+    def get(self, name: str) -> Connection:
+        """The connection by that name (:class:`~witskit.service.connections.ConnectionNotFound`)."""
+        ...
+
+    async def add(
+        self, url: str, *, name: str | None = None, start: bool = True, actor: str | None = None
+    ) -> Connection:
+        """Add a source (checked, kept), started unless ``start`` is false."""
+        ...
+
+    async def start(self, name: str) -> Connection:
+        """Start a connection (no-op when it runs)."""
+        ...
+
+    async def stop(self, name: str) -> Connection:
+        """Stop a connection (no-op when stopped)."""
+        ...
+
+    async def remove(self, name: str) -> None:
+        """Stop and forget a connection."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppContext:
+    """What the routes, the live WebSocket and the probes use of the running process; no more."""
+
+    config: WitsConfig
+    identity: Identity
+    accounts: AccountStore
+    audit: AuditLog
+    store: Store
+    #: The newest value of each code per source.
+    latest: LatestCache
+    health: HealthMonitor
+    #: None when the process does not ingest (``witskit serve``).
+    connections: ConnectionControl | None
+    #: True when the pipeline decodes to metric units (exports name the units they hold).
+    metric_units: bool
+    #: The Prometheus exposition text, gauges refreshed.
+    render_metrics: Callable[[], bytes]
+    #: A live subscription to one source's frames (every source's when None).
+    subscribe: Callable[[str | None], Awaitable[Subscription]]
+
+
+def get_context(connection: HTTPConnection) -> AppContext:
+    """The :class:`AppContext` of the app serving the request (or the WebSocket)."""
+    context: AppContext = connection.app.state.witskit
+    return context
+
+
+#: A route parameter that receives the :class:`AppContext`.
+Context = Annotated[AppContext, Depends(get_context)]
 
 
 def client_address(request: Request) -> str | None:
@@ -81,12 +154,12 @@ def credential_from(authorization: str | None, api_key: str | None) -> str | Non
     return None
 
 
-async def principal_for(service: Service, credential: str | None, client: str | None) -> Principal:
+async def principal_for(identity: Identity, credential: str | None, client: str | None) -> Principal:
     """The principal of a credential, or a 401 :class:`HTTPException`."""
     if not credential:
         raise unauthorized()
     try:
-        return await service.identity.authenticate(credential, client)
+        return await identity.authenticate(credential, client)
     except AuthError:
         # The reason is in the audit log; the client learns only that it was refused.
         raise unauthorized("invalid or expired credentials") from None
@@ -94,12 +167,13 @@ async def principal_for(service: Service, credential: str | None, client: str | 
 
 async def get_principal(
     request: Request,
+    context: Context,
     bearer: Annotated[str | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key)],
 ) -> Principal:
     """The authenticated caller, or 401."""
     principal = await principal_for(
-        get_service(request), credential_from(bearer, api_key), client_address(request)
+        context.identity, credential_from(bearer, api_key), client_address(request)
     )
     request.state.principal = principal
     return principal
@@ -115,10 +189,11 @@ def require(permission: Permission) -> Callable[..., AsyncIterator[Principal]]:
     functions decorated with :func:`~witskit.security.rbac.require_permission` work inside it.
     """
 
-    async def dependency(request: Request, principal: CurrentPrincipal) -> AsyncIterator[Principal]:
+    async def dependency(
+        request: Request, context: Context, principal: CurrentPrincipal
+    ) -> AsyncIterator[Principal]:
         if not principal.can(permission):
-            service = get_service(request)
-            service.audit.record(
+            context.audit.record(
                 "access",
                 outcome="denied",
                 actor=principal.name,

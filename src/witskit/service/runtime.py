@@ -1,78 +1,57 @@
-"""One process, two jobs: ingest sources into the store, and serve the API (``witskit run``).
+"""The running service: everything one process serves, opened and closed together.
 
-:class:`Service` owns everything the API needs (store, accounts, identity, audit log, live hub,
-latest-values cache, metrics, health checks) and, when it ingests, the pipeline, its spool and its
-connections (those of the pipeline file, then those added through the API and kept in the
-database). A process that only serves (``witskit serve``) has a
-:class:`~witskit.service.tailer.FrameTailer` instead, which feeds the live hub from the frames
-another process stores. :func:`serve` runs it: uvicorn is started programmatically on the same
-event loop as the pipeline; SIGTERM or SIGINT stops accepting requests, ends live subscriptions,
-stops the sources and drains the spool into the store, then closes everything and returns 0.
+:class:`Service` assembles what the API needs (store, accounts, identity, audit log, live hub,
+latest-values cache, metrics, health checks) and, when it ingests (``witskit run``), the pipeline,
+its spool and its connections (:mod:`witskit.service.ingest`; those of the pipeline file, then
+those added through the API and kept in the database), watched by :mod:`witskit.service.observe`.
+A process that only serves (``witskit serve``) has a :class:`~witskit.service.tailer.FrameTailer`
+instead, which feeds the live hub from the frames another process stores. A database that is down
+when ``witskit run`` starts is reached in the background while the spool takes the frames.
 
-The JWT signing key is ``WITS_JWT_SECRET`` when set (at least 32 bytes, or the start fails), else a
-random 48-byte key generated once and kept in ``<data_dir>/jwt_secret`` (mode 0600), so tokens
-survive restarts.
+The API sees none of this directly: :attr:`Service.context` is the narrow
+:class:`~witskit.service.deps.AppContext` its routes get. :func:`witskit.service.server.serve` runs
+a service behind uvicorn; the signing key and the data directory come from
+:mod:`witskit.service.datadir`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
-import secrets
-import signal
-import socket
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-from witskit.config import ConfigError, PipelineConfig, SourceConfig, WitsConfig
-from witskit.errors import FrameError, UsageError
-from witskit.monitoring.health import HealthCheck, HealthMonitor, HealthStatus
+from witskit.config import PipelineConfig, SourceConfig, WitsConfig
+from witskit.monitoring.health import HealthCheck, HealthMonitor, HealthStatus, database_health_check
 from witskit.monitoring.metrics import WitsMetrics
-from witskit.pipeline import LiveHub, Pipeline, Sink, Subscription, open_sink, unpack_frame
-from witskit.pipeline.build import decoder_from, spool_from
-from witskit.protocol import DecodedFrame
-from witskit.security.auth import AuthManager, check_signing_key
-from witskit.security.logging import redact_text
+from witskit.pipeline import LiveHub, Pipeline, Subscription
+from witskit.pipeline.build import decoder_from
+from witskit.security.auth import AuthManager
 from witskit.service.accounts import AccountStore
+from witskit.service.app import create_app
 from witskit.service.audit import AuditLog
-from witskit.service.connections import Connection, ConnectionManager, ConnectionNotFound
-from witskit.service.health_port import SETTING as HEALTH_PORT_SETTING
-from witskit.service.health_port import health_port_wanted
+from witskit.service.connections import ConnectionManager
+from witskit.service.datadir import ensure_data_dir, resolve_signing_key
+from witskit.service.deps import AppContext
 from witskit.service.identity import Identity
+from witskit.service.ingest import KeptConnections, build_pipeline
 from witskit.service.latest import LatestCache
+from witskit.service.observe import FrameObserver, refresh_gauges, sources_check, spool_check
 from witskit.service.tailer import DEFAULT_INTERVAL, FrameTailer
-from witskit.storage.errors import DatabaseUnavailable, StorageError
-from witskit.storage.schema import DEFAULT_SOURCE
+from witskit.storage.errors import StorageError
 from witskit.storage.spool import Spool
 from witskit.storage.store import Store
-from witskit.transport.base import LinkState, LinkStatus
-from witskit.transport.urls import redact_url
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = [
-    "DEFAULT_PIPELINE",
-    "Bound",
-    "Service",
-    "ensure_data_dir",
-    "resolve_signing_key",
-    "serve",
-]
+__all__ = ["DEFAULT_PIPELINE", "Service"]
 
 log = logging.getLogger("witskit.service")
 
 #: What ``witskit run`` ingests with no pipeline file: one simulated rig, so the first command works.
 DEFAULT_PIPELINE: Final = PipelineConfig(sources=[SourceConfig(url="sim://rig-1?rate=1", name="rig-1")])
-#: Name of the generated key file in the data directory.
-SECRET_FILE: Final = "jwt_secret"  # noqa: S105 - a file name
 #: Weight of the newest frame in the data quality score (an exponential moving average over
 #: roughly the last 100 frames: recent enough to show a noisy line, steady enough to read).
 _QUALITY_WEIGHT: Final = 0.01
@@ -85,85 +64,6 @@ _DB_RETRY_FIRST: Final = 0.5
 _DB_RETRY_MAX: Final = 10.0
 #: While it stays down, a reminder is logged this often (seconds).
 _DB_REMIND_EVERY: Final = 30.0
-
-
-# The signing key ------------------------------------------------------------------------------
-def resolve_signing_key(config: WitsConfig) -> bytes:
-    """``WITS_JWT_SECRET`` (checked: >= 32 bytes), or the key kept in ``<data_dir>/jwt_secret``.
-
-    The file is created on first use with a random 48-byte key, readable by the owner only; a file
-    that others can read is tightened with a warning. Raises :class:`ConfigError`.
-    """
-    if config.jwt_secret is not None:
-        return check_signing_key(config.jwt_secret)
-    path = Path(config.data_dir) / SECRET_FILE
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(secrets.token_urlsafe(48) + "\n")  # 48 random bytes, 64 characters
-                fh.flush()
-                os.fsync(fh.fileno())
-            log.info("generated a JWT signing key in %s", path)
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            log.warning("%s was readable by others (mode %o); setting it to 0600", path, mode)
-            path.chmod(0o600)
-        key = path.read_text(encoding="ascii").strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot keep the JWT signing key in {path}: {exc.strerror or exc}") from None
-    try:
-        return check_signing_key(key)
-    except ConfigError:
-        raise ConfigError(
-            f"{path} holds a key shorter than 32 bytes: delete it to generate a new one, "
-            "or set WITS_JWT_SECRET"
-        ) from None
-
-
-def ensure_data_dir(config: WitsConfig) -> None:
-    """Create the data directory (owner-only) when the default SQLite database lives there."""
-    if config.database_url is None:
-        try:
-            Path(config.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot create the data directory {config.data_dir}: {exc.strerror or exc}"
-            ) from None
-
-
-# The store sink ---------------------------------------------------------------------------------
-class _StoreSink(Sink):
-    """Writes to the service's own :class:`Store` (shared with the API, closed by the service)."""
-
-    def __init__(self, store: Store, metrics: WitsMetrics, ready: asyncio.Event | None = None) -> None:
-        self.store = store
-        self.name = store.url
-        self._metrics = metrics
-        #: Set once the database is reached and migrated (at once, unless it was down at start).
-        self.ready = ready
-
-    async def write(self, batch: Any, *, upto: int) -> None:
-        """One transaction per batch, timed as ``store_write``."""
-        if self.ready is not None and not self.ready.is_set():
-            # The schema may not exist yet: never write before the migration ran.
-            raise DatabaseUnavailable(
-                f"not connected to {self.store.url} yet (down since the start)", url=self.store.url
-            )
-        start = time.perf_counter()
-        try:
-            await self.store.write(batch)
-        except Exception:
-            self._metrics.record_error("store_write", "high")
-            raise
-        finally:
-            self._metrics.frame_processing_duration.labels(operation="store_write").observe(
-                time.perf_counter() - start
-            )
 
 
 # The service ------------------------------------------------------------------------------------
@@ -195,16 +95,22 @@ class Service:
         self.metric_units = metric_units
         self.hub = LiveHub()
         self.latest = LatestCache(store, ttl=None if pipeline is not None else 1.0)
-        self.connections: ConnectionManager | None = (
-            ConnectionManager(pipeline, on_status=self._on_status) if pipeline is not None else None
+        #: Takes the pipeline's callbacks (set by :meth:`open`) and the connections' status.
+        self.observer = FrameObserver(self.hub, self.latest, metrics)
+        #: The pipeline's sources by name (None when this process does not ingest).
+        self.connections: KeptConnections | None = (
+            KeptConnections(ConnectionManager(pipeline, on_status=self.observer.on_status), accounts)
+            if pipeline is not None
+            else None
         )
         self.health = HealthMonitor(timeout=min(config.database_timeout, 5.0))
         self.health.register_check("database", self._check_database)
         #: Feeds the live hub from the store when this process does not ingest (set by :meth:`open`).
         self.tailer: FrameTailer | None = None
-        if pipeline is not None:
-            self.health.register_check("spool", self._check_spool)
-            self.health.register_check("sources", self._check_sources)
+        if pipeline is not None and spool is not None and self.connections is not None:
+            kept, pipe = self.connections, pipeline
+            self.health.register_check("spool", lambda: spool_check(spool, pipe))
+            self.health.register_check("sources", lambda: sources_check(kept, pipe))
         self.started_at = time.time()
         #: Set while the database has not been reached since the start (``witskit run`` goes on
         #: ingesting into the spool and retries); None once it is connected.
@@ -213,8 +119,8 @@ class Service:
         self.database_ready = asyncio.Event()
         self.database_ready.set()
         self._connector: asyncio.Task[None] | None = None
-        self._quality: dict[str, float] = {}
         self._closed = False
+        self._context: AppContext | None = None
         self._app: FastAPI | None = None
 
     @classmethod
@@ -269,7 +175,7 @@ class Service:
             if down is None:
                 ready.set()
             if ingest:
-                spool, pipe, metric_units = _build_pipeline(config, plan, store, metrics, ready)
+                spool, pipe, metric_units = build_pipeline(config, plan, store, metrics, ready)
             service = cls(
                 config,
                 store=store,
@@ -283,13 +189,13 @@ class Service:
             )
             service.database_ready = ready
             if pipe is not None:
-                pipe.on_frame = service._on_frame
-                pipe.on_frame_error = service._on_frame_error
+                pipe.on_frame = service.observer.on_frame
+                pipe.on_frame_error = service.observer.on_frame_error
                 assert service.connections is not None
                 for src in plan.sources:
-                    service.connections.add(src.url, name=src.name, options=src.options)
+                    service.connections.add_planned(src.url, name=src.name, options=src.options)
                 if down is None:
-                    await service._restore_connections()
+                    await service.connections.restore()
                 else:
                     service.database_error = str(down)
                     log.error(
@@ -330,12 +236,29 @@ class Service:
         return self.pipeline is not None
 
     @property
-    def app(self) -> FastAPI:
-        """The FastAPI application (built on first use)."""
-        if self._app is None:
-            from witskit.service.app import create_app
+    def context(self) -> AppContext:
+        """What the routes, the live WebSocket and the probes use of this service (built once)."""
+        if self._context is None:
+            self._context = AppContext(
+                config=self.config,
+                identity=self.identity,
+                accounts=self.accounts,
+                audit=self.audit,
+                store=self.store,
+                latest=self.latest,
+                health=self.health,
+                connections=self.connections,
+                metric_units=self.metric_units,
+                render_metrics=self.render_metrics,
+                subscribe=self.subscribe,
+            )
+        return self._context
 
-            self._app = create_app(self)
+    @property
+    def app(self) -> FastAPI:
+        """The FastAPI application over :attr:`context` (built on first use)."""
+        if self._app is None:
+            self._app = create_app(self.context)
         return self._app
 
     # Live subscriptions -----------------------------------------------------------------------
@@ -354,36 +277,7 @@ class Service:
                 raise
         return subscription
 
-    # Connections --------------------------------------------------------------------------------
-    def _manager(self) -> ConnectionManager:
-        if self.connections is None:
-            raise UsageError("this process does not ingest (witskit serve): use witskit run")
-        return self.connections
-
-    async def _restore_connections(self) -> None:
-        """Add the connections kept in the database (started when enabled); the pipeline file's win."""
-        manager = self._manager()
-        for kept in await self.accounts.list_connections():
-            shown = redact_text(redact_url(kept.url))
-            if any(c.name == kept.name for c in manager):
-                log.warning(
-                    "connection %s (%s) was added through the API, but the pipeline file has one by "
-                    "that name: the pipeline file's is used",
-                    kept.name,
-                    shown,
-                )
-                continue
-            try:
-                conn = manager.add(kept.url, name=kept.name, start=kept.enabled, from_api=True)
-            except Exception as exc:
-                # Not fatal: the rigs of the pipeline file still run, and the API can remove it.
-                log.error(
-                    "connection %s (%s) cannot be restored: %s", kept.name, shown, redact_text(str(exc))
-                )
-                continue
-            conn.added_at = kept.created_at
-            log.info("connection %s restored (%s)", kept.name, "started" if kept.enabled else "stopped")
-
+    # The database ----------------------------------------------------------------------------
     async def _connect_database(self) -> None:
         """Reach and migrate a database that was down at start, then restore the kept connections."""
         since = time.monotonic()
@@ -420,123 +314,14 @@ class Service:
         )
         if self.connections is not None:
             try:
-                await self._restore_connections()
+                await self.connections.restore()
             except Exception as exc:  # the pipeline file's rigs still run
                 log.error("the connections kept in the database cannot be restored: %s", exc)
-
-    async def add_connection(
-        self, url: str, *, name: str | None = None, start: bool = True, actor: str | None = None
-    ) -> Connection:
-        """Add a source through the API: checked, kept in the database, then started unless told not."""
-        manager = self._manager()
-        conn = manager.add(url, name=name, start=False, from_api=True)  # checks the URL and the name
-        try:
-            await self.accounts.add_connection(
-                conn.name, conn.url, enabled=start, created_by=actor, created_at=conn.added_at
-            )
-        except BaseException:
-            await manager.remove(conn.name)
-            raise
-        if start:
-            manager.start(conn.name)
-        return conn
-
-    async def start_connection(self, name: str) -> Connection:
-        """Start a connection (no-op when running); one added through the API stays started."""
-        manager = self._manager()
-        manager.get(name)
-        await self.accounts.set_connection_enabled(name, True)
-        return manager.start(name)
-
-    async def stop_connection(self, name: str) -> Connection:
-        """Stop a connection (no-op when stopped); one added through the API stays stopped."""
-        manager = self._manager()
-        manager.get(name)
-        await self.accounts.set_connection_enabled(name, False)
-        return await manager.stop(name)
-
-    async def remove_connection(self, name: str) -> None:
-        """Stop and forget a connection, in the database too.
-
-        A connection kept in the database that could not be restored (its URL no longer opens) is
-        not running, but is removed all the same.
-        """
-        manager = self._manager()
-        try:
-            manager.get(name)
-        except ConnectionNotFound:
-            if not await self.accounts.remove_connection(name):
-                raise
-            return
-        await self.accounts.remove_connection(name)
-        await manager.remove(name)
-
-    # Pipeline callbacks (hot path: called for every frame) ------------------------------------
-    def _on_frame(self, frame: DecodedFrame) -> None:
-        source = frame.source if frame.source is not None else DEFAULT_SOURCE
-        self.hub.publish(frame)
-        self.latest.update(frame)
-        self.metrics.record_frame_processed(source, True)
-        self._score(source, 0.0 if frame.errors else 1.0)
-
-    def _on_frame_error(self, error: FrameError) -> None:
-        self.hub.publish_error(error)
-        source = error.source or DEFAULT_SOURCE
-        self.metrics.record_frame_processed(source, False)
-        self.metrics.record_error("frame", "low")
-        self._score(source, 0.0)
-
-    def _score(self, source: str, good: float) -> None:
-        old = self._quality.get(source, 1.0)
-        new = old + _QUALITY_WEIGHT * (good - old)
-        self._quality[source] = new
-        self.metrics.data_quality_score.labels(source=source).set(new)
-
-    def _on_status(self, conn: Connection, status: LinkStatus) -> None:
-        if status.state is LinkState.CONNECTED:
-            self.metrics.record_connection_attempt(conn.transport, True)
-        elif status.state is LinkState.DISCONNECTED and status.error is not None:
-            self.metrics.record_connection_attempt(conn.transport, False)
-            self.metrics.record_error("connection", "high")
 
     # Metrics and health -----------------------------------------------------------------------
     def refresh_metrics(self) -> None:
         """Set the gauges that are read rather than counted (called before each scrape)."""
-        m = self.metrics
-        if self.connections is not None:
-            active: dict[str, int] = {}
-            for conn in self.connections:
-                active.setdefault(conn.transport, 0)
-                if conn.connected:
-                    active[conn.transport] += 1
-            for transport, count in active.items():
-                m.active_connections.labels(transport_type=transport).set(count)
-        spool, pipe = self.spool, self.pipeline
-        if spool is None or pipe is None or spool.closed:
-            return
-        backlog = pipe.backlog
-        m.spool_records.set(backlog)
-        m.spool_bytes.set(spool.size_bytes)
-        m.spool_dropped_total.set(spool.dropped_records)
-        m.spool_writable.set(0 if pipe.spool_error is not None else 1)
-        m.spool_write_failures.set(pipe.stats.spool_write_failures)
-        m.sources_paused.set(len(pipe.paused_sources))
-        m.frames_lost.set(pipe.stats.frames_lost)
-        m.replay_lag_seconds.set(self._replay_lag(spool, backlog))
-        for name, breaker in pipe.breakers.items():
-            m.sink_circuit_open.labels(sink=name).set(1 if breaker.state.value == "open" else 0)
-
-    @staticmethod
-    def _replay_lag(spool: Spool, backlog: int) -> float:
-        if backlog <= 0:
-            return 0.0
-        for seq, payload in spool.pending(after=spool.acked_seq, limit=1):
-            try:
-                received = unpack_frame(payload, sequence=seq).timestamp
-            except Exception:  # an unreadable record is skipped by the writers too
-                return 0.0
-            return max(time.time() - received.timestamp(), 0.0)
-        return 0.0
+        refresh_gauges(self.metrics, self.connections, self.spool, self.pipeline)
 
     def render_metrics(self) -> bytes:
         """The Prometheus exposition text, gauges refreshed."""
@@ -553,84 +338,7 @@ class Service:
                 f"meanwhile: {backlog} frames wait in the spool",
                 reason=f"not reachable since the start; {backlog} frames wait in the spool",
             )
-        try:
-            await self.store.ping()
-        except Exception as exc:
-            return HealthCheck(
-                "database", HealthStatus.UNHEALTHY, f"database unreachable: {exc}", reason="not reachable"
-            )
-        return HealthCheck("database", HealthStatus.HEALTHY, "reachable")
-
-    def _check_spool(self) -> HealthCheck:
-        spool = self.spool
-        assert spool is not None
-        if spool.closed:
-            return HealthCheck("spool", HealthStatus.UNHEALTHY, "the spool is closed", reason="closed")
-        # The bound is on the files on disk (size_bytes), the acknowledged head included.
-        fill = spool.size_bytes / spool.max_bytes if spool.max_bytes else 0.0
-        details = {
-            "pending_bytes": spool.pending_bytes,
-            "size_bytes": spool.size_bytes,
-            "max_bytes": spool.max_bytes,
-        }
-        pipe = self.pipeline
-        if pipe is not None and pipe.spool_error is not None:
-            # Sources are paused (not read) and the pipeline retries on its own: not ready.
-            return HealthCheck(
-                "spool",
-                HealthStatus.UNHEALTHY,
-                f"the spool cannot write: {pipe.spool_error}",
-                details,
-                reason="the spool cannot write (disk full or failing): sources are paused",
-            )
-        if spool.is_full:
-            return HealthCheck(
-                "spool",
-                HealthStatus.UNHEALTHY,
-                f"the spool is full ({spool.size_bytes:,} of {spool.max_bytes:,} bytes; "
-                f"{spool.pending_count:,} records wait for the database): sources are paused",
-                details,
-                reason="the spool is full: sources are paused",
-            )
-        if fill >= _SPOOL_DEGRADED:
-            return HealthCheck(
-                "spool",
-                HealthStatus.DEGRADED,
-                f"the spool is {fill:.0%} full",
-                details,
-                reason=f"{fill:.0%} full",
-            )
-        return HealthCheck("spool", HealthStatus.HEALTHY, f"{fill:.0%} full", details)
-
-    def _check_sources(self) -> HealthCheck:
-        assert self.connections is not None
-        states = {c.name: c.state for c in self.connections}
-        running = [n for n, s in states.items() if s != "stopped"]
-        down = [n for n in running if states[n] not in ("connected", "running")]
-        paused = sorted(self.pipeline.paused_sources) if self.pipeline is not None else []
-        if paused:
-            why = (
-                "the spool cannot write"
-                if self.pipeline and self.pipeline.spool_error
-                else "the spool is full"
-            )
-            return HealthCheck(
-                "sources",
-                HealthStatus.DEGRADED,
-                f"paused ({why}): {', '.join(paused)}",
-                states,
-                reason=f"{len(paused)} paused ({why})",
-            )
-        if down:
-            # Degraded, not unhealthy: a rig that is down must not take the API out of service.
-            return HealthCheck(
-                "sources",
-                HealthStatus.DEGRADED,
-                f"not connected: {', '.join(sorted(down))}",
-                states,
-                reason=f"{len(down)} not connected",
-            )
-        return HealthCheck("sources", HealthStatus.HEALTHY, f"{len(running)} running", states)
+        return await database_health_check(self.store.ping)
 
     # Running ----------------------------------------------------------------------------------
     async def run_pipeline(self) -> None:
@@ -665,308 +373,3 @@ class Service:
         if self.spool is not None:
             self.spool.close()
         await self.store.aclose()
-
-
-def _build_pipeline(
-    config: WitsConfig, plan: PipelineConfig, store: Store, metrics: WitsMetrics, ready: asyncio.Event
-) -> tuple[Spool, Pipeline, bool]:
-    decoder = decoder_from(plan, config)
-    sinks: list[Sink] = [_StoreSink(store, metrics, ready)]
-    own = config.database_url_value.strip()
-    for sink in plan.sinks:
-        if sink.url.strip() == own:
-            continue  # the service's store is written once, through the shared connection pool
-        sinks.append(open_sink(sink.url, **sink.options))
-    spool = spool_from(plan, config)
-    try:
-        pipe = Pipeline([], sinks, spool, decoder=decoder, keep_running=True)
-    except BaseException:
-        spool.close()
-        raise
-    return spool, pipe, plan.decoder.metric
-
-
-# Serving ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Bound:
-    """Where the service listens, once it does."""
-
-    url: str
-    port: int
-    metrics_url: str | None
-    admin_credentials: tuple[str, str] | None
-    #: The ``/livez`` URL of the separate health port, when there is one.
-    health_url: str | None = None
-    #: The ingest connections at start: the pipeline file's and those restored from the database.
-    connections: tuple[str, ...] = ()
-    #: The active super_admins when none was created at this start (to say how to get in).
-    admins: tuple[str, ...] = ()
-
-
-def _listen(host: str, port: int, *, setting: str | None = None) -> socket.socket:
-    """A listening TCP socket; bind errors are the caller's, as :class:`UsageError`.
-
-    ``setting`` names the setting that chose the port, for the error message.
-    """
-    where = (
-        f"{setting}={port}: cannot listen on {host}:{port}" if setting else f"cannot listen on {host}:{port}"
-    )
-    try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise UsageError(f"{where}: {exc.strerror}") from None
-    family, _, _, _, address = infos[0]
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
-    # without it every response waits ~40 ms for the client's delayed ACK (Nagle's algorithm).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-        raise UsageError(f"{where}: {why}") from None
-    sock.setblocking(False)
-    return sock
-
-
-def _url(sock: socket.socket) -> tuple[str, int]:
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}", int(port)
-
-
-class _FirstStartOnly(logging.Filter):
-    """uvicorn logs "Started server process [pid]" per server: the API, metrics and health servers
-    of one process would say it two or three times. Only the first passes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[int] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg != "Started server process [%d]":
-            return True
-        pid = os.getpid()
-        if pid in self.seen:
-            return False
-        self.seen.add(pid)
-        return True
-
-
-_FIRST_START = _FirstStartOnly()
-
-
-#: The largest WebSocket message a client may send (the live stream reads none it needs).
-WS_MAX_MESSAGE_BYTES: Final = 4096
-#: The largest request head (request line and headers) read: a bearer token, a ``?token=`` and a
-#: query of every channel code fit many times over. httptools, uvicorn's default parser, has no
-#: limit at all (a 200 MB header line grew the server by 400 MB and held its event loop for a
-#: minute), so the API is served by h11, which stops reading a head at this size (400).
-MAX_REQUEST_HEAD_BYTES: Final = 64 * 1024
-
-
-def _uvicorn_server(app: Any, settings: WitsConfig) -> Any:
-    import uvicorn
-
-    from witskit.service.http_guard import default_max_connections, guarded_h11
-
-    uvicorn_log = logging.getLogger("uvicorn.error")
-    if _FIRST_START not in uvicorn_log.filters:
-        uvicorn_log.addFilter(_FIRST_START)
-
-    class _Server(uvicorn.Server):
-        """uvicorn, without its own signal handling: :func:`serve` stops ingest and API together."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    config = uvicorn.Config(
-        app,
-        lifespan="off",  # the service is opened and closed around the server, not by it
-        log_config=None,  # logs go through witskit's redacting structlog pipeline
-        access_log=False,  # the request middleware logs each request with its request id
-        server_header=False,
-        proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
-        # h11, with a time to send each request and a cap on connections (see http_guard).
-        http=guarded_h11(
-            request_timeout=settings.http_request_timeout,
-            max_connections=settings.http_max_connections or default_max_connections(),
-        ),
-        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
-        ws="websockets-sansio",
-        ws_ping_interval=20.0,
-        # Live subscribers send nothing: a message of more than this closes the socket (1009)
-        # instead of being buffered (uvicorn's default is 16 MiB per message).
-        ws_max_size=WS_MAX_MESSAGE_BYTES,
-        timeout_graceful_shutdown=5,
-    )
-    return _Server(config)
-
-
-async def _bootstrap_later(
-    service: Service,
-    username: str | None,
-    password: str | None,
-    bound: Bound,
-    on_ready: Callable[[Bound], None] | None,
-) -> None:
-    """Make the administrator once a database that was down at start is reached."""
-    await service.database_ready.wait()
-    try:
-        generated = await service.identity.bootstrap_admin(username, password)
-    except Exception as exc:
-        log.error("cannot create the administrator account: %s", exc)
-        return
-    if generated is not None and on_ready is not None:
-        on_ready(replace(bound, admin_credentials=generated))
-
-
-async def serve(
-    config: WitsConfig,
-    *,
-    pipeline: PipelineConfig | None = None,
-    ingest: bool = True,
-    host: str | None = None,
-    port: int | None = None,
-    metrics: WitsMetrics | None = None,
-    on_ready: Callable[[Bound], None] | None = None,
-    stop: asyncio.Event | None = None,
-    handle_signals: bool = True,
-    live_interval: float = DEFAULT_INTERVAL,
-) -> int:
-    """Open the service, serve the API (and ingest), until SIGTERM/SIGINT or ``stop``; return 0.
-
-    ``on_ready`` is called once listening, with the URL and, the first time only, the generated
-    administrator's credentials (for the caller to show; they are never logged).
-    ``live_interval`` is how often a process that does not ingest looks for new frames to send
-    to live subscribers.
-    """
-    host = config.host if host is None else host
-    port = config.port if port is None else port
-    stop = stop or asyncio.Event()
-    service = await Service.open(
-        config, pipeline=pipeline, ingest=ingest, metrics=metrics, live_interval=live_interval
-    )
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    sockets: list[socket.socket] = []
-    servers: list[Any] = []
-    tasks: list[asyncio.Task[Any]] = []
-    later: list[asyncio.Task[None]] = []
-    status = 0
-    try:
-        # Every port first: a port that cannot be bound stops the start before anything is
-        # created (a generated administrator password would be shown by nobody).
-        try:
-            api_sock = _listen(host, port)
-        except UsageError as exc:
-            raise UsageError(
-                f"{exc}: choose another port with --port N (or WITS_PORT; --port 0 takes a free one)"
-            ) from None
-        sockets.append(api_sock)
-        api_url, api_port = _url(api_sock)
-        metrics_sock = health_sock = None
-        metrics_url = health_url = None
-        if config.metrics_enabled and config.metrics_port != port:
-            try:
-                metrics_sock = _listen(host, config.metrics_port)
-            except UsageError as exc:
-                log.warning("%s: metrics are served only on the API port (/metrics, with a token)", exc)
-            else:
-                sockets.append(metrics_sock)
-                metrics_url = _url(metrics_sock)[0] + "/metrics"
-        if health_port_wanted(
-            config.health_check_port,
-            api_port=api_port,
-            metrics_port=config.metrics_port if metrics_sock is not None else None,
-        ):
-            health_sock = _listen(host, config.health_check_port, setting=HEALTH_PORT_SETTING)
-            sockets.append(health_sock)
-            health_url = _url(health_sock)[0] + "/livez"
-        admin_password = config.admin_password.get_secret_value() if config.admin_password else None
-        generated = None
-        admins: tuple[str, ...] = ()
-        if service.database_ready.is_set():
-            generated = await service.identity.bootstrap_admin(config.admin_username, admin_password)
-            if generated is None:  # an administrator exists: the banner says how to get in
-                users = await service.identity.accounts.list_users()
-                admins = tuple(u.username for u in users if u.is_active and "super_admin" in u.roles)
-        if metrics_sock is not None:
-            from witskit.service.app import create_metrics_app
-
-            metrics_server = _uvicorn_server(create_metrics_app(service), config)
-            servers.append(metrics_server)
-            tasks.append(asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics"))
-        if health_sock is not None:
-            from witskit.service.health_port import create_health_app
-
-            health_server = _uvicorn_server(create_health_app(service), config)
-            servers.append(health_server)
-            tasks.append(asyncio.create_task(health_server.serve(sockets=[health_sock]), name="health"))
-        api_server = _uvicorn_server(service.app, config)
-        servers.insert(0, api_server)
-        tasks.append(asyncio.create_task(api_server.serve(sockets=[api_sock]), name="api"))
-        if service.ingests:
-            tasks.append(asyncio.create_task(service.run_pipeline(), name="pipeline"))
-        if handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, stop.set)
-                    installed.append(sig)
-        while not all(s.started for s in servers):
-            if any(t.done() for t in tasks):
-                break
-            await asyncio.sleep(0.01)
-        log.info("service started: %s (ingest: %s)", api_url, service.ingests)
-        names = tuple(c.name for c in service.connections) if service.connections is not None else ()
-        bound = Bound(api_url, api_port, metrics_url, generated, health_url, names, admins)
-        if on_ready is not None:
-            on_ready(bound)
-        if not service.database_ready.is_set():
-            # The administrator is made (and its password shown) once the database is there.
-            later.append(
-                asyncio.create_task(
-                    _bootstrap_later(service, config.admin_username, admin_password, bound, on_ready),
-                    name="witskit-admin",
-                )
-            )
-        stopper = asyncio.create_task(stop.wait(), name="stop")
-        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        for task in done:
-            if task is not stopper and not task.cancelled() and task.exception() is not None:
-                status = 1
-                log.error("%s stopped unexpectedly: %s", task.get_name(), task.exception())
-        log.info("service stopping: draining the pipeline")
-    finally:
-        for task in later:
-            task.cancel()
-        await asyncio.gather(*later, return_exceptions=True)
-        for server in servers:
-            server.should_exit = True
-        service.stop()
-        if tasks:
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            for task, result in zip(tasks, results, strict=True):
-                if isinstance(result, SystemExit | Exception):
-                    status = 1
-                    log.error("%s failed while stopping: %s", task.get_name(), result)
-        pipe = service.pipeline
-        if pipe is not None and pipe.stats.frames_lost:
-            status = 1
-            log.error(
-                "%d frame(s) received were not stored: stopped while the spool could not take them",
-                pipe.stats.frames_lost,
-            )
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        for sock in sockets:
-            sock.close()
-        await service.aclose()
-    log.info("service stopped")
-    sys.stderr.flush()
-    return status

@@ -37,7 +37,7 @@ from starlette.websockets import WebSocketState
 from witskit.errors import FrameError
 from witskit.security.auth import AuthError
 from witskit.security.rbac import Permission
-from witskit.service.deps import principal_for
+from witskit.service.deps import Context, principal_for
 from witskit.service.identity import Principal
 from witskit.storage.errors import StorageError
 
@@ -76,20 +76,20 @@ def _credential(websocket: WebSocket, token: str | None) -> str | None:
 @router.websocket("/live")
 async def live(
     websocket: WebSocket,
+    context: Context,
     source: str | None = Query(default=None, max_length=255),
     token: str | None = Query(default=None, max_length=4096),
 ) -> None:
     """Stream decoded frames of ``source`` (all sources when omitted)."""
-    service = websocket.app.state.witskit
     client = websocket.client.host if websocket.client is not None else None
     credential = _credential(websocket, token)
     try:
-        principal = await principal_for(service, credential, client)
+        principal = await principal_for(context.identity, credential, client)
     except HTTPException as exc:
         await _refuse(websocket, exc.status_code, str(exc.detail))
         return
     if not principal.can(Permission.READ_DATA):
-        service.audit.record(
+        context.audit.record(
             "access",
             outcome="denied",
             actor=principal.name,
@@ -99,7 +99,7 @@ async def live(
         )
         await _refuse(websocket, 403, f"permission {Permission.READ_DATA.value} required")
         return
-    subscription = await service.subscribe(source)
+    subscription = await context.subscribe(source)
     try:
         await websocket.accept()
     except BaseException:
@@ -115,7 +115,7 @@ async def live(
     async def watch() -> None:
         """Re-check the credential now and then, and at its expiry; return when it lapses."""
         current = principal
-        interval = float(service.config.live_recheck_seconds)
+        interval = float(context.config.live_recheck_seconds)
         while True:
             wait = interval
             if current.expires_at is not None:
@@ -124,7 +124,7 @@ async def live(
             if expired(current):
                 break
             try:
-                current = await service.identity.authenticate(credential or "", client)
+                current = await context.identity.authenticate(credential or "", client)
             except AuthError:
                 break
             except StorageError:
@@ -178,7 +178,7 @@ async def live(
         ):
             revoked = lapsed.is_set() or expired(principal)
             if revoked:
-                service.audit.record(
+                context.audit.record(
                     "live.closed",
                     outcome="denied",
                     actor=principal.name,

@@ -8,8 +8,10 @@
   (TCP, TLS, push, serial; Pason emulation; injected :class:`Faults`).
 
 This package may import :mod:`witskit.protocol` and :mod:`witskit.transport`; nothing below it
-imports it (``open_source`` names ``witskit.sim.source`` as data and imports it only for a
-``sim://`` URL). The names are imported on first use, so ``import witskit.sim`` stays light.
+imports it. ``open_source`` opens ``sim://`` URLs because ``witskit/__init__.py`` names
+``witskit.sim.source`` in the table of schemes served above transport (:mod:`witskit._schemes`);
+the module is imported when the first such URL is opened. The names are imported on first use, so
+``import witskit.sim`` stays light.
 """
 
 from __future__ import annotations

@@ -21,7 +21,10 @@ True
 'drilling'
 
 Activity codes (item ``RR07``, ACTC) follow :data:`ACTIVITY_CODES`: 1 drilling, 2 connection,
-3 tripping out, 4 tripping in, 5 circulating. See ``docs/simulator.md`` for the full description.
+3 tripping out, 4 tripping in, 5 circulating. :attr:`DrillingSimulator.rig_state` is the finer truth
+(slips, pipe movement, pumps and rotation) in the vocabulary of :data:`RIG_STATES`, which
+``witskit.analytics.rigstate`` detects from the frames. See ``docs/simulator.md`` for the full
+description.
 """
 
 from __future__ import annotations
@@ -38,7 +41,15 @@ from enum import StrEnum
 from witskit.errors import UsageError
 from witskit.protocol.encoder import LINE_ENDINGS, format_value
 
-__all__ = ["ACTIVITY_CODES", "DEFAULT_START", "RECORDS", "DrillingSimulator", "Phase", "SimState"]
+__all__ = [
+    "ACTIVITY_CODES",
+    "DEFAULT_START",
+    "RECORDS",
+    "RIG_STATES",
+    "DrillingSimulator",
+    "Phase",
+    "SimState",
+]
 
 
 class Phase(StrEnum):
@@ -69,6 +80,27 @@ ACTIVITY_CODES: dict[Phase, int] = {
     Phase.TRIPPING_IN: 4,
     Phase.CIRCULATING: 5,
 }
+
+#: The rig states :attr:`DrillingSimulator.rig_state` reports: the contract vocabulary of
+#: ``witskit.analytics.RigState`` (the simulator never reports ``unknown``: it always knows).
+RIG_STATES = (
+    "rotary_drilling",
+    "slide_drilling",
+    "reaming",
+    "back_reaming",
+    "circulating",
+    "tripping_in",
+    "tripping_out",
+    "in_slips",
+    "stationary",
+)
+
+# With all_states: the share of stands whose first part is slid (oriented with the mud motor), the
+# share of stands reamed up and down before their connection, and the share of trips pumped out
+# with rotation (back-reamed) instead of pulled dry.
+_SLIDE_SHARE = 0.4
+_REAM_SHARE = 0.5
+_PUMP_OUT_SHARE = 0.4
 
 #: The default start of simulated time.
 DEFAULT_START = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
@@ -110,6 +142,8 @@ class SimState:
     formation: str
     stands_drilled: int
     trips: int
+    rig_state: str
+    """The truth in :data:`RIG_STATES`' vocabulary (see :attr:`DrillingSimulator.rig_state`)."""
 
 
 # Conversion factors FPS -> metric (the dictionary's metric units: KDN is 10 kN).
@@ -324,6 +358,12 @@ class DrillingSimulator:
     ``trip_every_stands`` is how many drilled stands separate two short trips (0: never trip); the
     first trip comes after 1 or 2 stands so that even short runs show one.
 
+    ``all_states`` adds what a rig also does, so that every state of :data:`RIG_STATES` occurs: part
+    of some stands slid with the mud motor (no rotation), stands reamed up and down before their
+    connection, a short stop before the slips, bottoms up and a flow check before each trip, and
+    some trips pumped out with rotation. It changes the random draws, so it gives a different
+    stream; without it the output is what it always was.
+
     The simulator is stateful: :meth:`events` and :meth:`frames` continue where the last call
     stopped. ``start`` is the time of the first record-1 frame; a naive datetime is taken as UTC.
     """
@@ -342,6 +382,7 @@ class DrillingSimulator:
         depth_interval: float | None = None,
         mwd_interval: float = 10.0,
         trip_every_stands: int = 4,
+        all_states: bool = False,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise UsageError(f"seed must be an integer, not {type(seed).__name__}")
@@ -377,6 +418,7 @@ class DrillingSimulator:
         if isinstance(trip_every, bool) or not isinstance(trip_every, int) or trip_every < 0:
             raise UsageError(f"trip_every_stands must be an integer >= 0, got {trip_every_stands!r}")
         self._trip_every = trip_every_stands
+        self._all_states = bool(all_states)
 
         self._tpl1 = _record_template(1, _R1_FIELDS, self.metric, eol)
         self._tpl2 = _record_template(2, _R2_FIELDS, self.metric, eol)
@@ -460,6 +502,13 @@ class DrillingSimulator:
         self._racked: list[float] = []
         self._clearance = 0.0
         self._stands_to_trip = rng.randint(1, min(2, trip_every_stands)) if trip_every_stands else 0
+        # all_states only: the hole depth where a slide ends, the ream length, the mud motor's speed
+        # (added to the surface RPM at the bit: 0 keeps the classic stream's arithmetic exact) and
+        # whether this trip is pumped out.
+        self._slide_to: float | None = None
+        self._ream = 0.0
+        self._motor_rpm = 0.0
+        self._pump_out = False
 
         # Clock and output.
         self._elapsed = 0.0
@@ -478,6 +527,24 @@ class DrillingSimulator:
     def phase(self) -> Phase:
         """The current phase (as of the last record-1 sample)."""
         return self._phase
+
+    @property
+    def rig_state(self) -> str:
+        """The true rig state (as of the last record-1 sample), one of :data:`RIG_STATES`.
+
+        It is the driller's intent, not the sensors: the step a stage ends on already reports the
+        next state while pumps, top drive and hook load settle over a few seconds.
+        """
+        if self._hook_mode:
+            return "in_slips"
+        circulation = self._pumps or self._rotate
+        if self._on_bottom:
+            return "rotary_drilling" if self._rotate else "slide_drilling"
+        if self._stage == self._st_move and self._carry:
+            if self._target > self._block:
+                return "back_reaming" if circulation else "tripping_out"
+            return "reaming" if circulation else "tripping_in"
+        return "circulating" if self._pumps else "stationary"
 
     @property
     def clock(self) -> datetime:
@@ -522,6 +589,7 @@ class DrillingSimulator:
             formation=self._formation.at(self._bit).name,
             stands_drilled=self._stands_drilled,
             trips=self._trips,
+            rig_state=self.rig_state,
         )
 
     def events(self, n: int | None = None) -> Iterator[tuple[datetime, bytes]]:
@@ -648,7 +716,8 @@ class DrillingSimulator:
             self._wob = wob_set + (self._wob - wob_set) * f_wob
             noise = self._rop_noise + (rng.random() - 0.5) * 0.03 * sq
             self._rop_noise = noise + (1.0 - noise) * min(1.0, h / 600.0)
-            rop_set = lay.rop * (self._wob / wob_set) ** 0.8 * (self._rpm / 120.0) ** 0.3 * self._rop_noise
+            bit_rpm = self._rpm + self._motor_rpm
+            rop_set = lay.rop * (self._wob / wob_set) ** 0.8 * (bit_rpm / 120.0) ** 0.3 * self._rop_noise
             rop_set = min(rop_set, 150.0)
             self._rop = rop_set + (self._rop - rop_set) * f_rop
             mdo = self._mw + 0.03 + 0.0004 * self._rop
@@ -909,6 +978,9 @@ class DrillingSimulator:
             self._block -= speed * h
         self._pit -= (depth - self._hole) * _HOLE_CAPACITY
         self._hole = self._bit = depth
+        if self._slide_to is not None and depth >= self._slide_to:
+            self._slide_to = None  # the slide is done: rotate the rest of the stand
+            self._rotate = True
         boundary = self._next_boundary * self._depth_interval
         while depth * self._len >= boundary - 1e-9:
             self._crossings.append(round(boundary, 2))
@@ -953,8 +1025,15 @@ class DrillingSimulator:
                     self._trips += 1
                     self._trip_stands = stands
                     self._racked = []
-                    self._trip_out_pull()
+                    if self._all_states:
+                        self._pump_out = self._rng.random() < _PUMP_OUT_SHARE
+                        self._pre_trip_pickup()
+                    else:
+                        self._trip_out_pull()
                     return
+        if self._all_states and self._rng.random() < _REAM_SHARE:
+            self._ream_up()
+            return
         self._conn_pickup()
 
     # Connection: pick up off bottom, slips, block up, make up the new stand, out of slips.
@@ -1005,6 +1084,48 @@ class DrillingSimulator:
         self._bit = self._hole
         self._rop = 0.3 * self._formation.at(self._hole).rop
         self._stage = self._st_drill
+        if self._all_states:
+            rng = self._rng
+            self._motor_rpm = rng.uniform(110.0, 150.0)
+            if rng.random() < _SLIDE_SHARE:  # orient the motor and slide the first part of the stand
+                self._rotate = False
+                self._slide_to = self._hole + rng.uniform(20.0, 60.0)
+
+    # all_states: ream the stand up and down, stop, then the connection's slips.
+    def _ream_up(self) -> None:
+        rng = self._rng
+        self._set(Phase.CIRCULATING, pumps=True, rotate=True, hook_mode=0, hook_extra=rng.uniform(3.0, 8.0))
+        self._ream = rng.uniform(30.0, 80.0)
+        self._move(self._block + self._ream, rng.uniform(0.3, 0.6), True, self._ream_down)
+
+    def _ream_down(self) -> None:
+        rng = self._rng
+        self._set(Phase.CIRCULATING, pumps=True, rotate=True, hook_mode=0, hook_extra=-rng.uniform(2.0, 6.0))
+        self._move(
+            self._block - self._ream + rng.uniform(2.0, 4.0), rng.uniform(0.3, 0.6), True, self._ream_stop
+        )
+
+    def _ream_stop(self) -> None:
+        self._set(Phase.CONNECTION, pumps=False, rotate=False, hook_mode=0)
+        self._wait(self._rng.uniform(10.0, 25.0), self._conn_slips)
+
+    # all_states: before a trip, pick up, circulate bottoms up, then check the well is static.
+    def _pre_trip_pickup(self) -> None:
+        rng = self._rng
+        self._set(Phase.CIRCULATING, pumps=True, rotate=True, hook_mode=0, hook_extra=rng.uniform(3.0, 8.0))
+        self._move(
+            self._block + rng.uniform(5.0, 15.0), rng.uniform(0.2, 0.4), True, self._pre_trip_circulate
+        )
+
+    def _pre_trip_circulate(self) -> None:
+        rng = self._rng
+        self._set(Phase.CIRCULATING, pumps=True, rotate=True, hook_mode=0)
+        self._rpm_set = float(rng.randint(40, 60))
+        self._wait(rng.uniform(300.0, 600.0), self._flow_check)
+
+    def _flow_check(self) -> None:
+        self._set(Phase.TRIPPING_OUT, pumps=False, rotate=False, hook_mode=0)
+        self._wait(self._rng.uniform(300.0, 600.0), self._trip_out_pull)
 
     # Short trip out: pull a stand, slips, break out and rack back, lower the empty block; repeat.
     def _trip_out_pull(self) -> None:
@@ -1014,6 +1135,11 @@ class DrillingSimulator:
         )
         stand = rng.uniform(91.0, 95.0)
         self._racked.append(stand)
+        if self._pump_out:  # back-ream the stand out: pumps on, rotating, slower
+            self._pumps = self._rotate = True
+            self._spm_set = (self._flow_set + rng.uniform(-10.0, 10.0)) / self._gal_per_stroke / 2.0
+            self._move(self._b_low + stand, rng.uniform(0.3, 0.5), True, self._trip_out_breakout)
+            return
         self._move(self._b_low + stand, rng.uniform(0.6, 0.9), True, self._trip_out_breakout)
 
     def _trip_out_breakout(self) -> None:

@@ -248,7 +248,8 @@ class RigServer:
     ``rigs`` independent rigs are simulated; rig *i* (from 0) is a
     :class:`~witskit.sim.model.DrillingSimulator` with seed ``seed + i`` and well id
     ``WITSKIT-SIM-<i+1>``, so rig 0 sends exactly what ``witskit simulate`` writes for the same
-    seed. ``rate``, ``records``, ``line_ending``, ``metric`` and ``start`` are the simulator's.
+    seed. ``rate``, ``records``, ``line_ending``, ``metric``, ``start`` and ``all_states`` are the
+    simulator's.
     ``frames`` ends each session after that many record-1 steps (``None``: never).
 
     ``pason`` turns on the ``1984PASON/EDR`` line and the silence rule (``pason_silence_timeout``
@@ -288,6 +289,7 @@ class RigServer:
         faults: Faults | None = None,
         reconnect_delay: float = 1.0,
         max_reconnect_delay: float = 30.0,
+        all_states: bool = False,
         on_event: Callable[[str], None] | None = None,
     ) -> None:
         if isinstance(rigs, bool) or not isinstance(rigs, int) or rigs < 1:
@@ -324,6 +326,7 @@ class RigServer:
                 line_ending=line_ending,
                 metric=metric,
                 well_id=well_id,
+                all_states=all_states,
             )
 
         self._rigs = [_Rig(i, make, seed + i) for i in range(rigs)]  # checks the simulator's settings

@@ -61,6 +61,7 @@ __all__ = [
     "DEFAULT_SOURCE",
     "VERSION_TABLE",
     "UTCDateTime",
+    "alarm_events",
     "frame_key",
     "frames",
     "from_micros",
@@ -276,5 +277,32 @@ import_progress = Table(
     Column("line", BigInteger, nullable=False),
     Column("frames", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    **_MYSQL,
+)
+
+# Revision 0005: alarm events (witskit.storage.alarm_events): one row per firing or clearing of an
+# alarm rule, keyed by the event's id (a hash of source, rule, state and frame time), so a spool
+# replay that fires the same alarm again stores nothing new.
+alarm_events = Table(
+    "alarm_events",
+    metadata,
+    Column("event_id", String(32), primary_key=True),
+    Column("time", UTCDateTime(), nullable=False),
+    Column("stored_at", UTCDateTime(), nullable=False),
+    Column("value", Double(), nullable=True),
+    Column("source", String(255), nullable=False),
+    Column("rule", String(255), nullable=False),
+    Column("rule_type", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("code", String(8), nullable=False),
+    Column("unit", String(16), nullable=False),
+    Column("message", Text(), nullable=False),
+    # Filled when an operator acknowledges the event (the alarm API, issue 15).
+    Column("acknowledged_at", UTCDateTime(), nullable=True),
+    Column("acknowledged_by", String(255), nullable=True),
+    # The history of one rig, newest first, and the history of every rig in a time range.
+    Index("ix_alarm_events_source_time", "source", "time"),
+    Index("ix_alarm_events_time", "time"),
     **_MYSQL,
 )

@@ -1,7 +1,8 @@
 """Database connections that never leak their credentials (plan Task 1.2).
 
-:class:`SecureDatabaseManager` keeps the plan's names (``get_engine``, ``_sanitize_url``) and
-builds what the plan means:
+:class:`SecureDatabaseManager` keeps the plan's names (``get_engine``, ``_sanitize_url``) over
+:class:`witskit.storage.database.Database`, the one handle that opens an engine for a URL, so
+the engine settings and the masking are the store's:
 
 - ``get_engine()`` returns a SQLAlchemy **async** engine (:class:`~sqlalchemy.ext.asyncio.AsyncEngine`)
   on the same driver the store uses (aiosqlite, asyncpg, asyncmy), so a health check is
@@ -23,9 +24,8 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from witskit.storage._backends import backend_for
-from witskit.storage._base import BackendImpl
-from witskit.storage._url import ParsedURL, SecretLike, parse_url, sanitize_url
+from witskit.storage._url import SecretLike, sanitize_url
+from witskit.storage.database import Database
 
 __all__ = ["DatabaseConfig", "SecureDatabaseManager", "sanitize_url"]
 
@@ -53,9 +53,7 @@ class SecureDatabaseManager:
 
     def __init__(self, config: DatabaseConfig) -> None:
         self.config = config
-        self._engine: AsyncEngine | None = None
-        self._parsed: ParsedURL | None = None
-        self._backend: BackendImpl | None = None
+        self._database: Database | None = None
 
     def __repr__(self) -> str:
         return f"SecureDatabaseManager(url={self.sanitized_url!r})"
@@ -72,21 +70,20 @@ class SecureDatabaseManager:
         :class:`~witskit.storage.errors.DriverNotInstalled` when the backend's driver is missing.
         No connection is made until the engine is used.
         """
-        if self._engine is None:
-            parsed = parse_url(self.config.database_url)
-            backend = backend_for(parsed)
-            logger.info("storage: connecting to %s", parsed.display)
-            self._engine = backend.create_engine(
-                pool_size=int(self.config.database_pool_size), timeout=float(self.config.database_timeout)
+        if self._database is None:
+            self._database = Database.open(
+                self.config.database_url,
+                pool_size=int(self.config.database_pool_size),
+                timeout=float(self.config.database_timeout),
             )
-            self._parsed, self._backend = parsed, backend
-        return self._engine
+            logger.info("storage: connecting to %s", self._database.display)
+        return self._database.engine
 
     async def aclose(self) -> None:
         """Dispose of the engine's connections (the next ``get_engine`` makes a new one)."""
-        if self._engine is not None:
-            engine, self._engine = self._engine, None
-            await engine.dispose()
+        if self._database is not None:
+            database, self._database = self._database, None
+            await database.aclose()
 
     def _sanitize_url(self, url: str | SecretLike) -> str:
         """``url`` with credentials masked: ``postgresql://user:***@host/db``."""

@@ -25,8 +25,20 @@ from urllib.parse import unquote, urlsplit
 from witskit.errors import SerialPortError, TransportError, UsageError
 from witskit.transport.base import LinkSource
 from witskit.transport.link_options import CLIENT_OPTIONS, client_options
+from witskit.transport.options import URLOptions
 
-__all__ = ["BYTESIZES", "PARITIES", "STOPBITS", "URL_OPTIONS", "SerialSource", "map_serial_errors"]
+__all__ = [
+    "BYTESIZES",
+    "LINE_OPTIONS",
+    "PARITIES",
+    "STOPBITS",
+    "URL_OPTIONS",
+    "SerialSource",
+    "line_settings",
+    "map_serial_errors",
+    "open_serial",
+    "serial_port",
+]
 
 #: Data bits per character pyserial (and UARTs) support.
 BYTESIZES = (5, 6, 7, 8)
@@ -39,8 +51,11 @@ STOPBITS = (1, 1.5, 2)
 
 _EXTRA_HINT = "serial ports need pyserial-asyncio-fast: pip install 'witskit[serial]'"
 
+#: The line settings in a ``serial://`` URL's query (a source's or the relay's output).
+LINE_OPTIONS = ("baud", "bytesize", "parity", "stopbits")
+
 #: Query keys of ``serial://`` URLs: the line settings, then the options every client link takes.
-URL_OPTIONS = ("name", "baud", "bytesize", "parity", "stopbits", *(o for o in CLIENT_OPTIONS if o != "name"))
+URL_OPTIONS = ("name", *LINE_OPTIONS, *(o for o in CLIENT_OPTIONS if o != "name"))
 
 
 # pyserial lets termios.error (not an OSError) escape when it configures the line.
@@ -109,6 +124,38 @@ def _check_settings(baudrate: int, bytesize: int, parity: str, stopbits: float) 
     return str(letter)
 
 
+def serial_port(url: str) -> str:
+    """The device of a ``serial://`` URL (``serial:///dev/ttyUSB0``, or ``serial://COM3``)."""
+    parts = urlsplit(url)
+    if parts.scheme != "serial":
+        raise UsageError(f"{url!r} is not a serial:// URL")
+    if parts.fragment:
+        raise UsageError(f"{url}: unexpected fragment '#{parts.fragment}'")
+    # serial:///dev/ttyUSB0 has an empty host; serial://COM3 puts the port in the host part.
+    port = unquote(parts.netloc + parts.path)
+    if not port:
+        raise UsageError(f"{url}: names no serial port (expected serial:///dev/ttyUSB0)")
+    return port
+
+
+def line_settings(query: URLOptions) -> dict[str, Any]:
+    """The :data:`LINE_OPTIONS` given in ``query`` as keyword arguments (``baudrate``, ``parity``, ...)."""
+    kwargs: dict[str, Any] = {}
+    baud = query.count("baud")
+    if baud is not None:
+        kwargs["baudrate"] = baud
+    bytesize = query.choice("bytesize", {str(n): n for n in BYTESIZES})
+    if bytesize is not None:
+        kwargs["bytesize"] = bytesize
+    parity = query.choice("parity", {p: p for p in (*PARITIES, *map(str.lower, PARITIES))})
+    if parity is not None:
+        kwargs["parity"] = parity
+    stopbits = query.choice("stopbits", {"1": 1, "1.5": 1.5, "2": 2})
+    if stopbits is not None:
+        kwargs["stopbits"] = stopbits
+    return kwargs
+
+
 class SerialSource(LinkSource):
     """A link to a rig recorder on a serial port (RS-232/RS-422 via a UART or a USB adapter).
 
@@ -152,55 +199,54 @@ class SerialSource(LinkSource):
         given twice or a bad value raises :class:`~witskit.errors.UsageError`; keyword ``options``
         override the query, as in ``open_source``.
         """
-        from witskit.transport.options import URLOptions
-
-        parts = urlsplit(url)
-        if parts.scheme != "serial":
-            raise UsageError(f"{url!r} is not a serial:// URL")
-        if parts.fragment:
-            raise UsageError(f"{url}: unexpected fragment '#{parts.fragment}'")
-        # serial:///dev/ttyUSB0 has an empty host; serial://COM3 puts the port in the host part.
-        port = unquote(parts.netloc + parts.path)
-        if not port:
-            raise UsageError(f"{url}: names no serial port (expected serial:///dev/ttyUSB0)")
+        port = serial_port(url)
         query = URLOptions(url, URL_OPTIONS)
         kwargs = client_options(query)
-        baud = query.count("baud")
-        if baud is not None:
-            kwargs["baudrate"] = baud
-        bytesize = query.choice("bytesize", {str(n): n for n in BYTESIZES})
-        if bytesize is not None:
-            kwargs["bytesize"] = bytesize
-        parity = query.choice("parity", {p: p for p in (*PARITIES, *map(str.lower, PARITIES))})
-        if parity is not None:
-            kwargs["parity"] = parity
-        stopbits = query.choice("stopbits", {"1": 1, "1.5": 1.5, "2": 2})
-        if stopbits is not None:
-            kwargs["stopbits"] = stopbits
+        kwargs.update(line_settings(query))
         kwargs.update(options)
         return cls(port, **kwargs)
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        try:
-            import serial_asyncio_fast
-        except ImportError as exc:  # the optional extra is not installed; retrying will not help
-            raise UsageError(f"{self.name}: {_EXTRA_HINT}") from exc
-        loop = asyncio.get_running_loop()
-        # What serial_asyncio_fast.open_serial_connection does, with our reader class so that a
-        # vanished device reads as a SerialPortError rather than a bare pyserial exception.
-        reader = _SerialReader(self.name)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-        with map_serial_errors(self.name, opening=True):
-            transport, _ = await serial_asyncio_fast.create_serial_connection(
-                loop,
-                lambda: protocol,
-                self.port,
-                baudrate=self.baudrate,
-                bytesize=self.bytesize,
-                parity=self.parity,
-                stopbits=self.stopbits,
-                # flock the port: two readers of one port would each get part of the bytes, and
-                # both would report garbage. A second WitsKit on the port fails and retries.
-                exclusive=True,
-            )
-        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+        return await open_serial(
+            self.name,
+            self.port,
+            baudrate=self.baudrate,
+            bytesize=self.bytesize,
+            parity=self.parity,
+            stopbits=self.stopbits,
+        )
+
+
+async def open_serial(
+    name: str, port: str, *, baudrate: int = 9600, bytesize: int = 8, parity: str = "N", stopbits: float = 1
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open ``port`` as an asyncio stream pair (a source reads it, the relay writes to it).
+
+    Errors are :class:`~witskit.errors.SerialPortError` (cannot open: retried by the callers'
+    policies) or :class:`~witskit.errors.UsageError` (settings the port rejects, or pyserial
+    missing), naming ``name``.
+    """
+    parity = _check_settings(baudrate, bytesize, parity, stopbits)
+    try:
+        import serial_asyncio_fast
+    except ImportError as exc:  # the optional extra is not installed; retrying will not help
+        raise UsageError(f"{name}: {_EXTRA_HINT}") from exc
+    loop = asyncio.get_running_loop()
+    # What serial_asyncio_fast.open_serial_connection does, with our reader class so that a
+    # vanished device reads as a SerialPortError rather than a bare pyserial exception.
+    reader = _SerialReader(name)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    with map_serial_errors(name, opening=True):
+        transport, _ = await serial_asyncio_fast.create_serial_connection(
+            loop,
+            lambda: protocol,
+            port,
+            baudrate=baudrate,
+            bytesize=bytesize,
+            parity=parity,
+            stopbits=stopbits,
+            # flock the port: two programs on one port would each get part of the bytes, and
+            # both would report garbage. A second WitsKit on the port fails and retries.
+            exclusive=True,
+        )
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)

@@ -9,8 +9,15 @@
                            ``require_client_cert``
 ``serial:///dev/ttyUSB0``  a serial port (``baud``, ``bytesize``, ``parity``, ``stopbits``)
 ``file://path``            a recorded file (``follow=1`` to tail it)
-``sim://rig-1``            an in-process simulated rig (``rate``, ``seed``, ``records``, ``speed``)
+``sim://rig-1``            an in-process simulated rig (``rate``, ``seed``, ``records``, ``speed``),
+                           served by :mod:`witskit.sim`
+``mqtt://broker/FILTER``   raw WITS frames in MQTT messages (:mod:`witskit.transport.mqtt`;
+                           ``mqtts://`` for TLS)
 =========================  ==========================================================
+
+A scheme served by a package above transport, as ``sim://`` is, is not imported here: its owner
+names it in :mod:`witskit._schemes` (``witskit/__init__.py`` does for ``sim://``) and it is
+imported when a URL of that scheme is first opened.
 
 Client links also take ``handshake``, ``handshake_interval``, ``idle_timeout``, ``request``,
 ``request_interval``, ``reconnect`` and ``connect_timeout``; listeners take ``idle_timeout``,
@@ -29,12 +36,21 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from witskit import _schemes
 from witskit.errors import UsageError
 from witskit.transport.base import Source
 from witskit.transport.link_options import CLIENT_OPTIONS, DEFAULT_REQUEST_INTERVAL, client_options
 from witskit.transport.options import SECRET_OPTIONS, URLOptions, redact_url
 
-__all__ = ["DEFAULT_REQUEST_INTERVAL", "SCHEMES", "SECRET_OPTIONS", "open_source", "redact_url"]
+__all__ = [
+    "DEFAULT_REQUEST_INTERVAL",
+    "SCHEMES",
+    "SECRET_OPTIONS",
+    "host_port",
+    "known_schemes",
+    "open_source",
+    "redact_url",
+]
 
 _LISTEN_OPTIONS = ("name", "idle_timeout", "allow", "max_connections", "queue_size", "max_sources", "names")
 _OPTIONS: dict[str, tuple[str, ...]] = {
@@ -51,9 +67,6 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
         "tls_handshake_timeout",
     ),
 }
-
-#: Every scheme :func:`open_source` knows.
-SCHEMES = ("file", "serial", "sim", "tcp", "tcp-listen", "tls", "tls-listen")
 
 
 @contextmanager
@@ -90,6 +103,16 @@ def _host_port(url: str, parts: SplitResult, *, listen: bool) -> tuple[str, int]
     if not host and not listen:
         raise UsageError(f"{shown}: missing host (expected {parts.scheme}://host:port)")
     return host, port
+
+
+def host_port(url: str, *, listen: bool) -> tuple[str, int]:
+    """(host, port) of a ``scheme://host:port`` URL, with the errors :func:`open_source` gives;
+    with ``listen`` the host may be empty (every interface) and the port 0 (any free port)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:
+        raise UsageError(f"{redact_url(url)}: not a valid URL ({exc})") from exc
+    return _host_port(url, parts, listen=listen)
 
 
 def _listen_options(query: URLOptions) -> dict[str, Any]:
@@ -180,10 +203,14 @@ def _open_listener(url: str, parts: SplitResult, options: dict[str, Any]) -> Sou
         return ListenerSource(host, port, **kwargs)
 
 
-def _delegate(module: str, cls: str, extra: str | None) -> Callable[[str, dict[str, Any]], Source]:
+#: Opens a URL of one scheme: ``(url, its parts, keyword options) -> Source``.
+Opener = Callable[[str, SplitResult, dict[str, Any]], Source]
+
+
+def _delegate(module: str, cls: str, extra: str | None) -> Opener:
     """Open with ``module.cls.from_url``, imported only when used (pyserial is an extra)."""
 
-    def open_with(url: str, options: dict[str, Any]) -> Source:
+    def open_with(url: str, parts: SplitResult, options: dict[str, Any]) -> Source:
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -199,11 +226,28 @@ def _delegate(module: str, cls: str, extra: str | None) -> Callable[[str, dict[s
     return open_with
 
 
-_SERIAL = _delegate("witskit.transport.serial", "SerialSource", "serial")
-_FILE = _delegate("witskit.transport.file", "FileSource", None)
-# sim:// is served by witskit.sim, a layer above transport: named here as data and imported only
-# when such a URL is opened, so nothing in transport imports it.
-_SIM = _delegate("witskit.sim.source", "SimulatorSource", None)
+#: Scheme -> how transport opens it: its own transports only. A source served by a layer above
+#: (``sim://``, :mod:`witskit.sim`) is named in :mod:`witskit._schemes` by that layer's owner.
+_OPENERS: dict[str, Opener] = {
+    "tcp": _open_tcp,
+    "tls": _open_tcp,
+    "tcp-listen": _open_listener,
+    "tls-listen": _open_listener,
+    "serial": _delegate("witskit.transport.serial", "SerialSource", "serial"),
+    "file": _delegate("witskit.transport.file", "FileSource", None),
+    "mqtt": _delegate("witskit.transport.mqtt", "MQTTSource", "mqtt"),
+    "mqtts": _delegate("witskit.transport.mqtt", "MQTTSource", "mqtt"),
+}
+
+
+def known_schemes() -> tuple[str, ...]:
+    """Every scheme :func:`open_source` opens, sorted: transport's own and the registered ones."""
+    return tuple(sorted({*_OPENERS, *_schemes.source_schemes()}))
+
+
+#: The schemes :func:`open_source` knew when this module was imported (:func:`known_schemes`
+#: is always up to date).
+SCHEMES = known_schemes()
 
 
 def open_source(url: str, **options: Any) -> Source:
@@ -225,18 +269,13 @@ def open_source(url: str, **options: Any) -> Source:
     except ValueError as exc:
         raise UsageError(f"{redact_url(url)}: not a valid URL ({exc})") from exc
     scheme = parts.scheme
-    if scheme in ("tcp", "tls"):
-        return _open_tcp(url.strip(), parts, options)
-    if scheme in ("tcp-listen", "tls-listen"):
-        return _open_listener(url.strip(), parts, options)
-    if scheme == "serial":
-        return _SERIAL(url.strip(), options)
-    if scheme == "file":
-        return _FILE(url.strip(), options)
-    if scheme == "sim":
-        return _SIM(url.strip(), options)
+    opener = _OPENERS.get(scheme)
+    if opener is not None:
+        return opener(url.strip(), parts, options)
+    served = _schemes.source_scheme(scheme) if scheme else None
+    if served is not None:
+        return _delegate(served.module, served.cls, None)(url.strip(), parts, options)
+    known = ", ".join(known_schemes())
     if not scheme or "://" not in url:  # "rig-7:4000" parses as scheme "rig-7"
-        raise UsageError(
-            f"{redact_url(url)!r} is not a source URL: expected scheme://... ({', '.join(SCHEMES)})"
-        )
-    raise UsageError(f"{redact_url(url)}: unknown scheme {scheme!r} (known: {', '.join(SCHEMES)})")
+        raise UsageError(f"{redact_url(url)!r} is not a source URL: expected scheme://... ({known})")
+    raise UsageError(f"{redact_url(url)}: unknown scheme {scheme!r} (known: {known})")

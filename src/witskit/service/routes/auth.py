@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from witskit.security.auth import AuthError
 from witskit.security.credentials import PasswordAttempt
-from witskit.service.deps import CurrentPrincipal, authenticated, client_address, get_service, public
+from witskit.service.deps import Context, CurrentPrincipal, authenticated, client_address, public
 from witskit.service.identity import LoginRefused, LoginThrottled, TokenPair
 
 __all__ = ["router"]
@@ -76,14 +76,15 @@ def _too_many(exc: LoginThrottled, detail: str) -> HTTPException:
         }
     ),
 )
-async def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenResponse:
+async def token(
+    request: Request, context: Context, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+) -> TokenResponse:
     """Exchange a user name and password for an access token and a refresh token.
 
     Failures are throttled per user name and per address (429 with ``Retry-After``) and audited.
     """
-    service = get_service(request)
     try:
-        pair = await service.identity.login(form.username, form.password, client_address(request))
+        pair = await context.identity.login(form.username, form.password, client_address(request))
     except LoginThrottled as exc:
         raise _too_many(exc, "too many failed logins; try again later") from None
     except LoginRefused as exc:
@@ -99,15 +100,14 @@ async def token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Dep
     summary="Exchange a refresh token for new tokens",
     **public(responses={401: {"description": "Invalid, expired or revoked refresh token"}}),
 )
-async def refresh(request: Request, body: RefreshRequest) -> TokenResponse:
+async def refresh(request: Request, context: Context, body: RefreshRequest) -> TokenResponse:
     """A new access token and refresh token for a valid refresh token of an active user.
 
     A refresh token works once: the one sent is spent, and the new one continues the session.
     Presenting a spent token again ends the whole session (both parties must sign in again).
     """
-    service = get_service(request)
     try:
-        pair = await service.identity.refresh(body.refresh_token, client_address(request))
+        pair = await context.identity.refresh(body.refresh_token, client_address(request))
     except AuthError:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -124,14 +124,14 @@ async def refresh(request: Request, body: RefreshRequest) -> TokenResponse:
     summary="Log out: end the session of a refresh token",
     **public(),
 )
-async def logout(request: Request, body: RefreshRequest) -> None:
+async def logout(request: Request, context: Context, body: RefreshRequest) -> None:
     """Revoke the session (the refresh token's whole family of rotations): none of its refresh
     tokens works any more. Access tokens already issued stay valid until they expire (15 minutes).
 
     Always 204, whatever the token: logging out twice, or with an expired, unknown or malformed
     token, changes nothing and says nothing about whether the token existed. Audited.
     """
-    await get_service(request).identity.logout(body.refresh_token, client_address(request))
+    await context.identity.logout(body.refresh_token, client_address(request))
 
 
 @router.get("/me", response_model=Me, summary="Who am I", **authenticated())
@@ -156,7 +156,9 @@ async def me(principal: CurrentPrincipal) -> Me:
         }
     ),
 )
-async def change_password(request: Request, principal: CurrentPrincipal, body: PasswordChange) -> None:
+async def change_password(
+    request: Request, context: Context, principal: CurrentPrincipal, body: PasswordChange
+) -> None:
     """Change the caller's own password (the current one is checked); existing tokens are revoked.
 
     Wrong current passwords count against the login throttle of the user's name and address (429
@@ -164,9 +166,8 @@ async def change_password(request: Request, principal: CurrentPrincipal, body: P
     """
     if principal.kind != "user":
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "API keys have no password")
-    service = get_service(request)
     try:
-        await service.identity.change_own_password(
+        await context.identity.change_own_password(
             principal.name, body.current_password, body.new_password, client_address(request)
         )
     except LoginThrottled as exc:

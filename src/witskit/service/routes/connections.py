@@ -8,7 +8,7 @@ of the pipeline file lasts until the process ends: the file says what runs at st
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
@@ -16,12 +16,9 @@ from pydantic import BaseModel, Field
 from witskit.security.logging import redact_text
 from witskit.security.rbac import Permission
 from witskit.service.audit import Outcome
-from witskit.service.connections import STORED_NAME_MAX, Connection, ConnectionManager
-from witskit.service.deps import client_address, get_service, guard
+from witskit.service.connections import STORED_NAME_MAX, Connection
+from witskit.service.deps import AppContext, ConnectionControl, Context, client_address, guard
 from witskit.service.identity import Principal
-
-if TYPE_CHECKING:
-    from witskit.service.runtime import Service
 
 __all__ = ["router"]
 
@@ -68,18 +65,13 @@ class ConnectionIn(BaseModel):
     start: bool = True
 
 
-def _manager(request: Request) -> ConnectionManager:
-    manager = get_service(request).connections
-    if manager is None:
+def _connections(context: AppContext) -> ConnectionControl:
+    # In the handler, not a dependency: a bad body is a 422 before this 409, as it always was.
+    if context.connections is None:
         raise HTTPException(
             status.HTTP_409_CONFLICT, "this process does not ingest (witskit serve): use witskit run"
         )
-    return manager
-
-
-def _ingesting(request: Request) -> Service:
-    _manager(request)  # 409 unless this process ingests
-    return get_service(request)
+    return context.connections
 
 
 def _actor(request: Request) -> str | None:
@@ -87,8 +79,15 @@ def _actor(request: Request) -> str | None:
     return principal.name if principal is not None else None
 
 
-def _audit(request: Request, action: str, target: str, outcome: str = Outcome.SUCCESS, **detail: str) -> None:
-    get_service(request).audit.record(
+def _audit(
+    request: Request,
+    context: AppContext,
+    action: str,
+    target: str,
+    outcome: str = Outcome.SUCCESS,
+    **detail: str,
+) -> None:
+    context.audit.record(
         action,
         outcome=outcome,
         actor=_actor(request),
@@ -99,9 +98,9 @@ def _audit(request: Request, action: str, target: str, outcome: str = Outcome.SU
 
 
 @router.get("", response_model=list[ConnectionOut], summary="List connections", **MANAGE)
-async def list_connections(request: Request) -> list[ConnectionOut]:
+async def list_connections(context: Context) -> list[ConnectionOut]:
     """Every connection of this process, started or not."""
-    return [ConnectionOut.of(c) for c in _manager(request)]
+    return [ConnectionOut.of(c) for c in _connections(context)]
 
 
 @router.post(
@@ -117,15 +116,16 @@ async def list_connections(request: Request) -> list[ConnectionOut]:
         },
     ),
 )
-async def add_connection(request: Request, body: ConnectionIn) -> ConnectionOut:
+async def add_connection(request: Request, context: Context, body: ConnectionIn) -> ConnectionOut:
     """Add a source (and start it unless ``start`` is false); it is kept across restarts."""
-    service = _ingesting(request)
+    connections = _connections(context)
     try:
-        conn = await service.add_connection(body.url, name=body.name, start=body.start, actor=_actor(request))
+        conn = await connections.add(body.url, name=body.name, start=body.start, actor=_actor(request))
     except Exception as exc:
-        _audit(request, "connection.add", body.name or "", Outcome.FAILURE, reason=redact_text(str(exc)))
+        reason = redact_text(str(exc))
+        _audit(request, context, "connection.add", body.name or "", Outcome.FAILURE, reason=reason)
         raise
-    _audit(request, "connection.add", conn.name, url=conn.display_url, started=str(conn.running))
+    _audit(request, context, "connection.add", conn.name, url=conn.display_url, started=str(conn.running))
     return ConnectionOut.of(conn)
 
 
@@ -135,9 +135,9 @@ async def add_connection(request: Request, body: ConnectionIn) -> ConnectionOut:
     summary="One connection",
     **guard(Permission.MANAGE_CONNECTIONS, responses=_NOT_FOUND),
 )
-async def get_connection(request: Request, name: str) -> ConnectionOut:
+async def get_connection(context: Context, name: str) -> ConnectionOut:
     """The connection's state."""
-    return ConnectionOut.of(_manager(request).get(name))
+    return ConnectionOut.of(_connections(context).get(name))
 
 
 @router.post(
@@ -146,10 +146,10 @@ async def get_connection(request: Request, name: str) -> ConnectionOut:
     summary="Start",
     **guard(Permission.MANAGE_CONNECTIONS, responses=_NOT_FOUND),
 )
-async def start_connection(request: Request, name: str) -> ConnectionOut:
+async def start_connection(request: Request, context: Context, name: str) -> ConnectionOut:
     """Start reading the source (no-op when it runs)."""
-    conn = await _ingesting(request).start_connection(name)
-    _audit(request, "connection.start", name)
+    conn = await _connections(context).start(name)
+    _audit(request, context, "connection.start", name)
     return ConnectionOut.of(conn)
 
 
@@ -159,10 +159,10 @@ async def start_connection(request: Request, name: str) -> ConnectionOut:
     summary="Stop",
     **guard(Permission.MANAGE_CONNECTIONS, responses=_NOT_FOUND),
 )
-async def stop_connection(request: Request, name: str) -> ConnectionOut:
+async def stop_connection(request: Request, context: Context, name: str) -> ConnectionOut:
     """Stop reading the source; what was received is kept and written."""
-    conn = await _ingesting(request).stop_connection(name)
-    _audit(request, "connection.stop", name)
+    conn = await _connections(context).stop(name)
+    _audit(request, context, "connection.stop", name)
     return ConnectionOut.of(conn)
 
 
@@ -172,7 +172,7 @@ async def stop_connection(request: Request, name: str) -> ConnectionOut:
     summary="Remove a connection",
     **guard(Permission.MANAGE_CONNECTIONS, responses=_NOT_FOUND),
 )
-async def remove_connection(request: Request, name: str) -> None:
+async def remove_connection(request: Request, context: Context, name: str) -> None:
     """Stop and forget the connection (its stored data stays)."""
-    await _ingesting(request).remove_connection(name)
-    _audit(request, "connection.remove", name)
+    await _connections(context).remove(name)
+    _audit(request, context, "connection.remove", name)

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from witskit.errors import UsageError
 from witskit.security.rbac import Permission
-from witskit.service.deps import get_service, guard
+from witskit.service.deps import Context, guard
 from witskit.service.export import (
     Cursor,
     Page,
@@ -155,13 +155,12 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 
 @router.get("/sources", response_model=list[SourceOut], summary="List sources", **READ)
-async def list_sources(request: Request) -> list[SourceOut]:
+async def list_sources(context: Context) -> list[SourceOut]:
     """Every source in the store, with its time span and counts, and its connection state when this
     process ingests it."""
-    service = get_service(request)
     states: dict[str, str] = {}
-    if service.connections is not None:
-        states = {c.name: c.state for c in service.connections}
+    if context.connections is not None:
+        states = {c.name: c.state for c in context.connections}
     return [
         SourceOut(
             name=s.name,
@@ -171,7 +170,7 @@ async def list_sources(request: Request) -> list[SourceOut]:
             point_count=s.point_count,
             connection=states.get(s.name),
         )
-        for s in await service.store.sources()
+        for s in await context.store.sources()
     ]
 
 
@@ -182,7 +181,7 @@ async def list_sources(request: Request) -> list[SourceOut]:
     **guard(Permission.READ_DATA, responses={404: {"description": "A source asked for is unknown"}}),
 )
 async def latest(
-    request: Request,
+    context: Context,
     source: Annotated[
         list[str] | None, Query(description="Source name (repeat for several; none: every source)")
     ] = None,
@@ -191,16 +190,15 @@ async def latest(
     ] = None,
 ) -> list[LatestOut]:
     """The newest value of every code (or of ``codes``) of each source."""
-    service = get_service(request)
-    names = source or [s.name for s in await service.store.sources()]
+    names = source or [s.name for s in await context.store.sources()]
     if len(names) > MAX_SOURCES:
         raise UsageError(f"at most {MAX_SOURCES} sources per request")
     wanted = set(resolve_codes(_split(codes) or [])) if codes else None
     table = default_table()
-    metric = service.metric_units
+    metric = context.metric_units
     out: list[LatestOut] = []
     for name in dict.fromkeys(names):
-        values = await service.latest.get(name)
+        values = await context.latest.get(name)
         if values is None:
             if source:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source {name!r}")
@@ -255,6 +253,7 @@ async def _closing(scan: PointScan, chunks: AsyncIterator[bytes]) -> AsyncIterat
 )
 async def data(
     request: Request,
+    context: Context,
     source: Annotated[
         list[str] | None, Query(description="Source name (repeat for several; none: all)")
     ] = None,
@@ -283,7 +282,6 @@ async def data(
     ``limit`` is given; with one (at most 100000) the next cursor is in the ``X-Next-Cursor`` and
     ``Link`` headers.
     """
-    service = get_service(request)
     wanted = resolve_codes(_split(codes) or []) if codes else None
     lo = parse_time(start, "start")
     hi = parse_time(end, "end")
@@ -298,7 +296,7 @@ async def data(
             f"limit must be at most {MAX_BUFFERED_LIMIT} for paginated {format.value}; "
             "omit it to stream every row"
         )
-    scan = await service.store.scan(source=source, codes=wanted, start=lo, end=hi)
+    scan = await context.store.scan(source=source, codes=wanted, start=lo, end=hi)
     try:
         # The first round trip happens now, so a database error is an error response, not a
         # truncated body after a 200.
@@ -314,7 +312,7 @@ async def data(
         meta: dict[str, Any] = {"source": source, "codes": wanted, "start": start, "end": end}
         return StreamingResponse(_closing(scan, json_chunks(rows, page, meta, names)), media_type=media)
     if format is ExportFormat.csv:
-        chunks = csv_chunks(rows, names, metric=service.metric_units)
+        chunks = csv_chunks(rows, names, metric=context.metric_units)
     else:
         chunks = jsonl_chunks(rows, names)
     if not buffered:
@@ -341,7 +339,7 @@ async def data(
     ),
 )
 async def data_series(
-    request: Request,
+    context: Context,
     source: Annotated[str, Query(min_length=1, max_length=255, description="Source name")],
     codes: Annotated[
         list[str] | None,
@@ -374,10 +372,9 @@ async def data_series(
     values are skipped. ``time`` holds each bucket's start in microseconds since 1970-01-01 UTC,
     ``bucket_us`` the bucket width.
     """
-    service = get_service(request)
     wanted = resolve_codes(_split(codes) or []) if codes else None
     # No source can have a NUL in its name (writes refuse it), and PostgreSQL text cannot hold one.
-    found = None if "\x00" in source else await service.store.series(source, wanted, start, end, points)
+    found = None if "\x00" in source else await context.store.series(source, wanted, start, end, points)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no source {source!r}")
     table = default_table()

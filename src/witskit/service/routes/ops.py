@@ -10,7 +10,7 @@ database's host and user, which is nobody else's business).
 ``/metrics`` on the API port needs ``analytics:view`` (Prometheus can send an API key as a bearer
 token). The unauthenticated exposition is on ``WITS_METRICS_PORT``, meant for an internal network
 (see ``docs/service.md``). ``WITS_HEALTH_CHECK_PORT`` can add a port that serves ``/livez`` and
-``/readyz`` only (:mod:`witskit.service.health_port`), with the same answers.
+``/readyz`` only (:mod:`witskit.service.side_app`), with the same answers.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from witskit.monitoring.health import HealthStatus
+from witskit.monitoring.health import HealthMonitor, HealthStatus
 from witskit.security.rbac import Permission
-from witskit.service.deps import client_address, credential_from, get_service, guard, principal_for, public
+from witskit.service.deps import Context, client_address, credential_from, guard, principal_for, public
 
 __all__ = ["LIVE", "health_router", "metrics_router", "readiness"]
 
@@ -34,13 +34,13 @@ metrics_router = APIRouter(tags=["metrics"])
 LIVE: Final = {"status": "alive"}
 
 
-async def readiness(request: Request, *, detailed: bool = False) -> JSONResponse:
+async def readiness(health: HealthMonitor, *, detailed: bool = False) -> JSONResponse:
     """The health checks as JSON; 503 when any is unhealthy.
 
     Each check's name and status; its ``message`` (a driver error can name the database's host
     and user) only when ``detailed``.
     """
-    overall = await get_service(request).health.get_overall_health()
+    overall = await health.get_overall_health()
     checks = [_check_answer(c, detailed=detailed) for c in overall.details.get("checks", [])]
     code = (
         status.HTTP_503_SERVICE_UNAVAILABLE
@@ -71,17 +71,17 @@ async def livez() -> dict[str, str]:
     response_model=None,
     **public(responses={503: {"description": "A dependency is unhealthy"}}),
 )
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request, context: Context) -> JSONResponse:
     """Database reachable, spool below its limit, sources connected.
 
     Without a credential: the overall status and each check's name and status. With one that
     grants ``analytics:view``: each check's message too (why it is not healthy). A missing or
     refused credential is not an error here (probes send none): it gets the short answer.
     """
-    return await readiness(request, detailed=await _may_see_details(request))
+    return await readiness(context.health, detailed=await _may_see_details(request, context))
 
 
-async def _may_see_details(request: Request) -> bool:
+async def _may_see_details(request: Request, context: Context) -> bool:
     credential = credential_from(request.headers.get("authorization"), request.headers.get("x-api-key"))
     if credential is None:
         return False
@@ -89,7 +89,7 @@ async def _may_see_details(request: Request) -> bool:
     if scheme.lower() == "bearer":
         credential = value.strip()
     try:
-        principal = await principal_for(get_service(request), credential, client_address(request))
+        principal = await principal_for(context.identity, credential, client_address(request))
     except HTTPException:
         return False
     return principal.can(Permission.VIEW_ANALYTICS)
@@ -101,6 +101,6 @@ async def _may_see_details(request: Request) -> bool:
     response_class=Response,
     **guard(Permission.VIEW_ANALYTICS, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}}),
 )
-async def metrics(request: Request) -> Response:
+async def metrics(context: Context) -> Response:
     """The Prometheus text exposition."""
-    return Response(get_service(request).render_metrics(), media_type=CONTENT_TYPE_LATEST)
+    return Response(context.render_metrics(), media_type=CONTENT_TYPE_LATEST)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from witskit.security.credentials import Password, Username
 from witskit.security.rbac import Permission, Role
 from witskit.service.accounts import AccountNotFound
-from witskit.service.deps import client_address, get_service, guard
+from witskit.service.deps import Context, client_address, guard
 from witskit.service.identity import Principal
 
 __all__ = ["router"]
@@ -113,9 +113,9 @@ def _owner(request: Request) -> str | None:
 
 # Users ------------------------------------------------------------------------------------------
 @router.get("/users", response_model=list[UserOut], tags=["users"], summary="List users", **ADMIN)
-async def list_users(request: Request) -> list[UserOut]:
+async def list_users(context: Context) -> list[UserOut]:
     """Every user account."""
-    return [UserOut.model_validate(u) for u in await get_service(request).accounts.list_users()]
+    return [UserOut.model_validate(u) for u in await context.accounts.list_users()]
 
 
 @router.post(
@@ -126,9 +126,9 @@ async def list_users(request: Request) -> list[UserOut]:
     summary="Create a user",
     **guard(Permission.ADMIN_USERS, responses={409: {"description": "The name is taken"}}),
 )
-async def add_user(request: Request, body: UserIn) -> UserOut:
+async def add_user(request: Request, context: Context, body: UserIn) -> UserOut:
     """Create a user (password hashed with Argon2id)."""
-    record = await get_service(request).identity.add_user(
+    record = await context.identity.add_user(
         body.username,
         body.password,
         [r.value for r in body.roles],
@@ -146,9 +146,9 @@ async def add_user(request: Request, body: UserIn) -> UserOut:
     summary="One user",
     **guard(Permission.ADMIN_USERS, responses=_USER_NOT_FOUND),
 )
-async def get_user(request: Request, username: str) -> UserOut:
+async def get_user(context: Context, username: str) -> UserOut:
     """The user's account."""
-    record = await get_service(request).accounts.get_user(username)
+    record = await context.accounts.get_user(username)
     if record is None:
         raise AccountNotFound(f"no user {username!r}")
     return UserOut.model_validate(record)
@@ -164,10 +164,10 @@ async def get_user(request: Request, username: str) -> UserOut:
         responses={**_USER_NOT_FOUND, 409: {"description": "Would leave no active super_admin"}},
     ),
 )
-async def update_user(request: Request, username: str, body: UserPatch) -> UserOut:
+async def update_user(request: Request, context: Context, username: str, body: UserPatch) -> UserOut:
     """Change roles, enable or disable, reset the password or the e-mail. A change of roles,
     status or password revokes the user's existing tokens."""
-    record = await get_service(request).identity.update_user(
+    record = await context.identity.update_user(
         username,
         roles=[r.value for r in body.roles] if body.roles is not None else None,
         is_active=body.is_active,
@@ -181,9 +181,9 @@ async def update_user(request: Request, username: str, body: UserPatch) -> UserO
 
 # API keys ---------------------------------------------------------------------------------------
 @router.get("/api-keys", response_model=list[ApiKeyOut], tags=["api keys"], summary="List API keys", **ADMIN)
-async def list_api_keys(request: Request) -> list[ApiKeyOut]:
+async def list_api_keys(context: Context) -> list[ApiKeyOut]:
     """Every API key (revoked ones too), newest first."""
-    return [ApiKeyOut.model_validate(k) for k in await get_service(request).accounts.list_api_keys()]
+    return [ApiKeyOut.model_validate(k) for k in await context.accounts.list_api_keys()]
 
 
 @router.post(
@@ -194,14 +194,14 @@ async def list_api_keys(request: Request) -> list[ApiKeyOut]:
     summary="Create an API key",
     **ADMIN,
 )
-async def add_api_key(request: Request, body: ApiKeyIn) -> ApiKeyCreated:
+async def add_api_key(request: Request, context: Context, body: ApiKeyIn) -> ApiKeyCreated:
     """A new key with the given roles. The key is in this response only; store it now.
 
     The key answers to the caller (the user behind it, for a key made with a key): on every
     request it can do at most what that user's current roles allow, and nothing once the user is
     disabled.
     """
-    key, record = await get_service(request).identity.add_api_key(
+    key, record = await context.identity.add_api_key(
         body.name,
         [r.value for r in body.roles],
         expires_in_days=body.expires_in_days,
@@ -219,9 +219,9 @@ async def add_api_key(request: Request, body: ApiKeyIn) -> ApiKeyCreated:
     summary="Revoke an API key",
     **guard(Permission.ADMIN_USERS, responses={404: {"description": "No such key"}}),
 )
-async def revoke_api_key(request: Request, key_id: str) -> ApiKeyOut:
+async def revoke_api_key(request: Request, context: Context, key_id: str) -> ApiKeyOut:
     """Revoke the key: refused from the next request on."""
-    record = await get_service(request).identity.revoke_api_key(
+    record = await context.identity.revoke_api_key(
         key_id, actor=_actor(request), client=client_address(request)
     )
     return ApiKeyOut.model_validate(record)
@@ -230,7 +230,7 @@ async def revoke_api_key(request: Request, key_id: str) -> ApiKeyOut:
 # Audit ------------------------------------------------------------------------------------------
 @router.get("/audit", response_model=list[AuditOut], tags=["audit"], summary="Read the audit log", **ADMIN)
 async def audit(
-    request: Request,
+    context: Context,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[
         int | None, Query(ge=1, le=2**62, description="Page back: entries older than this id")
@@ -239,7 +239,6 @@ async def audit(
     action: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[AuditOut]:
     """Audit entries, newest first."""
-    service = get_service(request)
-    await service.audit.flush()
-    records = await service.accounts.list_audit(limit=limit, before_id=before_id, actor=actor, action=action)
+    await context.audit.flush()
+    records = await context.accounts.list_audit(limit=limit, before_id=before_id, actor=actor, action=action)
     return [AuditOut.model_validate(a) for a in records]

@@ -25,10 +25,10 @@ import trustme
 from witskit.errors import ConnectionLost, FrameError, TransportError, UsageError
 from witskit.protocol import FrameParser, WITSDecoder, WITSFrame
 from witskit.protocol.limits import DEFAULT_HANDSHAKE
+from witskit.sim.server import PASON_HEADER, Faults, RigServer
 from witskit.simulator import DEFAULT_START, DrillingSimulator
 from witskit.transport.base import LinkState, LinkStatus, SourceEvent
 from witskit.transport.resilience import RetryPolicy
-from witskit.transport.rigserver import PASON_HEADER, Faults, RigServer
 from witskit.transport.tcp import TCPSource
 
 WAIT = 10.0  # upper bound for any one step; they normally take milliseconds

@@ -8,7 +8,7 @@ import pytest
 
 from witskit.errors import UsageError
 from witskit.protocol import WITSDecoder, WITSFrame
-from witskit.transport.sim import SimulatorSource
+from witskit.sim.source import SimulatorSource
 
 
 async def test_frames_are_paced_and_decode_with_live_times() -> None:

@@ -1,4 +1,5 @@
-"""witskit.sim holds the simulator (model, source, server); the old import paths are thin aliases."""
+"""witskit.sim holds the simulator (model, source, server); the seed's witskit.simulator is a thin
+alias, and transport neither holds nor imports any of it (issue 11, item 6)."""
 
 from __future__ import annotations
 
@@ -19,18 +20,6 @@ MOVED = {
     "witskit.simulator": (
         "witskit.sim.model",
         {"ACTIVITY_CODES", "DEFAULT_START", "DrillingSimulator", "Phase", "SimState"},
-    ),
-    "witskit.transport.sim": ("witskit.sim.source", {"SimulatorSource"}),
-    "witskit.transport.rigserver": (
-        "witskit.sim.server",
-        {
-            "DEFAULT_PASON_SILENCE_TIMEOUT",
-            "DEFAULT_STALL_EVERY",
-            "FULL_WITS_PACKETS",
-            "PASON_HEADER",
-            "Faults",
-            "RigServer",
-        },
     ),
 }
 
@@ -57,11 +46,9 @@ def test_the_package_exports_its_main_names_lazily() -> None:
     assert out.strip() == ""
 
 
-def test_transport_imports_nothing_from_sim_but_its_compatibility_shims() -> None:
-    shims = {"sim.py", "rigserver.py"}
+def test_transport_imports_nothing_from_sim() -> None:
+    assert not {"sim.py", "rigserver.py"} & {p.name for p in TRANSPORT.glob("*.py")}  # moved to witskit.sim
     for path in sorted(TRANSPORT.glob("*.py")):
-        if path.name in shims:
-            continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = []
             if isinstance(node, ast.Import):
@@ -71,3 +58,16 @@ def test_transport_imports_nothing_from_sim_but_its_compatibility_shims() -> Non
             assert not any(
                 n == "witskit.sim" or n.startswith(("witskit.sim.", "witskit.simulator")) for n in names
             ), f"{path.name}:{node.lineno} imports {names} (transport must not import the simulator)"
+
+
+def test_sim_urls_open_without_importing_witskit_sim_first() -> None:
+    # witskit/__init__.py names the scheme; open_source imports witskit.sim.source on first use.
+    code = (
+        "import sys\n"
+        "from witskit.transport import open_source\n"
+        "before = 'witskit.sim.source' in sys.modules\n"
+        "source = open_source('sim://rig-4?rate=2')\n"
+        "print(before, type(source).__module__, source.name)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "witskit.sim.source", "rig-4"]
