@@ -323,6 +323,7 @@ def main() -> None:
     parser.add_argument("--rigs", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--outage", type=float, default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="copy the processes' logs here at the end")
     args = parser.parse_args()
     rigs = args.rigs or (100 if args.quick else 1000)
     seconds = args.seconds or (20.0 if args.quick else 120.0)
@@ -336,6 +337,12 @@ def main() -> None:
                 asyncio.run(run(tmp, cluster, db_url, rigs, seconds, outage))
         finally:
             cluster.stop()
+            if args.keep is not None:
+                import shutil
+
+                args.keep.mkdir(parents=True, exist_ok=True)
+                for log in tmp.glob("*.log"):
+                    shutil.copy(log, args.keep / log.name)
 
 
 if __name__ == "__main__":

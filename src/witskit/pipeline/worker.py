@@ -187,7 +187,7 @@ class Worker:
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
         if first or "broker" not in self._said:
             log.warning("%s: %s; retrying", self.target.url, self.stats.last_error)
-            self._said.add("broker")
+            self._said.add("broker")  # said again once it has answered in between
 
     async def _subscribe(self) -> Any:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy

@@ -44,6 +44,7 @@ import logging
 import re
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,9 @@ DEFAULT_TIMEOUT: Final = 5.0
 DEFAULT_ACK_WAIT: Final = 30.0
 #: Messages per fetch and per SQL transaction: a second of a 1000-rig fleet, one commit.
 DEFAULT_BATCH: Final = 1000
+
+#: While a fault lasts, its log line is repeated this often (seconds), as the pipeline does.
+_REMIND_EVERY: Final = 30.0
 
 _SCHEMES: Final = ("nats", "nats+tls")
 _COMMON: Final = (
@@ -347,12 +351,23 @@ async def connect(
     import nats
     import nats.errors
 
+    # The client reports every failed reconnect attempt (several a second while the cluster is
+    # down): say the first, then one line every _REMIND_EVERY seconds with how many were not said.
+    said = {"at": -_REMIND_EVERY, "quiet": 0}
+
     async def error_cb(exc: Exception) -> None:
         text = redact_url(str(exc)) or type(exc).__name__
         if on_error is not None:
             on_error(text)
-        if not closing():
-            log.warning("%s: %s", target.url, text)
+        if closing():
+            return
+        now = time.monotonic()
+        if now - said["at"] < _REMIND_EVERY:
+            said["quiet"] += 1
+            return
+        more = f" ({said['quiet']} more such errors since the last line)" if said["quiet"] else ""
+        log.warning("%s: %s%s", target.url, text, more)
+        said["at"], said["quiet"] = now, 0
 
     async def on_disconnect() -> None:
         if not closing():
@@ -360,6 +375,7 @@ async def connect(
 
     async def on_reconnect() -> None:
         log.warning("%s: reconnected to the NATS cluster", target.url)
+        said["at"], said["quiet"] = -_REMIND_EVERY, 0  # the next outage is said at once
 
     options: dict[str, Any] = {
         "servers": list(target.servers),
