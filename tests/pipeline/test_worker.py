@@ -224,3 +224,72 @@ def test_a_bad_central_file_names_the_file_and_fields(tmp_path: Path) -> None:
     assert "sources.0.url" in done.stderr
     assert "sinks.0.url" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_readyz_fails_when_the_cluster_stays_unreachable(tmp_path: Path) -> None:
+    """``witskit worker --metrics-port``: /readyz turns 503 once the cluster has been unreachable
+    for longer than --broker-grace, and /metrics says the broker is down."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    from support.natscluster import free_ports
+
+    (closed,) = free_ports(1)  # nothing listens there
+    central = tmp_path / "central.yaml"
+    central.write_text(
+        f"sources:\n  - url: nats://127.0.0.1:{closed}/wits.>?stream=WITS&durable=central&timeout=1\n"
+        f"sinks:\n  - url: sqlite:///{tmp_path / 'c.db'}\n"
+    )
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "witskit",
+                "worker",
+                "--config",
+                str(central),
+                "--metrics-port",
+                "0",
+                "--broker-grace",
+                "1",
+            ],
+            env=clean_env(PYTHONPATH=str(ROOT / "src")),
+            stdout=out,
+            stderr=out,
+            cwd=tmp_path,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        port = None
+        while port is None and time.monotonic() < deadline:
+            found = re.search(r"/metrics on http://127\.0\.0\.1:(\d+)", log.read_text())
+            port = int(found.group(1)) if found else None
+            time.sleep(0.1)
+        assert port is not None, log.read_text()
+        status = 0
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                body = exc.read().decode()
+                break
+            time.sleep(0.2)
+        assert status == 503
+        assert "broker" in body
+        assert "not ready" in body
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        assert re.search(r'witskit_worker_broker_up\{worker="[^"]+"\} 0', metrics), metrics
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert "Traceback" not in log.read_text()

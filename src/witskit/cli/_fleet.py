@@ -9,16 +9,108 @@ refused at start). SIGTERM or Ctrl-C finishes the round in hand (commit, then ac
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from witskit.cli._console import handle_errors, info
 
+if TYPE_CHECKING:
+    from witskit.monitoring.probes import Sample
+    from witskit.pipeline.worker import Worker
+
 __all__ = ["register", "run_worker"]
 
 
-def run_worker(config_path: Path, *, name: str | None = None) -> int:
+#: Seconds the cluster may be unreachable (or commits fail) before /readyz says "not ready".
+DEFAULT_BROKER_GRACE = 30.0
+
+
+def worker_samples(worker: Worker) -> list[Sample]:
+    """The worker's counters as Prometheus samples (``witskit_worker_*``), labelled by its name."""
+    stats = worker.stats
+    me = {"worker": worker.name}
+    samples: list[Sample] = [
+        ("witskit_worker_fetched_total", "counter", "Messages fetched from the stream", me, stats.fetched),
+        (
+            "witskit_worker_committed_total",
+            "counter",
+            "Frames in committed SQL transactions",
+            me,
+            stats.committed,
+        ),
+        (
+            "witskit_worker_acked_total",
+            "counter",
+            "Messages acknowledged after their commit",
+            me,
+            stats.acked,
+        ),
+        (
+            "witskit_worker_redelivered_total",
+            "counter",
+            "Messages delivered more than once (a worker died, an ack was lost)",
+            me,
+            stats.redelivered,
+        ),
+        (
+            "witskit_worker_commit_failures_total",
+            "counter",
+            "Failed commit attempts",
+            me,
+            stats.commit_failures,
+        ),
+        (
+            "witskit_worker_broker_up",
+            "gauge",
+            "1 while the NATS cluster answers",
+            me,
+            float(stats.connected and stats.broker_down_since is None),
+        ),
+    ]
+    if stats.consumer_lag is not None:
+        samples.append(
+            (
+                "witskit_worker_consumer_lag",
+                "gauge",
+                "Messages of the durable consumer not yet acknowledged (pending + in flight)",
+                me,
+                stats.consumer_lag,
+            )
+        )
+    for kind, count in sorted(stats.malformed.items()):
+        samples.append(
+            (
+                "witskit_worker_malformed_total",
+                "counter",
+                "Messages terminated as not WitsKit frames",
+                {**me, "kind": kind},
+                count,
+            )
+        )
+    for q in (50, 99):
+        value = stats.latencies.percentile(q)
+        if value is not None:
+            samples.append(
+                (
+                    "witskit_worker_commit_latency_seconds",
+                    "gauge",
+                    "Receive-at-edge to central-commit latency, percentile since start",
+                    {**me, "quantile": f"0.{q}"},
+                    value,
+                )
+            )
+    return samples
+
+
+def run_worker(
+    config_path: Path,
+    *,
+    name: str | None = None,
+    metrics_host: str = "127.0.0.1",
+    metrics_port: int | None = None,
+    broker_grace: float = DEFAULT_BROKER_GRACE,
+) -> int:
     """Run a worker from a central pipeline file until a signal; return the exit status."""
     import asyncio
     import logging
@@ -28,6 +120,7 @@ def run_worker(config_path: Path, *, name: str | None = None) -> int:
 
     from witskit.cli._ingest import _LogLines
     from witskit.config import load_config, load_pipeline
+    from witskit.monitoring.probes import ProbeServer, render_metrics
     from witskit.pipeline.build import decoder_from
     from witskit.pipeline.worker import Worker, worker_problems
     from witskit.storage.errors import DatabaseUnavailable
@@ -43,6 +136,14 @@ def run_worker(config_path: Path, *, name: str | None = None) -> int:
     async def main() -> None:
         store = Store.unopened(db_url)
         worker = Worker(plan.sources[0].url, store, decoder=decoder, name=label)
+        probes = None
+        if metrics_port is not None:
+            probes = ProbeServer(
+                metrics_host,
+                metrics_port,
+                ready=lambda: worker.readiness(broker_grace),
+                metrics=lambda: render_metrics(worker_samples(worker)),
+            )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
@@ -59,6 +160,9 @@ def run_worker(config_path: Path, *, name: str | None = None) -> int:
             else:
                 return
             info(f"{label}: {worker.target.url} -> {store.url}")
+            if probes is not None:
+                await probes.start()
+                info(f"{label}: /livez /readyz /metrics on http://{probes.host}:{probes.port}")
             await worker.run()
         finally:
             stats = worker.stats
@@ -72,6 +176,8 @@ def run_worker(config_path: Path, *, name: str | None = None) -> int:
             )
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+            if probes is not None:
+                await probes.aclose()
             await store.aclose()
 
     handler = _LogLines()
@@ -104,12 +210,35 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--name", help="This worker's name in the cluster and logs (default: host:pid)."),
         ] = None,
+        metrics_port: Annotated[
+            int | None,
+            typer.Option(
+                "--metrics-port",
+                min=0,
+                max=65535,
+                help="Serve /livez, /readyz and /metrics on this port (0: any free port; default: none).",
+                show_default=False,
+            ),
+        ] = None,
+        metrics_host: Annotated[
+            str, typer.Option("--metrics-host", help="Address of the --metrics-port listener.")
+        ] = "127.0.0.1",
+        broker_grace: Annotated[
+            float,
+            typer.Option(
+                "--broker-grace",
+                min=0.0,
+                help="Seconds the cluster may be unreachable (or commits fail) before /readyz fails.",
+            ),
+        ] = DEFAULT_BROKER_GRACE,
     ) -> None:
         """Store a fleet's frames from a JetStream stream, acknowledging each after its commit.
 
         Run as many as needed, on one or several machines: they share the durable consumer the
         file names and JetStream spreads the messages among them. See docs/fleet.md.
         """
-        status = run_worker(config, name=name)
+        status = run_worker(
+            config, name=name, metrics_host=metrics_host, metrics_port=metrics_port, broker_grace=broker_grace
+        )
         if status:
             raise typer.Exit(status)

@@ -112,6 +112,8 @@ class WorkerStats:
     redelivered: int = 0
     malformed: dict[str, int] = field(default_factory=dict)
     commit_failures: int = 0
+    #: Monotonic time since which commits fail (None: they work).
+    commit_failing_since: float | None = None
     #: Messages in the stream not yet delivered to any worker, plus delivered but not acknowledged.
     consumer_lag: int | None = None
     connected: bool = False
@@ -143,11 +145,31 @@ class Worker:
         self._nc: Client | None = None
         self._lag_at = 0.0
         self._closing = False
+        self._started = time.monotonic()
 
     @property
     def stopping(self) -> bool:
         """True once :meth:`stop` was called."""
         return self._stop.is_set()
+
+    def readiness(self, grace: float) -> tuple[bool, dict[str, object]]:
+        """(ready, checks): not ready once the cluster has been unreachable, or commits have
+        failed, for longer than ``grace`` seconds (a blip does not take the worker out)."""
+        now = time.monotonic()
+        checks: dict[str, object] = {}
+        ok = True
+        for name, since in (
+            ("broker", self.stats.broker_down_since if self.stats.connected else self._started),
+            ("database", self.stats.commit_failing_since),
+        ):
+            down = None if since is None else now - since
+            healthy = down is None or down <= grace
+            ok = ok and healthy
+            if down is None:
+                checks[name] = "ok"
+            else:
+                checks[name] = f"failing for {down:.0f} s" + ("" if healthy else " (not ready)")
+        return ok, checks
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the round in hand (its commit and acks)."""
@@ -300,6 +322,7 @@ class Worker:
                 self.stats.commit_failures += 1
                 self.stats.last_error = str(exc)
                 failing_since = failing_since or now
+                self.stats.commit_failing_since = failing_since
                 if now - said >= _REMIND_EVERY:
                     said = now
                     log.error(
@@ -320,6 +343,7 @@ class Worker:
                 continue
             if failing_since is not None:
                 log.warning("commit works again after %.1f s", time.monotonic() - failing_since)
+                self.stats.commit_failing_since = None
             self.stats.committed += len(frames)
             return
 
