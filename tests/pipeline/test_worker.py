@@ -15,6 +15,7 @@ from witskit.errors import UsageError
 from witskit.pipeline.envelope import encode_envelope
 from witskit.pipeline.worker import Worker, worker_problems
 from witskit.protocol import FrameParser, WITSDecoder, WITSFrame
+from witskit.storage.fleet_status import FleetStatus
 from witskit.storage.schema import frame_key
 from witskit.storage.store import Store
 from witskit.storage.writers import single_writer
@@ -49,7 +50,10 @@ async def test_bad_messages_are_counted_logged_once_and_terminated(
     import nats
 
     store = await Store.open(f"sqlite:///{tmp_path / 'central.db'}")
-    worker = Worker(f"nats://{node.url_hosts}/bad.>?stream=BAD&durable=central&replicas=1&batch=50", store)
+    status = FleetStatus.open(f"sqlite:///{tmp_path / 'central.db'}")
+    worker = Worker(
+        f"nats://{node.url_hosts}/bad.>?stream=BAD&durable=central&replicas=1&batch=50", store, status=status
+    )
     good = [encode_envelope(_frame(n), edge="e1", sequence=n) for n in range(1, 4)]
     headers, body = good[0]
     bad = [
@@ -76,6 +80,10 @@ async def test_bad_messages_are_counted_logged_once_and_terminated(
         worker.stop()
         await task
     assert await _stored(store) == [1, 2, 3]  # the good ones around the bad, none held back
+    (rig,) = await status.rigs()  # the fleet view: the rig, its edge, its last frame's lag
+    await status.aclose()
+    assert (rig.source, rig.edge, rig.worker) == ("rig-1", "e1", "witskit-worker")
+    assert 0 <= rig.lag_seconds < 60
     assert worker.stats.malformed == {
         "foreign": 2,
         "version": 1,

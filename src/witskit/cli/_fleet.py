@@ -124,6 +124,7 @@ def run_worker(
     from witskit.pipeline.build import decoder_from
     from witskit.pipeline.worker import Worker, worker_problems
     from witskit.storage.errors import DatabaseUnavailable
+    from witskit.storage.fleet_status import FleetStatus
     from witskit.storage.store import Store
     from witskit.storage.writers import single_writer
 
@@ -135,7 +136,8 @@ def run_worker(
 
     async def main() -> None:
         store = Store.unopened(db_url)
-        worker = Worker(plan.sources[0].url, store, decoder=decoder, name=label)
+        status = FleetStatus.open(db_url)
+        worker = Worker(plan.sources[0].url, store, decoder=decoder, name=label, status=status)
         probes = None
         if metrics_port is not None:
             probes = ProbeServer(
@@ -178,6 +180,7 @@ def run_worker(
                 loop.remove_signal_handler(sig)
             if probes is not None:
                 await probes.aclose()
+            await status.aclose()
             await store.aclose()
 
     handler = _LogLines()

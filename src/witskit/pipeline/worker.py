@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from witskit.errors import WitsKitError
 from witskit.pipeline.envelope import EnvelopeError, decode_envelope
 from witskit.protocol import DecodedFrame, WITSDecoder
+from witskit.storage.fleet_status import FleetStatus, RigRow
 from witskit.transport.jetstream import BrokerError, JetStreamTarget, connect, ensure_stream, parse_target
 
 if TYPE_CHECKING:
@@ -134,11 +135,15 @@ class Worker:
         *,
         decoder: WITSDecoder | None = None,
         name: str = "witskit-worker",
+        status: FleetStatus | None = None,
     ) -> None:
         self.target: JetStreamTarget = parse_target(source_url, role="worker")
         self.store = store
         self.decoder = decoder or WITSDecoder()
         self.name = name
+        #: Where each rig's last commit is recorded for the fleet view (None: nowhere).
+        self.status = status
+        self._status_said = -_REMIND_EVERY
         self.stats = WorkerStats()
         self._stop = asyncio.Event()
         self._said: set[str] = set()
@@ -265,7 +270,7 @@ class Worker:
             edges.append(envelope.edge)
         if frames:
             await self._commit(frames, good)
-            self._note_rigs(frames, edges)
+            await self._record(self._note_rigs(frames, edges))
         for msg in good:
             await msg.ack()
         if self._nc is not None:
@@ -347,9 +352,11 @@ class Worker:
             self.stats.committed += len(frames)
             return
 
-    def _note_rigs(self, frames: list[DecodedFrame], edges: list[str]) -> None:
+    def _note_rigs(self, frames: list[DecodedFrame], edges: list[str]) -> list[RigRow]:
+        """Count the latencies; the newest frame of each rig of the batch, as fleet-view rows."""
         now = datetime.now(UTC)
         rigs = self.stats.rigs
+        newest: dict[str, RigRow] = {}
         for frame, edge in zip(frames, edges, strict=True):
             received = frame.received_at
             self.stats.latencies.add((now - received).total_seconds())
@@ -357,6 +364,23 @@ class Worker:
             status = rigs.get(source)
             if status is None or received >= status.received_at:
                 rigs[source] = RigStatus(received, now, edge)
+            row = newest.get(source)
+            if row is None or received >= row.last_received_at:
+                newest[source] = RigRow(source, edge, self.name, received, now)
+        return list(newest.values())
+
+    async def _record(self, rows: list[RigRow]) -> None:
+        """The fleet view's rows: best effort (the frames are committed; a failure here is said
+        every _REMIND_EVERY seconds and changes nothing else)."""
+        if self.status is None or not rows:
+            return
+        try:
+            await self.status.record(rows)
+        except WitsKitError as exc:
+            now = time.monotonic()
+            if now - self._status_said >= _REMIND_EVERY:
+                self._status_said = now
+                log.warning("could not record the fleet status (%s); the frames are stored", exc)
 
 
 def worker_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
