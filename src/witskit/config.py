@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -107,6 +107,15 @@ class WitsConfig(BaseSettings):
         le=3600,
         validation_alias=_env("WITS_DB_TIMEOUT", "WITS_DATABASE_TIMEOUT", "database_timeout"),
     )
+    # History (docs/history.md): days kept in the database, for every source and per source
+    # (JSON: {"rig-7": 30}), and the Parquet archive that retention checks first.
+    retention_days: int | None = Field(
+        None, ge=1, validation_alias=_env("WITS_RETENTION_DAYS", "retention_days")
+    )
+    retention_sources: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, validation_alias=_env("WITS_RETENTION_SOURCES", "retention_sources")
+    )
+    archive_url: str | None = Field(None, validation_alias=_env("WITS_ARCHIVE_URL", "archive_url"))
 
     # Security
     api_key: SecretStr | None = Field(None, validation_alias=_env("WITS_API_KEY", "api_key"))

@@ -80,8 +80,9 @@ def test_hs256_signed_with_a_public_key_is_refused(auth: AuthManager) -> None:
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"exp": datetime.now(UTC) - timedelta(seconds=5)}, "expired"),
-        ({"nbf": datetime.now(UTC) + timedelta(minutes=5)}, "not yet valid"),
+        # Offsets from the moment the test runs, not from collection: a long run outlives them.
+        ({"exp": -timedelta(seconds=5)}, "expired"),
+        ({"nbf": timedelta(minutes=5)}, "not yet valid"),
         ({"aud": "someone-else"}, "audience"),
         ({"iss": "evil"}, "issuer"),
         ({"exp": None}, "'exp'"),
@@ -91,7 +92,9 @@ def test_hs256_signed_with_a_public_key_is_refused(auth: AuthManager) -> None:
 def test_bad_claims_are_refused_with_a_reason(
     auth: AuthManager, overrides: dict[str, object], reason: str
 ) -> None:
-    token = jwt.encode(claims(**overrides), KEY, algorithm="HS256")
+    now = datetime.now(UTC)
+    resolved = {k: now + v if isinstance(v, timedelta) else v for k, v in overrides.items()}
+    token = jwt.encode(claims(**resolved), KEY, algorithm="HS256")
     with pytest.raises(AuthError, match=reason):
         auth.decode_token(token)
 

@@ -7,10 +7,10 @@ from itertools import zip_longest
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from witskit.errors import UsageError
-from witskit.storage import Store, frame_key
+from witskit.storage import Store, frame_key, schema
 from witskit.storage.schema import DEFAULT_SOURCE
 
 
@@ -162,17 +162,22 @@ async def test_a_key_collision_stores_the_other_frame_under_its_probe_key(
     store: Store, source_name: str, sim_frames: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A 64-bit collision cannot be found on demand: make one by moving a stored frame onto the key
-    # of a frame not yet written. The new frame must not be taken for a replay of the old one.
+    # and the time of a frame not yet written. The new frame must not be taken for a replay of the
+    # old one. (A key that collides with a frame of another time is no collision on PostgreSQL,
+    # where a frame's key is unique per time: both are stored as they are.)
     first, second = sim_frames(source_name, 2, records=(1,))[:2]
     await store.write([first])
+    old, new = frame_key(first), frame_key(second)
     async with store._engine.begin() as conn:
         await conn.execute(
-            text("UPDATE frames SET frame_key = :new WHERE frame_key = :old"),
-            {"new": frame_key(second), "old": frame_key(first)},
+            update(schema.frames)
+            .where(schema.frames.c.frame_key == old)
+            .values(frame_key=new, frame_time=second.timestamp)
         )
         await conn.execute(
-            text("UPDATE points SET frame_key = :new WHERE frame_key = :old"),
-            {"new": frame_key(second), "old": frame_key(first)},
+            update(schema.points)
+            .where(schema.points.c.frame_key == old)
+            .values(frame_key=new, time=second.timestamp)
         )
 
     assert await store.write([second]) == len(second)

@@ -114,6 +114,82 @@ def register(app: typer.Typer) -> None:
         revision = upgrade(url)
         info(f"{sanitize_url(url)}: schema at revision {revision}")
 
+    @db_app.command("retention")
+    @handle_errors
+    def db_retention(
+        db: DbOpt = None,
+        days: Annotated[
+            int | None, typer.Option("--days", min=1, help="Days kept for every source (default: all).")
+        ] = None,
+        per_source: Annotated[
+            list[str] | None,
+            typer.Option("--source", "-s", help="NAME=DAYS: days kept for one source (repeatable)."),
+        ] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+        apply: Annotated[bool, typer.Option("--apply", help="Remove it.")] = False,
+        archive: Annotated[
+            str | None,
+            typer.Option("--archive", help="Remove only what this Parquet archive verifiably holds."),
+        ] = None,
+    ) -> None:
+        """Remove history older than the retention (PostgreSQL: whole partitions; see docs/history.md)."""
+        from witskit.storage.retention import RetentionPolicy
+
+        if dry_run == apply:
+            raise UsageError("say --dry-run (list what would go) or --apply (remove it)")
+        policy = RetentionPolicy.parse(days, per_source)
+        if (policy.days is None and not policy.per_source) or archive is None:
+            from witskit.config import load_config
+
+            config = load_config()
+            if policy.days is None and not policy.per_source:
+                policy = RetentionPolicy(config.retention_days, dict(config.retention_sources))
+            archive = archive or config.archive_url
+        if policy.days is None and not policy.per_source:
+            raise UsageError(
+                "no retention given: --days N and/or --source NAME=DAYS (or WITS_RETENTION_DAYS, "
+                "WITS_RETENTION_SOURCES)"
+            )
+        report = asyncio.run(_retention(_db_url(db), policy, apply, archive))
+        verb = "removed" if apply else "would remove"
+        for r in report.removed:
+            counts = (
+                f"{r.points:,} points, {r.frames:,} frames"
+                if r.points is not None and r.frames is not None
+                else ""
+            )
+            size = f"{r.size / 1e6:,.1f} MB" if r.size is not None else ""
+            extra = "; ".join(x for x in (counts, size) if x)
+            typer.echo(
+                f"{verb} {r.source} {r.start:%Y-%m-%d %H:%M} .. {r.end:%Y-%m-%d %H:%M} UTC: {r.target}"
+                + (f" ({extra})" if extra else "")
+            )
+        for line in report.kept:
+            warn(f"kept {line}")
+        if not report.removed:
+            info("nothing to remove")
+        if report.kept:
+            raise typer.Exit(EXIT_PROBLEMS)
+
+    @app.command("archive", short_help="Move closed days of history to the Parquet archive.")
+    @handle_errors
+    def archive(
+        to: Annotated[
+            str, typer.Option("--to", help="Archive directory, or s3://bucket/prefix (pyarrow URI).")
+        ],
+        db: DbOpt = None,
+        source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Source name(s).")] = None,
+        until: Annotated[
+            str | None, typer.Option("--until", help="Archive days before this UTC date (default: today).")
+        ] = None,
+    ) -> None:
+        """Write every closed day of history to zstd Parquet files (idempotent; see docs/history.md)."""
+        from witskit.storage.query import parse_time
+
+        end = parse_time(until, "until") if until else None
+        written, skipped, points = asyncio.run(_archive(_db_url(db), to, _split(source), end))
+        info(f"archive {to}: {written} day(s) written ({points:,} points), {skipped} already archived")
+
     @app.command("query", short_help="Read stored points as a table, CSV, JSONL or Parquet.")
     @handle_errors
     def query(
@@ -131,6 +207,10 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
         ] = None,
         limit: Annotated[int, typer.Option("--limit", min=0, help="Table rows shown (0 = all).")] = 50,
+        archive: Annotated[
+            str | None,
+            typer.Option("--archive", help="Also read this Parquet archive (directory or s3:// URI)."),
+        ] = None,
         metric: Annotated[
             bool,
             typer.Option("--metric/--fps", help="Unit system of the rig: labels the CSV unit column."),
@@ -146,7 +226,7 @@ def register(app: typer.Typer) -> None:
         """
         if fmt is QueryFormat.parquet and output is None:
             raise UsageError("--format parquet needs --output FILE")
-        wanted = _Wanted(_split(source), _split(symbols), start, end, metric)
+        wanted = _Wanted(_split(source), _split(symbols), start, end, metric, archive)
         from witskit.storage import DatabaseNotFound
 
         url = _db_url(db)  # without --db next to make demo's store: a note says which is read
@@ -209,6 +289,7 @@ class _Wanted:
     start: str | None
     end: str | None
     metric: bool = False
+    archive: str | None = None
 
 
 async def _codes_for(store: Any, wanted: _Wanted) -> list[str] | None:
@@ -262,6 +343,8 @@ async def _query(url: str, wanted: _Wanted, fmt: QueryFormat, output: Path | Non
 
     store = await Store.open(url, migrate=False, must_exist=True)
     try:
+        if wanted.archive is not None:
+            store.attach_archive(wanted.archive)
         codes = await _codes_for(store, wanted)
         where = (wanted.sources, codes, wanted.start, wanted.end)
         with _row_progress() as advance:
@@ -283,6 +366,42 @@ async def _query(url: str, wanted: _Wanted, fmt: QueryFormat, output: Path | Non
                     fh.close()
     finally:
         await store.aclose()
+
+
+async def _retention(url: str, policy: Any, apply: bool, archive: str | None) -> Any:
+    from witskit.storage import Store
+    from witskit.storage.archive import Archive, is_archived
+
+    target = None if archive is None else Archive(archive)
+    store = await Store.open(url, migrate=False, must_exist=True)
+    try:
+        gate = None
+        if target is not None:
+            verified_in = target
+
+            async def gate(source: str, lo: Any, hi: Any) -> bool:
+                return await is_archived(store, verified_in, source, lo, hi)
+
+        return await store.retention(policy, apply=apply, archived=gate)
+    finally:
+        await store.aclose()
+
+
+async def _archive(url: str, to: str, sources: list[str] | None, until: Any) -> tuple[int, int, int]:
+    from witskit.storage import Store
+    from witskit.storage.archive import Archive, archive_days
+
+    target = Archive(to)
+    store = await Store.open(url, migrate=False, must_exist=True)
+    try:
+
+        def done(entry: Any) -> None:
+            info(f"  {entry.source} {entry.date}: {entry.rows:,} points, {entry.bytes:,} bytes")
+
+        report = await archive_days(store, target, sources=sources, until=until, on_day=done)
+    finally:
+        await store.aclose()
+    return len(report.written), report.skipped, report.points
 
 
 async def _counted(batches: AsyncIterable[list[Any]], advance: Any) -> AsyncIterator[list[Any]]:

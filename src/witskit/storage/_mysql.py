@@ -204,7 +204,7 @@ class MySQLBackend(BackendImpl):
         return out
 
     async def existing_many(
-        self, drv: Any, wanted: Mapping[int, Sequence[int]]
+        self, drv: Any, wanted: Mapping[int, Sequence[int]], spans: Mapping[int, tuple[int, int]]
     ) -> dict[int, dict[int, tuple[int, bytes]]]:
         """(source, key) pairs looked up 1,000 at a time, each an equality probe of the key."""
         pairs = [(sid, key) for sid, keys in wanted.items() for key in keys]

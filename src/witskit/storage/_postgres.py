@@ -22,6 +22,7 @@ Two writers then only ever wait for each other, never on each other in a circle.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime
 from itertools import chain, repeat
@@ -32,6 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from witskit.storage._base import BackendImpl, Classified, Pending, RawPoint, ScanFilter, layouts, split
+from witskit.storage._url import ParsedURL
 from witskit.storage.errors import (
     AuthenticationFailed,
     DatabaseNotFound,
@@ -41,9 +43,12 @@ from witskit.storage.errors import (
     StorageError,
     StorageFull,
 )
+from witskit.storage.partitions import Leaf, ensure_leaves, leaves_for
 from witskit.storage.schema import VERSION_TABLE, from_micros, to_micros
 
 __all__ = ["PostgresBackend"]
+
+logger = logging.getLogger("witskit.storage")
 
 _STAGE: Final = "witskit_stage_frames"
 _STAGE_READY: Final = "witskit_stage_ready"
@@ -101,6 +106,11 @@ class PostgresBackend(BackendImpl):
 
     name = "postgresql"
 
+    def __init__(self, url: ParsedURL) -> None:
+        super().__init__(url)
+        #: (month, source) leaves known to be attached and committed (see ``_ensure_partitions``).
+        self.known_leaves: set[Leaf] = set()
+
     def engine_options(self, *, pool_size: int, timeout: float) -> dict[str, Any]:
         """Pool with pre-ping (a restarted server costs one failed checkout, not one failed write)."""
         return {
@@ -136,6 +146,7 @@ class PostgresBackend(BackendImpl):
 
     async def rollback(self, drv: Any) -> None:
         """ROLLBACK, if a transaction is open."""
+        self.known_leaves.clear()
         if drv.is_in_transaction():
             await drv.execute("ROLLBACK")
 
@@ -151,16 +162,24 @@ class PostgresBackend(BackendImpl):
         return {r["name"]: int(r["id"]) for r in rows}
 
     async def existing_many(
-        self, drv: Any, wanted: Mapping[int, Sequence[int]]
+        self, drv: Any, wanted: Mapping[int, Sequence[int]], spans: Mapping[int, tuple[int, int]]
     ) -> dict[int, dict[int, tuple[int, bytes]]]:
-        """One statement for every source of the batch (not one round trip per rig)."""
+        """One statement for every source of the batch (not one round trip per rig).
+
+        Bounded by the batch's sources and time span, as constants: the planner then reads only
+        the partitions of those sources and months, not every leaf of the history.
+        """
         sids = [sid for sid, keys in wanted.items() for _ in keys]
         keys = [key for ks in wanted.values() for key in ks]
         rows = await drv.fetch(
             "SELECT f.source_id, f.frame_key, f.frame_time, f.raw FROM frames f "
-            "JOIN unnest($1::int[], $2::bigint[]) AS w(sid, k) ON f.source_id = w.sid AND f.frame_key = w.k",
+            "JOIN unnest($1::int[], $2::bigint[]) AS w(sid, k) ON f.source_id = w.sid AND f.frame_key = w.k "
+            "WHERE f.source_id = ANY($3::int[]) AND f.frame_time >= $4 AND f.frame_time <= $5",
             sids,
             keys,
+            list(wanted),
+            from_micros(min(lo for lo, _ in spans.values())),
+            from_micros(max(hi for _, hi in spans.values())),
         )
         out: dict[int, dict[int, tuple[int, bytes]]] = {sid: {} for sid in wanted}
         for r in rows:
@@ -173,6 +192,7 @@ class PostgresBackend(BackendImpl):
         """One COPY of every frame to the stage, one move, one COPY of every new point."""
         if not groups:
             return []
+        await self._ensure_partitions(drv, groups, info)
         await drv.copy_records_to_table(
             _STAGE,
             records=[
@@ -193,6 +213,28 @@ class PostgresBackend(BackendImpl):
         if any(count for _, _, count in out):
             await drv.copy_records_to_table("points", records=chain.from_iterable(parts), columns=_POINT_COLS)
         return out
+
+    async def _ensure_partitions(
+        self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
+    ) -> None:
+        """Make sure the (month, source) leaves of the batch exist (see ``partitions.py``).
+
+        Leaves seen attached by an earlier write are not looked up again; the memory is dropped on
+        any rollback (a leaf created by a rolled-back write, or dropped by retention since, is then
+        looked up afresh).
+        """
+        spans = [
+            (sid, min(p.time_us for p in ps), max(p.time_us for p in ps)) for sid, ps in groups.items() if ps
+        ]
+        known = self.known_leaves
+        needed = leaves_for(spans) - known
+        if not needed:
+            return
+        created = await ensure_leaves(drv, needed)
+        if created:
+            logger.info("storage: created partitions %s", ", ".join(leaf.name("points") for leaf in created))
+        # Leaves that existed before this write are safe to remember; the new ones only after commit.
+        known.update(needed - set(created))
 
     def _point_rows(self, source_id: int, new: Sequence[Pending]) -> tuple[Iterator[tuple[Any, ...]], int]:
         """The point rows of ``new`` frames, sorted by code, as a lazy iterator, and their count.
@@ -286,12 +328,14 @@ class PostgresBackend(BackendImpl):
                 yield rows
 
     async def size_on_disk(self, conn: AsyncConnection) -> int | None:
-        """Tables, indexes and TOAST of WitsKit's tables (the database may hold others)."""
+        """Tables, indexes and TOAST of WitsKit's tables and all their partitions (not other tables)."""
         result = await conn.execute(
             text(
-                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "  # noqa: S608
+                "SELECT COALESCE(SUM(pg_total_relation_size(t.relid)), 0) FROM pg_class c "  # noqa: S608
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname IN "
+                "CROSS JOIN LATERAL (SELECT c.oid AS relid WHERE c.relkind = 'r' "
+                "UNION SELECT relid FROM pg_partition_tree(c.oid) WHERE c.relkind = 'p' AND isleaf) t "
+                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname IN "
                 f"('sources', 'frames', 'points', '{VERSION_TABLE}')"
             )
         )

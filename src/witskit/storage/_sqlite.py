@@ -272,7 +272,7 @@ class SQLiteBackend(BackendImpl):
         return out
 
     async def existing_many(
-        self, drv: Any, wanted: Mapping[int, Sequence[int]]
+        self, drv: Any, wanted: Mapping[int, Sequence[int]], spans: Mapping[int, tuple[int, int]]
     ) -> dict[int, dict[int, tuple[int, bytes]]]:
         """(source, key) pairs joined to ``frames`` 500 at a time: a fleet's batch in a few hops."""
         pairs = [(sid, key) for sid, keys in wanted.items() for key in keys]

@@ -8,6 +8,10 @@ Narrow layout, one row per data point::
     points  (source_id, frame_key, idx, time, code, value_num, value_text)
             PK (source_id, code, time, frame_key, idx)
 
+On PostgreSQL both tables are partitioned by month, then by source (revision 0006,
+``witskit.storage.partitions``), and the frames key there is (source_id, frame_key, frame_time): a
+partitioned table's unique key must hold its partition column.
+
 ``frames`` keeps every frame's bytes exactly as received, so any stored value can be traced to the
 bytes it came from (``points.frame_key`` -> ``frames.raw``). ``points.idx`` is the point's position
 in its frame. A numeric value goes to ``value_num``, a text value (type A items) to ``value_text``,
@@ -308,7 +312,7 @@ alarm_events = Table(
     **_MYSQL,
 )
 
-# Revision 0006: the fleet view (witskit.storage.fleet_status): per rig, the last frame a central
+# Revision 0007: the fleet view (witskit.storage.fleet_status): per rig, the last frame a central
 # worker committed, when the rig's edge received it and when it was committed. One row per rig,
 # moved forward by every commit, never back (a redelivered old frame does not make a rig look late).
 fleet_rigs = Table(

@@ -148,11 +148,13 @@ def _group_statement(dialect: str) -> TextualSelect:
         SELECT b.k, b.n, b.nulls, b.lo, b.hi, b.mean,
             (SELECT f.value_num FROM points f {join} frames fa
                     ON fa.source_id = f.source_id AND fa.frame_key = f.frame_key
+                    AND fa.frame_time = f.time
                 WHERE f.source_id = :sid AND f.code = :code AND f.time = b.t0
                     AND f.value_num IS NOT NULL
                 ORDER BY fa.received_at, f.frame_key, f.idx LIMIT 1) AS first_value,
             (SELECT l.value_num FROM points l {join} frames fz
                     ON fz.source_id = l.source_id AND fz.frame_key = l.frame_key
+                    AND fz.frame_time = l.time
                 WHERE l.source_id = :sid AND l.code = :code AND l.time = b.t1
                     AND l.value_num IS NOT NULL
                 ORDER BY fz.received_at DESC, l.frame_key DESC, l.idx DESC LIMIT 1) AS last_value
@@ -190,10 +192,12 @@ _WALK_SQL: Final = """
     SELECT g.k, a.n, a.nulls, a.lo, a.hi, a.mean,
         (SELECT f.value_num FROM points f
                 JOIN frames fa ON fa.source_id = f.source_id AND fa.frame_key = f.frame_key
+                    AND fa.frame_time = f.time
             WHERE f.source_id = :sid AND f.code = :code AND f.time = a.t0 AND f.value_num IS NOT NULL
             ORDER BY fa.received_at, f.frame_key, f.idx LIMIT 1) AS first_value,
         (SELECT l.value_num FROM points l
                 JOIN frames fz ON fz.source_id = l.source_id AND fz.frame_key = l.frame_key
+                    AND fz.frame_time = l.time
             WHERE l.source_id = :sid AND l.code = :code AND l.time = a.t1 AND l.value_num IS NOT NULL
             ORDER BY fz.received_at DESC, l.frame_key DESC, l.idx DESC LIMIT 1) AS last_value
     FROM generate_series(:first_k, :last_k) AS g(k)

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -34,6 +34,7 @@ from witskit.storage._backends import backend_for
 from witskit.storage._base import BackendImpl, Pending, ScanFilter, WriteRace
 from witskit.storage._translate import translate
 from witskit.storage._url import SecretLike, parse_url
+from witskit.storage.archive import Archive
 from witskit.storage.errors import DatabaseNotFound, DatabaseUnavailable
 from witskit.storage.imports import ImportMark
 from witskit.storage.migrations import check_schema
@@ -55,6 +56,15 @@ from witskit.storage.query import (
     sources_filter,
     stored_value,
 )
+from witskit.storage.retention import (
+    LOCK_TIMEOUT,
+    Archived,
+    RetentionPolicy,
+    RetentionReport,
+    apply_retention,
+    ensure_ahead,
+    plan_retention,
+)
 from witskit.storage.schema import (
     DEFAULT_SOURCE,
     _key,
@@ -68,6 +78,14 @@ from witskit.storage.schema import (
 )
 from witskit.storage.schema import frames as frames_table
 from witskit.storage.series import DEFAULT_POINTS, Series, downsample
+from witskit.storage.tiers import (
+    archive_codes,
+    archive_scan,
+    archive_series,
+    listed,
+    merge_scans,
+    merge_series,
+)
 
 __all__ = ["Store"]
 
@@ -133,6 +151,7 @@ class Store:
         self._source_ids: dict[str, int] = {}
         self._write_lock = asyncio.Lock() if backend.single_writer else None
         self._closed = False
+        self._archive: Archive | None = None
 
     # Opening and closing -------------------------------------------------------------------------
     @classmethod
@@ -239,6 +258,18 @@ class Store:
         if self._closed:
             raise UsageError(f"the store {self.url} is closed")
 
+    # The archive tier ------------------------------------------------------------------------------
+    def attach_archive(self, archive: Archive | str | None) -> None:
+        """Read the Parquet archive at ``archive`` (an :class:`~witskit.storage.archive.Archive`, a
+        directory or a URI) together with the database: :meth:`scan`, :meth:`query` and
+        :meth:`series` then see one history over both tiers (None detaches it)."""
+        self._archive = Archive(archive) if isinstance(archive, str) else archive
+
+    @property
+    def archive(self) -> Archive | None:
+        """The attached archive, if any."""
+        return self._archive
+
     # Writing -------------------------------------------------------------------------------------
     async def write(self, frames: Sequence[DecodedFrame]) -> int:
         """Store frames and their points; return the number of points inserted.
@@ -324,7 +355,12 @@ class Store:
         todo = {sid: pending for sid, pending in groups.items() if pending}
         while todo:
             stored_by_source = await self._backend.existing_many(
-                drv, {sid: list({p.key for p in pending}) for sid, pending in todo.items()}
+                drv,
+                {sid: list({p.key for p in pending}) for sid, pending in todo.items()},
+                {
+                    sid: (min(p.time_us for p in pending), max(p.time_us for p in pending))
+                    for sid, pending in todo.items()
+                },
             )
             retry: dict[int, list[Pending]] = {}
             for sid, pending in todo.items():
@@ -424,7 +460,17 @@ class Store:
         where = ScanFilter(
             ids, wanted, None if lo is None else to_micros(lo), None if hi is None else to_micros(hi)
         )
-        return PointScan(self._scan(where, batch_size), id_to_name)
+        if self._archive is None:
+            return PointScan(self._scan(where, batch_size), id_to_name)
+        # Both tiers: archived sources that the database no longer names get ids of their own.
+        by_name = {n: i for i, n in id_to_name.items()}
+        names_all = dict(id_to_name)
+        for entry in await asyncio.to_thread(listed, self._archive, names):
+            if entry.source not in by_name:
+                by_name[entry.source] = -len(by_name) - 1
+                names_all[by_name[entry.source]] = entry.source
+        cold = archive_scan(self._archive, by_name, names, wanted, lo, hi)
+        return PointScan(merge_scans(self._scan(where, batch_size), cold), names_all)
 
     async def _scan(self, where: ScanFilter, batch_size: int) -> AsyncGenerator[list[RawPoint], None]:
         if where.source_ids is not None and not where.source_ids:
@@ -472,6 +518,19 @@ class Store:
 
     async def _codes(self, conn: AsyncConnection, source_id: int) -> list[str]:
         return [str(c) for c in (await conn.execute(distinct_codes(source_id))).scalars()]
+
+    async def count_frames(self, source: str, start: datetime, end: datetime) -> int:
+        """How many frames of ``source`` are stored in [start, end) (an index range count)."""
+        self._check_open()
+        f = frames_table
+        stmt = (
+            select(func.count())
+            .select_from(f.join(sources, sources.c.id == f.c.source_id))
+            .where(sources.c.name == source, f.c.frame_time >= start, f.c.frame_time < end)
+        )
+        with translate(self._backend, "count the frames of"):
+            async with self._engine.connect() as conn:
+                return int((await conn.execute(stmt)).scalar_one())
 
     async def import_mark(self, key: str) -> ImportMark | None:
         """Where the last import of a file (by :func:`~witskit.storage.imports.file_key`) stopped."""
@@ -561,11 +620,14 @@ class Store:
                     if not rows:
                         continue
                     row = rows[0]
+                    time_ = row[0]
                     if len({r[3] for r in rows}) > 1:
                         # Same second, several frames: the last received (then the last line) wins.
                         got = await conn.execute(
                             select(f.c.frame_key, f.c.received_at).where(
-                                f.c.source_id == sid, f.c.frame_key.in_({r[3] for r in rows})
+                                f.c.source_id == sid,
+                                f.c.frame_time == time_,
+                                f.c.frame_key.in_({r[3] for r in rows}),
                             )
                         )
                         received = {int(k): at for k, at in got}
@@ -621,6 +683,36 @@ class Store:
             async with self._engine.connect() as conn:
                 await conn.exec_driver_sql("SELECT 1")
 
+    # Retention -----------------------------------------------------------------------------------
+    async def retention(
+        self,
+        policy: RetentionPolicy,
+        *,
+        apply: bool = False,
+        now: datetime | None = None,
+        archived: Archived | None = None,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> RetentionReport:
+        """Plan (``apply=False``) or apply ``policy``: what leaves the hot store, per engine as
+        :mod:`witskit.storage.retention` says. ``archived(source, start, end)``, when given, must
+        confirm each range before it goes; ``lock_timeout`` (seconds) bounds the wait for each
+        PostgreSQL partition's lock."""
+        self._check_open()
+        with translate(self._backend, "apply retention to" if apply else "plan retention for"):
+            if not apply:
+                return await plan_retention(self._engine, self._backend, policy, now=now, archived=archived)
+            return await apply_retention(
+                self._engine, self._backend, policy, now=now, archived=archived, lock_timeout=lock_timeout
+            )
+
+    async def ensure_partitions_ahead(self, now: datetime | None = None) -> int:
+        """PostgreSQL: create this month's and next month's partitions of every source (0 elsewhere)."""
+        self._check_open()
+        if self._backend.name != "postgresql":
+            return 0
+        with translate(self._backend, "create partitions in"):
+            return await ensure_ahead(self._engine, now)
+
     # Downsampling --------------------------------------------------------------------------------
     async def series(
         self,
@@ -637,6 +729,58 @@ class Store:
         2.6 million rows. Arguments and result as :func:`witskit.storage.series.downsample`.
         """
         self._check_open()
+        if self._archive is not None:
+            return await self._series_both(self._archive, source, codes, start, end, points)
         with translate(self._backend, "query"):
             async with self._engine.connect() as conn:
                 return await downsample(conn, source, codes, start, end, points)
+
+    async def _series_both(
+        self,
+        archive: Archive,
+        source: str,
+        codes: str | Iterable[str] | None,
+        start: TimeBound,
+        end: TimeBound,
+        points: int,
+    ) -> Series | None:
+        """:meth:`series` over both tiers: the archive serves the times before the source's first
+        frame in the database, the database the rest, in the same buckets."""
+        entries = [e for e in await asyncio.to_thread(listed, archive, [source]) if e.first and e.last]
+        a_first = min((datetime.fromisoformat(e.first) for e in entries if e.first), default=None)
+        a_last = max((datetime.fromisoformat(e.last) for e in entries if e.last), default=None)
+        lo, hi = parse_time(start, "start"), parse_time(end, "end")
+        with translate(self._backend, "query"):
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(sources.c.first_time, sources.c.last_time).where(sources.c.name == source)
+                    )
+                ).first()
+                if row is None:
+                    return None
+                h_first, h_last = row[0], row[1]
+                if lo is None:
+                    lo = min((t for t in (a_first, h_first) if t is not None), default=None)
+                if hi is None:
+                    lasts = [t + timedelta(microseconds=1) for t in (a_last, h_last) if t is not None]
+                    hi = max(lasts, default=None)
+                wanted = resolve_codes(codes) if codes is not None else None
+                if wanted is None:
+                    sid = (
+                        await conn.execute(select(sources.c.id).where(sources.c.name == source))
+                    ).scalar_one()
+                    hot_codes = {str(c) for c in (await conn.execute(distinct_codes(int(sid)))).scalars()}
+                    wanted = sorted(hot_codes | await asyncio.to_thread(archive_codes, archive, source))
+                hot = await downsample(conn, source, wanted, lo, hi, points)
+        if hot is None or hot.start is None or hot.end is None or not hot.width_us:
+            return hot
+        lo_us, hi_us = to_micros(hot.start), to_micros(hot.end)
+        cold_hi = hi_us if h_first is None else min(hi_us, to_micros(h_first))
+        if cold_hi <= lo_us:
+            return hot
+        cold = await asyncio.to_thread(
+            archive_series, archive, source, list(hot.codes), lo_us, cold_hi, hot.width_us, lo_us
+        )
+        merged = {code: merge_series(cold[code], s) for code, s in hot.codes.items()}
+        return Series(hot.source, hot.start, hot.end, hot.width_us, hot.buckets, merged)
