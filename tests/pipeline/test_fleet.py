@@ -128,13 +128,13 @@ class Fleet:
     def sink_url(self, edge: int) -> str:
         return (
             f"nats://{self.cluster.url_hosts}/{self.tag}?stream={self.stream}&edge={self.tag}-e{edge}"
-            "&replicas=3&timeout=3&duplicate_window=120"
+            "&replicas=3&timeout=3&duplicate_window=120&max_bytes=67108864"
         )
 
     def source_url(self) -> str:
         return (
             f"nats://{self.cluster.url_hosts}/{self.tag}.>?stream={self.stream}&durable=central"
-            f"&ack_wait={ACK_WAIT}&batch=200&replicas=3&timeout=3&duplicate_window=120"
+            f"&ack_wait={ACK_WAIT}&batch=200&replicas=3&timeout=3&duplicate_window=120&max_bytes=67108864"
         )
 
     def names(self, edge: int) -> list[str]:

@@ -99,6 +99,9 @@ DEFAULT_ACK_WAIT: Final = 30.0
 #: Messages per fetch and per SQL transaction: a second of a 1000-rig fleet, one commit.
 DEFAULT_BATCH: Final = 1000
 
+#: JetStream API error codes: a stream of that name exists; no peers can hold the stream.
+_STREAM_EXISTS: Final = 10058
+_NO_PLACEMENT: Final = 10005
 #: While a fault lasts, its log line is repeated this often (seconds), as the pipeline does.
 _REMIND_EVERY: Final = 30.0
 
@@ -432,7 +435,14 @@ async def ensure_stream(js: JetStreamContext, target: JetStreamTarget) -> None:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError as exc:
             # Another edge or worker created it meanwhile (same name): check that one instead.
-            if getattr(exc, "err_code", None) != 10058:
+            code = getattr(exc, "err_code", None)
+            if code == _NO_PLACEMENT:
+                raise ConnectError(
+                    f"{target.url}: cannot create stream {target.stream}: {exc} (fewer JetStream nodes "
+                    f"running than replicas={target.replicas}, or less JetStream storage left on them than "
+                    f"max_bytes={target.max_bytes:,}: lower max_bytes or give the nodes more max_file_store)"
+                ) from exc
+            if code != _STREAM_EXISTS:
                 raise ConnectError(f"{target.url}: cannot create stream {target.stream}: {exc}") from exc
         else:
             log.info(
