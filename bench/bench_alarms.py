@@ -12,7 +12,10 @@ on them (a threshold, a rate, a difference and both kick indicators), through
 2. the pipeline's alarm stage (``AlarmStage.write``) in batches of 2,000, as the pipeline calls it,
    without a store or webhooks (their cost is off the ingest path: a queue and a transaction per
    batch of events),
-3. and, for scale, the data-quality checks (``check_quality``) over the same frames.
+3. the stage as ``witskit run`` builds it (``witskit.service.alarms``): the same, plus a rig-state
+   classifier per rig for the ``pit_gain`` rule's tripping question, and with no rule at all (the
+   service always has the stage),
+4. and, for scale, the data-quality checks (``check_quality``) over the same frames.
 
 Printed: frames/s on one core and the ratio to 1000 frames/s (>= 1 keeps up), and, as a baseline
 in the same run, the cheapest possible loop over the same frames (a code->value dict per frame and
@@ -75,6 +78,7 @@ def main() -> None:
     from witskit.analytics.alarms import AlarmEngine, parse_rules
     from witskit.analytics.quality import QualitySettings, check_quality
     from witskit.pipeline.alarms import AlarmStage
+    from witskit.service.alarms import RigStates
 
     t0 = time.perf_counter()
     frames = fleet(args.rigs, seconds)
@@ -100,14 +104,22 @@ def main() -> None:
         feed = eng.feed
         events = sum(len(feed(frame)) for frame in frames)
 
-    def stage() -> None:
-        st = AlarmStage(AlarmEngine(rules))
+    def stage(rig_states: bool = False, with_rules: bool = True) -> None:
+        st = AlarmStage(AlarmEngine(rules if with_rules else []))
+        if rig_states:
+            st.state_of = RigStates(st.engine, metric=False)
 
         async def run() -> None:
             for i in range(0, len(frames), 2000):
                 await st.write(frames[i : i + 2000], upto=i)
 
         asyncio.run(run())
+
+    def service_stage() -> None:
+        stage(rig_states=True)
+
+    def empty_stage() -> None:
+        stage(with_rules=False)
 
     def quality() -> None:
         check_quality(frames, QualitySettings(check_clock=False))
@@ -116,6 +128,7 @@ def main() -> None:
     AlarmEngine(rules).feed_many(frames[:100])
     check_quality(frames[:100])
     t_base, t_engine, t_stage = best_of(baseline, runs), best_of(engine, runs), best_of(stage, runs)
+    t_service, t_empty = best_of(service_stage, runs), best_of(empty_stage, runs)
     t_quality = best_of(quality, runs)
     n = len(frames)
     report = {
@@ -129,6 +142,9 @@ def main() -> None:
         "engine_ratio_to_1000_rigs": n / t_engine / RIGS_TARGET,
         "stage_ratio_to_1000_rigs": n / t_stage / RIGS_TARGET,
         "engine_vs_baseline": t_base / t_engine,
+        "service_stage_frames_per_s": n / t_service,
+        "service_stage_ratio_to_1000_rigs": n / t_service / RIGS_TARGET,
+        "empty_stage_frames_per_s": n / t_empty,
         "quality_frames_per_s": n / t_quality,
     }
     print(
@@ -138,6 +154,10 @@ def main() -> None:
         f"{report['engine_vs_baseline']:.0%} of the baseline's speed; {events} events\n"
         f"AlarmStage.write (batches of 2000):       {report['stage_frames_per_s']:,.0f} frames/s "
         f"-> {report['stage_ratio_to_1000_rigs']:.1f}x 1000 rigs at 1 Hz\n"
+        f"the service's stage (+ rig state per rig):  {report['service_stage_frames_per_s']:,.0f} frames/s "
+        f"-> {report['service_stage_ratio_to_1000_rigs']:.1f}x 1000 rigs at 1 Hz; "
+        f"{t_stage / t_service:.0%} of the plain stage's speed\n"
+        f"the service's stage with no rule:          {report['empty_stage_frames_per_s']:,.0f} frames/s\n"
         f"data quality (QualityChecker, every check): {report['quality_frames_per_s']:,.0f} frames/s "
         f"-> {report['quality_frames_per_s'] / RIGS_TARGET:.1f}x 1000 rigs at 1 Hz"
     )

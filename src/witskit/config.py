@@ -162,6 +162,14 @@ class WitsConfig(BaseSettings):
         validation_alias=_env("WITS_API_DOCS", "api_docs"),
         description="Serve the API browser at /docs and the schema at /openapi.json",
     )
+    alarm_webhooks_private: bool = Field(
+        False,
+        validation_alias=_env("WITS_ALARM_WEBHOOKS_PRIVATE", "alarm_webhooks_private"),
+        description=(
+            "Let webhooks added through the API reach loopback, private and link-local addresses "
+            "(off: an API caller could otherwise make the service send requests into its own network)"
+        ),
+    )
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
@@ -342,11 +350,16 @@ class _Strict(BaseModel):
 
 
 class SourceConfig(_Strict):
-    """One source: a URL (``tcp://``, ``tls://``, ``tcp-listen://``, ``serial://``, ``file://``)."""
+    """One source: a URL (``tcp://``, ``tls://``, ``tcp-listen://``, ``serial://``, ``file://``).
+
+    ``rig_state`` overrides the rig state classifier's settings for this rig (the names of
+    ``witskit.analytics.rigstate.RigStateSettings``, checked by ``witskit.pipeline.build``).
+    """
 
     url: str
     name: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    rig_state: dict[str, Any] | None = None
 
 
 class SinkConfig(_Strict):

@@ -284,3 +284,29 @@ def test_without_stroke_channels_flow_in_tells_whether_the_pumps_are_steady() ->
     # Pumps off (no flow in): flow out moving is the returns settling, not judged.
     off = [frame(i, {"0129": v, "0130": 0}) for i, v in enumerate(flow_out)]
     assert run([{"name": "kick-flow", "type": "flow_out_rise"}], off) == []
+
+
+def test_set_rules_keeps_the_state_of_unchanged_rules_and_drops_the_others() -> None:
+    spp = {"name": "spp", "type": "threshold", "code": "0121", "above": 3000, "clear_seconds": 2}
+    wob = {"name": "wob", "type": "threshold", "code": "0116", "above": 30}
+    engine = AlarmEngine(parse_rules([spp, wob]))
+    events = [e for i in range(3) for e in engine.feed(frame(i, {"0121": 3200, "0116": 40}))]
+    assert [(e.rule, e.state) for e in events] == [("spp", "fired"), ("wob", "fired")]
+    # wob changed (a new threshold), spp kept: spp stays active and does not fire again.
+    engine.set_rules(parse_rules([{**wob, "above": 35}, spp]))
+    assert engine.active() == [("spp", "rig-1")]
+    events = [e for i in range(3, 6) for e in engine.feed(frame(i, {"0121": 3200, "0116": 40}))]
+    assert [(e.rule, e.state) for e in events] == [("wob", "fired")]
+    engine.set_rules(parse_rules([spp]))
+    assert engine.active() == [("spp", "rig-1")]
+    assert not engine.needs_rig_state
+    engine.set_rules(parse_rules([{"name": "pits", "type": "pit_gain"}]))
+    assert engine.needs_rig_state
+    assert engine.active() == []
+
+
+def test_a_rule_name_with_a_line_break_is_refused() -> None:
+    rule = {"name": "spp\nalarm cleared on rig-1", "type": "threshold", "code": "0121", "above": 1}
+    assert rule_problems([rule]) == [
+        ("alarms.rules.0.name", "must be printable text (no line breaks or control characters)")
+    ]

@@ -8,14 +8,17 @@ what it prints.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +141,30 @@ def start_service(
     raise AssertionError(f"witskit run did not print its URL and credentials:\n{text[-4000:]}")
 
 
+def backfill(
+    data_dir: Path, source: str, start: datetime, end: datetime, every: float
+) -> tuple[datetime, datetime]:
+    """Store a simulated rig's frames (record 1, one every ``every`` s) from ``start`` to ``end``,
+    straight into the service's database before it starts: frames with DATE/TIME in the past."""
+    from witskit.protocol import DecodedFrame, iter_decode
+    from witskit.simulator import DrillingSimulator
+    from witskit.storage import Store
+
+    steps = int((end - start).total_seconds() / every)
+    data = b"".join(DrillingSimulator(11, start=start, rate=1 / every, records=(1,)).frames(steps))
+    frames = [f for f in iter_decode(data, source=source) if isinstance(f, DecodedFrame)]
+
+    async def write() -> None:
+        async with await Store.open(f"sqlite:///{data_dir / 'witskit.db'}") as store:
+            await store.write(frames)
+
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    worker = threading.Thread(target=asyncio.run, args=(write(),), name="backfill")
+    worker.start()
+    worker.join()
+    return frames[0].timestamp, frames[-1].timestamp
+
+
 def stop_service(process: subprocess.Popen[str]) -> None:
     """SIGTERM (a clean drain and exit), then SIGKILL if it hangs."""
     if process.poll() is None:
@@ -221,3 +248,34 @@ def harness_page(browser: Browser, width: int, height: int, body: str = "") -> A
     page.goto(f"{HARNESS_ORIGIN}/")
     page.wait_for_function("() => typeof uPlot === 'function'")
     return page
+
+
+# Signing in, picking a rig, and a rig that pushes crafted frames ---------------------------------
+def sign_in(page: Any, url: str, user: str, password: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#login-view:not([hidden])")
+    page.fill("#login-user", user)
+    page.fill("#login-password", password)
+    page.click("#login-submit")
+    page.wait_for_selector("#app:not([hidden])")
+
+
+def pick_rig(page: Any, name: str = "rig-1") -> None:
+    button = page.locator(".rig", has_text=name)
+    button.wait_for()
+    button.click()
+    page.wait_for_selector(f'.rig[aria-pressed="true"]:has-text("{name}")')
+    assert page.inner_text("#rig-title") == name
+
+
+def frame_bytes(at: datetime, items: dict[str, str]) -> bytes:
+    """One WITS frame of record 1 at ``at`` (DATE/TIME items first), the values as sent."""
+    lines = [f"0105{at:%y%m%d}", f"0106{at:%H%M%S}", *(code + value for code, value in items.items())]
+    return ("&&\r\n" + "".join(f"{line}\r\n" for line in lines) + "!!\r\n").encode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -20,7 +20,17 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_helpers import Browser, RunningService, start_service, stop_service
+from dashboard_helpers import (
+    Browser,
+    RunningService,
+    backfill,
+    frame_bytes,
+    free_port,
+    pick_rig,
+    sign_in,
+    start_service,
+    stop_service,
+)
 
 from support.waiting import wait_until
 
@@ -48,23 +58,6 @@ def all_tiles(page: Any) -> list[str]:
 
 def points(page: Any) -> int:
     return int(page.get_attribute("#tracks", "data-points") or 0)
-
-
-def sign_in(page: Any, url: str, user: str, password: str) -> None:
-    page.goto(url)
-    page.wait_for_selector("#login-view:not([hidden])")
-    page.fill("#login-user", user)
-    page.fill("#login-password", password)
-    page.click("#login-submit")
-    page.wait_for_selector("#app:not([hidden])")
-
-
-def pick_rig(page: Any, name: str = "rig-1") -> None:
-    button = page.locator(".rig", has_text=name)
-    button.wait_for()
-    button.click()
-    page.wait_for_selector(f'.rig[aria-pressed="true"]:has-text("{name}")')
-    assert page.inner_text("#rig-title") == name
 
 
 def no_horizontal_scroll(page: Any) -> bool:
@@ -291,30 +284,6 @@ def test_a_restarted_service_is_reconnected_to_without_a_reload(
 DAY = 86400
 
 
-def backfill(
-    data_dir: Path, source: str, start: datetime, end: datetime, every: float
-) -> tuple[datetime, datetime]:
-    """Store a simulated rig's frames (record 1, one every ``every`` s) from ``start`` to ``end``,
-    straight into the service's database before it starts: frames with DATE/TIME in the past."""
-    from witskit.protocol import DecodedFrame, iter_decode
-    from witskit.simulator import DrillingSimulator
-    from witskit.storage import Store
-
-    steps = int((end - start).total_seconds() / every)
-    data = b"".join(DrillingSimulator(11, start=start, rate=1 / every, records=(1,)).frames(steps))
-    frames = [f for f in iter_decode(data, source=source) if isinstance(f, DecodedFrame)]
-
-    async def write() -> None:
-        async with await Store.open(f"sqlite:///{data_dir / 'witskit.db'}") as store:
-            await store.write(frames)
-
-    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
-    worker = threading.Thread(target=asyncio.run, args=(write(),), name="backfill")
-    worker.start()
-    worker.join()
-    return frames[0].timestamp, frames[-1].timestamp
-
-
 @dataclass
 class Archive:
     """A service with days of stored data: ``rig-archive`` (four days, ending a day ago, stored
@@ -471,19 +440,6 @@ def test_on_a_narrow_screen_several_rigs_open_the_rig_list_until_one_is_picked(
 # Values that do not fit their item's type (issue 10) ------------------------------------------------
 #: A text item is the sender's to choose: it must show as text, never become markup.
 MARKUP = '<img src=x onerror="document.body.dataset.pwned=1">'
-
-
-def frame_bytes(at: datetime, items: dict[str, str]) -> bytes:
-    """One WITS frame of record 1 at ``at`` (DATE/TIME items first), the values as sent."""
-    lines = [f"0105{at:%y%m%d}", f"0106{at:%H%M%S}", *(code + value for code, value in items.items())]
-    return ("&&\r\n" + "".join(f"{line}\r\n" for line in lines) + "!!\r\n").encode()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def shows_markup_as_text(page: Any, selector: str) -> bool:

@@ -4,12 +4,9 @@ signed webhooks to a real HTTP receiver on loopback that checks every signature.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,66 +16,28 @@ import yaml
 from support.crafted import frame
 from support.leaks import no_leaks
 from support.waiting import until
+from support.webhooks import Receiver, webhook_receiver
+from support.webhooks import signed_correctly as signed_by
 from witskit.analytics.alarms import AlarmEngine, parse_rules
 from witskit.config import load_pipeline
 from witskit.errors import ConfigError
 from witskit.pipeline.alarms import AlarmStage, alarm_stage
 from witskit.pipeline.build import plan_problems
-from witskit.pipeline.webhooks import WebhookSender, WebhookTarget, verify
+from witskit.pipeline.webhooks import WebhookSender, WebhookTarget, address_problem, verify
 from witskit.protocol import DecodedFrame
 
 SECRET = b"a-shared-secret-of-32-bytes-long"
 RULE = {"name": "spp-high", "type": "threshold", "code": "0121", "above": 3000, "clear_seconds": 2}
 
 
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.1: records each request; answers from ``statuses`` (then 200)."""
-
-    statuses: list[int] = field(default_factory=list)
-    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    hang: bool = False
-    url: str = ""
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            headers = {
-                k.strip().lower(): v.strip()
-                for k, _, v in (line.partition(":") for line in lines[1:] if line)
-            }
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.requests.append((headers, body))
-            if self.hang:
-                await asyncio.sleep(3600)
-            status = self.statuses.pop(0) if self.statuses else 200
-            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    server = await asyncio.start_server(rec.handle, "127.0.0.1", 0)
-    rec.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hooks/alarms"
-    try:
+    async with webhook_receiver() as rec:
         yield rec
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def signed_correctly(headers: dict[str, str], body: bytes) -> bool:
-    """The receiver's own check, from the documented recipe (not the library's helper)."""
-    stamp = headers["x-witskit-timestamp"]
-    expected = hmac.new(SECRET, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    fresh = abs(time.time() - int(stamp)) <= 300
-    return fresh and hmac.compare_digest(headers["x-witskit-signature"], f"sha256={expected}")
+    return signed_by(SECRET, headers, body)
 
 
 def spp(values: list[int]) -> list[DecodedFrame]:
@@ -365,3 +324,59 @@ def test_a_rule_may_name_a_code_of_the_files_overlay(tmp_path: Path, monkeypatch
     }
     (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(plan))
     assert load_pipeline("pipeline.yaml", plan_problems).alarms is not None
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("10.0.0.7", "private"),
+        ("192.168.1.2", "private"),
+        ("fd00::1", "private"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("100.64.0.1", "not a public"),
+        ("0.0.0.0", "private"),
+    ],
+)
+def test_addresses_a_public_only_webhook_may_not_reach(address: str, kind: str) -> None:
+    assert address_problem(address) == f"{address.removeprefix('::ffff:')} is a {kind} address"
+
+
+def test_public_addresses_are_allowed() -> None:
+    assert address_problem("93.184.215.14") is None
+    assert address_problem("2606:4700::1111") is None
+
+
+async def test_a_public_only_webhook_refuses_a_name_that_resolves_to_loopback_at_each_attempt(
+    receiver: Receiver,
+) -> None:
+    # "localhost" is what a rebinding name turns into after the check: refused at the attempt,
+    # not retried, and the receiver on loopback never sees a request.
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    target = WebhookTarget(url, SECRET, public_only=True, backoff_factor=0.01)
+    sender = WebhookSender([target])
+    sender.start()
+    try:
+        sender.offer({"event_id": "e1", "rule": "r"})
+        assert await sender.drain(10)
+    finally:
+        await sender.aclose()
+    assert (target.sent, target.failed) == (0, 1)
+    assert receiver.requests == []
+
+
+async def test_a_public_only_request_goes_to_the_checked_address_with_the_host_name_kept() -> None:
+    from witskit.pipeline.webhooks import _pinned
+
+    assert await _pinned("https://93.184.215.14:8443/hook?x=1") == (
+        "https://93.184.215.14:8443/hook?x=1",
+        "93.184.215.14:8443",
+        "93.184.215.14",
+    )
+    assert await _pinned("http://[2606:4700::1111]/hook") == (
+        "http://[2606:4700::1111]/hook",
+        "[2606:4700::1111]",
+        "2606:4700::1111",
+    )

@@ -28,8 +28,10 @@ def test_role_table_is_the_plans() -> None:
         Permission.READ_DATA,
         Permission.WRITE_DATA,
         Permission.VIEW_ANALYTICS,
+        Permission.ACK_ALARMS,  # operators acknowledge alarms, never change the rules
     }
     assert Permission.ADMIN_USERS not in ROLE_PERMISSIONS[Role.ADMIN]
+    assert {Permission.ACK_ALARMS, Permission.MANAGE_ALARMS} <= ROLE_PERMISSIONS[Role.ADMIN]
     assert Permission.MANAGE_CONNECTIONS in ROLE_PERMISSIONS[Role.ADMIN]
     assert ROLE_PERMISSIONS[Role.SUPER_ADMIN] == set(Permission)
     assert permissions_for(["viewer", "made-up-role"]) == ROLE_PERMISSIONS[Role.VIEWER]

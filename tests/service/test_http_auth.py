@@ -130,7 +130,7 @@ async def test_login_refresh_and_me(svc: Running) -> None:
         "name": "operator",
         "kind": "user",
         "roles": ["operator"],
-        "permissions": ["analytics:view", "data:read", "data:write"],
+        "permissions": ["alarms:ack", "analytics:view", "data:read", "data:write"],
     }
     refreshed = await svc.client.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
     assert refreshed.status_code == 200

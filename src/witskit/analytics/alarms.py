@@ -248,6 +248,8 @@ def _one_rule(
         name = ""
     elif len(name) > MAX_NAME:
         problems.append((f"{where}.name", f"must be at most {MAX_NAME} characters"))
+    elif not name.isprintable():  # it is in every log line, event and webhook
+        problems.append((f"{where}.name", "must be printable text (no line breaks or control characters)"))
     elif name in names:
         problems.append((f"{where}.name", f"a rule named {name!r} is already defined"))
     names.add(name)
@@ -525,6 +527,33 @@ class AlarmEngine:
         self._needs_tripping = any(r.type is RuleType.PIT_GAIN for r in self.rules)
         self.frames = 0
         self.out_of_order = 0
+
+    def set_rules(self, rules: Sequence[AlarmRule]) -> None:
+        """Replace the rules while frames flow (rules added or removed through the API).
+
+        A rule kept unchanged (same name, same definition) keeps its state on every source: an
+        active alarm stays active, its debounce and window go on. A changed rule starts afresh, and
+        a removed rule's alarms are forgotten without a ``cleared`` event.
+        """
+        rules = tuple(rules)
+        old = {rule: i for i, rule in enumerate(self.rules)}
+        tracks: dict[tuple[int, str], _Track] = {}
+        for j, rule in enumerate(rules):
+            i = old.get(rule)
+            if i is None:
+                continue
+            for (index, source), track in self._tracks.items():
+                if index == i:
+                    tracks[(j, source)] = track
+        self.rules = rules
+        self._scales = [_Scale(rule) for rule in rules]
+        self._tracks = tracks
+        self._needs_tripping = any(r.type is RuleType.PIT_GAIN for r in rules)
+
+    @property
+    def needs_rig_state(self) -> bool:
+        """True when a rule asks whether the rig is tripping (a ``pit_gain`` rule)."""
+        return self._needs_tripping
 
     def active(self) -> list[tuple[str, str]]:
         """The (rule, source) pairs whose alarm is active now."""

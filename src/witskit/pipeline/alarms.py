@@ -48,7 +48,10 @@ class AlarmStage(Sink):
         webhooks: WebhookSender | None = None,
         on_event: Callable[[AlarmEvent], None] | None = None,
         state_of: Callable[[DecodedFrame], str | None] | None = None,
+        events: AlarmEventStore | None = None,
     ) -> None:
+        """``events``: an open alarm history to write to (its owner closes it), instead of
+        opening one on ``store_url``."""
         self.name = "alarms"
         self.engine = engine
         self.store_url = store_url
@@ -56,7 +59,8 @@ class AlarmStage(Sink):
         self.on_event = on_event
         self.state_of = state_of
         self.events = 0
-        self._store: AlarmEventStore | None = None
+        self._store: AlarmEventStore | None = events
+        self._owns_store = events is None
         self._unsaved: list[AlarmEvent] = []
         self._ahead = 0  # frames at the head of the next batch already evaluated (a retried write)
 
@@ -66,6 +70,8 @@ class AlarmStage(Sink):
             self.webhooks.start()
         skip = min(self._ahead, len(batch))
         state_of = self.state_of
+        if not self.engine.rules:  # nothing to evaluate (rules may be added through the API later)
+            skip = len(batch)
         for n, frame in enumerate(batch[skip:], 1):
             if n % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a batch of a fleet is ~0.1 s of work: let the sources read
@@ -80,10 +86,11 @@ class AlarmStage(Sink):
                 if self.on_event is not None:
                     self.on_event(event)
         self._ahead = max(self._ahead, len(batch))
-        if self._unsaved and self.store_url is not None:
+        if self._unsaved and (self._store is not None or self.store_url is not None):
             if self._store is None:
                 from witskit.storage.alarm_events import AlarmEventStore
 
+                assert self.store_url is not None
                 self._store = await AlarmEventStore.open(self.store_url)
             await self._store.add(self._unsaved)
         self._unsaved.clear()
@@ -93,7 +100,7 @@ class AlarmStage(Sink):
         """Send the queued webhooks (a few seconds at most) and close the store."""
         if self.webhooks is not None:
             await self.webhooks.aclose(_WEBHOOK_DRAIN)
-        if self._store is not None:
+        if self._store is not None and self._owns_store:
             await self._store.aclose()
             self._store = None
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from witskit.config import PipelineConfig, WitsConfig
 from witskit.errors import ConfigError, WitsKitError
 from witskit.protocol import WITSDecoder
 from witskit.storage.spool import Spool
+
+if TYPE_CHECKING:
+    from witskit.analytics.rigstate import RigStateSettings
 
 __all__ = [
     "alarm_problems",
@@ -18,8 +21,11 @@ __all__ = [
     "decoder_from",
     "job_spool_dir",
     "plan_problems",
+    "rig_state_problems",
+    "rig_state_settings",
     "spool_from",
     "url_problems",
+    "webhook_problems",
 ]
 
 
@@ -77,8 +83,10 @@ def _service_ports(config: WitsConfig) -> set[int]:
     }
 
 
-def _webhook_problems(hook: Any, where: str, config: WitsConfig) -> list[tuple[str, str]]:
-    """A webhook entry's URL and secret problems (shape problems are the file model's)."""
+def webhook_problems(hook: Any, where: str, config: WitsConfig) -> list[tuple[str, str]]:
+    """A webhook entry's URL and secret problems, as (field, message): a URL that is not http(s)
+    with a host or that points at this service, a missing, unset or short key (shape problems are
+    the file model's). The service's API checks webhooks added through it with this too."""
     import os
     from urllib.parse import urlsplit
 
@@ -146,13 +154,56 @@ def alarm_problems(data: dict[str, Any], config: WitsConfig | None = None) -> li
 
             config = load_config()
         for i, hook in enumerate(hooks):
-            problems.extend(_webhook_problems(hook, f"alarms.webhooks.{i}", config))
+            problems.extend(webhook_problems(hook, f"alarms.webhooks.{i}", config))
+    return problems
+
+
+def rig_state_settings(
+    rig_state: dict[str, Any] | None, metric: bool, where: str = "rig_state"
+) -> RigStateSettings:
+    """A source's ``rig_state:`` mapping as ``RigStateSettings`` in the decoder's unit system.
+
+    ``metric`` follows ``decoder.metric`` (the values the classifier reads are decoded in it); a
+    ``metric:`` key that says otherwise is an error. Raises ``ConfigError`` naming ``where.key``.
+    """
+    from witskit.analytics.rigstate import RigStateSettings
+
+    data = dict(rig_state or {})
+    if "metric" in data and data["metric"] != metric:
+        raise ConfigError(
+            f"{where}.metric: the rig state is classified in the decoder's units "
+            f"(decoder.metric is {str(metric).lower()}); leave metric out"
+        )
+    data["metric"] = metric
+    return RigStateSettings.from_mapping(data, where=where)
+
+
+def rig_state_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every bad ``rig_state:`` setting of the sources of a pipeline mapping, as (field, message)."""
+    problems: list[tuple[str, str]] = []
+    decoder = data.get("decoder")
+    metric = decoder.get("metric", False) if isinstance(decoder, dict) else False
+    sources = data.get("sources")
+    for i, src in enumerate(sources if isinstance(sources, list) else []):
+        section = src.get("rig_state") if isinstance(src, dict) else None
+        if section is None:
+            continue
+        where = f"sources.{i}.rig_state"
+        if not isinstance(section, dict):
+            problems.append((where, f"expected a mapping of settings, got {type(section).__name__}"))
+            continue
+        try:
+            rig_state_settings(section, metric is True, where)
+        except ConfigError as exc:
+            field, _, message = str(exc).partition(": ")
+            problems.append((field, message))
     return problems
 
 
 def plan_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """:func:`url_problems` and :func:`alarm_problems` together: the check ``load_pipeline`` takes."""
-    return url_problems(data) + alarm_problems(data)
+    """:func:`url_problems`, :func:`alarm_problems` and :func:`rig_state_problems` together: the
+    check ``load_pipeline`` takes."""
+    return url_problems(data) + alarm_problems(data) + rig_state_problems(data)
 
 
 def _option_problems(url: str, options: dict[str, Any]) -> list[tuple[str, str]]:
@@ -195,7 +246,7 @@ def check_plan(plan: PipelineConfig, path: str | Path | None = None) -> None:
     and, when the plan came from a file, the file's name: a user fixes them all in one go.
     """
     data = plan.model_dump()
-    problems = url_problems(data) + alarm_problems(data)
+    problems = url_problems(data) + alarm_problems(data) + rig_state_problems(data)
     if not problems:
         return
     if path is None:  # URLs from the command line: the messages name them

@@ -1,7 +1,8 @@
 """Fan decoded frames out to live subscribers (WebSockets, the dashboard) without slowing ingest.
 
 Subscribers also receive the :class:`~witskit.errors.FrameError` events of their sources (bad bytes
-the parser skipped), so a live view can count them.
+the parser skipped), so a live view can count them, and the
+:class:`~witskit.analytics.alarms.AlarmEvent` s (an alarm firing or clearing) of their sources.
 
 Each subscriber has a small bounded queue; when a subscriber falls behind, its oldest frames are
 dropped and counted (a live view wants the newest data; the database has everything).
@@ -13,13 +14,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from witskit.analytics.alarms import AlarmEvent
 from witskit.errors import FrameError
 from witskit.protocol import DecodedFrame
 
 __all__ = ["LiveEvent", "LiveHub", "Subscription"]
 
 #: What a subscriber receives.
-LiveEvent = DecodedFrame | FrameError
+LiveEvent = DecodedFrame | FrameError | AlarmEvent
 
 #: Frames a subscriber may lag before the oldest are dropped: a few seconds of a busy rig.
 DEFAULT_SUBSCRIBER_QUEUE = 256
@@ -86,6 +88,16 @@ class LiveHub:
         for sub in tuple(self._subscribers):
             if sub.source is None or sub.source == error.source:
                 sub._offer(error)
+
+    def publish_alarm(self, event: AlarmEvent) -> None:
+        """Offer an alarm's firing or clearing to matching subscribers (never blocks).
+
+        Like a frame, it takes the place of the oldest queued event of a subscriber that lags: a
+        client that falls that far behind reloads the active alarms (``GET /api/v1/alarms``).
+        """
+        for sub in tuple(self._subscribers):
+            if sub.source is None or sub.source == event.source:
+                sub._offer(event)
 
     def subscribe(
         self, source: str | None = None, *, maxsize: int = DEFAULT_SUBSCRIBER_QUEUE

@@ -21,6 +21,13 @@ so a receiver that is down or slow costs memory up to the bound, never ingest. A
 (connection error, timeout, 429 or 5xx) is retried with the project's :class:`RetryPolicy`; any
 other answer is final. Redirects are not followed (a signed event goes where it was configured).
 httpx is the HTTP client (the ``webhooks`` extra).
+
+A target made with ``public_only=True`` (every webhook added through the service's API, unless
+``WITS_ALARM_WEBHOOKS_PRIVATE`` allows otherwise) only ever reaches public addresses: at each
+attempt its host name is resolved, every address is checked by :func:`address_problem`, and the
+request goes to the checked address itself (the host name kept in ``Host`` and in TLS's SNI and
+certificate check), so a name that resolves to a public address when checked and to 127.0.0.1 a
+moment later (DNS rebinding) cannot turn the service into a way into its own network.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -44,6 +53,8 @@ __all__ = [
     "TIMESTAMP_HEADER",
     "WebhookSender",
     "WebhookTarget",
+    "address_problem",
+    "resolve_public",
     "sign",
     "verify",
 ]
@@ -92,6 +103,52 @@ def verify(
     return hmac.compare_digest(sign(secret, int(stamp), body), given)
 
 
+def address_problem(address: str) -> str | None:
+    """Why a webhook may not be sent to this IP address (None when it is a public address).
+
+    Loopback, private (RFC 1918, unique local), link-local (cloud metadata services live at
+    169.254.169.254), carrier-grade NAT, multicast, reserved and documentation ranges are refused:
+    any address that is not globally routable. An IPv4 address mapped in IPv6 is judged as IPv4.
+    """
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return f"{address!r} is not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_global:
+        return None
+    kind = (
+        "loopback"
+        if ip.is_loopback
+        else "link-local"
+        if ip.is_link_local
+        else "private"
+        if ip.is_private
+        else "not a public"
+    )
+    return f"{ip} is a {kind} address"
+
+
+async def resolve_public(host: str, port: int) -> list[str]:
+    """Every address of ``host``, all public; :class:`UsageError` naming the first that is not.
+
+    A host whose name resolves to several addresses must have only public ones: the client could
+    connect to any of them. A name that does not resolve raises :class:`OSError` (``socket.gaierror``):
+    at send time that is worth a retry, as a refused connection is.
+    """
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    for address in addresses:
+        problem = address_problem(address)
+        if problem is not None:
+            raise UsageError(f"{host} resolves to {address}: {problem}")
+    if not addresses:
+        raise OSError(f"the host {host!r} has no address")
+    return addresses
+
+
 class WebhookTarget:
     """One webhook: its URL, key, retry policy, queue and counters."""
 
@@ -105,6 +162,8 @@ class WebhookTarget:
         queue_size: int = 1000,
         backoff_factor: float = 0.5,
         max_backoff: float = 30.0,
+        public_only: bool = False,
+        name: str | None = None,
     ) -> None:
         if not url.lower().startswith(("http://", "https://")):
             raise UsageError("a webhook URL must start with http:// or https://")
@@ -112,6 +171,10 @@ class WebhookTarget:
             raise UsageError("a webhook needs a secret to sign with")
         self.url = url
         self.secret = secret
+        #: Send only to public addresses, checked at each attempt (see the module docstring).
+        self.public_only = public_only
+        #: The name of a webhook added through the API (None for the pipeline file's).
+        self.name = name
         self.timeout = timeout
         self.policy = RetryPolicy(
             max_attempts, backoff_factor, max_backoff, retry_on=(_RetryableStatus, OSError)
@@ -194,9 +257,14 @@ class WebhookSender:
             TIMESTAMP_HEADER: str(stamp),
             SIGNATURE_HEADER: sign(target.secret, stamp, body),
         }
+        url = target.url
+        extensions: dict[str, Any] = {}
+        if target.public_only:
+            async with asyncio.timeout(target.timeout):  # TimeoutError is an OSError: retried
+                url, headers["Host"], extensions["sni_hostname"] = await _pinned(target.url)
         try:
             response = await self._client.post(
-                target.url, content=body, headers=headers, timeout=target.timeout
+                url, content=body, headers=headers, timeout=target.timeout, extensions=extensions
             )
         except httpx.TransportError as exc:  # connect, read, timeout: worth another attempt
             raise OSError(f"{type(exc).__name__}: {exc}") from exc
@@ -204,6 +272,24 @@ class WebhookSender:
             raise _RetryableStatus(f"HTTP {response.status_code}")
         if response.status_code >= 300:
             raise UsageError(f"HTTP {response.status_code} (not retried)")
+
+    def add(self, target: WebhookTarget) -> None:
+        """Add a target while running (its worker starts when the sender has started)."""
+        self.targets.append(target)
+        if self._tasks:
+            self._tasks.append(asyncio.create_task(self._work(target), name=f"witskit-webhook {target!r}"))
+
+    async def remove(self, target: WebhookTarget) -> None:
+        """Stop sending to a target; what it still had queued is dropped."""
+        if target not in self.targets:
+            return
+        index = self.targets.index(target)
+        self.targets.pop(index)
+        if self._tasks:
+            task = self._tasks.pop(index)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every queued event to be sent or given up; True if done."""
@@ -228,3 +314,18 @@ class WebhookSender:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+async def _pinned(url: str) -> tuple[str, str, str]:
+    """``url`` with its host replaced by a checked public address of it, the Host header, the host."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    address = (await resolve_public(host, port))[0]
+    shown = f"[{address}]" if ":" in address else address
+    netloc = f"{shown}:{parts.port}" if parts.port else shown
+    named = f"[{host}]" if ":" in host else host  # an IPv6 literal is bracketed in Host too
+    header = f"{named}:{parts.port}" if parts.port else named
+    return urlunsplit(parts._replace(netloc=netloc)), header, host

@@ -39,6 +39,8 @@ class Permission(StrEnum):
     ADMIN_USERS = "users:admin"
     MANAGE_CONNECTIONS = "connections:manage"
     VIEW_ANALYTICS = "analytics:view"
+    ACK_ALARMS = "alarms:ack"
+    MANAGE_ALARMS = "alarms:manage"
 
 
 class Role(StrEnum):
@@ -52,12 +54,19 @@ class Role(StrEnum):
 
 ROLE_PERMISSIONS: dict[Role, set[Permission]] = {
     Role.VIEWER: {Permission.READ_DATA, Permission.VIEW_ANALYTICS},
-    Role.OPERATOR: {Permission.READ_DATA, Permission.WRITE_DATA, Permission.VIEW_ANALYTICS},
+    Role.OPERATOR: {
+        Permission.READ_DATA,
+        Permission.WRITE_DATA,
+        Permission.VIEW_ANALYTICS,
+        Permission.ACK_ALARMS,
+    },
     Role.ADMIN: {
         Permission.READ_DATA,
         Permission.WRITE_DATA,
         Permission.MANAGE_CONNECTIONS,
         Permission.VIEW_ANALYTICS,
+        Permission.ACK_ALARMS,
+        Permission.MANAGE_ALARMS,
     },
     Role.SUPER_ADMIN: set(Permission),
 }

@@ -4,9 +4,11 @@ Each kind of record has its module, which defines its table on :data:`metadata` 
 :class:`TableStore` on the shared :class:`~witskit.storage.database.Database`): users and API keys
 in :mod:`~witskit.service.accounts`, refresh sessions in :mod:`~witskit.service.sessions`, the
 audit log in :mod:`~witskit.service.audit`, the login throttle in :mod:`~witskit.service.throttling`
-and the connections added through the API in :mod:`~witskit.service.connections`.
+the connections added through the API in :mod:`~witskit.service.connections`, the alarm rules
+and webhooks added through the API in :mod:`~witskit.service.alarm_settings`, and the rigs' stored
+states in :mod:`~witskit.service.analytics`.
 :data:`witskit.service.accounts.accounts_metadata` is this ``MetaData`` once all of them are
-imported; the Alembic revisions ``0002`` and ``0003`` create the tables.
+imported; the Alembic revisions ``0002``, ``0003`` and ``0006`` create the tables.
 """
 
 from __future__ import annotations
@@ -52,3 +54,8 @@ class TableStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    @property
+    def database(self) -> Database:
+        """The database handle the store works on (other stores of the service may share it)."""
+        return self._db

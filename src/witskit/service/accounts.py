@@ -34,6 +34,8 @@ from witskit.security.auth import User
 from witskit.security.credentials import MAX_USERNAME_LENGTH, check_username
 from witskit.security.rbac import Role
 from witskit.service._tables import metadata, utcnow
+from witskit.service.alarm_settings import AlarmSettingStore
+from witskit.service.analytics import AnalyticsStore
 from witskit.service.audit import AuditStore
 from witskit.service.connections import ConnectionStore
 from witskit.service.sessions import SessionStore, revoke_user_sessions
@@ -212,10 +214,13 @@ async def _keep_an_admin(
     )
 
 
-class AccountStore(SessionStore, ThrottleStore, AuditStore, ConnectionStore):
+class AccountStore(
+    SessionStore, ThrottleStore, AuditStore, ConnectionStore, AlarmSettingStore, AnalyticsStore
+):
     """Async access to the service's tables of a WitsKit database (SQLite, PostgreSQL, MariaDB):
     users and API keys here, and (from the stores it joins) refresh sessions, the login throttle,
-    the audit log and the connections added through the API, all on one database handle.
+    the audit log, the connections and the alarm rules and webhooks added through the API, and the
+    stored rig states, all on one database handle.
 
     Open with :meth:`open` after the store has migrated the database (``Store.open(url)`` does), or
     with ``migrate=True``. Database errors are raised as

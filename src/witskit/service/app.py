@@ -51,7 +51,7 @@ _QUIET: Final = frozenset({"/livez", "/readyz", "/metrics"})
 
 _DESCRIPTION: Final = """
 WITS Level 0 drilling data: sources, latest values, time-range exports, the WITS dictionary,
-live frames over a WebSocket (`/api/v1/live`), ingest connections and accounts.
+live frames over a WebSocket (`/api/v1/live`), alarms, ingest connections and accounts.
 
 Authenticate with `POST /api/v1/auth/token` (OAuth2 password flow) and send
 `Authorization: Bearer <access token>`, or send an API key as `Authorization: Bearer wk_...` or
@@ -162,7 +162,7 @@ def create_app(context: AppContext) -> FastAPI:
     """The API application over ``context`` (only its settings are read here; the routes use the rest)."""
     from witskit.service import websocket
     from witskit.service.apidocs import OPENAPI_URL, docs_router
-    from witskit.service.routes import auth, connections, data, ops, users
+    from witskit.service.routes import alarms, analytics, auth, connections, data, ops, users
 
     docs = bool(context.config.api_docs)
     app = FastAPI(
@@ -180,8 +180,10 @@ def create_app(context: AppContext) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(data.router, prefix=API_PREFIX)
+    app.include_router(analytics.router, prefix=API_PREFIX)
     app.include_router(connections.router, prefix=API_PREFIX)
     app.include_router(users.router, prefix=API_PREFIX)
+    app.include_router(alarms.router, prefix=API_PREFIX)
     app.include_router(websocket.router, prefix=API_PREFIX)
     app.include_router(ops.health_router)
     if docs:

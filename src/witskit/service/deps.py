@@ -2,7 +2,7 @@
 
 The routes, the live WebSocket and the probes reach the running process only through
 :class:`AppContext`: what they use (identity, accounts, audit, store, connections, latest values,
-health, settings, live subscriptions), not the whole :class:`~witskit.service.runtime.Service`.
+health, settings, live subscriptions, alarms), not the whole :class:`~witskit.service.runtime.Service`.
 :func:`~witskit.service.app.create_app` keeps it in the app's state; a route gets it with a
 :data:`Context` parameter (:func:`get_context`).
 
@@ -32,6 +32,8 @@ from witskit.pipeline import Subscription
 from witskit.security.auth import AuthError
 from witskit.security.rbac import Permission, current_roles
 from witskit.service.accounts import AccountStore
+from witskit.service.alarms import AlarmDesk
+from witskit.service.analytics import LiveAnalytics
 from witskit.service.audit import AuditLog
 from witskit.service.connections import Connection
 from witskit.service.identity import Identity, Principal
@@ -123,6 +125,11 @@ class AppContext:
     render_metrics: Callable[[], bytes]
     #: A live subscription to one source's frames (every source's when None).
     subscribe: Callable[[str | None], Awaitable[Subscription]]
+    #: The alarms: active, history, acknowledgements, rules and webhooks (None: not built).
+    alarms: AlarmDesk | None = None
+    #: The rigs' live states and the settings stored ranges are classified with (None: the
+    #: analytics routes classify with default settings and show no current state).
+    analytics: LiveAnalytics | None = None
 
 
 def get_context(connection: HTTPConnection) -> AppContext:

@@ -63,12 +63,19 @@ class StoreSink(Sink):
 
 
 def build_pipeline(
-    config: WitsConfig, plan: PipelineConfig, store: Store, metrics: WitsMetrics, ready: asyncio.Event
+    config: WitsConfig,
+    plan: PipelineConfig,
+    store: Store,
+    metrics: WitsMetrics,
+    ready: asyncio.Event,
+    *,
+    alarms: Sink | None = None,
 ) -> tuple[Spool, Pipeline, bool]:
     """The plan's spool and pipeline (no source yet), and whether it decodes to metric units.
 
     The service's store is written once, by a :class:`StoreSink` gated on ``ready``; a sink of the
-    plan naming the same database is left out.
+    plan naming the same database is left out. ``alarms`` (the service's alarm stage) is the last
+    sink: like every sink it reads the spool, so it never holds up ingest.
     """
     decoder = decoder_from(plan, config)
     sinks: list[Sink] = [StoreSink(store, metrics, ready)]
@@ -77,6 +84,8 @@ def build_pipeline(
         if sink.url.strip() == own:
             continue  # the service's store is written once, through the shared connection pool
         sinks.append(open_sink(sink.url, **sink.options))
+    if alarms is not None:
+        sinks.append(alarms)
     spool = spool_from(plan, config)
     try:
         pipe = Pipeline([], sinks, spool, decoder=decoder, keep_running=True)

@@ -10,7 +10,7 @@ sets the gauges that are read rather than counted, before each scrape.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from witskit.errors import FrameError
@@ -41,12 +41,16 @@ class FrameObserver:
         self._latest = latest
         self._metrics = metrics
         self._quality: dict[str, float] = {}
+        #: Also called with every decoded frame (the live rig states), after the hub and the cache.
+        self.listeners: list[Callable[[DecodedFrame], None]] = []
 
     def on_frame(self, frame: DecodedFrame) -> None:
         """A decoded frame: to live subscribers and the latest values; counted and scored."""
         source = frame.source if frame.source is not None else DEFAULT_SOURCE
         self._hub.publish(frame)
         self._latest.update(frame)
+        for listener in self.listeners:
+            listener(frame)
         self._metrics.record_frame_processed(source, True)
         self._score(source, 0.0 if frame.errors else 1.0)
 

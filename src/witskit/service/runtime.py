@@ -26,9 +26,11 @@ from witskit.config import PipelineConfig, SourceConfig, WitsConfig
 from witskit.monitoring.health import HealthCheck, HealthMonitor, HealthStatus, database_health_check
 from witskit.monitoring.metrics import WitsMetrics
 from witskit.pipeline import LiveHub, Pipeline, Subscription
-from witskit.pipeline.build import decoder_from
+from witskit.pipeline.build import decoder_from, rig_state_settings
 from witskit.security.auth import AuthManager
 from witskit.service.accounts import AccountStore
+from witskit.service.alarms import AlarmDesk
+from witskit.service.analytics import LiveAnalytics
 from witskit.service.app import create_app
 from witskit.service.audit import AuditLog
 from witskit.service.connections import ConnectionManager
@@ -39,6 +41,7 @@ from witskit.service.ingest import KeptConnections, build_pipeline
 from witskit.service.latest import LatestCache
 from witskit.service.observe import FrameObserver, refresh_gauges, sources_check, spool_check
 from witskit.service.tailer import DEFAULT_INTERVAL, FrameTailer
+from witskit.storage.alarm_events import AlarmEventStore
 from witskit.storage.errors import StorageError
 from witskit.storage.spool import Spool
 from witskit.storage.store import Store
@@ -82,6 +85,7 @@ class Service:
         pipeline: Pipeline | None,
         spool: Spool | None,
         metric_units: bool,
+        alarms: AlarmDesk | None = None,
     ) -> None:
         """Use :meth:`open`."""
         self.config = config
@@ -94,6 +98,11 @@ class Service:
         self.spool = spool
         self.metric_units = metric_units
         self.hub = LiveHub()
+        #: The alarms (:mod:`witskit.service.alarms`); their live events go to the hub.
+        self.alarms = alarms or AlarmDesk(
+            config, settings=accounts, events=AlarmEventStore(accounts.database)
+        )
+        self.alarms.publish = self.hub.publish_alarm
         self.latest = LatestCache(store, ttl=None if pipeline is not None else 1.0)
         #: Takes the pipeline's callbacks (set by :meth:`open`) and the connections' status.
         self.observer = FrameObserver(self.hub, self.latest, metrics)
@@ -122,6 +131,8 @@ class Service:
         self._closed = False
         self._context: AppContext | None = None
         self._app: FastAPI | None = None
+        #: The rigs' live states (set by :meth:`open`; fed by the observer when this process ingests).
+        self.analytics: LiveAnalytics | None = None
 
     @classmethod
     async def open(
@@ -174,8 +185,18 @@ class Service:
             ready = asyncio.Event()
             if down is None:
                 ready.set()
+            desk: AlarmDesk | None = None
             if ingest:
-                spool, pipe, metric_units = build_pipeline(config, plan, store, metrics, ready)
+                desk = AlarmDesk.for_pipeline(
+                    config,
+                    plan,
+                    settings=accounts,
+                    events=AlarmEventStore(accounts.database),  # the accounts' pool: not owned
+                    symbols=decoder_from(plan, config).symbols,
+                )
+                spool, pipe, metric_units = build_pipeline(
+                    config, plan, store, metrics, ready, alarms=desk.stage
+                )
             service = cls(
                 config,
                 store=store,
@@ -186,16 +207,31 @@ class Service:
                 pipeline=pipe,
                 spool=spool,
                 metric_units=metric_units,
+                alarms=desk,
             )
             service.database_ready = ready
+            analytics = service.analytics = LiveAnalytics(
+                accounts,
+                store,
+                metric=plan.decoder.metric,
+                decoder=lambda: decoder_from(plan, config),
+                live=pipe is not None,
+            )
             if pipe is not None:
                 pipe.on_frame = service.observer.on_frame
                 pipe.on_frame_error = service.observer.on_frame_error
+                service.observer.listeners.append(analytics.on_frame)
+                analytics.start()
                 assert service.connections is not None
-                for src in plan.sources:
-                    service.connections.add_planned(src.url, name=src.name, options=src.options)
+                for i, src in enumerate(plan.sources):
+                    conn = service.connections.add_planned(src.url, name=src.name, options=src.options)
+                    if src.rig_state is not None:
+                        where = f"sources.{i}.rig_state"
+                        settings = rig_state_settings(src.rig_state, plan.decoder.metric, where)
+                        analytics.configure(conn.name, settings)
                 if down is None:
                     await service.connections.restore()
+                    await service.alarms.restore()
                 else:
                     service.database_error = str(down)
                     log.error(
@@ -251,6 +287,8 @@ class Service:
                 metric_units=self.metric_units,
                 render_metrics=self.render_metrics,
                 subscribe=self.subscribe,
+                alarms=self.alarms,
+                analytics=self.analytics,
             )
         return self._context
 
@@ -317,6 +355,10 @@ class Service:
                 await self.connections.restore()
             except Exception as exc:  # the pipeline file's rigs still run
                 log.error("the connections kept in the database cannot be restored: %s", exc)
+        try:
+            await self.alarms.restore()
+        except Exception as exc:  # the pipeline file's rules still run
+            log.error("the alarm rules kept in the database cannot be restored: %s", exc)
 
     # Metrics and health -----------------------------------------------------------------------
     def refresh_metrics(self) -> None:
@@ -367,6 +409,8 @@ class Service:
                 await connector
         if self.tailer is not None:
             await self.tailer.aclose()
+        if self.analytics is not None:
+            await self.analytics.aclose()  # the last states, while the database is open
         await self.identity.aclose()
         await self.audit.aclose()
         await self.accounts.aclose()

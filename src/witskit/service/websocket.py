@@ -12,6 +12,11 @@ supports it (401 without a valid credential, 403 without the permission), else a
 :class:`~witskit.service.tailer.FrameTailer` finds them (within about one poll interval), from the
 moment of the subscription on; the messages are the same.
 
+``witskit run`` also sends each alarm firing and clearing of the source (or of every source) as it
+happens: ``{"type": "alarm", "event_id", "rule", "rule_type", "state": "fired" | "cleared",
+"severity", "source", "time", "code", "value", "unit", "message"}`` (the alarm history's fields;
+see ``docs/analytics.md``). A frame message has no ``type``.
+
 A slow client loses its oldest frames, never slows ingest (see :class:`~witskit.pipeline.LiveHub`).
 
 The credential is checked at connect and again every ``WITS_LIVE_RECHECK_SECONDS`` (5 s) while the
@@ -34,6 +39,7 @@ from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconn
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketState
 
+from witskit.analytics.alarms import AlarmEvent
 from witskit.errors import FrameError
 from witskit.security.auth import AuthError
 from witskit.security.rbac import Permission
@@ -152,6 +158,10 @@ async def live(
                     "offset": event.offset,
                 }
                 await websocket.send_text(json.dumps(message, separators=(",", ":")))
+                continue
+            if isinstance(event, AlarmEvent):
+                alarm = {"type": "alarm", **event.to_dict()}
+                await websocket.send_text(json.dumps(alarm, separators=(",", ":")))
                 continue
             await websocket.send_text(json.dumps(event.to_record(), separators=(",", ":"), default=str))
 

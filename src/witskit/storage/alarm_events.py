@@ -155,6 +155,13 @@ class AlarmEventStore:
             result = await conn.execute(query)
             return [StoredAlarmEvent(**row._mapping) for row in result]
 
+    async def get(self, event_id: str) -> StoredAlarmEvent | None:
+        """One event by its id (None when there is none)."""
+        t = alarm_events
+        async with self.db.read("read an alarm event of") as conn:
+            row = (await conn.execute(select(t).where(t.c.event_id == event_id))).first()
+        return None if row is None else StoredAlarmEvent(**row._mapping)
+
     async def acknowledge(self, event_id: str, *, by: str, at: datetime | None = None) -> bool:
         """Mark an event acknowledged by ``by``; False when there is no such event or it already was."""
         t = alarm_events

@@ -47,7 +47,7 @@ class RigRow:
 
 
 class FleetStatus:
-    """The ``fleet_rigs`` table of one database (migrated by the store: revision 0007)."""
+    """The ``fleet_rigs`` table of one database (migrated by the store: revision 0009)."""
 
     def __init__(self, db: Database) -> None:
         """Use :meth:`open`."""

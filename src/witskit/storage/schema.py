@@ -312,7 +312,7 @@ alarm_events = Table(
     **_MYSQL,
 )
 
-# Revision 0007: the fleet view (witskit.storage.fleet_status): per rig, the last frame a central
+# Revision 0009: the fleet view (witskit.storage.fleet_status): per rig, the last frame a central
 # worker committed, when the rig's edge received it and when it was committed. One row per rig,
 # moved forward by every commit, never back (a redelivered old frame does not make a rig look late).
 fleet_rigs = Table(

@@ -55,6 +55,10 @@ class SourceOut(BaseModel):
     frame_count: int
     point_count: int
     connection: str | None = None
+    #: The rig's state now (docs/analytics.md), since when, and its last classified frame's time.
+    rig_state: str | None = None
+    rig_state_since: datetime | None = None
+    rig_state_seen: datetime | None = None
 
 
 class LatestValue(BaseModel):
@@ -156,22 +160,29 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 @router.get("/sources", response_model=list[SourceOut], summary="List sources", **READ)
 async def list_sources(context: Context) -> list[SourceOut]:
-    """Every source in the store, with its time span and counts, and its connection state when this
-    process ingests it."""
+    """Every source in the store, with its time span and counts, its connection state when this
+    process ingests it, and the rig's current state (``rig_state``, ``rig_state_since``)."""
     states: dict[str, str] = {}
     if context.connections is not None:
         states = {c.name: c.state for c in context.connections}
-    return [
-        SourceOut(
-            name=s.name,
-            first_time=s.first_time,
-            last_time=s.last_time,
-            frame_count=s.frame_count,
-            point_count=s.point_count,
-            connection=states.get(s.name),
+    rigs = await context.analytics.current() if context.analytics is not None else {}
+    out = []
+    for s in await context.store.sources():
+        rig = rigs.get(s.name)
+        out.append(
+            SourceOut(
+                name=s.name,
+                first_time=s.first_time,
+                last_time=s.last_time,
+                frame_count=s.frame_count,
+                point_count=s.point_count,
+                connection=states.get(s.name),
+                rig_state=rig.state if rig is not None else None,
+                rig_state_since=rig.since if rig is not None else None,
+                rig_state_seen=rig.seen if rig is not None else None,
+            )
         )
-        for s in await context.store.sources()
-    ]
+    return out
 
 
 @router.get(

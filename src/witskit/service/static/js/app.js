@@ -11,9 +11,11 @@
 
 import { ApiError, LiveSocket, api, session } from "./api.js";
 import { renderAdmin } from "./admin.js";
+import { onAlarmMessage, remarkTracks, startAlarms, stopAlarms } from "./alarmbar.js";
 import { QualityChart, TIME_TRACKS, DEPTH_TRACK, Tracks, palette } from "./charts.js";
 import { byId, formatAge, formatClock, h, setText } from "./dom.js";
 import { Loader } from "./loader.js";
+import { AnalyticsPanels, stateLegend } from "./panels.js";
 import { LEGEND_TEXT, formatReading, readingAt } from "./readings.js";
 import { autoPick, pollDelay, renderRigs, rigBounds } from "./rigs.js";
 import { CHANNELS, CHANNEL_OF, CODES } from "./store.js";
@@ -65,6 +67,7 @@ const state = {
   view: liveView(),
   tracks: null,
   quality: null,
+  analytics: null, // the rig-state strip, the KPI panel and the quality issues (panels.js)
   tiles: new Map(),
   dirty: true,
   drawn: -1,
@@ -92,6 +95,7 @@ const loader = new Loader({
   },
   onProgress: (message) => updateRangeText(message),
   onLive: (s, detail) => setLive(s, detail),
+  onAlarm: (message) => onAlarmMessage(message),
 });
 
 // Theme ---------------------------------------------------------------------------------------
@@ -184,6 +188,7 @@ async function startApp() {
   buildDashboard();
   route();
   pollSources();
+  startAlarms(me, () => loader.rig);
   state.timers.push(setInterval(tick, 1000));
   if (!state.looping) {
     state.looping = true;
@@ -197,6 +202,7 @@ function stopApp() {
   state.timers = [];
   clearTimeout(state.sourcesTimer);
   loader.stop();
+  stopAlarms();
   state.me = null;
   setLive("idle");
 }
@@ -315,6 +321,7 @@ function sourceBounds() {
 async function selectRig(name) {
   if (loader.rig === name) return;
   const data = loader.open(name);
+  remarkTracks();
   prefs.rig = name;
   prefs.save();
   setText(byId("rig-title"), name);
@@ -409,6 +416,14 @@ function buildDashboard() {
     },
   });
   state.quality = new QualityChart(byId("quality-chart"));
+  state.analytics = new AnalyticsPanels({
+    strip: byId("state-strip"),
+    kpi: byId("kpi-panel"),
+    issues: byId("quality-issues"),
+    plotOf: () => (state.tracks.time[0] ? state.tracks.time[0].plot : null),
+    api,
+  });
+  byId("state-legend").append(stateLegend());
   rebuildCharts();
 }
 
@@ -707,6 +722,8 @@ function frameLoop() {
     drawTiles(data, system, now);
     drawTracks(data, system, now);
     drawQuality(data, now);
+    const [min, max] = onScreen(now);
+    state.analytics.update(loader.rig, min, max, now);
   }
   requestAnimationFrame(frameLoop);
 }

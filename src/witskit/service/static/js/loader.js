@@ -45,8 +45,9 @@ export class Loader {
    * - onProgress(message): a load started or ended (message: why it fell short, or "").
    * - onLive(state, detail): the live subscription of the rig on screen changed state.
    */
-  constructor({ api, isApiError, openLive, now, viewport, trackRows, onChange, onProgress, onLive }) {
+  constructor({ api, isApiError, openLive, now, viewport, trackRows, onChange, onProgress, onLive, onAlarm }) {
     Object.assign(this, { api, isApiError, openLive, now, viewport, trackRows, onChange, onProgress, onLive });
+    this.onAlarm = onAlarm || (() => {});
     this.data = new Map(); // rig name -> RigData, kept across rig changes
     this.rig = null; // the rig on screen
     this.socket = null; // its live subscription
@@ -94,6 +95,7 @@ export class Loader {
     this.socket = this.openLive(name, {
       onFrame: (record) => {
         if (record.source && record.source !== name) return;
+        if (record.type === "alarm") return this.onAlarm(record); // not a frame: the banner's
         if (record.type === "frame_error") data.addFrameError(record);
         else data.addFrame(record);
         this.onChange();

@@ -4,6 +4,7 @@
 // the DOM; the rest is pure, so `node --test` runs it (tests/dashboard/js/).
 
 import { formatAge, h, setText } from "./dom.js";
+import { currentStateText, stateStyle } from "./rigstate.js";
 
 const CONNECTED = new Set(["connected", "running"]);
 const TRYING = new Set(["connecting", "reconnecting", "waiting", "starting"]);
@@ -68,6 +69,7 @@ export function renderRigs(list, sources, { selected, dataOf, now, onPick }) {
         h("span", { class: "rig-name" }, source.name),
         h("span", { class: "rig-state" }),
         h("span", { class: "rig-age" }),
+        h("span", { class: "rig-activity", "data-testid": "rig-activity" }, h("span", { class: "swatch", "aria-hidden": "true" }), h("span", { class: "rig-activity-text" })),
       );
       item = h("li", { dataset: { rig: source.name } }, button);
       list.append(item);
@@ -79,7 +81,15 @@ export function renderRigs(list, sources, { selected, dataOf, now, onPick }) {
     button.setAttribute("aria-pressed", String(source.name === selected));
     setText(item.querySelector(".rig-state"), text);
     setText(item.querySelector(".rig-age"), age === null ? "no frames" : `${formatAge(age)} ago`);
-    button.setAttribute("aria-label", `${source.name}: ${text}, last frame ${age === null ? "never" : `${formatAge(age)} ago`}`);
+    // What the rig is doing (the live rig state, /api/v1/sources), with the strip's colour.
+    const activity = currentStateText(source, now, formatAge);
+    const box = item.querySelector(".rig-activity");
+    box.hidden = !activity;
+    box.dataset.state = source.rig_state || "";
+    box.querySelector(".swatch").style.background = source.rig_state ? stateStyle(source.rig_state).colour : "";
+    setText(box.querySelector(".rig-activity-text"), activity);
+    const doing = activity ? `, ${activity}` : "";
+    button.setAttribute("aria-label", `${source.name}: ${text}${doing}, last frame ${age === null ? "never" : `${formatAge(age)} ago`}`);
   }
   for (const item of [...list.children]) if (!seen.has(item.dataset.rig)) item.remove();
 }

@@ -1,7 +1,7 @@
 """The fleet view: per rig, its last committed frame and its receive-to-commit lag (issue 12).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03
 
 One row per rig (source), written by the central workers of a fleet after each commit
@@ -17,8 +17,8 @@ from alembic import op
 
 from witskit.storage.migrations._types import MYSQL_TABLE, utc_type
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0009"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
