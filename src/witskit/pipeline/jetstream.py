@@ -116,6 +116,18 @@ class JetStreamSink(Sink):
         self.stats.connected = self._nc.is_connected
         return self._js
 
+    def counters(self) -> dict[str, int]:
+        """For ``/metrics`` (``wits_edge_*``): published, acked, duplicates, failed batches, and
+        whether the cluster acknowledges now."""
+        stats = self.stats
+        return {
+            "published": stats.published,
+            "acked": stats.acked,
+            "duplicates": stats.duplicates,
+            "failed_batches": stats.failed_batches,
+            "broker_up": int(stats.failing_since is None and stats.last_ack is not None),
+        }
+
     async def write(self, batch: Sequence[DecodedFrame], *, upto: int) -> None:
         """Publish ``batch`` as spool records ``upto - len(batch) + 1`` .. ``upto`` (consecutive).
 

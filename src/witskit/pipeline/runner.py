@@ -167,6 +167,11 @@ class Pipeline:
         """Each sink's circuit breaker, by sink name."""
         return {s.sink.name: s.breaker for s in self._sinks}
 
+    @property
+    def sinks(self) -> list[Sink]:
+        """The sinks fed from the spool (the live sinks are :attr:`live_sinks`)."""
+        return [state.sink for state in self._sinks]
+
     def sink_counters(self) -> dict[str, dict[str, int]]:
         """Each sink's own counters by sink name (the relay's consumers and drops, MQTT's messages
         published), for :meth:`witskit.monitoring.metrics.WitsMetrics.observe_sink`."""
