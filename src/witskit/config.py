@@ -233,6 +233,12 @@ class WitsConfig(BaseSettings):
     metrics_port: int = Field(
         9090, ge=1, le=65535, validation_alias=_env("WITS_METRICS_PORT", "metrics_port")
     )
+    broker_grace: float = Field(
+        30.0,
+        ge=0,
+        validation_alias=_env("WITS_BROKER_GRACE", "broker_grace"),
+        description="Seconds a fleet edge's NATS cluster may not acknowledge before /readyz fails",
+    )
     health_check_port: int = Field(
         0,
         ge=0,

@@ -21,7 +21,8 @@ WitsKit is a bug.
     │   ├── SerialPortError (ConnectionError)  the serial port could not be opened or went away
     │   ├── ConnectionLost (ConnectionError)   an established link dropped or went silent
     │   │   └── ConnectionClosed             the peer closed the link cleanly (end of stream)
-    │   └── SourceFileError (OSError)       a file source cannot be read
+    │   ├── SourceFileError (OSError)       a file source cannot be read
+    │   └── BrokerError                     NATS did not take or answer (witskit.transport.jetstream)
     ├── CircuitOpenError                  a circuit breaker is open: the call was not attempted
     ├── StorageError                      a SQL store failed (the full subtree: witskit.storage.errors)
     │   ├── StorageConfigError (ValueError)       permanent: the settings are wrong
@@ -30,10 +31,11 @@ WitsKit is a bug.
     │   ├── SpoolFullError                  append refused: the spool is at its max_bytes
     │   └── SpoolCorruptError               the spool holds files of a newer on-disk format
     ├── SpoolRecordError                  a spool record cannot be read (witskit.pipeline.records)
+    ├── EnvelopeError                     a fleet stream's message is no frame (witskit.pipeline.envelope)
     └── AuthError                         a token or credential was refused (witskit.security.auth)
         └── LoginRefused, RefreshReused, LoginThrottled   (witskit.service.identity)
 
-The last four branches are defined in their own layers and imported from the module named; this
+The last five branches are defined in their own layers and imported from the module named; this
 module imports nothing, so every layer can import it (docs/architecture.md).
 
 ``ProtocolError`` and the caller's errors derive from :class:`ValueError` too, so code written for

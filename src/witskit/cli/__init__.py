@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from witskit.cli import _analyze, _export, _help, _service, _storage, _users
+from witskit.cli import _analyze, _export, _fleet, _help, _service, _storage, _users
 from witskit.cli._console import EXIT_PROBLEMS, error, handle_errors, info, warn
 from witskit.cli._simulate import LineEndingChoice, write_stream
 from witskit.cli._stream import StreamFormat
@@ -633,7 +633,8 @@ def stream(
         typer.Option(
             "--to",
             help="Also send every frame to this sink (repeatable): wits-serve://0.0.0.0:10002, "
-            "wits-push://HOST:PORT, serial:///dev/ttyS1?baud=9600, mqtt://BROKER/PREFIX, jsonl://PATH, ...",
+            "wits-push://HOST:PORT, serial:///dev/ttyS1?baud=9600, mqtt://BROKER/PREFIX, jsonl://PATH, "
+            "nats://HOST:PORT/PREFIX?stream=NAME (a JetStream stream, docs/fleet.md), ...",
         ),
     ] = None,
     fmt: Annotated[
@@ -663,8 +664,8 @@ def stream(
     unless the URL says ?reconnect=0.
 
     With --db URL, --to SINK or --config FILE the frames also go through the durable spool into
-    the database and the other sinks (a WITS relay, MQTT, files) while they print; on Ctrl-C or
-    SIGTERM the spool is drained into the sinks before the command exits.
+    the database and the other sinks (a WITS relay, MQTT, a JetStream stream, files) while they
+    print; on Ctrl-C or SIGTERM the spool is drained into the sinks before the command exits.
 
     Exit status: 0 when the source ends or after -n frames; 2 for a bad URL, or when the source
     cannot be reached (or drops) with reconnect=0; 130 after Ctrl-C, 143 after SIGTERM.
@@ -716,6 +717,7 @@ _users.register(app)
 _storage.register(app)
 _analyze.register(app)
 _export.register(app)
+_fleet.register(app)
 _help.plain_help(app)
 
 

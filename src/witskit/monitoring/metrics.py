@@ -95,6 +95,31 @@ class WitsMetrics:
         self.sink_circuit_open = Gauge(
             "wits_sink_circuit_open", "1 while a sink's circuit breaker is open", ["sink"], registry=r
         )
+        # A fleet edge's JetStream sinks (docs/fleet.md); what waits on the edge is wits_spool_records.
+        self.edge_published = Gauge(
+            "wits_edge_published",
+            "Messages an edge published to JetStream, since start",
+            ["sink"],
+            registry=r,
+        )
+        self.edge_acked = Gauge(
+            "wits_edge_acked", "Messages JetStream acknowledged (PubAck), since start", ["sink"], registry=r
+        )
+        self.edge_duplicates = Gauge(
+            "wits_edge_duplicates",
+            "Re-published messages the stream dropped by their id, since start",
+            ["sink"],
+            registry=r,
+        )
+        self.edge_failed_batches = Gauge(
+            "wits_edge_failed_batches", "Batches the cluster did not fully acknowledge", ["sink"], registry=r
+        )
+        self.edge_broker_up = Gauge(
+            "wits_edge_broker_up",
+            "1 while the NATS cluster acknowledges the edge's publishes",
+            ["sink"],
+            registry=r,
+        )
         self.relay_consumers = Gauge(
             "wits_relay_consumers", "Consumers connected to a WITS relay output now", ["sink"], registry=r
         )
@@ -141,14 +166,21 @@ class WitsMetrics:
         self.error_rate.labels(error_type=error_type, severity=severity).inc()
 
     def observe_sink(self, sink: str, counters: Mapping[str, int]) -> None:
-        """Set the relay and MQTT gauges of one sink from its ``counters()`` (names as in
-        :class:`witskit.transport.relay.RelayStats`, plus ``messages_published``); others are ignored."""
+        """Set the relay, MQTT and JetStream gauges of one sink from its ``counters()`` (names as in
+        :class:`witskit.transport.relay.RelayStats`, plus ``messages_published``, and the fleet
+        edge's ``published``, ``acked``, ``duplicates``, ``failed_batches``, ``broker_up``); others
+        are ignored."""
         gauges = {
             "consumers": self.relay_consumers,
             "frames_sent": self.relay_frames_sent,
             "frames_dropped": self.relay_frames_dropped,
             "refused": self.relay_refused,
             "messages_published": self.mqtt_messages_published,
+            "published": self.edge_published,
+            "acked": self.edge_acked,
+            "duplicates": self.edge_duplicates,
+            "failed_batches": self.edge_failed_batches,
+            "broker_up": self.edge_broker_up,
         }
         for key, value in counters.items():
             gauge = gauges.get(key)

@@ -27,6 +27,16 @@ class Sink(ABC):
     async def write(self, batch: Sequence[DecodedFrame], *, upto: int) -> None:
         """Store ``batch`` durably; ``upto`` is the spool sequence of its last frame."""
 
+    async def write_sequenced(
+        self, batch: Sequence[DecodedFrame], sequences: Sequence[int], *, upto: int
+    ) -> None:
+        """:meth:`write`, told each frame's spool sequence (``sequences[i]`` is ``batch[i]``'s).
+
+        The pipeline calls this one. A sink that names what it writes by spool sequence (the
+        JetStream sink's message ids) overrides it; the others only need :meth:`write`.
+        """
+        await self.write(batch, upto=upto)
+
     async def start(self) -> None:  # noqa: B027 - most sinks open on their first write
         """Open what must be open before the first frame (a relay's listening socket)."""
 

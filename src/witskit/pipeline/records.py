@@ -22,7 +22,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SpoolRecordError(WitsKitError):
-    """A spool record is not a frame record this version can read."""
+    """A spool record is not a frame record this version can read.
+
+    ``kind`` says why, in one word a counter can be keyed by: ``truncated`` (shorter than its
+    header or its source name), ``version`` (an unknown record version), ``source`` (a source name
+    that is not UTF-8) or ``not-a-frame`` (the bytes do not hold exactly one frame).
+    """
+
+    def __init__(self, message: str, *, kind: str = "not-a-frame") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def pack_frame(frame: WITSFrame) -> bytes:
@@ -38,14 +47,26 @@ _MICROSECOND = datetime.resolution
 def unpack_frame(payload: bytes, *, sequence: int = 0) -> WITSFrame:
     """The frame a spool payload holds, re-parsed exactly as it was received."""
     if len(payload) < _HEADER.size:
-        raise SpoolRecordError(f"spool record {sequence}: {len(payload)} bytes is shorter than its header")
+        raise SpoolRecordError(
+            f"spool record {sequence}: {len(payload)} bytes is shorter than its header", kind="truncated"
+        )
     version, source_len, micros = _HEADER.unpack_from(payload)
     if version != _VERSION:
-        raise SpoolRecordError(f"spool record {sequence}: unknown record version {version}")
+        raise SpoolRecordError(f"spool record {sequence}: unknown record version {version}", kind="version")
     start = _HEADER.size
-    source = payload[start : start + source_len].decode("utf-8") or None
+    if len(payload) < start + source_len:
+        raise SpoolRecordError(
+            f"spool record {sequence}: its source name runs past its end ({len(payload)} bytes)",
+            kind="truncated",
+        )
+    try:
+        source = payload[start : start + source_len].decode("utf-8") or None
+        received = _EPOCH + micros * _MICROSECOND
+    except (UnicodeDecodeError, OverflowError) as exc:
+        raise SpoolRecordError(
+            f"spool record {sequence}: bad source name or time ({exc})", kind="source"
+        ) from None
     raw = payload[start + source_len :]
-    received = _EPOCH + micros * _MICROSECOND
     parser = FrameParser(source=source, clock=lambda: received)
     events = parser.feed(raw) + parser.close()
     frames = [e for e in events if isinstance(e, WITSFrame)]

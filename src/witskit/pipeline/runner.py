@@ -167,6 +167,11 @@ class Pipeline:
         """Each sink's circuit breaker, by sink name."""
         return {s.sink.name: s.breaker for s in self._sinks}
 
+    @property
+    def sinks(self) -> list[Sink]:
+        """The sinks fed from the spool (the live sinks are :attr:`live_sinks`)."""
+        return [state.sink for state in self._sinks]
+
     def sink_counters(self) -> dict[str, dict[str, int]]:
         """Each sink's own counters by sink name (the relay's consumers and drops, MQTT's messages
         published), for :meth:`witskit.monitoring.metrics.WitsMetrics.observe_sink`."""
@@ -542,7 +547,7 @@ class Pipeline:
     async def _write_step(self, state: _SinkState) -> bool:
         """One batch (or one wait) of a sink's writer; True when the writer is done."""
         sink_name = state.sink.name
-        batch, seqs = self._read_batch(state.position)
+        batch, seqs, frame_seqs = self._read_batch(state.position)
         if not batch:
             if self._sources_done and self.spool.last_seq <= state.position:
                 return True
@@ -560,14 +565,14 @@ class Pipeline:
         if len(batch) < self.batch_max and not self._sources_done:
             # Let a partial batch fill for a moment: fewer, larger transactions.
             await asyncio.sleep(min(self.batch_interval, 0.05))
-            batch, seqs = self._read_batch(state.position)
+            batch, seqs, frame_seqs = self._read_batch(state.position)
         if not state.breaker.allow():
             if self._sources_done and self._stopping.is_set():
                 return True  # shutting down with the sink still failing: the spool keeps the data
             await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
             return False
         try:
-            await state.sink.write(batch, upto=seqs[-1])
+            await state.sink.write_sequenced(batch, frame_seqs, upto=seqs[-1])
         except Exception as exc:
             now = time.monotonic()
             first = state.failing_since is None
@@ -612,15 +617,19 @@ class Pipeline:
         self._try_ack()
         return False
 
-    def _read_batch(self, after: int) -> tuple[list[DecodedFrame], list[int]]:
+    def _read_batch(self, after: int) -> tuple[list[DecodedFrame], list[int], list[int]]:
+        """(frames, every spool sequence read, each frame's sequence): undecodable records are in
+        the second list (the position moves past them) and not in the third."""
         frames: list[DecodedFrame] = []
         seqs: list[int] = []
+        frame_seqs: list[int] = []
         cache = self._decoded
         for seq, payload in self.spool.pending(after=after, limit=self.batch_max):
             seqs.append(seq)
             cached = cache.get(seq)
             if cached is not None:
                 frames.append(cached)
+                frame_seqs.append(seq)
                 continue
             try:
                 frame = unpack_frame(payload, sequence=seq)
@@ -629,7 +638,8 @@ class Pipeline:
                 log.error("%s; skipped", exc)
                 continue
             frames.append(self.decoder.decode(frame))  # a backlog record from before this run
-        return frames, seqs
+            frame_seqs.append(seq)
+        return frames, seqs, frame_seqs
 
     def _ack(self) -> None:
         lowest = min(s.position for s in self._sinks) if self._sinks else self.spool.last_seq

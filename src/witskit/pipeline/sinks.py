@@ -182,8 +182,8 @@ _RELAY_SCHEMES = ("wits-serve", "wits-serve+tls", "wits-push", "wits-push+tls", 
 
 
 def sink_kind(url: str) -> str:
-    """``jsonl``, ``csv``, ``memory``, ``sql``, ``relay`` or ``mqtt`` for a sink URL; :class:`UsageError`
-    when it is none.
+    """``jsonl``, ``csv``, ``memory``, ``sql``, ``relay``, ``mqtt`` or ``nats`` for a sink URL;
+    :class:`UsageError` when it is none.
 
     Checks the URL only, its options included (nothing is created), so a pipeline file can be
     checked whole before start.
@@ -209,16 +209,22 @@ def sink_kind(url: str) -> str:
         # retrying: refuse it before the start rather than spool for a sink that never opens.
         check_url(url)
         return "sql"
+    from witskit.transport.jetstream import is_nats_url, parse_target
+
+    if is_nats_url(url):
+        parse_target(url, role="edge")
+        return "nats"
     raise UsageError(
         f"{url!r}: unknown sink; use a database URL (sqlite://, postgresql://, mysql://), jsonl://, csv://, "
-        "a WITS relay (wits-serve://, wits-push://, serial://) or mqtt://"
+        "a WITS relay (wits-serve://, wits-push://, serial://), mqtt:// or nats:// (a JetStream stream)"
     )
 
 
 def open_sink(url: str, **options: Any) -> Sink:
     """A sink for a URL: a database URL, ``jsonl://path``, ``csv://path``, ``memory://``, a WITS relay
     (``wits-serve://``, ``wits-push://``, ``serial://``, see :mod:`witskit.pipeline.relay`) or an
-    MQTT broker (``mqtt://``, ``mqtts://``, see :mod:`witskit.pipeline.mqtt`).
+    MQTT broker (``mqtt://``, ``mqtts://``, see :mod:`witskit.pipeline.mqtt`) or a JetStream stream
+    (``nats://host:port/prefix?stream=NAME``, see :mod:`witskit.pipeline.jetstream`).
 
     ``jsonl://`` and ``csv://`` take ``fsync=0|1`` (default 1: each batch is synced to disk before
     the spool lets go of it). An unknown option, one given twice or a bad value is a
@@ -235,6 +241,12 @@ def open_sink(url: str, **options: Any) -> Sink:
         from witskit.pipeline.mqtt import MQTTSink
 
         return MQTTSink(url, **options)
+    if kind == "nats":
+        from witskit.pipeline.jetstream import JetStreamSink
+
+        if options:
+            raise UsageError(f"{url}: a nats:// sink takes its options in the URL, not {sorted(options)}")
+        return JetStreamSink(url)
     where, kwargs = _file_or_memory(url, kind)
     if kind == "memory":
         return MemorySink(where or "memory")

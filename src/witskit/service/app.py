@@ -162,7 +162,7 @@ def create_app(context: AppContext) -> FastAPI:
     """The API application over ``context`` (only its settings are read here; the routes use the rest)."""
     from witskit.service import websocket
     from witskit.service.apidocs import OPENAPI_URL, docs_router
-    from witskit.service.routes import alarms, analytics, auth, connections, data, exports, ops, users
+    from witskit.service.routes import alarms, analytics, auth, connections, data, exports, fleet, ops, users
 
     docs = bool(context.config.api_docs)
     app = FastAPI(
@@ -185,6 +185,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(connections.router, prefix=API_PREFIX)
     app.include_router(users.router, prefix=API_PREFIX)
     app.include_router(alarms.router, prefix=API_PREFIX)
+    app.include_router(fleet.router, prefix=API_PREFIX)
     app.include_router(websocket.router, prefix=API_PREFIX)
     app.include_router(ops.health_router)
     if docs:

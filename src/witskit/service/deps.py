@@ -38,6 +38,7 @@ from witskit.service.audit import AuditLog
 from witskit.service.connections import Connection
 from witskit.service.identity import Identity, Principal
 from witskit.service.latest import LatestCache
+from witskit.storage.fleet_status import FleetStatus
 from witskit.storage.store import Store
 
 __all__ = [
@@ -130,6 +131,8 @@ class AppContext:
     #: The rigs' live states and the settings stored ranges are classified with (None: the
     #: analytics routes classify with default settings and show no current state).
     analytics: LiveAnalytics | None = None
+    #: A fleet's rigs as its central workers last committed them (``fleet_rigs``; None: not built).
+    fleet: FleetStatus | None = None
 
 
 def get_context(connection: HTTPConnection) -> AppContext:

@@ -17,6 +17,7 @@ from witskit.errors import FrameError
 from witskit.monitoring.health import HealthCheck, HealthStatus
 from witskit.monitoring.metrics import WitsMetrics
 from witskit.pipeline import LiveHub, Pipeline, unpack_frame
+from witskit.pipeline.jetstream import JetStreamSink
 from witskit.protocol import DecodedFrame
 from witskit.service.connections import Connection
 from witskit.service.latest import LatestCache
@@ -24,7 +25,7 @@ from witskit.storage.schema import DEFAULT_SOURCE
 from witskit.storage.spool import Spool
 from witskit.transport.base import LinkState, LinkStatus
 
-__all__ = ["FrameObserver", "refresh_gauges", "sources_check", "spool_check"]
+__all__ = ["FrameObserver", "broker_check", "refresh_gauges", "sources_check", "spool_check"]
 
 #: Weight of the newest frame in the data quality score (an exponential moving average over
 #: roughly the last 100 frames: recent enough to show a noisy line, steady enough to read).
@@ -177,6 +178,27 @@ def refresh_gauges(
     m.replay_lag_seconds.set(_replay_lag(spool, backlog))
     for name, breaker in pipe.breakers.items():
         m.sink_circuit_open.labels(sink=name).set(1 if breaker.state.value == "open" else 0)
+    for name, counters in pipe.sink_counters().items():
+        m.observe_sink(name, counters)
+
+
+def broker_check(sinks: Iterable[JetStreamSink], grace: float) -> HealthCheck:
+    """A fleet edge's NATS cluster: unhealthy once a JetStream sink has gone unacknowledged for
+    longer than ``grace`` seconds (``WITS_BROKER_GRACE``), degraded before that."""
+    now = time.monotonic()
+    failing = {s.name: now - s.stats.failing_since for s in sinks if s.stats.failing_since is not None}
+    if not failing:
+        return HealthCheck("broker", HealthStatus.HEALTHY, "the NATS cluster acknowledges")
+    longest = max(failing.values())
+    status = HealthStatus.UNHEALTHY if longest > grace else HealthStatus.DEGRADED
+    details = {name: f"not acknowledged for {seconds:.0f} s" for name, seconds in failing.items()}
+    return HealthCheck(
+        "broker",
+        status,
+        f"the NATS cluster has not acknowledged for {longest:.0f} s; frames wait in the spool",
+        details,
+        reason=f"unacknowledged for {longest:.0f} s",
+    )
 
 
 def _replay_lag(spool: Spool, backlog: int) -> float:

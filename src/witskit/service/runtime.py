@@ -27,6 +27,7 @@ from witskit.monitoring.health import HealthCheck, HealthMonitor, HealthStatus, 
 from witskit.monitoring.metrics import WitsMetrics
 from witskit.pipeline import LiveHub, Pipeline, Subscription
 from witskit.pipeline.build import decoder_from, rig_state_settings
+from witskit.pipeline.jetstream import JetStreamSink
 from witskit.security.auth import AuthManager
 from witskit.service.accounts import AccountStore
 from witskit.service.alarms import AlarmDesk
@@ -39,11 +40,12 @@ from witskit.service.deps import AppContext
 from witskit.service.identity import Identity
 from witskit.service.ingest import KeptConnections, build_pipeline
 from witskit.service.latest import LatestCache
-from witskit.service.observe import FrameObserver, refresh_gauges, sources_check, spool_check
+from witskit.service.observe import FrameObserver, broker_check, refresh_gauges, sources_check, spool_check
 from witskit.service.tailer import DEFAULT_INTERVAL, FrameTailer
 from witskit.storage.alarm_events import AlarmEventStore
 from witskit.storage.archive import Archive
 from witskit.storage.errors import StorageError
+from witskit.storage.fleet_status import FleetStatus
 from witskit.storage.maintenance import run_maintenance
 from witskit.storage.retention import RetentionPolicy
 from witskit.storage.spool import Spool
@@ -123,6 +125,10 @@ class Service:
             kept, pipe = self.connections, pipeline
             self.health.register_check("spool", lambda: spool_check(spool, pipe))
             self.health.register_check("sources", lambda: sources_check(kept, pipe))
+            edges = [s for s in pipeline.sinks if isinstance(s, JetStreamSink)]
+            if edges:  # a fleet edge: its readiness is the cluster's acknowledging (docs/fleet.md)
+                grace = config.broker_grace
+                self.health.register_check("broker", lambda: broker_check(edges, grace))
         self.started_at = time.time()
         #: Set while the database has not been reached since the start (``witskit run`` goes on
         #: ingesting into the spool and retries); None once it is connected.
@@ -310,6 +316,7 @@ class Service:
                 subscribe=self.subscribe,
                 alarms=self.alarms,
                 analytics=self.analytics,
+                fleet=FleetStatus(self.accounts.database),
             )
         return self._context
 

@@ -13,6 +13,11 @@ driver SQLAlchemy recommends for PostgreSQL. A write is:
    the transaction that inserted a frame row writes that frame's points, and the frames primary key
    lets only one transaction do that. (Staging the points and inserting with ON CONFLICT measured
    2-3x slower; see ``docs/storage.md``.)
+
+Many writers (a fleet's central workers) share one database without deadlocks: every lock a write
+takes is taken in one global order, phase by phase: new source rows by name, frame rows by
+(source, key), then the source rows it updates by id (locked ``FOR UPDATE`` in id order first).
+Two writers then only ever wait for each other, never on each other in a circle.
 """
 
 from __future__ import annotations
@@ -54,9 +59,11 @@ _POINT_COLS: Final = ("frame_key", "time", "value_num", "source_id", "idx", "cod
 # per connection (not per write) so the system catalogs do not churn.
 _CREATE_STAGE: Final = f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE frames) ON COMMIT DELETE ROWS"
 _COLS: Final = ", ".join(_FRAME_COLS)
+# In key order: writers that insert overlapping frames take their index entries in one order, so
+# one waits for the other instead of each holding what the other needs (a deadlock).
 _MOVE_ALL_FRAMES: Final = (
     f"INSERT INTO frames ({_COLS}) SELECT {_COLS} FROM {_STAGE} "  # noqa: S608
-    "ON CONFLICT DO NOTHING RETURNING source_id, frame_key"
+    "ORDER BY source_id, frame_key ON CONFLICT DO NOTHING RETURNING source_id, frame_key"
 )
 
 #: From this many new frames of one source in one write (an import, a replayed spool), their points
@@ -182,9 +189,9 @@ class PostgresBackend(BackendImpl):
     async def ensure_sources(self, drv: Any, names: Sequence[str], now: datetime) -> dict[str, int]:
         """INSERT ... ON CONFLICT (name) DO NOTHING, then read the ids."""
         await drv.execute(
-            "INSERT INTO sources (name, created_at) SELECT unnest($1::text[]), $2 "
+            "INSERT INTO sources (name, created_at) SELECT n, $2 FROM unnest($1::text[]) AS n ORDER BY n "
             "ON CONFLICT (name) DO NOTHING",
-            list(names),
+            sorted(names),
             now,
         )
         rows = await drv.fetch("SELECT id, name FROM sources WHERE name = ANY($1::text[])", list(names))
@@ -327,8 +334,11 @@ class PostgresBackend(BackendImpl):
         return iter(rows), len(rows)
 
     async def bump_sources(self, drv: Any, bumps: Sequence[tuple[int, int, int, datetime, datetime]]) -> None:
-        """One UPDATE for every source of the batch."""
-        ids, frames, points, firsts, lasts = (list(col) for col in zip(*bumps, strict=True))
+        """One UPDATE for every source of the batch, its rows locked in id order first."""
+        ids, frames, points, firsts, lasts = (list(col) for col in zip(*sorted(bumps), strict=True))
+        # An UPDATE ... FROM locks rows in the order of its join, which no one controls: take the
+        # locks here, in id order, so concurrent writers cannot each hold one the other waits for.
+        await drv.execute("SELECT 1 FROM sources WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE", ids)
         await drv.execute(
             "UPDATE sources s SET frame_count = s.frame_count + u.f, point_count = s.point_count + u.p, "
             "first_time = LEAST(s.first_time, u.a), last_time = GREATEST(s.last_time, u.b) "

@@ -71,6 +71,7 @@ __all__ = [
     "VERSION_TABLE",
     "UTCDateTime",
     "alarm_events",
+    "fleet_rigs",
     "frame_key",
     "frames",
     "from_micros",
@@ -352,5 +353,20 @@ alarm_events = Table(
     # The history of one rig, newest first, and the history of every rig in a time range.
     Index("ix_alarm_events_source_time", "source", "time"),
     Index("ix_alarm_events_time", "time"),
+    **_MYSQL,
+)
+
+# Revision 0010: the fleet view (witskit.storage.fleet_status): per rig, the last frame a central
+# worker committed, when the rig's edge received it and when it was committed. One row per rig,
+# moved forward by every commit, never back (a redelivered old frame does not make a rig look late).
+fleet_rigs = Table(
+    "fleet_rigs",
+    metadata,
+    Column("source", String(255), primary_key=True),
+    Column("edge", String(64), nullable=False),
+    Column("worker", String(255), nullable=False),
+    Column("last_received_at", UTCDateTime(), nullable=False),
+    Column("last_committed_at", UTCDateTime(), nullable=False),
+    Column("lag_seconds", Double(), nullable=False),
     **_MYSQL,
 )

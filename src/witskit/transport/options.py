@@ -39,7 +39,7 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 #: Query options whose value is a secret: never shown in an error, a repr or a log line.
-SECRET_OPTIONS = frozenset({"key_password", "password"})
+SECRET_OPTIONS = frozenset({"key_password", "password", "token"})
 
 
 def _redact_query(url: str) -> str:

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 
-import { autoPick, pollDelay, rigAge, rigBounds, rigStatus } from "../../../src/witskit/service/static/js/rigs.js";
+import { autoPick, fleetText, pollDelay, rigAge, rigBounds, rigStatus } from "../../../src/witskit/service/static/js/rigs.js";
 
 const now = 1_800_000_000;
 const iso = (seconds) => new Date(seconds * 1000).toISOString();
@@ -57,4 +57,11 @@ test("the rig opened by itself is the one opened last time, or the only one", ()
 test("the list is asked for sooner while there is no rig", () => {
   assert.equal(pollDelay([]), 1500);
   assert.equal(pollDelay([{ name: "rig-1" }]), 5000);
+});
+
+test("a fleet's rig shows its edge and its receive-to-commit lag", () => {
+  assert.equal(fleetText({ name: "rig-7", edge: "site-a", lag_seconds: 0.42 }), "site-a, lag 0.4 s");
+  assert.equal(fleetText({ name: "rig-7", edge: "site-a", lag_seconds: 75.6 }), "site-a, lag 76 s");
+  assert.equal(fleetText({ name: "rig-7", edge: "site-a", lag_seconds: null }), "site-a");
+  assert.equal(fleetText({ name: "rig-7", edge: null, lag_seconds: null }), "");
 });

@@ -59,6 +59,10 @@ class SourceOut(BaseModel):
     rig_state: str | None = None
     rig_state_since: datetime | None = None
     rig_state_seen: datetime | None = None
+    #: In a fleet (docs/fleet.md): the edge the rig comes through and its last frame's lag from
+    #: receive at the edge to commit at the centre (None: not a fleet's rig).
+    edge: str | None = None
+    lag_seconds: float | None = None
 
 
 class LatestValue(BaseModel):
@@ -166,6 +170,7 @@ async def list_sources(context: Context) -> list[SourceOut]:
     if context.connections is not None:
         states = {c.name: c.state for c in context.connections}
     rigs = await context.analytics.current() if context.analytics is not None else {}
+    fleet = {r.source: r for r in await context.fleet.rigs()} if context.fleet is not None else {}
     out = []
     for s in await context.store.sources():
         rig = rigs.get(s.name)
@@ -180,6 +185,8 @@ async def list_sources(context: Context) -> list[SourceOut]:
                 rig_state=rig.state if rig is not None else None,
                 rig_state_since=rig.since if rig is not None else None,
                 rig_state_seen=rig.seen if rig is not None else None,
+                edge=fleet[s.name].edge if s.name in fleet else None,
+                lag_seconds=fleet[s.name].lag_seconds if s.name in fleet else None,
             )
         )
     return out

@@ -29,6 +29,16 @@ export function rigStatus(source, age) {
   return ["bad", conn];
 }
 
+/**
+ * In a fleet (docs/fleet.md), the edge a rig comes through and its last frame's lag from receive at
+ * the edge to commit at the centre ("site-a, lag 0.4 s"); "" for a rig that is not a fleet's.
+ */
+export function fleetText(source) {
+  if (!source || !source.edge) return "";
+  const lag = source.lag_seconds === null || source.lag_seconds === undefined ? NaN : Number(source.lag_seconds);
+  return Number.isFinite(lag) ? `${source.edge}, lag ${lag < 10 ? lag.toFixed(1) : Math.round(lag)} s` : source.edge;
+}
+
 /** The rig's stored range in seconds ({first, last}; last may be null), or null before it is known. */
 export function rigBounds(source, data) {
   const first = source && source.first_time ? Date.parse(source.first_time) / 1000 : NaN;
@@ -79,7 +89,8 @@ export function renderRigs(list, sources, { selected, dataOf, now, onPick }) {
     const button = item.querySelector("button");
     button.dataset.state = level;
     button.setAttribute("aria-pressed", String(source.name === selected));
-    setText(item.querySelector(".rig-state"), text);
+    const fleet = fleetText(source);
+    setText(item.querySelector(".rig-state"), fleet ? `${text} · ${fleet}` : text);
     setText(item.querySelector(".rig-age"), age === null ? "no frames" : `${formatAge(age)} ago`);
     // What the rig is doing (the live rig state, /api/v1/sources), with the strip's colour.
     const activity = currentStateText(source, now, formatAge);

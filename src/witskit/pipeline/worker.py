@@ -1,0 +1,427 @@
+"""The fleet's central side: a JetStream durable consumer into a SQL store, acknowledged after commit.
+
+Any number of :class:`Worker` processes (``witskit worker --config central.yaml``), on one or many
+machines, share one durable pull consumer: JetStream hands each message to one of them and, when
+a worker dies before acknowledging, redelivers its messages to the others after ``ack_wait``.
+
+One round of a worker:
+
+1. fetch up to ``batch`` messages;
+2. decode each envelope (:func:`~witskit.pipeline.envelope.decode_envelope`); a message that is not
+   a WitsKit frame is counted by kind, logged once per kind with its subject and stream sequence,
+   and *terminated* (JetStream will not deliver it again and publishes a
+   ``$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED`` advisory: that advisory stream is the dead-letter
+   record); the messages around it go on;
+3. write the frames in one SQL transaction (:meth:`witskit.storage.Store.write`), retried with a
+   growing pause while the database is down, the messages kept ours meanwhile (``in_progress``);
+4. only after the commit, acknowledge every message of the round.
+
+The store's frame key is a hash of the source name, the frame time and the frame's bytes, all of
+which travel in the envelope unchanged, so whichever worker writes a frame, after whatever edge
+restart or redelivery, it gets the same key, and a second write of it inserts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from witskit.errors import WitsKitError
+from witskit.pipeline.envelope import EnvelopeError, decode_envelope
+from witskit.protocol import DecodedFrame, WITSDecoder
+from witskit.storage.fleet_status import FleetStatus, RigRow
+from witskit.transport.jetstream import BrokerError, JetStreamTarget, connect, ensure_stream, parse_target
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+
+    from witskit.storage.store import Store
+
+__all__ = ["Latencies", "RigStatus", "Worker", "WorkerStats", "worker_problems"]
+
+log = logging.getLogger("witskit.pipeline.worker")
+
+#: Seconds a fetch waits for messages before the worker looks at its stop flag again.
+_FETCH_WAIT: Final = 1.0
+#: First and longest pause between two attempts of a failing commit (seconds).
+_RETRY_FIRST: Final = 0.2
+_RETRY_MAX: Final = 5.0
+#: Latencies above an hour are counted as an hour (a backlog that old is an outage, not a latency).
+_LATENCY_CAP_MS: Final = 3_600_000
+#: Seconds between two consumer-info requests (the lag): one API call, not one per round.
+_LAG_EVERY: Final = 5.0
+#: Repeat a still-failing condition in the log this often (seconds), not once per retry.
+_REMIND_EVERY: Final = 30.0
+
+
+class Latencies:
+    """Receive-to-commit latencies, counted per millisecond: exact percentiles in bounded memory
+    (one counter per distinct millisecond seen, at most ``_LATENCY_CAP_MS`` of them)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.total = 0
+
+    def add(self, seconds: float) -> None:
+        """Count one latency (negative ones, from a clock step, count as 0)."""
+        ms = min(max(int(seconds * 1000), 0), _LATENCY_CAP_MS)
+        self.counts[ms] = self.counts.get(ms, 0) + 1
+        self.total += 1
+
+    def percentile(self, p: float) -> float | None:
+        """The ``p``-th percentile (0-100) in seconds; None before the first commit."""
+        if not self.total:
+            return None
+        rank = max(1, round(p / 100 * self.total))
+        seen = 0
+        for ms in sorted(self.counts):
+            seen += self.counts[ms]
+            if seen >= rank:
+                return ms / 1000
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass
+class RigStatus:
+    """The last frame of one rig (source) that this worker committed."""
+
+    received_at: datetime
+    committed_at: datetime
+    edge: str
+
+    @property
+    def lag(self) -> float:
+        """Seconds from the rig's frame reaching its edge to its central commit."""
+        return (self.committed_at - self.received_at).total_seconds()
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did, for metrics and health."""
+
+    fetched: int = 0
+    committed: int = 0
+    acked: int = 0
+    #: Messages delivered more than once (a worker died, an ack was lost, a commit took too long).
+    redelivered: int = 0
+    malformed: dict[str, int] = field(default_factory=dict)
+    commit_failures: int = 0
+    #: Monotonic time since which commits fail (None: they work).
+    commit_failing_since: float | None = None
+    #: Messages in the stream not yet delivered to any worker, plus delivered but not acknowledged.
+    consumer_lag: int | None = None
+    connected: bool = False
+    #: Monotonic time since which the cluster is unreachable (None: reachable).
+    broker_down_since: float | None = None
+    last_error: str | None = None
+    latencies: Latencies = field(default_factory=Latencies)
+    rigs: dict[str, RigStatus] = field(default_factory=dict)
+
+
+class Worker:
+    """Reads a JetStream durable consumer into a SQL store, acknowledging after each commit."""
+
+    def __init__(
+        self,
+        source_url: str,
+        store: Store,
+        *,
+        decoder: WITSDecoder | None = None,
+        name: str = "witskit-worker",
+        status: FleetStatus | None = None,
+    ) -> None:
+        self.target: JetStreamTarget = parse_target(source_url, role="worker")
+        self.store = store
+        self.decoder = decoder or WITSDecoder()
+        self.name = name
+        #: Where each rig's last commit is recorded for the fleet view (None: nowhere).
+        self.status = status
+        self._status_said = -_REMIND_EVERY
+        self.stats = WorkerStats()
+        self._stop = asyncio.Event()
+        self._said: set[str] = set()
+        self._nc: Client | None = None
+        self._lag_at = 0.0
+        self._closing = False
+        self._started = time.monotonic()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def readiness(self, grace: float) -> tuple[bool, dict[str, object]]:
+        """(ready, checks): not ready once the cluster has been unreachable, or commits have
+        failed, for longer than ``grace`` seconds (a blip does not take the worker out)."""
+        now = time.monotonic()
+        checks: dict[str, object] = {}
+        ok = True
+        for name, since in (
+            ("broker", self.stats.broker_down_since if self.stats.connected else self._started),
+            ("database", self.stats.commit_failing_since),
+        ):
+            down = None if since is None else now - since
+            healthy = down is None or down <= grace
+            ok = ok and healthy
+            if down is None:
+                checks[name] = "ok"
+            else:
+                checks[name] = f"failing for {down:.0f} s" + ("" if healthy else " (not ready)")
+        return ok, checks
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the round in hand (its commit and acks)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Connect (retrying), then fetch, store and acknowledge until :meth:`stop`."""
+        target = self.target
+        sub = None
+        while not self._stop.is_set():
+            try:
+                if sub is None:
+                    sub = await self._subscribe()
+                await self._round(sub)
+            except (BrokerError, WitsKitError, OSError, TimeoutError) as exc:
+                self._broker_failed(exc)
+                await self._pause(1.0)
+            except Exception as exc:
+                if type(exc).__module__.split(".")[0] != "nats":
+                    raise
+                self._broker_failed(exc)
+                await self._pause(1.0)
+        self._closing = True
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        log.info("worker %s stopped (%s)", self.name, target.url)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    def _broker_failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        first = self.stats.broker_down_since is None
+        self.stats.broker_down_since = self.stats.broker_down_since or now
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        if first or "broker" not in self._said:
+            log.warning("%s: %s; retrying", self.target.url, self.stats.last_error)
+            self._said.add("broker")  # said again once it has answered in between
+
+    async def _subscribe(self) -> Any:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        target = self.target
+        if self._nc is None or self._nc.is_closed:
+            async with asyncio.timeout(target.timeout * 2):
+                self._nc = await connect(target, name=self.name, closing=lambda: self._closing)
+        js: JetStreamContext = self._nc.jetstream(timeout=target.timeout)
+        await ensure_stream(js, target)
+        config = ConsumerConfig(
+            durable_name=target.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=target.ack_wait,
+            max_deliver=-1,
+            # Enough in flight for every worker's batch, several times over.
+            max_ack_pending=max(20 * target.batch, 1000),
+            filter_subject=target.subject,
+        )
+        sub = await js.pull_subscribe(
+            target.subject, durable=target.durable, stream=target.stream, config=config
+        )
+        self.stats.connected = True
+        log.info("worker %s reads %s (consumer %s)", self.name, target.url, target.durable)
+        return sub
+
+    async def _round(self, sub: Any) -> None:
+        import nats.errors
+
+        try:
+            msgs: list[Msg] = await sub.fetch(self.target.batch, timeout=_FETCH_WAIT)
+        except (nats.errors.TimeoutError, TimeoutError):  # nothing came within the wait
+            msgs = []
+        self._reachable()
+        await self._update_lag(sub)
+        if not msgs:
+            return
+        self.stats.fetched += len(msgs)
+        frames: list[DecodedFrame] = []
+        good: list[Msg] = []
+        edges: list[str] = []
+        for msg in msgs:
+            if msg.metadata.num_delivered > 1:
+                self.stats.redelivered += 1
+            try:
+                envelope = decode_envelope(msg.headers, msg.data)
+            except EnvelopeError as exc:
+                await self._malformed(msg, exc)
+                continue
+            frames.append(self.decoder.decode(envelope.frame))
+            good.append(msg)
+            edges.append(envelope.edge)
+        if frames:
+            await self._commit(frames, good)
+            await self._record(self._note_rigs(frames, edges))
+        for msg in good:
+            await msg.ack()
+        if self._nc is not None:
+            await self._nc.flush(timeout=max(1, round(self.target.timeout)))
+        self.stats.acked += len(good)
+
+    def _reachable(self) -> None:
+        if self.stats.broker_down_since is not None:
+            log.warning(
+                "%s: the NATS cluster answers again after %.1f s",
+                self.target.url,
+                time.monotonic() - self.stats.broker_down_since,
+            )
+            self._said.discard("broker")
+        self.stats.broker_down_since = None
+        self.stats.connected = True
+
+    async def _update_lag(self, sub: Any) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < _LAG_EVERY:
+            return
+        self._lag_at = now
+        with contextlib.suppress(Exception):
+            info = await sub.consumer_info()
+            self.stats.consumer_lag = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    async def _malformed(self, msg: Msg, exc: EnvelopeError) -> None:
+        kind = exc.kind
+        self.stats.malformed[kind] = self.stats.malformed.get(kind, 0) + 1
+        if kind not in self._said:
+            self._said.add(kind)
+            log.error(
+                "malformed message (%s) on %s, stream sequence %d: %s; terminated (counted from now "
+                "on, not logged again)",
+                kind,
+                msg.subject[:200],
+                msg.metadata.sequence.stream,
+                exc,
+            )
+        await msg.term()
+
+    async def _commit(self, frames: list[DecodedFrame], msgs: list[Msg]) -> None:
+        """Write ``frames`` in one transaction, retrying while the database fails; the messages stay
+        ours (``in_progress`` before ``ack_wait`` runs out) until it works or the worker stops."""
+        delay = _RETRY_FIRST
+        failing_since: float | None = None
+        said = 0.0
+        touched = time.monotonic()
+        while True:
+            try:
+                await self.store.write(frames)
+            except WitsKitError as exc:
+                now = time.monotonic()
+                self.stats.commit_failures += 1
+                self.stats.last_error = str(exc)
+                failing_since = failing_since or now
+                self.stats.commit_failing_since = failing_since
+                if now - said >= _REMIND_EVERY:
+                    said = now
+                    log.error(
+                        "commit of %d frames failed for %.0f s (%s); retrying, messages held",
+                        len(frames),
+                        now - failing_since,
+                        exc,
+                    )
+                if self._stop.is_set():
+                    raise  # not acknowledged: JetStream redelivers them to another worker
+                await self._pause(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+                if time.monotonic() - touched > self.target.ack_wait / 3:
+                    touched = time.monotonic()
+                    for msg in msgs:
+                        with contextlib.suppress(Exception):
+                            await msg.in_progress()
+                continue
+            if failing_since is not None:
+                log.warning("commit works again after %.1f s", time.monotonic() - failing_since)
+                self.stats.commit_failing_since = None
+            self.stats.committed += len(frames)
+            return
+
+    def _note_rigs(self, frames: list[DecodedFrame], edges: list[str]) -> list[RigRow]:
+        """Count the latencies; the newest frame of each rig of the batch, as fleet-view rows."""
+        now = datetime.now(UTC)
+        rigs = self.stats.rigs
+        newest: dict[str, RigRow] = {}
+        for frame, edge in zip(frames, edges, strict=True):
+            received = frame.received_at
+            self.stats.latencies.add((now - received).total_seconds())
+            source = frame.source or "default"
+            status = rigs.get(source)
+            if status is None or received >= status.received_at:
+                rigs[source] = RigStatus(received, now, edge)
+            row = newest.get(source)
+            if row is None or received >= row.last_received_at:
+                newest[source] = RigRow(source, edge, self.name, received, now)
+        return list(newest.values())
+
+    async def _record(self, rows: list[RigRow]) -> None:
+        """The fleet view's rows: best effort (the frames are committed; a failure here is said
+        every _REMIND_EVERY seconds and changes nothing else)."""
+        if self.status is None or not rows:
+            return
+        try:
+            await self.status.record(rows)
+        except WitsKitError as exc:
+            now = time.monotonic()
+            if now - self._status_said >= _REMIND_EVERY:
+                self._status_said = now
+                log.warning("could not record the fleet status (%s); the frames are stored", exc)
+
+
+def worker_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """What is wrong with a central pipeline file for ``witskit worker``, as (field, message).
+
+    A worker reads one JetStream consumer (``sources``: one ``nats://`` URL with ``durable=``)
+    into one SQL database (``sinks``: one database URL); it has no spool, the stream is its log.
+    """
+    from witskit.pipeline.sinks import sink_kind
+
+    problems: list[tuple[str, str]] = []
+    sources = data.get("sources")
+    if isinstance(sources, list):
+        if len(sources) != 1:
+            problems.append(("sources", f"a worker reads one nats:// source, not {len(sources)}"))
+        for i, src in enumerate(sources):
+            url = src.get("url") if isinstance(src, dict) else None
+            if not isinstance(url, str):
+                continue
+            try:
+                parse_target(url, role="worker")
+            except WitsKitError as exc:
+                problems.append((f"sources.{i}.url", str(exc)))
+            if isinstance(src, dict) and src.get("options"):
+                problems.append((f"sources.{i}.options", "a nats:// source takes its options in the URL"))
+    sinks = data.get("sinks")
+    if not isinstance(sinks, list) or len(sinks) != 1:
+        count = len(sinks) if isinstance(sinks, list) else 0
+        problems.append(("sinks", f"a worker writes one database URL, not {count} sinks"))
+    else:
+        url = sinks[0].get("url") if isinstance(sinks[0], dict) else None
+        if isinstance(url, str):
+            try:
+                kind = sink_kind(url)
+            except WitsKitError as exc:
+                problems.append(("sinks.0.url", str(exc)))
+            else:
+                if kind != "sql":
+                    problems.append(
+                        ("sinks.0.url", f"a worker writes a database (redelivery-safe by key), not {kind}://")
+                    )
+    if "spool" in data:
+        problems.append(("spool", "a worker has no spool: the JetStream stream is its durable log"))
+    return problems

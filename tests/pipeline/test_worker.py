@@ -1,0 +1,303 @@
+"""The central worker against a real JetStream node: bad messages, redelivery, its file, one SQLite writer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.commands import clean_env, run_witskit
+from support.natscluster import NatsCluster
+from support.waiting import until
+from witskit.errors import UsageError
+from witskit.pipeline.envelope import encode_envelope
+from witskit.pipeline.worker import Worker, worker_problems
+from witskit.protocol import FrameParser, WITSDecoder, WITSFrame
+from witskit.storage.fleet_status import FleetStatus
+from witskit.storage.schema import frame_key
+from witskit.storage.store import Store
+from witskit.storage.writers import single_writer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    node = NatsCluster(tmp_path_factory.mktemp("nats"), 1)
+    node.start()
+    yield node
+    node.stop()
+
+
+def _frame(n: int, source: str = "rig-1") -> WITSFrame:
+    parser = FrameParser(source=source)
+    (frame,) = [
+        e for e in parser.feed(b"&&\r\n0104%d\r\n0108%d.5\r\n!!\r\n" % (n, n)) if isinstance(e, WITSFrame)
+    ]
+    return frame
+
+
+async def _stored(store: Store) -> list[int]:
+    return sorted(int(row.value) for row in [r async for r in store.query(codes=["0104"])])
+
+
+@pytest.mark.slow
+async def test_bad_messages_are_counted_logged_once_and_terminated(
+    node: NatsCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import nats
+
+    store = await Store.open(f"sqlite:///{tmp_path / 'central.db'}")
+    status = FleetStatus.open(f"sqlite:///{tmp_path / 'central.db'}")
+    worker = Worker(
+        f"nats://{node.url_hosts}/bad.>?stream=BAD&durable=central&replicas=1&batch=50", store, status=status
+    )
+    good = [encode_envelope(_frame(n), edge="e1", sequence=n) for n in range(1, 4)]
+    headers, body = good[0]
+    bad = [
+        ({}, b"hello from another app"),  # foreign: no envelope header
+        ({}, b"and again"),  # the same kind: counted, not logged again
+        ({**headers, "WitsKit-Envelope": "2", "Nats-Msg-Id": "v"}, body),  # a newer envelope
+        ({**headers, "Nats-Msg-Id": "t"}, body[:5]),  # truncated
+        ({**headers, "Nats-Msg-Id": "n"}, body[:11] + b"no frame here"),  # a record without a frame
+        ({"WitsKit-Envelope": "1"}, body),  # no edge or sequence header
+    ]
+    task = asyncio.create_task(worker.run())
+    try:
+        await until(lambda: worker.stats.connected, timeout=20)
+        nc = await nats.connect(servers=node.live_servers)
+        try:
+            js = nc.jetstream()
+            messages = [good[0], *bad[:3], good[1], *bad[3:], good[2]]
+            for h, b in messages:
+                await js.publish("bad.rig-1", b, headers=h or None)
+        finally:
+            await nc.close()
+        await until(lambda: worker.stats.acked == 3 and sum(worker.stats.malformed.values()) == 6, timeout=20)
+    finally:
+        worker.stop()
+        await task
+    assert await _stored(store) == [1, 2, 3]  # the good ones around the bad, none held back
+    (rig,) = await status.rigs()  # the fleet view: the rig, its edge, its last frame's lag
+    await status.aclose()
+    assert (rig.source, rig.edge, rig.worker) == ("rig-1", "e1", "witskit-worker")
+    assert 0 <= rig.lag_seconds < 60
+    assert worker.stats.malformed == {
+        "foreign": 2,
+        "version": 1,
+        "truncated": 1,
+        "not-a-frame": 1,
+        "header": 1,
+    }
+    lines = [r.getMessage() for r in caplog.records if "malformed message" in r.getMessage()]
+    assert len(lines) == 5  # once per kind
+    assert any("(foreign) on bad.rig-1, stream sequence 2" in line for line in lines)
+    await store.aclose()
+    nc = await nats.connect(servers=node.live_servers)
+    try:
+        info = await nc.jetstream().consumer_info("BAD", "central")
+    finally:
+        await nc.close()
+    assert info.num_pending == 0
+    assert info.num_ack_pending == 0
+
+
+@pytest.mark.slow
+async def test_any_worker_writes_the_key_the_edge_would(node: NatsCluster, tmp_path: Path) -> None:
+    """One frame reaches the workers three times: published (worker 1 stores it), re-published
+    under another message id (worker 2), and delivered to a worker that dies without acknowledging
+    (redelivered to worker 2). One row, under the key the edge computes."""
+    import nats
+
+    db = f"sqlite:///{tmp_path / 'keys.db'}"
+    url = f"nats://{node.url_hosts}/keys.>?stream=KEYS&durable=central&replicas=1&ack_wait=1"
+    frame = _frame(42, source="rig-9")
+    expected = frame_key(WITSDecoder().decode(frame))
+    headers, body = encode_envelope(frame, edge="e9", sequence=7)
+    nc = await nats.connect(servers=node.live_servers)
+    js = nc.jetstream()
+    try:
+        for name in ("w1", "w2"):
+            store = await Store.open(db)
+            worker = Worker(url, store, name=name)
+            task = asyncio.create_task(worker.run())
+            try:
+                await until(lambda w=worker: w.stats.connected, timeout=20)  # type: ignore[misc]
+                if name == "w1":
+                    await js.publish("keys.rig-9", body, headers=headers)
+                    await until(lambda w=worker: w.stats.acked == 1, timeout=20)  # type: ignore[misc]
+                    worker.stop()
+                    await task
+                    # A worker that takes the next copy and dies before its commit:
+                    await js.publish("keys.rig-9", body, headers={**headers, "Nats-Msg-Id": "copy-1"})
+                    dying = await js.pull_subscribe("keys.>", durable="central", stream="KEYS")
+                    assert len(await dying.fetch(1, timeout=5)) == 1
+                else:
+                    await js.publish("keys.rig-9", body, headers={**headers, "Nats-Msg-Id": "copy-2"})
+                    await until(lambda w=worker: w.stats.acked == 2, timeout=20)  # type: ignore[misc]
+                    assert worker.stats.redelivered == 1
+            finally:
+                worker.stop()
+                await task
+                await store.aclose()
+    finally:
+        await nc.close()
+    store = await Store.open(db)
+    try:
+        from sqlalchemy import text
+
+        async with store._engine.connect() as conn:  # the key column itself
+            keys = (await conn.execute(text("SELECT frame_key FROM frames"))).scalars().all()
+    finally:
+        await store.aclose()
+    assert keys == [expected]
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        (
+            {"sources": [{"url": "tcp://h:1"}], "sinks": [{"url": "sqlite:///x.db"}]},
+            "sources.0.url",
+            "not a JetStream",
+        ),
+        (
+            {"sources": [{"url": "nats://h/w.>?stream=S"}], "sinks": [{"url": "sqlite:///x.db"}]},
+            "sources.0.url",
+            "durable=NAME is required",
+        ),
+        (
+            {"sources": [{"url": "nats://h/w.>?stream=S&durable=d"}], "sinks": [{"url": "jsonl://x.jsonl"}]},
+            "sinks.0.url",
+            "a worker writes a database",
+        ),
+        ({"sources": [{"url": "nats://h/w.>?stream=S&durable=d"}], "sinks": []}, "sinks", "not 0 sinks"),
+        (
+            {
+                "sources": [{"url": "nats://h/w.>?stream=S&durable=d"}],
+                "sinks": [{"url": "sqlite:///x.db"}],
+                "spool": {},
+            },
+            "spool",
+            "no spool",
+        ),
+    ],
+)
+def test_a_central_file_is_checked_whole(data: dict[str, object], field: str, message: str) -> None:
+    problems = dict(worker_problems(data))
+    assert field in problems
+    assert message in problems[field]
+
+
+def test_sqlite_takes_one_worker(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    refused = r"SQLite takes one writer and process \d+ \(witskit worker\)"
+    with single_writer(url, role="witskit worker"), pytest.raises(UsageError, match=refused):  # noqa: SIM117
+        with single_writer(url, role="witskit worker"):
+            pass
+    with single_writer(url, role="witskit worker"):  # released: the next one may start
+        pass
+    with (
+        single_writer("postgresql://u@h/db", role="witskit worker"),
+        single_writer("postgresql://u@h/db", role="witskit worker"),
+    ):
+        pass  # a server database takes several
+
+
+def test_the_second_sqlite_worker_is_refused_with_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "central.db"
+    central = tmp_path / "central.yaml"
+    central.write_text(
+        "sources:\n  - url: nats://127.0.0.1:1/wits.>?stream=WITS&durable=central\n"
+        f"sinks:\n  - url: sqlite:///{db}\n"
+    )
+    env = clean_env(PYTHONPATH=str(ROOT / "src"))
+    with single_writer(f"sqlite:///{db}", role="witskit worker"):  # the first worker, in this process
+        done = run_witskit("worker", "--config", str(central), env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode != 0
+    assert "SQLite takes one writer" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_bad_central_file_names_the_file_and_fields(tmp_path: Path) -> None:
+    central = tmp_path / "central.yaml"
+    central.write_text("sources:\n  - url: nats://h:4222/wits.>?stream=WITS\nsinks:\n  - url: csv://x.csv\n")
+    done = run_witskit(
+        "worker", "--config", str(central), env=clean_env(PYTHONPATH=str(ROOT / "src")), cwd=tmp_path
+    )
+    assert done.returncode != 0
+    assert f"{central}: invalid pipeline" in done.stderr
+    assert "sources.0.url" in done.stderr
+    assert "sinks.0.url" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_readyz_fails_when_the_cluster_stays_unreachable(tmp_path: Path) -> None:
+    """``witskit worker --metrics-port``: /readyz turns 503 once the cluster has been unreachable
+    for longer than --broker-grace, and /metrics says the broker is down."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    from support.natscluster import free_ports
+
+    (closed,) = free_ports(1)  # nothing listens there
+    central = tmp_path / "central.yaml"
+    central.write_text(
+        f"sources:\n  - url: nats://127.0.0.1:{closed}/wits.>?stream=WITS&durable=central&timeout=1\n"
+        f"sinks:\n  - url: sqlite:///{tmp_path / 'c.db'}\n"
+    )
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "witskit",
+                "worker",
+                "--config",
+                str(central),
+                "--metrics-port",
+                "0",
+                "--broker-grace",
+                "1",
+            ],
+            env=clean_env(PYTHONPATH=str(ROOT / "src")),
+            stdout=out,
+            stderr=out,
+            cwd=tmp_path,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        port = None
+        while port is None and time.monotonic() < deadline:
+            found = re.search(r"/metrics on http://127\.0\.0\.1:(\d+)", log.read_text())
+            port = int(found.group(1)) if found else None
+            time.sleep(0.1)
+        assert port is not None, log.read_text()
+        status = 0
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                body = exc.read().decode()
+                break
+            time.sleep(0.2)
+        assert status == 503
+        assert "broker" in body
+        assert "not ready" in body
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        assert re.search(r'witskit_worker_broker_up\{worker="[^"]+"\} 0', metrics), metrics
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert "Traceback" not in log.read_text()
