@@ -14,10 +14,11 @@ frames counted, so no scenario guesses how long the pipeline takes under load. P
 never stopped (it is shared): its outage is a TCP proxy on loopback between the workers and the
 server, which drops every connection and refuses new ones for 20 s.
 
-To keep the module short, the two scenarios that mostly wait (every node down 30 s, PostgreSQL
-cut 20 s) run in background threads (:class:`Lane`) while the others run: the node faults on a
-3-node cluster of their own, the database cut on the module's cluster, whose nodes the other
-scenarios never stop. Each scenario still has its own test, which reports that scenario's result.
+To keep the module short, the scenarios that mostly wait run in background threads
+(:class:`Lane`, each with its own event loop) while the others run: each node fault (every node
+down 30 s; one node killed) on a 3-node cluster of its own; the database cut (20 s) then
+the worker kill, both through a database proxy, on the module's cluster, whose nodes no scenario
+there stops. Each scenario still has its own test, which reports that scenario's result.
 """
 
 from __future__ import annotations
@@ -432,6 +433,29 @@ async def database_cut_for_20_s(cluster: NatsCluster, pg_url: str, tmp: Path) ->
         await proxy.aclose()
 
 
+async def worker_killed_mid_batch(cluster: NatsCluster, pg_url: str, tmp_path: Path) -> None:
+    """Worker 0 reaches the database through a proxy that stalls: its next batch hangs in its
+    commit, fetched and unacknowledged, when it is killed; worker 1 gets those messages again."""
+    proxy, proxied = await _proxy_to(pg_url)
+    try:
+        async with fleet("wkill", cluster, pg_url, tmp_path, frames_for(10), worker0_url=proxied) as f:
+
+            async def kill_worker() -> None:
+                proxy.flowing.clear()
+                await asyncio.sleep(3)  # worker 0 fetches a batch and waits on its commit
+                await f.kill(f.workers[0])
+                proxy.flowing.set()
+
+            await during(f, kill_worker)
+            await exactly_once(f)
+            await f.kill(f.workers[1], signal.SIGTERM)  # it prints its counts as it stops
+            counts = re.search(r"redelivered (\d+)", (tmp_path / "worker-1.log").read_text())
+            assert counts is not None, f.logs()
+            assert int(counts.group(1)) > 0, f.logs()
+    finally:
+        await proxy.aclose()
+
+
 class Lane(threading.Thread):
     """Scenarios run one after the other in a thread of their own (own event loop), on ``cluster``
     or on a 3-node cluster the lane starts (in ``base``) and stops; a test gets its result with
@@ -481,12 +505,14 @@ class Lane(threading.Thread):
             raise error
 
 
-#: The scenarios that run in the background, by test: (lane, scenario). The node faults share a
-#: cluster of their own; the database cut uses the module's (no node of it is ever stopped).
+#: The scenarios that run in the background, by test: (lane, scenario). Each node fault has a
+#: cluster of its own; the scenarios with a database proxy use the module's (none of its nodes
+#: is ever stopped).
 _BACKGROUND: dict[str, tuple[str, Callable[[NatsCluster, str, Path], Coroutine[Any, Any, None]]]] = {
-    "test_every_nats_node_down_for_30_s": ("nodes", every_node_down_for_30_s),
-    "test_nats_node_killed_and_restarted": ("nodes", node_killed_and_restarted),
-    "test_database_cut_for_20_s": ("database", database_cut_for_20_s),
+    "test_every_nats_node_down_for_30_s": ("all-nodes", every_node_down_for_30_s),
+    "test_nats_node_killed_and_restarted": ("one-node", node_killed_and_restarted),
+    "test_database_cut_for_20_s": ("proxied", database_cut_for_20_s),
+    "test_worker_killed_mid_batch": ("proxied", worker_killed_mid_batch),
 }
 
 
@@ -508,7 +534,7 @@ def lanes(
     started: dict[str, Lane] = {}
     for lane, lane_steps in steps.items():
         base = tmp_path_factory.mktemp(f"lane-{lane}")
-        started[lane] = Lane(lane_steps, pg_url, base, cluster if lane == "database" else None)
+        started[lane] = Lane(lane_steps, pg_url, base, cluster if lane == "proxied" else None)
         started[lane].start()
     by_test = {test: started[lane] for test, (lane, _) in _BACKGROUND.items() if lane in started}
     yield by_test
@@ -517,29 +543,6 @@ def lanes(
 
 
 # -- the tests --------------------------------------------------------------------------------
-
-
-async def test_worker_killed_mid_batch(cluster: NatsCluster, pg_url: str, tmp_path: Path) -> None:
-    """Worker 0 reaches the database through a proxy that stalls: its next batch hangs in its
-    commit, fetched and unacknowledged, when it is killed; worker 1 gets those messages again."""
-    proxy, proxied = await _proxy_to(pg_url)
-    try:
-        async with fleet("wkill", cluster, pg_url, tmp_path, frames_for(10), worker0_url=proxied) as f:
-
-            async def kill_worker() -> None:
-                proxy.flowing.clear()
-                await asyncio.sleep(3)  # worker 0 fetches a batch and waits on its commit
-                await f.kill(f.workers[0])
-                proxy.flowing.set()
-
-            await during(f, kill_worker)
-            await exactly_once(f)
-            await f.kill(f.workers[1], signal.SIGTERM)  # it prints its counts as it stops
-            counts = re.search(r"redelivered (\d+)", (tmp_path / "worker-1.log").read_text())
-            assert counts is not None, f.logs()
-            assert int(counts.group(1)) > 0, f.logs()
-    finally:
-        await proxy.aclose()
 
 
 async def test_edge_killed_and_restarted(cluster: NatsCluster, pg_url: str, tmp_path: Path) -> None:
@@ -606,6 +609,10 @@ async def test_message_published_twice(cluster: NatsCluster, pg_url: str, tmp_pa
 
 async def test_database_cut_for_20_s(lanes: dict[str, Lane]) -> None:
     await lanes["test_database_cut_for_20_s"].result("test_database_cut_for_20_s")
+
+
+async def test_worker_killed_mid_batch(lanes: dict[str, Lane]) -> None:
+    await lanes["test_worker_killed_mid_batch"].result("test_worker_killed_mid_batch")
 
 
 async def test_every_nats_node_down_for_30_s(lanes: dict[str, Lane]) -> None:
