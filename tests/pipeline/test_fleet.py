@@ -310,6 +310,7 @@ def runs(counts: Counter[int]) -> list[tuple[int, int]]:
 
 
 def summary(f: Fleet, got: dict[str, Counter[int]]) -> dict[str, list[tuple[int, int]]]:
+    """Per rig of ``f``: the runs of sequence numbers in ``got`` (for failure messages)."""
     return {n: runs(got.get(n, Counter())) for edge in range(2) for n in f.names(edge)}
 
 
