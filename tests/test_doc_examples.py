@@ -36,6 +36,7 @@ DEDICATED: dict[tuple[str, str], str] = {
     ("README.md", "python"): "tests/test_readme.py",
     ("README.md", "console"): "tests/test_readme.py",
     ("docs/cli.md", "console"): "tests/cli/test_cli_docs.py",
+    ("docs/history.md", "console"): "tests/storage/test_history_compact.py",
     ("docs/pipeline.md", "python"): "tests/pipeline/test_pipeline_docs.py",
     ("docs/pipeline.md", "console"): "tests/pipeline/test_pipeline_docs.py",
     ("docs/service.md", "console"): "tests/service/test_docs.py",

@@ -233,3 +233,74 @@ def test_the_cli_removes_only_what_the_archive_holds(tmp_path: Path) -> None:
     assert "not in the archive yet" in result.stderr
     assert "removed rig-a 2026-01-10" in result.stdout
     assert result.stdout.count("(150 points, 5 frames)") == 2  # January of each rig, not February
+
+
+async def test_a_frame_back_filled_between_the_archive_check_and_the_drop_keeps_the_leaf(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The race of issue 13: the archive confirms January, then a frame of January lands in its
+    leaf (written by another store, on its own connection), then retention locks the leaf. The
+    leaf must be kept and named (dropping it would lose the frame: the archive does not hold it),
+    and the next archive run and retention pass take it, the frame with it."""
+    from witskit.storage.archive import Archive, archive_days, is_archived
+    from witskit.storage.retention import apply_retention
+
+    store = await Store.open(postgres_url, timeout=10)
+    writer = await Store.open(postgres_url, timeout=10)
+    archive = Archive(str(tmp_path / "archive"))
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    try:
+        await fill(store)
+        await archive_days(store, archive, until=march)  # January and February, both rigs
+
+        async def gate(source: str, start: datetime, end: datetime) -> bool:
+            return await is_archived(store, archive, source, start, end)
+
+        from witskit.protocol import DecodedFrame, iter_decode
+        from witskit.simulator import DrillingSimulator
+
+        late_day = datetime(2026, 1, 20, tzinfo=UTC)
+        data = b"".join(DrillingSimulator(99, records=(1,), start=late_day).frames(1))
+        late = [f for f in iter_decode(data, source="rig-a") if isinstance(f, DecodedFrame)]
+        january_a = "frames_p202601_s1, point_blocks_p202601_s1, points_p202601_s1"
+        written: list[int] = []
+
+        async def back_fill(target: str) -> None:
+            if target == january_a:  # after January's check, before its lock
+                written.append(await writer.write(late))
+
+        report = await apply_retention(
+            store._engine, store._backend, RetentionPolicy(30), now=NOW, archived=gate, checked=back_fill
+        )
+        assert written == [30]
+        assert len(report.kept) == 1, report.kept
+        why = "frames arrived after its archive check (5 then, 6 now)"
+        assert report.kept[0].startswith(f"{january_a}: {why}")
+        assert sorted((r.source, r.start.month) for r in report.removed) == [
+            ("rig-a", 2),
+            ("rig-b", 1),
+            ("rig-b", 2),
+        ]
+        assert await months_of(store, "rig-a") == [1, 3]
+        assert {r.time async for r in store.query("rig-a", codes=["0108"], end=late_day.replace(day=21))} >= {
+            late[0].timestamp
+        }
+        await counters_are_exact(store)
+
+        # The next pass: the archive writes January 20th, then retention drops the leaf.
+        assert [(e.source, e.date) for e in (await archive_days(store, archive, until=march)).written] == [
+            ("rig-a", "2026-01-20")
+        ]
+        again = await apply_retention(
+            store._engine, store._backend, RetentionPolicy(30), now=NOW, archived=gate
+        )
+        assert again.kept == []
+        assert [r.target for r in again.removed] == [january_a]
+        assert await months_of(store, "rig-a") == [3]
+        entry = archive.entry("rig-a", late_day.date())
+        assert entry is not None
+        assert (entry.frames, entry.rows) == (1, 30)
+        await counters_are_exact(store)
+    finally:
+        await writer.aclose()
+        await store.aclose()

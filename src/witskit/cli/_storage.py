@@ -1,4 +1,4 @@
-"""``witskit db upgrade``, ``witskit query`` and ``witskit import``: the store from the shell."""
+"""``witskit db``, ``archive``, ``query`` and ``import``: the store from the shell."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
@@ -170,6 +171,33 @@ def register(app: typer.Typer) -> None:
             info("nothing to remove")
         if report.kept:
             raise typer.Exit(EXIT_PROBLEMS)
+
+    @db_app.command("compact")
+    @handle_errors
+    def db_compact(
+        db: DbOpt = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Only list what would be compacted.")
+        ] = False,
+        apply: Annotated[bool, typer.Option("--apply", help="Compact it.")] = False,
+        before: Annotated[
+            str | None,
+            typer.Option("--before", help="Compact the hours before this UTC time (default: this hour)."),
+        ] = None,
+        source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Source name(s).")] = None,
+    ) -> None:
+        """Move closed hours of points into hourly blocks (PostgreSQL; see docs/history.md)."""
+        from witskit.storage.blocks import compaction_cutoff
+        from witskit.storage.query import parse_time
+
+        if dry_run == apply:
+            raise UsageError("say --dry-run (list what would be compacted) or --apply (compact it)")
+        now = datetime.now(UTC)
+        cutoff = compaction_cutoff(parse_time(before, "--before") or now)
+        if cutoff > now:
+            raise UsageError(f"--before {before} is in the future: only closed hours are compacted")
+        url = _db_url(db)
+        asyncio.run(_compact(url, cutoff, _split(source), apply))
 
     @app.command("archive", short_help="Move closed days of history to the Parquet archive.")
     @handle_errors
@@ -388,6 +416,76 @@ async def _retention(url: str, policy: Any, apply: bool, archive: str | None) ->
         return await store.retention(policy, apply=apply, archived=gate)
     finally:
         await store.aclose()
+
+
+async def _compact(url: str, cutoff: datetime, sources: list[str] | None, apply: bool) -> None:
+    from witskit.storage import Store, sanitize_url
+
+    store = await Store.open(url, migrate=False, must_exist=True)
+    try:
+        if store.backend != "postgresql":
+            info(
+                f"{sanitize_url(url)}: {store.backend} keeps one row per point; hourly blocks exist only "
+                "on PostgreSQL, so there is nothing to compact"
+            )
+            return
+        verb = "compacted" if apply else "would compact"
+
+        def say(name: str, day: Any) -> None:
+            typer.echo(f"{verb} {name} {day.day:%Y-%m-%d}: {day.hours} hour(s), {day.points:,} points")
+
+        # The plan sizes the progress bar when there is one; without a terminal, --apply skips it.
+        plan = (
+            await store.compaction_plan(cutoff, sources=sources) if not apply or stderr_is_terminal() else []
+        )
+        done: list[tuple[str, Any]] = []
+        if not apply:
+            done = plan
+            for name, day in plan:
+                say(name, day)
+        else:
+            with _points_progress(sum(d.points for _, d in plan)) as advance:
+
+                def told(name: str, day: Any) -> None:
+                    done.append((name, day))
+                    if advance is not None:
+                        advance(day.points)
+                    say(name, day)
+
+                await store.compact(cutoff, sources=sources, on_day=told)
+        total, names, hours = (
+            sum(d.points for _, d in done),
+            {n for n, _ in done},
+            sum(d.hours for _, d in done),
+        )
+        if not total:
+            info(f"nothing to compact before {cutoff:%Y-%m-%d %H:%M} UTC")
+            return
+        info(
+            f"{verb} {total:,} points of {len(names)} source(s), {hours} hour(s), "
+            f"into hourly blocks (before {cutoff:%Y-%m-%d %H:%M} UTC)"
+        )
+    finally:
+        await store.aclose()
+
+
+@contextlib.contextmanager
+def _points_progress(total: int) -> Iterator[Any]:
+    """A transient points bar on stderr when stderr is a terminal; else None."""
+    if not stderr_is_terminal():
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("compacting: {task.completed:,.0f} of {task.total:,.0f} points"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=stderr_console(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("compact", total=total or None)
+        yield lambda n: progress.advance(task, n)
 
 
 async def _archive(url: str, to: str, sources: list[str] | None, until: Any) -> tuple[int, int, int]:

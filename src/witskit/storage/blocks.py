@@ -32,10 +32,12 @@ checking again), which gives its disk space back at once; otherwise VACUUM makes
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-__all__ = ["COMPACT_LOCK_KEY", "compact"]
+__all__ = ["COMPACT_LOCK_KEY", "CompactedDay", "compact", "compaction_cutoff", "plan_compaction"]
 
 logger = logging.getLogger("witskit.storage")
 
@@ -70,30 +72,73 @@ FROM merged GROUP BY source_id, code, hour
 ON CONFLICT (source_id, code, hour) DO UPDATE SET times = EXCLUDED.times,
     frame_keys = EXCLUDED.frame_keys, idxs = EXCLUDED.idxs, nums = EXCLUDED.nums, texts = EXCLUDED.texts
 )
-SELECT count(*) FROM moved
+SELECT (SELECT count(*) FROM moved), (SELECT count(DISTINCT hour) FROM touched)
 """  # noqa: S608 - fixed text
+
+#: The (source, UTC day) units of work: one transaction each, in this order.
+_DAYS: Final = """
+SELECT source_id, date_trunc('day', time, 'UTC') AS day, count(DISTINCT date_trunc('hour', time, 'UTC')),
+    count(*)
+FROM points WHERE time < $1 AND ($2::bigint[] IS NULL OR source_id = ANY($2))
+GROUP BY 1, 2 ORDER BY 2, 1
+"""
 
 _DAY: Final = timedelta(days=1)
 
 
-async def compact(drv: Any, before: datetime, lock_timeout: float = 5.0) -> int:
+@dataclass(frozen=True)
+class CompactedDay:
+    """One (source, UTC day) of rows that compaction moves (or moved) into blocks."""
+
+    source_id: int
+    day: datetime
+    #: Hours of that day with rows to move.
+    hours: int
+    #: Points (rows) moved.
+    points: int
+
+
+def compaction_cutoff(before: datetime) -> datetime:
+    """The instant before which rows are compacted: ``before`` cut to the hour."""
+    return before.replace(minute=0, second=0, microsecond=0)
+
+
+async def plan_compaction(
+    drv: Any, before: datetime, source_ids: Sequence[int] | None = None
+) -> list[CompactedDay]:
+    """What :func:`compact` would move now, per (source, UTC day), in its order (asyncpg)."""
+    ids = None if source_ids is None else list(source_ids)
+    rows = await drv.fetch(_DAYS, compaction_cutoff(before), ids)
+    return [CompactedDay(int(r[0]), r[1], int(r[2]), int(r[3])) for r in rows]
+
+
+async def compact(
+    drv: Any,
+    before: datetime,
+    lock_timeout: float = 5.0,
+    *,
+    source_ids: Sequence[int] | None = None,
+    on_day: Callable[[CompactedDay], None] | None = None,
+) -> int:
     """Move every row of ``points`` older than ``before`` (cut to the hour) into blocks (asyncpg).
 
-    One transaction per (source, UTC day); returns the number of points moved.
+    One transaction per (source, UTC day), so a run that is killed has moved whole days and left
+    the others as rows, and a run again moves the rest; ``source_ids`` limits it to those sources,
+    ``on_day`` is told of each day once its transaction committed. Returns the points moved.
     """
-    cutoff = before.replace(minute=0, second=0, microsecond=0)
-    days = await drv.fetch(
-        "SELECT DISTINCT source_id, date_trunc('day', time, 'UTC') AS day FROM points WHERE time < $1 "
-        "ORDER BY 2, 1",
-        cutoff,
-    )
+    cutoff = compaction_cutoff(before)
+    ids = None if source_ids is None else list(source_ids)
     moved = 0
-    for row in days:
+    for row in await drv.fetch(_DAYS, cutoff, ids):
         sid, day = int(row[0]), row[1]
         async with drv.transaction():
             await drv.execute("SELECT pg_advisory_xact_lock($1)", COMPACT_LOCK_KEY)
             await drv.execute("SET LOCAL work_mem = '64MB'")
-            moved += int(await drv.fetchval(_COMPACT, sid, day, min(day + _DAY, cutoff)))
+            done = await drv.fetchrow(_COMPACT, sid, day, min(day + _DAY, cutoff))
+        points, hours = int(done[0]), int(done[1])
+        moved += points
+        if on_day is not None and points:
+            on_day(CompactedDay(sid, day, hours, points))
     await _truncate_empty(drv, lock_timeout)
     return moved
 

@@ -3,7 +3,7 @@
 One pass, in this order, each step on its own so a failure of one is logged and the others run:
 
 1. :meth:`Store.compact <witskit.storage.store.Store.compact>`: closed hours into hourly blocks
-   (PostgreSQL; nothing elsewhere);
+   (PostgreSQL; nothing elsewhere; ``witskit db compact`` runs the same by hand);
 2. with an archive: :func:`~witskit.storage.archive.archive_days`, every closed day;
 3. with a retention: :func:`~witskit.storage.retention.scheduled_retention`, which removes only
    what the archive verifiably holds when there is one.

@@ -6,7 +6,9 @@ Each engine does it the way it does best (``docs/history.md``):
   ``partitions.py``) whose month ended before the source's cut-off: a catalog change, never a mass
   ``DELETE``. One short transaction per leaf, with a lock timeout: a leaf that cannot be dropped
   now is reported by name and the others go on. The source's counters are corrected in the same
-  transaction, from exact counts of the leaf.
+  transaction, from exact counts of the leaf. With an archive, the leaf's frames are counted
+  before the archive is asked and again under the leaf's ACCESS EXCLUSIVE lock: a frame
+  back-filled in between (the count differs) keeps the leaf, named, for the next archive run.
 * **SQLite** and **MariaDB/MySQL** have one table each: rows are deleted by primary-key range, one
   (source, code, day) range per statement and one day per transaction, so the writer is never held
   for long and the work resumes where it stopped.
@@ -42,6 +44,7 @@ from witskit.storage.schema import frames, points, sources
 
 __all__ = [
     "Archived",
+    "Checked",
     "Removal",
     "RetentionPolicy",
     "RetentionReport",
@@ -163,15 +166,38 @@ async def _due_leaves(
 _COUNT: Final = {"point_blocks": "COALESCE(sum(cardinality(times)), 0)"}
 
 
-async def _drop_leaf(drv: Any, leaf: Leaf, infos: list[LeafInfo], lock_timeout: float) -> tuple[int, int]:
-    """Drop one (month, source) leaf of both tables; fix the source's counters. (points, frames)."""
+class _Changed(Exception):
+    """The leaf gained frames between its archive check and its lock: it is kept."""
+
+    def __init__(self, seen: int, now: int) -> None:
+        super().__init__(f"{seen} then, {now} now")
+        self.seen, self.now = seen, now
+
+
+async def _drop_leaf(
+    drv: Any, leaf: Leaf, infos: list[LeafInfo], lock_timeout: float, seen: int | None
+) -> tuple[int, int]:
+    """Drop one (month, source) leaf of both tables; fix the source's counters. (points, frames).
+
+    The leaves are locked first (ACCESS EXCLUSIVE: no write lands in them after this), each after
+    its month level, the order in which writers' rows are routed and in which ``DROP TABLE`` locks
+    (a leaf locked before its parent would deadlock with a writer holding the parent). With
+    ``seen`` (the leaf's frames counted before the archive was asked), the leaf is dropped only if
+    it still holds exactly that many: frames are never deleted but by retention, so the same count
+    means the same frames, the ones the archive was verified to hold. Otherwise :class:`_Changed`.
+    """
     by_table = {i.table: i.name for i in infos}
     async with drv.transaction():
         await drv.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
+        for table, name in by_table.items():
+            await drv.execute(f"LOCK TABLE ONLY {leaf.month_table(table)} IN ACCESS EXCLUSIVE MODE")
+            await drv.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
         counts = {
             table: int(await drv.fetchval(f"SELECT {_COUNT.get(table, 'count(*)')} FROM {name}"))  # noqa: S608
             for table, name in by_table.items()
         }
+        if seen is not None and counts.get("frames", 0) != seen:
+            raise _Changed(seen, counts.get("frames", 0))
         # A block (revision 0009) holds an hour of points: they count as points.
         counts["points"] = counts.get("points", 0) + counts.pop("point_blocks", 0)
         for name in by_table.values():
@@ -194,6 +220,11 @@ async def _drop_leaf(drv: Any, leaf: Leaf, infos: list[LeafInfo], lock_timeout: 
     return counts.get("points", 0), counts.get("frames", 0)
 
 
+#: Told the leaf's partition names after its archive check and before it is locked and dropped:
+#: tests write a back-filled frame there, between the two, to prove the leaf is then kept.
+Checked = Callable[[str], Awaitable[None]]
+
+
 async def _postgres(
     engine: AsyncEngine,
     backend: BackendImpl,
@@ -202,6 +233,7 @@ async def _postgres(
     apply: bool,
     archived: Archived | None,
     lock_timeout: float,
+    checked: Checked | None = None,
 ) -> RetentionReport:
     report = RetentionReport(applied=apply)
     due = await _due_leaves(engine, policy, now)
@@ -210,14 +242,30 @@ async def _postgres(
         drv: Any = raw.driver_connection
         for name, leaf, infos, size in due:
             target = ", ".join(sorted(i.name for i in infos))
-            if archived is not None and not await archived(name, leaf.start, leaf.end):
-                report.kept.append(f"{target}: not in the archive yet (run `witskit archive`), kept")
-                continue
+            seen = None
+            if archived is not None:
+                # Counted before the archive is asked (which counts again, through another
+                # connection): whatever lands in the leaf after this shows under the lock.
+                frames_leaf = next((i.name for i in infos if i.table == "frames"), None)
+                if apply and frames_leaf is not None:
+                    seen = int(await drv.fetchval(f"SELECT count(*) FROM {frames_leaf}"))  # noqa: S608
+                if not await archived(name, leaf.start, leaf.end):
+                    report.kept.append(f"{target}: not in the archive yet (run `witskit archive`), kept")
+                    continue
+            if checked is not None:
+                await checked(target)
             if not apply:
                 report.removed.append(Removal(name, leaf.start, leaf.end, target, size))
                 continue
             try:
-                pts, frs = await _drop_leaf(drv, leaf, infos, lock_timeout)
+                pts, frs = await _drop_leaf(drv, leaf, infos, lock_timeout, seen)
+            except _Changed as changed:
+                report.kept.append(
+                    f"{target}: frames arrived after its archive check ({changed}), kept; "
+                    "the next `witskit archive` and retention take it"
+                )
+                logger.warning("storage: retention kept %s: frames arrived after its archive check", target)
+                continue
             except Exception as exc:  # one leaf's failure is reported; the others go on
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 report.kept.append(f"{target}: could not be dropped ({reason}), kept")
@@ -333,15 +381,17 @@ async def apply_retention(
     now: datetime | None = None,
     archived: Archived | None = None,
     lock_timeout: float = LOCK_TIMEOUT,
+    checked: Checked | None = None,
 ) -> RetentionReport:
     """Remove the history that ``policy`` no longer keeps (see the module's notes per engine).
 
     ``lock_timeout`` (seconds, PostgreSQL): how long a partition's lock is waited for before that
-    partition is reported as kept and the next one is tried.
+    partition is reported as kept and the next one is tried. ``checked`` (PostgreSQL, tests) is
+    awaited between a leaf's archive check and its drop.
     """
     now = now or datetime.now(UTC)
     if backend.name == "postgresql":
-        return await _postgres(engine, backend, policy, now, True, archived, lock_timeout)
+        return await _postgres(engine, backend, policy, now, True, archived, lock_timeout, checked)
     return await _by_rows(engine, policy, now, True, archived)
 
 

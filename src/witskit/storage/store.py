@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Self
@@ -35,6 +35,7 @@ from witskit.storage._base import BackendImpl, Pending, ScanFilter, WriteRace
 from witskit.storage._translate import translate
 from witskit.storage._url import SecretLike, parse_url
 from witskit.storage.archive import Archive
+from witskit.storage.blocks import CompactedDay, plan_compaction
 from witskit.storage.blocks import compact as _compact
 from witskit.storage.errors import DatabaseNotFound, DatabaseUnavailable
 from witskit.storage.imports import ImportMark
@@ -740,11 +741,19 @@ class Store:
         with translate(self._backend, "create partitions in"):
             return await ensure_ahead(self._engine, now)
 
-    async def compact(self, before: datetime | None = None) -> int:
+    async def compact(
+        self,
+        before: datetime | None = None,
+        *,
+        sources: Iterable[str] | None = None,
+        on_day: Callable[[str, CompactedDay], None] | None = None,
+    ) -> int:
         """PostgreSQL: move the points older than ``before`` (default: the current hour) from rows
         into hourly blocks (:mod:`witskit.storage.blocks`); the number of points moved (0 elsewhere).
 
-        Reads return the same points before and after; safe while writers run.
+        ``sources`` (names) limits it to those sources; ``on_day(source, day)`` is told of each
+        (source, UTC day) once it is committed. Reads return the same points before and after;
+        safe while writers and other compactions run (an advisory lock serialises compactions).
         """
         self._check_open()
         if self._backend.name != "postgresql":
@@ -752,12 +761,42 @@ class Store:
         cutoff = before or datetime.now(UTC)
         with translate(self._backend, "compact points in"):
             async with self._engine.connect() as conn:
+                names = await self._source_names(conn)
+            ids = None if sources is None else self._ids_of(names, sources)
+            # A connection of its own: SQLAlchemy's would have begun a transaction around ours.
+            async with self._engine.connect() as conn:
                 raw = await conn.get_raw_connection()
                 drv: Any = raw.driver_connection
-                moved = await _compact(drv, cutoff)
+                told = None if on_day is None else (lambda d: on_day(names.get(d.source_id, "?"), d))
+                moved = await _compact(drv, cutoff, source_ids=ids, on_day=told)
         if moved:
             logger.info("storage: compacted %d points into hourly blocks", moved)
         return moved
+
+    async def compaction_plan(
+        self, before: datetime | None = None, *, sources: Iterable[str] | None = None
+    ) -> list[tuple[str, CompactedDay]]:
+        """PostgreSQL: what :meth:`compact` would move now, per (source name, UTC day); [] elsewhere."""
+        self._check_open()
+        if self._backend.name != "postgresql":
+            return []
+        with translate(self._backend, "plan compaction of"):
+            async with self._engine.connect() as conn:
+                names = await self._source_names(conn)
+            ids = None if sources is None else self._ids_of(names, sources)
+            async with self._engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                days = await plan_compaction(raw.driver_connection, before or datetime.now(UTC), ids)
+        return [(names.get(d.source_id, "?"), d) for d in days]
+
+    @staticmethod
+    def _ids_of(names: dict[int, str], wanted: Iterable[str]) -> list[int]:
+        wanted = list(wanted)
+        by_name = {n: i for i, n in names.items()}
+        missing = [w for w in wanted if w not in by_name]
+        if missing:
+            raise UsageError(f"no source named {missing[0]!r} in the store")
+        return [by_name[w] for w in wanted]
 
     # Downsampling --------------------------------------------------------------------------------
     async def series(
