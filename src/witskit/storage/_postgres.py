@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from witskit.storage._base import BackendImpl, Classified, Pending, RawPoint, ScanFilter, layouts, split
 from witskit.storage._url import ParsedURL
+from witskit.storage.blocks import summarize_sql
 from witskit.storage.errors import (
     AuthenticationFailed,
     DatabaseNotFound,
@@ -73,22 +74,24 @@ _MOVE_ALL_FRAMES: Final = (
 _BLOCK_MIN_FRAMES: Final = 256
 
 _BLOCK_STAGE: Final = "witskit_stage_points"
+_ORDER: Final = "ORDER BY time, frame_key, idx"
 _BLOCK_COLS: Final = ("source_id", "code", "hour", "times", "frame_keys", "idxs", "nums", "texts")
 _CREATE_BLOCK_STAGE: Final = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_BLOCK_STAGE} (LIKE points) ON COMMIT DELETE ROWS"
 )
 # The points are COPYed flat (as rows, the fast binary path) to a stage, and the server makes the
-# blocks: one per (source, code, hour). The aggregates take no ORDER BY (five sorts per block):
-# the aggregates of one group see its rows in one order, so the arrays stay aligned, and the rows
-# arrive sorted by code and time as they were COPYed. A block already stored for that key gets the new
-# points appended (arrays then in write order: every reader orders by time itself, and compaction
-# rebuilds a block sorted). ``texts`` is NULL while no value of a block is text, so it is padded
+# blocks: one per (source, code, hour), sorted by time (one sort per aggregate on PostgreSQL 15;
+# 16 sorts once for aggregates sharing an ORDER BY). Without the ORDER BY the grouping's sort left
+# the arrays out of time order, and a block out of order gets no per-minute summaries (revision
+# 0011). A block already stored for that key gets the new points appended (still in time order
+# when they come after its last point, as an import's next write does; otherwise it is read point
+# by point until compaction rebuilds it). ``texts`` is NULL while no value of a block is text, so it is padded
 # with NULLs when one side has none.
 _MOVE_BLOCKS: Final = f"""
 INSERT INTO point_blocks AS o ({", ".join(_BLOCK_COLS)})
-SELECT source_id, code, date_trunc('hour', time, 'UTC'), array_agg(time), array_agg(frame_key),
-    array_agg(idx), array_agg(value_num),
-    CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text) END
+SELECT source_id, code, date_trunc('hour', time, 'UTC'), array_agg(time {_ORDER}),
+    array_agg(frame_key {_ORDER}), array_agg(idx {_ORDER}), array_agg(value_num {_ORDER}),
+    CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text {_ORDER}) END
 FROM {_BLOCK_STAGE} GROUP BY 1, 2, 3
 ON CONFLICT (source_id, code, hour) DO UPDATE SET
     times = o.times || EXCLUDED.times,
@@ -99,6 +102,15 @@ ON CONFLICT (source_id, code, hour) DO UPDATE SET
         COALESCE(o.texts, array_fill(NULL::text, ARRAY[cardinality(o.times)]))
         || COALESCE(EXCLUDED.texts, array_fill(NULL::text, ARRAY[cardinality(EXCLUDED.times)])) END
 """  # noqa: S608 - fixed text
+
+# The blocks just written get their summaries (revision 0011) recomputed from their arrays; the
+# bounds from the stage let PostgreSQL prune to the partitions written.
+_SUMMARIZE_STAGED: Final = summarize_sql(
+    f"(b.source_id, b.code, b.hour) IN (SELECT source_id, code, date_trunc('hour', time, 'UTC') "  # noqa: S608
+    f"FROM {_BLOCK_STAGE} GROUP BY 1, 2, 3) "
+    f"AND b.hour >= (SELECT date_trunc('hour', min(time), 'UTC') FROM {_BLOCK_STAGE}) "
+    f"AND b.hour <= (SELECT max(time) FROM {_BLOCK_STAGE})"
+)
 
 #: Below this many frames from one source, point rows are made row by row (see ``_few_point_rows``).
 _COLUMN_WISE_MIN_FRAMES: Final = 16
@@ -260,6 +272,7 @@ class PostgresBackend(BackendImpl):
                 _BLOCK_STAGE, records=chain.from_iterable(staged), columns=_POINT_COLS
             )
             await drv.execute(_MOVE_BLOCKS)
+            await drv.execute(_SUMMARIZE_STAGED)
         return out
 
     async def _ensure_partitions(

@@ -35,7 +35,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-__all__ = ["COMPACT_LOCK_KEY", "compact"]
+__all__ = ["COMPACT_LOCK_KEY", "SUMMARY_COLUMNS", "compact", "summarize_sql"]
 
 logger = logging.getLogger("witskit.storage")
 
@@ -43,6 +43,77 @@ logger = logging.getLogger("witskit.storage")
 COMPACT_LOCK_KEY: Final = 0x57495453_424C4F4B
 
 _ORDER: Final = "ORDER BY time, frame_key, idx"
+
+#: Per-minute summaries of a block (revision 0011), 60 slots each (slot m: minute m - 1 of the
+#: hour), over its non-text readings: numeric count, null count, min, max, sum, the earliest and
+#: latest numeric time, how many numeric values share each and the smallest of them, and (61 slots)
+#: where each minute starts in the block's arrays. NULL when the block's times are not sorted (a
+#: bulk write appended earlier points): such a block is read point by point.
+SUMMARY_COLUMNS: Final = (
+    "m_count",
+    "m_nulls",
+    "m_min",
+    "m_max",
+    "m_sum",
+    "m_t0",
+    "m_n0",
+    "m_v0",
+    "m_t1",
+    "m_n1",
+    "m_v1",
+    "m_offs",
+)
+
+# One block's summaries from its arrays: the points with their minute and array position, each
+# minute aggregated (every minute of the hour, empty ones too, so slot m is always minute m - 1),
+# then one array per column. ``ok`` checks that each minute's points are the one slice of the arrays
+# that its offset says (the block is in minute order).
+_SUMMARY_OF: Final = """
+    SELECT CASE WHEN bool_and(g.ok) THEN array_agg(g.n ORDER BY g.m) END,
+        CASE WHEN bool_and(g.ok) THEN array_agg(g.nulls ORDER BY g.m) END,
+        CASE WHEN bool_and(g.ok) THEN array_agg(g.lo ORDER BY g.m) END,
+        CASE WHEN bool_and(g.ok) THEN array_agg(g.hi ORDER BY g.m) END,
+        CASE WHEN bool_and(g.ok) THEN array_agg(g.s ORDER BY g.m) END,
+        CASE WHEN bool_and(g.ok) THEN array_agg(g.t0 ORDER BY g.m) END,
+        CASE WHEN bool_and(g.ok) THEN array_agg(g.n0 ORDER BY g.m) END,
+        CASE WHEN bool_and(g.ok) THEN array_agg(g.v0 ORDER BY g.m) END,
+        CASE WHEN bool_and(g.ok) THEN array_agg(g.t1 ORDER BY g.m) END,
+        CASE WHEN bool_and(g.ok) THEN array_agg(g.n1 ORDER BY g.m) END,
+        CASE WHEN bool_and(g.ok) THEN array_agg(g.v1 ORDER BY g.m) END,
+        CASE WHEN bool_and(g.ok) THEN array_agg(g.off ORDER BY g.m)
+            || (cardinality({b}.times) + 1) END
+    FROM (
+        SELECT s.m, COALESCE(a.n, 0)::int4 AS n, COALESCE(a.nulls, 0)::int4 AS nulls, a.lo, a.hi, a.s,
+            a.t0, a.n0::int4 AS n0, a.v0, a.t1, a.n1::int4 AS n1, a.v1,
+            (1 + COALESCE(sum(a.rows) OVER (ORDER BY s.m ROWS BETWEEN UNBOUNDED PRECEDING
+                AND 1 PRECEDING), 0))::int4 AS off,
+            a.first_i IS NULL OR (a.contiguous AND a.first_i = 1 + COALESCE(sum(a.rows) OVER (
+                ORDER BY s.m ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS ok
+        FROM generate_series(1, 60) AS s(m) LEFT JOIN (
+            SELECT p.m, count(p.v) AS n, count(*) FILTER (WHERE p.v IS NULL AND p.x IS NULL) AS nulls,
+                min(p.v) AS lo, max(p.v) AS hi, sum(p.v) AS s, min(p.t0) AS t0, max(p.t1) AS t1,
+                count(p.v) FILTER (WHERE p.t = p.t0) AS n0, min(p.v) FILTER (WHERE p.t = p.t0) AS v0,
+                count(p.v) FILTER (WHERE p.t = p.t1) AS n1, min(p.v) FILTER (WHERE p.t = p.t1) AS v1,
+                count(*) AS rows, min(p.i) AS first_i, max(p.i) - min(p.i) + 1 = count(*) AS contiguous
+            FROM (
+                SELECT q.*, min(q.t) FILTER (WHERE q.v IS NOT NULL) OVER (PARTITION BY q.m) AS t0,
+                    max(q.t) FILTER (WHERE q.v IS NOT NULL) OVER (PARTITION BY q.m) AS t1
+                FROM (
+                    SELECT u.t, u.v, u.x, u.i,
+                        1 + floor((EXTRACT(EPOCH FROM u.t) - EXTRACT(EPOCH FROM {b}.hour)) / 60)::int4 AS m
+                    FROM unnest({b}.times, {b}.nums, {b}.texts) WITH ORDINALITY AS u(t, v, x, i)
+                ) q
+            ) p GROUP BY p.m
+        ) a ON a.m = s.m
+    ) g
+"""
+
+
+def summarize_sql(where: str) -> str:
+    """UPDATE the summaries of the blocks ``b`` of ``where`` (a condition on ``b``) from their arrays."""
+    cols = ", ".join(SUMMARY_COLUMNS)
+    return f"UPDATE point_blocks b SET ({cols}) = ({_SUMMARY_OF.format(b='b')}) WHERE {where}"  # noqa: S608
+
 
 _COMPACT: Final = f"""
 WITH moved AS (
@@ -69,9 +140,17 @@ SELECT source_id, code, hour, array_agg(time {_ORDER}), array_agg(frame_key {_OR
 FROM merged GROUP BY source_id, code, hour
 ON CONFLICT (source_id, code, hour) DO UPDATE SET times = EXCLUDED.times,
     frame_keys = EXCLUDED.frame_keys, idxs = EXCLUDED.idxs, nums = EXCLUDED.nums, texts = EXCLUDED.texts
+RETURNING code, hour
 )
-SELECT count(*) FROM moved
+SELECT (SELECT count(*) FROM moved), array_agg(code), array_agg(hour) FROM stored
 """  # noqa: S608 - fixed text
+
+#: The blocks a compaction rebuilt get their summaries (a separate statement: the one that wrote
+#: them cannot read them back).
+_SUMMARIZE_COMPACTED: Final = summarize_sql(
+    "b.source_id = $1 AND b.hour >= $2 AND b.hour < $3 AND (b.code, b.hour) IN "
+    "(SELECT * FROM unnest($4::text[], $5::timestamptz[]))"
+)
 
 _DAY: Final = timedelta(days=1)
 
@@ -93,7 +172,11 @@ async def compact(drv: Any, before: datetime, lock_timeout: float = 5.0) -> int:
         async with drv.transaction():
             await drv.execute("SELECT pg_advisory_xact_lock($1)", COMPACT_LOCK_KEY)
             await drv.execute("SET LOCAL work_mem = '64MB'")
-            moved += int(await drv.fetchval(_COMPACT, sid, day, min(day + _DAY, cutoff)))
+            end = min(day + _DAY, cutoff)
+            count, codes, hours = await drv.fetchrow(_COMPACT, sid, day, end)
+            moved += int(count)
+            if codes:
+                await drv.execute(_SUMMARIZE_COMPACTED, sid, day, end, [c.strip() for c in codes], hours)
     await _truncate_empty(drv, lock_timeout)
     return moved
 
