@@ -64,48 +64,53 @@ SUMMARY_COLUMNS: Final = (
     "m_offs",
 )
 
-# One block's summaries from its arrays: the points with their minute and array position, each
-# minute aggregated (every minute of the hour, empty ones too, so slot m is always minute m - 1),
-# then one array per column. ``ok`` checks that each minute's points are the one slice of the arrays
-# that its offset says (the block is in minute order).
+# One block's summaries from its arrays: its points grouped by time, then by minute (every minute
+# of the hour, empty ones too, so slot m is always minute m - 1), then one array per column. The
+# numeric count and smallest value at a minute's earliest (latest) numeric time come with the
+# smallest (largest) [offset in the hour, count, value] of its times, so no window or second pass
+# over the points is needed (20 ms a block became 6). ``ok`` checks that each minute's points are
+# the one slice of the arrays that its offset says (the block is in minute order).
 _SUMMARY_OF: Final = """
-    SELECT CASE WHEN bool_and(g.ok) THEN array_agg(g.n ORDER BY g.m) END,
-        CASE WHEN bool_and(g.ok) THEN array_agg(g.nulls ORDER BY g.m) END,
-        CASE WHEN bool_and(g.ok) THEN array_agg(g.lo ORDER BY g.m) END,
-        CASE WHEN bool_and(g.ok) THEN array_agg(g.hi ORDER BY g.m) END,
-        CASE WHEN bool_and(g.ok) THEN array_agg(g.s ORDER BY g.m) END,
-        CASE WHEN bool_and(g.ok) THEN array_agg(g.t0 ORDER BY g.m) END,
-        CASE WHEN bool_and(g.ok) THEN array_agg(g.n0 ORDER BY g.m) END,
-        CASE WHEN bool_and(g.ok) THEN array_agg(g.v0 ORDER BY g.m) END,
-        CASE WHEN bool_and(g.ok) THEN array_agg(g.t1 ORDER BY g.m) END,
-        CASE WHEN bool_and(g.ok) THEN array_agg(g.n1 ORDER BY g.m) END,
-        CASE WHEN bool_and(g.ok) THEN array_agg(g.v1 ORDER BY g.m) END,
-        CASE WHEN bool_and(g.ok) THEN array_agg(g.off ORDER BY g.m)
+    SELECT CASE WHEN bool_and(z.ok) THEN array_agg(z.n ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.nulls ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.lo ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.hi ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.s ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.t0 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.n0 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.v0 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.t1 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.n1 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.v1 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.off ORDER BY z.m)
             || (cardinality({b}.times) + 1) END
     FROM (
-        SELECT s.m, COALESCE(a.n, 0)::int4 AS n, COALESCE(a.nulls, 0)::int4 AS nulls, a.lo, a.hi, a.s,
-            a.t0, a.n0::int4 AS n0, a.v0, a.t1, a.n1::int4 AS n1, a.v1,
-            (1 + COALESCE(sum(a.rows) OVER (ORDER BY s.m ROWS BETWEEN UNBOUNDED PRECEDING
-                AND 1 PRECEDING), 0))::int4 AS off,
-            a.first_i IS NULL OR (a.contiguous AND a.first_i = 1 + COALESCE(sum(a.rows) OVER (
-                ORDER BY s.m ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS ok
-        FROM generate_series(1, 60) AS s(m) LEFT JOIN (
-            SELECT p.m, count(p.v) AS n, count(*) FILTER (WHERE p.v IS NULL AND p.x IS NULL) AS nulls,
-                min(p.v) AS lo, max(p.v) AS hi, sum(p.v) AS s, min(p.t0) AS t0, max(p.t1) AS t1,
-                count(p.v) FILTER (WHERE p.t = p.t0) AS n0, min(p.v) FILTER (WHERE p.t = p.t0) AS v0,
-                count(p.v) FILTER (WHERE p.t = p.t1) AS n1, min(p.v) FILTER (WHERE p.t = p.t1) AS v1,
-                count(*) AS rows, min(p.i) AS first_i, max(p.i) - min(p.i) + 1 = count(*) AS contiguous
-            FROM (
-                SELECT q.*, min(q.t) FILTER (WHERE q.v IS NOT NULL) OVER (PARTITION BY q.m) AS t0,
-                    max(q.t) FILTER (WHERE q.v IS NOT NULL) OVER (PARTITION BY q.m) AS t1
+        SELECT y.*, y.first_i IS NULL OR (y.contiguous AND y.first_i = y.off) AS ok
+        FROM (
+            SELECT s.m, COALESCE(g.n, 0)::int4 AS n, COALESCE(g.nulls, 0)::int4 AS nulls, g.lo, g.hi, g.s,
+                g.t0, g.e0[2]::int4 AS n0, g.e0[3] AS v0, g.t1, g.e1[2]::int4 AS n1, g.e1[3] AS v1,
+                (1 + COALESCE(sum(g.rows) OVER (ORDER BY s.m ROWS BETWEEN UNBOUNDED PRECEDING
+                    AND 1 PRECEDING), 0))::int4 AS off,
+                g.first_i, g.contiguous
+            FROM generate_series(1, 60) AS s(m) LEFT JOIN (
+                SELECT a.m, sum(a.nv) AS n, sum(a.nn) AS nulls, min(a.lo) AS lo, max(a.hi) AS hi,
+                    sum(a.s) AS s, min(a.t) FILTER (WHERE a.nv > 0) AS t0,
+                    max(a.t) FILTER (WHERE a.nv > 0) AS t1,
+                    min(ARRAY[a.tu, a.nv, a.lo]) FILTER (WHERE a.nv > 0) AS e0,
+                    max(ARRAY[a.tu, a.nv, a.lo]) FILTER (WHERE a.nv > 0) AS e1,
+                    sum(a.rows) AS rows, min(a.i0) AS first_i,
+                    max(a.i1) - min(a.i0) + 1 = sum(a.rows) AS contiguous
                 FROM (
-                    SELECT u.t, u.v, u.x, u.i,
-                        1 + floor((EXTRACT(EPOCH FROM u.t) - EXTRACT(EPOCH FROM {b}.hour)) / 60)::int4 AS m
+                    SELECT date_part('minute', u.t AT TIME ZONE 'UTC')::int4 + 1 AS m, u.t,
+                        date_part('epoch', u.t - {b}.hour) AS tu, count(u.v)::float8 AS nv,
+                        count(*) FILTER (WHERE u.v IS NULL AND u.x IS NULL) AS nn, min(u.v) AS lo,
+                        max(u.v) AS hi, sum(u.v) AS s, count(*) AS rows, min(u.i) AS i0, max(u.i) AS i1
                     FROM unnest({b}.times, {b}.nums, {b}.texts) WITH ORDINALITY AS u(t, v, x, i)
-                ) q
-            ) p GROUP BY p.m
-        ) a ON a.m = s.m
-    ) g
+                    GROUP BY u.t
+                ) a GROUP BY a.m
+            ) g ON g.m = s.m
+        ) y
+    ) z
 """
 
 
