@@ -32,8 +32,18 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from witskit.storage._base import BackendImpl, Classified, Pending, RawPoint, ScanFilter, layouts, split
+from witskit.storage._base import (
+    HOUR_US,
+    BackendImpl,
+    Classified,
+    Pending,
+    RawPoint,
+    ScanFilter,
+    layouts,
+    split,
+)
 from witskit.storage._url import ParsedURL
+from witskit.storage.block_scan import MAX_HOURS, scan_hours
 from witskit.storage.blocks import summarize_sql
 from witskit.storage.errors import (
     AuthenticationFailed,
@@ -382,11 +392,21 @@ class PostgresBackend(BackendImpl):
     async def scan(
         self, drv: Any, where: ScanFilter, batch_size: int
     ) -> AsyncGenerator[list[RawPoint], None]:
-        """A server-side cursor in a read-only transaction, ``batch_size`` rows per fetch.
+        """A server-side cursor in a read-only transaction, ``batch_size`` rows per fetch; a range
+        of at most a week is read hour by hour from the blocks' arrays instead
+        (:mod:`witskit.storage.block_scan`).
 
         ``work_mem`` is raised for this transaction only: the sort by time of a long export then
         stays in memory instead of spilling to temporary files.
         """
+        if (
+            where.lo_us is not None
+            and where.hi_us is not None
+            and where.hi_us - where.lo_us <= MAX_HOURS * HOUR_US
+        ):
+            async for rows in scan_hours(drv, where, batch_size, where.lo_us, where.hi_us):
+                yield rows
+            return
         sql, args = self.scan_sql(where)
         async with drv.transaction(readonly=True):
             await drv.execute(f"SET LOCAL work_mem = '{_SCAN_WORK_MEM}'")
