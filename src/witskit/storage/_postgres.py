@@ -44,7 +44,7 @@ from witskit.storage._base import (
 )
 from witskit.storage._url import ParsedURL
 from witskit.storage.block_scan import MAX_HOURS, scan_hours
-from witskit.storage.blocks import summarize_sql
+from witskit.storage.blocks import SUMMARY_COLUMNS
 from witskit.storage.errors import (
     AuthenticationFailed,
     DatabaseNotFound,
@@ -93,10 +93,12 @@ _CREATE_BLOCK_STAGE: Final = (
 # blocks: one per (source, code, hour), sorted by time (one sort per aggregate on PostgreSQL 15;
 # 16 sorts once for aggregates sharing an ORDER BY). Without the ORDER BY the grouping's sort left
 # the arrays out of time order, and a block out of order gets no per-minute summaries (revision
-# 0011). A block already stored for that key gets the new points appended (still in time order
-# when they come after its last point, as an import's next write does; otherwise it is read point
-# by point until compaction rebuilds it). ``texts`` is NULL while no value of a block is text, so it is padded
-# with NULLs when one side has none.
+# 0011). A bulk write leaves the summaries of the blocks it writes NULL (an appended block's are
+# reset): the next compaction computes them (``witskit.storage.blocks.summarize_pending``), so
+# writes do not pay for them. A block already stored for that key gets the new points appended
+# (still in time order when they come after its last point, as an import's next write does;
+# otherwise it gets no summaries and series read it point by point). ``texts`` is NULL while no
+# value of a block is text, so it is padded with NULLs when one side has none.
 _MOVE_BLOCKS: Final = f"""
 INSERT INTO point_blocks AS o ({", ".join(_BLOCK_COLS)})
 SELECT source_id, code, date_trunc('hour', time, 'UTC'), array_agg(time {_ORDER}),
@@ -110,17 +112,9 @@ ON CONFLICT (source_id, code, hour) DO UPDATE SET
     nums = o.nums || EXCLUDED.nums,
     texts = CASE WHEN o.texts IS NULL AND EXCLUDED.texts IS NULL THEN NULL ELSE
         COALESCE(o.texts, array_fill(NULL::text, ARRAY[cardinality(o.times)]))
-        || COALESCE(EXCLUDED.texts, array_fill(NULL::text, ARRAY[cardinality(EXCLUDED.times)])) END
+        || COALESCE(EXCLUDED.texts, array_fill(NULL::text, ARRAY[cardinality(EXCLUDED.times)])) END,
+    {", ".join(f"{c} = NULL" for c in SUMMARY_COLUMNS)}
 """  # noqa: S608 - fixed text
-
-# The blocks just written get their summaries (revision 0011) recomputed from their arrays; the
-# bounds from the stage let PostgreSQL prune to the partitions written.
-_SUMMARIZE_STAGED: Final = summarize_sql(
-    f"(b.source_id, b.code, b.hour) IN (SELECT source_id, code, date_trunc('hour', time, 'UTC') "  # noqa: S608
-    f"FROM {_BLOCK_STAGE} GROUP BY 1, 2, 3) "
-    f"AND b.hour >= (SELECT date_trunc('hour', min(time), 'UTC') FROM {_BLOCK_STAGE}) "
-    f"AND b.hour <= (SELECT max(time) FROM {_BLOCK_STAGE})"
-)
 
 #: Below this many frames from one source, point rows are made row by row (see ``_few_point_rows``).
 _COLUMN_WISE_MIN_FRAMES: Final = 16
@@ -282,7 +276,6 @@ class PostgresBackend(BackendImpl):
                 _BLOCK_STAGE, records=chain.from_iterable(staged), columns=_POINT_COLS
             )
             await drv.execute(_MOVE_BLOCKS)
-            await drv.execute(_SUMMARIZE_STAGED)
         return out
 
     async def _ensure_partitions(

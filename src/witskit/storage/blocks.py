@@ -35,7 +35,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-__all__ = ["COMPACT_LOCK_KEY", "SUMMARY_COLUMNS", "compact", "summarize_sql"]
+__all__ = ["COMPACT_LOCK_KEY", "SUMMARY_COLUMNS", "compact", "summarize_pending", "summarize_sql"]
 
 logger = logging.getLogger("witskit.storage")
 
@@ -47,8 +47,10 @@ _ORDER: Final = "ORDER BY time, frame_key, idx"
 #: Per-minute summaries of a block (revision 0011), 60 slots each (slot m: minute m - 1 of the
 #: hour), over its non-text readings: numeric count, null count, min, max, sum, the earliest and
 #: latest numeric time, how many numeric values share each and the smallest of them, and (61 slots)
-#: where each minute starts in the block's arrays. NULL when the block's times are not sorted (a
-#: bulk write appended earlier points): such a block is read point by point.
+#: where each minute starts in the block's arrays. ``m_offs`` NULL: not summarized yet (a bulk
+#: write's block, summarized by the next compaction); empty (the other columns NULL): the block's
+#: arrays are not in minute order (a bulk write appended earlier points). Either way a reader reads
+#: such a block point by point.
 SUMMARY_COLUMNS: Final = (
     "m_count",
     "m_nulls",
@@ -83,7 +85,7 @@ _SUMMARY_OF: Final = """
         CASE WHEN bool_and(z.ok) THEN array_agg(z.n1 ORDER BY z.m) END,
         CASE WHEN bool_and(z.ok) THEN array_agg(z.v1 ORDER BY z.m) END,
         CASE WHEN bool_and(z.ok) THEN array_agg(z.off ORDER BY z.m)
-            || (cardinality({b}.times) + 1) END
+            || (cardinality({b}.times) + 1) ELSE '{{}}'::int4[] END
     FROM (
         SELECT y.*, y.first_i IS NULL OR (y.contiguous AND y.first_i = y.off) AS ok
         FROM (
@@ -182,8 +184,36 @@ async def compact(drv: Any, before: datetime, lock_timeout: float = 5.0) -> int:
             moved += int(count)
             if codes:
                 await drv.execute(_SUMMARIZE_COMPACTED, sid, day, end, [c.strip() for c in codes], hours)
+    await summarize_pending(drv, cutoff)
     await _truncate_empty(drv, lock_timeout)
     return moved
+
+
+#: Blocks written by bulk writes wait for their summaries (partial index ``point_blocks_pending``),
+#: a day of one source at a time: the write path stays as fast as without summaries.
+_PENDING: Final = (
+    "SELECT DISTINCT source_id, date_trunc('day', hour, 'UTC') FROM point_blocks "
+    "WHERE m_offs IS NULL AND hour < $1 ORDER BY 2, 1"
+)
+_SUMMARIZE_PENDING: Final = summarize_sql(
+    "b.m_offs IS NULL AND b.source_id = $1 AND b.hour >= $2 AND b.hour < $3"
+)
+
+
+async def summarize_pending(drv: Any, before: datetime) -> int:
+    """Summarize every block of an hour before ``before`` that has no summaries yet (asyncpg).
+
+    One transaction per (source, UTC day), under the compaction lock (a compaction rebuilding a
+    block meanwhile would otherwise race the summary of its old arrays); returns the blocks done.
+    """
+    done = 0
+    for sid, day in await drv.fetch(_PENDING, before):
+        async with drv.transaction():
+            await drv.execute("SELECT pg_advisory_xact_lock($1)", COMPACT_LOCK_KEY)
+            await drv.execute("SET LOCAL work_mem = '64MB'")
+            status = await drv.execute(_SUMMARIZE_PENDING, int(sid), day, min(day + _DAY, before))
+            done += int(status.split()[-1])
+    return done
 
 
 async def _truncate_empty(drv: Any, lock_timeout: float) -> None:

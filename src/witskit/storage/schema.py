@@ -59,6 +59,7 @@ from sqlalchemy import (
     TypeDecorator,
     column,
     table,
+    text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -304,6 +305,8 @@ point_blocks = Table(
     Column("m_v1", ARRAY(Double()), nullable=True),
     Column("m_offs", ARRAY(Integer), nullable=True),
     PrimaryKeyConstraint("source_id", "code", "hour"),
+    # The blocks compaction has still to summarize (a bulk write's), found without a scan.
+    Index("point_blocks_pending", "hour", postgresql_where=text("m_offs IS NULL")),
 )
 
 # Revision 0009, PostgreSQL only: the views over rows and hourly blocks (``witskit.storage.blocks``).

@@ -204,7 +204,7 @@ _GROUPED_SQL: Final = """
                 b.m_t1, b.m_n1, b.m_v1, b.m_offs[1:60], b.m_offs[2:61]) WITH ORDINALITY
             AS s(n, nulls, lo, hi, s, t0, n0, v0, t1, n1, v1, off, off_end, m)
         WHERE b.source_id = :sid AND b.code = :code AND b.hour >= :span_lo AND b.hour < :hi
-            AND b.m_offs IS NOT NULL AND s.n + s.nulls > 0
+            AND cardinality(b.m_offs) = 61 AND s.n + s.nulls > 0
             AND h.us + s.m * 60000000 > :lo_us AND h.us + (s.m - 1) * 60000000 < :hi_us
     ), whole AS MATERIALIZED (
         SELECT m.*, m.m_us >= :lo_us AND m.m_us + 60000000 <= :hi_us
@@ -218,7 +218,7 @@ _GROUPED_SQL: Final = """
         SELECT u.t, u.v FROM point_blocks b
         CROSS JOIN LATERAL unnest(b.times, b.nums, b.texts) AS u(t, v, x)
         WHERE b.source_id = :sid AND b.code = :code AND b.hour >= :span_lo AND b.hour < :hi
-            AND b.m_offs IS NULL AND u.x IS NULL AND u.t >= :lo AND u.t < :hi
+            AND COALESCE(cardinality(b.m_offs), 0) <> 61 AND u.x IS NULL AND u.t >= :lo AND u.t < :hi
         UNION ALL
         SELECT u.t, u.v FROM whole w JOIN point_blocks b ON b.source_id = :sid AND b.code = :code
             AND b.hour = w.hour AND b.hour >= :span_lo AND b.hour < :hi

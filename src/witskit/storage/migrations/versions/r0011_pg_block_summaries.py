@@ -11,9 +11,12 @@ numeric time with how many numeric values share it and the smallest of them, and
 each minute starts in its arrays. A bucket then reads the summaries of the minutes it covers whole
 and the points of the minutes its edges cut (one slice of the arrays each). The summaries are NULL
 for a block whose arrays are not in minute order (a bulk write appended earlier points to it): such
-a block is read point by point, as before.
+a block is read point by point, as before (its ``m_offs`` is empty; NULL means not summarized yet:
+a bulk write leaves its blocks to the next compaction, found through the partial index
+``point_blocks_pending``).
 
-The upgrade adds the columns and fills them for every stored block; the downgrade drops them.
+The upgrade adds the columns and the index and fills the summaries of every stored block; the
+downgrade drops them.
 SQLite and MariaDB/MySQL are unchanged. The SQL is spelled out here, not imported, so this migration
 keeps doing what it did when written.
 """
@@ -58,7 +61,7 @@ _FILL = """UPDATE point_blocks b SET
         CASE WHEN bool_and(z.ok) THEN array_agg(z.n1 ORDER BY z.m) END,
         CASE WHEN bool_and(z.ok) THEN array_agg(z.v1 ORDER BY z.m) END,
         CASE WHEN bool_and(z.ok) THEN array_agg(z.off ORDER BY z.m)
-            || (cardinality(b.times) + 1) END
+            || (cardinality(b.times) + 1) ELSE '{}'::int4[] END
     FROM (
         SELECT y.*, y.first_i IS NULL OR (y.contiguous AND y.first_i = y.off) AS ok
         FROM (
@@ -94,6 +97,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("ALTER TABLE point_blocks " + ", ".join(f"ADD COLUMN {c} {t}" for c, t in _COLUMNS))
+    op.execute("CREATE INDEX point_blocks_pending ON point_blocks (hour) WHERE m_offs IS NULL")
     op.execute("SET LOCAL work_mem = '64MB'")
     op.execute(_FILL)
 
@@ -102,4 +106,5 @@ def downgrade() -> None:
     """Drop the summary columns."""
     if op.get_bind().dialect.name != "postgresql":
         return
+    op.execute("DROP INDEX point_blocks_pending")
     op.execute("ALTER TABLE point_blocks " + ", ".join(f"DROP COLUMN {c}" for c, _ in _COLUMNS))
