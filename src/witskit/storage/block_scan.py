@@ -108,8 +108,9 @@ def _conds(where: ScanFilter, first: int, time_col: str | None = None) -> tuple[
         args.append(list(where.source_ids))
         parts.append(f"source_id = ANY(${first + len(args) - 1}::int[])")
     if where.codes is not None and time_col != "frame_time":
+        # As the column's own type: ``text[]`` would cast the column and lose the points key.
         args.append(list(where.codes))
-        parts.append(f"code = ANY(${first + len(args) - 1}::text[])")
+        parts.append(f"code = ANY(${first + len(args) - 1}::bpchar[])")
     return "".join(f" AND {p}" for p in parts), args
 
 
