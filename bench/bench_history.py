@@ -15,7 +15,9 @@ which are extrapolated. Measured, in one run, on a scratch PostgreSQL database:
    the bare baseline: asyncpg COPY of the same point rows into a table with no key and no index;
 3. the archive: write rate (points/s) and bytes per point of the Parquet files;
 4. ``series`` of one channel over the whole range into 600 buckets, from PostgreSQL and from the
-   archive (DuckDB), and a 1-hour raw window of every channel from each tier.
+   archive (DuckDB), and a 1-hour raw window of every channel from each tier; and the series over
+   a month of each tier, measured on a month made by copying the loaded days: 0108's blocks
+   shifted by whole days in PostgreSQL (with ``--days`` of at least 1), a day's file in the archive.
 
 ``--breakdown-only`` loads the simulator's record-1 rig (30 items at 1 Hz, ``--frames`` frames) into
 a scratch PostgreSQL database twice, in one write and in 1,000-frame writes (the pipeline's size),
@@ -199,6 +201,70 @@ def archive_month(archive: Any, day: Any, source: str) -> float:
     return _best(runs)
 
 
+async def postgres_month(store: Any, lo: Any, span_days: float) -> float | None:
+    """Best seconds of a 600-bucket series of channel 0108 over 30 days of PostgreSQL blocks.
+
+    The loaded days' blocks of 0108 (with their summaries) are copied with their times shifted by
+    whole multiples of the loaded span until 30 days are covered (a month of one channel's blocks
+    without loading a month first); the copies are deleted afterwards. None when the loaded span
+    is under a day.
+    """
+    from datetime import timedelta
+
+    from witskit.storage.partitions import ensure_leaves, leaves_for
+    from witskit.storage.schema import to_micros
+
+    whole = int(span_days)
+    if whole < 1:
+        return None
+    copies = -(-30 // whole) - 1
+    hi = lo + timedelta(days=30)
+    async with store._engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        drv: Any = raw.driver_connection
+        sid = await drv.fetchval("SELECT id FROM sources WHERE name = $1", SOURCE)
+        async with drv.transaction():
+            await ensure_leaves(drv, leaves_for([(sid, to_micros(lo), to_micros(hi))], now=lo))
+        await drv.execute(
+            "INSERT INTO point_blocks SELECT b.source_id, b.code, b.hour + s.d, "
+            "(SELECT array_agg(t + s.d ORDER BY i) FROM unnest(b.times) WITH ORDINALITY AS u(t, i)), "
+            "b.frame_keys, b.idxs, b.nums, b.texts, b.m_count, b.m_nulls, b.m_min, b.m_max, b.m_sum, "
+            "(SELECT array_agg(t + s.d ORDER BY i) FROM unnest(b.m_t0) WITH ORDINALITY AS u(t, i)), "
+            "b.m_n0, b.m_v0, "
+            "(SELECT array_agg(t + s.d ORDER BY i) FROM unnest(b.m_t1) WITH ORDINALITY AS u(t, i)), "
+            "b.m_n1, b.m_v1, b.m_offs "
+            "FROM point_blocks b, (SELECT g * $1 * interval '1 day' AS d FROM generate_series(1, $2) AS g) s "
+            "WHERE b.code = '0108' AND b.source_id = $3 AND b.hour + s.d < $4 AND b.hour < $5",
+            whole,
+            copies,
+            sid,
+            hi,
+            lo + timedelta(days=whole),
+        )
+        # The series reads only between the source's first and last stored time.
+        last = await drv.fetchval("SELECT last_time FROM sources WHERE id = $1", sid)
+        await drv.execute(
+            "UPDATE sources SET last_time = $2 WHERE id = $1", sid, hi - timedelta(microseconds=1)
+        )
+        await drv.execute("ANALYZE point_blocks")
+    try:
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            series = await store.series(SOURCE, ["0108"], lo, hi, points=600)
+            runs.append(time.perf_counter() - t0)
+        assert series is not None, "the source is gone"
+        assert len(series.codes["0108"].time) == 600, "no month of buckets"
+    finally:
+        async with store._engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.execute(
+                "DELETE FROM point_blocks WHERE code = '0108' AND hour >= $1", lo + timedelta(days=whole)
+            )
+            await raw.driver_connection.execute("UPDATE sources SET last_time = $2 WHERE id = $1", sid, last)
+    return _best(runs)
+
+
 def pa_duration(delta: Any) -> Any:
     import pyarrow as pa
 
@@ -266,6 +332,7 @@ async def tiers(admin_url: str, frames: list[Any], days: float) -> None:
                 await store.series(SOURCE, ["0108"], lo, hi, points=600)
                 runs.append(time.perf_counter() - t0)
             pg_series = _best(runs)
+            pg_month = await postgres_month(store, lo, span)
             window = (lo + timedelta(hours=1), lo + timedelta(hours=2))
             runs = []
             for _ in range(3):
@@ -312,6 +379,11 @@ async def tiers(admin_url: str, frames: list[Any], days: float) -> None:
         f"    PostgreSQL {pg_series * 1000:8.1f} ms measured, "
         f"~{pg_series * 30 / span * 1000:8.0f} ms a month (linear)"
     )
+    if pg_month is not None:
+        print(
+            f"    PostgreSQL, a month: 30 days of 0108's blocks (the loaded days' copied), "
+            f"{pg_month * 1000:.1f} ms measured"
+        )
     print(
         f"    archive    {ar_series * 1000:8.1f} ms measured, "
         f"~{ar_series * 30 / span * 1000:8.0f} ms a month (linear)"

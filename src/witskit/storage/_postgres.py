@@ -32,8 +32,19 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from witskit.storage._base import BackendImpl, Classified, Pending, RawPoint, ScanFilter, layouts, split
+from witskit.storage._base import (
+    HOUR_US,
+    BackendImpl,
+    Classified,
+    Pending,
+    RawPoint,
+    ScanFilter,
+    layouts,
+    split,
+)
 from witskit.storage._url import ParsedURL
+from witskit.storage.block_scan import MAX_HOURS, scan_hours
+from witskit.storage.blocks import SUMMARY_COLUMNS
 from witskit.storage.errors import (
     AuthenticationFailed,
     DatabaseNotFound,
@@ -73,22 +84,26 @@ _MOVE_ALL_FRAMES: Final = (
 _BLOCK_MIN_FRAMES: Final = 256
 
 _BLOCK_STAGE: Final = "witskit_stage_points"
+_ORDER: Final = "ORDER BY time, frame_key, idx"
 _BLOCK_COLS: Final = ("source_id", "code", "hour", "times", "frame_keys", "idxs", "nums", "texts")
 _CREATE_BLOCK_STAGE: Final = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_BLOCK_STAGE} (LIKE points) ON COMMIT DELETE ROWS"
 )
 # The points are COPYed flat (as rows, the fast binary path) to a stage, and the server makes the
-# blocks: one per (source, code, hour). The aggregates take no ORDER BY (five sorts per block):
-# the aggregates of one group see its rows in one order, so the arrays stay aligned, and the rows
-# arrive sorted by code and time as they were COPYed. A block already stored for that key gets the new
-# points appended (arrays then in write order: every reader orders by time itself, and compaction
-# rebuilds a block sorted). ``texts`` is NULL while no value of a block is text, so it is padded
-# with NULLs when one side has none.
+# blocks: one per (source, code, hour), sorted by time (one sort per aggregate on PostgreSQL 15;
+# 16 sorts once for aggregates sharing an ORDER BY). Without the ORDER BY the grouping's sort left
+# the arrays out of time order, and a block out of order gets no per-minute summaries (revision
+# 0011). A bulk write leaves the summaries of the blocks it writes NULL (an appended block's are
+# reset): the next compaction computes them (``witskit.storage.blocks.summarize_pending``), so
+# writes do not pay for them. A block already stored for that key gets the new points appended
+# (still in time order when they come after its last point, as an import's next write does;
+# otherwise it gets no summaries and series read it point by point). ``texts`` is NULL while no
+# value of a block is text, so it is padded with NULLs when one side has none.
 _MOVE_BLOCKS: Final = f"""
 INSERT INTO point_blocks AS o ({", ".join(_BLOCK_COLS)})
-SELECT source_id, code, date_trunc('hour', time, 'UTC'), array_agg(time), array_agg(frame_key),
-    array_agg(idx), array_agg(value_num),
-    CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text) END
+SELECT source_id, code, date_trunc('hour', time, 'UTC'), array_agg(time {_ORDER}),
+    array_agg(frame_key {_ORDER}), array_agg(idx {_ORDER}), array_agg(value_num {_ORDER}),
+    CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text {_ORDER}) END
 FROM {_BLOCK_STAGE} GROUP BY 1, 2, 3
 ON CONFLICT (source_id, code, hour) DO UPDATE SET
     times = o.times || EXCLUDED.times,
@@ -97,7 +112,8 @@ ON CONFLICT (source_id, code, hour) DO UPDATE SET
     nums = o.nums || EXCLUDED.nums,
     texts = CASE WHEN o.texts IS NULL AND EXCLUDED.texts IS NULL THEN NULL ELSE
         COALESCE(o.texts, array_fill(NULL::text, ARRAY[cardinality(o.times)]))
-        || COALESCE(EXCLUDED.texts, array_fill(NULL::text, ARRAY[cardinality(EXCLUDED.times)])) END
+        || COALESCE(EXCLUDED.texts, array_fill(NULL::text, ARRAY[cardinality(EXCLUDED.times)])) END,
+    {", ".join(f"{c} = NULL" for c in SUMMARY_COLUMNS)}
 """  # noqa: S608 - fixed text
 
 #: Below this many frames from one source, point rows are made row by row (see ``_few_point_rows``).
@@ -369,11 +385,21 @@ class PostgresBackend(BackendImpl):
     async def scan(
         self, drv: Any, where: ScanFilter, batch_size: int
     ) -> AsyncGenerator[list[RawPoint], None]:
-        """A server-side cursor in a read-only transaction, ``batch_size`` rows per fetch.
+        """A server-side cursor in a read-only transaction, ``batch_size`` rows per fetch; a range
+        of at most a week is read hour by hour from the blocks' arrays instead
+        (:mod:`witskit.storage.block_scan`).
 
         ``work_mem`` is raised for this transaction only: the sort by time of a long export then
         stays in memory instead of spilling to temporary files.
         """
+        if (
+            where.lo_us is not None
+            and where.hi_us is not None
+            and where.hi_us - where.lo_us <= MAX_HOURS * HOUR_US
+        ):
+            async for rows in scan_hours(drv, where, batch_size, where.lo_us, where.hi_us):
+                yield rows
+            return
         sql, args = self.scan_sql(where)
         async with drv.transaction(readonly=True):
             await drv.execute(f"SET LOCAL work_mem = '{_SCAN_WORK_MEM}'")

@@ -37,7 +37,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-__all__ = ["COMPACT_LOCK_KEY", "CompactedDay", "compact", "compaction_cutoff", "plan_compaction"]
+__all__ = [
+    "COMPACT_LOCK_KEY",
+    "SUMMARY_COLUMNS",
+    "CompactedDay",
+    "compact",
+    "compaction_cutoff",
+    "plan_compaction",
+    "summarize_pending",
+    "summarize_sql",
+]
 
 logger = logging.getLogger("witskit.storage")
 
@@ -45,6 +54,84 @@ logger = logging.getLogger("witskit.storage")
 COMPACT_LOCK_KEY: Final = 0x57495453_424C4F4B
 
 _ORDER: Final = "ORDER BY time, frame_key, idx"
+
+#: Per-minute summaries of a block (revision 0011), 60 slots each (slot m: minute m - 1 of the
+#: hour), over its non-text readings: numeric count, null count, min, max, sum, the earliest and
+#: latest numeric time, how many numeric values share each and the smallest of them, and (61 slots)
+#: where each minute starts in the block's arrays. ``m_offs`` NULL: not summarized yet (a bulk
+#: write's block, summarized by the next compaction); empty (the other columns NULL): the block's
+#: arrays are not in minute order (a bulk write appended earlier points). Either way a reader reads
+#: such a block point by point.
+SUMMARY_COLUMNS: Final = (
+    "m_count",
+    "m_nulls",
+    "m_min",
+    "m_max",
+    "m_sum",
+    "m_t0",
+    "m_n0",
+    "m_v0",
+    "m_t1",
+    "m_n1",
+    "m_v1",
+    "m_offs",
+)
+
+# One block's summaries from its arrays: its points grouped by time, then by minute (every minute
+# of the hour, empty ones too, so slot m is always minute m - 1), then one array per column. The
+# numeric count and smallest value at a minute's earliest (latest) numeric time come with the
+# smallest (largest) [offset in the hour, count, value] of its times, so no window or second pass
+# over the points is needed (20 ms a block became 6). ``ok`` checks that each minute's points are
+# the one slice of the arrays that its offset says (the block is in minute order).
+_SUMMARY_OF: Final = """
+    SELECT CASE WHEN bool_and(z.ok) THEN array_agg(z.n ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.nulls ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.lo ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.hi ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.s ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.t0 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.n0 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.v0 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.t1 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.n1 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.v1 ORDER BY z.m) END,
+        CASE WHEN bool_and(z.ok) THEN array_agg(z.off ORDER BY z.m)
+            || (cardinality({b}.times) + 1) ELSE '{{}}'::int4[] END
+    FROM (
+        SELECT y.*, y.first_i IS NULL OR (y.contiguous AND y.first_i = y.off) AS ok
+        FROM (
+            SELECT s.m, COALESCE(g.n, 0)::int4 AS n, COALESCE(g.nulls, 0)::int4 AS nulls, g.lo, g.hi, g.s,
+                g.t0, g.e0[2]::int4 AS n0, g.e0[3] AS v0, g.t1, g.e1[2]::int4 AS n1, g.e1[3] AS v1,
+                (1 + COALESCE(sum(g.rows) OVER (ORDER BY s.m ROWS BETWEEN UNBOUNDED PRECEDING
+                    AND 1 PRECEDING), 0))::int4 AS off,
+                g.first_i, g.contiguous
+            FROM generate_series(1, 60) AS s(m) LEFT JOIN (
+                SELECT a.m, sum(a.nv) AS n, sum(a.nn) AS nulls, min(a.lo) AS lo, max(a.hi) AS hi,
+                    sum(a.s) AS s, min(a.t) FILTER (WHERE a.nv > 0) AS t0,
+                    max(a.t) FILTER (WHERE a.nv > 0) AS t1,
+                    min(ARRAY[a.tu, a.nv, a.lo]) FILTER (WHERE a.nv > 0) AS e0,
+                    max(ARRAY[a.tu, a.nv, a.lo]) FILTER (WHERE a.nv > 0) AS e1,
+                    sum(a.rows) AS rows, min(a.i0) AS first_i,
+                    max(a.i1) - min(a.i0) + 1 = sum(a.rows) AS contiguous
+                FROM (
+                    SELECT date_part('minute', u.t AT TIME ZONE 'UTC')::int4 + 1 AS m, u.t,
+                        date_part('epoch', u.t - {b}.hour) AS tu, count(u.v)::float8 AS nv,
+                        count(*) FILTER (WHERE u.v IS NULL AND u.x IS NULL) AS nn, min(u.v) AS lo,
+                        max(u.v) AS hi, sum(u.v) AS s, count(*) AS rows, min(u.i) AS i0, max(u.i) AS i1
+                    FROM unnest({b}.times, {b}.nums, {b}.texts) WITH ORDINALITY AS u(t, v, x, i)
+                    GROUP BY u.t
+                ) a GROUP BY a.m
+            ) g ON g.m = s.m
+        ) y
+    ) z
+"""
+
+
+def summarize_sql(where: str) -> str:
+    """UPDATE the summaries of the blocks ``b`` of ``where`` (a condition on ``b``) from their arrays."""
+    cols = ", ".join(SUMMARY_COLUMNS)
+    return f"UPDATE point_blocks b SET ({cols}) = ({_SUMMARY_OF.format(b='b')}) WHERE {where}"  # noqa: S608
+
 
 _COMPACT: Final = f"""
 WITH moved AS (
@@ -71,9 +158,17 @@ SELECT source_id, code, hour, array_agg(time {_ORDER}), array_agg(frame_key {_OR
 FROM merged GROUP BY source_id, code, hour
 ON CONFLICT (source_id, code, hour) DO UPDATE SET times = EXCLUDED.times,
     frame_keys = EXCLUDED.frame_keys, idxs = EXCLUDED.idxs, nums = EXCLUDED.nums, texts = EXCLUDED.texts
+RETURNING code, hour
 )
-SELECT (SELECT count(*) FROM moved), (SELECT count(DISTINCT hour) FROM touched)
+SELECT (SELECT count(*) FROM moved), array_agg(code), array_agg(hour) FROM stored
 """  # noqa: S608 - fixed text
+
+#: The blocks a compaction rebuilt get their summaries (a separate statement: the one that wrote
+#: them cannot read them back).
+_SUMMARIZE_COMPACTED: Final = summarize_sql(
+    "b.source_id = $1 AND b.hour >= $2 AND b.hour < $3 AND (b.code, b.hour) IN "
+    "(SELECT * FROM unnest($4::text[], $5::timestamptz[]))"
+)
 
 #: The (source, UTC day) units of work: one transaction each, in this order.
 _DAYS: Final = """
@@ -134,13 +229,44 @@ async def compact(
         async with drv.transaction():
             await drv.execute("SELECT pg_advisory_xact_lock($1)", COMPACT_LOCK_KEY)
             await drv.execute("SET LOCAL work_mem = '64MB'")
-            done = await drv.fetchrow(_COMPACT, sid, day, min(day + _DAY, cutoff))
-        points, hours = int(done[0]), int(done[1])
+            end = min(day + _DAY, cutoff)
+            count, codes, hours = await drv.fetchrow(_COMPACT, sid, day, end)
+            if codes:
+                await drv.execute(_SUMMARIZE_COMPACTED, sid, day, end, [c.strip() for c in codes], hours)
+        points = int(count)
         moved += points
         if on_day is not None and points:
-            on_day(CompactedDay(sid, day, hours, points))
+            on_day(CompactedDay(sid, day, len(set(hours or ())), points))
+    await summarize_pending(drv, cutoff)
     await _truncate_empty(drv, lock_timeout)
     return moved
+
+
+#: Blocks written by bulk writes wait for their summaries (partial index ``point_blocks_pending``),
+#: a day of one source at a time: the write path stays as fast as without summaries.
+_PENDING: Final = (
+    "SELECT DISTINCT source_id, date_trunc('day', hour, 'UTC') FROM point_blocks "
+    "WHERE m_offs IS NULL AND hour < $1 ORDER BY 2, 1"
+)
+_SUMMARIZE_PENDING: Final = summarize_sql(
+    "b.m_offs IS NULL AND b.source_id = $1 AND b.hour >= $2 AND b.hour < $3"
+)
+
+
+async def summarize_pending(drv: Any, before: datetime) -> int:
+    """Summarize every block of an hour before ``before`` that has no summaries yet (asyncpg).
+
+    One transaction per (source, UTC day), under the compaction lock (a compaction rebuilding a
+    block meanwhile would otherwise race the summary of its old arrays); returns the blocks done.
+    """
+    done = 0
+    for sid, day in await drv.fetch(_PENDING, before):
+        async with drv.transaction():
+            await drv.execute("SELECT pg_advisory_xact_lock($1)", COMPACT_LOCK_KEY)
+            await drv.execute("SET LOCAL work_mem = '64MB'")
+            status = await drv.execute(_SUMMARIZE_PENDING, int(sid), day, min(day + _DAY, before))
+            done += int(status.split()[-1])
+    return done
 
 
 async def _truncate_empty(drv: Any, lock_timeout: float) -> None:

@@ -59,6 +59,7 @@ from sqlalchemy import (
     TypeDecorator,
     column,
     table,
+    text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -289,7 +290,23 @@ point_blocks = Table(
     Column("idxs", ARRAY(SmallInteger), nullable=False),
     Column("nums", ARRAY(Double()), nullable=False),
     Column("texts", ARRAY(Text()), nullable=True),
+    # Revision 0011: per-minute summaries (``witskit.storage.blocks.SUMMARY_COLUMNS``), NULL for a
+    # block whose arrays are not in minute order.
+    Column("m_count", ARRAY(Integer), nullable=True),
+    Column("m_nulls", ARRAY(Integer), nullable=True),
+    Column("m_min", ARRAY(Double()), nullable=True),
+    Column("m_max", ARRAY(Double()), nullable=True),
+    Column("m_sum", ARRAY(Double()), nullable=True),
+    Column("m_t0", ARRAY(DateTime(timezone=True)), nullable=True),
+    Column("m_n0", ARRAY(Integer), nullable=True),
+    Column("m_v0", ARRAY(Double()), nullable=True),
+    Column("m_t1", ARRAY(DateTime(timezone=True)), nullable=True),
+    Column("m_n1", ARRAY(Integer), nullable=True),
+    Column("m_v1", ARRAY(Double()), nullable=True),
+    Column("m_offs", ARRAY(Integer), nullable=True),
     PrimaryKeyConstraint("source_id", "code", "hour"),
+    # The blocks compaction has still to summarize (a bulk write's), found without a scan.
+    Index("point_blocks_pending", "hour", postgresql_where=text("m_offs IS NULL")),
 )
 
 # Revision 0009, PostgreSQL only: the views over rows and hourly blocks (``witskit.storage.blocks``).

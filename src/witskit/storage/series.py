@@ -189,40 +189,77 @@ def _group_statement(dialect: str) -> TextualSelect:
     )
 
 
-#: PostgreSQL (revision 0009): one pass over the range's points (rows and hourly blocks, each block
-#: read once), grouped by bucket index. A bucket's first (last) value is the one value at its first
-#: (last) time; only when several frames share that time is the frames' receive order looked up.
+#: PostgreSQL (revisions 0009, 0011): the range's readings as parts, grouped by bucket index. A part
+#: is a minute of a block that lies whole in one bucket and in the range (its summary: counts, min,
+#: max, sum, earliest and latest numeric time), or one reading: of ``points`` (rows not compacted
+#: yet), of a minute that a bucket's edge or the range's cuts (one slice of its block's arrays), or of
+#: a block without summaries (read whole). A bucket's first (last) value is the one numeric value at
+#: its first (last) time; only when several share that time is the frames' receive order looked up.
 _GROUPED_SQL: Final = """
-    WITH pts AS MATERIALIZED (
-        SELECT ((EXTRACT(EPOCH FROM p.time) * 1000000)::int8 - :base) / :width AS k,
-            p.time AS t, p.value_num AS v
-        FROM points_all p
+    WITH mins AS MATERIALIZED (
+        SELECT b.hour, s.*, h.us + (s.m - 1) * 60000000 AS m_us
+        FROM point_blocks b
+        CROSS JOIN LATERAL (SELECT (EXTRACT(EPOCH FROM b.hour) * 1000000)::int8 AS us) h
+        CROSS JOIN LATERAL unnest(b.m_count, b.m_nulls, b.m_min, b.m_max, b.m_sum, b.m_t0, b.m_n0, b.m_v0,
+                b.m_t1, b.m_n1, b.m_v1, b.m_offs[1:60], b.m_offs[2:61]) WITH ORDINALITY
+            AS s(n, nulls, lo, hi, s, t0, n0, v0, t1, n1, v1, off, off_end, m)
+        WHERE b.source_id = :sid AND b.code = :code AND b.hour >= :span_lo AND b.hour < :hi
+            AND cardinality(b.m_offs) = 61 AND s.n + s.nulls > 0
+            AND h.us + s.m * 60000000 > :lo_us AND h.us + (s.m - 1) * 60000000 < :hi_us
+    ), whole AS MATERIALIZED (
+        SELECT m.*, m.m_us >= :lo_us AND m.m_us + 60000000 <= :hi_us
+            AND (m.m_us - :base) / :width = (m.m_us + 59999999 - :base) / :width AS whole
+        FROM mins m
+    ), readings AS (
+        SELECT p.time AS t, p.value_num AS v FROM points p
         WHERE p.source_id = :sid AND p.code = :code AND p.time >= :lo AND p.time < :hi
-            AND p.value_text IS NULL AND p.span_start >= :span_lo AND p.span_start < :hi
+            AND p.value_text IS NULL
+        UNION ALL
+        SELECT u.t, u.v FROM point_blocks b
+        CROSS JOIN LATERAL unnest(b.times, b.nums, b.texts) AS u(t, v, x)
+        WHERE b.source_id = :sid AND b.code = :code AND b.hour >= :span_lo AND b.hour < :hi
+            AND COALESCE(cardinality(b.m_offs), 0) <> 61 AND u.x IS NULL AND u.t >= :lo AND u.t < :hi
+        UNION ALL
+        SELECT u.t, u.v FROM whole w JOIN point_blocks b ON b.source_id = :sid AND b.code = :code
+            AND b.hour = w.hour AND b.hour >= :span_lo AND b.hour < :hi
+        CROSS JOIN LATERAL unnest(b.times[w.off:w.off_end - 1], b.nums[w.off:w.off_end - 1],
+            b.texts[w.off:w.off_end - 1]) AS u(t, v, x)
+        WHERE NOT w.whole AND u.x IS NULL AND u.t >= :lo AND u.t < :hi
+    ), parts AS MATERIALIZED (
+        SELECT (w.m_us - :base) / :width AS k, w.n::int8 AS n, w.nulls::int8 AS nulls, w.lo, w.hi, w.s,
+            w.t0, w.n0::int8 AS n0, w.v0, w.t1, w.n1::int8 AS n1, w.v1
+        FROM whole w WHERE w.whole
+        UNION ALL
+        SELECT ((EXTRACT(EPOCH FROM r.t) * 1000000)::int8 - :base) / :width, (r.v IS NOT NULL)::int4::int8,
+            (r.v IS NULL)::int4::int8, r.v, r.v, r.v, CASE WHEN r.v IS NOT NULL THEN r.t END,
+            (r.v IS NOT NULL)::int4::int8, r.v, CASE WHEN r.v IS NOT NULL THEN r.t END,
+            (r.v IS NOT NULL)::int4::int8, r.v
+        FROM readings r
     ), agg AS (
-        SELECT k, COUNT(v) AS n, COUNT(*) - COUNT(v) AS nulls, MIN(v) AS lo, MAX(v) AS hi, AVG(v) AS mean,
-            MIN(t) FILTER (WHERE v IS NOT NULL) AS t0, MAX(t) FILTER (WHERE v IS NOT NULL) AS t1
-        FROM pts GROUP BY k
+        SELECT k, sum(n)::int8 AS n, sum(nulls)::int8 AS nulls, min(lo) AS lo, max(hi) AS hi, sum(s) AS s,
+            min(t0) AS t0, max(t1) AS t1
+        FROM parts GROUP BY k
     ), ends AS (
-        SELECT t, COUNT(v) AS nv, MIN(v) AS only_v FROM pts
-        WHERE t IN (SELECT t0 FROM agg UNION SELECT t1 FROM agg) GROUP BY t
+        SELECT a.k, sum(p.n0) FILTER (WHERE p.t0 = a.t0) AS nv0, min(p.v0) FILTER (WHERE p.t0 = a.t0) AS v0,
+            sum(p.n1) FILTER (WHERE p.t1 = a.t1) AS nv1, min(p.v1) FILTER (WHERE p.t1 = a.t1) AS v1
+        FROM agg a JOIN parts p ON p.k = a.k GROUP BY a.k
     )
-    SELECT a.k, a.n, a.nulls, a.lo, a.hi, a.mean,
-        CASE WHEN e0.nv = 1 THEN e0.only_v ELSE
+    SELECT a.k, a.n, a.nulls, a.lo, a.hi, CASE WHEN a.n > 0 THEN a.s / a.n::float8 END AS mean,
+        CASE WHEN e.nv0 = 1 THEN e.v0 ELSE
             (SELECT f.value_num FROM points_all f
                     JOIN frames fa ON fa.source_id = f.source_id AND fa.frame_key = f.frame_key
                         AND fa.frame_time = f.time
                 WHERE f.source_id = :sid AND f.code = :code AND f.time = a.t0 AND f.value_num IS NOT NULL
                     AND f.span_start > a.t0 - INTERVAL '1 hour' AND f.span_start <= a.t0
                 ORDER BY fa.received_at, f.frame_key, f.idx LIMIT 1) END AS first_value,
-        CASE WHEN e1.nv = 1 THEN e1.only_v ELSE
+        CASE WHEN e.nv1 = 1 THEN e.v1 ELSE
             (SELECT l.value_num FROM points_all l
                     JOIN frames fz ON fz.source_id = l.source_id AND fz.frame_key = l.frame_key
                         AND fz.frame_time = l.time
                 WHERE l.source_id = :sid AND l.code = :code AND l.time = a.t1 AND l.value_num IS NOT NULL
                     AND l.span_start > a.t1 - INTERVAL '1 hour' AND l.span_start <= a.t1
                 ORDER BY fz.received_at DESC, l.frame_key DESC, l.idx DESC LIMIT 1) END AS last_value
-    FROM agg a LEFT JOIN ends e0 ON e0.t = a.t0 LEFT JOIN ends e1 ON e1.t = a.t1
+    FROM agg a JOIN ends e ON e.k = a.k
     ORDER BY a.k
 """
 
@@ -237,6 +274,8 @@ def _grouped_statement() -> TextualSelect:
             bindparam("span_lo", type_=UTCDateTime()),
             bindparam("base", type_=BigInteger()),
             bindparam("width", type_=BigInteger()),
+            bindparam("lo_us", type_=BigInteger()),
+            bindparam("hi_us", type_=BigInteger()),
             bindparam("sid", type_=Integer()),
         )
         .columns(**_TYPES)
@@ -332,7 +371,9 @@ async def downsample(
     }
     if dialect == "postgresql":
         stmt = _grouped_statement()
-        params.update(base=lo_us, span_lo=from_micros(q_lo_us - q_lo_us % _HOUR_US))
+        params.update(
+            base=lo_us, span_lo=from_micros(q_lo_us - q_lo_us % _HOUR_US), lo_us=q_lo_us, hi_us=q_hi_us
+        )
         await conn.exec_driver_sql("SET LOCAL jit = off")
         await conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
     else:

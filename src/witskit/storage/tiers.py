@@ -25,6 +25,7 @@ import heapq
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain, pairwise, repeat
 from typing import Any, Final
 
 from witskit.errors import UsageError
@@ -46,6 +47,10 @@ __all__ = [
 logger = logging.getLogger("witskit.storage")
 
 _BATCH: Final = 50_000
+#: The longest window :func:`archive_scan` first reads in file order to interleave the codes'
+#: columns (:func:`_grid_rows`): one read of the window whatever its shape, so it must stay small
+#: (a chart's raw window); longer ones are sorted by DuckDB.
+_GRID_WINDOW: Final = timedelta(hours=6)
 
 
 def _duckdb() -> Any:
@@ -170,6 +175,20 @@ async def archive_scan(
     con = duckdb.connect()
     try:
         _register(con, archive, entries)
+        names = {e.source for e in entries}
+        if lo is not None and hi is not None and hi - lo <= _GRID_WINDOW and len(names) == 1:
+            (name,) = names
+            where, args = _where(codes, lo, hi)
+            sql = (
+                "SELECT code, epoch_us(time) AS t, value, text, frame_key, idx "  # noqa: S608
+                f"FROM archive WHERE {where}"
+            )
+            table = await asyncio.to_thread(lambda: con.sql(sql, params=args).to_arrow_table())
+            rows = _grid_rows(table, ids[name]) if name in ids else []
+            if rows is not None:
+                for i in range(0, len(rows), _BATCH):
+                    yield rows[i : i + _BATCH]
+                return
         con.register("ids", pa.table({"name": list(ids), "sid": list(ids.values())}))
         where, args = _where(codes, lo, hi)
         sql = (
@@ -183,6 +202,61 @@ async def archive_scan(
             yield list(zip(*cols, strict=True))
     finally:
         con.close()
+
+
+def _grid_rows(table: Any, sid: int) -> list[RawPoint] | None:
+    """The window's points in the scan's order when it has the common shape, else None.
+
+    The shape: a file's rows come in its order (code, then time), each code once, every code with
+    the same times and frame keys (each frame holds every code), strictly increasing times (one
+    frame a time) and each code always on the same line. Then the order (time, frame key, line) is
+    frame by frame, each frame's codes by line: the codes' columns are interleaved as they are,
+    with no sort and no key per point.
+    """
+    import pyarrow.compute as pc
+
+    if not table.num_rows:
+        return []
+    table = table.combine_chunks()
+    runs = pc.run_end_encode(table.column("code").chunk(0))
+    ends, codes = runs.run_ends.to_pylist(), runs.values.to_pylist()
+    if len(set(codes)) != len(codes):
+        return None
+    n = ends[0]
+    times_a, keys_a = table.column("t").chunk(0), table.column("frame_key").chunk(0)
+    values_a, texts_a, idxs_a = (table.column(c).chunk(0) for c in ("value", "text", "idx"))
+    first_t, first_k = times_a.slice(0, n), keys_a.slice(0, n)
+    columns = []
+    start = 0
+    for end, code in zip(ends, codes, strict=True):
+        if end - start != n or not times_a.slice(start, n).equals(first_t):
+            return None
+        if not keys_a.slice(start, n).equals(first_k):
+            return None
+        span = pc.min_max(idxs_a.slice(start, n)).as_py()
+        if span["min"] != span["max"]:
+            return None
+        texts = texts_a.slice(start, n)
+        columns.append((span["min"], code, start, texts.null_count != n))
+        start = end
+    times = first_t.to_pylist()
+    if any(a >= b for a, b in pairwise(times)):
+        return None
+    keys = first_k.to_pylist()
+    parts = [
+        zip(
+            repeat(sid),
+            times,
+            repeat(code),
+            values_a.slice(at, n).to_pylist(),
+            texts_a.slice(at, n).to_pylist() if has_text else repeat(None),
+            keys,
+            repeat(idx),
+            strict=False,
+        )
+        for idx, code, at, has_text in sorted(columns)
+    ]
+    return list(chain.from_iterable(zip(*parts, strict=True)))
 
 
 async def merge_scans(
