@@ -43,7 +43,7 @@ from witskit.storage.errors import (
     StorageError,
     StorageFull,
 )
-from witskit.storage.partitions import Leaf, ensure_leaves, leaves_for
+from witskit.storage.partitions import Month, ensure_months, months_for
 from witskit.storage.schema import VERSION_TABLE, from_micros, to_micros
 
 __all__ = ["PostgresBackend"]
@@ -143,8 +143,8 @@ class PostgresBackend(BackendImpl):
 
     def __init__(self, url: ParsedURL) -> None:
         super().__init__(url)
-        #: (month, source) leaves known to be attached and committed (see ``_ensure_partitions``).
-        self.known_leaves: set[Leaf] = set()
+        #: Month levels known to be attached and committed (see ``_ensure_partitions``).
+        self.known_leaves: set[Month] = set()
 
     def engine_options(self, *, pool_size: int, timeout: float) -> dict[str, Any]:
         """Pool with pre-ping (a restarted server costs one failed checkout, not one failed write)."""
@@ -265,25 +265,24 @@ class PostgresBackend(BackendImpl):
     async def _ensure_partitions(
         self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
     ) -> None:
-        """Make sure the (month, source) leaves of the batch exist (see ``partitions.py``).
+        """Make sure the month levels of the batch exist (see ``partitions.py``).
 
-        Leaves seen attached by an earlier write are not looked up again; the memory is dropped on
-        any rollback (a leaf created by a rolled-back write, or dropped by retention since, is then
+        Months seen attached by an earlier write are not looked up again; the memory is dropped on
+        any rollback (a month created by a rolled-back write, or dropped by retention since, is then
         looked up afresh).
         """
-        # A span per (source, UTC day) that has frames, never the batch's (first, last): one frame
-        # with a wild clock (a corrupt date, 1970 among today's) would make every month between a
-        # table, for good, under the lock every writer waits on.
-        days = {(sid, p.time_us // _DAY_US) for sid, ps in groups.items() for p in ps}
-        spans = [(sid, day * _DAY_US, day * _DAY_US) for sid, day in days]
+        # A span per UTC day that has frames, never the batch's (first, last): one frame with a
+        # wild clock (a corrupt date, 1970 among today's) would make every month between a table,
+        # for good, under the lock every writer waits on.
+        days = {p.time_us // _DAY_US for ps in groups.values() for p in ps}
         known = self.known_leaves
-        needed = leaves_for(spans) - known
+        needed = months_for([(day * _DAY_US, day * _DAY_US) for day in days]) - known
         if not needed:
             return
-        created = await ensure_leaves(drv, needed)
+        created = await ensure_months(drv, needed)
         if created:
-            logger.info("storage: created partitions %s", ", ".join(leaf.name("points") for leaf in created))
-        # Leaves that existed before this write are safe to remember; the new ones only after commit.
+            logger.info("storage: created partitions %s", ", ".join(m.name("points") for m in created))
+        # Months that existed before this write are safe to remember; the new ones only after commit.
         known.update(needed - set(created))
 
     def _point_rows(self, source_id: int, new: Sequence[Pending]) -> tuple[Iterator[tuple[Any, ...]], int]:
