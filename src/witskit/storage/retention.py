@@ -2,11 +2,14 @@
 
 Each engine does it the way it does best (``docs/history.md``):
 
-* **PostgreSQL** drops whole (month, source) leaves of ``points`` and ``frames`` (see
-  ``partitions.py``) whose month ended before the source's cut-off: a catalog change, never a mass
-  ``DELETE``. One short transaction per leaf, with a lock timeout: a leaf that cannot be dropped
-  now is reported by name and the others go on. The source's counters are corrected in the same
-  transaction, from exact counts of the leaf.
+* **PostgreSQL** drops whole partitions (see ``partitions.py``): a month's DEFAULT (the hash
+  buckets every source without an own leaf shares) once the month ended before the cut-off of every
+  source in it, and a source's own leaf once its month ended before that source's cut-off: a
+  catalog change, never a mass ``DELETE``. Rows of a source in the buckets whose cut-off passed
+  while another source there still keeps the month (a shorter per-source retention, for the months
+  before that source had its own leaves) are deleted by source. One short transaction per unit,
+  with a lock timeout: one that cannot be removed now is reported by name and the others go on.
+  The sources' counters are corrected in the same transaction, from exact counts.
 * **SQLite** and **MariaDB/MySQL** have one table each: rows are deleted by primary-key range, one
   (source, code, day) range per statement and one day per transaction, so the writer is never held
   for long and the work resumes where it stopped.
