@@ -290,11 +290,8 @@ async def _postgres(
                             list(unit.rels.values()),
                         )
                     )
-                counts = await _counts(drv, unit)
-                report.removed += [
-                    Removal(n, month.start, month.end, target, size, counts[sid][0], counts[sid][1])
-                    for sid, n in unit.sources
-                ]
+                # No counts: a month of a fleet's frames is billions of rows to count.
+                report.removed += [Removal(n, month.start, month.end, target, size) for _, n in unit.sources]
                 continue
             try:
                 counts = await _remove(drv, unit, lock_timeout)
