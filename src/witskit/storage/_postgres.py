@@ -5,14 +5,16 @@ driver SQLAlchemy recommends for PostgreSQL. A write is:
 
 1. the keys already stored are looked up (``frame_key = ANY($keys)``), so a replayed frame costs one
    index probe and its points are never sent;
-2. the new frames are COPYed into a temporary staging table, then
-   ``INSERT INTO frames SELECT ... ON CONFLICT DO NOTHING RETURNING frame_key`` inserts them: the
-   RETURNING list is exact even when another writer stores the same frames at the same moment;
-3. the points of exactly those frames are COPYed straight into ``points``, sorted by (code, time)
-   so index inserts land next to each other. No staging or ON CONFLICT is needed for points: only
-   the transaction that inserted a frame row writes that frame's points, and the frames primary key
-   lets only one transaction do that. (Staging the points and inserting with ON CONFLICT measured
-   2-3x slower; see ``docs/storage.md``.)
+2. the new frames are COPYed into a temporary staging table, each with its points as three array
+   literals (codes, numbers, texts), then one statement inserts them
+   (``INSERT INTO frames SELECT ... ON CONFLICT DO NOTHING RETURNING``: the RETURNING list is exact
+   even when another writer stores the same frames at the same moment) and makes the point rows of
+   exactly those frames from the arrays, sorted by (source, code, time) so that index inserts land
+   next to each other. No ON CONFLICT is needed for points: only the transaction that inserted a
+   frame row writes that frame's points, and the frames primary key lets only one transaction do
+   that. The server making the rows spares the client building and encoding 7 values a point
+   (most of a fleet worker's CPU);
+3. a source's many frames in one write (an import, a replayed spool) go to hourly blocks instead.
 
 Many writers (a fleet's central workers) share one database without deadlocks: every lock a write
 takes is taken in one global order, phase by phase: new source rows by name, frame rows by
