@@ -55,8 +55,15 @@ async def test_compaction_keeps_every_value_and_every_guarantee(postgres_url: st
             await store.series("rig", ["0108"], START, START + timedelta(hours=3), points=7) == series_before
         )
         assert await store.latest("rig") == latest_before
-        async with store._engine.connect() as conn:  # the emptied leaf was truncated
-            size = (await conn.execute(text("SELECT pg_relation_size('points_p202605_s1')"))).scalar_one()
+        async with store._engine.connect() as conn:  # the emptied leaves (buckets) were truncated
+            size = (
+                await conn.execute(
+                    text(
+                        "SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree('points_p202605') "
+                        "WHERE isleaf"
+                    )
+                )
+            ).scalar_one()
         assert size == 0
 
         # A replay stores nothing; a late frame for a compacted hour is stored and read at once.

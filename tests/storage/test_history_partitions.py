@@ -1,13 +1,13 @@
-"""PostgreSQL time partitions (revision 0006): leaves made on demand, pruned reads, the upgrade.
+"""PostgreSQL time partitions (revisions 0006, 0011): months made on demand, pruned reads, upgrades.
 
 Real PostgreSQL, a throw-away database per test (``postgres_url``). What is checked:
 
-* a write creates the (month, source) leaves it needs, the next month's ahead for the current
-  month, and a leaf for a back-filled frame years old;
-* concurrent writers that need the same new leaf all succeed and store everything once;
-* a query by (source, code, time range) reads only that source's leaves of those months (EXPLAIN);
-* a database filled at revision 0004 upgrades to partitioned tables without losing or changing a
-  row, and the store reads it as before.
+* a write creates the months it needs (level, DEFAULT, hash buckets), the next month ahead for the
+  current month, and a month for a back-filled frame years old;
+* concurrent writers that need the same new month all succeed and store everything once;
+* a query by (source, code, time range) reads only one bucket (or own leaf) of the months in range;
+* databases filled at revisions 0004, 0006 and 0011 upgrade without losing or changing a row, and
+  the store reads them as before.
 """
 
 from __future__ import annotations
@@ -20,19 +20,28 @@ from typing import Any
 from sqlalchemy import insert, select, text
 
 from witskit.storage import Store
-from witskit.storage.partitions import Leaf, leaves_for, next_month
+from witskit.storage.partitions import BUCKETS, Month, months_for, next_month
 from witskit.storage.schema import frames, points, sources, to_micros
 
 
 async def leaf_names(store: Store) -> set[str]:
+    """Every attached partition of the three tables below the month level."""
     async with store._engine.connect() as conn:
         rows = await conn.execute(
             text(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "WHERE c.relname ~ '_s[0-9]+$'"
+                "WHERE c.relname ~ '_(s[0-9]+|d|h[0-9]+)$'"
             )
         )
         return {str(r[0]) for r in rows}
+
+
+def month_names(
+    month: tuple[int, int], tables: tuple[str, ...] = ("points", "frames", "point_blocks")
+) -> set[str]:
+    """The DEFAULT and buckets of a month, in ``tables``."""
+    m = Month(month)
+    return {m.default(t) for t in tables} | {m.bucket(t, i) for t in tables for i in range(BUCKETS)}
 
 
 async def source_id(store: Store, name: str) -> int:
@@ -48,36 +57,34 @@ def frames_at(sim_frames: Any, source: str, start: datetime, steps: int = 20, se
     return [f for f in iter_decode(data, source=source) if isinstance(f, DecodedFrame)]
 
 
-def test_leaves_cover_every_month_of_a_span_and_the_next_one_for_this_month() -> None:
+def test_months_cover_every_month_of_a_span_and_the_next_one_for_this_month() -> None:
     jan = to_micros(datetime(2025, 12, 31, 23, tzinfo=UTC))
     feb = to_micros(datetime(2026, 2, 1, tzinfo=UTC))
     now = datetime(2026, 2, 10, tzinfo=UTC)
-    assert leaves_for([(3, jan, feb)], now=now) == {
-        Leaf((2025, 12), 3),
-        Leaf((2026, 1), 3),
-        Leaf((2026, 2), 3),
-        Leaf((2026, 3), 3),  # ahead: February is the current month
+    assert months_for([(jan, feb)], now=now) == {
+        Month((2025, 12)),
+        Month((2026, 1)),
+        Month((2026, 2)),
+        Month((2026, 3)),  # ahead: February is the current month
     }
     assert next_month((2026, 12)) == (2027, 1)
 
 
-async def test_writes_create_their_leaves_ahead_and_on_demand(postgres_url: str, sim_frames: Any) -> None:
+async def test_writes_create_their_months_ahead_and_on_demand(postgres_url: str, sim_frames: Any) -> None:
     store = await Store.open(postgres_url, timeout=10)
     try:
         now = datetime.now(UTC).replace(microsecond=0)
         assert await store.write(frames_at(sim_frames, "rig", now, 3)) == 90
-        sid = await source_id(store, "rig")
-        this, ahead = Leaf((now.year, now.month), sid), Leaf(next_month((now.year, now.month)), sid)
-        names = await leaf_names(store)
-        for leaf in (this, ahead):
-            assert {leaf.name("points"), leaf.name("frames")} <= names
-        # A late frame from years ago gets its own leaf, and no leaf is made ahead of it.
+        this = (now.year, now.month)
+        assert month_names(this) | month_names(next_month(this)) <= await leaf_names(store)
+        # A late frame from years ago gets its month, and no month is made ahead of it.
         old = datetime(2019, 3, 31, 23, 59, 50, tzinfo=UTC)
         assert await store.write(frames_at(sim_frames, "rig", old, 20)) == 600  # March into April
         names = await leaf_names(store)
-        assert {f"points_p201903_s{sid}", f"points_p201904_s{sid}", f"frames_p201904_s{sid}"} <= names
-        assert f"points_p201905_s{sid}" not in names
-        # Everything reads back, in time order, across the leaves.
+        assert month_names((2019, 3)) | month_names((2019, 4)) <= names
+        assert not {n for n in names if n.startswith("points_p201905")}
+        assert not {n for n in names if "_s" in n}  # no own leaf without an own retention
+        # Everything reads back, in time order, across the months.
         rows = [r async for r in store.query("rig", codes=["0108"])]
         assert len(rows) == 23
         assert [r.time for r in rows] == sorted(r.time for r in rows)
@@ -87,7 +94,7 @@ async def test_writes_create_their_leaves_ahead_and_on_demand(postgres_url: str,
 
 async def test_a_frame_with_a_wild_clock_creates_its_month_only(postgres_url: str, sim_frames: Any) -> None:
     """One frame dated years back among today's (a corrupt date item, an EDR clock reset) in one
-    batch: its month's leaf is made, never every month between (each a table, for good; 1970 to
+    batch: its month is made, never every month between (each a set of tables, for good; 1970 to
     today would be 2,700 of them, created under the partition lock that every writer waits on)."""
     store = await Store.open(postgres_url, timeout=10)
     try:
@@ -95,11 +102,9 @@ async def test_a_frame_with_a_wild_clock_creates_its_month_only(postgres_url: st
         old = datetime(2023, 1, 15, tzinfo=UTC)
         batch = frames_at(sim_frames, "rig", now, 2) + frames_at(sim_frames, "rig", old, 1)
         assert await store.write(batch) == 90
-        sid = await source_id(store, "rig")
         this = (now.year, now.month)
         months = {(old.year, old.month), this, next_month(this)}
-        tables = ("points", "frames", "point_blocks")
-        assert await leaf_names(store) == {Leaf(m, sid).name(t) for m in months for t in tables}
+        assert await leaf_names(store) == set().union(*(month_names(m) for m in months))
     finally:
         await store.aclose()
 
@@ -114,8 +119,7 @@ async def test_concurrent_writers_create_a_new_leaf_once(postgres_url: str, sim_
         assert sum(counts) == 4 * 300
         [info] = await stores[0].sources()
         assert (info.frame_count, info.point_count) == (40, 1200)
-        sid = await source_id(stores[0], "rig")
-        assert {f"points_p202406_s{sid}", f"points_p202407_s{sid}"} <= await leaf_names(stores[0])
+        assert month_names((2024, 6)) | month_names((2024, 7)) <= await leaf_names(stores[0])
     finally:
         for s in stores:
             await s.aclose()
@@ -140,8 +144,10 @@ async def test_a_query_by_source_code_and_time_reads_only_the_leaves_in_range(
         async with store._engine.connect() as conn:
             raw = await conn.get_raw_connection()
             plan = "\n".join(r[0] for r in await raw.driver_connection.fetch(f"EXPLAIN {sql}", *args))
-        leaves = set(re.findall(r"\b(?:points|frames|point_blocks)_p\d{6}_s\d+\b", plan))
-        assert leaves == {f"{t}_p202602_s{sid}" for t in ("points", "frames", "point_blocks")}, plan
+        leaves = set(re.findall(r"\b(?:points|frames|point_blocks)_p\d{6}_(?:s\d+|h\d+)\b", plan))
+        # One bucket of February per table: the same one (one hash of the source id).
+        [bucket] = {leaf.rsplit("_", 1)[1] for leaf in leaves}
+        assert leaves == {f"{t}_p202602_{bucket}" for t in ("points", "frames", "point_blocks")}, plan
         # Receive times: the range's frames read once and joined, never one lookup per point.
         assert "CTE fr" in plan, plan
         assert "SubPlan" not in plan, plan
@@ -270,11 +276,9 @@ async def test_a_database_filled_at_0004_upgrades_without_losing_a_row(
     try:
         after = await _dump(postgres_url)
         assert after == before
-        assert await leaf_names(store) == {
-            f"{t}_p{m}_s{s}"
-            for t in ("points", "frames", "point_blocks")
-            for m, s in (("202601", 1), ("202602", 1), ("202511", 2))
-        }
+        assert await leaf_names(store) == set().union(
+            *(month_names(m) for m in ((2026, 1), (2026, 2), (2025, 11)))
+        )
         # The store reads and deduplicates the converted rows as its own.
         assert await store.write(batches["rig-a"]) == 0
         got = [(r.source, r.time, r.code, r.value) async for r in store.query("rig-a")]
@@ -315,17 +319,17 @@ async def _leaves_as_0006(url: str, months: set[tuple[int, int]], sids: set[int]
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
     try:
         for month in sorted(months):
-            leaf = Leaf(month, 0)
+            leaf = Month(month)
             bounds = f"FROM ('{leaf.start.isoformat()}') TO ('{leaf.end.isoformat()}')"
             for table in ("points", "frames"):
                 await conn.execute(
-                    f"CREATE TABLE {leaf.month_table(table)} PARTITION OF {table} FOR VALUES {bounds} "
+                    f"CREATE TABLE {leaf.name(table)} PARTITION OF {table} FOR VALUES {bounds} "
                     "PARTITION BY LIST (source_id)"
                 )
                 for sid in sorted(sids):
                     await conn.execute(
-                        f"CREATE TABLE {Leaf(month, sid).name(table)} PARTITION OF "
-                        f"{leaf.month_table(table)} FOR VALUES IN ({sid})"
+                        f"CREATE TABLE {leaf.own(table, sid)} PARTITION OF "
+                        f"{leaf.name(table)} FOR VALUES IN ({sid})"
                     )
     finally:
         await conn.close()
@@ -360,3 +364,82 @@ async def test_a_database_filled_at_0006_upgrades_to_hourly_blocks_without_losin
         await store.aclose()
     await _upgrade_to(postgres_url, "0006", down=True)
     assert await _dump(postgres_url) == before
+
+
+async def _leaves_as_0011(url: str, months: set[tuple[int, int]], sids: set[int]) -> None:
+    """Revisions 0006-0011 layout: a leaf per (month, source) in points, frames and point_blocks."""
+    await _leaves_as_0006(url, months, sids)
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        for month in sorted(months):
+            leaf = Month(month)
+            bounds = f"FROM ('{leaf.start.isoformat()}') TO ('{leaf.end.isoformat()}')"
+            await conn.execute(
+                f"CREATE TABLE {leaf.name('point_blocks')} PARTITION OF point_blocks FOR VALUES {bounds} "
+                "PARTITION BY LIST (source_id)"
+            )
+            for sid in sorted(sids):
+                await conn.execute(
+                    f"CREATE TABLE {leaf.own('point_blocks', sid)} PARTITION OF "
+                    f"{leaf.name('point_blocks')} FOR VALUES IN ({sid})"
+                )
+    finally:
+        await conn.close()
+
+
+async def _blocks(url: str) -> list[tuple[Any, ...]]:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        return [
+            tuple(r) for r in await conn.fetch("SELECT * FROM point_blocks ORDER BY source_id, code, hour")
+        ]
+    finally:
+        await conn.close()
+
+
+async def test_a_database_filled_at_0011_moves_its_leaves_into_buckets_without_losing_a_row(
+    postgres_url: str,
+) -> None:
+    """Revision 0012: every (month, source) leaf's rows move into its month's hash buckets; the
+    history in blocks (January) and in rows (March) alike; and back on the downgrade."""
+    import asyncpg
+
+    from witskit.storage.blocks import compact
+
+    months = {(2026, 1), (2026, 2), (2026, 3)}
+    batches = {
+        f"rig-{i}": frames_at(
+            None, f"rig-{i}", datetime(2026, 1 + i % 3, 10 + i, 23, 59, 40, tzinfo=UTC), 30, i
+        )
+        for i in range(5)
+    }
+    batches["rig-long"] = frames_at(None, "rig-long", datetime(2026, 1, 31, 23, 59, 50, tzinfo=UTC), 20, 9)
+    await _upgrade_to(postgres_url, "0011")
+    await _leaves_as_0011(postgres_url, months, set(range(1, 7)))
+    await _fill_as_0004(postgres_url, batches)
+    conn = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        assert await compact(conn, datetime(2026, 2, 1, tzinfo=UTC)) > 0  # January as blocks
+    finally:
+        await conn.close()
+    before, blocks = await _dump(postgres_url), await _blocks(postgres_url)
+    assert len(before["points"]) == (5 * 30 + 20) * 30
+    assert blocks
+
+    store = await Store.open(postgres_url, timeout=10)  # 0011
+    try:
+        assert (await _dump(postgres_url), await _blocks(postgres_url)) == (before, blocks)
+        names = await leaf_names(store)
+        assert names == set().union(*(month_names(m) for m in months))  # no (month, source) leaf left
+        for name, batch in batches.items():
+            assert await store.write(batch) == 0, name  # still deduplicated by the frames key
+        rows = [r async for r in store.query("rig-long", codes=["0108"])]
+        assert len(rows) == 20
+    finally:
+        await store.aclose()
+    await _upgrade_to(postgres_url, "0011", down=True)
+    assert (await _dump(postgres_url), await _blocks(postgres_url)) == (before, blocks)

@@ -26,11 +26,11 @@ NOW = datetime(2026, 4, 5, tzinfo=UTC)
 MONTHS = (1, 2, 3)
 
 
-def month_frames(source: str, month: int, steps: int = 5) -> list[Any]:
+def month_frames(source: str, month: int, steps: int = 5, year: int = 2026) -> list[Any]:
     from witskit.protocol import DecodedFrame, iter_decode
     from witskit.simulator import DrillingSimulator
 
-    start = datetime(2026, month, 10, tzinfo=UTC)
+    start = datetime(year, month, 10, tzinfo=UTC)
     data = b"".join(DrillingSimulator(month, records=(1,), start=start).frames(steps))
     return [f for f in iter_decode(data, source=source) if isinstance(f, DecodedFrame)]
 
@@ -91,14 +91,12 @@ async def test_retention_removes_whole_months_or_days_and_keeps_counters_exact(f
         assert await months_of(store, "rig-b") == [1, 2, 3]  # 90 days: cut-off 2026-01-05
         await counters_are_exact(store)
         if store.backend == "postgresql":
+            # Written before rig-b had its own retention: both rigs share the months' buckets, which
+            # stay for rig-b; rig-a's rows are deleted from them.
             assert {r.target for r in done.removed} == {
-                f"frames_p20260{m}_s1, point_blocks_p20260{m}_s1, points_p20260{m}_s1" for m in (1, 2)
+                f"rows of rig-a in frames_p20260{m}_d, point_blocks_p20260{m}_d, points_p20260{m}_d"
+                for m in (1, 2)
             }
-            async with store._engine.connect() as conn:
-                deleted = (
-                    await conn.execute(text("SELECT COALESCE(sum(n_tup_del), 0) FROM pg_stat_user_tables"))
-                ).scalar_one()
-            assert deleted == 0  # partitions dropped, not a row deleted
 
         again = await store.retention(policy, apply=True, now=NOW)
         assert again.removed == []
@@ -134,8 +132,41 @@ async def test_postgres_makes_next_months_partitions_ahead(postgres_url: str) ->
     store = await Store.open(postgres_url, timeout=10)
     try:
         await fill(store)
-        assert await store.ensure_partitions_ahead(NOW) == 4  # April and May, for each rig
+        assert await store.ensure_partitions_ahead(NOW) == 2  # April and May
         assert await store.ensure_partitions_ahead(NOW) == 0
+        # An own leaf for a source with its own retention: next month, where it has no row yet.
+        assert await store.ensure_partitions_ahead(NOW, own=["rig-a", "unknown"]) == 1
+        assert await store.ensure_partitions_ahead(NOW, own=["rig-a"]) == 0
+    finally:
+        await store.aclose()
+
+
+async def test_postgres_drops_own_leaves_and_whole_months_never_deleting_rows(postgres_url: str) -> None:
+    """rig-a gets its own retention (30 days) before January: its January and February are its own
+    leaves, dropped; November (before the setting) is in the buckets, alone, so the whole month
+    goes. rig-b (90 days, the global) keeps everything in range. Not a row is DELETEd."""
+    store = await Store.open(postgres_url, timeout=10)
+    try:
+        await store.write(month_frames("rig-a", 11, year=2025))
+        for now in (datetime(2025, 12, 15, tzinfo=UTC), datetime(2026, 1, 15, tzinfo=UTC)):
+            assert await store.ensure_partitions_ahead(now, own=["rig-a"]) >= 1
+        await fill(store)
+        policy = RetentionPolicy(90, {"rig-a": 30})
+        done = await store.retention(policy, apply=True, now=NOW)
+        assert done.kept == []
+        assert sorted(r.target for r in done.removed) == [
+            "frames_p202511_d, point_blocks_p202511_d, points_p202511_d",
+            "frames_p202601_s1, point_blocks_p202601_s1, points_p202601_s1",
+            "frames_p202602_s1, point_blocks_p202602_s1, points_p202602_s1",
+        ]
+        assert await months_of(store, "rig-a") == [3]
+        assert await months_of(store, "rig-b") == [1, 2, 3]
+        await counters_are_exact(store)
+        async with store._engine.connect() as conn:
+            deleted = (
+                await conn.execute(text("SELECT COALESCE(sum(n_tup_del), 0) FROM pg_stat_user_tables"))
+            ).scalar_one()
+        assert deleted == 0  # partitions dropped, not a row deleted
     finally:
         await store.aclose()
 
@@ -187,22 +218,18 @@ async def test_a_partition_that_cannot_be_dropped_is_named_and_the_others_go(pos
         await fill(store)
         # Another session reads January's leaf of rig-a and keeps its transaction open.
         await blocker.execute("BEGIN")
-        await blocker.execute("LOCK TABLE points_p202601_s1 IN ACCESS SHARE MODE")
+        await blocker.execute("LOCK TABLE points_p202601_d IN ACCESS SHARE MODE")
         report = await store.retention(RetentionPolicy(30), apply=True, now=NOW, lock_timeout=0.5)
         assert len(report.kept) == 1
-        assert "points_p202601_s1" in report.kept[0]
+        assert "points_p202601_d" in report.kept[0]
         assert "could not be dropped" in report.kept[0]
-        assert sorted((r.source, r.start.month) for r in report.removed) == [
-            ("rig-a", 2),
-            ("rig-b", 1),
-            ("rig-b", 2),
-        ]
+        assert sorted((r.source, r.start.month) for r in report.removed) == [("rig-a", 2), ("rig-b", 2)]
         assert await months_of(store, "rig-a") == [1, 3]  # kept whole, not half dropped
         await blocker.execute("ROLLBACK")
         await counters_are_exact(store)
         again = await store.retention(RetentionPolicy(30), apply=True, now=NOW)
-        leaves = "frames_p202601_s1, point_blocks_p202601_s1, points_p202601_s1"
-        assert [r.target for r in again.removed] == [leaves]
+        leaves = "frames_p202601_d, point_blocks_p202601_d, points_p202601_d"
+        assert [r.target for r in again.removed] == [leaves, leaves]
     finally:
         await blocker.close()
         await store.aclose()

@@ -5,14 +5,16 @@ driver SQLAlchemy recommends for PostgreSQL. A write is:
 
 1. the keys already stored are looked up (``frame_key = ANY($keys)``), so a replayed frame costs one
    index probe and its points are never sent;
-2. the new frames are COPYed into a temporary staging table, then
-   ``INSERT INTO frames SELECT ... ON CONFLICT DO NOTHING RETURNING frame_key`` inserts them: the
-   RETURNING list is exact even when another writer stores the same frames at the same moment;
-3. the points of exactly those frames are COPYed straight into ``points``, sorted by (code, time)
-   so index inserts land next to each other. No staging or ON CONFLICT is needed for points: only
-   the transaction that inserted a frame row writes that frame's points, and the frames primary key
-   lets only one transaction do that. (Staging the points and inserting with ON CONFLICT measured
-   2-3x slower; see ``docs/storage.md``.)
+2. the new frames are COPYed into a temporary staging table, each with its points as three array
+   literals (codes, numbers, texts), then one statement inserts them
+   (``INSERT INTO frames SELECT ... ON CONFLICT DO NOTHING RETURNING``: the RETURNING list is exact
+   even when another writer stores the same frames at the same moment) and makes the point rows of
+   exactly those frames from the arrays, sorted by (source, code, time) so that index inserts land
+   next to each other. No ON CONFLICT is needed for points: only the transaction that inserted a
+   frame row writes that frame's points, and the frames primary key lets only one transaction do
+   that. The server making the rows spares the client building and encoding 7 values a point
+   (most of a fleet worker's CPU);
+3. a source's many frames in one write (an import, a replayed spool) go to hourly blocks instead.
 
 Many writers (a fleet's central workers) share one database without deadlocks: every lock a write
 takes is taken in one global order, phase by phase: new source rows by name, frame rows by
@@ -26,7 +28,6 @@ import logging
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime
 from itertools import chain, repeat
-from operator import itemgetter
 from typing import Any, Final
 
 from sqlalchemy import text
@@ -54,7 +55,7 @@ from witskit.storage.errors import (
     StorageError,
     StorageFull,
 )
-from witskit.storage.partitions import Leaf, ensure_leaves, leaves_for
+from witskit.storage.partitions import Month, ensure_months, months_for
 from witskit.storage.schema import VERSION_TABLE, from_micros, to_micros
 
 __all__ = ["PostgresBackend"]
@@ -68,14 +69,37 @@ _POINT_COLS: Final = ("frame_key", "time", "value_num", "source_id", "idx", "cod
 
 # ON COMMIT DELETE ROWS: the stage empties itself at every commit or rollback; it is created once
 # per connection (not per write) so the system catalogs do not churn.
-_CREATE_STAGE: Final = f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE frames) ON COMMIT DELETE ROWS"
+# Each frame travels with its points as three array literals (codes, numbers, texts: NULL when it
+# has no text), and the server makes the point rows: the client encodes 3 strings a frame instead
+# of 7 values a point. A fleet batch of 1,000 frames is 40,000 points: making and encoding them as
+# COPY rows was most of a worker's CPU, and asyncpg's array encoder (an isinstance check per
+# element) cost as much again; joining the reprs of 40 numbers is one C loop.
+_CREATE_STAGE: Final = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE frames, codes text, nums text, texts text) "
+    "ON COMMIT DELETE ROWS"
+)
+_STAGE_COLS: Final = (*_FRAME_COLS, "codes", "nums", "texts")
 _COLS: Final = ", ".join(_FRAME_COLS)
 # In key order: writers that insert overlapping frames take their index entries in one order, so
-# one waits for the other instead of each holding what the other needs (a deadlock).
-_MOVE_ALL_FRAMES: Final = (
-    f"INSERT INTO frames ({_COLS}) SELECT {_COLS} FROM {_STAGE} "  # noqa: S608
-    "ORDER BY source_id, frame_key ON CONFLICT DO NOTHING RETURNING source_id, frame_key"
+# one waits for the other instead of each holding what the other needs (a deadlock). The points of
+# exactly the frames inserted (RETURNING) are made from the stage's arrays in the same statement,
+# sorted as the key so that index inserts land next to each other; frames whose points go to
+# blocks (``codes`` NULL) get theirs from ``_MOVE_BLOCKS``.
+_MOVE_ALL_FRAMES: Final = f"""
+WITH moved AS (
+    INSERT INTO frames ({_COLS}) SELECT {_COLS} FROM {_STAGE}
+    ORDER BY source_id, frame_key ON CONFLICT DO NOTHING RETURNING source_id, frame_key
+), made AS (
+    INSERT INTO points ({", ".join(_POINT_COLS)})
+    SELECT s.frame_key, s.frame_time, u.num, s.source_id, (u.i - 1)::int2, u.code, u.txt
+    FROM {_STAGE} s JOIN moved m ON m.source_id = s.source_id AND m.frame_key = s.frame_key
+    CROSS JOIN LATERAL unnest(s.codes::text[], s.nums::float8[], s.texts::text[])
+        WITH ORDINALITY AS u(code, num, txt, i)
+    WHERE s.codes IS NOT NULL
+    ORDER BY s.source_id, u.code, s.frame_time, s.frame_key
 )
+SELECT source_id, frame_key FROM moved
+"""  # noqa: S608 - fixed text
 
 #: From this many new frames of one source in one write (an import, a replayed spool), their points
 #: are written straight as hourly blocks (revision 0009), not as rows to be compacted later: one
@@ -116,8 +140,6 @@ ON CONFLICT (source_id, code, hour) DO UPDATE SET
     {", ".join(f"{c} = NULL" for c in SUMMARY_COLUMNS)}
 """  # noqa: S608 - fixed text
 
-#: Below this many frames from one source, point rows are made row by row (see ``_few_point_rows``).
-_COLUMN_WISE_MIN_FRAMES: Final = 16
 _DAY_US: Final = 86_400_000_000
 
 #: Sort memory of one export's transaction (the server default, 4MB, sorts ~50k points in memory).
@@ -144,6 +166,23 @@ _SQLSTATES: Final[dict[str, tuple[type[StorageError], str]]] = {
 }
 
 
+#: Array literals of the code lists seen (a fleet's rigs send a few layouts), by the codes.
+_CODES_LITERALS: dict[tuple[str, ...], str] = {}
+_CODES_LITERALS_MAX: Final = 4096
+
+
+def _element(text: str | None) -> str:
+    """One element of an array literal: NULL, or the text quoted and escaped."""
+    if text is None:
+        return "NULL"
+    return '"' + text.replace("\x00", "\ufffd").replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _array_literal(items: Iterable[str | None]) -> str:
+    """A PostgreSQL text[] literal: every element quoted (a code or text may hold any character)."""
+    return "{" + ",".join(map(_element, items)) + "}"
+
+
 def _no_nul(text: str | None) -> str | None:
     """PostgreSQL text cannot hold U+0000: store U+FFFD instead (``frames.raw`` keeps the byte).
 
@@ -159,8 +198,8 @@ class PostgresBackend(BackendImpl):
 
     def __init__(self, url: ParsedURL) -> None:
         super().__init__(url)
-        #: (month, source) leaves known to be attached and committed (see ``_ensure_partitions``).
-        self.known_leaves: set[Leaf] = set()
+        #: Month levels known to be attached and committed (see ``_ensure_partitions``).
+        self.known_leaves: set[Month] = set()
 
     def engine_options(self, *, pool_size: int, timeout: float) -> dict[str, Any]:
         """Pool with pre-ping (a restarted server costs one failed checkout, not one failed write)."""
@@ -248,29 +287,32 @@ class PostgresBackend(BackendImpl):
         await drv.copy_records_to_table(
             _STAGE,
             records=[
-                (sid, p.key, p.received_at, p.time, p.raw, _no_nul(p.errors))
+                record
                 for sid, frames in groups.items()
-                for p in frames
+                for record in (
+                    self._stage_records(sid, frames)
+                    if len(frames) < _BLOCK_MIN_FRAMES
+                    else (
+                        (sid, p.key, p.received_at, p.time, p.raw, _no_nul(p.errors), None, None, None)
+                        for p in frames
+                    )
+                )
             ],
-            columns=_FRAME_COLS,
+            columns=_STAGE_COLS,
         )
         moved = {(int(r[0]), int(r[1])) for r in await drv.fetch(_MOVE_ALL_FRAMES)}
         out: list[tuple[int, list[Pending], int]] = []
-        parts: list[Iterator[tuple[Any, ...]]] = []
         staged: list[Iterator[tuple[Any, ...]]] = []
-        row_points = block_points = 0
+        block_points = 0
         for sid, frames in groups.items():
             new = [p for p in frames if (sid, p.key) in moved]
-            rows, count = self._point_rows(sid, new)
-            if len(new) >= _BLOCK_MIN_FRAMES:
+            if len(frames) >= _BLOCK_MIN_FRAMES:
+                rows, count = self._point_rows(sid, new)
                 staged.append(rows)
                 block_points += count
             else:
-                parts.append(rows)
-                row_points += count
+                count = sum(len(p.codes) for p in new)
             out.append((sid, new, count))
-        if row_points:
-            await drv.copy_records_to_table("points", records=chain.from_iterable(parts), columns=_POINT_COLS)
         if block_points:
             await drv.copy_records_to_table(
                 _BLOCK_STAGE, records=chain.from_iterable(staged), columns=_POINT_COLS
@@ -278,28 +320,50 @@ class PostgresBackend(BackendImpl):
             await drv.execute(_MOVE_BLOCKS)
         return out
 
+    @staticmethod
+    def _stage_records(sid: int, frames: Sequence[Pending]) -> Iterator[tuple[Any, ...]]:
+        """Stage rows of frames whose points become rows: each with its points as array literals.
+
+        ``str()`` of a list of numbers is the array literal but for its brackets (and ``None`` for
+        ``NULL``), made in C; the codes' literal is made once per layout.
+        """
+        cache = _CODES_LITERALS
+        for p in frames:
+            codes = tuple(p.codes)
+            lit = cache.get(codes)
+            if lit is None:
+                if len(cache) >= _CODES_LITERALS_MAX:
+                    cache.clear()
+                lit = cache[codes] = _array_literal(codes)
+            values = p.values
+            texts = None
+            if str in set(map(type, values)):
+                texts = _array_literal([v if type(v) is str else None for v in values])
+                values = [None if type(v) is str else v for v in values]
+            nums = "{" + str(list(values))[1:-1].replace("None", "NULL") + "}"
+            yield (sid, p.key, p.received_at, p.time, p.raw, _no_nul(p.errors), lit, nums, texts)
+
     async def _ensure_partitions(
         self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
     ) -> None:
-        """Make sure the (month, source) leaves of the batch exist (see ``partitions.py``).
+        """Make sure the month levels of the batch exist (see ``partitions.py``).
 
-        Leaves seen attached by an earlier write are not looked up again; the memory is dropped on
-        any rollback (a leaf created by a rolled-back write, or dropped by retention since, is then
+        Months seen attached by an earlier write are not looked up again; the memory is dropped on
+        any rollback (a month created by a rolled-back write, or dropped by retention since, is then
         looked up afresh).
         """
-        # A span per (source, UTC day) that has frames, never the batch's (first, last): one frame
-        # with a wild clock (a corrupt date, 1970 among today's) would make every month between a
-        # table, for good, under the lock every writer waits on.
-        days = {(sid, p.time_us // _DAY_US) for sid, ps in groups.items() for p in ps}
-        spans = [(sid, day * _DAY_US, day * _DAY_US) for sid, day in days]
+        # A span per UTC day that has frames, never the batch's (first, last): one frame with a
+        # wild clock (a corrupt date, 1970 among today's) would make every month between a table,
+        # for good, under the lock every writer waits on.
+        days = {p.time_us // _DAY_US for ps in groups.values() for p in ps}
         known = self.known_leaves
-        needed = leaves_for(spans) - known
+        needed = months_for([(day * _DAY_US, day * _DAY_US) for day in days]) - known
         if not needed:
             return
-        created = await ensure_leaves(drv, needed)
+        created = await ensure_months(drv, needed)
         if created:
-            logger.info("storage: created partitions %s", ", ".join(leaf.name("points") for leaf in created))
-        # Leaves that existed before this write are safe to remember; the new ones only after commit.
+            logger.info("storage: created partitions %s", ", ".join(m.name("points") for m in created))
+        # Months that existed before this write are safe to remember; the new ones only after commit.
         known.update(needed - set(created))
 
     def _point_rows(self, source_id: int, new: Sequence[Pending]) -> tuple[Iterator[tuple[Any, ...]], int]:
@@ -309,8 +373,6 @@ class PostgresBackend(BackendImpl):
         first rows while the client is still making the rest, instead of idling while a list of
         every row is built first (the two run on different cores).
         """
-        if len(new) < _COLUMN_WISE_MIN_FRAMES:
-            return self._few_point_rows(source_id, new)
         by_code: dict[str, list[Iterator[tuple[Any, ...]]]] = {}
         count = 0
         sid = repeat(source_id)
@@ -330,24 +392,6 @@ class PostgresBackend(BackendImpl):
                 )
                 count += len(col)
         return chain.from_iterable(part for code in sorted(by_code) for part in by_code[code]), count
-
-    @staticmethod
-    def _few_point_rows(source_id: int, new: Sequence[Pending]) -> tuple[Iterator[tuple[Any, ...]], int]:
-        """The point rows of a source's few frames (a fleet's batch holds one or two per rig).
-
-        Row by row into one list, sorted by code: column-wise iterators would cost dozens of
-        objects per frame, and with a thousand rigs per batch that allocation (and the garbage
-        collections it sets off) took four times as long as the COPY itself.
-        """
-        rows = [
-            (p.key, p.time, v, source_id, idx, code, None)
-            if type(v) is not str
-            else (p.key, p.time, None, source_id, idx, code, _no_nul(v))
-            for p in new
-            for idx, (code, v) in enumerate(zip(p.codes, p.values, strict=True))
-        ]
-        rows.sort(key=itemgetter(5))  # stable: time order within each code
-        return iter(rows), len(rows)
 
     async def bump_sources(self, drv: Any, bumps: Sequence[tuple[int, int, int, datetime, datetime]]) -> None:
         """One UPDATE for every source of the batch, its rows locked in id order first."""

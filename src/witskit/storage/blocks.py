@@ -272,9 +272,8 @@ async def summarize_pending(drv: Any, before: datetime) -> int:
 async def _truncate_empty(drv: Any, lock_timeout: float) -> None:
     """TRUNCATE the leaves of ``points`` left empty (their space back at once, not at VACUUM)."""
     leaves = await drv.fetch(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "JOIN pg_class m ON m.oid = i.inhparent JOIN pg_inherits im ON im.inhrelid = m.oid "
-        "WHERE im.inhparent = 'points'::regclass AND pg_relation_size(c.oid) > 0"
+        "SELECT c.relname FROM pg_partition_tree('points'::regclass) t JOIN pg_class c ON c.oid = t.relid "
+        "WHERE t.isleaf AND pg_relation_size(c.oid) > 0"
     )
     for row in leaves:
         name = str(row[0])

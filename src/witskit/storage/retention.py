@@ -2,13 +2,17 @@
 
 Each engine does it the way it does best (``docs/history.md``):
 
-* **PostgreSQL** drops whole (month, source) leaves of ``points`` and ``frames`` (see
-  ``partitions.py``) whose month ended before the source's cut-off: a catalog change, never a mass
-  ``DELETE``. One short transaction per leaf, with a lock timeout: a leaf that cannot be dropped
-  now is reported by name and the others go on. The source's counters are corrected in the same
-  transaction, from exact counts of the leaf. With an archive, the leaf's frames are counted
-  before the archive is asked and again under the leaf's ACCESS EXCLUSIVE lock: a frame
-  back-filled in between (the count differs) keeps the leaf, named, for the next archive run.
+* **PostgreSQL** drops whole partitions (see ``partitions.py``): a month's DEFAULT (the hash
+  buckets every source without an own leaf shares) once the month ended before the cut-off of every
+  source in it, and a source's own leaf once its month ended before that source's cut-off: a
+  catalog change, never a mass ``DELETE``. Rows of a source in the buckets whose cut-off passed
+  while another source there still keeps the month (a shorter per-source retention, for the months
+  before that source had its own leaves) are deleted by source. One short transaction per unit,
+  with a lock timeout: one that cannot be removed now is reported by name and the others go on.
+  The sources' counters are corrected in the same transaction, from exact counts.
+  With an archive, the unit's frames are counted before the archive is asked and again under
+  its lock: a frame back-filled in between (the counts differ) keeps the unit, named, for the next
+  archive run.
 * **SQLite** and **MariaDB/MySQL** have one table each: rows are deleted by primary-key range, one
   (source, code, day) range per statement and one day per transaction, so the writer is never held
   for long and the work resumes where it stopped.
@@ -21,7 +25,7 @@ archive copy is verified.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -33,10 +37,10 @@ from witskit.errors import UsageError
 from witskit.storage._base import BackendImpl
 from witskit.storage.partitions import (
     PARTITIONED_TABLES,
-    Leaf,
-    LeafInfo,
-    ensure_leaves,
-    list_leaves,
+    Month,
+    ensure_months,
+    ensure_own_leaves,
+    list_months,
     next_month,
 )
 from witskit.storage.query import distinct_codes
@@ -138,86 +142,155 @@ async def _source_rows(engine: AsyncEngine) -> list[tuple[int, str, datetime | N
 
 
 # PostgreSQL ---------------------------------------------------------------------------------------
-async def _due_leaves(
-    engine: AsyncEngine, policy: RetentionPolicy, now: datetime
-) -> list[tuple[str, Leaf, list[LeafInfo], int]]:
-    names = {sid: name for sid, name, _ in await _source_rows(engine)}
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        drv: Any = raw.driver_connection
-        grouped: dict[Leaf, list[LeafInfo]] = {}
-        for info in await list_leaves(drv):
-            grouped.setdefault(Leaf(info.month, info.source_id), []).append(info)
-        out: list[tuple[str, Leaf, list[LeafInfo], int]] = []
-        for leaf, infos in sorted(grouped.items()):
-            name = names.get(leaf.source_id)
-            cutoff = None if name is None else policy.cutoff(name, now)
-            if name is None or cutoff is None or leaf.end > cutoff:
-                continue
-            size = await drv.fetchval(
-                "SELECT sum(pg_total_relation_size(c::regclass)) FROM unnest($1::text[]) c",
-                [i.name for i in infos],
-            )
-            out.append((name, leaf, infos, int(size or 0)))
+#: How the points of a relation are counted, per table (a block holds many).
+_COUNT: Final = {"point_blocks": "COALESCE(sum(cardinality(times)), 0)"}
+
+#: The distinct sources of a relation, by skipping through its (source_id, ...) key.
+_SOURCES_IN: Final = """
+WITH RECURSIVE s(id) AS (
+    SELECT min(source_id) FROM {rel}
+    UNION ALL SELECT (SELECT min(source_id) FROM {rel} WHERE source_id > s.id) FROM s WHERE s.id IS NOT NULL
+) SELECT id FROM s WHERE id IS NOT NULL
+"""
+
+
+@dataclass
+class _Unit:
+    """What retention removes at once in one month: a source's own leaf, or the month's DEFAULT
+    (every source's rows in its hash buckets), or one source's rows in that DEFAULT (DELETE)."""
+
+    month: Month
+    sources: list[tuple[int, str]]
+    #: table -> relation
+    rels: dict[str, str]
+    #: True: DROP the relations; False: DELETE the source's rows from them.
+    drop: bool
+
+    @property
+    def target(self) -> str:
+        names = ", ".join(sorted(self.rels.values()))
+        return names if self.drop else f"rows of {self.sources[0][1]} in {names}"
+
+
+async def _sources_in(drv: Any, rels: list[str]) -> set[int]:
+    out: set[int] = set()
+    for rel in rels:
+        out |= {int(r[0]) for r in await drv.fetch(_SOURCES_IN.format(rel=rel))}
     return out
 
 
-#: How the points of a leaf are counted, per table (a block holds many).
-_COUNT: Final = {"point_blocks": "COALESCE(sum(cardinality(times)), 0)"}
+async def _due_units(
+    drv: Any, names: Mapping[int, str], policy: RetentionPolicy, now: datetime
+) -> list[_Unit]:
+    """The units due (their month ended before the cut-off of each source in them), oldest first.
+
+    A month's DEFAULT goes whole when every source in it is due; otherwise each due source's rows
+    are deleted from it (rows written before the source had its own leaves).
+    """
+
+    def due(sid: int, month: Month) -> bool:
+        name = names.get(sid)
+        cutoff = None if name is None else policy.cutoff(name, now)
+        return cutoff is not None and month.end <= cutoff
+
+    out: list[_Unit] = []
+    for info in await list_months(drv):
+        month = info.month
+        for sid in sorted(info.own):
+            if due(sid, month):
+                rels = {t: month.own(t, sid) for t, _ in PARTITIONED_TABLES}
+                out.append(_Unit(month, [(sid, names[sid])], rels, True))
+        if not info.has_default:
+            continue
+        rels = {t: month.default(t) for t, _ in PARTITIONED_TABLES}
+        inside = sorted(await _sources_in(drv, list(rels.values())))
+        gone = [sid for sid in inside if due(sid, month)]
+        if inside and len(gone) == len(inside):
+            out.append(_Unit(month, [(sid, names[sid]) for sid in gone], rels, True))
+        else:
+            out += [_Unit(month, [(sid, names[sid])], rels, False) for sid in gone]
+    return out
 
 
 class _Changed(Exception):
-    """The leaf gained frames between its archive check and its lock: it is kept."""
+    """The unit gained frames between its archive check and its lock: it is kept."""
 
     def __init__(self, seen: int, now: int) -> None:
         super().__init__(f"{seen} then, {now} now")
         self.seen, self.now = seen, now
 
 
-async def _drop_leaf(
-    drv: Any, leaf: Leaf, infos: list[LeafInfo], lock_timeout: float, seen: int | None
-) -> tuple[int, int]:
-    """Drop one (month, source) leaf of both tables; fix the source's counters. (points, frames).
+async def _frames_in(drv: Any, unit: _Unit) -> dict[int, int]:
+    """Frames per source in the unit's frames relation (all sources when it is dropped whole)."""
+    where = "" if unit.drop else f" WHERE source_id = {int(unit.sources[0][0])}"
+    rows = await drv.fetch(f"SELECT source_id, count(*) FROM {unit.rels['frames']}{where} GROUP BY 1")  # noqa: S608
+    return {int(sid): int(n) for sid, n in rows}
 
-    The leaves are locked first (ACCESS EXCLUSIVE: no write lands in them after this), each after
-    its month level, the order in which writers' rows are routed and in which ``DROP TABLE`` locks
-    (a leaf locked before its parent would deadlock with a writer holding the parent). With
-    ``seen`` (the leaf's frames counted before the archive was asked), the leaf is dropped only if
-    it still holds exactly that many: frames are never deleted but by retention, so the same count
-    means the same frames, the ones the archive was verified to hold. Otherwise :class:`_Changed`.
+
+async def _counts(drv: Any, unit: _Unit) -> dict[int, tuple[int, int]]:
+    """(points, frames) per source of the unit's rows."""
+    out: dict[int, list[int]] = {sid: [0, 0] for sid, _ in unit.sources}
+    for table, rel in unit.rels.items():
+        where = "" if unit.drop else f" WHERE source_id = {int(unit.sources[0][0])}"
+        rows = await drv.fetch(
+            f"SELECT source_id, {_COUNT.get(table, 'count(*)')} FROM {rel}{where} GROUP BY 1"  # noqa: S608
+        )
+        for sid, n in rows:
+            if int(sid) in out:
+                out[int(sid)][1 if table == "frames" else 0] += int(n)
+    return {sid: (p, f) for sid, (p, f) in out.items()}
+
+
+async def _remove(
+    drv: Any, unit: _Unit, lock_timeout: float, seen: dict[int, int] | None
+) -> dict[int, tuple[int, int]]:
+    """Drop (or delete) one unit and fix its sources' counters, in one transaction.
+
+    The relations are locked first, so no write lands in them after this and the counts are
+    exactly what goes: a dropped one ACCESS EXCLUSIVE, each after its month level (the order in
+    which writers' rows are routed and ``DROP TABLE`` locks: the other order deadlocks with a
+    writer), one deleted from EXCLUSIVE (writes wait, reads go on). With ``seen`` (the frames
+    counted before the archive was asked) the unit goes only if it still holds exactly those:
+    frames are never deleted but by retention, so the same counts mean the frames the archive
+    was verified to hold. Otherwise :class:`_Changed`.
     """
-    by_table = {i.table: i.name for i in infos}
     async with drv.transaction():
         await drv.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
-        for table, name in by_table.items():
-            await drv.execute(f"LOCK TABLE ONLY {leaf.month_table(table)} IN ACCESS EXCLUSIVE MODE")
-            await drv.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
-        counts = {
-            table: int(await drv.fetchval(f"SELECT {_COUNT.get(table, 'count(*)')} FROM {name}"))  # noqa: S608
-            for table, name in by_table.items()
-        }
-        if seen is not None and counts.get("frames", 0) != seen:
-            raise _Changed(seen, counts.get("frames", 0))
-        # A block (revision 0009) holds an hour of points: they count as points.
-        counts["points"] = counts.get("points", 0) + counts.pop("point_blocks", 0)
-        for name in by_table.values():
-            await drv.execute(f"DROP TABLE {name}")
+        for table, rel in unit.rels.items():
+            if unit.drop:
+                await drv.execute(f"LOCK TABLE ONLY {unit.month.name(table)} IN ACCESS EXCLUSIVE MODE")
+                await drv.execute(f"LOCK TABLE {rel} IN ACCESS EXCLUSIVE MODE")
+            else:
+                await drv.execute(f"LOCK TABLE {rel} IN EXCLUSIVE MODE")
+        if seen is not None:
+            now = await _frames_in(drv, unit)
+            if now != seen:
+                raise _Changed(sum(seen.values()), sum(now.values()))
+        counts = await _counts(drv, unit)
+        for rel in unit.rels.values():
+            if unit.drop:
+                await drv.execute(f"DROP TABLE {rel}")
+            else:
+                await drv.execute(f"DELETE FROM {rel} WHERE source_id = $1", unit.sources[0][0])  # noqa: S608
+        ids = sorted(counts)
+        await drv.execute("SELECT 1 FROM sources WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE", ids)
         await drv.execute(
-            "UPDATE sources SET point_count = point_count - $2, frame_count = frame_count - $3, "
-            "first_time = (SELECT min(frame_time) FROM frames WHERE source_id = $1) WHERE id = $1",
-            leaf.source_id,
-            counts.get("points", 0),
-            counts.get("frames", 0),
+            "UPDATE sources s SET point_count = s.point_count - u.p, frame_count = s.frame_count - u.f, "
+            "first_time = (SELECT min(frame_time) FROM frames WHERE source_id = s.id) "
+            "FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS u(id, p, f) WHERE s.id = u.id",
+            ids,
+            [counts[i][0] for i in ids],
+            [counts[i][1] for i in ids],
         )
-        # A month level left without leaves goes too (nothing can be routed to it).
+        # A month level left without partitions goes too (nothing can be routed to it).
         for table, _column in PARTITIONED_TABLES:
-            month = leaf.month_table(table)
+            level = unit.month.name(table)
             left = await drv.fetchval(
-                "SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass($1)", month
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass($1)", level
             )
             if left == 0:
-                await drv.execute(f"DROP TABLE IF EXISTS {month}")
-    return counts.get("points", 0), counts.get("frames", 0)
+                await drv.execute(f"DROP TABLE IF EXISTS {level}")
+    return counts
 
 
 #: Told the leaf's partition names after its archive check and before it is locked and dropped:
@@ -236,29 +309,42 @@ async def _postgres(
     checked: Checked | None = None,
 ) -> RetentionReport:
     report = RetentionReport(applied=apply)
-    due = await _due_leaves(engine, policy, now)
+    names = {sid: name for sid, name, _ in await _source_rows(engine)}
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         drv: Any = raw.driver_connection
-        for name, leaf, infos, size in due:
-            target = ", ".join(sorted(i.name for i in infos))
+        for unit in await _due_units(drv, names, policy, now):
+            month, target = unit.month, unit.target
             seen = None
             if archived is not None:
                 # Counted before the archive is asked (which counts again, through another
-                # connection): whatever lands in the leaf after this shows under the lock.
-                frames_leaf = next((i.name for i in infos if i.table == "frames"), None)
-                if apply and frames_leaf is not None:
-                    seen = int(await drv.fetchval(f"SELECT count(*) FROM {frames_leaf}"))  # noqa: S608
-                if not await archived(name, leaf.start, leaf.end):
-                    report.kept.append(f"{target}: not in the archive yet (run `witskit archive`), kept")
+                # connection): whatever lands in the unit after this shows under its lock.
+                if apply:
+                    seen = await _frames_in(drv, unit)
+                missing = [n for _, n in unit.sources if not await archived(n, month.start, month.end)]
+                if missing:
+                    report.kept.append(
+                        f"{target}: {', '.join(missing)} not in the archive yet (run `witskit archive`), kept"
+                    )
                     continue
             if checked is not None:
                 await checked(target)
             if not apply:
-                report.removed.append(Removal(name, leaf.start, leaf.end, target, size))
+                size = None
+                if unit.drop:
+                    size = int(
+                        await drv.fetchval(
+                            "SELECT COALESCE(sum(pg_total_relation_size(relid)), 0) "
+                            "FROM unnest($1::text[]) r "
+                            "CROSS JOIN LATERAL pg_partition_tree(r::regclass) WHERE isleaf",
+                            list(unit.rels.values()),
+                        )
+                    )
+                # No counts: a month of a fleet's frames is billions of rows to count.
+                report.removed += [Removal(n, month.start, month.end, target, size) for _, n in unit.sources]
                 continue
             try:
-                pts, frs = await _drop_leaf(drv, leaf, infos, lock_timeout, seen)
+                counts = await _remove(drv, unit, lock_timeout, seen)
             except _Changed as changed:
                 report.kept.append(
                     f"{target}: frames arrived after its archive check ({changed}), kept; "
@@ -266,31 +352,37 @@ async def _postgres(
                 )
                 logger.warning("storage: retention kept %s: frames arrived after its archive check", target)
                 continue
-            except Exception as exc:  # one leaf's failure is reported; the others go on
+            except Exception as exc:  # one unit's failure is reported; the others go on
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 report.kept.append(f"{target}: could not be dropped ({reason}), kept")
-                logger.warning("storage: retention could not drop %s: %s", target, reason)
+                logger.warning("storage: retention could not remove %s: %s", target, reason)
                 continue
             finally:
                 backend_leaves = getattr(backend, "known_leaves", None)
                 if backend_leaves is not None:
                     backend_leaves.clear()
-            report.removed.append(Removal(name, leaf.start, leaf.end, target, size, pts, frs))
-            logger.info("storage: retention dropped %s (%d points, %d frames)", target, pts, frs)
+            for sid, n in unit.sources:
+                pts, frs = counts[sid]
+                report.removed.append(Removal(n, month.start, month.end, target, None, pts, frs))
+            logger.info("storage: retention removed %s", target)
     return report
 
 
-async def ensure_ahead(engine: AsyncEngine, now: datetime | None = None) -> int:
-    """PostgreSQL: make this month's and next month's leaves of every source; the number made."""
+async def ensure_ahead(engine: AsyncEngine, now: datetime | None = None, own: Iterable[str] = ()) -> int:
+    """PostgreSQL: make this month's and next month's levels, and next month's own leaves of the
+    ``own`` sources (those with a retention of their own); the number of months and leaves made."""
     now = now or datetime.now(UTC)
-    month = (now.year, now.month)
-    ids = [sid for sid, _, _ in await _source_rows(engine)]
+    this = Month((now.year, now.month))
+    ahead = Month(next_month(this.month))
+    wanted = set(own)
+    ids = [sid for sid, name, _ in await _source_rows(engine) if name in wanted]
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         drv: Any = raw.driver_connection
         async with drv.transaction():
-            made = await ensure_leaves(drv, {Leaf(m, sid) for sid in ids for m in (month, next_month(month))})
-    return len(made)
+            made = len(await ensure_months(drv, {this, ahead}))
+            made += len(await ensure_own_leaves(drv, ahead, ids))
+    return made
 
 
 # SQLite, MariaDB/MySQL ----------------------------------------------------------------------------
@@ -398,7 +490,7 @@ async def apply_retention(
 class RetentionTarget(Protocol):
     """What the scheduled job needs of a store (:class:`~witskit.storage.Store` has it)."""
 
-    async def ensure_partitions_ahead(self, now: datetime | None = None) -> int: ...
+    async def ensure_partitions_ahead(self, now: datetime | None = None, own: Iterable[str] = ()) -> int: ...
 
     async def retention(
         self,
@@ -422,7 +514,7 @@ async def scheduled_retention(
     Safe to run from several processes at once: leaf creation is serialised by its advisory lock,
     and a leaf already dropped by another run is simply gone from the next listing.
     """
-    await store.ensure_partitions_ahead(now)
+    await store.ensure_partitions_ahead(now, own=policy.per_source)
     report = await store.retention(policy, apply=True, now=now, archived=archived)
     for line in report.kept:
         logger.warning("storage: retention: %s", line)

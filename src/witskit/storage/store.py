@@ -733,13 +733,14 @@ class Store:
                 self._engine, self._backend, policy, now=now, archived=archived, lock_timeout=lock_timeout
             )
 
-    async def ensure_partitions_ahead(self, now: datetime | None = None) -> int:
-        """PostgreSQL: create this month's and next month's partitions of every source (0 elsewhere)."""
+    async def ensure_partitions_ahead(self, now: datetime | None = None, own: Iterable[str] = ()) -> int:
+        """PostgreSQL: create this month's and next month's partitions, and next month's own leaves
+        of the ``own`` sources (those with a retention of their own); 0 elsewhere."""
         self._check_open()
         if self._backend.name != "postgresql":
             return 0
         with translate(self._backend, "create partitions in"):
-            return await ensure_ahead(self._engine, now)
+            return await ensure_ahead(self._engine, now, own)
 
     async def compact(
         self,
