@@ -186,7 +186,7 @@ def test_a_compaction_killed_half_way_and_run_again_keeps_every_point_once(
         # then waits inside May's transaction (its DELETE needs ROW EXCLUSIVE), where it is killed.
         blocker = await asyncpg.connect(dsn, timeout=10)
         await blocker.execute("BEGIN")
-        await blocker.execute("LOCK TABLE points_p202605_s1 IN SHARE MODE")
+        await blocker.execute("LOCK TABLE points_p202605_d IN SHARE MODE")
         return blocker
 
     loop = asyncio.new_event_loop()

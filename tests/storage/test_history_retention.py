@@ -266,8 +266,8 @@ async def test_a_frame_back_filled_between_the_archive_check_and_the_drop_keeps_
     postgres_url: str, tmp_path: Path
 ) -> None:
     """The race of issue 13: the archive confirms January, then a frame of January lands in its
-    leaf (written by another store, on its own connection), then retention locks the leaf. The
-    leaf must be kept and named (dropping it would lose the frame: the archive does not hold it),
+    buckets (written by another store, on its own connection), then retention locks them. The
+    month's DEFAULT must be kept and named (dropping it would lose the frame: the archive does not hold it),
     and the next archive run and retention pass take it, the frame with it."""
     from witskit.storage.archive import Archive, archive_days, is_archived
     from witskit.storage.retention import apply_retention
@@ -289,11 +289,11 @@ async def test_a_frame_back_filled_between_the_archive_check_and_the_drop_keeps_
         late_day = datetime(2026, 1, 20, tzinfo=UTC)
         data = b"".join(DrillingSimulator(99, records=(1,), start=late_day).frames(1))
         late = [f for f in iter_decode(data, source="rig-a") if isinstance(f, DecodedFrame)]
-        january_a = "frames_p202601_s1, point_blocks_p202601_s1, points_p202601_s1"
+        january = "frames_p202601_d, point_blocks_p202601_d, points_p202601_d"
         written: list[int] = []
 
         async def back_fill(target: str) -> None:
-            if target == january_a:  # after January's check, before its lock
+            if target == january:  # after January's check, before its lock
                 written.append(await writer.write(late))
 
         report = await apply_retention(
@@ -301,14 +301,11 @@ async def test_a_frame_back_filled_between_the_archive_check_and_the_drop_keeps_
         )
         assert written == [30]
         assert len(report.kept) == 1, report.kept
-        why = "frames arrived after its archive check (5 then, 6 now)"
-        assert report.kept[0].startswith(f"{january_a}: {why}")
-        assert sorted((r.source, r.start.month) for r in report.removed) == [
-            ("rig-a", 2),
-            ("rig-b", 1),
-            ("rig-b", 2),
-        ]
+        why = "frames arrived after its archive check (10 then, 11 now)"  # both rigs' January
+        assert report.kept[0].startswith(f"{january}: {why}")
+        assert sorted((r.source, r.start.month) for r in report.removed) == [("rig-a", 2), ("rig-b", 2)]
         assert await months_of(store, "rig-a") == [1, 3]
+        assert await months_of(store, "rig-b") == [1, 3]
         assert {r.time async for r in store.query("rig-a", codes=["0108"], end=late_day.replace(day=21))} >= {
             late[0].timestamp
         }
@@ -322,7 +319,7 @@ async def test_a_frame_back_filled_between_the_archive_check_and_the_drop_keeps_
             store._engine, store._backend, RetentionPolicy(30), now=NOW, archived=gate
         )
         assert again.kept == []
-        assert [r.target for r in again.removed] == [january_a]
+        assert [r.target for r in again.removed] == [january, january]  # one line per source
         assert await months_of(store, "rig-a") == [3]
         entry = archive.entry("rig-a", late_day.date())
         assert entry is not None
