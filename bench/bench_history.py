@@ -211,7 +211,7 @@ async def postgres_month(store: Any, lo: Any, span_days: float) -> float | None:
     """
     from datetime import timedelta
 
-    from witskit.storage.partitions import ensure_leaves, leaves_for
+    from witskit.storage.partitions import ensure_months, months_for
     from witskit.storage.schema import to_micros
 
     whole = int(span_days)
@@ -224,7 +224,7 @@ async def postgres_month(store: Any, lo: Any, span_days: float) -> float | None:
         drv: Any = raw.driver_connection
         sid = await drv.fetchval("SELECT id FROM sources WHERE name = $1", SOURCE)
         async with drv.transaction():
-            await ensure_leaves(drv, leaves_for([(sid, to_micros(lo), to_micros(hi))], now=lo))
+            await ensure_months(drv, months_for([(to_micros(lo), to_micros(hi))], now=lo))
         await drv.execute(
             "INSERT INTO point_blocks SELECT b.source_id, b.code, b.hour + s.d, "
             "(SELECT array_agg(t + s.d ORDER BY i) FROM unnest(b.times) WITH ORDINALITY AS u(t, i)), "

@@ -108,7 +108,6 @@ SELECT source_id, frame_key FROM moved
 _BLOCK_MIN_FRAMES: Final = 256
 
 _BLOCK_STAGE: Final = "witskit_stage_points"
-_ORDER: Final = "ORDER BY time, frame_key, idx"
 _BLOCK_COLS: Final = ("source_id", "code", "hour", "times", "frame_keys", "idxs", "nums", "texts")
 _CREATE_BLOCK_STAGE: Final = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_BLOCK_STAGE} (LIKE points) ON COMMIT DELETE ROWS"
@@ -125,10 +124,13 @@ _CREATE_BLOCK_STAGE: Final = (
 # value of a block is text, so it is padded with NULLs when one side has none.
 _MOVE_BLOCKS: Final = f"""
 INSERT INTO point_blocks AS o ({", ".join(_BLOCK_COLS)})
-SELECT source_id, code, date_trunc('hour', time, 'UTC'), array_agg(time {_ORDER}),
-    array_agg(frame_key {_ORDER}), array_agg(idx {_ORDER}), array_agg(value_num {_ORDER}),
-    CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text {_ORDER}) END
-FROM {_BLOCK_STAGE} GROUP BY 1, 2, 3
+SELECT source_id, code, hour, array_agg(time), array_agg(frame_key), array_agg(idx),
+    array_agg(value_num), CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text) END
+FROM (
+    SELECT source_id, code, date_trunc('hour', time, 'UTC') AS hour, time, frame_key, idx, value_num,
+        value_text
+    FROM {_BLOCK_STAGE} ORDER BY source_id, code, hour, time, frame_key, idx
+) s GROUP BY source_id, code, hour
 ON CONFLICT (source_id, code, hour) DO UPDATE SET
     times = o.times || EXCLUDED.times,
     frame_keys = o.frame_keys || EXCLUDED.frame_keys,
