@@ -2,7 +2,7 @@
 
 Run:  .venv/bin/python bench/bench_edge.py                 (250 rigs x 1 Hz, 30 s measured)
       .venv/bin/python bench/bench_edge.py --hz 4          (the same rigs four times as fast)
-      .venv/bin/python bench/bench_edge.py --src /tmp/old/src   (another checkout's edge: before/after)
+      .venv/bin/python bench/bench_edge.py --src /tmp/old/src --src src --rounds 2   (before/after)
       .venv/bin/python bench/bench_edge.py --profile /tmp/edge.prof   (the edge under cProfile)
 
 One edge as ``bench/bench_fleet.py`` starts it (a pipeline file of ``tcp://`` sources, one per
@@ -14,7 +14,9 @@ Printed, never asserted:
 
 1. **edge**: frames published (counted in the stream, which no one consumes) and the edge's CPU
    seconds over the measured window, after a warm-up: frames per CPU second, the share of a core
-   it used, and the frames still unpublished at the end (sent by the rigs, not in the stream);
+   it used, and the frames still unpublished at the end (sent by the rigs, not in the stream).
+   With several ``--src`` trees (before/after), each runs in turn on the same server, ``--rounds``
+   times interleaved: on a shared machine the load moves between runs, so compare within a run;
 2. **baseline**: the same number of messages (same size and headers) published by a bare
    pipelined ``publish_async`` loop in this process: the floor of what nats-py costs per message,
    so the edge's figure reads as a multiple of it.
@@ -63,9 +65,11 @@ async def stream_messages(servers: list[str]) -> int:
 
 
 async def run_edge(
-    tmp: Path, cluster: NatsCluster, args: argparse.Namespace
+    tmp: Path, cluster: NatsCluster, args: argparse.Namespace, src: Path, run: int
 ) -> tuple[int, float, float, int, int]:
-    """(frames published in the window, edge CPU seconds in it, window seconds, sent, in stream)."""
+    """(frames published in the window, edge CPU seconds in it, window seconds, frames the rigs sent
+    and frames of this run in the stream, both at the window's end)."""
+    base = await stream_messages(cluster.live_servers)
     original = Rigs._rig
 
     if args.hz != 1.0:  # the rigs' 1 frame/s, scaled: each rig's sleep shortened
@@ -91,14 +95,13 @@ async def run_edge(
     plan = {
         "sources": [{"url": f"tcp://127.0.0.1:{port}", "name": f"e0-rig{j:04d}"} for j in range(args.rigs)],
         "sinks": [
-            {"url": f"nats://{cluster.url_hosts}/bench?stream={STREAM}&edge=edge0&replicas={args.nodes}"}
+            {"url": f"nats://{cluster.url_hosts}/bench?stream={STREAM}&edge=edge{run}&replicas={args.nodes}"}
         ],
-        "spool": {"dir": str(tmp / "spool"), "fsync": "interval"},
+        "spool": {"dir": str(tmp / f"spool-{run}"), "fsync": "interval"},
     }
-    path = tmp / "edge.yaml"
+    path = tmp / f"edge-{run}.yaml"
     path.write_text(yaml.safe_dump(plan))
-    src = args.src.resolve() if args.src else ROOT / "src"
-    env = {**os.environ, "PYTHONPATH": str(src), "WITS_DATA_DIR": str(tmp / "data")}
+    env = {**os.environ, "PYTHONPATH": str(src.resolve()), "WITS_DATA_DIR": str(tmp / "data")}
     prefix = [sys.executable]
     if args.profile is not None:
         prefix += ["-m", "cProfile", "-o", str(args.profile.resolve())]
@@ -117,7 +120,7 @@ async def run_edge(
         await asyncio.sleep(args.seconds)
         cpu1, msgs1, t1 = cpu_seconds(proc.pid), await stream_messages(servers), time.monotonic()
         sent = rigs.sent
-        return msgs1 - msgs0, cpu1 - cpu0, t1 - t0, sent, msgs1
+        return msgs1 - msgs0, cpu1 - cpu0, t1 - t0, sent, msgs1 - base
     finally:
         Rigs._rig = original  # type: ignore[method-assign]
         proc.send_signal(signal.SIGTERM)
@@ -165,7 +168,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window (30 s)")
     parser.add_argument("--nodes", type=int, default=1, choices=(1, 3), help="nats-server nodes (1)")
     parser.add_argument("--format", default="table", help="the edge's --format (table, as bench_fleet)")
-    parser.add_argument("--src", type=Path, default=None, help="the edge's PYTHONPATH (this tree's src)")
+    parser.add_argument(
+        "--src",
+        type=Path,
+        action="append",
+        help="an edge's PYTHONPATH (this tree's src); repeat to compare trees, run in turn",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each --src, interleaved (1)")
     parser.add_argument("--profile", type=Path, default=None, help="write the edge's cProfile here")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare publish loop")
     args = parser.parse_args()
@@ -174,21 +183,24 @@ def main() -> None:
         cluster = NatsCluster(tmp / "nats", args.nodes)
         cluster.start()
         try:
-            frames, cpu, window, sent, stored = asyncio.run(run_edge(tmp, cluster, args))
-            print(
-                f"edge: {args.rigs} rigs x {args.hz:g} Hz x 40 items -> 1 edge -> {args.nodes} NATS node(s), "
-                f"src {args.src or 'src'}"
-            )
-            print(
-                f"  {frames} frames published in {window:.1f} s with {cpu:.2f} CPU s: "
-                f"{frames / max(cpu, 1e-9):,.0f} frames per CPU second ({cpu / window:.2f} of a core); "
-                f"{max(sent - stored, 0)} of {sent} sent not yet in the stream at the end"
-            )
+            fleet = f"{args.rigs} rigs x {args.hz:g} Hz x 40 items -> 1 edge -> {args.nodes} NATS node(s)"
+            print(f"edge: {fleet}")
+            trees = args.src or [ROOT / "src"]
+            for n in range(args.rounds * len(trees)):
+                src = trees[n % len(trees)]
+                frames, cpu, window, sent, stored = asyncio.run(run_edge(tmp, cluster, args, src, n))
+                print(
+                    f"  {src}: {frames} frames published in {window:.1f} s with {cpu:.2f} CPU s: "
+                    f"{frames / max(cpu, 1e-9):,.0f} frames per CPU second ({cpu / window:.2f} of a core); "
+                    f"{max(sent - stored, 0)} of {sent} sent not yet in the stream at the end"
+                )
+                if args.profile is not None:
+                    break  # one profiled run: the file is the first tree's
             if not args.no_baseline and frames:
                 bare = asyncio.run(bare_publish(cluster.live_servers, frames, 2000))
                 print(
                     f"baseline: a bare publish_async loop, {frames} messages: {bare:.2f} CPU s = "
-                    f"{frames / max(bare, 1e-9):,.0f} per CPU second (the edge costs "
+                    f"{frames / max(bare, 1e-9):,.0f} per CPU second (the last edge cost "
                     f"{cpu / max(bare, 1e-9):.1f}x that)"
                 )
         finally:
