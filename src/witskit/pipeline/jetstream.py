@@ -35,8 +35,9 @@ __all__ = ["EdgeStats", "JetStreamSink"]
 #: Publishes awaiting their PubAck that nats-py lets a context hold (its default): more than the
 #: pipeline's largest batch (2000), so a batch never waits for a slot. Below it a publish is
 #: handed no ``wait_stall``: nats-py then takes its slot without a timer task, and the whole batch
-#: leaves in one socket write; with a timer each publish yielded to the event loop, which sent
-#: every message in a write of its own (a third of an edge's CPU per frame, bench/bench_edge.py).
+#: leaves in one socket write. With a timer (Python 3.11's ``wait_for`` makes a task of it) every
+#: publish yielded to the event loop, whose flusher then sent each message in a write of its own:
+#: a task, a loop turn and a ``send`` per frame (``bench/bench_edge.py``).
 _MAX_PENDING = 4000
 
 
