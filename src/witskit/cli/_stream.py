@@ -199,14 +199,20 @@ class LiveLineWriter:
     ``2026-01-01 06:00:01 rec 1 #0  DBTM=5887.89 F  DMEA=5887.89 F ...  (+17)``; the header
     items (well id, date, time, ...) are left out, Pason's vendor line too. On a terminal, long
     lines are cut at its width rather than wrapped, so the screen scrolls one line per frame.
+
+    To a pipe or a file (an edge's log), without colours, a line of plain printable ASCII is
+    written as it is, the same text rich would write: rendering it through rich cost an edge
+    more CPU per frame than spooling and publishing it (``bench/bench_edge.py``). Anything else
+    (a terminal, colours forced, a value with a tab, a control or a wide character) goes through
+    rich, which strips controls, expands tabs and measures cells.
     """
 
     def __init__(self, console: Console) -> None:
         self._console = console
+        # Asked once: rich reads the environment at each call, a dozen lookups per frame.
+        self._plain = not console.is_terminal and console.color_system is None
 
     def write(self, frame: DecodedFrame) -> None:
-        from rich.text import Text
-
         codes = frame.codes
         body = [
             (code, value)
@@ -214,21 +220,42 @@ class LiveLineWriter:
             if not (code[2:] <= "07" or code == "1984")
         ]
         record = next((c[:2] for c in codes if c != "1984"), "--")
-        line = Text(no_wrap=True, overflow="ellipsis")
-        line.append(frame.timestamp.strftime("%Y-%m-%d %H:%M:%S"), style="bold")
-        line.append(f" rec {int(record) if record.isdigit() else record}", style="cyan")
-        line.append(f" #{frame.frame.sequence}", style="dim")
+        parts = [
+            frame.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+            f" rec {int(record) if record.isdigit() else record}",
+            f" #{frame.frame.sequence}",
+        ]
         for code, value in body[:_LINE_ITEMS]:
             unit = frame.unit(code)
             shown = "null" if value is None else str(value)
-            line.append(f"  {frame.symbol(code).name}=")
-            line.append(shown)
-            if unit and unit != "----":
-                line.append(f" {unit}", style="dim")
-        if len(body) > _LINE_ITEMS:
-            line.append(f"  (+{len(body) - _LINE_ITEMS})", style="dim")
-        if frame.errors:
-            line.append(f"  [{len(frame.errors)} problem(s)]", style="red")
+            parts.append(f"  {frame.symbol(code).name}=")
+            parts.append(shown)
+            parts.append(f" {unit}" if unit and unit != "----" else "")
+        parts.append(f"  (+{len(body) - _LINE_ITEMS})" if len(body) > _LINE_ITEMS else "")
+        parts.append(f"  [{len(frame.errors)} problem(s)]" if frame.errors else "")
+        if self._plain:
+            text = "".join(parts)
+            if text.isascii() and text.isprintable():
+                self._console.file.write(text + "\n")
+                return
+        self._rich(parts)
+
+    def _rich(self, parts: list[str]) -> None:
+        """The line through rich, each part of :meth:`write` styled by its position: time, record,
+        sequence, then each item's name, value and unit, then the "+N more" and the problems."""
+        from rich.text import Text
+
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(parts[0], style="bold")
+        line.append(parts[1], style="cyan")
+        line.append(parts[2], style="dim")
+        items = parts[3:-2]
+        for i in range(0, len(items), 3):
+            line.append(items[i])
+            line.append(items[i + 1])
+            line.append(items[i + 2], style="dim")
+        line.append(parts[-2], style="dim")
+        line.append(parts[-1], style="red")
         if self._console.is_terminal:
             self._console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
         else:  # a pipe or a file gets the whole line, however long

@@ -32,6 +32,14 @@ if TYPE_CHECKING:
 
 __all__ = ["EdgeStats", "JetStreamSink"]
 
+#: Publishes awaiting their PubAck that nats-py lets a context hold (its default): more than the
+#: pipeline's largest batch (2000), so a batch never waits for a slot. Below it a publish is
+#: handed no ``wait_stall``: nats-py then takes its slot without a timer task, and the whole batch
+#: leaves in one socket write. With a timer (Python 3.11's ``wait_for`` makes a task of it) every
+#: publish yielded to the event loop, whose flusher then sent each message in a write of its own:
+#: a task, a loop turn and a ``send`` per frame (``bench/bench_edge.py``).
+_MAX_PENDING = 4000
+
 
 @dataclass
 class EdgeStats:
@@ -107,7 +115,7 @@ class JetStreamSink(Sink):
                     )
             except TimeoutError:
                 raise BrokerError(f"{self.target.url}: no NATS server answered") from None
-            self._js = self._nc.jetstream(timeout=self.target.timeout)
+            self._js = self._nc.jetstream(timeout=self.target.timeout, publish_async_max_pending=_MAX_PENDING)
             self._stream_ready = False
         assert self._js is not None
         if not self._stream_ready:
@@ -161,10 +169,13 @@ class JetStreamSink(Sink):
         try:
             for frame, seq in zip(batch, sequences, strict=True):
                 headers, body = encode_envelope(frame.frame, edge=self.edge, sequence=seq)
+                # A free slot is taken at once (no wait_stall: see _MAX_PENDING); only a full
+                # context (more in flight than a batch, never expected) waits, bounded.
+                stall = None if js.publish_async_pending() < _MAX_PENDING else target.timeout
                 future = await js.publish_async(
                     self._subject(frame.source),
                     body,
-                    wait_stall=target.timeout,
+                    wait_stall=stall,
                     stream=target.stream,
                     headers=headers,
                 )
