@@ -110,7 +110,9 @@ def _count_failures(dialect: str, keys: Sequence[str], now: datetime, window: ti
     of a window is computed once, in Python, when the window starts.
     """
     end = now + window
-    rows = [{"key": k, "failures": 1, "window_start": now, "locked_until": end} for k in keys]
+    # One statement may not touch a row twice (PostgreSQL: "ON CONFLICT DO UPDATE command cannot
+    # affect row a second time"): a key named twice counts one failure, as it is one attempt.
+    rows = [{"key": k, "failures": 1, "window_start": now, "locked_until": end} for k in dict.fromkeys(keys)]
     ended = login_throttle.c.locked_until <= literal(now, UTCDateTime())
     # MySQL evaluates the assignments left to right, each seeing the ones before it: locked_until,
     # which the others test, is assigned last.
