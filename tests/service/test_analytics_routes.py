@@ -18,6 +18,7 @@ from witskit.analytics import classify, compute_kpis
 from witskit.config import PipelineConfig, SourceConfig, load_pipeline
 from witskit.errors import ConfigError
 from witskit.pipeline.build import plan_problems
+from witskit.service.alarms import RigStates
 
 START = "2026-01-01T06:00:00Z"
 END = "2026-01-01T07:00:00Z"
@@ -191,6 +192,12 @@ async def test_live_states_are_classified_stored_and_shown_per_rig(tmp_path: Pat
         analytics = running.service.analytics
         assert analytics.settings_for("rig-1").block_weight == 40
         assert analytics.settings_for("rig-2").block_weight is None
+        # the alarm rules' rig states are classified with the same per-source settings
+        stage = running.service.alarms.stage
+        assert stage is not None
+        assert isinstance(stage.state_of, RigStates)
+        assert stage.state_of.classifier("rig-1").settings.block_weight == 40
+        assert stage.state_of.classifier("rig-2").settings.block_weight is None
 
         async def both_classified() -> bool:
             sources = (await running.client.get("/api/v1/sources", headers=running.auth("viewer"))).json()

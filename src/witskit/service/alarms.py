@@ -114,22 +114,39 @@ class RigStates:
 
     Only while a rule needs it (a ``pit_gain`` rule asks whether the rig is tripping); otherwise
     it costs nothing. ``unknown`` (a classifier still learning the rig) gives None, so the engine
-    falls back on its tripping heuristic.
+    falls back on its tripping heuristic. A source's classifier has the settings ``settings_for``
+    gives (the service passes its live analytics', so a source's ``rig_state:`` of the pipeline
+    file holds for its alarms too); without it, ``RigStateSettings(metric=metric)``.
     """
 
-    def __init__(self, engine: AlarmEngine, metric: bool) -> None:
+    def __init__(
+        self,
+        engine: AlarmEngine,
+        metric: bool,
+        settings_for: Callable[[str], RigStateSettings] | None = None,
+    ) -> None:
         self.engine = engine
-        self._settings = RigStateSettings(metric=metric)
+        self._default = RigStateSettings(metric=metric)
+        self._settings_for = settings_for
         self._by_source: dict[str, RigStateClassifier] = {}
+
+    def use_settings(self, settings_for: Callable[[str], RigStateSettings]) -> None:
+        """Take each source's settings from ``settings_for`` from now on (classifiers start afresh)."""
+        self._settings_for = settings_for
+        self._by_source.clear()
+
+    def classifier(self, source: str) -> RigStateClassifier:
+        """The classifier of ``source``, made with its settings on first use."""
+        found = self._by_source.get(source)
+        if found is None:
+            settings = self._settings_for(source) if self._settings_for is not None else self._default
+            found = self._by_source[source] = RigStateClassifier(settings)
+        return found
 
     def __call__(self, frame: DecodedFrame) -> str | None:
         if not self.engine.needs_rig_state:
             return None
-        source = frame.source or "default"
-        classifier = self._by_source.get(source)
-        if classifier is None:
-            classifier = self._by_source[source] = RigStateClassifier(self._settings)
-        state = classifier.feed(frame)
+        state = self.classifier(frame.source or "default").feed(frame)
         if state is None or state.value == "unknown":
             return None
         return state.value
@@ -217,6 +234,12 @@ class AlarmDesk:
             queue_size=alarms.queue_size if alarms is not None else _QUEUE_SIZE,
             publish=publish,
         )
+
+    def use_rig_state_settings(self, settings_for: Callable[[str], RigStateSettings]) -> None:
+        """Classify each source's rig state for the rules with ``settings_for(source)`` (the live
+        analytics' settings: a source's ``rig_state:`` of the pipeline file)."""
+        if self.stage is not None and isinstance(self.stage.state_of, RigStates):
+            self.stage.state_of.use_settings(settings_for)
 
     @property
     def runs_rules(self) -> bool:

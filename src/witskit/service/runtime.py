@@ -232,6 +232,8 @@ class Service:
                 pipe.on_frame = service.observer.on_frame
                 pipe.on_frame_error = service.observer.on_frame_error
                 service.observer.listeners.append(analytics.on_frame)
+                if desk is not None:
+                    desk.use_rig_state_settings(analytics.settings_for)
                 analytics.start()
                 assert service.connections is not None
                 for i, src in enumerate(plan.sources):
