@@ -393,25 +393,28 @@ class PostgresBackend(BackendImpl):
     #: the reference the client-made blocks are tested against.
     client_blocks = True
 
+    async def _stored_blocks(
+        self, drv: Any, blocks: Mapping[int, Sequence[Block]]
+    ) -> set[tuple[int, str, int]]:
+        """The (source id, code, hour in µs) of ``blocks`` that are stored already."""
+        hours = sorted({(sid, b.hour_us) for sid, bs in blocks.items() for b in bs})
+        rows = await drv.fetch(
+            _STORED_BLOCKS,
+            [sid for sid, _ in hours],
+            [from_micros(h) for _, h in hours],
+            list(blocks),
+            from_micros(min(h for _, h in hours)),
+            from_micros(max(h for _, h in hours)),
+        )
+        return {(int(r[0]), str(r[1]).strip(), to_micros(r[2])) for r in rows}
+
     async def _copy_blocks(self, drv: Any, blocks: Mapping[int, Sequence[Block]]) -> None:
         """COPY client-made blocks: appends through the stage, new blocks straight into the table.
 
         A block that another writer creates between the lookup and the COPY fails the COPY on the
         key: the write is retried (:class:`WriteRace`), and then appends to it.
         """
-        keys = [(sid, b.hour_us) for sid, bs in blocks.items() for b in bs]
-        hours = sorted(set(keys))
-        stored = {
-            (int(r[0]), str(r[1]).strip(), to_micros(r[2]))
-            for r in await drv.fetch(
-                _STORED_BLOCKS,
-                [sid for sid, _ in hours],
-                [from_micros(h) for _, h in hours],
-                list(blocks),
-                from_micros(min(h for _, h in hours)),
-                from_micros(max(h for _, h in hours)),
-            )
-        }
+        stored = await self._stored_blocks(drv, blocks)
         fresh: list[tuple[int, list[Block]]] = []
         append: list[tuple[int, list[Block]]] = []
         for sid in sorted(blocks):
