@@ -8,7 +8,8 @@ summaries then computed by the server, from the arrays each path stored). The da
 null readings, a code only in some frames, several frames at one time, frames out of order, a NUL
 in a text, writes that cut hours (the next write appends to a stored block), a span across
 midnight and the end of a month; a replay stores nothing; two writers making the same block at
-once both keep their points.
+once both keep their points. Revision 0013 (LZ4 for the blocks' arrays) upgrades and downgrades a
+filled database without changing a value.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from test_history_partitions import frames_at
+from test_history_partitions import _blocks, _dump, _fill_as_0004, _upgrade_to, frames_at
 from test_history_summaries import SECOND, frame_text, readings
 
 from support.databases import temporary_database
@@ -189,3 +190,52 @@ async def test_a_block_made_meanwhile_by_another_writer_makes_the_write_retry(
         assert await store.write(sim) == 0
     finally:
         await store.aclose()
+
+
+async def compressions(url: str) -> tuple[set[str], set[str | None]]:
+    """(attcompression of point_blocks' arrays in every table of its tree, methods of stored times)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        declared = await conn.fetch(
+            "SELECT DISTINCT a.attcompression::text FROM pg_partition_tree('point_blocks'::regclass) t "
+            "JOIN pg_attribute a ON a.attrelid = t.relid WHERE a.attname IN ('times', 'nums', 'texts')"
+        )
+        stored = await conn.fetch("SELECT DISTINCT pg_column_compression(times) FROM point_blocks")
+    finally:
+        await conn.close()
+    return {str(r[0]) for r in declared}, {r[0] for r in stored}
+
+
+async def test_revision_0013_compresses_new_blocks_with_lz4_and_keeps_every_value(postgres_url: str) -> None:
+    from witskit.storage.blocks import compact
+    from witskit.storage.partitions import ensure_months, months_for
+    from witskit.storage.schema import to_micros
+
+    old = {"rig-a": frames_at(None, "rig-a", T, 1200), "rig-b": frames_at(None, "rig-b", T, 600, 3)}
+    await _upgrade_to(postgres_url, "0012")
+    conn = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        async with conn.transaction():
+            await ensure_months(conn, months_for([(to_micros(T), to_micros(T + timedelta(days=1)))], now=T))
+        await _fill_as_0004(postgres_url, old)
+        assert await compact(conn, T + timedelta(days=1)) > 0  # blocks compressed with pglz
+    finally:
+        await conn.close()
+    before, stored = await _dump(postgres_url), await _blocks(postgres_url)
+    assert await compressions(postgres_url) == ({""}, {"pglz"})
+
+    store = await Store.open(postgres_url, timeout=10)  # 0013
+    try:
+        assert (await _dump(postgres_url), await _blocks(postgres_url)) == (before, stored)
+        assert (await compressions(postgres_url))[0] == {"l"}
+        for batch in old.values():
+            assert await store.write(batch) == 0
+        # A bulk write into a month made after the upgrade: its new partitions and blocks are LZ4.
+        assert await store.write(frames_at(None, "rig-a", T + timedelta(days=40), 600)) > 0
+        assert await compressions(postgres_url) == ({"l"}, {"pglz", "lz4"})
+        after = await _blocks(postgres_url)
+    finally:
+        await store.aclose()
+    await _upgrade_to(postgres_url, "0012", down=True)
+    assert (await compressions(postgres_url))[0] == {""}
+    assert await _blocks(postgres_url) == after  # LZ4 values stay readable after the downgrade
