@@ -14,7 +14,9 @@ driver SQLAlchemy recommends for PostgreSQL. A write is:
    frame row writes that frame's points, and the frames primary key lets only one transaction do
    that. The server making the rows spares the client building and encoding 7 values a point
    (most of a fleet worker's CPU);
-3. a source's many frames in one write (an import, a replayed spool) go to hourly blocks instead.
+3. a source's many frames in one write (an import, a replayed spool) go to hourly blocks instead,
+   made by the client and COPYed in binary (:mod:`witskit.storage.block_copy`): new blocks
+   straight into ``point_blocks``, blocks already stored appended through a stage.
 
 Many writers (a fleet's central workers) share one database without deadlocks: every lock a write
 takes is taken in one global order, phase by phase: new source rows by name, frame rows by
@@ -129,7 +131,8 @@ _BLOCK_COLS: Final = ("source_id", "code", "hour", "times", "frame_keys", "idxs"
 _CREATE_BLOCK_STAGE: Final = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_BLOCK_STAGE} (LIKE points) ON COMMIT DELETE ROWS"
 )
-# The points are COPYed flat (as rows, the fast binary path) to a stage, and the server makes the
+# The reference path (``client_blocks = False``; the tests compare the client's blocks with its):
+# the points are COPYed flat (as rows, the fast binary path) to a stage, and the server makes the
 # blocks: one per (source, code, hour), sorted by time (one sort per aggregate on PostgreSQL 15;
 # 16 sorts once for aggregates sharing an ORDER BY). Without the ORDER BY the grouping's sort left
 # the arrays out of time order, and a block out of order gets no per-minute summaries (revision
