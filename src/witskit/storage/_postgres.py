@@ -373,8 +373,9 @@ class PostgresBackend(BackendImpl):
             new = [p for p in frames if (sid, p.key) in moved]
             if len(frames) >= _BLOCK_MIN_FRAMES:
                 if self.client_blocks:
-                    if new:
-                        blocks[sid] = make_blocks(new)
+                    made = make_blocks(new)
+                    if made:  # frames without a point make no block
+                        blocks[sid] = made
                     count = sum(len(p.codes) for p in new)
                 else:
                     rows, count = self._point_rows(sid, new)
