@@ -14,7 +14,9 @@ driver SQLAlchemy recommends for PostgreSQL. A write is:
    frame row writes that frame's points, and the frames primary key lets only one transaction do
    that. The server making the rows spares the client building and encoding 7 values a point
    (most of a fleet worker's CPU);
-3. a source's many frames in one write (an import, a replayed spool) go to hourly blocks instead.
+3. a source's many frames in one write (an import, a replayed spool) go to hourly blocks instead,
+   made by the client and COPYed in binary (:mod:`witskit.storage.block_copy`): new blocks
+   straight into ``point_blocks``, blocks already stored appended through a stage.
 
 Many writers (a fleet's central workers) share one database without deadlocks: every lock a write
 takes is taken in one global order, phase by phase: new source rows by name, frame rows by
@@ -25,7 +27,15 @@ Two writers then only ever wait for each other, never on each other in a circle.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from datetime import datetime
 from itertools import chain, repeat
 from typing import Any, Final
@@ -40,10 +50,19 @@ from witskit.storage._base import (
     Pending,
     RawPoint,
     ScanFilter,
+    WriteRace,
     layouts,
     split,
 )
 from witskit.storage._url import ParsedURL
+from witskit.storage.block_copy import (
+    BLOCK_COLUMNS,
+    COPY_HEADER,
+    COPY_TRAILER,
+    Block,
+    encode_blocks,
+    make_blocks,
+)
 from witskit.storage.block_scan import MAX_HOURS, scan_hours
 from witskit.storage.blocks import SUMMARY_COLUMNS
 from witskit.storage.errors import (
@@ -112,7 +131,8 @@ _BLOCK_COLS: Final = ("source_id", "code", "hour", "times", "frame_keys", "idxs"
 _CREATE_BLOCK_STAGE: Final = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_BLOCK_STAGE} (LIKE points) ON COMMIT DELETE ROWS"
 )
-# The points are COPYed flat (as rows, the fast binary path) to a stage, and the server makes the
+# The reference path (``client_blocks = False``; the tests compare the client's blocks with its):
+# the points are COPYed flat (as rows, the fast binary path) to a stage, and the server makes the
 # blocks: one per (source, code, hour), sorted by time (one sort per aggregate on PostgreSQL 15;
 # 16 sorts once for aggregates sharing an ORDER BY). Without the ORDER BY the grouping's sort left
 # the arrays out of time order, and a block out of order gets no per-minute summaries (revision
@@ -141,6 +161,31 @@ ON CONFLICT (source_id, code, hour) DO UPDATE SET
         || COALESCE(EXCLUDED.texts, array_fill(NULL::text, ARRAY[cardinality(EXCLUDED.times)])) END,
     {", ".join(f"{c} = NULL" for c in SUMMARY_COLUMNS)}
 """  # noqa: S608 - fixed text
+
+#: Blocks made by the client (:mod:`witskit.storage.block_copy`) that append to a block already
+#: stored go through this stage (COPY cannot ``ON CONFLICT``); new blocks are COPYed straight into
+#: ``point_blocks``. Its arrays are kept uncompressed (STORAGE EXTERNAL): they are read once, by the
+#: move, and compressing them twice would cost what the direct path saves.
+_APPEND_STAGE: Final = "witskit_stage_blocks"
+_CREATE_APPEND_STAGE: Final = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_APPEND_STAGE} (LIKE point_blocks) ON COMMIT DELETE ROWS",
+    *(
+        f"ALTER TABLE {_APPEND_STAGE} ALTER COLUMN {c} SET STORAGE EXTERNAL"
+        for c in ("times", "frame_keys", "idxs", "nums", "texts")
+    ),
+)
+_APPEND_BLOCKS: Final = f"""
+INSERT INTO point_blocks AS o ({", ".join(_BLOCK_COLS)})
+SELECT {", ".join(_BLOCK_COLS)} FROM {_APPEND_STAGE} ORDER BY source_id, code, hour
+ON CONFLICT (source_id, code, hour) DO UPDATE SET{_MOVE_BLOCKS.split("DO UPDATE SET", 1)[1]}"""  # noqa: S608
+#: The (source, code, hour) keys of the blocks already stored among those of a write.
+_STORED_BLOCKS: Final = (
+    "SELECT source_id, code, hour FROM point_blocks WHERE source_id = ANY($3::int[]) "
+    "AND hour >= $4 AND hour <= $5 "
+    "AND (source_id, hour) IN (SELECT * FROM unnest($1::int[], $2::timestamptz[]))"
+)
+#: Bytes of COPY data sent at a time: the server stores one chunk while the client encodes the next.
+_COPY_CHUNK: Final = 1 << 18
 
 _DAY_US: Final = 86_400_000_000
 
@@ -171,6 +216,21 @@ _SQLSTATES: Final[dict[str, tuple[type[StorageError], str]]] = {
 #: Array literals of the code lists seen (a fleet's rigs send a few layouts), by the codes.
 _CODES_LITERALS: dict[tuple[str, ...], str] = {}
 _CODES_LITERALS_MAX: Final = 4096
+
+
+async def _copy_stream(blocks: Sequence[tuple[int, Sequence[Block]]]) -> AsyncIterator[bytes]:
+    """A binary COPY stream of the blocks, in chunks: the server stores one while the next is made."""
+    chunk = [COPY_HEADER]
+    size = len(COPY_HEADER)
+    for sid, bs in blocks:
+        for row in encode_blocks(sid, bs):
+            chunk.append(row)
+            size += len(row)
+            if size >= _COPY_CHUNK:
+                yield b"".join(chunk)
+                chunk, size = [], 0
+    chunk.append(COPY_TRAILER)
+    yield b"".join(chunk)
 
 
 def _element(text: str | None) -> str:
@@ -227,6 +287,8 @@ class PostgresBackend(BackendImpl):
         if not info.get(_STAGE_READY):
             await drv.execute(_CREATE_STAGE)
             await drv.execute(_CREATE_BLOCK_STAGE)
+            for statement in _CREATE_APPEND_STAGE:
+                await drv.execute(statement)
             info[_STAGE_READY] = True
 
     async def begin(self, drv: Any) -> None:
@@ -305,22 +367,81 @@ class PostgresBackend(BackendImpl):
         moved = {(int(r[0]), int(r[1])) for r in await drv.fetch(_MOVE_ALL_FRAMES)}
         out: list[tuple[int, list[Pending], int]] = []
         staged: list[Iterator[tuple[Any, ...]]] = []
+        blocks: dict[int, list[Block]] = {}
         block_points = 0
         for sid, frames in groups.items():
             new = [p for p in frames if (sid, p.key) in moved]
             if len(frames) >= _BLOCK_MIN_FRAMES:
-                rows, count = self._point_rows(sid, new)
-                staged.append(rows)
+                if self.client_blocks:
+                    made = make_blocks(new)
+                    if made:  # frames without a point make no block
+                        blocks[sid] = made
+                    count = sum(len(p.codes) for p in new)
+                else:
+                    rows, count = self._point_rows(sid, new)
+                    staged.append(rows)
                 block_points += count
             else:
                 count = sum(len(p.codes) for p in new)
             out.append((sid, new, count))
-        if block_points:
+        if blocks:
+            await self._copy_blocks(drv, blocks)
+        elif block_points:
             await drv.copy_records_to_table(
                 _BLOCK_STAGE, records=chain.from_iterable(staged), columns=_POINT_COLS
             )
             await drv.execute(_MOVE_BLOCKS)
         return out
+
+    #: False: a bulk write's blocks are made by the server from staged point rows (``_MOVE_BLOCKS``),
+    #: the reference the client-made blocks are tested against.
+    client_blocks = True
+
+    async def _stored_blocks(
+        self, drv: Any, blocks: Mapping[int, Sequence[Block]]
+    ) -> set[tuple[int, str, int]]:
+        """The (source id, code, hour in µs) of ``blocks`` that are stored already."""
+        hours = sorted({(sid, b.hour_us) for sid, bs in blocks.items() for b in bs})
+        rows = await drv.fetch(
+            _STORED_BLOCKS,
+            [sid for sid, _ in hours],
+            [from_micros(h) for _, h in hours],
+            list(blocks),
+            from_micros(min(h for _, h in hours)),
+            from_micros(max(h for _, h in hours)),
+        )
+        return {(int(r[0]), str(r[1]).strip(), to_micros(r[2])) for r in rows}
+
+    async def _copy_blocks(self, drv: Any, blocks: Mapping[int, Sequence[Block]]) -> None:
+        """COPY client-made blocks: appends through the stage, new blocks straight into the table.
+
+        A block that another writer creates between the lookup and the COPY fails the COPY on the
+        key: the write is retried (:class:`WriteRace`), and then appends to it.
+        """
+        stored = await self._stored_blocks(drv, blocks)
+        fresh: list[tuple[int, list[Block]]] = []
+        append: list[tuple[int, list[Block]]] = []
+        for sid in sorted(blocks):
+            bs = blocks[sid]
+            old = [b for b in bs if (sid, b.code, b.hour_us) in stored]
+            append.append((sid, old))
+            fresh.append(
+                (sid, [b for b in bs if (sid, b.code, b.hour_us) not in stored] if old else list(bs))
+            )
+        if any(bs for _, bs in append):
+            await drv.copy_to_table(
+                _APPEND_STAGE, source=_copy_stream(append), columns=BLOCK_COLUMNS, format="binary"
+            )
+            await drv.execute(_APPEND_BLOCKS)
+        if any(bs for _, bs in fresh):
+            try:
+                await drv.copy_to_table(
+                    "point_blocks", source=_copy_stream(fresh), columns=BLOCK_COLUMNS, format="binary"
+                )
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) == "23505":  # unique_violation: a concurrent writer
+                    raise WriteRace from exc
+                raise
 
     @staticmethod
     def _stage_records(sid: int, frames: Sequence[Pending]) -> Iterator[tuple[Any, ...]]:

@@ -153,12 +153,17 @@ def _guarded(name: str, body: str) -> str:
     return f"DO $$ BEGIN IF to_regclass('{name}') IS NULL THEN {body} END IF; END $$"
 
 
+#: What a new partition copies from its table: column defaults, and the columns' TOAST compression
+#: (revision 0013: LZ4 for the arrays of ``point_blocks``), which ``LIKE`` alone leaves at the default.
+_LIKE: Final = "INCLUDING DEFAULTS INCLUDING COMPRESSION"
+
+
 def own_leaf_ddl(month: Month, table: str, source_id: int) -> str:
     """Create and attach one own leaf (the month level must exist)."""
     name = month.own(table, source_id)
     return _guarded(
         name,
-        f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS); "
+        f"CREATE TABLE {name} (LIKE {table} {_LIKE}); "
         f"ALTER TABLE {month.name(table)} ATTACH PARTITION {name} FOR VALUES IN ({int(source_id)});",
     )
 
@@ -175,7 +180,7 @@ def month_ddl(month: Month, own: Iterable[int] = ()) -> list[str]:
         out.append(
             _guarded(
                 level,
-                f"CREATE TABLE {level} (LIKE {table} INCLUDING DEFAULTS) PARTITION BY LIST (source_id); "
+                f"CREATE TABLE {level} (LIKE {table} {_LIKE}) PARTITION BY LIST (source_id); "
                 f"ALTER TABLE {table} ATTACH PARTITION {level} FOR VALUES {bounds};",
             )
         )
@@ -188,7 +193,7 @@ def month_ddl(month: Month, own: Iterable[int] = ()) -> list[str]:
         out.append(
             _guarded(
                 default,
-                f"CREATE TABLE {default} (LIKE {table} INCLUDING DEFAULTS) PARTITION BY HASH (source_id); "
+                f"CREATE TABLE {default} (LIKE {table} {_LIKE}) PARTITION BY HASH (source_id); "
                 f"{buckets} ALTER TABLE {level} ATTACH PARTITION {default} DEFAULT;",
             )
         )

@@ -1,0 +1,241 @@
+"""PostgreSQL bulk writes: blocks made by the client equal the server's, value by value.
+
+Real PostgreSQL, two throw-away databases per test: the same writes go to one with the client
+making the blocks (``witskit.storage.block_copy``, the default) and to the other with the server
+making them from staged point rows (``client_blocks = False``, the reference). Every column of every
+``point_blocks`` row is compared, before compaction (the summaries NULL in both) and after it (the
+summaries then computed by the server, from the arrays each path stored). The data: text values,
+null readings, a code only in some frames, several frames at one time, frames out of order, a NUL
+in a text, writes that cut hours (the next write appends to a stored block), a span across
+midnight and the end of a month; a replay stores nothing; two writers making the same block at
+once both keep their points. Revision 0013 (LZ4 for the blocks' arrays) upgrades and downgrades a
+filled database without changing a value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from test_history_partitions import _blocks, _dump, _fill_as_0004, _upgrade_to, frames_at
+from test_history_summaries import SECOND, frame_text, readings
+
+from support.databases import temporary_database
+from witskit.storage import Store
+from witskit.storage._postgres import PostgresBackend
+from witskit.storage.block_copy import make_blocks
+
+#: 22:40 on the last day of May: writes cross hours, midnight and the month.
+T = datetime(2026, 5, 31, 22, 40, tzinfo=UTC)
+
+
+@pytest.fixture
+def reference_url(postgres_admin_url: str) -> Iterator[str]:
+    """A second empty database, for the server-made blocks."""
+    with temporary_database("postgresql", postgres_admin_url) as url:
+        yield url
+
+
+def dataset(stop: int) -> str:
+    texts = [frame_text(T + i * SECOND, readings(i)) for i in range(0, stop, 2)]
+    texts.insert(40, frame_text(T + 9 * SECOND, {"0108": "3.5", "0101": "NUL\x00IN"}))  # out of order
+    for i in (1200, 4800 - 1):  # several frames at one time, at minute and hour edges
+        texts.append(frame_text(T + i * SECOND, {"0108": f"{5000 + i}.5", "0113": "77.0"}))
+    return "\n".join(texts)
+
+
+async def blocks(url: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT * FROM point_blocks ORDER BY source_id, code, hour")
+    finally:
+        await conn.close()
+    return [dict(r) for r in rows]
+
+
+async def write_both(urls: tuple[str, str], batches: list[list[Any]]) -> list[tuple[int, int]]:
+    """Write each batch to both databases: (client-made points, server-made points) per batch."""
+    out = []
+    stores = [await Store.open(u, timeout=10) for u in urls]
+    try:
+        for batch in batches:
+            counts = []
+            for store, client in zip(stores, (True, False), strict=True):
+                PostgresBackend.client_blocks = client
+                counts.append(await store.write(batch))
+            out.append((counts[0], counts[1]))
+    finally:
+        PostgresBackend.client_blocks = True
+        for store in stores:
+            await store.aclose()
+    return out
+
+
+async def compare(urls: tuple[str, str]) -> None:
+    got, want = await blocks(urls[0]), await blocks(urls[1])
+    assert len(got) == len(want)
+    assert got, "no blocks: the test compares nothing"
+    for g, w in zip(got, want, strict=True):
+        assert g == w, (g["code"], g["hour"])
+
+
+async def compact_both(urls: tuple[str, str], before: datetime) -> None:
+    for url in urls:
+        store = await Store.open(url, timeout=10)
+        try:
+            await store.compact(before)
+        finally:
+            await store.aclose()
+
+
+async def test_client_blocks_equal_server_blocks(
+    postgres_url: str, reference_url: str, wits_frames: Callable[[str, str | None], list[Any]]
+) -> None:
+    urls = (postgres_url, reference_url)
+    frames = wits_frames(dataset(3 * 3600), "rig")
+    assert len({tuple(f.codes) for f in frames}) > 1  # several layouts: the sorting path
+    sim = frames_at(None, "sim", T, 2 * 3600)  # one layout, in order: the slicing path
+    shuffled = frames_at(None, "sim2", T, 1000)
+    random.Random(5).shuffle(shuffled)
+    batches = [
+        frames[:700],  # cuts an hour: the next write appends to its last block
+        frames[700:2400],
+        sim[:1500],
+        sim[1500:],
+        shuffled,
+        sim[3000:3400] + frames[100:400],  # replays of both sources: nothing stored
+        frames[2400:],
+    ]
+    counts = await write_both(urls, batches)
+    assert [c for c, _ in counts] == [s for _, s in counts]
+    assert counts[5] == (0, 0)
+    await compare(urls)
+    got = await blocks(postgres_url)
+    assert any(b["texts"] and "NUL\ufffdIN" in b["texts"] for b in got)
+    assert any(b["texts"] and None in b["nums"] for b in got)
+    assert {b["hour"].month for b in got} == {5, 6}
+    assert all(b["m_offs"] is None for b in got)  # the summaries wait for the compaction
+
+    await compact_both(urls, T + timedelta(days=1))
+    got = await blocks(postgres_url)
+    assert sum(1 for b in got if b["m_offs"] and len(b["m_offs"]) == 61) > 10
+    await compare(urls)
+
+
+async def test_blocks_are_sliced_or_sorted_into_time_order() -> None:
+    """Both ways of making blocks give points in (time, frame key, idx) order, each block one hour."""
+    sim = frames_at(None, "sim", T, 200)
+    from witskit.storage.store import _prepare
+
+    pending = _prepare(sim, "rig")["sim"]
+    mixed = list(reversed(pending))
+    for made in (make_blocks(pending), make_blocks(mixed)):
+        assert [(b.code, b.hour_us) for b in made] == sorted((b.code, b.hour_us) for b in made)
+        for b in made:
+            order = list(zip(b.times_us, b.keys, b.idxs, strict=True))
+            assert order == sorted(order)
+            assert {t - t % 3_600_000_000 for t in b.times_us} == {b.hour_us}
+    assert [list(b.values) for b in make_blocks(pending)] == [list(b.values) for b in make_blocks(mixed)]
+
+
+async def test_two_writers_making_the_same_block_both_keep_their_points(postgres_url: str) -> None:
+    sim = frames_at(None, "rig", T, 1200)
+    stores = [await Store.open(postgres_url, timeout=10) for _ in range(2)]
+    try:
+        # The source exists first: otherwise its new row would make the second writer wait for the
+        # first to commit, and the blocks would not be made at the same time.
+        await stores[0].write(frames_at(None, "rig", T - timedelta(days=3), 1))
+        written = await asyncio.gather(stores[0].write(sim[::2]), stores[1].write(sim[1::2]))
+        assert sum(written) == sum(len(f) for f in sim)
+        # Both halves are in the same hours' blocks, each point once.
+        got = [b for b in await blocks(postgres_url) if b["hour"] >= T - timedelta(hours=1)]
+        assert sum(len(b["times"]) for b in got) == sum(written)
+        assert len({(b["code"], b["hour"]) for b in got}) == len(got)
+        assert await stores[0].write(sim) == 0
+    finally:
+        for store in stores:
+            await store.aclose()
+
+
+async def test_a_block_made_meanwhile_by_another_writer_makes_the_write_retry(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The block is created between the lookup and the COPY: the COPY fails on the key, the write
+    is retried and then appends to it (simulated: the first lookup says no block is stored)."""
+    sim = frames_at(None, "rig", T, 1200)
+    real = PostgresBackend._stored_blocks
+    calls = 0
+
+    async def stale_once(self: Any, drv: Any, blocks: Any) -> set[tuple[int, str, int]]:
+        nonlocal calls
+        calls += 1
+        return set() if calls == 1 else await real(self, drv, blocks)
+
+    store = await Store.open(postgres_url, timeout=10)
+    try:
+        first = await store.write(sim[:600])
+        monkeypatch.setattr(PostgresBackend, "_stored_blocks", stale_once)
+        with caplog.at_level("INFO", logger="witskit.storage"):
+            second = await store.write(sim[600:])
+        assert calls == 2
+        assert "concurrent writer" in caplog.text
+        assert first + second == sum(len(f) for f in sim)
+        got = await blocks(postgres_url)
+        assert sum(len(b["times"]) for b in got) == first + second
+        assert await store.write(sim) == 0
+    finally:
+        await store.aclose()
+
+
+async def compressions(url: str) -> tuple[set[str], set[str | None]]:
+    """(attcompression of point_blocks' arrays in every table of its tree, methods of stored times)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        declared = await conn.fetch(
+            "SELECT DISTINCT a.attcompression::text FROM pg_partition_tree('point_blocks'::regclass) t "
+            "JOIN pg_attribute a ON a.attrelid = t.relid WHERE a.attname IN ('times', 'nums', 'texts')"
+        )
+        stored = await conn.fetch("SELECT DISTINCT pg_column_compression(times) FROM point_blocks")
+    finally:
+        await conn.close()
+    return {str(r[0]) for r in declared}, {r[0] for r in stored}
+
+
+async def test_revision_0013_compresses_new_blocks_with_lz4_and_keeps_every_value(postgres_url: str) -> None:
+    from witskit.storage.blocks import compact
+    from witskit.storage.partitions import ensure_months, months_for
+    from witskit.storage.schema import to_micros
+
+    old = {"rig-a": frames_at(None, "rig-a", T, 1200), "rig-b": frames_at(None, "rig-b", T, 600, 3)}
+    await _upgrade_to(postgres_url, "0012")
+    conn = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        async with conn.transaction():
+            await ensure_months(conn, months_for([(to_micros(T), to_micros(T + timedelta(days=1)))], now=T))
+        await _fill_as_0004(postgres_url, old)
+        assert await compact(conn, T + timedelta(days=1)) > 0  # blocks compressed with pglz
+    finally:
+        await conn.close()
+    before, stored = await _dump(postgres_url), await _blocks(postgres_url)
+    assert await compressions(postgres_url) == ({""}, {"pglz"})
+
+    store = await Store.open(postgres_url, timeout=10)  # 0013
+    try:
+        assert (await _dump(postgres_url), await _blocks(postgres_url)) == (before, stored)
+        assert (await compressions(postgres_url))[0] == {"l"}
+        for batch in old.values():
+            assert await store.write(batch) == 0
+        # A bulk write into a month made after the upgrade: its new partitions and blocks are LZ4.
+        assert await store.write(frames_at(None, "rig-a", T + timedelta(days=40), 600)) > 0
+        assert await compressions(postgres_url) == ({"l"}, {"pglz", "lz4"})
+        after = await _blocks(postgres_url)
+    finally:
+        await store.aclose()
+    await _upgrade_to(postgres_url, "0012", down=True)
+    assert (await compressions(postgres_url))[0] == {""}
+    assert await _blocks(postgres_url) == after  # LZ4 values stay readable after the downgrade
