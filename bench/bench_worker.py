@@ -158,28 +158,32 @@ async def drain(
     return took, cpu
 
 
-async def run(args: argparse.Namespace, tmp: Path, cluster: NatsCluster) -> None:
+async def one_round(
+    args: argparse.Namespace, tmp: Path, tree: Path, cluster: NatsCluster, db_url: str, profile: Path | None
+) -> tuple[float, float]:
+    # A startup's schema and the sources made first, not timed: one frame per rig.
+    await publish_backlog(cluster.live_servers, RIGS, cluster.size, first_seq=1)
+    await drain(tmp, tree, cluster, db_url, 1, RIGS, None)
+    await publish_backlog(cluster.live_servers, args.frames, cluster.size, first_seq=2)
+    return await drain(tmp, tree, cluster, db_url, args.workers, RIGS + args.frames, profile)
+
+
+def run(args: argparse.Namespace, tmp: Path, cluster: NatsCluster) -> None:
     trees = [Path(s).resolve() for s in args.src] or [ROOT / "src"]
-    results: dict[Path, list[tuple[float, float]]] = {t: [] for t in trees}
     round_no = 0
     for r in range(args.rounds):
         for tree in trees:
             with temporary_database("postgresql", admin_url("postgresql")) as db_url:
-                # A startup's schema and the sources made first, not timed: one frame per rig.
-                await publish_backlog(cluster.live_servers, RIGS, cluster.size, first_seq=1)
-                await drain(tmp, tree, cluster, db_url, 1, RIGS, None)
-                await publish_backlog(cluster.live_servers, args.frames, cluster.size, first_seq=2)
                 profile = args.profile if (args.profile is not None and round_no == 0) else None
-                took, cpu = await drain(tmp, tree, cluster, db_url, args.workers, RIGS + args.frames, profile)
-                round_no += 1
-                results[tree].append((took, cpu))
-                load = os.getloadavg()[0]
-                print(
-                    f"round {r + 1} {tree}: {args.frames} frames in {took:.1f} s = "
-                    f"{args.frames / took:,.0f} frames/s; workers' CPU {cpu:.1f} s = "
-                    f"{args.frames / max(cpu, 1e-9):,.0f} frames per CPU second (load {load:.1f})",
-                    flush=True,
-                )
+                took, cpu = asyncio.run(one_round(args, tmp, tree, cluster, db_url, profile))
+            round_no += 1
+            load = os.getloadavg()[0]
+            print(
+                f"round {r + 1} {tree}: {args.frames} frames in {took:.1f} s = "
+                f"{args.frames / took:,.0f} frames/s; workers' CPU {cpu:.1f} s = "
+                f"{args.frames / max(cpu, 1e-9):,.0f} frames per CPU second (load {load:.1f})",
+                flush=True,
+            )
     if args.profile is not None:
         stats = pstats.Stats(str(args.profile))
         stats.sort_stats("cumulative").print_stats(30)
@@ -200,7 +204,7 @@ def main() -> None:
         cluster = NatsCluster(tmp / "nats", args.nodes, name="bench-worker")
         cluster.start()
         try:
-            asyncio.run(run(args, tmp, cluster))
+            run(args, tmp, cluster)
         finally:
             cluster.stop()
 
