@@ -14,8 +14,10 @@ until every frame is stored.
 
 Printed, never asserted: per tree (``--src``, before/after, run in turn ``--rounds`` times on the
 same server: on a shared machine compare within a run), the drain's wall time and frames per
-second, the workers' CPU seconds and frames per CPU second. ``--profile FILE`` runs one worker of
-the first tree under cProfile and prints its top functions.
+second, the workers' CPU seconds and frames per CPU second, and the same for the PostgreSQL
+backends that served them (read from ``/proc``: the server must run on this machine).
+``--profile FILE`` runs one worker of the first tree under cProfile and prints its top functions.
+``--batch N`` sets the consumer URL's ``batch=`` (messages per transaction at most).
 """
 
 from __future__ import annotations
@@ -95,15 +97,37 @@ async def publish_backlog(servers: list[str], frames: int, replicas: int, first_
         await nc.close()
 
 
+async def backend_pids(db_url: str) -> list[int]:
+    """Process ids of the PostgreSQL backends serving ``db_url``'s database (the server is local)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [int(r["pid"]) for r in rows]
+
+
 async def drain(
-    tmp: Path, tree: Path, cluster: NatsCluster, db_url: str, workers: int, target: int, profile: Path | None
-) -> tuple[float, float]:
-    """(seconds, worker CPU seconds) until ``target`` distinct frames are stored."""
+    tmp: Path,
+    tree: Path,
+    cluster: NatsCluster,
+    db_url: str,
+    workers: int,
+    target: int,
+    profile: Path | None,
+    batch: int = 1000,
+) -> tuple[float, float, float]:
+    """(seconds, worker CPU seconds, their database backends' CPU seconds) until ``target``
+    distinct frames are stored."""
     plan = {
         "sources": [
             {
                 "url": f"nats://{cluster.url_hosts}/bw.>?stream={STREAM}&durable=central"
-                f"&replicas={cluster.size}"
+                f"&replicas={cluster.size}&batch={batch}"
             }
         ],
         "sinks": [{"url": db_url}],
@@ -135,15 +159,19 @@ async def drain(
         )
         log.close()
     took = WAIT
-    cpu = 0.0
+    cpu = server = 0.0
+    pids: dict[int, float] = {}
     try:
         while time.monotonic() - start < WAIT:
+            for pid in await backend_pids(db_url):  # the workers' connections, as they open
+                pids.setdefault(pid, cpu_seconds(pid))
             distinct, _, _ = await stored(db_url)
             if distinct >= target:
                 took = time.monotonic() - start
                 break
             await asyncio.sleep(0.2)
         cpu = sum(cpu_seconds(p.pid) for p in procs)
+        server = sum(max(cpu_seconds(pid) - first, 0.0) for pid, first in pids.items())
     finally:
         for p in procs:
             if p.returncode is None:
@@ -155,17 +183,17 @@ async def drain(
             except TimeoutError:
                 p.kill()
                 await p.wait()
-    return took, cpu
+    return took, cpu, server
 
 
 async def one_round(
     args: argparse.Namespace, tmp: Path, tree: Path, cluster: NatsCluster, db_url: str, profile: Path | None
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     # A startup's schema and the sources made first, not timed: one frame per rig.
     await publish_backlog(cluster.live_servers, RIGS, cluster.size, first_seq=1)
     await drain(tmp, tree, cluster, db_url, 1, RIGS, None)
     await publish_backlog(cluster.live_servers, args.frames, cluster.size, first_seq=2)
-    return await drain(tmp, tree, cluster, db_url, args.workers, RIGS + args.frames, profile)
+    return await drain(tmp, tree, cluster, db_url, args.workers, RIGS + args.frames, profile, args.batch)
 
 
 def run(args: argparse.Namespace, tmp: Path, cluster: NatsCluster) -> None:
@@ -175,13 +203,15 @@ def run(args: argparse.Namespace, tmp: Path, cluster: NatsCluster) -> None:
         for tree in trees:
             with temporary_database("postgresql", admin_url("postgresql")) as db_url:
                 profile = args.profile if (args.profile is not None and round_no == 0) else None
-                took, cpu = asyncio.run(one_round(args, tmp, tree, cluster, db_url, profile))
+                took, cpu, server = asyncio.run(one_round(args, tmp, tree, cluster, db_url, profile))
             round_no += 1
             load = os.getloadavg()[0]
             print(
                 f"round {r + 1} {tree}: {args.frames} frames in {took:.1f} s = "
                 f"{args.frames / took:,.0f} frames/s; workers' CPU {cpu:.1f} s = "
-                f"{args.frames / max(cpu, 1e-9):,.0f} frames per CPU second (load {load:.1f})",
+                f"{args.frames / max(cpu, 1e-9):,.0f} frames per CPU second; their PostgreSQL backends' "
+                f"CPU {server:.1f} s = {args.frames / max(server, 1e-9):,.0f} frames per CPU second "
+                f"(load {load:.1f})",
                 flush=True,
             )
     if args.profile is not None:
@@ -194,6 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=30_000, help="backlog size (frames)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=1000, help="the consumer URL's batch=")
     parser.add_argument("--nodes", type=int, default=1, help="NATS nodes (stream replicas)")
     parser.add_argument("--src", action="append", default=[], help="a src tree to run (repeatable)")
     parser.add_argument("--rounds", type=int, default=1)

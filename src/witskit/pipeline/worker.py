@@ -15,7 +15,9 @@ A worker runs two tasks joined by one buffer of decoded frames (at most ``batch`
 * the **committer** takes the whole buffer, writes its frames in one SQL transaction
   (:meth:`witskit.storage.Store.write`), retried with a growing pause while the database is down
   (the messages in hand and in the buffer kept ours meanwhile: ``in_progress``), and only after
-  that commit acknowledges the messages it took; then it takes the buffer again.
+  that commit acknowledges the messages it took; then it takes the buffer again;
+* every second, each rig's newest commit goes to the fleet view (``fleet_rigs``), beside the
+  commits, not between a commit and its acknowledgements.
 
 So the next batch is fetched and decoded while the current one commits, and an acknowledgement
 never precedes the commit that covers its message (a message is acknowledged by the committer,
@@ -65,6 +67,10 @@ _FETCH_WAIT: Final = 1.0
 #: How long a fetch lingers when the committer waits for frames (seconds): a live frame that finds
 #: no commit running waits at most this before its transaction starts.
 _FETCH_IDLE: Final = 0.1
+#: Seconds between two writes of the fleet view's rows (``fleet_rigs``): each rig's newest commit
+#: of the interval, in one transaction off the commit path (it was one upsert a frame, after each
+#: commit: a sixth of a worker's CPU under a backlog, and a wait before the acknowledgements).
+_STATUS_EVERY: Final = 1.0
 #: Weight of the newest commit in the running estimate of a commit's duration.
 _COMMIT_EWMA: Final = 0.3
 #: First and longest pause between two attempts of a failing commit (seconds).
@@ -176,6 +182,8 @@ class Worker:
         #: Where each rig's last commit is recorded for the fleet view (None: nowhere).
         self.status = status
         self._status_said = -_REMIND_EVERY
+        #: Each rig's newest committed frame not yet written to the fleet view.
+        self._status_rows: dict[str, RigRow] = {}
         self.stats = WorkerStats()
         self._stop = asyncio.Event()
         self._said: set[str] = set()
@@ -223,13 +231,16 @@ class Worker:
     async def run(self) -> None:
         """Connect (retrying), then fetch, store and acknowledge until :meth:`stop`."""
         fetcher = asyncio.create_task(self._fetch_loop())
+        status = asyncio.create_task(self._status_loop())
         try:
             await self._commit_loop(fetcher)
         finally:
-            if not fetcher.done():
-                fetcher.cancel()
-            with contextlib.suppress(BaseException):
-                await fetcher
+            for task in (fetcher, status):
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            await self._flush_status()  # the last commits' rows
             self._closing = True
             if self._nc is not None:
                 with contextlib.suppress(Exception):
@@ -326,7 +337,7 @@ class Worker:
         took = time.monotonic() - start
         self._commit_secs += _COMMIT_EWMA * (took - self._commit_secs)
         self.stats.commits += 1
-        await self._record(self._note_rigs(batch.frames, batch.edges))
+        self._note_rigs(batch.frames, batch.edges)
         try:
             for msg in batch.msgs:
                 await msg.ack()
@@ -457,11 +468,11 @@ class Worker:
             self.stats.committed += len(frames)
             return
 
-    def _note_rigs(self, frames: list[DecodedFrame], edges: list[str]) -> list[RigRow]:
-        """Count the latencies; the newest frame of each rig of the batch, as fleet-view rows."""
+    def _note_rigs(self, frames: list[DecodedFrame], edges: list[str]) -> None:
+        """Count the latencies; keep the newest frame of each rig for the fleet view."""
         now = datetime.now(UTC)
         rigs = self.stats.rigs
-        newest: dict[str, RigRow] = {}
+        newest = self._status_rows
         for frame, edge in zip(frames, edges, strict=True):
             received = frame.received_at
             self.stats.latencies.add((now - received).total_seconds())
@@ -472,15 +483,21 @@ class Worker:
             row = newest.get(source)
             if row is None or received >= row.last_received_at:
                 newest[source] = RigRow(source, edge, self.name, received, now)
-        return list(newest.values())
 
-    async def _record(self, rows: list[RigRow]) -> None:
+    async def _status_loop(self) -> None:
+        """Write the fleet view's rows every ``_STATUS_EVERY`` seconds, beside the commits."""
+        while True:
+            await asyncio.sleep(_STATUS_EVERY)
+            await self._flush_status()
+
+    async def _flush_status(self) -> None:
         """The fleet view's rows: best effort (the frames are committed; a failure here is said
         every _REMIND_EVERY seconds and changes nothing else)."""
+        rows, self._status_rows = self._status_rows, {}
         if self.status is None or not rows:
             return
         try:
-            await self.status.record(rows)
+            await self.status.record(list(rows.values()))
         except WitsKitError as exc:
             now = time.monotonic()
             if now - self._status_said >= _REMIND_EVERY:
