@@ -148,6 +148,8 @@ class WorkerStats:
     #: Receive at the edge to fetched by this worker: the part of the latency before the worker
     #: (edge spool, publish, the stream); the rest is the buffer's wait and the commit.
     fetch_latencies: Latencies = field(default_factory=Latencies)
+    #: Fetched by this worker to committed: the worker's own part (the buffer's wait, the commit).
+    worker_latencies: Latencies = field(default_factory=Latencies)
     #: Transactions written, and the frames in them (their mean is the batch the load made).
     commits: int = 0
     rigs: dict[str, RigStatus] = field(default_factory=dict)
@@ -161,6 +163,8 @@ class _Batch:
     msgs: list[Msg] = field(default_factory=list)
     frames: list[DecodedFrame] = field(default_factory=list)
     edges: list[str] = field(default_factory=list)
+    #: Monotonic time each frame was fetched.
+    fetched: list[float] = field(default_factory=list)
 
 
 class Worker:
@@ -293,6 +297,7 @@ class Worker:
             return
         self.stats.fetched += len(msgs)
         now = time.time()
+        fetched = time.monotonic()
         for msg in msgs:
             if msg.metadata.num_delivered > 1:
                 self.stats.redelivered += 1
@@ -307,6 +312,7 @@ class Worker:
             buffer.frames.append(frame)
             buffer.msgs.append(msg)
             buffer.edges.append(envelope.edge)
+            buffer.fetched.append(fetched)
         if self._buffer.msgs:
             self._filled.set()
 
@@ -334,7 +340,11 @@ class Worker:
             await self._commit(batch.frames, batch.msgs)
         finally:
             self._commit_since = None
-        took = time.monotonic() - start
+        done = time.monotonic()
+        took = done - start
+        add = self.stats.worker_latencies.add
+        for fetched in batch.fetched:
+            add(done - fetched)
         self._commit_secs += _COMMIT_EWMA * (took - self._commit_secs)
         self.stats.commits += 1
         self._note_rigs(batch.frames, batch.edges)
