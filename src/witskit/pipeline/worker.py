@@ -69,8 +69,8 @@ _FETCH_WAIT: Final = 1.0
 #: no commit running waits at most this before its transaction starts.
 _FETCH_IDLE: Final = 0.1
 #: Seconds between two writes of the fleet view's rows (``fleet_rigs``): each rig's newest commit
-#: of the interval, in one transaction off the commit path (it was one upsert a frame, after each
-#: commit: a sixth of a worker's CPU under a backlog, and a wait before the acknowledgements).
+#: of the interval, in one transaction off the commit path (it was an upsert of every rig of the
+#: batch after each commit, before its acknowledgements: many a second with small live batches).
 _STATUS_EVERY: Final = 1.0
 #: Shortest round of the committer (seconds): live, a transaction starts at most this often (what
 #: came meanwhile joins it), so a worker does not commit a few dozen frames at a time, paying a
