@@ -17,7 +17,8 @@ Phases and what is printed (never asserted):
 2. **outage** (``--outage``): every NATS node is killed; the edges keep receiving into their
    spools; then the nodes start again on their storage;
 3. **catch-up**: the time until every frame sent before the restart is stored; the backlog drained
-   per second, against the live rate (the goal: >= 5x);
+   per second, against the live rate (the goal: >= 5x); what waited in the stream for the workers
+   meanwhile (sampled each second: high when the workers are the bound, low when the edges are);
 4. **totals**: frames sent (by the rigs' numbers), committed (distinct numbers stored), lost (sent,
    not stored: must be 0), duplicated (stored twice: must be 0); points per second; the CPU
    seconds each process used, and per core-second of the run.
@@ -215,6 +216,44 @@ class Fleet:
         return out
 
 
+class Backlog:
+    """Samples, every second, what waits for the workers in the stream (the consumer's pending
+    plus unacknowledged messages): near 0 while the centre waits for the edges, high while the
+    edges wait for the centre."""
+
+    def __init__(self, servers: list[str]) -> None:
+        self.servers = servers
+        self.samples: list[int] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        import nats
+
+        nc = await nats.connect(servers=self.servers, connect_timeout=2)
+        try:
+            js = nc.jetstream(timeout=2)
+            while True:
+                with contextlib.suppress(Exception):
+                    info = await js.consumer_info("BENCH", "central")
+                    self.samples.append(int(info.num_pending or 0) + int(info.num_ack_pending or 0))
+                await asyncio.sleep(1.0)
+        finally:
+            await nc.close()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> str:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        if not self.samples:
+            return "no sample"
+        mean = sum(self.samples) / len(self.samples)
+        return f"max {max(self.samples):,}, mean {mean:,.0f} over {len(self.samples)} samples"
+
+
 async def wait_for(db_url: str, target: int, timeout: float, interval: float = 0.5) -> float | None:
     """Seconds until ``target`` distinct frames are stored (None: not within ``timeout``)."""
     start = time.monotonic()
@@ -266,9 +305,12 @@ async def run(tmp: Path, cluster: NatsCluster, db_url: str, rigs: int, seconds: 
         sent_at_restart = rig_server.sent
         distinct_at_restart, _, _ = await stored(db_url)
         backlog = sent_at_restart - distinct_at_restart
+        backlog_seen = Backlog(cluster.live_servers)
+        backlog_seen.start()
         resumed = await wait_for(db_url, distinct_at_restart + 1, WAIT, interval=0.2)
         distinct_at_resume, _, _ = await stored(db_url)
         took = await wait_for(db_url, sent_at_restart, WAIT, interval=0.2)
+        in_stream = await backlog_seen.stop()
         live_rate = rigs  # frames/s
         if resumed is not None:
             print(
@@ -289,6 +331,7 @@ async def run(tmp: Path, cluster: NatsCluster, db_url: str, rigs: int, seconds: 
                 f"drained in {took:.1f} s = {rate:,.0f} frames/s while {live_rate} live frames/s went on: "
                 f"{rate / live_rate:.1f}x the live rate"
             )
+        print(f"  waiting in the stream for the workers during the catch-up: {in_stream}")
         await rig_server.aclose()
         total = rig_server.sent
         await wait_for(db_url, total, WAIT)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -14,7 +16,8 @@ from support.waiting import until
 from witskit.errors import UsageError
 from witskit.pipeline.envelope import encode_envelope
 from witskit.pipeline.worker import Worker, worker_problems
-from witskit.protocol import FrameParser, WITSDecoder, WITSFrame
+from witskit.protocol import DecodedFrame, FrameParser, WITSDecoder, WITSFrame
+from witskit.storage.errors import DatabaseUnavailable
 from witskit.storage.fleet_status import FleetStatus
 from witskit.storage.schema import frame_key
 from witskit.storage.store import Store
@@ -153,6 +156,112 @@ async def test_any_worker_writes_the_key_the_edge_would(node: NatsCluster, tmp_p
     finally:
         await store.aclose()
     assert keys == [expected]
+
+
+class _Flaky:
+    """A store whose writes take a random while and sometimes fail (a transient database error),
+    recording each write's start and commit in one log with the worker's acknowledgements."""
+
+    def __init__(self, store: Store, log: list[tuple[str, frozenset[int]]], rng: random.Random) -> None:
+        self.store = store
+        self.log = log
+        self.rng = rng
+        self.fail_rate = 0.2
+        self.worker: Worker | None = None
+        #: Writes during which the worker fetched more: the next batch came while this one committed.
+        self.overlapped = 0
+
+    async def write(self, frames: Sequence[DecodedFrame]) -> int:
+        seqs = frozenset(int(str(f.values[f.codes.index("0104")])) for f in frames)
+        assert self.worker is not None
+        before = self.worker.stats.fetched
+        self.log.append(("write", seqs))
+        await asyncio.sleep(self.rng.uniform(0, 0.15))
+        if self.rng.random() < self.fail_rate:
+            raise DatabaseUnavailable("injected: the database went away", url="sqlite://")
+        count = await self.store.write(frames)
+        self.log.append(("commit", seqs))
+        self.overlapped += self.worker.stats.fetched > before
+        return count
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_pipelined_acks_follow_their_commit_and_redelivery_adds_nothing(
+    node: NatsCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """A model check of the worker's bookkeeping with the next batch fetched while one commits:
+    random commit times, injected commit failures (retried), acknowledgements lost at random
+    (redelivered after ``ack_wait``), a worker stopped while its commit fails (its batch and its
+    buffer redelivered to the next). Every acknowledgement comes after the commit of a write
+    holding its frame; every frame is stored once; the consumer ends empty."""
+    import nats
+    from nats.aio.msg import Msg
+
+    rng = random.Random(seed)
+    log: list[tuple[str, frozenset[int]]] = []
+    real_ack = Msg.ack
+
+    async def ack(msg: Msg) -> None:
+        seq = int(msg.headers["WitsKit-Spool-Seq"]) if msg.headers else -1
+        log.append(("ack", frozenset({seq})))
+        if rng.random() < 0.05:
+            return  # lost on the way: JetStream redelivers it after ack_wait
+        await real_ack(msg)
+
+    monkeypatch.setattr(Msg, "ack", ack)
+    stream = f"MODEL{seed}"
+    url = f"nats://{node.url_hosts}/model{seed}.>?stream={stream}&durable=central&replicas=1&batch=40&ack_wait=1"
+    db = f"sqlite:///{tmp_path / 'model.db'}"
+    total = 400
+    nc = await nats.connect(servers=node.live_servers)
+    try:
+        js = nc.jetstream()
+        for phase in range(2):
+            store = await Store.open(db)
+            flaky = _Flaky(store, log, rng)
+            worker = Worker(url, cast(Store, flaky), name=f"w{phase}")
+            flaky.worker = worker
+            task = asyncio.create_task(worker.run())
+            try:
+                await until(lambda w=worker: w.stats.connected, timeout=20)  # type: ignore[misc]
+                if phase == 0:
+                    for n in range(1, total + 1):  # in bursts, while the worker commits
+                        headers, body = encode_envelope(_frame(n), edge="e1", sequence=n)
+                        await js.publish(f"model{seed}.rig-1", body, headers=headers)
+                        if n % 50 == 0:
+                            await asyncio.sleep(rng.uniform(0, 0.3))
+                    await until(lambda w=worker: w.stats.committed >= total // 2, timeout=60)  # type: ignore[misc]
+                    flaky.fail_rate = 1.0  # the database goes away; the worker is stopped meanwhile
+                    await asyncio.sleep(0.5)
+                else:
+                    flaky.fail_rate = 0.2
+                    await until(lambda: _consumer_empty(js, stream), timeout=60)
+            finally:
+                worker.stop()
+                await task
+                await store.aclose()
+            if phase == 0:
+                assert flaky.overlapped > 0  # the next batch was fetched while one committed
+    finally:
+        await nc.close()
+    committed: set[int] = set()
+    for kind, seqs in log:
+        if kind == "commit":
+            committed |= seqs
+        elif kind == "ack":
+            assert seqs <= committed, f"acknowledged before its commit: {sorted(seqs)}"
+    store = await Store.open(db)
+    try:
+        stored = await _stored(store)
+    finally:
+        await store.aclose()
+    assert stored == list(range(1, total + 1))  # each once
+
+
+async def _consumer_empty(js: Any, stream: str) -> bool:
+    info = await js.consumer_info(stream, "central")
+    return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
 
 @pytest.mark.parametrize(

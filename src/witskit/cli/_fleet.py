@@ -171,10 +171,19 @@ def run_worker(
             malformed = ", ".join(f"{k} {n}" for k, n in sorted(stats.malformed.items())) or "none"
             p50, p99 = stats.latencies.percentile(50), stats.latencies.percentile(99)
             latency = "none" if p50 is None else f"p50 {p50:.3f} s, p99 {p99:.3f} s"
+            f50, f99 = stats.fetch_latencies.percentile(50), stats.fetch_latencies.percentile(99)
+            w50, w99 = stats.worker_latencies.percentile(50), stats.worker_latencies.percentile(99)
+            upstream = (
+                ""
+                if f50 is None or w50 is None
+                else f" (receive to fetch: p50 {f50:.3f} s, p99 {f99:.3f} s; fetch to commit: "
+                f"p50 {w50:.3f} s, p99 {w99:.3f} s)"
+            )
+            mean = f"{stats.committed / stats.commits:.0f}" if stats.commits else "-"
             info(
-                f"{label}: fetched {stats.fetched}, committed {stats.committed}, acked {stats.acked}, "
-                f"redelivered {stats.redelivered}, malformed: {malformed}; "
-                f"receive-to-commit latency {latency}"
+                f"{label}: fetched {stats.fetched}, committed {stats.committed} in {stats.commits} "
+                f"transactions (mean {mean}), acked {stats.acked}, redelivered {stats.redelivered}, "
+                f"malformed: {malformed}; receive-to-commit latency {latency}{upstream}"
             )
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

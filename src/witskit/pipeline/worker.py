@@ -4,17 +4,31 @@ Any number of :class:`Worker` processes (``witskit worker --config central.yaml`
 machines, share one durable pull consumer: JetStream hands each message to one of them and, when
 a worker dies before acknowledging, redelivers its messages to the others after ``ack_wait``.
 
-One round of a worker:
+A worker runs two tasks joined by one buffer of decoded frames (at most ``batch`` of them):
 
-1. fetch up to ``batch`` messages;
-2. decode each envelope (:func:`~witskit.pipeline.envelope.decode_envelope`); a message that is not
-   a WitsKit frame is counted by kind, logged once per kind with its subject and stream sequence,
-   and *terminated* (JetStream will not deliver it again and publishes a
-   ``$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED`` advisory: that advisory stream is the dead-letter
-   record); the messages around it go on;
-3. write the frames in one SQL transaction (:meth:`witskit.storage.Store.write`), retried with a
-   growing pause while the database is down, the messages kept ours meanwhile (``in_progress``);
-4. only after the commit, acknowledge every message of the round.
+* the **fetcher** fetches what the consumer has (up to the buffer's room), decodes each envelope
+  (:func:`~witskit.pipeline.envelope.decode_envelope`) into the buffer, and fetches again; a
+  message that is not a WitsKit frame is counted by kind, logged once per kind with its subject
+  and stream sequence, and *terminated* (JetStream will not deliver it again and publishes a
+  ``$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED`` advisory: that advisory stream is the dead-letter
+  record); the messages around it go on;
+* the **committer** takes the whole buffer, writes its frames in one SQL transaction
+  (:meth:`witskit.storage.Store.write`), retried with a growing pause while the database is down
+  (the messages in hand and in the buffer kept ours meanwhile: ``in_progress``), and only after
+  that commit acknowledges the messages it took; then it takes the buffer again;
+* every second, each rig's newest commit goes to the fleet view (``fleet_rigs``), beside the
+  commits, not between a commit and its acknowledgements.
+
+So the next batch is fetched and decoded while the current one commits, and an acknowledgement
+never precedes the commit that covers its message (a message is acknowledged by the committer,
+after the write of the batch it was taken in, or never). The batch size is not chosen, it is what
+waited: under a backlog the buffer fills to ``batch`` while a commit runs, so transactions are
+``batch`` frames; live, the committer takes what came since its previous round, which starts at
+most every ``_MIN_ROUND`` (0.1 s): 50-100 frames a transaction at 1000 rigs and two workers, and
+a live frame waits at most that plus one commit in the worker, not a batch. A fetch never lingers
+longer than the commit in progress is expected to last (at most ``_FETCH_WAIT``, a second), and
+``_FETCH_IDLE`` (0.1 s) when the committer has nothing: what a fetch collects is invisible to the
+committer until it returns.
 
 The store's frame key is a hash of the source name, the frame time and the frame's bytes, all of
 which travel in the envelope unchanged, so whichever worker writes a frame, after whatever edge
@@ -48,8 +62,23 @@ __all__ = ["Latencies", "RigStatus", "Worker", "WorkerStats", "worker_problems"]
 
 log = logging.getLogger("witskit.pipeline.worker")
 
-#: Seconds a fetch waits for messages before the worker looks at its stop flag again.
+#: Longest a fetch lingers for messages (seconds): while a commit runs, about as long as it is
+#: expected to last (the messages a fetch collects reach the committer when it returns).
 _FETCH_WAIT: Final = 1.0
+#: How long a fetch lingers when the committer waits for frames (seconds): a live frame that finds
+#: no commit running waits at most this before its transaction starts.
+_FETCH_IDLE: Final = 0.1
+#: Seconds between two writes of the fleet view's rows (``fleet_rigs``): each rig's newest commit
+#: of the interval, in one transaction off the commit path (it was an upsert of every rig of the
+#: batch after each commit, before its acknowledgements: many a second with small live batches).
+_STATUS_EVERY: Final = 1.0
+#: Shortest round of the committer (seconds): live, a transaction starts at most this often (what
+#: came meanwhile joins it), so a worker does not commit a few dozen frames at a time, paying a
+#: transaction's fixed cost (and the server's WAL flush) each time; under a backlog a commit takes
+#: longer than this and the next one starts at once.
+_MIN_ROUND: Final = 0.1
+#: Weight of the newest commit in the running estimate of a commit's duration.
+_COMMIT_EWMA: Final = 0.3
 #: First and longest pause between two attempts of a failing commit (seconds).
 _RETRY_FIRST: Final = 0.2
 _RETRY_MAX: Final = 5.0
@@ -122,7 +151,26 @@ class WorkerStats:
     broker_down_since: float | None = None
     last_error: str | None = None
     latencies: Latencies = field(default_factory=Latencies)
+    #: Receive at the edge to fetched by this worker: the part of the latency before the worker
+    #: (edge spool, publish, the stream); the rest is the buffer's wait and the commit.
+    fetch_latencies: Latencies = field(default_factory=Latencies)
+    #: Fetched by this worker to committed: the worker's own part (the buffer's wait, the commit).
+    worker_latencies: Latencies = field(default_factory=Latencies)
+    #: Transactions written, and the frames in them (their mean is the batch the load made).
+    commits: int = 0
     rigs: dict[str, RigStatus] = field(default_factory=dict)
+
+
+@dataclass
+class _Batch:
+    """Decoded frames and the messages that carry them, in fetch order (``frames[i]`` is
+    ``msgs[i]``'s), waiting for the committer."""
+
+    msgs: list[Msg] = field(default_factory=list)
+    frames: list[DecodedFrame] = field(default_factory=list)
+    edges: list[str] = field(default_factory=list)
+    #: Monotonic time each frame was fetched.
+    fetched: list[float] = field(default_factory=list)
 
 
 class Worker:
@@ -144,6 +192,8 @@ class Worker:
         #: Where each rig's last commit is recorded for the fleet view (None: nowhere).
         self.status = status
         self._status_said = -_REMIND_EVERY
+        #: Each rig's newest committed frame not yet written to the fleet view.
+        self._status_rows: dict[str, RigRow] = {}
         self.stats = WorkerStats()
         self._stop = asyncio.Event()
         self._said: set[str] = set()
@@ -151,6 +201,15 @@ class Worker:
         self._lag_at = 0.0
         self._closing = False
         self._started = time.monotonic()
+        #: Fetched and decoded, not yet taken by the committer (at most ``batch`` messages).
+        self._buffer = _Batch()
+        self._filled = asyncio.Event()  # the buffer holds something, or the fetcher ended
+        self._room = asyncio.Event()  # the committer took the buffer
+        #: Monotonic time the commit in progress started (None: the committer waits for frames).
+        self._commit_since: float | None = None
+        self._round_start = 0.0  # monotonic time the committer last took the buffer
+        #: Running estimate of one commit's seconds.
+        self._commit_secs = 0.2
 
     @property
     def stopping(self) -> bool:
@@ -182,26 +241,139 @@ class Worker:
 
     async def run(self) -> None:
         """Connect (retrying), then fetch, store and acknowledge until :meth:`stop`."""
-        target = self.target
+        fetcher = asyncio.create_task(self._fetch_loop())
+        status = asyncio.create_task(self._status_loop())
+        try:
+            await self._commit_loop(fetcher)
+        finally:
+            for task in (fetcher, status):
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            await self._flush_status()  # the last commits' rows
+            self._closing = True
+            if self._nc is not None:
+                with contextlib.suppress(Exception):
+                    await self._nc.close()
+        log.info("worker %s stopped (%s)", self.name, self.target.url)
+
+    async def _fetch_loop(self) -> None:
+        """Fill the buffer until :meth:`stop`: subscribe (retrying), fetch what is there, decode."""
         sub = None
-        while not self._stop.is_set():
+        try:
+            while not self._stop.is_set():
+                try:
+                    if sub is None:
+                        sub = await self._subscribe()
+                    room = self.target.batch - len(self._buffer.msgs)
+                    if room <= 0:
+                        self._room.clear()
+                        await self._wait_for(self._room, _FETCH_WAIT)
+                        continue
+                    await self._fetch(sub, room)
+                except (BrokerError, WitsKitError, OSError, TimeoutError) as exc:
+                    self._broker_failed(exc)
+                    await self._pause(1.0)
+                except Exception as exc:
+                    if type(exc).__module__.split(".")[0] != "nats":
+                        raise
+                    self._broker_failed(exc)
+                    await self._pause(1.0)
+        finally:
+            self._filled.set()  # the committer sees the end
+
+    def _fetch_wait(self) -> float:
+        """Seconds the next fetch may linger: until the commit in progress is expected to end."""
+        since = self._commit_since
+        if since is None:
+            return _FETCH_IDLE
+        left = since + self._commit_secs - time.monotonic()
+        return min(max(left, _FETCH_IDLE), _FETCH_WAIT)
+
+    async def _fetch(self, sub: Any, room: int) -> None:
+        import nats.errors
+
+        try:
+            msgs: list[Msg] = await sub.fetch(room, timeout=self._fetch_wait())
+        except (nats.errors.TimeoutError, TimeoutError):  # nothing came within the wait
+            msgs = []
+        self._reachable()
+        await self._update_lag(sub)
+        if not msgs:
+            return
+        self.stats.fetched += len(msgs)
+        now = time.time()
+        fetched = time.monotonic()
+        for msg in msgs:
+            if msg.metadata.num_delivered > 1:
+                self.stats.redelivered += 1
             try:
-                if sub is None:
-                    sub = await self._subscribe()
-                await self._round(sub)
-            except (BrokerError, WitsKitError, OSError, TimeoutError) as exc:
-                self._broker_failed(exc)
-                await self._pause(1.0)
-            except Exception as exc:
-                if type(exc).__module__.split(".")[0] != "nats":
-                    raise
-                self._broker_failed(exc)
-                await self._pause(1.0)
-        self._closing = True
-        if self._nc is not None:
-            with contextlib.suppress(Exception):
-                await self._nc.close()
-        log.info("worker %s stopped (%s)", self.name, target.url)
+                envelope = decode_envelope(msg.headers, msg.data)
+            except EnvelopeError as exc:
+                await self._malformed(msg, exc)
+                continue
+            frame = self.decoder.decode(envelope.frame)
+            self.stats.fetch_latencies.add(now - frame.received_at.timestamp())
+            buffer = self._buffer  # the committer may have taken it during the term() above
+            buffer.frames.append(frame)
+            buffer.msgs.append(msg)
+            buffer.edges.append(envelope.edge)
+            buffer.fetched.append(fetched)
+        if self._buffer.msgs:
+            self._filled.set()
+
+    async def _commit_loop(self, fetcher: asyncio.Task[None]) -> None:
+        """Take the buffer, commit it, acknowledge it; after :meth:`stop`, the rest of the buffer."""
+        while True:
+            if not self._buffer.msgs:
+                if fetcher.done():
+                    fetcher.result()  # a bug in the fetcher stops the worker, loudly
+                    return
+                self._filled.clear()
+                await self._filled.wait()
+                continue
+            linger = self._round_start + _MIN_ROUND - time.monotonic()
+            if linger > 0 and len(self._buffer.msgs) < self.target.batch and not self._stop.is_set():
+                await asyncio.sleep(linger)
+            self._round_start = time.monotonic()
+            batch, self._buffer = self._buffer, _Batch()
+            self._room.set()
+            try:
+                await self._take(batch)
+            except WitsKitError:  # raised only once stopping, the commit still failing:
+                return  # nothing acknowledged, JetStream redelivers it all to another worker
+
+    async def _take(self, batch: _Batch) -> None:
+        """Commit one batch, then (only then) acknowledge its messages."""
+        start = self._commit_since = time.monotonic()
+        try:
+            await self._commit(batch.frames, batch.msgs)
+        finally:
+            self._commit_since = None
+        done = time.monotonic()
+        took = done - start
+        add = self.stats.worker_latencies.add
+        for fetched in batch.fetched:
+            add(done - fetched)
+        self._commit_secs += _COMMIT_EWMA * (took - self._commit_secs)
+        self.stats.commits += 1
+        self._note_rigs(batch.frames, batch.edges)
+        try:
+            for msg in batch.msgs:
+                await msg.ack()
+            if self._nc is not None:
+                await self._nc.flush(timeout=max(1, round(self.target.timeout)))
+        except Exception as exc:  # committed: an ack lost is a redelivery the frame key skips
+            if type(exc).__module__.split(".")[0] != "nats" and not isinstance(exc, OSError | TimeoutError):
+                raise
+            self._broker_failed(exc)
+            return
+        self.stats.acked += len(batch.msgs)
+
+    async def _wait_for(self, event: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -241,41 +413,6 @@ class Worker:
         self.stats.connected = True
         log.info("worker %s reads %s (consumer %s)", self.name, target.url, target.durable)
         return sub
-
-    async def _round(self, sub: Any) -> None:
-        import nats.errors
-
-        try:
-            msgs: list[Msg] = await sub.fetch(self.target.batch, timeout=_FETCH_WAIT)
-        except (nats.errors.TimeoutError, TimeoutError):  # nothing came within the wait
-            msgs = []
-        self._reachable()
-        await self._update_lag(sub)
-        if not msgs:
-            return
-        self.stats.fetched += len(msgs)
-        frames: list[DecodedFrame] = []
-        good: list[Msg] = []
-        edges: list[str] = []
-        for msg in msgs:
-            if msg.metadata.num_delivered > 1:
-                self.stats.redelivered += 1
-            try:
-                envelope = decode_envelope(msg.headers, msg.data)
-            except EnvelopeError as exc:
-                await self._malformed(msg, exc)
-                continue
-            frames.append(self.decoder.decode(envelope.frame))
-            good.append(msg)
-            edges.append(envelope.edge)
-        if frames:
-            await self._commit(frames, good)
-            await self._record(self._note_rigs(frames, edges))
-        for msg in good:
-            await msg.ack()
-        if self._nc is not None:
-            await self._nc.flush(timeout=max(1, round(self.target.timeout)))
-        self.stats.acked += len(good)
 
     def _reachable(self) -> None:
         if self.stats.broker_down_since is not None:
@@ -342,7 +479,7 @@ class Worker:
                 delay = min(delay * 2, _RETRY_MAX)
                 if time.monotonic() - touched > self.target.ack_wait / 3:
                     touched = time.monotonic()
-                    for msg in msgs:
+                    for msg in [*msgs, *self._buffer.msgs]:  # the next batch waits too
                         with contextlib.suppress(Exception):
                             await msg.in_progress()
                 continue
@@ -352,11 +489,11 @@ class Worker:
             self.stats.committed += len(frames)
             return
 
-    def _note_rigs(self, frames: list[DecodedFrame], edges: list[str]) -> list[RigRow]:
-        """Count the latencies; the newest frame of each rig of the batch, as fleet-view rows."""
+    def _note_rigs(self, frames: list[DecodedFrame], edges: list[str]) -> None:
+        """Count the latencies; keep the newest frame of each rig for the fleet view."""
         now = datetime.now(UTC)
         rigs = self.stats.rigs
-        newest: dict[str, RigRow] = {}
+        newest = self._status_rows
         for frame, edge in zip(frames, edges, strict=True):
             received = frame.received_at
             self.stats.latencies.add((now - received).total_seconds())
@@ -367,15 +504,21 @@ class Worker:
             row = newest.get(source)
             if row is None or received >= row.last_received_at:
                 newest[source] = RigRow(source, edge, self.name, received, now)
-        return list(newest.values())
 
-    async def _record(self, rows: list[RigRow]) -> None:
+    async def _status_loop(self) -> None:
+        """Write the fleet view's rows every ``_STATUS_EVERY`` seconds, beside the commits."""
+        while True:
+            await asyncio.sleep(_STATUS_EVERY)
+            await self._flush_status()
+
+    async def _flush_status(self) -> None:
         """The fleet view's rows: best effort (the frames are committed; a failure here is said
         every _REMIND_EVERY seconds and changes nothing else)."""
+        rows, self._status_rows = self._status_rows, {}
         if self.status is None or not rows:
             return
         try:
-            await self.status.record(rows)
+            await self.status.record(list(rows.values()))
         except WitsKitError as exc:
             now = time.monotonic()
             if now - self._status_said >= _REMIND_EVERY:
