@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from support.commands import run_witskit
+from support.commands import run_on_a_terminal, run_witskit
 from witskit.cli._decode import PROGRESS_THRESHOLD
 from witskit.simulator import DrillingSimulator
 
@@ -37,47 +34,12 @@ def big(tmp_path: Path) -> Path:
     return path
 
 
-def on_a_terminal(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, bytes]:
-    """Run ``witskit ARGV`` with stderr on a real pseudo-terminal, stdout to /dev/null."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "witskit", *argv],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=slave,
-        env=env,
-        cwd=cwd,
-    )
-    os.close(slave)
-    seen = bytearray()
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # the child closed its end (EIO on Linux)
-                    break
-                if not data:
-                    break
-                seen += data
-            elif proc.poll() is not None:
-                break
-        return proc.wait(timeout=30), bytes(seen)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        os.close(master)
-
-
 @pytest.mark.parametrize(("command", "word"), [("decode", b"decoding"), ("validate", b"validating")])
 def test_decode_and_validate_show_progress_on_a_terminal(
     command: str, word: bytes, big: Path, env: dict[str, str], tmp_path: Path
 ) -> None:
     argv = [command, str(big)] + (["-f", "jsonl"] if command == "decode" else [])
-    status, seen = on_a_terminal(argv, env, tmp_path)
+    status, seen = run_on_a_terminal(argv, env=env, cwd=tmp_path)
     assert status == 0, seen[-2000:]
     assert word + b" " + str(big).encode() in seen
     # ...and never when stderr is not a terminal.
@@ -104,7 +66,7 @@ def test_query_shows_progress_on_a_terminal(env: dict[str, str], tmp_path: Path)
         check=False,
     )
     assert imported.returncode == 0, imported.stderr
-    status, seen = on_a_terminal(["query", "--db", db, "-f", "csv"], env, tmp_path)
+    status, seen = run_on_a_terminal(["query", "--db", db, "-f", "csv"], env=env, cwd=tmp_path)
     assert status == 0, seen[-2000:]
     assert b"querying: " in seen
     assert b" rows" in seen

@@ -9,7 +9,6 @@ browser tests are skipped, except under ``CI=true``, where they fail. The helper
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,18 +49,21 @@ def playwright() -> Iterator[Any]:
         yield pw
 
 
+@pytest.fixture(scope="module")
+def chromium(playwright: Any) -> Iterator[Any]:
+    """One Chromium process for the module (launching it is the slow part); tests never share a context."""
+    launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    try:
+        yield launched
+    finally:
+        launched.close()
+
+
 @pytest.fixture
-def browser(playwright: Any, tmp_path: Path) -> Iterator[Browser]:
-    """A Chromium with a fresh user-data-dir; the test fails if any page logged an error."""
-    context = playwright.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"),
-        executable_path=CHROMIUM,
-        headless=True,
-        args=CHROMIUM_ARGS,
-        color_scheme="dark",
-        locale="en-US",
-        timezone_id="UTC",
-    )
+def browser(chromium: Any) -> Iterator[Browser]:
+    """A fresh browser context (its own cookies, storage and cache: a new profile, as a user's
+    first visit); the test fails if any page logged an error."""
+    context = chromium.new_context(color_scheme="dark", locale="en-US", timezone_id="UTC")
     state = Browser(context)
     try:
         yield state

@@ -178,7 +178,7 @@ def stop_service(process: subprocess.Popen[str]) -> None:
 
 @dataclass
 class Browser:
-    """A Chromium with a fresh profile, and everything its pages logged that a user must not see."""
+    """A fresh browser context (a new profile), and everything its pages logged that a user must not see."""
 
     context: Any
     problems: list[str] = field(default_factory=list)

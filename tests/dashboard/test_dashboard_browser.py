@@ -1,6 +1,6 @@
 """The dashboard in a real Chromium against a real ``witskit run`` with its simulated rig.
 
-Each test opens a fresh browser profile; any console error or warning, page error or failed request
+Each test opens a fresh browser context; any console error or warning, page error or failed request
 fails it (see ``conftest.py``). Plain synchronous tests: Playwright's sync API must not run inside an
 event loop.
 """

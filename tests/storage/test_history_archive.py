@@ -48,6 +48,30 @@ async def fill(store: Store, source: str = "rig/7", days: int = 3) -> None:
         await store.write(day_frames(source, d))
 
 
+#: Days a long ``witskit archive`` run has to write (long enough to be caught in the middle).
+ARCHIVE_RUN_DAYS = 40
+
+
+def archive_run(tmp_path: Path) -> tuple[str, Path, Path, list[str]]:
+    """A SQLite store of ``ARCHIVE_RUN_DAYS`` days of source ``rig`` (60 frames a day), and the
+    ``witskit archive`` command that archives them all: (db URL, archive root, the source's
+    manifest directory, command)."""
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+
+    async def setup() -> None:
+        store = await Store.open(db)
+        try:
+            for d in range(ARCHIVE_RUN_DAYS):
+                await store.write(day_frames("rig", d, steps=60))
+        finally:
+            await store.aclose()
+
+    asyncio.run(setup())
+    root = tmp_path / "archive"
+    cmd = [sys.executable, "-m", "witskit", "archive", "--db", db, "--to", str(root), "--until", "2026-06-01"]
+    return db, root, root / "_manifest" / "source=rig", cmd
+
+
 def hot_rows(rows: list[Any]) -> list[tuple[Any, ...]]:
     """(time, source, code, value, text, frame key) of query rows, as the archive holds them."""
     out = []
@@ -262,21 +286,8 @@ def test_s3_keys_in_the_archive_location_are_never_shown(s3_server: str, tmp_pat
 
 
 def test_a_killed_archive_run_leaves_no_gap_and_no_duplicate(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'w.db'}"
-    days = 40
-
-    async def setup() -> None:
-        store = await Store.open(db)
-        try:
-            for d in range(days):
-                await store.write(day_frames("rig", d, steps=60))
-        finally:
-            await store.aclose()
-
-    asyncio.run(setup())
-    root = tmp_path / "archive"
-    manifest = root / "_manifest" / "source=rig"
-    cmd = [sys.executable, "-m", "witskit", "archive", "--db", db, "--to", str(root), "--until", "2026-06-01"]
+    days = ARCHIVE_RUN_DAYS
+    _, root, manifest, cmd = archive_run(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -313,21 +324,8 @@ def test_a_second_archive_run_at_once_never_breaks_the_first(tmp_path: Path) -> 
     """Two runs at once (a cron job and a hand-run one): the second's clean-up took the first's
     temporary file for a killed run's and removed it mid-write, and the first failed. Now the
     second is refused by name while the first runs, and the first completes."""
-    db = f"sqlite:///{tmp_path / 'w.db'}"
-    days = 40
-
-    async def setup() -> None:
-        store = await Store.open(db)
-        try:
-            for d in range(days):
-                await store.write(day_frames("rig", d, steps=60))
-        finally:
-            await store.aclose()
-
-    asyncio.run(setup())
-    root = tmp_path / "archive"
-    manifest = root / "_manifest" / "source=rig"
-    cmd = [sys.executable, "-m", "witskit", "archive", "--db", db, "--to", str(root), "--until", "2026-06-01"]
+    days = ARCHIVE_RUN_DAYS
+    db, root, manifest, cmd = archive_run(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     refusals = 0

@@ -29,7 +29,7 @@ from test_history_blocks import counts, everything
 from test_history_partitions import frames_at
 from typer.testing import CliRunner
 
-from support.commands import clean_env, console_steps, run_shell, shows
+from support.commands import clean_env, console_steps, run_on_a_terminal, run_shell, shows
 from support.databases import temporary_database
 from witskit.cli import app
 from witskit.storage import Store
@@ -248,40 +248,13 @@ def test_the_history_console_examples_run_as_written(postgres_url: str, tmp_path
 
 
 def test_a_terminal_sees_the_points_progress(postgres_url: str, tmp_path: Path) -> None:
-    import os
-    import pty
-
     stored = fill(postgres_url)
     env = clean_env(WITS_DATA_DIR=str(tmp_path / "data"), TERM="xterm", COLUMNS="100")
     env.pop("NO_COLOR", None)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "witskit", "db", "compact", "--db", postgres_url, "--apply"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=slave,
-        env=env,
-        cwd=tmp_path,
+    status, seen = run_on_a_terminal(
+        ["db", "compact", "--db", postgres_url, "--apply"], env=env, cwd=tmp_path
     )
-    os.close(slave)
-    seen = bytearray()
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if select.select([master], [], [], 0.1)[0]:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # the child closed its end (EIO on Linux)
-                    break
-                if not data:
-                    break
-                seen += data
-        assert proc.wait(timeout=30) == 0
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
+    assert status == 0, seen[-2000:]
     text = seen.decode("utf-8", "replace")
     assert f"of {stored:,} points" in text  # the bar, sized by the plan
     assert f"compacted {stored:,} points of 1 source(s)" in text

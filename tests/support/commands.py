@@ -4,9 +4,12 @@ blocks, and checking that they printed what the documents show."""
 from __future__ import annotations
 
 import os
+import pty
 import re
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,6 +30,44 @@ def run_witskit(
     return subprocess.run(
         command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def run_on_a_terminal(
+    argv: list[str], *, env: Mapping[str, str], cwd: Path, timeout: float = 120.0
+) -> tuple[int, bytes]:
+    """``python -m witskit *argv`` with stderr on a real pseudo-terminal and stdout to /dev/null:
+    (exit status, every byte written to the terminal). Reads for ``timeout`` s at most."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "witskit", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env=env,
+        cwd=cwd,
+    )
+    os.close(slave)
+    seen = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the child closed its end (EIO on Linux)
+                    break
+                if not data:
+                    break
+                seen += data
+            elif proc.poll() is not None:
+                break
+        return proc.wait(timeout=30), bytes(seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(master)
 
 
 def run_shell(

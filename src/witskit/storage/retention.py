@@ -411,10 +411,30 @@ async def _by_rows(
                 break
             p, f = await _delete_day(engine, sid, codes, day, nxt, apply)
             total_p, total_f = total_p + p, total_f + f
-            day = nxt
+            # A day without frames holds no points (a point's time is its frame's): go straight to
+            # the next day that has any, as a source that stood still for months (or one frame with
+            # a wild clock) made this a statement per code for each empty day.
+            later = await _next_frame_day(engine, sid, nxt)
+            day = end if later is None else min(max(later, nxt), end)
         if total_p or total_f:
             report.removed.append(Removal(name, first, day, "rows", None, total_p, total_f))
     return report
+
+
+async def _next_frame_day(engine: AsyncEngine, sid: int, start: datetime) -> datetime | None:
+    """The UTC day of the source's first frame at or after ``start``; None when there is none."""
+    async with engine.connect() as conn:
+        found = (
+            await conn.execute(
+                select(func.min(frames.c.frame_time)).where(
+                    frames.c.source_id == sid, frames.c.frame_time >= start
+                )
+            )
+        ).scalar_one()
+    if found is None:
+        return None
+    moment: datetime = found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 async def _delete_day(
