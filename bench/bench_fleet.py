@@ -257,6 +257,13 @@ class Backlog:
         return f"max {max(self.samples):,}, mean {mean:,.0f} over {len(self.samples)} samples"
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of every CPU of the machine so far (/proc/stat's first line)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return float(sum(fields) - idle), float(sum(fields))
+
+
 async def wait_for(db_url: str, target: int, timeout: float, interval: float = 0.5) -> float | None:
     """Seconds until ``target`` distinct frames are stored (None: not within ``timeout``)."""
     start = time.monotonic()
@@ -310,6 +317,7 @@ async def run(tmp: Path, cluster: NatsCluster, db_url: str, rigs: int, seconds: 
         for i in range(cluster.size):
             cluster.start_node(i)
         sent_at_restart = rig_server.sent
+        busy_at_restart = machine_busy()
         distinct_at_restart, _, _ = await stored(db_url)
         backlog = sent_at_restart - distinct_at_restart
         backlog_seen = Backlog(cluster.live_servers)
@@ -318,6 +326,7 @@ async def run(tmp: Path, cluster: NatsCluster, db_url: str, rigs: int, seconds: 
         distinct_at_resume, _, _ = await stored(db_url)
         took = await wait_for(db_url, sent_at_restart, WAIT, interval=0.2)
         in_stream = await backlog_seen.stop()
+        busy = machine_busy()
         live_rate = rigs  # frames/s
         if resumed is not None:
             print(
@@ -339,6 +348,12 @@ async def run(tmp: Path, cluster: NatsCluster, db_url: str, rigs: int, seconds: 
                 f"{rate / live_rate:.1f}x the live rate"
             )
         print(f"  waiting in the stream for the workers during the catch-up: {in_stream}")
+        spent, span = busy[0] - busy_at_restart[0], busy[1] - busy_at_restart[1]
+        if span > 0:
+            print(
+                f"  the machine's CPU from the restart to the backlog stored: {spent / span:.0%} busy "
+                f"({os.cpu_count()} cores; every process on it, PostgreSQL included)"
+            )
         await rig_server.aclose()
         total = rig_server.sent
         await wait_for(db_url, total, WAIT)
