@@ -58,6 +58,10 @@ def require_nats_server() -> str:
     return path
 
 
+class NodeExited(AssertionError):
+    """A ``nats-server`` node exited while starting (its log says why)."""
+
+
 class NatsCluster:
     """``size`` JetStream nodes routed to each other; :attr:`url_hosts` is ``h:p,h:p,...``."""
 
@@ -76,6 +80,8 @@ class NatsCluster:
         self.client_ports = ports[:size]
         self.cluster_ports = ports[size:]
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * size
+        #: True once every node has run (then a start keeps the ports).
+        self.started = False
 
     @property
     def url_hosts(self) -> str:
@@ -120,8 +126,12 @@ class NatsCluster:
         log = (self.base / f"n{i}.log").open("ab")
         self.procs[i] = subprocess.Popen(self._args(i), stdout=log, stderr=log)
         log.close()
+        proc = self.procs[i]
         deadline = time.monotonic() + START_WAIT
         while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.procs[i] = None
+                raise NodeExited(f"nats node n{i} exited with {proc.returncode} (see {self.base}/n{i}.log)")
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection(("127.0.0.1", self.client_ports[i]), 0.2),
@@ -133,10 +143,40 @@ class NatsCluster:
         )
 
     def start(self) -> None:
+        """Start the nodes not running. The first time, a node that exits at once (a port picked
+        free was taken meanwhile, as another process's outgoing connection may take it) makes
+        the cluster start again on new ports, up to three times; later starts keep the ports
+        (the clients have them). Nothing is left running when the first start fails."""
+        if self.started:
+            self._start_nodes()
+            return
+        for attempt in range(3):
+            try:
+                self._start_nodes()
+                self.started = True
+                return
+            except NodeExited:
+                self.stop()
+                if attempt == 2:
+                    raise
+                for i in range(self.size):  # nothing stored yet: no state of the failed start kept
+                    shutil.rmtree(self.base / f"n{i}", ignore_errors=True)
+                ports = free_ports(2 * self.size)
+                self.client_ports = ports[: self.size]
+                self.cluster_ports = ports[self.size :]
+            except BaseException:
+                self.stop()
+                raise
+
+    def _start_nodes(self) -> None:
         for i in range(self.size):
             if self.procs[i] is None:
                 self.start_node(i)
         asyncio.run(self.wait_ready())
+        for i, proc in enumerate(self.procs):  # a node may listen for clients, then fail its route port
+            if proc is not None and proc.poll() is not None:
+                self.procs[i] = None
+                raise NodeExited(f"nats node n{i} exited with {proc.returncode} (see {self.base}/n{i}.log)")
 
     async def wait_ready(self, timeout: float = START_WAIT) -> None:
         """Until JetStream answers on the cluster (a meta leader is elected)."""
