@@ -376,8 +376,7 @@ class Worker:
             await asyncio.wait_for(event.wait(), seconds)
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+        await self._wait_for(self._stop, seconds)
 
     def _broker_failed(self, exc: BaseException) -> None:
         now = time.monotonic()

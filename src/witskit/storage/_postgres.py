@@ -142,15 +142,9 @@ _CREATE_BLOCK_STAGE: Final = (
 # (still in time order when they come after its last point, as an import's next write does;
 # otherwise it gets no summaries and series read it point by point). ``texts`` is NULL while no
 # value of a block is text, so it is padded with NULLs when one side has none.
-_MOVE_BLOCKS: Final = f"""
-INSERT INTO point_blocks AS o ({", ".join(_BLOCK_COLS)})
-SELECT source_id, code, hour, array_agg(time), array_agg(frame_key), array_agg(idx),
-    array_agg(value_num), CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text) END
-FROM (
-    SELECT source_id, code, date_trunc('hour', time, 'UTC') AS hour, time, frame_key, idx, value_num,
-        value_text
-    FROM {_BLOCK_STAGE} ORDER BY source_id, code, hour, time, frame_key, idx
-) s GROUP BY source_id, code, hour
+#: What a block already stored for a key gets from a new one: the new points appended (``texts``
+#: padded with NULLs when one side has none), the summaries reset for the next compaction.
+_APPEND_TO_STORED: Final = f"""
 ON CONFLICT (source_id, code, hour) DO UPDATE SET
     times = o.times || EXCLUDED.times,
     frame_keys = o.frame_keys || EXCLUDED.frame_keys,
@@ -160,7 +154,16 @@ ON CONFLICT (source_id, code, hour) DO UPDATE SET
         COALESCE(o.texts, array_fill(NULL::text, ARRAY[cardinality(o.times)]))
         || COALESCE(EXCLUDED.texts, array_fill(NULL::text, ARRAY[cardinality(EXCLUDED.times)])) END,
     {", ".join(f"{c} = NULL" for c in SUMMARY_COLUMNS)}
-"""  # noqa: S608 - fixed text
+"""
+_MOVE_BLOCKS: Final = f"""
+INSERT INTO point_blocks AS o ({", ".join(_BLOCK_COLS)})
+SELECT source_id, code, hour, array_agg(time), array_agg(frame_key), array_agg(idx),
+    array_agg(value_num), CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text) END
+FROM (
+    SELECT source_id, code, date_trunc('hour', time, 'UTC') AS hour, time, frame_key, idx, value_num,
+        value_text
+    FROM {_BLOCK_STAGE} ORDER BY source_id, code, hour, time, frame_key, idx
+) s GROUP BY source_id, code, hour{_APPEND_TO_STORED}"""  # noqa: S608 - fixed text
 
 #: Blocks made by the client (:mod:`witskit.storage.block_copy`) that append to a block already
 #: stored go through this stage (COPY cannot ``ON CONFLICT``); new blocks are COPYed straight into
@@ -171,13 +174,13 @@ _CREATE_APPEND_STAGE: Final = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_APPEND_STAGE} (LIKE point_blocks) ON COMMIT DELETE ROWS",
     *(
         f"ALTER TABLE {_APPEND_STAGE} ALTER COLUMN {c} SET STORAGE EXTERNAL"
-        for c in ("times", "frame_keys", "idxs", "nums", "texts")
+        for c in _BLOCK_COLS[3:]  # the arrays
     ),
 )
 _APPEND_BLOCKS: Final = f"""
 INSERT INTO point_blocks AS o ({", ".join(_BLOCK_COLS)})
 SELECT {", ".join(_BLOCK_COLS)} FROM {_APPEND_STAGE} ORDER BY source_id, code, hour
-ON CONFLICT (source_id, code, hour) DO UPDATE SET{_MOVE_BLOCKS.split("DO UPDATE SET", 1)[1]}"""  # noqa: S608
+{_APPEND_TO_STORED}"""  # noqa: S608 - fixed text
 #: The (source, code, hour) keys of the blocks already stored among those of a write.
 _STORED_BLOCKS: Final = (
     "SELECT source_id, code, hour FROM point_blocks WHERE source_id = ANY($3::int[]) "
@@ -426,12 +429,12 @@ class PostgresBackend(BackendImpl):
         fresh: list[tuple[int, list[Block]]] = []
         append: list[tuple[int, list[Block]]] = []
         for sid in sorted(blocks):
-            bs = blocks[sid]
-            old = [b for b in bs if (sid, b.code, b.hour_us) in stored]
+            old: list[Block] = []
+            new: list[Block] = []
+            for b in blocks[sid]:
+                (old if (sid, b.code, b.hour_us) in stored else new).append(b)
             append.append((sid, old))
-            fresh.append(
-                (sid, [b for b in bs if (sid, b.code, b.hour_us) not in stored] if old else list(bs))
-            )
+            fresh.append((sid, new))
         if any(bs for _, bs in append):
             await drv.copy_to_table(
                 _APPEND_STAGE, source=_copy_stream(append), columns=BLOCK_COLUMNS, format="binary"
