@@ -25,7 +25,7 @@ from witskit.cli._console import (
     stderr_is_terminal,
     warn,
 )
-from witskit.errors import FrameError, UsageError
+from witskit.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from witskit.config import WitsConfig
@@ -621,37 +621,6 @@ class _FileRun:
     errors: int = 0
 
 
-def _file_batches(
-    fh: IO[bytes], decoder: Any, run: _FileRun, batch_size: int
-) -> Iterator[tuple[list[Any], tuple[int, int, int], int, tuple[int, int]]]:
-    """(frames, (frames, points, bad stretches), file position, (end offset, end line)) per batch.
-
-    The end offset is just after the batch's last frame (its ``!!``): an import that stops after
-    the batch is committed resumes there, with nothing skipped and nothing read twice.
-    """
-    from witskit.protocol import iter_decode
-
-    batch: list[Any] = []
-    frames = points = errors = 0
-    base, line0 = run.base_offset, run.base_line - 1
-    end = (run.base_offset, run.base_line)
-    for event in iter_decode(fh, decoder=decoder, source=run.name):
-        if isinstance(event, FrameError):
-            errors += 1
-            info(f"{run.path}:{event.line + line0}: {event.reason}")
-            continue
-        batch.append(event)
-        frames += 1
-        points += len(event.codes)
-        raw = event.frame.raw
-        end = (base + event.frame.offset + len(raw), event.frame.line + line0 + raw.count(b"\n"))
-        if len(batch) >= batch_size:
-            yield batch, (frames, points, errors), fh.tell(), end
-            batch = []
-            frames = points = errors = 0
-    yield batch, (frames, points, errors), fh.tell(), end
-
-
 def _check_files(files: list[Path]) -> None:
     """Every path that is not a readable file, each on its own error line (exit status 2)."""
     bad = 0
@@ -771,11 +740,10 @@ async def _save(store: Any, run: _FileRun, where: Any) -> None:
 
 async def _import(url: str, files: list[Path], source: str | None, batch_size: int = IMPORT_BATCH) -> int:
     """Import ``files``; the exit status (1 when a file held no frame at all)."""
-    from witskit.protocol import WITSDecoder
     from witskit.storage import Store, sanitize_url
+    from witskit.storage.file_import import batch_gc, reader_batches
 
     store = await Store.open(url)
-    decoder = WITSDecoder()
     total = sum(p.stat().st_size for p in files)
     show_progress = stderr_is_terminal() and total > 10 << 20
     frames = points = errors = inserted = 0
@@ -795,44 +763,38 @@ async def _import(url: str, files: list[Path], source: str | None, batch_size: i
             )
             progress.start()
             task = progress.add_task("importing", total=total)
-        for path in files:
-            run, where = await _start_of(store, path, source or path.name)
-            with path.open("rb") as fh:
-                fh.seek(run.base_offset)
+        with batch_gc() as collect:
+            for path in files:
+                run, where = await _start_of(store, path, source or path.name)
                 last = run.base_offset
                 if progress is not None:
                     progress.advance(task, last)
-                reader = _file_batches(fh, decoder, run, batch_size)
-                # Decoding runs in a thread while the previous batch is written: the database
-                # works on one batch (on its own core) while the next is decoded.
-                pending = asyncio.ensure_future(asyncio.to_thread(next, reader, None))
-                try:
-                    while (item := await pending) is not None:
-                        batch, stats, pos, end = item
-                        pending = asyncio.ensure_future(asyncio.to_thread(next, reader, None))
-                        run.frames += stats[0]
-                        run.points += stats[1]
-                        run.errors += stats[2]
-                        if batch:
-                            inserted += await store.write(batch)
+                # A reader process decodes the file (and keys its frames) on the other core
+                # while this one writes the batch before: one GIL each.
+                async with reader_batches(
+                    str(path), run.name, run.base_offset, run.base_line, batch_size, info
+                ) as batches:
+                    async for item in batches:
+                        run.frames += item.frames
+                        run.points += item.points
+                        run.errors += item.errors
+                        if item.rows:
+                            inserted += await store.write_prepared(run.name, item.rows)
                             # Only after the commit: a kill before this re-reads the batch
                             # (its frames are skipped by key), never skips it.
-                            run.end_offset, run.end_line = end
+                            run.end_offset, run.end_line = item.end
                             await _save(store, run, where)
+                        collect()
                         if progress is not None:
-                            progress.advance(task, pos - last)
-                            last = pos
-                finally:
-                    if not pending.done():
-                        with contextlib.suppress(BaseException):
-                            await pending  # the thread still reads the file: let it finish first
-            if run.frames and _tail_done(path, run, where[0].size):
-                await _save(store, run, where)
-            frames += run.frames
-            points += run.points
-            errors += run.errors
-            if run.frames == 0 and run.frames_before == 0:
-                empty.append(path)
+                            progress.advance(task, item.position - last)
+                            last = item.position
+                if run.frames and _tail_done(path, run, where[0].size):
+                    await _save(store, run, where)
+                frames += run.frames
+                points += run.points
+                errors += run.errors
+                if run.frames == 0 and run.frames_before == 0:
+                    empty.append(path)
         if progress is not None:
             progress.stop()
     finally:

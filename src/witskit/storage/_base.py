@@ -244,9 +244,17 @@ class BackendImpl(ABC):
 
     @abstractmethod
     async def insert_many(
-        self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
+        self,
+        drv: Any,
+        groups: Mapping[int, Sequence[Pending]],
+        info: MutableMapping[Any, Any],
+        *,
+        contended: bool = False,
     ) -> list[tuple[int, list[Pending], int]]:
-        """Insert new frames and their points: (source id, frames inserted, points inserted) each."""
+        """Insert new frames and their points: (source id, frames inserted, points inserted) each.
+
+        ``contended``: a retry after a race lost to a concurrent writer; take no shortcut that a
+        concurrent writer's rows make fail."""
 
     @abstractmethod
     async def bump_sources(self, drv: Any, bumps: Sequence[tuple[int, int, int, datetime, datetime]]) -> None:

@@ -148,7 +148,12 @@ class MySQLBackend(BackendImpl):
         return {str(name): int(sid) for sid, name in rows}
 
     async def insert_many(
-        self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
+        self,
+        drv: Any,
+        groups: Mapping[int, Sequence[Pending]],
+        info: MutableMapping[Any, Any],
+        *,
+        contended: bool = False,
     ) -> list[tuple[int, list[Pending], int]]:
         """Multi-row INSERTs of every source's frames, then of every point.
 

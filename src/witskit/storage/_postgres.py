@@ -126,6 +126,11 @@ SELECT source_id, frame_key FROM moved
 #: to a block rewrites it, so a block is grown only by writes that bring many points at once.
 _BLOCK_MIN_FRAMES: Final = 256
 
+
+def _by_key(p: Pending) -> int:
+    return p.key
+
+
 _BLOCK_STAGE: Final = "witskit_stage_points"
 _BLOCK_COLS: Final = ("source_id", "code", "hour", "times", "frame_keys", "idxs", "nums", "texts")
 _CREATE_BLOCK_STAGE: Final = (
@@ -349,29 +354,65 @@ class PostgresBackend(BackendImpl):
         return out
 
     async def insert_many(
-        self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
+        self,
+        drv: Any,
+        groups: Mapping[int, Sequence[Pending]],
+        info: MutableMapping[Any, Any],
+        *,
+        contended: bool = False,
     ) -> list[tuple[int, list[Pending], int]]:
-        """One COPY of every frame to the stage, one move, one COPY of every new point."""
+        """The frames: a bulk write's COPYed into ``frames``, the others to the stage and moved
+        (their points with them); then one COPY of the bulk writes' hourly blocks."""
         if not groups:
             return []
         await self._ensure_partitions(drv, groups, info)
-        await drv.copy_records_to_table(
-            _STAGE,
-            records=[
-                record
-                for sid, frames in groups.items()
-                for record in (
-                    self._stage_records(sid, frames)
-                    if len(frames) < _BLOCK_MIN_FRAMES
-                    else (
-                        (sid, p.key, p.received_at, p.time, p.raw, _no_nul(p.errors), None, None, None)
-                        for p in frames
-                    )
+        # A bulk write's frames (client-made blocks) go straight into ``frames``: the caller has
+        # looked them up and kept only those not stored (``Store._new_frames``), so the stage and
+        # its INSERT ... ON CONFLICT (a third of such a write's server time) would only catch a
+        # concurrent writer storing the same frames meanwhile; the key then fails the COPY and the
+        # write is retried (WriteRace) through the stage, which skips them. In key order, as the
+        # stage's move: writers with overlapping frames wait for each other, never deadlock.
+        direct = {
+            sid: frames
+            for sid, frames in groups.items()
+            if self.client_blocks and not contended and len(frames) >= _BLOCK_MIN_FRAMES
+        }
+        moved: set[tuple[int, int]] = set()
+        if direct:
+            try:
+                await drv.copy_records_to_table(
+                    "frames",
+                    records=[
+                        (sid, p.key, p.received_at, p.time, p.raw, _no_nul(p.errors))
+                        for sid in sorted(direct)
+                        for p in sorted(direct[sid], key=_by_key)
+                    ],
+                    columns=_FRAME_COLS,
                 )
-            ],
-            columns=_STAGE_COLS,
-        )
-        moved = {(int(r[0]), int(r[1])) for r in await drv.fetch(_MOVE_ALL_FRAMES)}
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) == "23505":  # unique_violation: a concurrent writer
+                    raise WriteRace from exc
+                raise
+            moved.update((sid, p.key) for sid, frames in direct.items() for p in frames)
+        rest = [(sid, frames) for sid, frames in groups.items() if sid not in direct]
+        if rest:
+            await drv.copy_records_to_table(
+                _STAGE,
+                records=[
+                    record
+                    for sid, frames in rest
+                    for record in (
+                        self._stage_records(sid, frames)
+                        if len(frames) < _BLOCK_MIN_FRAMES
+                        else (
+                            (sid, p.key, p.received_at, p.time, p.raw, _no_nul(p.errors), None, None, None)
+                            for p in frames
+                        )
+                    )
+                ],
+                columns=_STAGE_COLS,
+            )
+            moved.update((int(r[0]), int(r[1])) for r in await drv.fetch(_MOVE_ALL_FRAMES))
         out: list[tuple[int, list[Pending], int]] = []
         staged: list[Iterator[tuple[Any, ...]]] = []
         blocks: dict[int, list[Block]] = {}

@@ -216,7 +216,12 @@ class SQLiteBackend(BackendImpl):
             return {name: int(sid) for sid, name in await cur.fetchall()}
 
     async def insert_many(
-        self, drv: Any, groups: Mapping[int, Sequence[Pending]], info: MutableMapping[Any, Any]
+        self,
+        drv: Any,
+        groups: Mapping[int, Sequence[Pending]],
+        info: MutableMapping[Any, Any],
+        *,
+        contended: bool = False,
     ) -> list[tuple[int, list[Pending], int]]:
         """Every source's frames in one ``executemany``, then the points.
 

@@ -36,8 +36,7 @@ conversions, so queries see timezone-aware UTC datetimes on every backend.
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -65,7 +64,15 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import TypeEngine
 
-from witskit.protocol.decoder import DecodedFrame
+# The frame key and the time conversions live in a module without SQLAlchemy (a file reader
+# process of `witskit import` computes keys); they are part of this module's interface too.
+from witskit.storage.prepare import (
+    DEFAULT_SOURCE,
+    _utc,
+    frame_key,
+    from_micros,
+    to_micros,
+)
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -87,68 +94,8 @@ __all__ = [
     "to_micros",
 ]
 
-#: The source name of frames whose ``source`` is None (a file decoded without a name, a test).
-DEFAULT_SOURCE: Final = "default"
-
 #: Alembic's version table, prefixed so a database shared with another Alembic project is safe.
 VERSION_TABLE: Final = "witskit_alembic_version"
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US: Final = timedelta(microseconds=1)
-
-
-def to_micros(ts: datetime) -> int:
-    """Microseconds since 1970-01-01 UTC (a naive datetime is taken as UTC)."""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return (ts - _EPOCH) // _ONE_US
-
-
-def from_micros(us: int) -> datetime:
-    """The timezone-aware UTC datetime of a microsecond count since 1970-01-01 UTC."""
-    return _EPOCH + timedelta(microseconds=us)
-
-
-def _utc(ts: datetime) -> datetime:
-    if ts.tzinfo is UTC:
-        return ts
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def _key_material(source: str, time: datetime, raw: bytes) -> bytes:
-    """What the frame key hashes: source, canonical UTC ISO time and raw bytes."""
-    return _material(source.encode("utf-8"), _utc(time), raw)
-
-
-def _material(source: bytes, utc_time: datetime, raw: bytes) -> bytes:
-    # The unit separator cannot occur in the ISO time, so the three parts cannot run together.
-    return b"%s\x1f%s\x1f%s" % (source, utc_time.isoformat().encode("ascii"), raw)
-
-
-def _key(material: bytes, probe: int = 0) -> int:
-    """blake2b-64 of the key material, as a signed 64-bit integer (fits BIGINT everywhere).
-
-    ``probe`` > 0 only when a different frame of the same source already holds the key (a 64-bit
-    hash collision): the frame then takes the next probe's key, deterministically, so a replay of
-    it finds the same slot again and nothing is lost (see :meth:`Store.write`).
-    """
-    if probe:
-        material += b"\x1fprobe%d" % probe
-    return int.from_bytes(hashlib.blake2b(material, digest_size=8).digest(), "big", signed=True)
-
-
-def frame_key(frame: DecodedFrame, *, default_source: str = DEFAULT_SOURCE) -> int:
-    """The idempotency key of a frame: a signed 64-bit blake2b hash.
-
-    It covers the source name (``default_source`` when the frame has none), the frame time in
-    canonical ISO form (UTC, ``2026-01-01T06:00:00+00:00``) and the raw bytes as received. Any
-    replay of the same frame (spool replay, a second import of the same file) gets the same key,
-    so the store skips it. Two frames that differ only in receive time are the same frame when they
-    carry the same DATE/TIME; a frame without DATE/TIME is timed by its receive time, so re-reading
-    such a file gives new keys.
-    """
-    source = frame.source if frame.source is not None else default_source
-    return _key(_key_material(source, frame.timestamp, frame.frame.raw))
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -41,6 +41,7 @@ from witskit.storage.errors import DatabaseNotFound, DatabaseUnavailable
 from witskit.storage.imports import ImportMark
 from witskit.storage.migrations import check_schema
 from witskit.storage.migrations import migrate as _migrate
+from witskit.storage.prepare import PreparedFrame, _key, _key_material, from_micros, prepare_rows
 from witskit.storage.query import (
     DEFAULT_BATCH_SIZE,
     DataFrame,
@@ -70,10 +71,6 @@ from witskit.storage.retention import (
 from witskit.storage.schema import (
     DEFAULT_SOURCE,
     UTCDateTime,
-    _key,
-    _key_material,
-    _material,
-    _utc,
     import_progress,
     points,
     sources,
@@ -124,36 +121,15 @@ _LATEST_PG: Final = text(
 
 def _prepare(frames: Sequence[DecodedFrame], default_source: str) -> dict[str, list[Pending]]:
     """Frames grouped by source name (in order), with their keys and storage values."""
-    groups: dict[str, list[Pending]] = {}
-    encoded: dict[str, bytes] = {}
-    for f in frames:
-        if not isinstance(f, DecodedFrame):
-            raise UsageError(f"write() takes DecodedFrame objects, got {type(f).__name__}")
-        source = f.source if f.source is not None else default_source
-        ts = _utc(f.timestamp)
-        raw = f.frame.raw
-        name = encoded.get(source)
-        if name is None:
-            if "\x00" in source:
-                raise UsageError(f"source name {source!r} contains a NUL character")
-            name = encoded[source] = source.encode("utf-8")
-        pending = Pending(
-            source,
-            _key(_material(name, ts, raw)),
-            ts,
-            to_micros(ts),
-            _utc(f.received_at),
-            raw,
-            "\n".join(f.errors) if f.errors else None,
-            f.codes,
-            f.values,
-        )
-        group = groups.get(source)
-        if group is None:
-            groups[source] = [pending]
-        else:
-            group.append(pending)
-    return groups
+    return {name: _pending(name, rows) for name, rows in prepare_rows(frames, default_source).items()}
+
+
+def _pending(source: str, rows: Iterable[PreparedFrame]) -> list[Pending]:
+    """One source's prepared frames as the backends write them."""
+    return [
+        Pending(source, key, from_micros(t_us), t_us, from_micros(recv_us), raw, errors, codes, values)
+        for key, t_us, recv_us, raw, errors, codes, values in rows
+    ]
 
 
 class Store:
@@ -307,20 +283,36 @@ class Store:
         self._check_open()
         if not frames:
             return 0
-        groups = _prepare(frames, self._default_source)
+        return await self._write_groups(_prepare(frames, self._default_source))
+
+    async def write_prepared(self, source: str, frames: Sequence[PreparedFrame]) -> int:
+        """:meth:`write` for frames of one ``source`` prepared by
+        :func:`witskit.storage.prepare.prepare_rows`, perhaps in another process.
+
+        What ``witskit import`` calls: its reader process decodes the file and computes the keys,
+        so this process only writes. The same guarantees as :meth:`write`.
+        """
+        self._check_open()
+        if "\x00" in source:
+            raise UsageError(f"source name {source!r} contains a NUL character")
+        if not frames:
+            return 0
+        return await self._write_groups({source: _pending(source, frames)})
+
+    async def _write_groups(self, groups: dict[str, list[Pending]]) -> int:
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
                 if self._write_lock is None:
-                    return await self._write_once(groups)
+                    return await self._write_once(groups, contended=attempt > 1)
                 async with self._write_lock:
-                    return await self._write_once(groups)
+                    return await self._write_once(groups, contended=attempt > 1)
             except WriteRace:
                 logger.info("storage: a concurrent writer stored the same frames first (attempt %d)", attempt)
         raise DatabaseUnavailable(
             f"could not write to {self.url}: lost {_WRITE_ATTEMPTS} races to concurrent writers", url=self.url
         )
 
-    async def _write_once(self, groups: dict[str, list[Pending]]) -> int:
+    async def _write_once(self, groups: dict[str, list[Pending]], *, contended: bool = False) -> int:
         backend = self._backend
         with translate(backend, "write to"):
             async with self._engine.connect() as conn:
@@ -333,7 +325,9 @@ class Store:
                     chosen = await self._new_frames(
                         {ids[name]: pending for name, pending in groups.items()}, drv
                     )
-                    results = await backend.insert_many(drv, {s: n for s, n in chosen.items() if n}, raw.info)
+                    results = await backend.insert_many(
+                        drv, {s: n for s, n in chosen.items() if n}, raw.info, contended=contended
+                    )
                     bumps = [
                         (sid, len(ins), count, min(p.time for p in ins), max(p.time for p in ins))
                         for sid, ins, count in results

@@ -1,0 +1,134 @@
+"""``witskit import``'s reader process: what it sends, how it stops, what it leaves behind."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from witskit.protocol import DecodedFrame, iter_decode
+from witskit.simulator import DrillingSimulator
+from witskit.storage.file_import import ReaderFailed, batch_gc, reader_batches
+from witskit.storage.prepare import frame_key, prepare_rows
+
+
+def rig_log(path: Path, frames: int, garbage_after: int | None = None) -> bytes:
+    chunks = list(DrillingSimulator(3, records=(1,)).frames(frames))
+    if garbage_after is not None:
+        chunks.insert(garbage_after, b"&&\r\n01xx\r\nnot wits at all\r\n")
+    data = b"".join(chunks)
+    path.write_bytes(data)
+    return data
+
+
+async def read_all(path: Path, offset: int = 0, line: int = 1, batch: int = 40) -> tuple[list, list[str]]:
+    infos: list[str] = []
+    async with reader_batches(str(path), "rig", offset, line, batch, infos.append) as batches:
+        return [b async for b in batches], infos
+
+
+async def test_the_reader_sends_every_frame_keyed_as_the_store_keys_it(tmp_path: Path) -> None:
+    log = tmp_path / "rig.wits"
+    data = rig_log(log, 100)
+    got, infos = await read_all(log)
+    assert infos == []
+    assert [b.frames for b in got] == [40, 40, 20]
+    assert sum(b.points for b in got) == sum(len(b.rows[0][5]) * len(b.rows) for b in got)
+    decoded = [f for f in iter_decode(data, source="rig") if isinstance(f, DecodedFrame)]
+    rows = [r for b in got for r in b.rows]
+
+    def but_receive_time(rows: list) -> list:  # a file's frames are "received" as it is read
+        return [(*r[:2], *r[3:]) for r in rows]
+
+    assert but_receive_time(rows) == but_receive_time(prepare_rows(decoded, "rig")["rig"])
+    assert [r[0] for r in rows] == [frame_key(f) for f in decoded]
+    assert data.endswith(b"!!\r\n")
+    assert got[-1].end == (len(data) - 2, data.count(b"\n"))  # just after the last "!!"
+
+
+async def test_a_read_resumed_mid_file_gives_the_rest_and_names_bad_lines_by_file_line(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "rig.wits"
+    data = rig_log(log, 60, garbage_after=50)
+    first, infos = await read_all(log)
+    [bad] = infos
+    line = data[: data.index(b"&&\r\n01xx")].count(b"\n") + 1
+    assert bad == f"{log}:{line}: frame cut short by a new '&&' before its '!!'"
+    offset, line = first[0].end  # just after the first batch's last frame
+    rest, infos_again = await read_all(log, offset, line)
+    assert [r[0] for b in rest for r in b.rows] == [r[0] for b in first[1:] for r in b.rows]
+    assert infos_again == infos  # the same line number, counted from where the read started
+
+
+async def test_a_file_that_cannot_be_read_is_one_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ReaderFailed, match=r"missing\.wits: cannot read: No such file"):
+        await read_all(tmp_path / "missing.wits")
+
+
+async def test_leaving_early_stops_the_reader_and_its_pipes(tmp_path: Path) -> None:
+    """A stop mid-file (Ctrl-C, an error in the writer) kills the reader and reads its pipe to
+    the end: with reading paused on a full pipe, asyncio never saw the exit (Ctrl-C hung)."""
+    log = tmp_path / "rig.wits"
+    rig_log(log, 3000)
+    async with reader_batches(str(log), "rig", 0, 1, 100, print) as batches:
+        async for _ in batches:
+            await asyncio.sleep(0.3)  # the reader fills the pipe meanwhile
+            break
+    assert not [p for p in _readers() if str(log) in p]
+
+
+def _readers() -> list[str]:
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "witskit.storage.file_import" in cmd:
+                out.append(cmd)
+    return out
+
+
+def test_a_killed_import_leaves_no_reader_behind(tmp_path: Path) -> None:
+    log = tmp_path / "rig.wits"
+    rig_log(log, 20_000)
+    db = tmp_path / "w.db"
+    cmd = [sys.executable, "-m", "witskit", "import", str(log), "--db", f"sqlite:///{db}", "--batch", "500"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not [p for p in _readers() if str(log) in p]:
+            time.sleep(0.01)
+        assert [p for p in _readers() if str(log) in p], "the import started no reader"
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and [p for p in _readers() if str(log) in p]:
+        time.sleep(0.05)
+    assert not [p for p in _readers() if str(log) in p]
+
+
+def test_batch_gc_turns_the_collector_off_and_restores_it() -> None:
+    assert gc.isenabled()
+    with batch_gc() as collect:
+        assert not gc.isenabled()
+        assert collect() >= 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with batch_gc():
+            pass
+        assert not gc.isenabled()  # as it was
+    finally:
+        gc.enable()
