@@ -85,7 +85,25 @@ async def test_leaving_early_stops_the_reader_and_its_pipes(tmp_path: Path) -> N
     assert not [p for p in _readers() if str(log) in p]
 
 
-def _readers() -> list[str]:
+async def test_a_reader_that_dies_mid_file_is_one_error_with_its_exit_status(tmp_path: Path) -> None:
+    log = tmp_path / "rig.wits"
+    rig_log(log, 3000)
+
+    async def read_killing_the_reader() -> None:
+        async with reader_batches(str(log), "rig", 0, 1, 100, print) as batches:
+            deadline = time.monotonic() + 10
+            while not (pids := [pid for pid, cmd in _readers(with_pid=True) if str(log) in cmd]):
+                assert time.monotonic() < deadline, "no reader process"
+                await asyncio.sleep(0.01)
+            os.kill(pids[0], signal.SIGKILL)
+            async for _ in batches:  # what it sent before it died, then the error
+                pass
+
+    with pytest.raises(ReaderFailed, match=r"rig\.wits: the reader process stopped \(exit status -9\)"):
+        await read_killing_the_reader()
+
+
+def _readers(*, with_pid: bool = False) -> list:
     out = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
@@ -94,7 +112,7 @@ def _readers() -> list[str]:
             except OSError:
                 continue
             if "witskit.storage.file_import" in cmd:
-                out.append(cmd)
+                out.append((int(pid), cmd) if with_pid else cmd)
     return out
 
 
