@@ -35,7 +35,7 @@ run, on a scratch PostgreSQL database:
    partition, index and TOAST; as imported, compacted, and by relation after ``VACUUM``);
 4. ``archive_days`` archives the 30 days (points/s, bytes per point of the Parquet files);
 5. ``series`` of 0108 over the month into 600 buckets and a 1-hour raw window of every channel
-   (day 15, 12:00 UTC), from PostgreSQL and from the archive: first run and best of 3.
+   (day 16, 12:00 UTC), from PostgreSQL and from the archive: first run and best of 3.
 
 ``--breakdown-only`` loads the simulator's record-1 rig (30 items at 1 Hz, ``--frames`` frames) into
 a scratch PostgreSQL database twice, in one write and in 1,000-frame writes (the pipeline's size),
