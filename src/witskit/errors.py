@@ -31,6 +31,7 @@ WitsKit is a bug.
     │   ├── SpoolFullError                  append refused: the spool is at its max_bytes
     │   └── SpoolCorruptError               the spool holds files of a newer on-disk format
     ├── SpoolRecordError                  a spool record cannot be read (witskit.pipeline.records)
+    ├── ReaderFailed                      an import's file reader failed (witskit.storage.file_import)
     ├── EnvelopeError                     a fleet stream's message is no frame (witskit.pipeline.envelope)
     └── AuthError                         a token or credential was refused (witskit.security.auth)
         └── LoginRefused, RefreshReused, LoginThrottled   (witskit.service.identity)

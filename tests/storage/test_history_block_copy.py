@@ -311,3 +311,55 @@ async def _row_points(url: str) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM points"))
     finally:
         await conn.close()
+
+
+async def test_client_summaries_equal_the_servers(postgres_url: str) -> None:
+    """A bulk write's new blocks of numbers carry the per-minute summaries the server's SQL makes
+    (``summarize_sql``, run here over the same arrays); a block of text, or with a null reading,
+    is left to the next compaction (NULL, pending)."""
+    from witskit.storage.blocks import SUMMARY_COLUMNS, summarize_sql
+
+    sim = frames_at(None, "rig", T - timedelta(minutes=17, seconds=3), 3 * 3600)
+    store = await Store.open(postgres_url, timeout=10)
+    try:
+        await store.write(sim)
+    finally:
+        await store.aclose()
+    cols = ", ".join(SUMMARY_COLUMNS)
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        query = f"SELECT code, hour, {cols} FROM point_blocks ORDER BY code, hour"
+        client = {(r["code"], r["hour"]): dict(r) for r in await conn.fetch(query)}
+        await conn.execute(summarize_sql("true"))
+        server = {(r["code"], r["hour"]): dict(r) for r in await conn.fetch(query)}
+    finally:
+        await conn.close()
+    text_codes = {c for c, _ in client if any(type(f.values[f.codes.index(c)]) is str for f in sim[:1])}
+    assert text_codes  # the simulator's well id (0101) is text
+    assert len(client) == len(server) == 4 * 30  # 30 channels, 4 hours (3 of them partly)
+    for key, mine in client.items():
+        theirs = server[key]
+        if key[0] in text_codes:
+            assert mine["m_offs"] is None  # pending: the next compaction summarizes it
+            continue
+        assert theirs["m_offs"], key  # the server can summarize it too
+        for col in SUMMARY_COLUMNS:
+            if col == "m_sum":  # the same numbers, maybe added in another order
+                assert [m is None for m in mine[col]] == [t is None for t in theirs[col]], key
+                pairs = [(m, t) for m, t in zip(mine[col], theirs[col], strict=True) if m is not None]
+                assert [m for m, _ in pairs] == pytest.approx([t for _, t in pairs], rel=1e-12), key
+            else:
+                assert mine[col] == theirs[col], (key, col)
+
+
+def test_blocks_with_a_null_text_or_repeated_time_are_left_for_the_server_to_summarize() -> None:
+    from witskit.storage.block_copy import Block, summary_fields
+
+    hour = 1_780_000_000_000_000 // 3_600_000_000 * 3_600_000_000
+    times = [hour + i * 1_000_000 for i in range(5)]
+    assert summary_fields(Block("0108", hour, times, [1] * 5, [0] * 5, [1.0, 2, 3.5, 4.0, 5.0])) is not None
+    assert summary_fields(Block("0108", hour, times, [1] * 5, [0] * 5, [1.0, None, 3.0, 4.0, 5.0])) is None
+    assert summary_fields(Block("0108", hour, times, [1] * 5, [0] * 5, [1.0, "x", 3.0, 4.0, 5.0])) is None
+    again = [*times[:2], times[1], *times[3:]]
+    values = [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert summary_fields(Block("0108", hour, again, [1, 2, 3, 4, 5], [0] * 5, values)) is None

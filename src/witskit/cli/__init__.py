@@ -723,4 +723,7 @@ _help.plain_help(app)
 
 def main() -> None:
     """Console-script entry point (``witskit``) and ``python -m witskit``."""
+    from witskit._gc import tune
+
+    tune()  # fewer collections: a batch of frames alive is not walked again and again
     app(prog_name="witskit")

@@ -784,10 +784,11 @@ async def _import(url: str, files: list[Path], source: str | None, batch_size: i
                             # (its frames are skipped by key), never skips it.
                             run.end_offset, run.end_line = item.end
                             await _save(store, run, where)
-                        collect()
                         if progress is not None:
                             progress.advance(task, item.position - last)
                             last = item.position
+                        del item  # freed before the collection
+                        collect()
                 if run.frames and _tail_done(path, run, where[0].size):
                     await _save(store, run, where)
                 frames += run.frames

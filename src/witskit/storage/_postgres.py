@@ -59,6 +59,7 @@ from witskit.storage.block_copy import (
     BLOCK_COLUMNS,
     COPY_HEADER,
     COPY_TRAILER,
+    SUMMARIZED_COLUMNS,
     Block,
     encode_blocks,
     make_blocks,
@@ -141,12 +142,13 @@ _CREATE_BLOCK_STAGE: Final = (
 # blocks: one per (source, code, hour), sorted by time (one sort per aggregate on PostgreSQL 15;
 # 16 sorts once for aggregates sharing an ORDER BY). Without the ORDER BY the grouping's sort left
 # the arrays out of time order, and a block out of order gets no per-minute summaries (revision
-# 0011). A bulk write leaves the summaries of the blocks it writes NULL (an appended block's are
-# reset): the next compaction computes them (``witskit.storage.blocks.summarize_pending``), so
-# writes do not pay for them. A block already stored for that key gets the new points appended
-# (still in time order when they come after its last point, as an import's next write does;
-# otherwise it gets no summaries and series read it point by point). ``texts`` is NULL while no
-# value of a block is text, so it is padded with NULLs when one side has none.
+# 0011). This path leaves the summaries of the blocks it writes NULL (the client path computes
+# those of its new blocks of numbers; an appended block's are reset): the next compaction
+# computes them (``witskit.storage.blocks.summarize_pending``). A block already stored for that
+# key gets the new points appended (still in time order when they come after its last point, as
+# an import's next write does; otherwise it gets no summaries and series read it point by point).
+# ``texts`` is NULL while no value of a block is text, so it is padded with NULLs when one side
+# has none.
 #: What a block already stored for a key gets from a new one: the new points appended (``texts``
 #: padded with NULLs when one side has none), the summaries reset for the next compaction.
 _APPEND_TO_STORED: Final = f"""
@@ -226,12 +228,17 @@ _CODES_LITERALS: dict[tuple[str, ...], str] = {}
 _CODES_LITERALS_MAX: Final = 4096
 
 
-async def _copy_stream(blocks: Sequence[tuple[int, Sequence[Block]]]) -> AsyncIterator[bytes]:
-    """A binary COPY stream of the blocks, in chunks: the server stores one while the next is made."""
+async def _copy_stream(
+    blocks: Sequence[tuple[int, Sequence[Block]]], *, summaries: bool = False
+) -> AsyncIterator[bytes]:
+    """A binary COPY stream of the blocks, in chunks: the server stores one while the next is made.
+
+    ``summaries``: new blocks, with the summaries the client can make (:data:`SUMMARIZED_COLUMNS`).
+    """
     chunk = [COPY_HEADER]
     size = len(COPY_HEADER)
     for sid, bs in blocks:
-        for row in encode_blocks(sid, bs):
+        for row in encode_blocks(sid, bs, summaries=summaries):
             chunk.append(row)
             size += len(row)
             if size >= _COPY_CHUNK:
@@ -484,7 +491,10 @@ class PostgresBackend(BackendImpl):
         if any(bs for _, bs in fresh):
             try:
                 await drv.copy_to_table(
-                    "point_blocks", source=_copy_stream(fresh), columns=BLOCK_COLUMNS, format="binary"
+                    "point_blocks",
+                    source=_copy_stream(fresh, summaries=True),
+                    columns=SUMMARIZED_COLUMNS,
+                    format="binary",
                 )
             except Exception as exc:
                 if getattr(exc, "sqlstate", None) == "23505":  # unique_violation: a concurrent writer

@@ -15,7 +15,11 @@ format, arrays included:
 * an array element is its 4-byte length then its big-endian value; a column of numbers without a
   NULL is packed with one ``struct.pack`` and interleaved with the lengths by strided slice copies,
   so the client does no per-point Python work for it;
-* the summaries (revision 0011) are left NULL, as the server path leaves them: the next
+* the per-minute summaries (revision 0011) of a block of numbers at distinct times, the import's
+  common block, are computed here too, from slices of its columns (C-level ``min``/``max``/``sum``
+  per minute): a series over freshly imported history reads 60 summaries an hour instead of every
+  point, and no compaction has to rewrite the block to add them. Any other block (a null or a text
+  reading, two readings at one time) gets NULL summaries, as the server path leaves them: the next
   compaction computes them (``witskit.storage.blocks.summarize_pending``).
 
 Pure functions: no I/O, nothing PostgreSQL-specific but the format.
@@ -30,11 +34,23 @@ from itertools import pairwise
 from typing import Any, Final, NamedTuple
 
 from witskit.storage._base import HOUR_US, Pending, layouts
+from witskit.storage.blocks import SUMMARY_COLUMNS
 
-__all__ = ["BLOCK_COLUMNS", "COPY_HEADER", "COPY_TRAILER", "Block", "encode_blocks", "make_blocks"]
+__all__ = [
+    "BLOCK_COLUMNS",
+    "COPY_HEADER",
+    "COPY_TRAILER",
+    "SUMMARIZED_COLUMNS",
+    "Block",
+    "encode_blocks",
+    "make_blocks",
+    "summary_fields",
+]
 
 #: The columns a block row is COPYed with (the summaries stay NULL).
 BLOCK_COLUMNS: Final = ("source_id", "code", "hour", "times", "frame_keys", "idxs", "nums", "texts")
+#: The columns a new block row is COPYed with: its summaries too (revision 0011's, in its order).
+SUMMARIZED_COLUMNS: Final = (*BLOCK_COLUMNS, *SUMMARY_COLUMNS)
 
 #: PostgreSQL's binary COPY signature, flags and header extension length.
 COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -53,6 +69,10 @@ _TEXT: Final = 25
 
 _NULL_FIELD: Final = struct.pack(">i", -1)
 _FIELD_COUNT: Final = struct.pack(">h", len(BLOCK_COLUMNS))
+_SUMMARIZED_COUNT: Final = struct.pack(">h", len(SUMMARIZED_COLUMNS))
+_NO_SUMMARY: Final = _NULL_FIELD * (len(SUMMARIZED_COLUMNS) - len(BLOCK_COLUMNS))
+_MINUTE_US: Final = 60_000_000
+_INT4: Final = 23
 _INT4_FIELD: Final = struct.Struct(">ii")  # length 4, value
 _INT8_FIELD: Final = struct.Struct(">iq")  # length 8, value
 _LENGTH: Final = struct.Struct(">i")
@@ -203,15 +223,17 @@ def _nums(values: Sequence[Any]) -> tuple[bytes, bytes | None]:
     return nums_field, _field(_ARRAY_HEADER.pack(1, 1, _TEXT, len(values), 1) + b"".join(parts))
 
 
-def encode_blocks(source_id: int, blocks: Sequence[Block]) -> Iterator[bytes]:
-    """Binary COPY rows (no header or trailer) of ``blocks`` for :data:`BLOCK_COLUMNS`, one per block."""
+def encode_blocks(source_id: int, blocks: Sequence[Block], *, summaries: bool = False) -> Iterator[bytes]:
+    """Binary COPY rows (no header or trailer) of ``blocks``, one per block: for :data:`BLOCK_COLUMNS`,
+    or with ``summaries`` for :data:`SUMMARIZED_COLUMNS` (NULL where :func:`summary_fields` has none).
+    """
     sid = _INT4_FIELD.pack(4, source_id)
     cache: dict[tuple[int, int, int, str], bytes] = {}
     for block in blocks:
         times, keys, idxs = block.times_us, block.keys, block.idxs
         code = block.code.encode("utf-8")
         fields = [
-            _FIELD_COUNT,
+            _SUMMARIZED_COUNT if summaries else _FIELD_COUNT,
             sid,
             _LENGTH.pack(len(code)) + code,
             _INT8_FIELD.pack(8, block.hour_us - _PG_EPOCH_US),
@@ -222,7 +244,87 @@ def encode_blocks(source_id: int, blocks: Sequence[Block]) -> Iterator[bytes]:
         nums, texts = _nums(block.values)
         fields.append(nums)
         fields.append(_NULL_FIELD if texts is None else texts)
+        if summaries:
+            fields.append(summary_fields(block) or _NO_SUMMARY)
         yield b"".join(fields)
+
+
+def summary_fields(block: Block) -> bytes | None:
+    """The 12 summary fields of ``block`` (revision 0011's columns, binary COPY), or None when it is
+    not a block of numbers at strictly increasing times (the server summarizes those later).
+
+    What ``witskit.storage.blocks``' SQL computes for such a block: each minute (slot m is minute
+    m - 1 of the hour) is one slice of the arrays, starting at ``offs[m]`` (1-based; a 61st slot
+    ends the last); its count, no nulls, min, max and sum, its first and last times with their
+    values, one value at each. An empty minute has count 0 and NULL elsewhere.
+    """
+    values = block.values
+    kinds = set(map(type, values))
+    if not kinds <= {float, int}:
+        return None
+    times = block.times_us.tolist() if isinstance(block.times_us, _Shared) else list(block.times_us)
+    if not all(a < b for a, b in pairwise(times)):
+        return None
+    n = len(times)
+    starts = [bisect_left(times, block.hour_us + m * _MINUTE_US) for m in range(60)]
+    starts.append(n)
+    counts: list[int] = []
+    lows: list[float | None] = []
+    highs: list[float | None] = []
+    sums: list[float | None] = []
+    t0: list[int | None] = []
+    v0: list[float | None] = []
+    t1: list[int | None] = []
+    v1: list[float | None] = []
+    ones: list[int | None] = []
+    epoch = _PG_EPOCH_US
+    for a, b in pairwise(starts):
+        counts.append(b - a)
+        if a == b:
+            lows.append(None)
+            highs.append(None)
+            sums.append(None)
+            t0.append(None)
+            v0.append(None)
+            t1.append(None)
+            v1.append(None)
+            ones.append(None)
+            continue
+        part = values[a:b]
+        lows.append(min(part))
+        highs.append(max(part))
+        sums.append(float(sum(part)))
+        t0.append(times[a] - epoch)
+        v0.append(part[0])
+        t1.append(times[b - 1] - epoch)
+        v1.append(part[-1])
+        ones.append(1)
+    return b"".join(
+        (
+            _field(_fixed(counts, "i", 4, _INT4)),
+            _field(_fixed([0] * 60, "i", 4, _INT4)),
+            _nullable(lows, "d", 8, _FLOAT8),
+            _nullable(highs, "d", 8, _FLOAT8),
+            _nullable(sums, "d", 8, _FLOAT8),
+            _nullable(t0, "q", 8, _TIMESTAMPTZ),
+            _nullable(ones, "i", 4, _INT4),
+            _nullable(v0, "d", 8, _FLOAT8),
+            _nullable(t1, "q", 8, _TIMESTAMPTZ),
+            _nullable(ones, "i", 4, _INT4),
+            _nullable(v1, "d", 8, _FLOAT8),
+            _field(_fixed([s + 1 for s in starts], "i", 4, _INT4)),
+        )
+    )
+
+
+def _nullable(values: Sequence[Any], code: str, size: int, oid: int) -> bytes:
+    """An array field whose elements may be NULL (None)."""
+    if None not in values:
+        return _field(_fixed(values, code, size, oid))
+    element = struct.Struct(f">i{code}")
+    null = _NULL_FIELD
+    body = b"".join(null if v is None else element.pack(size, v) for v in values)
+    return _field(_ARRAY_HEADER.pack(1, 1, oid, len(values), 1) + body)
 
 
 def _shared_field(cache: dict[tuple[int, int, int, str], bytes], values: Sequence[int], kind: str) -> bytes:

@@ -242,8 +242,8 @@ async def compact(
     return moved
 
 
-#: Blocks written by bulk writes wait for their summaries (partial index ``point_blocks_pending``),
-#: a day of one source at a time: the write path stays as fast as without summaries.
+#: Blocks a bulk write could not summarize (text or null readings, repeated times, appended to)
+#: wait for their summaries (partial index ``point_blocks_pending``), a day of one source at a time.
 _PENDING: Final = (
     "SELECT DISTINCT source_id, date_trunc('day', hour, 'UTC') FROM point_blocks "
     "WHERE m_offs IS NULL AND hour < $1 ORDER BY 2, 1"

@@ -102,10 +102,13 @@ def read_batches(
         raw = event.frame.raw
         end = (base_offset + event.frame.offset + len(raw), event.frame.line + line0 + raw.count(b"\n"))
         if len(batch) >= batch_size:
-            yield ("batch", _rows(batch, name), (frames, points, errors), fh.tell(), end)
-            batch = []
+            # The decoded frames go before the yield: while the batch is written nothing holds
+            # them, and the collection after it finds almost nothing alive.
+            rows, batch = _rows(batch, name), []
+            yield ("batch", rows, (frames, points, errors), fh.tell(), end)
             frames = points = errors = 0
-    yield ("batch", _rows(batch, name), (frames, points, errors), fh.tell(), end)
+    rows, batch = _rows(batch, name), []
+    yield ("batch", rows, (frames, points, errors), fh.tell(), end)
 
 
 def _rows(batch: list[Any], name: str) -> list[PreparedFrame]:
@@ -126,10 +129,14 @@ def main(argv: list[str]) -> int:
     out = sys.stdout.buffer
     try:
         try:
+            # What this process has loaded stays for its life: no collection need look at it.
+            gc.freeze()
             with batch_gc() as collect, open(path, "rb") as fh:
                 for message in read_batches(fh, path, name, int(offset), int(line), int(batch)):
                     _send(out, message)
-                    if message[0] == "batch":
+                    sent = message[0]
+                    del message  # the batch is freed before the collection
+                    if sent == "batch":
                         collect()
         except OSError as exc:
             if isinstance(exc, BrokenPipeError):
