@@ -363,3 +363,50 @@ def test_blocks_with_a_null_text_or_repeated_time_are_left_for_the_server_to_sum
     again = [*times[:2], times[1], *times[3:]]
     values = [1.0, 2.0, 3.0, 4.0, 5.0]
     assert summary_fields(Block("0108", hour, again, [1, 2, 3, 4, 5], [0] * 5, values)) is None
+
+
+async def statistics_targets(url: str) -> set[tuple[bool, int]]:
+    """(is an array column, statistics target) over point_blocks' columns in every table of its tree."""
+    from witskit.storage.partitions import _NO_STATISTICS
+
+    arrays = list(_NO_STATISTICS["point_blocks"])
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT a.attname = ANY($1::text[]), a.attstattarget "
+            "FROM pg_partition_tree('point_blocks'::regclass) t JOIN pg_attribute a ON a.attrelid = t.relid "
+            "WHERE a.attname = ANY($1::text[] || ARRAY['source_id', 'code', 'hour'])",
+            arrays,
+        )
+    finally:
+        await conn.close()
+    return {(bool(r[0]), int(r[1])) for r in rows}
+
+
+async def test_revision_0014_turns_off_the_block_arrays_statistics_everywhere(postgres_url: str) -> None:
+    """ANALYZE sampled the arrays for statistics no query uses (127 s of a rig-month's import)."""
+    from witskit.storage.partitions import ensure_months, months_for
+    from witskit.storage.schema import to_micros
+
+    await _upgrade_to(postgres_url, "0013")
+    conn = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=10)
+    try:
+        async with conn.transaction():
+            await ensure_months(conn, months_for([(to_micros(T), to_micros(T + timedelta(days=1)))], now=T))
+    finally:
+        await conn.close()
+    # Partitions made today get target 0 at once: the downgrade makes them as before 0014.
+    await _upgrade_to(postgres_url, "0014")
+    await _upgrade_to(postgres_url, "0013", down=True)
+    assert await statistics_targets(postgres_url) == {(True, -1), (False, -1)}
+
+    store = await Store.open(postgres_url, timeout=10)  # 0014
+    try:
+        assert await statistics_targets(postgres_url) == {(True, 0), (False, -1)}
+        # A month's partitions made after the upgrade, a source's own leaf among them: the same.
+        assert await store.write(frames_at(None, "rig-a", T + timedelta(days=40), 600)) > 0
+        assert await statistics_targets(postgres_url) == {(True, 0), (False, -1)}
+    finally:
+        await store.aclose()
+    await _upgrade_to(postgres_url, "0013", down=True)
+    assert await statistics_targets(postgres_url) == {(True, -1), (False, -1)}

@@ -158,12 +158,45 @@ def _guarded(name: str, body: str) -> str:
 _LIKE: Final = "INCLUDING DEFAULTS INCLUDING COMPRESSION"
 
 
+#: Columns of a table whose statistics no query uses (revision 0014: point_blocks' arrays): a new
+#: partition gets target 0 for them too (``LIKE`` does not copy a column's statistics target).
+_NO_STATISTICS: Final = {
+    "point_blocks": (
+        "times",
+        "frame_keys",
+        "idxs",
+        "nums",
+        "texts",
+        "m_count",
+        "m_nulls",
+        "m_min",
+        "m_max",
+        "m_sum",
+        "m_t0",
+        "m_n0",
+        "m_v0",
+        "m_t1",
+        "m_n1",
+        "m_v1",
+        "m_offs",
+    )
+}
+
+
+def _no_statistics(table: str, name: str) -> str:
+    """The statement that turns off ``name``'s unused statistics (recursing to its partitions)."""
+    columns = _NO_STATISTICS.get(table)
+    if not columns:
+        return ""
+    return f" ALTER TABLE {name} " + ", ".join(f"ALTER COLUMN {c} SET STATISTICS 0" for c in columns) + ";"
+
+
 def own_leaf_ddl(month: Month, table: str, source_id: int) -> str:
     """Create and attach one own leaf (the month level must exist)."""
     name = month.own(table, source_id)
     return _guarded(
         name,
-        f"CREATE TABLE {name} (LIKE {table} {_LIKE}); "
+        f"CREATE TABLE {name} (LIKE {table} {_LIKE});{_no_statistics(table, name)} "
         f"ALTER TABLE {month.name(table)} ATTACH PARTITION {name} FOR VALUES IN ({int(source_id)});",
     )
 
@@ -180,7 +213,8 @@ def month_ddl(month: Month, own: Iterable[int] = ()) -> list[str]:
         out.append(
             _guarded(
                 level,
-                f"CREATE TABLE {level} (LIKE {table} {_LIKE}) PARTITION BY LIST (source_id); "
+                f"CREATE TABLE {level} (LIKE {table} {_LIKE}) PARTITION BY LIST (source_id);"
+                f"{_no_statistics(table, level)} "
                 f"ALTER TABLE {table} ATTACH PARTITION {level} FOR VALUES {bounds};",
             )
         )
@@ -194,7 +228,8 @@ def month_ddl(month: Month, own: Iterable[int] = ()) -> list[str]:
             _guarded(
                 default,
                 f"CREATE TABLE {default} (LIKE {table} {_LIKE}) PARTITION BY HASH (source_id); "
-                f"{buckets} ALTER TABLE {level} ATTACH PARTITION {default} DEFAULT;",
+                f"{buckets}{_no_statistics(table, default)} "
+                f"ALTER TABLE {level} ATTACH PARTITION {default} DEFAULT;",
             )
         )
     return out

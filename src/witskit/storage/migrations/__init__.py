@@ -44,7 +44,7 @@ __all__ = ["HEAD", "alembic_config", "aupgrade", "check_schema", "current_revisi
 logger = logging.getLogger("witskit.storage")
 
 #: The revision this WitsKit's schema is at (the newest file in ``versions/``).
-HEAD: Final = "0013"
+HEAD: Final = "0014"
 
 _HERE: Final = Path(__file__).resolve().parent
 #: PostgreSQL advisory lock key: "WITSKIT" in ASCII, as a bigint. Any constant works if unique.
