@@ -102,17 +102,18 @@ def read_batches(
         raw = event.frame.raw
         end = (base_offset + event.frame.offset + len(raw), event.frame.line + line0 + raw.count(b"\n"))
         if len(batch) >= batch_size:
-            # The decoded frames go before the yield: while the batch is written nothing holds
-            # them, and the collection after it finds almost nothing alive.
-            rows, batch = _rows(batch, name), []
-            yield ("batch", rows, (frames, points, errors), fh.tell(), end)
+            yield ("batch", _take_rows(batch, name), (frames, points, errors), fh.tell(), end)
             frames = points = errors = 0
-    rows, batch = _rows(batch, name), []
-    yield ("batch", rows, (frames, points, errors), fh.tell(), end)
+    yield ("batch", _take_rows(batch, name), (frames, points, errors), fh.tell(), end)
 
 
-def _rows(batch: list[Any], name: str) -> list[PreparedFrame]:
-    return prepare_rows(batch, name).get(name, []) if batch else []
+def _take_rows(batch: list[Any], name: str) -> list[PreparedFrame]:
+    """The batch's rows, the batch emptied: while they are written nothing here holds the decoded
+    frames or the rows (no local of the suspended generator), so the collection after the batch
+    finds almost nothing alive."""
+    rows = prepare_rows(batch, name).get(name, []) if batch else []
+    batch.clear()
+    return rows
 
 
 def _send(out: IO[bytes], message: tuple[Any, ...]) -> None:
