@@ -30,8 +30,10 @@ def rig_log(path: Path, frames: int, garbage_after: int | None = None) -> bytes:
 
 async def read_all(path: Path, offset: int = 0, line: int = 1, batch: int = 40) -> tuple[list, list[str]]:
     infos: list[str] = []
-    async with reader_batches(str(path), "rig", offset, line, batch, infos.append) as batches:
-        return [b async for b in batches], infos
+    async with reader_batches([(str(path), "rig", offset, line)], batch, infos.append) as batches:
+        events = [e async for e in batches]
+    assert events[-1] == (0, None)  # the file's end
+    return [b for _, b in events[:-1]], infos
 
 
 async def test_the_reader_sends_every_frame_keyed_as_the_store_keys_it(tmp_path: Path) -> None:
@@ -78,11 +80,11 @@ async def test_leaving_early_stops_the_reader_and_its_pipes(tmp_path: Path) -> N
     the end: with reading paused on a full pipe, asyncio never saw the exit (Ctrl-C hung)."""
     log = tmp_path / "rig.wits"
     rig_log(log, 3000)
-    async with reader_batches(str(log), "rig", 0, 1, 100, print) as batches:
+    async with reader_batches([(str(log), "rig", 0, 1)], 100, print) as batches:
         async for _ in batches:
             await asyncio.sleep(0.3)  # the reader fills the pipe meanwhile
             break
-    assert not [p for p in _readers() if str(log) in p]
+    assert not _readers(os.getpid())
 
 
 async def test_a_reader_that_dies_mid_file_is_one_error_with_its_exit_status(tmp_path: Path) -> None:
@@ -90,9 +92,9 @@ async def test_a_reader_that_dies_mid_file_is_one_error_with_its_exit_status(tmp
     rig_log(log, 3000)
 
     async def read_killing_the_reader() -> None:
-        async with reader_batches(str(log), "rig", 0, 1, 100, print) as batches:
+        async with reader_batches([(str(log), "rig", 0, 1)], 100, print) as batches:
             deadline = time.monotonic() + 10
-            while not (pids := [pid for pid, cmd in _readers(with_pid=True) if str(log) in cmd]):
+            while not (pids := _readers(os.getpid())):
                 assert time.monotonic() < deadline, "no reader process"
                 await asyncio.sleep(0.01)
             os.kill(pids[0], signal.SIGKILL)
@@ -103,16 +105,62 @@ async def test_a_reader_that_dies_mid_file_is_one_error_with_its_exit_status(tmp
         await read_killing_the_reader()
 
 
-def _readers(*, with_pid: bool = False) -> list:
+async def test_one_reader_reads_every_file_in_turn_and_stops_at_the_first_it_cannot(tmp_path: Path) -> None:
+    logs = [tmp_path / f"day{i}.wits" for i in range(3)]
+    sizes = [len(rig_log(log, n)) for log, n in zip(logs, (50, 0, 30), strict=True)]
+    jobs = [(str(log), log.name, 0, 1) for log in logs]
+    async with reader_batches(jobs, 40, print) as batches:
+        events = [(i, b) async for i, b in batches]
+    assert [(i, None if b is None else b.frames) for i, b in events] == [
+        (0, 40),
+        (0, 10),
+        (0, None),
+        (1, 0),  # an empty file: one empty batch, then its end
+        (1, None),
+        (2, 30),
+        (2, None),
+    ]
+    ends = [b.end[0] for _, b in events if b is not None]
+    assert ends[1:] == [sizes[0] - 2, 0, sizes[2] - 2]  # each just after its last "!!"
+    jobs.insert(1, (str(tmp_path / "gone.wits"), "gone", 0, 1))
+    seen: list[int] = []
+
+    async def read() -> None:
+        async with reader_batches(jobs, 40, print) as batches:
+            async for i, _ in batches:
+                seen.append(i)
+
+    with pytest.raises(ReaderFailed, match=r"gone\.wits: cannot read"):
+        await read()
+    assert seen  # the first file whole, then the error
+    assert set(seen) == {0}
+
+
+def _readers(parent: int) -> list[int]:
+    """The reader processes whose parent is ``parent``."""
     out = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if "witskit.storage.file_import" in cmd:
-                out.append((int(pid), cmd) if with_pid else cmd)
+            if b"witskit.storage.file_import" in cmd and ppid == parent:
+                out.append(int(pid))
+    return out
+
+
+def _alive(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (a zombie left to a parent that does not reap is not)."""
+    out = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            out.append(pid)
     return out
 
 
@@ -124,17 +172,17 @@ def test_a_killed_import_leaves_no_reader_behind(tmp_path: Path) -> None:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not [p for p in _readers() if str(log) in p]:
+        while time.monotonic() < deadline and not (readers := _readers(proc.pid)):
             time.sleep(0.01)
-        assert [p for p in _readers() if str(log) in p], "the import started no reader"
+        assert readers, "the import started no reader"
         time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and [p for p in _readers() if str(log) in p]:
+    while time.monotonic() < deadline and _alive(readers):
         time.sleep(0.05)
-    assert not [p for p in _readers() if str(log) in p]
+    assert not _alive(readers)
 
 
 def test_batch_gc_turns_the_collector_off_and_restores_it() -> None:

@@ -764,38 +764,39 @@ async def _import(url: str, files: list[Path], source: str | None, batch_size: i
             progress.start()
             task = progress.add_task("importing", total=total)
         with batch_gc() as collect:
-            for path in files:
-                run, where = await _start_of(store, path, source or path.name)
-                last = run.base_offset
-                if progress is not None:
-                    progress.advance(task, last)
-                # A reader process decodes the file (and keys its frames) on the other core
-                # while this one writes the batch before: one GIL each.
-                async with reader_batches(
-                    str(path), run.name, run.base_offset, run.base_line, batch_size, info
-                ) as batches:
-                    async for item in batches:
-                        run.frames += item.frames
-                        run.points += item.points
-                        run.errors += item.errors
-                        if item.rows:
-                            inserted += await store.write_prepared(run.name, item.rows)
-                            # Only after the commit: a kill before this re-reads the batch
-                            # (its frames are skipped by key), never skips it.
-                            run.end_offset, run.end_line = item.end
+            plans = [(path, *await _start_of(store, path, source or path.name)) for path in files]
+            last = [run.base_offset for _, run, _ in plans]
+            if progress is not None:
+                progress.advance(task, sum(last))
+            # One reader process decodes the files in turn (and keys their frames) on the other
+            # core while this one writes the batch before: one GIL each.
+            jobs = [(str(path), run.name, run.base_offset, run.base_line) for path, run, _ in plans]
+            async with reader_batches(jobs, batch_size, info) as batches:
+                async for index, item in batches:
+                    path, run, where = plans[index]
+                    if item is None:  # the file is read to its end
+                        if run.frames and _tail_done(path, run, where[0].size):
                             await _save(store, run, where)
-                        if progress is not None:
-                            progress.advance(task, item.position - last)
-                            last = item.position
-                        del item  # freed before the collection
-                        collect()
-                if run.frames and _tail_done(path, run, where[0].size):
-                    await _save(store, run, where)
-                frames += run.frames
-                points += run.points
-                errors += run.errors
-                if run.frames == 0 and run.frames_before == 0:
-                    empty.append(path)
+                        frames += run.frames
+                        points += run.points
+                        errors += run.errors
+                        if run.frames == 0 and run.frames_before == 0:
+                            empty.append(path)
+                        continue
+                    run.frames += item.frames
+                    run.points += item.points
+                    run.errors += item.errors
+                    if item.rows:
+                        inserted += await store.write_prepared(run.name, item.rows)
+                        # Only after the commit: a kill before this re-reads the batch
+                        # (its frames are skipped by key), never skips it.
+                        run.end_offset, run.end_line = item.end
+                        await _save(store, run, where)
+                    if progress is not None:
+                        progress.advance(task, item.position - last[index])
+                        last[index] = item.position
+                    del item  # freed before the collection
+                    collect()
         if progress is not None:
             progress.stop()
     finally:

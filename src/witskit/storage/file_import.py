@@ -8,13 +8,17 @@ witskit.storage.file_import``, the same interpreter) decodes the file, computes 
 process only turns them into rows and writes. The reader decodes batch N+1 on the other core while
 batch N is written: it is at most one batch ahead (it blocks on the pipe), so memory stays bounded.
 
-The pipe carries messages of a 4-byte big-endian length and a ``marshal``-ed tuple (plain values
-only; the reader runs the same interpreter, whose marshal format it shares):
+One reader reads every file of the import in turn (its jobs, ``marshal``-ed on its stdin): the
+next file's first batch is decoded while the last one's are written, so a month of day files
+is one pipeline, not 30 that each start empty. Its stdout carries messages of a 4-byte big-endian
+length and a ``marshal``-ed tuple (plain values only; the reader runs the same interpreter, whose
+marshal format it shares):
 
-* ``("info", text)``: a bad stretch of the file, ``path:line: reason``;
-* ``("batch", rows, (frames, points, bad stretches), file position, (end offset, end line))``:
-  the end is just after the batch's last frame, where an import stopped after this batch resumes;
-* ``("error", text)``: the reader cannot go on (the file cannot be read); ``("done",)``: the end.
+* ``("info", text)``: a bad stretch of a file, ``path:line: reason``;
+* ``("batch", file, rows, (frames, points, bad stretches), file position, (end offset, end
+  line))``: the end is just after the batch's last frame, where an import stopped after this
+  batch resumes; ``("end", file)``: that file is read to its end;
+* ``("error", text)``: the reader cannot go on (a file cannot be read); ``("done",)``: the end.
 
 The reader ignores Ctrl-C (the importing process handles it and stops the reader) and exits when
 the importing process goes away (its next write to the pipe fails).
@@ -30,17 +34,21 @@ import os
 import signal
 import struct
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import IO, Any, Final, NamedTuple
 
 from witskit.errors import WitsKitError
 from witskit.storage.prepare import PreparedFrame, prepare_rows
 
-__all__ = ["FileBatch", "ReaderFailed", "batch_gc", "read_batches", "reader_batches"]
+__all__ = ["FileBatch", "FileJob", "ReaderFailed", "batch_gc", "read_batches", "reader_batches"]
 
 _LENGTH: Final = struct.Struct(">I")
 #: The stderr the reader may write (a crash before its first message) kept for the error line.
 _STDERR_KEEP: Final = 4096
+
+
+#: A file to read: (its name as given, the frames' source, byte offset and line to start at).
+FileJob = tuple[str, str, int, int]
 
 
 class FileBatch(NamedTuple):
@@ -124,29 +132,35 @@ def _send(out: IO[bytes], message: tuple[Any, ...]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """The reader process: ``python -m witskit.storage.file_import PATH NAME OFFSET LINE BATCH``."""
+    """The reader process: ``python -m witskit.storage.file_import BATCH``, its jobs on stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    path, name, offset, line, batch = argv
+    batch = int(argv[0])
+    # The importing process's own list of plain tuples, over a pipe only it holds.
+    jobs: list[FileJob] = marshal.loads(sys.stdin.buffer.read())  # noqa: S302
     out = sys.stdout.buffer
+    # What this process has loaded stays for its life: no collection need look at it.
+    gc.freeze()
     try:
-        try:
-            # What this process has loaded stays for its life: no collection need look at it.
-            gc.freeze()
-            with batch_gc() as collect, open(path, "rb") as fh:
-                for message in read_batches(fh, path, name, int(offset), int(line), int(batch)):
-                    _send(out, message)
-                    sent = message[0]
-                    del message  # the batch is freed before the collection
-                    if sent == "batch":
-                        collect()
-        except OSError as exc:
-            if isinstance(exc, BrokenPipeError):
-                raise
-            _send(out, ("error", f"{path}: cannot read: {exc.strerror or exc}"))
-            return 1
-        except Exception as exc:  # reported by the importing process as one line
-            _send(out, ("error", f"{path}: {type(exc).__name__}: {exc}"))
-            return 1
+        with batch_gc() as collect:
+            for index, (path, name, offset, line) in enumerate(jobs):
+                try:
+                    with open(path, "rb") as fh:
+                        for message in read_batches(fh, path, name, offset, line, batch):
+                            if message[0] == "batch":
+                                _send(out, ("batch", index, *message[1:]))
+                                del message  # the batch is freed before the collection
+                                collect()
+                            else:
+                                _send(out, message)
+                except OSError as exc:
+                    if isinstance(exc, BrokenPipeError):
+                        raise
+                    _send(out, ("error", f"{path}: cannot read: {exc.strerror or exc}"))
+                    return 1
+                except Exception as exc:  # reported by the importing process as one line
+                    _send(out, ("error", f"{path}: {type(exc).__name__}: {exc}"))
+                    return 1
+                _send(out, ("end", index))
         _send(out, ("done",))
     except BrokenPipeError:
         # The importing process has gone: nobody is left to read what this one decodes.
@@ -156,35 +170,33 @@ def main(argv: list[str]) -> int:
 
 @contextlib.asynccontextmanager
 async def reader_batches(
-    display: str,
-    name: str,
-    base_offset: int,
-    base_line: int,
-    batch_size: int,
-    on_info: Callable[[str], None],
-) -> AsyncIterator[AsyncIterator[FileBatch]]:
-    """Start a reader process on the file ``display`` and yield its batches, in order.
+    jobs: Sequence[FileJob], batch_size: int, on_info: Callable[[str], None]
+) -> AsyncIterator[AsyncIterator[tuple[int, FileBatch | None]]]:
+    """Start a reader process on the files of ``jobs`` and yield (file's index, batch) in order,
+    and (index, None) when that file is read to its end.
 
     Bad-stretch lines go to ``on_info`` as they come. Raises :class:`ReaderFailed` when the
-    reader cannot read the file or stops before its end. The process is stopped on exit.
+    reader cannot read a file or stops before the end. The process is stopped on exit.
     """
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "witskit.storage.file_import",
-        display,
-        name,
-        str(base_offset),
-        str(base_line),
         str(batch_size),
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    assert proc.stdin is not None
     assert proc.stdout is not None
     assert proc.stderr is not None
     stderr = bytearray()
     drain = asyncio.ensure_future(_keep_tail(proc.stderr, stderr))
+    proc.stdin.write(marshal.dumps([(str(p), str(n), int(o), int(ln)) for p, n, o, ln in jobs]))
+    with contextlib.suppress(ConnectionError):  # a reader that died at once is reported below
+        await proc.stdin.drain()
+    proc.stdin.close()
+    where = jobs[0][0] if len(jobs) == 1 else f"{len(jobs)} files"
 
     # The next message is read and unpacked by a task of its own, while the store writes the one
     # before (and waits for the database): its ~0.05 s a batch is not added to the write's.
@@ -207,13 +219,15 @@ async def reader_batches(
 
     reading = asyncio.ensure_future(pump())
 
-    async def batches() -> AsyncIterator[FileBatch]:
+    async def batches() -> AsyncIterator[tuple[int, FileBatch | None]]:
         while True:
             message = await ahead.get()
             kind = message[0]
             if kind == "batch":
-                _, rows, (frames, points, errors), position, end = message
-                yield FileBatch(rows, frames, points, errors, position, tuple(end))
+                _, index, rows, (frames, points, errors), position, end = message
+                yield index, FileBatch(rows, frames, points, errors, position, tuple(end))
+            elif kind == "end":
+                yield message[1], None
             elif kind == "info":
                 on_info(message[1])
             elif kind == "error":
@@ -225,7 +239,7 @@ async def reader_batches(
                 await drain
                 last = bytes(stderr).decode("utf-8", "replace").strip().splitlines()
                 why = f": {last[-1]}" if last else ""
-                raise ReaderFailed(f"{display}: the reader process stopped (exit status {status}){why}")
+                raise ReaderFailed(f"{where}: the reader process stopped (exit status {status}){why}")
 
     try:
         yield batches()
