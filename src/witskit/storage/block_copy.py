@@ -27,6 +27,7 @@ Pure functions: no I/O, nothing PostgreSQL-specific but the format.
 
 from __future__ import annotations
 
+import math
 import struct
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
@@ -293,7 +294,7 @@ def summary_fields(block: Block) -> bytes | None:
         part = values[a:b]
         lows.append(min(part))
         highs.append(max(part))
-        sums.append(float(sum(part)))
+        sums.append(math.fsum(part))
         t0.append(times[a] - epoch)
         v0.append(part[0])
         t1.append(times[b - 1] - epoch)
