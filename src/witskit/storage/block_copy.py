@@ -264,7 +264,7 @@ def summary_fields(block: Block) -> bytes | None:
     if not kinds <= {float, int}:
         return None
     times = block.times_us.tolist() if isinstance(block.times_us, _Shared) else list(block.times_us)
-    if not all(a < b for a, b in pairwise(times)):
+    if len(set(times)) != len(times):  # a block is in time order: strictly increasing = distinct
         return None
     n = len(times)
     starts = [bisect_left(times, block.hour_us + m * _MINUTE_US) for m in range(60)]
