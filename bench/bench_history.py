@@ -519,24 +519,42 @@ def copy_baseline_of(admin_url: str, path: str) -> None:
 async def watch_import(paths: list[Any], t0: float) -> None:
     """Print a line each time ``witskit import`` moves on to the next day's file.
 
-    Which file the import has open is read from ``/proc/self/fd`` once a second: nothing is
-    asked of the database and nothing of the import's code is changed.
+    Which file the import's reader process (a child of this one) has open is read from
+    ``/proc/<pid>/fd`` once a second: nothing is asked of the database and nothing of the import's
+    code is changed. The reader is at most a batch ahead of the writes, so a day is "done" when
+    the reader has moved on to the next day's file, up to a batch before its last write.
     """
     index = {str(p): i for i, p in enumerate(paths)}
     current = 0
     while True:
         await asyncio.sleep(1)
         try:
-            fds = os.listdir("/proc/self/fd")
+            pids = [str(os.getpid()), *_children()]
         except OSError:
             return  # not Linux: no progress lines
         now = current
-        for fd in fds:
-            with contextlib.suppress(OSError):  # closed meanwhile (the listing's own fd is)
-                now = max(now, index.get(os.readlink(f"/proc/self/fd/{fd}"), now))
+        for pid in pids:
+            with contextlib.suppress(OSError):  # gone meanwhile
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):  # closed meanwhile (the listing's own fd is)
+                        now = max(now, index.get(os.readlink(f"/proc/{pid}/fd/{fd}"), now))
         while current < now:
             current += 1
             import_done(current, len(paths), t0)
+
+
+def _children() -> list[str]:
+    """The process ids whose parent is this process."""
+    me = os.getpid()
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{pid}/stat") as fh:
+                    parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+                if parent == me:
+                    out.append(pid)
+    return out
 
 
 def import_done(day: int, days: int, t0: float) -> None:
