@@ -4,11 +4,13 @@ Run:  .venv/bin/python bench/bench_history.py                       (2 rig-days;
       .venv/bin/python bench/bench_history.py --quick               (2.4 rig-hours; seconds)
       .venv/bin/python bench/bench_history.py --days 7              (a rig-week)
       .venv/bin/python bench/bench_history.py --breakdown-only      (about 20 s)
-      .venv/bin/python bench/bench_history.py --month               (a real rig-month; ~10-20 min)
+      .venv/bin/python bench/bench_history.py --month               (a real rig-month; ~7 min)
+      .venv/bin/python bench/bench_history.py --month --items 30    (the simulator's 30 items; ~5 min)
       .venv/bin/python bench/bench_history.py --month --days 1      (the same on one day; ~40 s)
 
-The rig is the simulator's record 1: 30 items at 1 Hz (the issue's rig sends 40), so a rig-month is
-30 x 86,400 x 30 = 77.8 million points (the issue's 104 million are 40 items). Without ``--month``,
+The rig is the simulator's record 1: 30 items at 1 Hz; ``--month`` adds 10 more record-1 items to
+each frame by default (``--items 40``, the issue's rig: 103.7 million points a month; ``--items 30``
+leaves the simulator's 30, 77.8 million). Without ``--month``,
 ``--days`` of it are loaded in memory (a fraction) and the month figures are extrapolated linearly,
 or measured on a month made by copying the loaded days; the output says which. Measured, in one
 run, on a scratch PostgreSQL database:
@@ -25,13 +27,14 @@ run, on a scratch PostgreSQL database:
 ``--month`` measures all of it on a real month, never held in memory (it prints the peak RSS):
 
 1. the simulator writes ``--days`` (30) consecutive UTC days of one continuous rig (one stateful
-   simulator, from 2026-01-01 00:00 UTC) to a WITS file per day in a temporary directory;
+   simulator, from 2026-01-01 00:00 UTC, ``--items`` a frame) to a WITS file per day in a
+   temporary directory;
 2. ``witskit import``'s own code (``witskit.cli._storage._import``, decoding included) loads the
    30 files into an empty scratch database in one call, timed, with a line per day done; the bare
    COPY baseline of day 1's point rows (best of 2) runs in a child process right before and right
    after the import, and the import's points/s is given as a ratio of each (goal >= 60%);
-3. a series of 0108 over the month right after the import (a bulk write's blocks have no
-   summaries yet), then ``Store.compact`` (the summaries), PostgreSQL bytes per point (every
+3. a series of 0108 over the month right after the import (before any compaction), then
+   ``Store.compact`` (the summaries a bulk write could not make), PostgreSQL bytes per point (every
    partition, index and TOAST; as imported, compacted, and by relation after ``VACUUM``);
 4. ``archive_days`` archives the 30 days (points/s, bytes per point of the Parquet files);
 5. ``series`` of 0108 over the month into 600 buckets and a 1-hour raw window of every channel
@@ -50,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import sys
 import time
@@ -426,7 +430,23 @@ async def tiers(admin_url: str, frames: list[Any], days: float) -> None:
 #: Record-1 frames of a rig-day at 1 Hz.
 DAY_FRAMES = 86_400
 #: Points of a record-1 frame of the simulator.
-ITEMS = 30
+SIM_ITEMS = 30
+#: Points of a frame of the month (``--items``): the issue's rig sends 40.
+ITEMS = 40
+#: Record-1 items the simulator does not send, added to each of its frames for a 40-item rig (the
+#: dictionary's types: F a float, S and L an integer).
+EXTRA_ITEMS = (
+    ("0109", "F"),
+    ("0111", "F"),
+    ("0125", "S"),
+    ("0134", "F"),
+    ("0135", "F"),
+    ("0136", "F"),
+    ("0137", "L"),
+    ("0138", "S"),
+    ("0139", "F"),
+    ("0140", "F"),
+)
 #: Midnight UTC, so the month is 30 whole UTC days (30 day files in the archive, not 31 part days).
 MONTH_START = (2026, 1, 1)
 #: Goals of issue #13 for the month's figures.
@@ -453,6 +473,20 @@ def _met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def with_extra_items(frame: bytes, n: int, extra: int) -> bytes:
+    """The simulator's ``n``-th frame with the first ``extra`` of :data:`EXTRA_ITEMS` before its
+    ``!!``: readings that wander slowly, as a rig's do (a temperature, a stroke count...)."""
+    lines = []
+    for k, (code, kind) in enumerate(EXTRA_ITEMS[:extra]):
+        wave = math.sin(n / (300.0 + 37 * k)) * (5 + k)
+        if kind == "F":
+            lines.append(b"%s%.2f\r\n" % (code.encode(), 50 + 10 * k + wave))
+        else:
+            lines.append(b"%s%d\r\n" % (code.encode(), (n // (1 + k) if code == "0137" else 60 + int(wave))))
+    end = frame.rindex(b"!!")
+    return frame[:end] + b"".join(lines) + frame[end:]
+
+
 def write_rig_days(folder: Any, days: int) -> list[Any]:
     """``days`` WITS files of one simulated rig, a UTC day each, streamed frame by frame to disk.
 
@@ -464,12 +498,19 @@ def write_rig_days(folder: Any, days: int) -> list[Any]:
     from witskit.simulator import DrillingSimulator
 
     sim = DrillingSimulator(7, records=(1,), start=datetime(*MONTH_START, tzinfo=UTC))
+    extra = ITEMS - SIM_ITEMS
     paths = []
     t0 = time.perf_counter()
+    n = 0
     for day in range(1, days + 1):
         path = folder / f"rig-day-{day:02d}.wits"
         with path.open("wb") as fh:
-            fh.writelines(sim.frames(DAY_FRAMES))
+            if not extra:
+                fh.writelines(sim.frames(DAY_FRAMES))
+            else:
+                for frame in sim.frames(DAY_FRAMES):
+                    fh.write(with_extra_items(frame, n, extra))
+                    n += 1
         paths.append(path)
         print(
             f"  simulate: day {day:2d}/{days} {path.stat().st_size / 1e6:6.1f} MB, "
@@ -595,8 +636,9 @@ async def month(admin_url: str, days: int) -> None:
     hi = lo + timedelta(days=days)
     window = (lo + timedelta(days=days // 2, hours=12), lo + timedelta(days=days // 2, hours=13))
     print(
-        f"a rig-month: {days} days x {DAY_FRAMES:,} frames x {ITEMS} items (the simulator's record 1; "
-        f"the issue's rig sends 40) = {points:,} points, {lo:%Y-%m-%d} .. {hi:%Y-%m-%d} UTC",
+        f"a rig-month: {days} days x {DAY_FRAMES:,} frames x {ITEMS} items (the simulator's record 1"
+        f"{f', {ITEMS - SIM_ITEMS} more added' if ITEMS > SIM_ITEMS else ''}) = {points:,} points, "
+        f"{lo:%Y-%m-%d} .. {hi:%Y-%m-%d} UTC",
         flush=True,
     )
     tmp = Path(tempfile.mkdtemp(prefix="witskit-month-"))
@@ -782,12 +824,22 @@ def main() -> None:
         "--days", type=float, default=None, help="rig-days loaded for the tier figures (2; --month: 30)"
     )
     parser.add_argument("--quick", action="store_true", help="seconds: 2,000 frames, 0.1 rig-day")
+    parser.add_argument(
+        "--items",
+        type=int,
+        choices=range(SIM_ITEMS, SIM_ITEMS + len(EXTRA_ITEMS) + 1),
+        default=SIM_ITEMS + len(EXTRA_ITEMS),
+        metavar=f"{SIM_ITEMS}..{SIM_ITEMS + len(EXTRA_ITEMS)}",
+        help="--month: items a frame (40, the issue's rig; 30 is the simulator's record 1 alone)",
+    )
     parser.add_argument("--breakdown-only", action="store_true", help="only the bytes-per-point breakdown")
     parser.add_argument(
         "--month", action="store_true", help="a real rig-month: simulated, imported, archived (~20 min)"
     )
     parser.add_argument("--copy-baseline-of", help=argparse.SUPPRESS)  # the month's baseline child
     args = parser.parse_args()
+    global ITEMS
+    ITEMS = args.items
     if args.copy_baseline_of:
         copy_baseline_of(args.pg_url, args.copy_baseline_of)
         return
