@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
+from witskit.storage.blocks import SUMMARY_COLUMNS
 from witskit.storage.schema import from_micros
 
 __all__ = [
@@ -160,27 +161,7 @@ _LIKE: Final = "INCLUDING DEFAULTS INCLUDING COMPRESSION"
 
 #: Columns of a table whose statistics no query uses (revision 0014: point_blocks' arrays): a new
 #: partition gets target 0 for them too (``LIKE`` does not copy a column's statistics target).
-_NO_STATISTICS: Final = {
-    "point_blocks": (
-        "times",
-        "frame_keys",
-        "idxs",
-        "nums",
-        "texts",
-        "m_count",
-        "m_nulls",
-        "m_min",
-        "m_max",
-        "m_sum",
-        "m_t0",
-        "m_n0",
-        "m_v0",
-        "m_t1",
-        "m_n1",
-        "m_v1",
-        "m_offs",
-    )
-}
+_NO_STATISTICS: Final = {"point_blocks": ("times", "frame_keys", "idxs", "nums", "texts", *SUMMARY_COLUMNS)}
 
 
 def _no_statistics(table: str, name: str) -> str:

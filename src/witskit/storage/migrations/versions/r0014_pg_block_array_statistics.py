@@ -28,7 +28,8 @@ down_revision: str | Sequence[str] | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: The array columns of point_blocks (revisions 0009 and 0011).
+#: The array columns of point_blocks (revisions 0009 and 0011), as they are at this revision (a
+#: migration keeps its own list: the live one may change after it).
 ARRAYS = (
     "times",
     "frame_keys",
