@@ -152,3 +152,12 @@ def test_a_file_rewritten_past_its_head_starts_over(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "changed since it was last imported" in result.stderr
     assert "resuming" not in result.stderr
+
+
+def test_a_file_named_twice_is_imported_once(tmp_path: Path) -> None:
+    log = log_file(tmp_path / "rig.wits", 40)
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    result = runner.invoke(app, ["import", str(log), str(tmp_path / "." / "rig.wits"), "--db", db])
+    assert result.exit_code == 0, result.stderr
+    assert f"{tmp_path / '.' / 'rig.wits'}: named more than once: imported once" in result.stderr
+    assert " 40 frames," in result.stderr

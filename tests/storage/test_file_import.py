@@ -136,6 +136,25 @@ async def test_one_reader_reads_every_file_in_turn_and_stops_at_the_first_it_can
     assert set(seen) == {0}
 
 
+async def test_the_reader_runs_this_package_not_one_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m`` puts the current directory first on the path: a ``witskit/`` left in the
+    folder an import runs in would be run instead of the installed package."""
+    trap = tmp_path / "here"
+    (trap / "witskit" / "storage").mkdir(parents=True)
+    marker = tmp_path / "ran"
+    for init in (trap / "witskit" / "__init__.py", trap / "witskit" / "storage" / "__init__.py"):
+        init.write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    (trap / "witskit" / "storage" / "file_import.py").write_text("raise SystemExit(3)\n")
+    log = tmp_path / "rig.wits"
+    rig_log(log, 50)
+    monkeypatch.chdir(trap)
+    got, _ = await read_all(log)
+    assert sum(b.frames for b in got) == 50
+    assert not marker.exists()
+
+
 def _readers(parent: int) -> list[int]:
     """The reader processes whose parent is ``parent``."""
     out = []

@@ -370,6 +370,8 @@ def test_blocks_with_a_null_text_or_repeated_time_are_left_for_the_server_to_sum
     assert summary_fields(Block("0108", hour, times, [1] * 5, [0] * 5, [1.0, None, 3.0, 4.0, 5.0])) is None
     assert summary_fields(Block("0108", hour, times, [1] * 5, [0] * 5, [1.0, "x", 3.0, 4.0, 5.0])) is None
     again = [*times[:2], times[1], *times[3:]]
+    huge = [1.0, 1e308, 1e308, 4.0, 5.0]  # finite readings whose sum is not
+    assert summary_fields(Block("0108", hour, times, [1] * 5, [0] * 5, huge)) is None
     values = [1.0, 2.0, 3.0, 4.0, 5.0]
     assert summary_fields(Block("0108", hour, again, [1, 2, 3, 4, 5], [0] * 5, values)) is None
 

@@ -764,7 +764,13 @@ async def _import(url: str, files: list[Path], source: str | None, batch_size: i
             progress.start()
             task = progress.add_task("importing", total=total)
         with batch_gc() as collect:
-            plans = [(path, *await _start_of(store, path, source or path.name)) for path in files]
+            # A file named twice (overlapping globs) is imported once: the reader plans every
+            # file before it reads any, so a second mention would read it again, from its start.
+            once: dict[Path, Path] = {}
+            for path in files:
+                if once.setdefault(path.resolve(), path) is not path:
+                    info(f"{path}: named more than once: imported once")
+            plans = [(path, *await _start_of(store, path, source or path.name)) for path in once.values()]
             last = [run.base_offset for _, run, _ in plans]
             if progress is not None:
                 progress.advance(task, sum(last))

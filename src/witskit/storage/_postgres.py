@@ -379,11 +379,15 @@ class PostgresBackend(BackendImpl):
         # concurrent writer storing the same frames meanwhile; the key then fails the COPY and the
         # write is retried (WriteRace) through the stage, which skips them. In key order, as the
         # stage's move: writers with overlapping frames wait for each other, never deadlock.
-        direct = {
-            sid: frames
-            for sid, frames in groups.items()
-            if self.client_blocks and not contended and len(frames) >= _BLOCK_MIN_FRAMES
-        }
+        # Only when every source of the write goes so: frames COPYed straight and others moved
+        # through the stage would not be inserted in one key order (two such writers could deadlock).
+        direct = (
+            dict(groups)
+            if self.client_blocks
+            and not contended
+            and all(len(frames) >= _BLOCK_MIN_FRAMES for frames in groups.values())
+            else {}
+        )
         moved: set[tuple[int, int]] = set()
         if direct:
             try:

@@ -294,7 +294,10 @@ def summary_fields(block: Block) -> bytes | None:
         part = values[a:b]
         lows.append(min(part))
         highs.append(max(part))
-        sums.append(math.fsum(part))
+        try:
+            sums.append(math.fsum(part))
+        except OverflowError:  # finite readings whose sum is not (1e308 twice): no summaries
+            return None
         t0.append(times[a] - epoch)
         v0.append(part[0])
         t1.append(times[b - 1] - epoch)

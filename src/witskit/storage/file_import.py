@@ -35,6 +35,7 @@ import signal
 import struct
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import IO, Any, Final, NamedTuple
 
 from witskit.errors import WitsKitError
@@ -43,6 +44,8 @@ from witskit.storage.prepare import PreparedFrame, prepare_rows
 __all__ = ["FileBatch", "FileJob", "ReaderFailed", "batch_gc", "read_batches", "reader_batches"]
 
 _LENGTH: Final = struct.Struct(">I")
+#: A message longer than this is not one the reader sent (a batch of 20,000 frames is ~12 MB).
+_MAX_MESSAGE: Final = 1 << 30
 #: The stderr the reader may write (a crash before its first message) kept for the error line.
 _STDERR_KEEP: Final = 4096
 
@@ -144,7 +147,9 @@ def main(argv: list[str]) -> int:
     batch = int(argv[0])
     # The importing process's own list of plain tuples, over a pipe only it holds.
     jobs: list[FileJob] = marshal.loads(sys.stdin.buffer.read())  # noqa: S302
-    out = sys.stdout.buffer
+    # The messages go on a copy of fd 1; anything printed by mistake goes to stderr, not into them.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     # What this process has loaded stays for its life: no collection need look at it.
     gc.freeze()
     try:
@@ -185,75 +190,102 @@ async def reader_batches(
     Bad-stretch lines go to ``on_info`` as they come. Raises :class:`ReaderFailed` when the
     reader cannot read a file or stops before the end. The process is stopped on exit.
     """
+    # -P: not the current directory first on the child's path (a ``witskit/`` or ``struct.py`` in
+    # the folder an import runs in would be run instead); this process's own package first, so
+    # the reader is exactly the code that reads its messages.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH")))),
+    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
+        "-P",
         "-m",
         "witskit.storage.file_import",
         str(batch_size),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    stderr = bytearray()
-    drain = asyncio.ensure_future(_keep_tail(proc.stderr, stderr))
-    proc.stdin.write(marshal.dumps([(str(p), str(n), int(o), int(ln)) for p, n, o, ln in jobs]))
-    with contextlib.suppress(ConnectionError):  # a reader that died at once is reported below
-        await proc.stdin.drain()
-    proc.stdin.close()
-    where = jobs[0][0] if len(jobs) == 1 else f"{len(jobs)} files"
-
-    # The next message is read and unpacked by a task of its own, while the store writes the one
-    # before (and waits for the database): its ~0.05 s a batch is not added to the write's.
-    ahead: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(maxsize=1)
-
-    async def pump() -> None:
-        assert proc.stdout is not None
-        while True:
-            try:
-                head = await proc.stdout.readexactly(_LENGTH.size)
-                data = await proc.stdout.readexactly(_LENGTH.unpack(head)[0])
-            except asyncio.IncompleteReadError:
-                await ahead.put(("eof",))
-                return
-            # Our own child's plain values, over a pipe only it holds: no one else's bytes.
-            message = marshal.loads(data)  # noqa: S302
-            await ahead.put(message)
-            if message[0] in ("done", "error"):
-                return
-
-    reading = asyncio.ensure_future(pump())
-
-    async def batches() -> AsyncIterator[tuple[int, FileBatch | None]]:
-        while True:
-            message = await ahead.get()
-            kind = message[0]
-            if kind == "batch":
-                _, index, rows, (frames, points, errors), position, end = message
-                yield index, FileBatch(rows, frames, points, errors, position, tuple(end))
-            elif kind == "end":
-                yield message[1], None
-            elif kind == "info":
-                on_info(message[1])
-            elif kind == "error":
-                raise ReaderFailed(message[1])
-            elif kind == "done":
-                return
-            else:  # the pipe ended before "done"
-                status = await proc.wait()
-                await drain
-                last = bytes(stderr).decode("utf-8", "replace").strip().splitlines()
-                why = f": {last[-1]}" if last else ""
-                raise ReaderFailed(f"{where}: the reader process stopped (exit status {status}){why}")
-
+    reading: asyncio.Future[None] | None = None
+    drain: asyncio.Future[None] | None = None
     try:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        stderr = bytearray()
+        drain = asyncio.ensure_future(_keep_tail(proc.stderr, stderr))
+        proc.stdin.write(marshal.dumps([(str(p), str(n), int(o), int(ln)) for p, n, o, ln in jobs]))
+        with contextlib.suppress(ConnectionError):  # a reader that died at once is reported below
+            await proc.stdin.drain()
+        proc.stdin.close()
+        current = [0]  # the file the last message was about
+
+        # The next message is read and unpacked by a task of its own, while the store writes the
+        # one before (and waits for the database): its ~0.05 s a batch is not added to the write's.
+        ahead: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(maxsize=1)
+
+        async def pump() -> None:
+            assert proc.stdout is not None
+            try:
+                while True:
+                    head = await proc.stdout.readexactly(_LENGTH.size)
+                    size = _LENGTH.unpack(head)[0]
+                    if size > _MAX_MESSAGE:
+                        raise ValueError(f"a message of {size} bytes")
+                    # Our own child's plain values, over a pipe only it holds: no one else's bytes.
+                    message = marshal.loads(await proc.stdout.readexactly(size))  # noqa: S302
+                    await ahead.put(message)
+                    if message[0] in ("done", "error"):
+                        return
+            except asyncio.IncompleteReadError:
+                await ahead.put(("eof", ""))
+            except (ValueError, EOFError, TypeError, MemoryError) as exc:
+                await ahead.put(("eof", f"unreadable message from the reader ({exc})"))
+
+        reading = asyncio.ensure_future(pump())
+
+        def named(index: int) -> str:
+            return jobs[index][0] if 0 <= index < len(jobs) else f"{len(jobs)} files"
+
+        async def batches() -> AsyncIterator[tuple[int, FileBatch | None]]:
+            while True:
+                message = await ahead.get()
+                kind = message[0]
+                if kind == "batch":
+                    _, index, rows, (frames, points, errors), position, end = message
+                    current[0] = index
+                    yield index, FileBatch(rows, frames, points, errors, position, tuple(end))
+                elif kind == "end":
+                    current[0] = message[1] + 1
+                    yield message[1], None
+                elif kind == "info":
+                    on_info(message[1])
+                elif kind == "error":
+                    raise ReaderFailed(message[1])
+                elif kind == "done":
+                    return
+                else:  # the pipe ended before "done", or carried what is not a message
+                    if proc.returncode is None and message[1]:
+                        with contextlib.suppress(ProcessLookupError):
+                            proc.kill()
+                    status = await proc.wait()
+                    assert drain is not None
+                    await drain
+                    last = bytes(stderr).decode("utf-8", "replace").strip().splitlines()
+                    why = f": {message[1] or (last[-1] if last else '')}".rstrip(": ")
+                    raise ReaderFailed(
+                        f"{named(current[0])}: the reader process stopped (exit status {status}){why}"
+                    )
+
         yield batches()
     finally:
-        reading.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reading
+        if reading is not None:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
@@ -261,12 +293,13 @@ async def reader_batches(
         # never seen closed, and asyncio waits for that as well as the exit (a stop mid-batch
         # hung here on Ctrl-C). What is left of a killed reader's batch is dropped.
         with contextlib.suppress(Exception):
-            while await proc.stdout.read(1 << 16):
+            while proc.stdout is not None and await proc.stdout.read(1 << 16):
                 pass
         await proc.wait()
-        drain.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await drain
+        if drain is not None:
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
 
 
 async def _keep_tail(stream: asyncio.StreamReader, into: bytearray) -> None:
