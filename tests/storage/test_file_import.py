@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from witskit.protocol import DecodedFrame, iter_decode
 from witskit.simulator import DrillingSimulator
 from witskit.storage.file_import import ReaderFailed, batch_gc, reader_batches
+from witskit.storage.imports import HEAD_BYTES
 from witskit.storage.prepare import frame_key, prepare_rows
 
 
@@ -28,9 +30,15 @@ def rig_log(path: Path, frames: int, garbage_after: int | None = None) -> bytes:
     return data
 
 
+def job(path: Path, offset: int = 0, line: int = 1, name: str = "rig") -> tuple[str, str, int, int, int, str]:
+    """A reader job for ``path`` as it is now, starting at ``offset``."""
+    head = path.read_bytes()[:HEAD_BYTES] if path.exists() else b""
+    return (str(path), name, offset, line, len(head), hashlib.sha256(head).hexdigest())
+
+
 async def read_all(path: Path, offset: int = 0, line: int = 1, batch: int = 40) -> tuple[list, list[str]]:
     infos: list[str] = []
-    async with reader_batches([(str(path), "rig", offset, line)], batch, infos.append) as batches:
+    async with reader_batches([job(path, offset, line)], batch, infos.append) as batches:
         events = [e async for e in batches]
     assert events[-1] == (0, None)  # the file's end
     return [b for _, b in events[:-1]], infos
@@ -70,6 +78,34 @@ async def test_a_read_resumed_mid_file_gives_the_rest_and_names_bad_lines_by_fil
     assert infos_again == infos  # the same line number, counted from where the read started
 
 
+async def test_a_file_replaced_since_its_resume_point_was_chosen_is_read_from_its_start(
+    tmp_path: Path,
+) -> None:
+    """Every file's start is chosen before the first is read, maybe an hour before: a file
+    replaced meanwhile (another head, or shorter) is read whole, never from the old offset."""
+    log = tmp_path / "rig.wits"
+    rig_log(log, 100)
+    first, _ = await read_all(log)
+    stale = job(log, *first[0].end)
+    other = b"".join(DrillingSimulator(9, records=(1,)).frames(100))
+    for replacement in (other, other[: first[0].end[0] // 2]):  # another head; then shorter too
+        log.write_bytes(replacement)
+        changed: list[int] = []
+        async with reader_batches([stale], 40, print, changed.append) as batches:
+            got = [b async for _, b in batches if b is not None]
+        assert changed == [0]
+        frames = [f for f in iter_decode(replacement, source="rig") if isinstance(f, DecodedFrame)]
+        assert sum(b.frames for b in got) == len(frames)
+    log.write_bytes(other)
+    again, _ = await read_all(log)
+    same = job(log, *again[0].end)  # the same file: resumed where it was, nothing changed
+    changed = []
+    async with reader_batches([same], 40, print, changed.append) as batches:
+        got = [b async for _, b in batches if b is not None]
+    assert changed == []
+    assert sum(b.frames for b in got) == 60
+
+
 async def test_a_file_that_cannot_be_read_is_one_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ReaderFailed, match=r"missing\.wits: cannot read: No such file"):
         await read_all(tmp_path / "missing.wits")
@@ -80,7 +116,7 @@ async def test_leaving_early_stops_the_reader_and_its_pipes(tmp_path: Path) -> N
     the end: with reading paused on a full pipe, asyncio never saw the exit (Ctrl-C hung)."""
     log = tmp_path / "rig.wits"
     rig_log(log, 3000)
-    async with reader_batches([(str(log), "rig", 0, 1)], 100, print) as batches:
+    async with reader_batches([job(log)], 100, print) as batches:
         async for _ in batches:
             await asyncio.sleep(0.3)  # the reader fills the pipe meanwhile
             break
@@ -92,7 +128,7 @@ async def test_a_reader_that_dies_mid_file_is_one_error_with_its_exit_status(tmp
     rig_log(log, 3000)
 
     async def read_killing_the_reader() -> None:
-        async with reader_batches([(str(log), "rig", 0, 1)], 100, print) as batches:
+        async with reader_batches([job(log)], 100, print) as batches:
             deadline = time.monotonic() + 10
             while not (pids := _readers(os.getpid())):
                 assert time.monotonic() < deadline, "no reader process"
@@ -108,7 +144,7 @@ async def test_a_reader_that_dies_mid_file_is_one_error_with_its_exit_status(tmp
 async def test_one_reader_reads_every_file_in_turn_and_stops_at_the_first_it_cannot(tmp_path: Path) -> None:
     logs = [tmp_path / f"day{i}.wits" for i in range(3)]
     sizes = [len(rig_log(log, n)) for log, n in zip(logs, (50, 0, 30), strict=True)]
-    jobs = [(str(log), log.name, 0, 1) for log in logs]
+    jobs = [job(log, name=log.name) for log in logs]
     async with reader_batches(jobs, 40, print) as batches:
         events = [(i, b) async for i, b in batches]
     assert [(i, None if b is None else b.frames) for i, b in events] == [
@@ -122,7 +158,7 @@ async def test_one_reader_reads_every_file_in_turn_and_stops_at_the_first_it_can
     ]
     ends = [b.end[0] for _, b in events if b is not None]
     assert ends[1:] == [sizes[0] - 2, 0, sizes[2] - 2]  # each just after its last "!!"
-    jobs.insert(1, (str(tmp_path / "gone.wits"), "gone", 0, 1))
+    jobs.insert(1, (str(tmp_path / "gone.wits"), "gone", 0, 1, 0, ""))
     seen: list[int] = []
 
     async def read() -> None:

@@ -655,17 +655,15 @@ def _ends_a_frame(path: Path, offset: int) -> bool:
     """True when the file still has a frame's ``!!`` just before ``offset`` (line endings aside),
     as when the offset was saved: a file rewritten in the middle under the same head is not
     resumed at an offset that now falls inside a frame."""
-    if offset == 0:
-        return True
+    from witskit.storage.imports import ends_a_frame
+
     with path.open("rb") as fh:
-        fh.seek(max(0, offset - 64))
-        before = fh.read(offset - max(0, offset - 64))
-    return before.rstrip().endswith(b"!!")
+        return ends_a_frame(fh, offset)
 
 
 async def _start_of(store: Any, path: Path, name: str) -> tuple[_FileRun, Any]:
     """Where the import of ``path`` starts: after the last committed batch of an earlier run."""
-    from witskit.storage.imports import HEAD_BYTES, file_identity, file_key, head_sha256
+    from witskit.storage.imports import file_identity, file_key, head_sha256
 
     ident = file_identity(path)
     key = file_key(name, ident.path)
@@ -693,8 +691,15 @@ async def _start_of(store: Any, path: Path, name: str) -> tuple[_FileRun, Any]:
                     f"{path}: resuming at byte {mark.byte_offset} of {ident.size} (line {mark.line}), "
                     f"after the {mark.frames} frames imported before"
                 )
+    return run, _where(path, ident, key)
+
+
+def _where(path: Path, ident: Any, key: str) -> tuple[Any, str, int, str]:
+    """(identity, import key, head length, head SHA-256): what a mark records of the file now."""
+    from witskit.storage.imports import HEAD_BYTES, head_sha256
+
     head_len = min(HEAD_BYTES, ident.size)
-    return run, (ident, key, head_len, head_sha256(path, head_len))
+    return ident, key, head_len, head_sha256(path, head_len)
 
 
 def _tail_done(path: Path, run: _FileRun, size: int) -> bool:
@@ -742,6 +747,7 @@ async def _import(url: str, files: list[Path], source: str | None, batch_size: i
     """Import ``files``; the exit status (1 when a file held no frame at all)."""
     from witskit.storage import Store, sanitize_url
     from witskit.storage.file_import import batch_gc, reader_batches
+    from witskit.storage.imports import file_identity, file_key
 
     store = await Store.open(url)
     total = sum(p.stat().st_size for p in files)
@@ -776,8 +782,24 @@ async def _import(url: str, files: list[Path], source: str | None, batch_size: i
                 progress.advance(task, sum(last))
             # One reader process decodes the files in turn (and keys their frames) on the other
             # core while this one writes the batch before: one GIL each.
-            jobs = [(str(path), run.name, run.base_offset, run.base_line) for path, run, _ in plans]
-            async with reader_batches(jobs, batch_size, info) as batches:
+            jobs = [
+                (str(path), run.name, run.base_offset, run.base_line, where[2], where[3])
+                for path, run, where in plans
+            ]
+
+            def changed(index: int) -> None:
+                # Replaced or cut between the plan and the read: from the start, as _start_of does.
+                path, run, _ = plans[index]
+                warn(
+                    f"{path}: changed since this import began: importing it from the start "
+                    "(frames already stored are skipped by key)"
+                )
+                run.base_offset = run.end_offset = run.frames_before = last[index] = 0
+                run.base_line = run.end_line = 1
+                ident = file_identity(path)
+                plans[index] = (path, run, _where(path, ident, file_key(run.name, ident.path)))
+
+            async with reader_batches(jobs, batch_size, info, changed) as batches:
                 async for index, item in batches:
                     path, run, where = plans[index]
                     if item is None:  # the file is read to its end

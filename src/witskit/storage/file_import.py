@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import marshal
 import os
 import signal
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any, Final, NamedTuple
 
 from witskit.errors import WitsKitError
+from witskit.storage.imports import ends_a_frame
 from witskit.storage.prepare import PreparedFrame, prepare_rows
 
 __all__ = ["FileBatch", "FileJob", "ReaderFailed", "batch_gc", "read_batches", "reader_batches"]
@@ -50,8 +52,9 @@ _MAX_MESSAGE: Final = 1 << 30
 _STDERR_KEEP: Final = 4096
 
 
-#: A file to read: (its name as given, the frames' source, byte offset and line to start at).
-FileJob = tuple[str, str, int, int]
+#: A file to read: (its name as given, the frames' source, byte offset and line to start at, and
+#: how the file was when the start was chosen: the length and SHA-256 of its head).
+FileJob = tuple[str, str, int, int, int, str]
 
 
 class FileBatch(NamedTuple):
@@ -134,6 +137,18 @@ def _take_rows(batch: list[Any], name: str) -> list[PreparedFrame]:
     return rows
 
 
+def _same_file(fh: IO[bytes], offset: int, head_len: int, head: str) -> bool:
+    """Whether the file opened is the one whose resume point was chosen (before any file was read,
+    perhaps an hour ago): its head hashes the same and a frame's ``!!`` still ends at ``offset``
+    (line endings aside), as ``witskit import`` checks when it chooses it."""
+    if os.fstat(fh.fileno()).st_size < offset:
+        return False
+    fh.seek(0)
+    if hashlib.sha256(fh.read(head_len)).hexdigest() != head:
+        return False
+    return ends_a_frame(fh, offset)
+
+
 def _send(out: IO[bytes], message: tuple[Any, ...]) -> None:
     data = marshal.dumps(message)
     out.write(_LENGTH.pack(len(data)))
@@ -154,9 +169,13 @@ def main(argv: list[str]) -> int:
     gc.freeze()
     try:
         with batch_gc() as collect:
-            for index, (path, name, offset, line) in enumerate(jobs):
+            for index, (path, name, planned, planned_line, head_len, head) in enumerate(jobs):
                 try:
                     with open(path, "rb") as fh:
+                        offset, line = planned, planned_line
+                        if offset and not _same_file(fh, offset, head_len, head):
+                            _send(out, ("changed", index))
+                            offset, line = 0, 1
                         for message in read_batches(fh, path, name, offset, line, batch):
                             if message[0] == "batch":
                                 _send(out, ("batch", index, *message[1:]))
@@ -182,13 +201,18 @@ def main(argv: list[str]) -> int:
 
 @contextlib.asynccontextmanager
 async def reader_batches(
-    jobs: Sequence[FileJob], batch_size: int, on_info: Callable[[str], None]
+    jobs: Sequence[FileJob],
+    batch_size: int,
+    on_info: Callable[[str], None],
+    on_changed: Callable[[int], None] | None = None,
 ) -> AsyncIterator[AsyncIterator[tuple[int, FileBatch | None]]]:
     """Start a reader process on the files of ``jobs`` and yield (file's index, batch) in order,
     and (index, None) when that file is read to its end.
 
-    Bad-stretch lines go to ``on_info`` as they come. Raises :class:`ReaderFailed` when the
-    reader cannot read a file or stops before the end. The process is stopped on exit.
+    Bad-stretch lines go to ``on_info`` as they come. A file that is no longer the one its job
+    describes (replaced or cut since its resume point was chosen) is read from its start instead,
+    and ``on_changed`` gets its index first. Raises :class:`ReaderFailed` when the reader cannot
+    read a file or stops before the end. The process is stopped on exit.
     """
     # -P: not the current directory first on the child's path (a ``witskit/`` or ``struct.py`` in
     # the folder an import runs in would be run instead); this process's own package first, so
@@ -217,7 +241,9 @@ async def reader_batches(
         assert proc.stderr is not None
         stderr = bytearray()
         drain = asyncio.ensure_future(_keep_tail(proc.stderr, stderr))
-        proc.stdin.write(marshal.dumps([(str(p), str(n), int(o), int(ln)) for p, n, o, ln in jobs]))
+        proc.stdin.write(
+            marshal.dumps([(str(p), str(n), int(o), int(ln), int(hl), str(h)) for p, n, o, ln, hl, h in jobs])
+        )
         with contextlib.suppress(ConnectionError):  # a reader that died at once is reported below
             await proc.stdin.drain()
         proc.stdin.close()
@@ -263,6 +289,9 @@ async def reader_batches(
                     yield message[1], None
                 elif kind == "info":
                     on_info(message[1])
+                elif kind == "changed":
+                    if on_changed is not None:
+                        on_changed(message[1])
                 elif kind == "error":
                     raise ReaderFailed(message[1])
                 elif kind == "done":

@@ -16,9 +16,17 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
-__all__ = ["HEAD_BYTES", "FileIdentity", "ImportMark", "file_identity", "file_key", "head_sha256"]
+__all__ = [
+    "HEAD_BYTES",
+    "FileIdentity",
+    "ImportMark",
+    "ends_a_frame",
+    "file_identity",
+    "file_key",
+    "head_sha256",
+]
 
 #: Bytes hashed to recognise a file: enough to hold several frames (a WITS frame is ~0.5-2 KB), so
 #: two logs of one rig differ in it, and cheap to read on every import (one 64 KiB read).
@@ -66,3 +74,14 @@ def head_sha256(path: Path, length: int) -> str:
     """Hex SHA-256 of the first ``length`` bytes of ``path`` (fewer if the file is shorter)."""
     with path.open("rb") as fh:
         return hashlib.sha256(fh.read(length)).hexdigest()
+
+
+def ends_a_frame(fh: IO[bytes], offset: int) -> bool:
+    """True when ``fh`` still has a frame's ``!!`` just before ``offset`` (line endings aside), as
+    when the offset was saved: a file rewritten in the middle under the same head is not resumed
+    at an offset that now falls inside a frame."""
+    if offset == 0:
+        return True
+    fh.seek(max(0, offset - 64))
+    before = fh.read(offset - max(0, offset - 64))
+    return before.rstrip().endswith(b"!!")
