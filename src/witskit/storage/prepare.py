@@ -106,7 +106,7 @@ def prepare_rows(frames: Sequence[DecodedFrame], default_source: str) -> dict[st
         codes = f.codes
         row = (
             _key(_material(name, ts, raw)),
-            (ts - _EPOCH) // _ONE_US,
+            to_micros(ts),
             to_micros(f.received_at),
             raw,
             "\n".join(f.errors) if f.errors else None,
