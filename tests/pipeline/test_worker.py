@@ -14,7 +14,8 @@ from support.commands import clean_env, run_witskit
 from support.natscluster import NatsCluster
 from support.waiting import until
 from witskit.errors import UsageError
-from witskit.pipeline.envelope import encode_envelope
+from witskit.pipeline.envelope import encode_bundle, encode_envelope
+from witskit.pipeline.records import pack_frame
 from witskit.pipeline.worker import Worker, worker_problems
 from witskit.protocol import DecodedFrame, FrameParser, WITSDecoder, WITSFrame
 from witskit.storage.errors import DatabaseUnavailable
@@ -59,10 +60,18 @@ async def test_bad_messages_are_counted_logged_once_and_terminated(
     )
     good = [encode_envelope(_frame(n), edge="e1", sequence=n) for n in range(1, 4)]
     headers, body = good[0]
+    # A bundle (frames 4-6), and one whose second record is not a frame (7 and 8 are stored, the
+    # message is terminated after their commit), and one cut short (refused whole).
+    bundle = encode_bundle([(n, pack_frame(_frame(n))) for n in (4, 5, 6)], edge="e1")
+    spoiled = encode_bundle(
+        [(7, pack_frame(_frame(7))), (70, body[:11] + b"no frame here"), (8, pack_frame(_frame(8)))],
+        edge="e1",
+    )
+    cut_headers, cut_body = encode_bundle([(n, pack_frame(_frame(n))) for n in (9, 10)], edge="e1")
     bad = [
         ({}, b"hello from another app"),  # foreign: no envelope header
         ({}, b"and again"),  # the same kind: counted, not logged again
-        ({**headers, "WitsKit-Envelope": "2", "Nats-Msg-Id": "v"}, body),  # a newer envelope
+        ({**headers, "WitsKit-Envelope": "3", "Nats-Msg-Id": "v"}, body),  # a newer envelope
         ({**headers, "Nats-Msg-Id": "t"}, body[:5]),  # truncated
         ({**headers, "Nats-Msg-Id": "n"}, body[:11] + b"no frame here"),  # a record without a frame
         ({"WitsKit-Envelope": "1"}, body),  # no edge or sequence header
@@ -73,16 +82,19 @@ async def test_bad_messages_are_counted_logged_once_and_terminated(
         nc = await nats.connect(servers=node.live_servers)
         try:
             js = nc.jetstream()
-            messages = [good[0], *bad[:3], good[1], *bad[3:], good[2]]
+            messages = [good[0], *bad[:3], good[1], bundle, *bad[3:], spoiled, good[2]]
+            messages.append(({**cut_headers, "Nats-Msg-Id": "cut"}, cut_body[:-3]))
             for h, b in messages:
                 await js.publish("bad.rig-1", b, headers=h or None)
         finally:
             await nc.close()
-        await until(lambda: worker.stats.acked == 3 and sum(worker.stats.malformed.values()) == 6, timeout=20)
+        await until(lambda: worker.stats.acked == 8 and sum(worker.stats.malformed.values()) == 8, timeout=20)
     finally:
         worker.stop()
         await task
-    assert await _stored(store) == [1, 2, 3]  # the good ones around the bad, none held back
+    assert await _stored(store) == [1, 2, 3, 4, 5, 6, 7, 8]  # the good ones around the bad, none held back
+    assert worker.stats.fetched == 8
+    assert worker.stats.messages == 12
     (rig,) = await status.rigs()  # the fleet view: the rig, its edge, its last frame's lag
     await status.aclose()
     assert (rig.source, rig.edge, rig.worker) == ("rig-1", "e1", "witskit-worker")
@@ -90,8 +102,8 @@ async def test_bad_messages_are_counted_logged_once_and_terminated(
     assert worker.stats.malformed == {
         "foreign": 2,
         "version": 1,
-        "truncated": 1,
-        "not-a-frame": 1,
+        "truncated": 2,
+        "not-a-frame": 2,
         "header": 1,
     }
     lines = [r.getMessage() for r in caplog.records if "malformed message" in r.getMessage()]

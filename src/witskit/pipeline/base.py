@@ -18,6 +18,13 @@ class Sink(ABC):
     """A destination for decoded frames."""
 
     name: str
+    #: The most frames this sink takes in one write (None: the pipeline's ``batch_max``).
+    batch_max: int | None = None
+    #: True: a batch that failed is written again as the same records, after a restart of the
+    #: pipeline too (it notes each batch's bounds in the spool's directory before writing it).
+    #: For a sink whose messages depend on how the spool was cut into batches (the JetStream
+    #: sink's bundles and their message ids), so that a retry is recognised as one.
+    stable_batches: bool = False
 
     def resume_after(self) -> int:
         """The last spool sequence this sink already holds durably (0: none known)."""

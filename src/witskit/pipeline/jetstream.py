@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from witskit.errors import WitsKitError
 from witskit.pipeline.base import Sink
-from witskit.pipeline.envelope import encode_envelope
+from witskit.pipeline.envelope import encode_bundle, encode_envelope
+from witskit.pipeline.records import pack_frame
 from witskit.protocol import DecodedFrame
 from witskit.transport.jetstream import (
     BrokerError,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js import JetStreamContext
 
-__all__ = ["EdgeStats", "JetStreamSink"]
+__all__ = ["EdgeStats", "JetStreamSink", "batch_messages"]
 
 #: Publishes awaiting their PubAck that nats-py lets a context hold (its default): more than the
 #: pipeline's largest batch (2000), so a batch never waits for a slot. Below it a publish is
@@ -39,14 +40,27 @@ __all__ = ["EdgeStats", "JetStreamSink"]
 #: publish yielded to the event loop, whose flusher then sent each message in a write of its own:
 #: a task, a loop turn and a ``send`` per frame (``bench/bench_edge.py``).
 _MAX_PENDING = 4000
+#: Frames the pipeline hands this sink in one batch at most (its default for other sinks: 2000).
+#: A backlog is read oldest first, so a batch holds ``_BATCH_MAX / rigs`` seconds of each rig of
+#: the edge: the frames that go in one bundle (40 at 250 rigs). Live, a batch is what came in the
+#: last 50 ms, whatever this bound.
+_BATCH_MAX = 10_000
+#: A bundle holds at most this many frames and bytes (NATS refuses a message above the server's
+#: ``max_payload``, 1 MiB by default; a 40-item frame is ~600 bytes).
+_BUNDLE_FRAMES = 256
+_BUNDLE_BYTES = 256 * 1024
 
 
 @dataclass
 class EdgeStats:
     """What an edge's JetStream sink did (for metrics; "pending" is the pipeline's backlog)."""
 
+    #: Frames published and acknowledged (a bundle counts its frames).
     published: int = 0
     acked: int = 0
+    #: Messages published and acknowledged: a bundle is one message.
+    messages: int = 0
+    acked_messages: int = 0
     #: PubAcks that said "duplicate": a re-publish the stream dropped (after a lost ack or a crash).
     duplicates: int = 0
     failed_batches: int = 0
@@ -69,13 +83,19 @@ class JetStreamSink(Sink):
     unreachable, the stream full) raises; the pipeline's breaker waits and the same batch is
     published again, oldest first, with the same message ids (``witskit.pipeline.envelope``).
 
-    Backlog and live data: the pipeline's writer reads the spool oldest first, ``batch_max``
-    frames a batch, and this sink publishes a whole batch pipelined (every message sent, then
-    every PubAck awaited), so a backlog drains at the cluster's throughput, not one round trip per
-    frame. Live frames are appended behind it and go in the batch after the backlog's end: they
-    are delayed by the backlog's drain time (measured in ``bench/bench_fleet.py``), never dropped
-    or overtaken, so the stream holds each rig's frames in receive order.
+    Backlog and live data: the pipeline's writer reads the spool oldest first, up to
+    ``_BATCH_MAX`` frames a batch, and this sink publishes a whole batch pipelined (every message
+    sent, then every PubAck awaited), so a backlog drains at the cluster's throughput, not one
+    round trip per frame. The frames of one rig in a batch go in one message, a bundle
+    (``witskit.pipeline.envelope``): a backlog of a minute is a few messages per rig, not sixty.
+    A rig's single frame (live data) goes alone, as before. Live frames are appended behind the
+    backlog and go in the batch after its end: they are delayed by the backlog's drain time
+    (measured in ``bench/bench_fleet.py``), never dropped or overtaken, so the stream holds each
+    rig's frames in receive order.
     """
+
+    batch_max = _BATCH_MAX
+    stable_batches = True
 
     def __init__(self, url: str) -> None:
         target = parse_target(url, role="edge")
@@ -167,20 +187,20 @@ class JetStreamSink(Sink):
         futures: list[asyncio.Future[Any]] = []
         self._said = None
         try:
-            for frame, seq in zip(batch, sequences, strict=True):
-                headers, body = encode_envelope(frame.frame, edge=self.edge, sequence=seq)
+            for source, headers, body, count in batch_messages(batch, sequences, edge=self.edge):
                 # A free slot is taken at once (no wait_stall: see _MAX_PENDING); only a full
                 # context (more in flight than a batch, never expected) waits, bounded.
                 stall = None if js.publish_async_pending() < _MAX_PENDING else target.timeout
                 future = await js.publish_async(
-                    self._subject(frame.source),
+                    self._subject(source),
                     body,
                     wait_stall=stall,
                     stream=target.stream,
                     headers=headers,
                 )
                 futures.append(future)
-                self.stats.published += 1
+                self.stats.published += count
+                self.stats.messages += 1
             if futures:
                 _, pending = await asyncio.wait(futures, timeout=target.timeout)
                 if pending:
@@ -192,7 +212,7 @@ class JetStreamSink(Sink):
         finally:
             for future in futures:
                 future.cancel()  # no-op when done; releases nats-py's slot when not
-        duplicates = 0
+        acked = duplicates = 0
         for future in futures:
             exc = future.exception()
             if exc is not None:
@@ -201,7 +221,9 @@ class JetStreamSink(Sink):
             if ack.stream != target.stream:  # Nats-Expected-Stream makes the server refuse this
                 raise BrokerError(f"{target.url}: acknowledged by stream {ack.stream}, not {target.stream}")
             duplicates += bool(ack.duplicate)
-        self.stats.acked += len(futures)
+            acked += 1
+        self.stats.acked += len(batch)
+        self.stats.acked_messages += acked
         self.stats.duplicates += duplicates
 
     async def aclose(self) -> None:
@@ -212,3 +234,37 @@ class JetStreamSink(Sink):
             with contextlib.suppress(Exception):
                 await nc.close()
         self.stats.connected = False
+
+
+def batch_messages(
+    batch: Sequence[DecodedFrame], sequences: Sequence[int], *, edge: str
+) -> Iterator[tuple[str | None, dict[str, str], bytes, int]]:
+    """(source, headers, body, frames) of each message of a batch: a rig's single frame alone
+    (version 1), several frames of one rig in bundles (version 2), each rig's in receive order.
+
+    A function of the batch alone: the same batch makes the same messages, with the same ids
+    (the pipeline retries a failed batch whole, after a restart too: ``Sink.stable_batches``).
+    """
+    by_source: dict[str | None, list[tuple[int, DecodedFrame]]] = {}
+    for frame, seq in zip(batch, sequences, strict=True):
+        by_source.setdefault(frame.source, []).append((seq, frame))
+    for source, frames in by_source.items():
+        if len(frames) == 1:
+            seq, frame = frames[0]
+            headers, body = encode_envelope(frame.frame, edge=edge, sequence=seq)
+            yield source, headers, body, 1
+            continue
+        records: list[tuple[int, bytes]] = []
+        size = 0
+        for seq, frame in frames:
+            record = pack_frame(frame.frame)
+            if records and (len(records) >= _BUNDLE_FRAMES or size + len(record) > _BUNDLE_BYTES):
+                yield source, *encode_bundle(records, edge=edge), len(records)
+                records, size = [], 0
+            records.append((seq, record))
+            size += len(record) + 12
+        if len(records) == 1:
+            seq, frame = frames[-1]
+            yield source, *encode_envelope(frame.frame, edge=edge, sequence=seq), 1
+        else:
+            yield source, *encode_bundle(records, edge=edge), len(records)

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -90,13 +92,21 @@ class PipelineStats:
 
 
 class _SinkState:
-    def __init__(self, sink: Sink, breaker: CircuitBreaker, position: int) -> None:
+    def __init__(self, sink: Sink, breaker: CircuitBreaker, position: int, batch_max: int) -> None:
         self.sink = sink
+        #: The most frames one write of this sink takes (the sink's own bound, or the pipeline's).
+        self.batch_max = sink.batch_max or batch_max
         self.breaker = breaker
         self.position = position  # last spool sequence this sink has committed
         self.failing_since: float | None = None  # monotonic time of the first failure of an outage
         self.said_at = 0.0  # when a failure of this sink was last logged above DEBUG
         self.said_open = False  # whether the breaker was open at the last failure
+        #: Records of the batch that failed, read again alone until it succeeds (None: no failed
+        #: batch): the same frames, so a JetStream sink makes the same messages and message ids,
+        #: and the stream drops what the failed attempt had stored.
+        self.retry_records: int | None = None
+        #: (position, records) last noted in the spool's directory (``Sink.stable_batches``).
+        self.noted: tuple[int, int] | None = None
 
 
 class Pipeline:
@@ -136,10 +146,13 @@ class Pipeline:
                 s,
                 CircuitBreaker(breaker_threshold, breaker_timeout, expected_exception=Exception, name=s.name),
                 max(start, s.resume_after()),
+                batch_max,
             )
             for s in sinks
             if not isinstance(s, LiveSink)
         ]
+        for state in self._sinks:
+            self._resume_batch(state)
         self._decoded: dict[int, DecodedFrame] = {}
         self._new_data = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -547,7 +560,8 @@ class Pipeline:
     async def _write_step(self, state: _SinkState) -> bool:
         """One batch (or one wait) of a sink's writer; True when the writer is done."""
         sink_name = state.sink.name
-        batch, seqs, frame_seqs = self._read_batch(state.position)
+        limit = state.retry_records or state.batch_max
+        batch, seqs, frame_seqs = self._read_batch(state.position, limit)
         if not batch:
             if self._sources_done and self.spool.last_seq <= state.position:
                 return True
@@ -562,16 +576,17 @@ class Pipeline:
                 async with asyncio.timeout(self.batch_interval):  # wait_for can lose a cancel (3.11)
                     await self._new_data.wait()
             return False
-        if len(batch) < self.batch_max and not self._sources_done:
+        if len(seqs) < limit and not self._sources_done:
             # Let a partial batch fill for a moment: fewer, larger transactions.
             await asyncio.sleep(min(self.batch_interval, 0.05))
-            batch, seqs, frame_seqs = self._read_batch(state.position)
+            batch, seqs, frame_seqs = self._read_batch(state.position, limit)
         if not state.breaker.allow():
             if self._sources_done and self._stopping.is_set():
                 return True  # shutting down with the sink still failing: the spool keeps the data
             await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
             return False
         try:
+            self._note_batch(state, len(seqs))
             await state.sink.write_sequenced(batch, frame_seqs, upto=seqs[-1])
         except Exception as exc:
             now = time.monotonic()
@@ -579,6 +594,7 @@ class Pipeline:
             if state.failing_since is None:
                 state.failing_since = now
             state.breaker.record_failure()
+            state.retry_records = len(seqs)
             self.stats.write_failures[sink_name] = self.stats.write_failures.get(sink_name, 0) + 1
             self.stats.last_error = f"{sink_name}: {exc}"
             # Said at the first failure, when the breaker opens, then every _REMIND_EVERY seconds:
@@ -603,6 +619,7 @@ class Pipeline:
             await asyncio.sleep(min(max(state.breaker.retry_after(), 0.05), 1.0))
             return False
         state.breaker.record_success()
+        state.retry_records = None
         state.position = seqs[-1]
         self.stats.frames_written[sink_name] = self.stats.frames_written.get(sink_name, 0) + len(batch)
         if state.failing_since is not None:
@@ -617,14 +634,47 @@ class Pipeline:
         self._try_ack()
         return False
 
-    def _read_batch(self, after: int) -> tuple[list[DecodedFrame], list[int], list[int]]:
-        """(frames, every spool sequence read, each frame's sequence): undecodable records are in
-        the second list (the position moves past them) and not in the third."""
+    def _batch_file(self, state: _SinkState) -> str:
+        digest = hashlib.blake2b(state.sink.name.encode(), digest_size=6).hexdigest()
+        return os.path.join(self.spool.directory, f"batch-{digest}")
+
+    def _resume_batch(self, state: _SinkState) -> None:
+        """A stable-batch sink's batch that was being written when the last run stopped (noted by
+        :meth:`_note_batch`) is written first, whole and alone: the same records as then."""
+        if not state.sink.stable_batches:
+            return
+        try:
+            with open(self._batch_file(state), encoding="ascii") as f:
+                after, records = (int(x) for x in f.read().split())
+        except (OSError, ValueError):  # none noted, or a note cut by a power loss: cut afresh
+            return
+        if after == state.position and records > 0:
+            state.retry_records = records
+            state.noted = (after, records)
+
+    def _note_batch(self, state: _SinkState, records: int) -> None:
+        """Note a stable-batch sink's next batch (its start and record count) before writing it."""
+        if not state.sink.stable_batches or state.noted == (state.position, records):
+            return
+        path = self._batch_file(state)
+        try:
+            with open(path + ".tmp", "w", encoding="ascii") as f:
+                f.write(f"{state.position} {records}\n")
+            os.replace(path + ".tmp", path)
+        except OSError as exc:  # the batch is still written: a restart may cut it otherwise
+            log.warning("could not note the batch of sink %s (%s)", state.sink.name, exc)
+            return
+        state.noted = (state.position, records)
+
+    def _read_batch(self, after: int, limit: int) -> tuple[list[DecodedFrame], list[int], list[int]]:
+        """(frames, every spool sequence read, each frame's sequence), at most ``limit`` records:
+        undecodable records are in the second list (the position moves past them) and not in the
+        third."""
         frames: list[DecodedFrame] = []
         seqs: list[int] = []
         frame_seqs: list[int] = []
         cache = self._decoded
-        for seq, payload in self.spool.pending(after=after, limit=self.batch_max):
+        for seq, payload in self.spool.pending(after=after, limit=limit):
             seqs.append(seq)
             cached = cache.get(seq)
             if cached is not None:

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from witskit.errors import WitsKitError
-from witskit.pipeline.envelope import EnvelopeError, decode_envelope
+from witskit.pipeline.envelope import EnvelopeError, decode_message
 from witskit.protocol import DecodedFrame, WITSDecoder
 from witskit.storage.fleet_status import FleetStatus, RigRow
 from witskit.transport.jetstream import BrokerError, JetStreamTarget, connect, ensure_stream, parse_target
@@ -79,6 +79,8 @@ _STATUS_EVERY: Final = 1.0
 _MIN_ROUND: Final = 0.1
 #: Weight of the newest commit in the running estimate of a commit's duration.
 _COMMIT_EWMA: Final = 0.3
+#: Weight of the newest fetch in the running estimate of the frames a message carries.
+_PER_MESSAGE_EWMA: Final = 0.5
 #: First and longest pause between two attempts of a failing commit (seconds).
 _RETRY_FIRST: Final = 0.2
 _RETRY_MAX: Final = 5.0
@@ -135,9 +137,12 @@ class RigStatus:
 class WorkerStats:
     """What a worker did, for metrics and health."""
 
+    #: Frames fetched, committed, and acknowledged (a bundle counts its frames).
     fetched: int = 0
     committed: int = 0
     acked: int = 0
+    #: Messages fetched: a bundle of frames is one.
+    messages: int = 0
     #: Messages delivered more than once (a worker died, an ack was lost, a commit took too long).
     redelivered: int = 0
     malformed: dict[str, int] = field(default_factory=dict)
@@ -163,10 +168,14 @@ class WorkerStats:
 
 @dataclass
 class _Batch:
-    """Decoded frames and the messages that carry them, in fetch order (``frames[i]`` is
-    ``msgs[i]``'s), waiting for the committer."""
+    """Decoded frames and the messages that carry them (a message one frame, or a bundle of
+    several), in fetch order, waiting for the committer."""
 
     msgs: list[Msg] = field(default_factory=list)
+    #: The frames each message carries (a bundle's count), for the acknowledged count.
+    counts: list[int] = field(default_factory=list)
+    #: Messages with a record that is not a frame: terminated after the commit of their others.
+    spoiled: set[int] = field(default_factory=set)
     frames: list[DecodedFrame] = field(default_factory=list)
     edges: list[str] = field(default_factory=list)
     #: Monotonic time each frame was fetched.
@@ -210,6 +219,8 @@ class Worker:
         self._round_start = 0.0  # monotonic time the committer last took the buffer
         #: Running estimate of one commit's seconds.
         self._commit_secs = 0.2
+        #: Running estimate of the frames a message carries (1; a backlog's bundles more).
+        self._per_message = 1.0
 
     @property
     def stopping(self) -> bool:
@@ -266,12 +277,14 @@ class Worker:
                 try:
                     if sub is None:
                         sub = await self._subscribe()
-                    room = self.target.batch - len(self._buffer.msgs)
+                    room = self.target.batch - len(self._buffer.frames)
                     if room <= 0:
                         self._room.clear()
                         await self._wait_for(self._room, _FETCH_WAIT)
                         continue
-                    await self._fetch(sub, room)
+                    # Messages to ask for: the frames' room over the frames a message has carried
+                    # of late (a backlog comes in bundles), at least one.
+                    await self._fetch(sub, max(1, int(room / self._per_message)))
                 except (BrokerError, WitsKitError, OSError, TimeoutError) as exc:
                     self._broker_failed(exc)
                     await self._pause(1.0)
@@ -302,24 +315,39 @@ class Worker:
         await self._update_lag(sub)
         if not msgs:
             return
-        self.stats.fetched += len(msgs)
+        self.stats.messages += len(msgs)
         now = time.time()
         fetched = time.monotonic()
+        decode = self.decoder.decode
+        add_latency = self.stats.fetch_latencies.add
+        frames_in = 0
         for msg in msgs:
             if msg.metadata.num_delivered > 1:
                 self.stats.redelivered += 1
             try:
-                envelope = decode_envelope(msg.headers, msg.data)
+                envelopes, bad = decode_message(msg.headers, msg.data)
             except EnvelopeError as exc:
                 await self._malformed(msg, exc)
                 continue
-            frame = self.decoder.decode(envelope.frame)
-            self.stats.fetch_latencies.add(now - frame.received_at.timestamp())
-            buffer = self._buffer  # the committer may have taken it during the term() above
-            buffer.frames.append(frame)
+            for error in bad:
+                self._count_malformed(msg, error)
+            if not envelopes:  # a bundle none of whose records is a frame
+                await msg.term()
+                continue
+            buffer = self._buffer  # the committer may have taken it during a term() above
+            if bad:
+                buffer.spoiled.add(len(buffer.msgs))
             buffer.msgs.append(msg)
-            buffer.edges.append(envelope.edge)
-            buffer.fetched.append(fetched)
+            buffer.counts.append(len(envelopes))
+            frames_in += len(envelopes)
+            for envelope in envelopes:
+                frame = decode(envelope.frame)
+                add_latency(now - frame.received_at.timestamp())
+                buffer.frames.append(frame)
+                buffer.edges.append(envelope.edge)
+                buffer.fetched.append(fetched)
+        self.stats.fetched += frames_in
+        self._per_message += _PER_MESSAGE_EWMA * (max(frames_in, 1) / len(msgs) - self._per_message)
         if self._buffer.msgs:
             self._filled.set()
 
@@ -334,7 +362,7 @@ class Worker:
                 await self._filled.wait()
                 continue
             linger = self._round_start + _MIN_ROUND - time.monotonic()
-            if linger > 0 and len(self._buffer.msgs) < self.target.batch and not self._stop.is_set():
+            if linger > 0 and len(self._buffer.frames) < self.target.batch and not self._stop.is_set():
                 await asyncio.sleep(linger)
             self._round_start = time.monotonic()
             batch, self._buffer = self._buffer, _Batch()
@@ -360,8 +388,11 @@ class Worker:
         self.stats.commits += 1
         self._note_rigs(batch.frames, batch.edges)
         try:
-            for msg in batch.msgs:
-                await msg.ack()
+            spoiled = batch.spoiled
+            for i, msg in enumerate(batch.msgs):
+                # A bundle with a record that is not a frame: its frames are stored, and the
+                # message is terminated (the dead-letter advisory), not acknowledged.
+                await (msg.term() if i in spoiled else msg.ack())
             if self._nc is not None:
                 await self._nc.flush(timeout=max(1, round(self.target.timeout)))
         except Exception as exc:  # committed: an ack lost is a redelivery the frame key skips
@@ -369,7 +400,7 @@ class Worker:
                 raise
             self._broker_failed(exc)
             return
-        self.stats.acked += len(batch.msgs)
+        self.stats.acked += sum(batch.counts)
 
     async def _wait_for(self, event: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -434,6 +465,11 @@ class Worker:
             self.stats.consumer_lag = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
     async def _malformed(self, msg: Msg, exc: EnvelopeError) -> None:
+        self._count_malformed(msg, exc)
+        await msg.term()
+
+    def _count_malformed(self, msg: Msg, exc: EnvelopeError) -> None:
+        """Count a message (or a bundle's record) that is not a frame; log its kind once."""
         kind = exc.kind
         self.stats.malformed[kind] = self.stats.malformed.get(kind, 0) + 1
         if kind not in self._said:
@@ -446,7 +482,6 @@ class Worker:
                 msg.metadata.sequence.stream,
                 exc,
             )
-        await msg.term()
 
     async def _commit(self, frames: list[DecodedFrame], msgs: list[Msg]) -> None:
         """Write ``frames`` in one transaction, retrying while the database fails; the messages stay

@@ -22,7 +22,7 @@ max_age             both    age bound, seconds (0: none; see below)
 duplicate_window    both    how long the stream remembers message ids, seconds (300)
 timeout             both    seconds to wait for a PubAck / an API answer (5)
 ack_wait            worker  seconds before an unacknowledged message is redelivered (30)
-batch               worker  most messages per SQL transaction (1000)
+batch               worker  most frames per SQL transaction (1000; a bundle is not split)
 token               both    an auth token (secret: never shown)
 nkey                both    path of an NKey seed file
 creds               both    path of a JWT credentials file
