@@ -1,6 +1,7 @@
 """A fleet's central worker draining a backlog: JetStream -> ``witskit worker`` -> PostgreSQL.
 
 Run:  PYTHONPATH=src .venv/bin/python bench/bench_worker.py                 (30,000 frames, 1 worker)
+      PYTHONPATH=src .venv/bin/python bench/bench_worker.py --bundle 40     (the backlog in bundles)
       PYTHONPATH=src .venv/bin/python bench/bench_worker.py --workers 2     (two workers share it)
       PYTHONPATH=src .venv/bin/python bench/bench_worker.py --src /tmp/old/src --src src --rounds 2
       PYTHONPATH=src .venv/bin/python bench/bench_worker.py --profile /tmp/worker.prof
@@ -53,12 +54,17 @@ _published = 0
 WAIT = 600.0
 
 
-async def publish_backlog(servers: list[str], frames: int, replicas: int, first_seq: int) -> None:
-    """``frames`` envelopes, rig after rig, as four edges would publish a backlog."""
+async def publish_backlog(
+    servers: list[str], frames: int, replicas: int, first_seq: int, bundle: int = 1
+) -> None:
+    """``frames`` frames, rig after rig, as four edges would publish a backlog: ``bundle`` frames of
+    a rig in one message (1: each alone, as a live edge; an edge's backlog batch of 10,000 frames
+    over 250 rigs makes bundles of 40)."""
     import nats
 
     global _published
-    from witskit.pipeline.envelope import encode_envelope
+    from witskit.pipeline.envelope import encode_bundle, encode_envelope
+    from witskit.pipeline.records import pack_frame
     from witskit.protocol import FrameParser, WITSFrame
 
     nc = await nats.connect(servers=servers, connect_timeout=5)
@@ -81,12 +87,20 @@ async def publish_backlog(servers: list[str], frames: int, replicas: int, first_
                 )
             )
         futures = []
+        pending: dict[int, list[tuple[int, bytes]]] = {}
         for n in range(frames):
             rig = n % RIGS
             seq = first_seq + n // RIGS
             parser = FrameParser(source=f"rig-{rig:04d}")
             (wits,) = [e for e in parser.feed(frame(rig, seq)) if isinstance(e, WITSFrame)]
-            headers, body = encode_envelope(wits, edge=f"edge{rig // 250}", sequence=_published + n)
+            if bundle == 1:
+                headers, body = encode_envelope(wits, edge=f"edge{rig // 250}", sequence=_published + n)
+            else:
+                records = pending.setdefault(rig, [])
+                records.append((_published + n, pack_frame(wits)))
+                if len(records) < bundle and n + RIGS < frames:
+                    continue
+                headers, body = encode_bundle(pending.pop(rig), edge=f"edge{rig // 250}")
             futures.append(await js.publish_async(f"bw.rig-{rig:04d}", body, headers=headers))
             if len(futures) >= 4000:
                 await asyncio.gather(*futures)
@@ -192,7 +206,7 @@ async def one_round(
     # A startup's schema and the sources made first, not timed: one frame per rig.
     await publish_backlog(cluster.live_servers, RIGS, cluster.size, first_seq=1)
     await drain(tmp, tree, cluster, db_url, 1, RIGS, None)
-    await publish_backlog(cluster.live_servers, args.frames, cluster.size, first_seq=2)
+    await publish_backlog(cluster.live_servers, args.frames, cluster.size, first_seq=2, bundle=args.bundle)
     return await drain(tmp, tree, cluster, db_url, args.workers, RIGS + args.frames, profile, args.batch)
 
 
@@ -226,6 +240,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--batch", type=int, default=1000, help="the consumer URL's batch=")
     parser.add_argument("--nodes", type=int, default=1, help="NATS nodes (stream replicas)")
+    parser.add_argument(
+        "--bundle", type=int, default=1, help="frames of a rig per message (an edge's backlog: 40; 1: single)"
+    )
     parser.add_argument("--src", action="append", default=[], help="a src tree to run (repeatable)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--profile", type=Path, default=None, help="cProfile the first worker here")

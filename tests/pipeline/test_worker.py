@@ -422,3 +422,37 @@ def test_readyz_fails_when_the_cluster_stays_unreachable(tmp_path: Path) -> None
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.slow
+async def test_bundles_are_committed_a_batch_at_a_time(node: NatsCluster, tmp_path: Path) -> None:
+    """A backlog's bundles (one message, many frames) fetched at once are committed in
+    transactions of at most ``batch`` frames, whole messages each: 6 bundles of 30 frames with
+    batch=50 are 6 commits, every frame stored once, every message acknowledged."""
+    import nats
+
+    store = await Store.open(f"sqlite:///{tmp_path / 'bundles.db'}")
+    worker = Worker(f"nats://{node.url_hosts}/bun.>?stream=BUN&durable=central&replicas=1&batch=50", store)
+    nc = await nats.connect(servers=node.live_servers)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="BUN", subjects=["bun.>"])
+        for b in range(6):
+            numbers = range(b * 30 + 1, b * 30 + 31)
+            headers, body = encode_bundle([(n, pack_frame(_frame(n))) for n in numbers], edge="e1")
+            await js.publish("bun.rig-1", body, headers=headers)
+        task = asyncio.create_task(worker.run())
+        try:
+            await until(lambda: worker.stats.acked == 180, timeout=30)
+        finally:
+            worker.stop()
+            await task
+        info = await js.consumer_info("BUN", "central")
+    finally:
+        await nc.close()
+    assert await _stored(store) == list(range(1, 181))
+    await store.aclose()
+    assert worker.stats.commits == 6
+    assert (worker.stats.fetched, worker.stats.committed, worker.stats.messages) == (180, 180, 6)
+    assert info.num_pending == 0
+    assert info.num_ack_pending == 0

@@ -4,7 +4,7 @@ Any number of :class:`Worker` processes (``witskit worker --config central.yaml`
 machines, share one durable pull consumer: JetStream hands each message to one of them and, when
 a worker dies before acknowledging, redelivers its messages to the others after ``ack_wait``.
 
-A worker runs two tasks joined by one buffer of decoded frames (at most ``batch`` of them):
+A worker runs two tasks joined by one buffer of decoded frames (about ``batch`` of them):
 
 * the **fetcher** fetches what the consumer has (up to the buffer's room), decodes each envelope
   (:func:`~witskit.pipeline.envelope.decode_envelope`) into the buffer, and fetches again; a
@@ -79,8 +79,12 @@ _STATUS_EVERY: Final = 1.0
 _MIN_ROUND: Final = 0.1
 #: Weight of the newest commit in the running estimate of a commit's duration.
 _COMMIT_EWMA: Final = 0.3
-#: Weight of the newest fetch in the running estimate of the frames a message carries.
-_PER_MESSAGE_EWMA: Final = 0.5
+#: Most messages one fetch asks for. A fetch asks for the buffer's room in frames over the frames
+#: a message carried in the previous fetch; when live single frames give way to a backlog's
+#: bundles (40 frames each at 250 rigs an edge), this bounds what one fetch brings (a worker
+#: holding a whole backlog would commit it alone, the others idle); what exceeds a transaction's
+#: ``batch`` waits in the buffer for the next one.
+_FETCH_MESSAGES: Final = 100
 #: First and longest pause between two attempts of a failing commit (seconds).
 _RETRY_FIRST: Final = 0.2
 _RETRY_MAX: Final = 5.0
@@ -181,6 +185,35 @@ class _Batch:
     #: Monotonic time each frame was fetched.
     fetched: list[float] = field(default_factory=list)
 
+    def split(self, limit: int) -> tuple[_Batch, _Batch]:
+        """(the first messages, whole, with at most ``limit`` frames but at least one message;
+        the rest): a fetch of bundles may bring more than a transaction's ``batch``."""
+        if len(self.frames) <= limit:
+            return self, _Batch()
+        taken = frames = 0
+        for count in self.counts:
+            if taken and frames + count > limit:
+                break
+            taken += 1
+            frames += count
+        head = _Batch(
+            self.msgs[:taken],
+            self.counts[:taken],
+            {i for i in self.spoiled if i < taken},
+            self.frames[:frames],
+            self.edges[:frames],
+            self.fetched[:frames],
+        )
+        rest = _Batch(
+            self.msgs[taken:],
+            self.counts[taken:],
+            {i - taken for i in self.spoiled if i >= taken},
+            self.frames[frames:],
+            self.edges[frames:],
+            self.fetched[frames:],
+        )
+        return head, rest
+
 
 class Worker:
     """Reads a JetStream durable consumer into a SQL store, acknowledging after each commit."""
@@ -219,7 +252,7 @@ class Worker:
         self._round_start = 0.0  # monotonic time the committer last took the buffer
         #: Running estimate of one commit's seconds.
         self._commit_secs = 0.2
-        #: Running estimate of the frames a message carries (1; a backlog's bundles more).
+        #: Frames a message carried in the last fetch (1; a backlog's bundles more).
         self._per_message = 1.0
 
     @property
@@ -282,9 +315,10 @@ class Worker:
                         self._room.clear()
                         await self._wait_for(self._room, _FETCH_WAIT)
                         continue
-                    # Messages to ask for: the frames' room over the frames a message has carried
-                    # of late (a backlog comes in bundles), at least one.
-                    await self._fetch(sub, max(1, int(room / self._per_message)))
+                    # Messages to ask for: the frames' room over the frames a message carried in
+                    # the last fetch (a backlog comes in bundles), at least one, at most
+                    # _FETCH_MESSAGES (the first fetch of a backlog after live singles).
+                    await self._fetch(sub, max(1, min(int(room / self._per_message), _FETCH_MESSAGES)))
                 except (BrokerError, WitsKitError, OSError, TimeoutError) as exc:
                     self._broker_failed(exc)
                     await self._pause(1.0)
@@ -347,7 +381,7 @@ class Worker:
                 buffer.edges.append(envelope.edge)
                 buffer.fetched.append(fetched)
         self.stats.fetched += frames_in
-        self._per_message += _PER_MESSAGE_EWMA * (max(frames_in, 1) / len(msgs) - self._per_message)
+        self._per_message = max(frames_in, 1) / len(msgs)
         if self._buffer.msgs:
             self._filled.set()
 
@@ -365,7 +399,7 @@ class Worker:
             if linger > 0 and len(self._buffer.frames) < self.target.batch and not self._stop.is_set():
                 await asyncio.sleep(linger)
             self._round_start = time.monotonic()
-            batch, self._buffer = self._buffer, _Batch()
+            batch, self._buffer = self._buffer.split(self.target.batch)
             self._room.set()
             try:
                 await self._take(batch)
