@@ -7,12 +7,13 @@ a worker dies before acknowledging, redelivers its messages to the others after 
 A worker runs two tasks joined by one buffer of decoded frames (about ``batch`` of them):
 
 * the **fetcher** fetches what the consumer has (up to the buffer's room), decodes each envelope
-  (:func:`~witskit.pipeline.envelope.decode_envelope`) into the buffer, and fetches again; a
-  message that is not a WitsKit frame is counted by kind, logged once per kind with its subject
-  and stream sequence, and *terminated* (JetStream will not deliver it again and publishes a
-  ``$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED`` advisory: that advisory stream is the dead-letter
-  record); the messages around it go on;
-* the **committer** takes the whole buffer, writes its frames in one SQL transaction
+  (:func:`~witskit.pipeline.envelope.decode_message`: one frame, or a bundle's) into the buffer,
+  and fetches again; a message that is not a WitsKit frame is counted by kind, logged once per
+  kind with its subject and stream sequence, and *terminated* (JetStream will not deliver it again
+  and publishes a ``$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED`` advisory: that advisory stream is
+  the dead-letter record); the messages around it go on;
+* the **committer** takes the buffer (at most ``batch`` frames, whole messages), writes its frames
+  in one SQL transaction
   (:meth:`witskit.storage.Store.write`), retried with a growing pause while the database is down
   (the messages in hand and in the buffer kept ours meanwhile: ``in_progress``), and only after
   that commit acknowledges the messages it took; then it takes the buffer again;
