@@ -83,7 +83,7 @@ def test_a_bad_record_is_named_and_the_others_kept() -> None:
         (lambda h, b: (h, b[:5]), "truncated", "record 1 is cut in its head"),
         (
             lambda h, b: ({**h, "WitsKit-Frames": "3"}, b),
-            "truncated",
+            "header",
             "2 records where WitsKit-Frames says 3",
         ),
         (lambda h, b: ({**h, "WitsKit-Frames": "x"}, b), "header", "WitsKit-Frames missing or malformed"),
@@ -92,7 +92,13 @@ def test_a_bad_record_is_named_and_the_others_kept() -> None:
             "header",
             "WitsKit-Frames missing or malformed",
         ),
-        (lambda h, b: ({**h, "WitsKit-Frames": "0"}, b""), "truncated", "0 records"),
+        (lambda h, b: ({**h, "WitsKit-Frames": "0"}, b""), "header", "0 records"),
+        (
+            lambda h, b: ({**h, "WitsKit-Frames": "1"}, b),
+            "header",
+            "more records where WitsKit-Frames says 1",
+        ),
+        (lambda h, b: ({**h, "WitsKit-Frames": "1025"}, b), "too-large", "1025 frames, more than the 1024"),
         (lambda h, b: ({**h, "WitsKit-Envelope": "3"}, b), "version", "this WitsKit reads 1 and 2"),
         (lambda h, b: ({}, b), "foreign", "no WitsKit-Envelope header"),
     ],

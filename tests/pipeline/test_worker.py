@@ -456,3 +456,52 @@ async def test_bundles_are_committed_a_batch_at_a_time(node: NatsCluster, tmp_pa
     assert (worker.stats.fetched, worker.stats.committed, worker.stats.messages) == (180, 180, 6)
     assert info.num_pending == 0
     assert info.num_ack_pending == 0
+
+
+class _Slow:
+    """A store whose every write takes ``seconds`` more."""
+
+    def __init__(self, store: Store, seconds: float) -> None:
+        self.store = store
+        self.seconds = seconds
+
+    async def write(self, frames: Sequence[DecodedFrame]) -> int:
+        await asyncio.sleep(self.seconds)
+        return await self.store.write(frames)
+
+
+@pytest.mark.slow
+async def test_a_full_buffer_hands_bundles_back_and_keeps_its_own(node: NatsCluster, tmp_path: Path) -> None:
+    """batch=50: the buffer holds 200 frames. A fetch of 6 bundles of 100 keeps 2 and hands 4 back
+    (``nak``: delivered again later). Commits take 1.5 s with ack_wait=2 s, so the second bundle
+    waits in the buffer past ack_wait: it is marked in progress, and only the handed-back bundles
+    are ever delivered twice. Every frame stored once, one bundle a transaction."""
+    import nats
+
+    store = await Store.open(f"sqlite:///{tmp_path / 'full.db'}")
+    url = f"nats://{node.url_hosts}/full.>?stream=FULLBUF&durable=central&replicas=1&batch=50&ack_wait=2"
+    worker = Worker(url, cast(Any, _Slow(store, 1.5)))
+    nc = await nats.connect(servers=node.live_servers)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="FULLBUF", subjects=["full.>"])
+        for b in range(6):
+            numbers = range(b * 100 + 1, b * 100 + 101)
+            headers, body = encode_bundle([(n, pack_frame(_frame(n))) for n in numbers], edge="e1")
+            await js.publish("full.rig-1", body, headers=headers)
+        task = asyncio.create_task(worker.run())
+        try:
+            await until(lambda: worker.stats.acked == 600, timeout=60)
+        finally:
+            worker.stop()
+            await task
+        info = await js.consumer_info("FULLBUF", "central")
+    finally:
+        await nc.close()
+    assert await _stored(store) == list(range(1, 601))
+    await store.aclose()
+    assert worker.stats.deferred >= 4
+    assert worker.stats.redelivered == worker.stats.deferred  # none came back from ack_wait
+    assert worker.stats.commits == 6
+    assert info.num_pending == 0
+    assert info.num_ack_pending == 0

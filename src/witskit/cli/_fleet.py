@@ -31,7 +31,27 @@ def worker_samples(worker: Worker) -> list[Sample]:
     stats = worker.stats
     me = {"worker": worker.name}
     samples: list[Sample] = [
-        ("witskit_worker_fetched_total", "counter", "Messages fetched from the stream", me, stats.fetched),
+        (
+            "witskit_worker_fetched_total",
+            "counter",
+            "Frames fetched from the stream (a bundle counts its frames)",
+            me,
+            stats.fetched,
+        ),
+        (
+            "witskit_worker_messages_total",
+            "counter",
+            "Messages fetched from the stream (a bundle of frames is one)",
+            me,
+            stats.messages,
+        ),
+        (
+            "witskit_worker_deferred_total",
+            "counter",
+            "Messages handed back undecoded while the buffer was full (delivered again later)",
+            me,
+            stats.deferred,
+        ),
         (
             "witskit_worker_committed_total",
             "counter",
@@ -42,7 +62,7 @@ def worker_samples(worker: Worker) -> list[Sample]:
         (
             "witskit_worker_acked_total",
             "counter",
-            "Messages acknowledged after their commit",
+            "Frames whose messages were acknowledged after their commit",
             me,
             stats.acked,
         ),

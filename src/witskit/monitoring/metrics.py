@@ -98,12 +98,18 @@ class WitsMetrics:
         # A fleet edge's JetStream sinks (docs/fleet.md); what waits on the edge is wits_spool_records.
         self.edge_published = Gauge(
             "wits_edge_published",
-            "Messages an edge published to JetStream, since start",
+            "Frames an edge published to JetStream, since start",
+            ["sink"],
+            registry=r,
+        )
+        self.edge_messages = Gauge(
+            "wits_edge_messages",
+            "Messages an edge published to JetStream (a bundle of a rig's frames is one), since start",
             ["sink"],
             registry=r,
         )
         self.edge_acked = Gauge(
-            "wits_edge_acked", "Messages JetStream acknowledged (PubAck), since start", ["sink"], registry=r
+            "wits_edge_acked", "Frames JetStream acknowledged (PubAck), since start", ["sink"], registry=r
         )
         self.edge_duplicates = Gauge(
             "wits_edge_duplicates",
@@ -168,7 +174,8 @@ class WitsMetrics:
     def observe_sink(self, sink: str, counters: Mapping[str, int]) -> None:
         """Set the relay, MQTT and JetStream gauges of one sink from its ``counters()`` (names as in
         :class:`witskit.transport.relay.RelayStats`, plus ``messages_published``, and the fleet
-        edge's ``published``, ``acked``, ``duplicates``, ``failed_batches``, ``broker_up``); others
+        edge's ``published``, ``edge_messages``, ``acked``, ``duplicates``, ``failed_batches``,
+        ``broker_up``); others
         are ignored."""
         gauges = {
             "consumers": self.relay_consumers,
@@ -177,6 +184,7 @@ class WitsMetrics:
             "refused": self.relay_refused,
             "messages_published": self.mqtt_messages_published,
             "published": self.edge_published,
+            "edge_messages": self.edge_messages,
             "acked": self.edge_acked,
             "duplicates": self.edge_duplicates,
             "failed_batches": self.edge_failed_batches,

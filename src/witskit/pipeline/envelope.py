@@ -57,6 +57,7 @@ __all__ = [
     "HEADER_ENVELOPE",
     "HEADER_FRAMES",
     "HEADER_SEQUENCE",
+    "MAX_BUNDLE_FRAMES",
     "Envelope",
     "EnvelopeError",
     "bundle_id",
@@ -75,6 +76,9 @@ HEADER_EDGE: Final = "WitsKit-Edge"
 HEADER_SEQUENCE: Final = "WitsKit-Spool-Seq"
 #: A bundle's frame count (a check on its body).
 HEADER_FRAMES: Final = "WitsKit-Frames"
+#: Most frames a reader takes in one bundle (an edge makes at most 256): a larger count is
+#: refused before the body is read, so one message cannot make a worker decode without bound.
+MAX_BUNDLE_FRAMES: Final = 1024
 #: Before each record of a bundle: its spool sequence and its length.
 _RECORD_HEAD: Final = struct.Struct("<QI")
 #: JetStream's de-duplication header.
@@ -86,8 +90,9 @@ class EnvelopeError(WitsKitError):
 
     ``kind`` is one word to count and log by: ``foreign`` (no ``WitsKit-Envelope`` header: not
     from a WitsKit edge), ``version`` (an envelope or record version this WitsKit does not know),
-    ``header`` (a WitsKit header that is malformed), ``truncated``, ``source`` or ``not-a-frame``
-    (the body, see :class:`~witskit.pipeline.records.SpoolRecordError`).
+    ``header`` (a WitsKit header that is malformed, or a bundle's frame count that is not its
+    body's), ``too-large`` (a bundle of more than ``MAX_BUNDLE_FRAMES`` frames), ``truncated``,
+    ``source`` or ``not-a-frame`` (the body, see :class:`~witskit.pipeline.records.SpoolRecordError`).
     """
 
     def __init__(self, message: str, *, kind: str) -> None:
@@ -189,6 +194,10 @@ def decode_message(
         return [decode_envelope(headers, body)], []
     assert headers is not None
     edge, count = _edge_and_number(headers, HEADER_FRAMES)
+    if count > MAX_BUNDLE_FRAMES:  # refused before anything of it is read or decoded
+        raise EnvelopeError(
+            f"bundle: {count} frames, more than the {MAX_BUNDLE_FRAMES} a bundle may hold", kind="too-large"
+        )
     view = memoryview(body)
     size = len(body)
     step = _RECORD_HEAD.size
@@ -207,10 +216,11 @@ def decode_message(
             )
         spans.append((sequence, at, at + length))
         at += length
+        if len(spans) > count:
+            break
     if len(spans) != count or not count:
-        raise EnvelopeError(
-            f"bundle: {len(spans)} records where WitsKit-Frames says {count}", kind="truncated"
-        )
+        said = "more" if len(spans) > count else str(len(spans))
+        raise EnvelopeError(f"bundle: {said} records where WitsKit-Frames says {count}", kind="header")
     out: list[Envelope] = []
     bad: list[EnvelopeError] = []
     for sequence, start, end in spans:

@@ -33,13 +33,13 @@ if TYPE_CHECKING:
 
 __all__ = ["EdgeStats", "JetStreamSink", "batch_messages"]
 
-#: Publishes awaiting their PubAck that nats-py lets a context hold (its default): more than the
-#: pipeline's largest batch (2000), so a batch never waits for a slot. Below it a publish is
-#: handed no ``wait_stall``: nats-py then takes its slot without a timer task, and the whole batch
-#: leaves in one socket write. With a timer (Python 3.11's ``wait_for`` makes a task of it) every
-#: publish yielded to the event loop, whose flusher then sent each message in a write of its own:
-#: a task, a loop turn and a ``send`` per frame (``bench/bench_edge.py``).
-_MAX_PENDING = 4000
+#: Publishes awaiting their PubAck that a context may hold: more than a batch's messages (at most
+#: ``_BATCH_MAX``, when every frame is a rig's only one), so a batch never waits for a slot. Below
+#: it a publish is handed no ``wait_stall``: nats-py then takes its slot without a timer task, and
+#: the whole batch leaves in one socket write. With a timer (Python 3.11's ``wait_for`` makes a
+#: task of it) every publish yielded to the event loop, whose flusher then sent each message in a
+#: write of its own: a task, a loop turn and a ``send`` per frame (``bench/bench_edge.py``).
+_MAX_PENDING = 12_000
 #: Frames the pipeline hands this sink in one batch at most (its default for other sinks: 2000).
 #: A backlog is read oldest first, so a batch holds ``_BATCH_MAX / rigs`` seconds of each rig of
 #: the edge: the frames that go in one bundle (40 at 250 rigs). Live, a batch is what came in the
@@ -145,11 +145,12 @@ class JetStreamSink(Sink):
         return self._js
 
     def counters(self) -> dict[str, int]:
-        """For ``/metrics`` (``wits_edge_*``): published, acked, duplicates, failed batches, and
-        whether the cluster acknowledges now."""
+        """For ``/metrics`` (``wits_edge_*``): frames published, messages published (a bundle is
+        one), frames acked, duplicates, failed batches, and whether the cluster acknowledges now."""
         stats = self.stats
         return {
             "published": stats.published,
+            "edge_messages": stats.messages,
             "acked": stats.acked,
             "duplicates": stats.duplicates,
             "failed_batches": stats.failed_batches,

@@ -567,6 +567,7 @@ class Pipeline:
                 return True
             if seqs:  # only undecodable records: move past them
                 state.position = seqs[-1]
+                state.retry_records = None
                 self._try_ack()
                 return False
             self._new_data.clear()
@@ -656,11 +657,15 @@ class Pipeline:
         """Note a stable-batch sink's next batch (its start and record count) before writing it."""
         if not state.sink.stable_batches or state.noted == (state.position, records):
             return
-        path = self._batch_file(state)
+        # Written in place, fixed width (one small write a batch, no new file): a note torn by a
+        # power cut does not parse and is ignored.
+        note = f"{state.position:020d} {records:010d}\n".encode("ascii")
         try:
-            with open(path + ".tmp", "w", encoding="ascii") as f:
-                f.write(f"{state.position} {records}\n")
-            os.replace(path + ".tmp", path)
+            fd = os.open(self._batch_file(state), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.pwrite(fd, note, 0)
+            finally:
+                os.close(fd)
         except OSError as exc:  # the batch is still written: a restart may cut it otherwise
             log.warning("could not note the batch of sink %s (%s)", state.sink.name, exc)
             return

@@ -86,6 +86,11 @@ _COMMIT_EWMA: Final = 0.3
 #: holding a whole backlog would commit it alone, the others idle); what exceeds a transaction's
 #: ``batch`` waits in the buffer for the next one.
 _FETCH_MESSAGES: Final = 100
+#: The buffer holds at most this many transactions' frames (``batch`` each): what a fetch brings
+#: beyond is handed back to the stream (``nak``) for a later fetch, undecoded.
+_BUFFER_BATCHES: Final = 4
+#: Seconds before JetStream offers a message handed back again.
+_BACK_OFF: Final = 1.0
 #: First and longest pause between two attempts of a failing commit (seconds).
 _RETRY_FIRST: Final = 0.2
 _RETRY_MAX: Final = 5.0
@@ -148,6 +153,8 @@ class WorkerStats:
     acked: int = 0
     #: Messages fetched: a bundle of frames is one.
     messages: int = 0
+    #: Messages handed back undecoded because the buffer was full (redelivered later).
+    deferred: int = 0
     #: Messages delivered more than once (a worker died, an ack was lost, a commit took too long).
     redelivered: int = 0
     malformed: dict[str, int] = field(default_factory=dict)
@@ -244,7 +251,8 @@ class Worker:
         self._lag_at = 0.0
         self._closing = False
         self._started = time.monotonic()
-        #: Fetched and decoded, not yet taken by the committer (at most ``batch`` messages).
+        #: Fetched and decoded, not yet taken by the committer (up to ``_BUFFER_BATCHES`` times
+        #: ``batch`` frames; a transaction takes ``batch``).
         self._buffer = _Batch()
         self._filled = asyncio.Event()  # the buffer holds something, or the fetcher ended
         self._room = asyncio.Event()  # the committer took the buffer
@@ -255,6 +263,8 @@ class Worker:
         self._commit_secs = 0.2
         #: Frames a message carried in the last fetch (1; a backlog's bundles more).
         self._per_message = 1.0
+        #: Monotonic time the buffer's messages were last marked in progress (``_keep_buffered``).
+        self._touched = 0.0
 
     @property
     def stopping(self) -> bool:
@@ -356,7 +366,16 @@ class Worker:
         decode = self.decoder.decode
         add_latency = self.stats.fetch_latencies.add
         frames_in = 0
-        for msg in msgs:
+        cap = self.target.batch * _BUFFER_BATCHES
+        for i, msg in enumerate(msgs):
+            if len(self._buffer.frames) >= cap:
+                # Bundles beyond the buffer's bound go back undecoded, for later (a fetch of 100
+                # bundles may hold far more frames than a few transactions take).
+                for later in msgs[i:]:
+                    await later.nak(delay=_BACK_OFF)
+                self.stats.deferred += len(msgs) - i
+                msgs = msgs[:i]
+                break
             if msg.metadata.num_delivered > 1:
                 self.stats.redelivered += 1
             try:
@@ -382,7 +401,7 @@ class Worker:
                 buffer.edges.append(envelope.edge)
                 buffer.fetched.append(fetched)
         self.stats.fetched += frames_in
-        self._per_message = max(frames_in, 1) / len(msgs)
+        self._per_message = max(frames_in, 1) / max(len(msgs), 1)
         if self._buffer.msgs:
             self._filled.set()
 
@@ -436,6 +455,20 @@ class Worker:
             self._broker_failed(exc)
             return
         self.stats.acked += sum(batch.counts)
+        await self._keep_buffered()
+
+    async def _keep_buffered(self) -> None:
+        """Tell JetStream the buffer's messages are being worked on once they have waited a third of
+        ``ack_wait``: a fetch of bundles can fill several transactions, and the last must not be
+        redelivered to another worker meanwhile."""
+        buffer = self._buffer
+        now = time.monotonic()
+        if not buffer.fetched or now - max(buffer.fetched[0], self._touched) < self.target.ack_wait / 3:
+            return
+        self._touched = now
+        with contextlib.suppress(Exception):  # a lost in_progress is a redelivery the key skips
+            for msg in buffer.msgs:
+                await msg.in_progress()
 
     async def _wait_for(self, event: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

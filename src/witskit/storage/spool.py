@@ -12,7 +12,9 @@ Files in the spool directory (see ``docs/spool.md`` for the byte layout):
 - ``NNNNNNNNNNNNNNNN.wal``: segments, named by the (16-digit, zero-padded) sequence number of their
   first record, each a run of records ``header + payload``;
 - ``ack``: the acknowledged position (replaced atomically: ``ack.tmp`` + ``os.replace``);
-- ``lock``: holds an exclusive ``flock`` while a :class:`Spool` has the directory open.
+- ``lock``: holds an exclusive ``flock`` while a :class:`Spool` has the directory open;
+- ``batch-<hash>``: not the spool's: a pipeline's note of the batch a JetStream sink is publishing
+  (``witskit.pipeline.runner``).
 
 The API is synchronous and every call is short (one ``write``, at most one ``fdatasync``), so asyncio
 code may call it directly or through ``asyncio.to_thread``; a :class:`threading.Lock` makes it safe
