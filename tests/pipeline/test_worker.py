@@ -424,32 +424,39 @@ def test_readyz_fails_when_the_cluster_stays_unreachable(tmp_path: Path) -> None
     assert "Traceback" not in log.read_text()
 
 
+async def _drain_bundles(node: NatsCluster, worker: Worker, stream: str, *, bundles: int, size: int) -> Any:
+    """Publish ``bundles`` bundles of ``size`` frames of rig-1 (frames numbered from 1) on a new
+    stream ``stream`` (subjects ``<stream in lower case>.>``), run ``worker`` until it has
+    acknowledged every frame, and return its consumer's info."""
+    import nats
+
+    nc = await nats.connect(servers=node.live_servers)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"])
+        for b in range(bundles):
+            numbers = range(b * size + 1, b * size + size + 1)
+            headers, body = encode_bundle([(n, pack_frame(_frame(n))) for n in numbers], edge="e1")
+            await js.publish(f"{stream.lower()}.rig-1", body, headers=headers)
+        task = asyncio.create_task(worker.run())
+        try:
+            await until(lambda: worker.stats.acked == bundles * size, timeout=60)
+        finally:
+            worker.stop()
+            await task
+        return await js.consumer_info(stream, "central")
+    finally:
+        await nc.close()
+
+
 @pytest.mark.slow
 async def test_bundles_are_committed_a_batch_at_a_time(node: NatsCluster, tmp_path: Path) -> None:
     """A backlog's bundles (one message, many frames) fetched at once are committed in
     transactions of at most ``batch`` frames, whole messages each: 6 bundles of 30 frames with
     batch=50 are 6 commits, every frame stored once, every message acknowledged."""
-    import nats
-
     store = await Store.open(f"sqlite:///{tmp_path / 'bundles.db'}")
     worker = Worker(f"nats://{node.url_hosts}/bun.>?stream=BUN&durable=central&replicas=1&batch=50", store)
-    nc = await nats.connect(servers=node.live_servers)
-    try:
-        js = nc.jetstream()
-        await js.add_stream(name="BUN", subjects=["bun.>"])
-        for b in range(6):
-            numbers = range(b * 30 + 1, b * 30 + 31)
-            headers, body = encode_bundle([(n, pack_frame(_frame(n))) for n in numbers], edge="e1")
-            await js.publish("bun.rig-1", body, headers=headers)
-        task = asyncio.create_task(worker.run())
-        try:
-            await until(lambda: worker.stats.acked == 180, timeout=30)
-        finally:
-            worker.stop()
-            await task
-        info = await js.consumer_info("BUN", "central")
-    finally:
-        await nc.close()
+    info = await _drain_bundles(node, worker, "BUN", bundles=6, size=30)
     assert await _stored(store) == list(range(1, 181))
     await store.aclose()
     assert worker.stats.commits == 6
@@ -476,28 +483,10 @@ async def test_a_full_buffer_hands_bundles_back_and_keeps_its_own(node: NatsClus
     (``nak``: delivered again later). Commits take 1.5 s with ack_wait=2 s, so the second bundle
     waits in the buffer past ack_wait: it is marked in progress, and only the handed-back bundles
     are ever delivered twice. Every frame stored once, one bundle a transaction."""
-    import nats
-
     store = await Store.open(f"sqlite:///{tmp_path / 'full.db'}")
-    url = f"nats://{node.url_hosts}/full.>?stream=FULLBUF&durable=central&replicas=1&batch=50&ack_wait=2"
+    url = f"nats://{node.url_hosts}/fullbuf.>?stream=FULLBUF&durable=central&replicas=1&batch=50&ack_wait=2"
     worker = Worker(url, cast(Any, _Slow(store, 1.5)))
-    nc = await nats.connect(servers=node.live_servers)
-    try:
-        js = nc.jetstream()
-        await js.add_stream(name="FULLBUF", subjects=["full.>"])
-        for b in range(6):
-            numbers = range(b * 100 + 1, b * 100 + 101)
-            headers, body = encode_bundle([(n, pack_frame(_frame(n))) for n in numbers], edge="e1")
-            await js.publish("full.rig-1", body, headers=headers)
-        task = asyncio.create_task(worker.run())
-        try:
-            await until(lambda: worker.stats.acked == 600, timeout=60)
-        finally:
-            worker.stop()
-            await task
-        info = await js.consumer_info("FULLBUF", "central")
-    finally:
-        await nc.close()
+    info = await _drain_bundles(node, worker, "FULLBUF", bundles=6, size=100)
     assert await _stored(store) == list(range(1, 601))
     await store.aclose()
     assert worker.stats.deferred >= 4

@@ -176,6 +176,11 @@ def decode_envelope(headers: Mapping[str, str] | None, body: bytes) -> Envelope:
     if _version(headers) != str(ENVELOPE_VERSION):
         raise EnvelopeError("a bundle of frames, not one frame", kind="version")
     assert headers is not None
+    return _single(headers, body)
+
+
+def _single(headers: Mapping[str, str], body: bytes) -> Envelope:
+    """A version 1 message's frame (its version already read)."""
     edge, sequence = _edge_and_number(headers, HEADER_SEQUENCE)
     try:
         frame = unpack_frame(body, sequence=sequence)
@@ -190,9 +195,10 @@ def decode_message(
     """The frames a message carries (one, or a bundle's) and an error for each record of a bundle
     that is not a frame; :class:`EnvelopeError` when the message as a whole is not ours to read
     (foreign, an unknown version, bad headers, a bundle's framing broken or its count wrong)."""
-    if _version(headers) == str(ENVELOPE_VERSION):
-        return [decode_envelope(headers, body)], []
+    version = _version(headers)
     assert headers is not None
+    if version == str(ENVELOPE_VERSION):
+        return [_single(headers, body)], []
     edge, count = _edge_and_number(headers, HEADER_FRAMES)
     if count > MAX_BUNDLE_FRAMES:  # refused before anything of it is read or decoded
         raise EnvelopeError(
