@@ -2,6 +2,7 @@
 
 Run:  PYTHONPATH=src .venv/bin/python bench/bench_fleet.py            (1000 rigs, 120 s, 60 s outage)
       PYTHONPATH=src .venv/bin/python bench/bench_fleet.py --quick    (100 rigs, 20 s, 10 s outage)
+      PYTHONPATH=src .venv/bin/python bench/bench_fleet.py --trace    (the stream each second of the catch-up)
 
 Everything is real and on 127.0.0.1: this process plays the rigs (each a TCP connection sending one
 40-item frame a second, numbered in item 0104, its rig named in 0101); four ``witskit stream
@@ -66,9 +67,10 @@ _TICK = os.sysconf("SC_CLK_TCK")
 _INTEGER_ITEMS = frozenset({20, 23, 24, 25, 28, 37, 38})
 
 
-def frame(rig: int, seq: int) -> bytes:
-    """A 40-item record-1 frame: rig name (0101), sequence (0104), date/time, and 36 readings."""
-    now = time.gmtime()
+def frame(rig: int, seq: int, at: float | None = None) -> bytes:
+    """A 40-item record-1 frame: rig name (0101), sequence (0104), date/time (now, or ``at``: a
+    backlog's frames are a second apart), and 36 readings."""
+    now = time.gmtime(at)
     lines = [
         f"0101RIG-{rig:04d}",
         f"0104{seq}",
@@ -136,7 +138,7 @@ async def stored(db_url: str) -> tuple[int, int, float]:
     try:
         row = await conn.fetchrow(
             "SELECT count(DISTINCT (source_id, value_num)) AS d, count(*) AS n "
-            "FROM points WHERE code = '0104'"
+            "FROM points_all WHERE code = '0104'"
         )
         points = await conn.fetchval("SELECT COALESCE(sum(point_count), 0) FROM sources")
     except asyncpg.UndefinedTableError:
@@ -224,8 +226,10 @@ class Backlog:
     plus unacknowledged messages): near 0 while the centre waits for the edges, high while the
     edges wait for the centre."""
 
-    def __init__(self, servers: list[str]) -> None:
+    def __init__(self, servers: list[str], *, trace: bool = False) -> None:
         self.servers = servers
+        self.trace = trace
+        self.t0 = time.monotonic()
         self.samples: list[int] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -239,6 +243,14 @@ class Backlog:
                 with contextlib.suppress(Exception):
                     info = await js.consumer_info("BENCH", "central")
                     self.samples.append(int(info.num_pending or 0) + int(info.num_ack_pending or 0))
+                    if self.trace:
+                        last = (await js.stream_info("BENCH")).state.last_seq
+                        print(
+                            f"  {time.monotonic() - self.t0:5.1f} s: {info.num_pending} messages not yet "
+                            f"fetched, {info.num_ack_pending} fetched and not acknowledged; stream "
+                            f"sequence {last}, acknowledged up to {info.ack_floor.stream_seq}",
+                            flush=True,
+                        )
                 await asyncio.sleep(1.0)
         finally:
             await nc.close()
@@ -275,7 +287,16 @@ async def wait_for(db_url: str, target: int, timeout: float, interval: float = 0
     return None
 
 
-async def run(tmp: Path, cluster: NatsCluster, db_url: str, rigs: int, seconds: float, outage: float) -> None:
+async def run(
+    tmp: Path,
+    cluster: NatsCluster,
+    db_url: str,
+    rigs: int,
+    seconds: float,
+    outage: float,
+    *,
+    trace: bool = False,
+) -> None:
     rig_server = Rigs()
     ports = free_ports(EDGES)
     for port in ports:
@@ -320,7 +341,7 @@ async def run(tmp: Path, cluster: NatsCluster, db_url: str, rigs: int, seconds: 
         busy_at_restart = machine_busy()
         distinct_at_restart, _, _ = await stored(db_url)
         backlog = sent_at_restart - distinct_at_restart
-        backlog_seen = Backlog(cluster.live_servers)
+        backlog_seen = Backlog(cluster.live_servers, trace=trace)
         backlog_seen.start()
         resumed = await wait_for(db_url, distinct_at_restart + 1, WAIT, interval=0.2)
         distinct_at_resume, _, _ = await stored(db_url)
@@ -399,6 +420,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--outage", type=float, default=None)
     parser.add_argument("--keep", type=Path, default=None, help="copy the processes' logs here at the end")
+    parser.add_argument(
+        "--trace", action="store_true", help="print the stream and its consumer each second of the catch-up"
+    )
     args = parser.parse_args()
     rigs = args.rigs or (100 if args.quick else 1000)
     seconds = args.seconds or (20.0 if args.quick else 120.0)
@@ -409,7 +433,7 @@ def main() -> None:
         cluster.start()
         try:
             with temporary_database("postgresql", admin_url("postgresql")) as db_url:
-                asyncio.run(run(tmp, cluster, db_url, rigs, seconds, outage))
+                asyncio.run(run(tmp, cluster, db_url, rigs, seconds, outage, trace=args.trace))
         finally:
             cluster.stop()
             if args.keep is not None:

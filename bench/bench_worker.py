@@ -50,6 +50,9 @@ RIGS = 1000
 #: Spool sequences handed out so far: every message id of a run is new (the stream's duplicate
 #: window would drop a repeat).
 _published = 0
+#: A rig's backlog is a frame a second, from three hours ago (bundles are sliced into blocks, not
+#: sorted: as a real backlog, unlike frames all stamped with the same second).
+_START = time.time() - 3 * 3600
 #: Bound on one drain (seconds).
 WAIT = 600.0
 
@@ -92,7 +95,7 @@ async def publish_backlog(
             rig = n % RIGS
             seq = first_seq + n // RIGS
             parser = FrameParser(source=f"rig-{rig:04d}")
-            (wits,) = [e for e in parser.feed(frame(rig, seq)) if isinstance(e, WITSFrame)]
+            (wits,) = [e for e in parser.feed(frame(rig, seq, at=_START + seq)) if isinstance(e, WITSFrame)]
             if bundle == 1:
                 headers, body = encode_envelope(wits, edge=f"edge{rig // 250}", sequence=_published + n)
             else:

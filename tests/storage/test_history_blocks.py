@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import text
 from test_history_partitions import frames_at
+from test_history_summaries import assert_same
 
 from witskit.storage import Store
 
@@ -40,9 +41,10 @@ async def counts(store: Store) -> tuple[int, int]:
 async def test_compaction_keeps_every_value_and_every_guarantee(postgres_url: str) -> None:
     store = await Store.open(postgres_url, timeout=10)
     try:
-        # 3 hours across midnight, one frame a minute.
+        # 3 hours across midnight, one frame a minute, written as rows (10 frames a write: fewer
+        # than make new blocks).
         batch = frames_at(None, "rig", START, 3 * 3600)[::60]
-        stored = await store.write(batch)
+        stored = sum([await store.write(batch[i : i + 10]) for i in range(0, len(batch), 10)])
         assert stored > 0
         before = await everything(store)
         series_before = await store.series("rig", ["0108"], START, START + timedelta(hours=3), points=7)
@@ -142,6 +144,74 @@ async def test_large_writes_go_straight_to_blocks_and_append_to_them(postgres_ur
         assert await everything(stores[0]) == got
         assert await stores[0].series("rig", ["0108"], START, START + timedelta(hours=2), points=5) == series
         assert (await stores[0].latest("rig"))["0108"][0] == frames[-1].timestamp
+    finally:
+        for s in stores:
+            await s.aclose()
+
+
+async def blocks_of(store: Store) -> dict[tuple[str, datetime], int]:
+    """Points per stored block, by (code, hour)."""
+    async with store._engine.connect() as conn:
+        rows = await conn.execute(text("SELECT code, hour, cardinality(times) FROM point_blocks"))
+        return {(str(r[0]).strip(), r[1]): int(r[2]) for r in rows}
+
+
+async def test_a_backlogs_bundles_make_blocks_and_grow_them_only_by_a_quarter(postgres_url: str) -> None:
+    """A write of 16 to 255 frames of a source's hour (a fleet backlog's bundle) goes to blocks
+    when that hour's stored block holds at most 4 times as many points; fewer frames, or a block
+    too large to rewrite for them, make rows, which the next compaction merges."""
+    stores = [await Store.open(postgres_url, timeout=10) for _ in range(2)]
+    try:
+        frames = frames_at(None, "rig", START, 2 * 3600)  # 22:30 to 00:30
+        points = [len(f) for f in frames]
+        first = await stores[0].write(frames[:40])  # 22:30:00-22:30:39: a new block per code
+        assert first == sum(points[:40])
+        assert await counts(stores[0]) == (0, first)
+        assert set((await blocks_of(stores[0])).values()) == {40}
+        # Bundles of 40 and 20 frames are appended (the blocks hold 40, then 80); a replay stores
+        # nothing. 16 frames beside 100 go to rows, the blocks untouched.
+        grown = first + await stores[0].write(frames[40:80]) + await stores[0].write(frames[80:100])
+        assert await counts(stores[0]) == (0, grown)
+        assert await stores[0].write(frames[:100]) == 0
+        made = await blocks_of(stores[0])
+        assert set(made.values()) == {100}
+        rows = await stores[0].write(frames[100:116])
+        assert await counts(stores[0]) == (rows, grown)
+        assert await blocks_of(stores[0]) == made
+        # Fewer than 16 frames of an hour: rows. A bundle across 23:00: its 22:xx frames are rows
+        # (20, beside blocks of 100), its 23:xx frames (20) new blocks.
+        rows += await stores[0].write(frames[1700:1710])
+        assert await counts(stores[0]) == (rows, grown)
+        across = frames[1780:1820]
+        assert await stores[0].write(across) == sum(points[1780:1820])
+        assert await counts(stores[0]) == (rows + sum(points[1780:1800]), grown + sum(points[1800:1820]))
+        assert {h.hour for _, h in await blocks_of(stores[0])} == {22, 23}
+        # Two writers with bundles of one fresh hour at once (00:00): one makes the blocks, the
+        # other appends to them (or, had it lost the race to make them, retries): nothing lost.
+        midnight = frames[5400:5520]
+        both = await asyncio.gather(stores[0].write(midnight[:60]), stores[1].write(midnight[60:]))
+        assert sum(both) == sum(points[5400:5520])
+        # A bulk source beside a bundle of another in one write: both make blocks.
+        rows, in_blocks = await counts(stores[0])
+        bulk, bundle = frames_at(None, "rig2", START, 300), frames_at(None, "rig3", START, 20)
+        assert await stores[0].write(bulk + bundle) == sum(len(f) for f in bulk + bundle)
+        assert await counts(stores[0]) == (rows, in_blocks + sum(len(f) for f in bulk + bundle))
+
+        stored = frames[:116] + frames[1700:1710] + across + midnight
+        want = sorted((f.timestamp, c, v) for f in stored for c, v in f.items())
+        got = await everything(stores[0])
+        assert sorted(r[:3] for r in got) == want
+        assert len({(r[3], r[1]) for r in got}) == len(got)  # each point once
+        series = await stores[0].series("rig", ["0108"], START, START + timedelta(hours=2), points=7)
+        latest = await stores[0].latest("rig")
+        # Compaction merges the rows into the blocks; the reads do not change.
+        rows, in_blocks = await counts(stores[0])
+        assert await stores[0].compact(START + timedelta(hours=4)) == rows
+        assert (await counts(stores[0]))[0] == 0
+        assert await everything(stores[0]) == got
+        after = await stores[0].series("rig", ["0108"], START, START + timedelta(hours=2), points=7)
+        assert_same(after, series, "compacted")  # the means up to rounding: summed in another order
+        assert await stores[0].latest("rig") == latest
     finally:
         for s in stores:
             await s.aclose()

@@ -40,7 +40,8 @@ HISTORY = Path(__file__).resolve().parents[2] / "docs" / "history.md"
 
 
 def fill(url: str, sources: tuple[str, ...] = ("rig",)) -> int:
-    """Four hours of one frame a minute per source, written as rows (batches under 256 frames)."""
+    """Four hours of one frame a minute per source, written as rows (10 frames a write: fewer than
+    make new blocks)."""
 
     async def go() -> int:
         store = await Store.open(url, timeout=10)
@@ -48,8 +49,8 @@ def fill(url: str, sources: tuple[str, ...] = ("rig",)) -> int:
             stored = 0
             for name in sources:
                 batch = frames_at(None, name, START, 4 * 3600)[::60]
-                for i in range(0, len(batch), 100):
-                    stored += await store.write(batch[i : i + 100])
+                for i in range(0, len(batch), 10):
+                    stored += await store.write(batch[i : i + 10])
             return stored
         finally:
             await store.aclose()

@@ -16,7 +16,9 @@ driver SQLAlchemy recommends for PostgreSQL. A write is:
    (most of a fleet worker's CPU);
 3. a source's many frames in one write (an import, a replayed spool) go to hourly blocks instead,
    made by the client and COPYed in binary (:mod:`witskit.storage.block_copy`): new blocks
-   straight into ``point_blocks``, blocks already stored appended through a stage.
+   straight into ``point_blocks``, blocks already stored appended through a stage. A few dozen
+   frames of a source in one hour (a fleet backlog's bundle) go to blocks too, unless that hour's
+   stored block is over 4 times as large (``_NEW_BLOCK_MIN_FRAMES``); otherwise they stay rows.
 
 Many writers (a fleet's central workers) share one database without deadlocks: every lock a write
 takes is taken in one global order, phase by phase: new source rows by name, frame rows by
@@ -126,6 +128,15 @@ SELECT source_id, frame_key FROM moved
 #: row per (code, hour) instead of one per point. Fewer (a live rig's second) stay rows: appending
 #: to a block rewrites it, so a block is grown only by writes that bring many points at once.
 _BLOCK_MIN_FRAMES: Final = 256
+#: From this many new frames of one source in one UTC hour of a smaller write (a fleet backlog's
+#: bundle, a spool replayed after an outage), the hour's points go to blocks too: rows cost the
+#: server several times as much CPU, and are compacted into blocks later anyway. Appending rewrites
+#: the whole block, so an hour whose stored block holds more than ``_APPEND_RATIO`` times the
+#: write's frames gets rows instead (merged by the next compaction): each append then grows a block
+#: by a quarter at least, and all the rewrites of an hour add up to at most 5 times its final
+#: size, where writes of a few frames into a growing block would rewrite it again and again.
+_NEW_BLOCK_MIN_FRAMES: Final = 16
+_APPEND_RATIO: Final = 4
 
 
 def _by_key(p: Pending) -> int:
@@ -188,10 +199,11 @@ _APPEND_BLOCKS: Final = f"""
 INSERT INTO point_blocks AS o ({", ".join(_BLOCK_COLS)})
 SELECT {", ".join(_BLOCK_COLS)} FROM {_APPEND_STAGE} ORDER BY source_id, code, hour
 {_APPEND_TO_STORED}"""  # noqa: S608 - fixed text
-#: The (source, code, hour) keys of the blocks already stored among those of a write.
+#: The (source, code, hour) keys of the blocks already stored among those of a write, and the
+#: bytes of their frame keys (8 a point: random, so stored uncompressed; read without detoasting).
 _STORED_BLOCKS: Final = (
-    "SELECT source_id, code, hour FROM point_blocks WHERE source_id = ANY($3::int[]) "
-    "AND hour >= $4 AND hour <= $5 "
+    "SELECT source_id, code, hour, pg_column_size(frame_keys) FROM point_blocks "
+    "WHERE source_id = ANY($3::int[]) AND hour >= $4 AND hour <= $5 "
     "AND (source_id, hour) IN (SELECT * FROM unnest($1::int[], $2::timestamptz[]))"
 )
 #: Bytes of COPY data sent at a time: the server stores one chunk while the client encodes the next.
@@ -369,7 +381,8 @@ class PostgresBackend(BackendImpl):
         contended: bool = False,
     ) -> list[tuple[int, list[Pending], int]]:
         """The frames: a bulk write's COPYed into ``frames``, the others to the stage and moved
-        (their points with them); then one COPY of the bulk writes' hourly blocks."""
+        (their points with them, when they become rows); then one COPY of the hourly blocks (a bulk
+        write's, and those of hours with ``_NEW_BLOCK_MIN_FRAMES`` frames or more)."""
         if not groups:
             return []
         await self._ensure_partitions(drv, groups, info)
@@ -406,23 +419,10 @@ class PostgresBackend(BackendImpl):
                 raise
             moved.update((sid, p.key) for sid, frames in direct.items() for p in frames)
         rest = [(sid, frames) for sid, frames in groups.items() if sid not in direct]
+        # Frames whose points become new blocks (``_NEW_BLOCK_MIN_FRAMES``), by source.
+        fresh = await self._fresh_hours(drv, rest) if self.client_blocks else {}
         if rest:
-            await drv.copy_records_to_table(
-                _STAGE,
-                records=[
-                    record
-                    for sid, frames in rest
-                    for record in (
-                        self._stage_records(sid, frames)
-                        if len(frames) < _BLOCK_MIN_FRAMES
-                        else (
-                            (sid, p.key, p.received_at, p.time, p.raw, _no_nul(p.errors), None, None, None)
-                            for p in frames
-                        )
-                    )
-                ],
-                columns=_STAGE_COLS,
-            )
+            await drv.copy_records_to_table(_STAGE, records=self._staged(rest, fresh), columns=_STAGE_COLS)
             moved.update((int(r[0]), int(r[1])) for r in await drv.fetch(_MOVE_ALL_FRAMES))
         out: list[tuple[int, list[Pending], int]] = []
         staged: list[Iterator[tuple[Any, ...]]] = []
@@ -430,7 +430,12 @@ class PostgresBackend(BackendImpl):
         block_points = 0
         for sid, frames in groups.items():
             new = [p for p in frames if (sid, p.key) in moved]
-            if len(frames) >= _BLOCK_MIN_FRAMES:
+            if sid in fresh:
+                made = make_blocks([p for p in new if p.key in fresh[sid]])
+                if made:
+                    blocks[sid] = made
+                count = sum(len(p.codes) for p in new)
+            elif len(frames) >= _BLOCK_MIN_FRAMES:
                 if self.client_blocks:
                     made = make_blocks(new)
                     if made:  # frames without a point make no block
@@ -460,16 +465,49 @@ class PostgresBackend(BackendImpl):
         self, drv: Any, blocks: Mapping[int, Sequence[Block]]
     ) -> set[tuple[int, str, int]]:
         """The (source id, code, hour in µs) of ``blocks`` that are stored already."""
-        hours = sorted({(sid, b.hour_us) for sid, bs in blocks.items() for b in bs})
+        return set(await self._stored_keys(drv, {(sid, b.hour_us) for sid, bs in blocks.items() for b in bs}))
+
+    @staticmethod
+    async def _stored_keys(drv: Any, pairs: set[tuple[int, int]]) -> dict[tuple[int, str, int], int]:
+        """The (source id, code, hour in µs) of the blocks stored for these (source id, hour in µs),
+        each with about how many points it holds."""
+        hours = sorted(pairs)
         rows = await drv.fetch(
             _STORED_BLOCKS,
             [sid for sid, _ in hours],
             [from_micros(h) for _, h in hours],
-            list(blocks),
+            sorted({sid for sid, _ in hours}),
             from_micros(min(h for _, h in hours)),
             from_micros(max(h for _, h in hours)),
         )
-        return {(int(r[0]), str(r[1]).strip(), to_micros(r[2])) for r in rows}
+        # 24 bytes of array header, then 8 a point.
+        return {
+            (int(r[0]), str(r[1]).strip(), to_micros(r[2])): max(int(r[3] or 0) - 24, 0) // 8 for r in rows
+        }
+
+    async def _fresh_hours(
+        self, drv: Any, groups: Sequence[tuple[int, Sequence[Pending]]]
+    ) -> dict[int, dict[int, Pending]]:
+        """Per source with fewer than ``_BLOCK_MIN_FRAMES`` frames in the write, its frames (by key)
+        in the UTC hours that have ``_NEW_BLOCK_MIN_FRAMES`` of them and no stored block larger than
+        ``_APPEND_RATIO`` times that."""
+        by_hour: dict[tuple[int, int], list[Pending]] = {}
+        for sid, frames in groups:
+            if _NEW_BLOCK_MIN_FRAMES <= len(frames) < _BLOCK_MIN_FRAMES:
+                for p in frames:
+                    by_hour.setdefault((sid, p.time_us - p.time_us % HOUR_US), []).append(p)
+        candidates = {pair for pair, frames in by_hour.items() if len(frames) >= _NEW_BLOCK_MIN_FRAMES}
+        if not candidates:
+            return {}
+        largest: dict[tuple[int, int], int] = {}
+        for (sid, _, hour), points in (await self._stored_keys(drv, candidates)).items():
+            largest[sid, hour] = max(largest.get((sid, hour), 0), points)
+        out: dict[int, dict[int, Pending]] = {}
+        for sid, hour in sorted(candidates):
+            frames = by_hour[sid, hour]
+            if largest.get((sid, hour), 0) <= _APPEND_RATIO * len(frames):
+                out.setdefault(sid, {}).update((p.key, p) for p in frames)
+        return out
 
     async def _copy_blocks(self, drv: Any, blocks: Mapping[int, Sequence[Block]]) -> None:
         """COPY client-made blocks: appends through the stage, new blocks straight into the table.
@@ -504,6 +542,24 @@ class PostgresBackend(BackendImpl):
                 if getattr(exc, "sqlstate", None) == "23505":  # unique_violation: a concurrent writer
                     raise WriteRace from exc
                 raise
+
+    @classmethod
+    def _staged(
+        cls, groups: Sequence[tuple[int, Sequence[Pending]]], fresh: Mapping[int, Mapping[int, Pending]]
+    ) -> Iterator[tuple[Any, ...]]:
+        """The stage rows of a write: a frame whose points become rows carries them as arrays, one
+        whose points go to blocks (a bulk write's, a fresh hour's) carries NULLs."""
+        for sid, frames in groups:
+            if sid in fresh:
+                rows: Sequence[Pending] = [p for p in frames if p.key not in fresh[sid]]
+                bare: Iterable[Pending] = fresh[sid].values()
+            elif len(frames) < _BLOCK_MIN_FRAMES:
+                rows, bare = frames, ()
+            else:
+                rows, bare = (), frames
+            yield from cls._stage_records(sid, rows)
+            for p in bare:
+                yield (sid, p.key, p.received_at, p.time, p.raw, _no_nul(p.errors), None, None, None)
 
     @staticmethod
     def _stage_records(sid: int, frames: Sequence[Pending]) -> Iterator[tuple[Any, ...]]:

@@ -1,6 +1,7 @@
 """PostgreSQL: compaction of closed hours of ``points`` into ``point_blocks`` (revision 0009).
 
-Writes go to ``points``, one row per point, exactly as before: COPY, and the frames primary key
+Live writes go to ``points``, one row per point (a write of many frames of a source's hour makes
+blocks instead: ``witskit.storage._postgres``): COPY, and the frames primary key
 makes a replayed frame store nothing (only the transaction that inserted a frame row writes that
 frame's points). Rows cost ~140 bytes a point there; an hour of one channel as one row of arrays
 (times, frame keys, line indexes, numbers, texts), TOAST-compressed, costs ~15. :func:`compact`
