@@ -215,3 +215,29 @@ async def test_a_backlogs_bundles_make_blocks_and_grow_them_only_by_a_quarter(po
     finally:
         for s in stores:
             await s.aclose()
+
+
+async def test_a_write_of_blocks_waits_for_a_compactions_day_in_progress(postgres_url: str) -> None:
+    """A compaction replaces the blocks it rebuilds with what its snapshot saw: a block written
+    meanwhile would be overwritten. Writes of blocks take the compaction lock shared (they wait for
+    a compaction's transaction); writes of rows do not wait."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    from witskit.storage.blocks import COMPACT_LOCK_KEY
+
+    store = await Store.open(postgres_url, timeout=10)
+    frames = frames_at(None, "rig", START, 60)
+    await store.write(frames[:1])  # the source and the month's partitions
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        async with conn.transaction():  # as a compaction's (source, day) transaction holds it
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", COMPACT_LOCK_KEY)
+            assert await asyncio.wait_for(store.write(frames[1:5]), 10) > 0  # rows: no wait
+            bundle = asyncio.create_task(store.write(frames[20:60]))  # blocks: waits
+            await asyncio.sleep(1.0)
+            assert not bundle.done()
+        assert await asyncio.wait_for(bundle, 10) > 0
+        assert await counts(store) == (sum(len(f) for f in frames[:5]), sum(len(f) for f in frames[20:60]))
+    finally:
+        await conn.close()
+        await store.aclose()

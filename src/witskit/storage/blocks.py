@@ -21,8 +21,10 @@ Why this is safe:
   next compaction merges it into the block (the block is rebuilt from both);
 * **concurrent writers**: the DELETE takes only rows committed before it, a row committed during it
   stays in ``points`` for the next run; compactions are serialized by an advisory lock (two would
-  otherwise rebuild the same block from different snapshots); a block and its rows are never both
-  visible to a reader (one transaction moves them).
+  otherwise rebuild the same block from different snapshots), which writers of blocks take shared
+  (a block appended to or made while a compaction rebuilds it would be overwritten by the rebuilt
+  one, made from the compaction's snapshot): they wait for a compaction's day in progress; a block
+  and its rows are never both visible to a reader (one transaction moves them).
 
 Readers see both through the view ``points_all`` (its ``span_start`` is ``hour`` for a block and
 ``time`` for a row: a bound on it lets the planner skip blocks outside a time range by the key).
