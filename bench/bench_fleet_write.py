@@ -16,7 +16,8 @@ Each rig's frames are a second apart, as a backlog's. ``--new-block-min N`` sets
 threshold for new blocks (``_NEW_BLOCK_MIN_FRAMES``, 16: from that many frames of a source's hour in
 one write, a fresh hour becomes blocks); 256 writes rows below the bulk threshold, as before it:
 ``--per-rig 40 --rigs 200 --writes 3`` is a catch-up's writes, ``--per-rig 40 --rigs 25 --writes 90``
-an hour of a long one (the first write of each hour makes blocks, the rest rows).
+an hour of a long one (the first writes of each hour make blocks and append to them while they
+hold at most 4 times a write, the rest are rows).
 """
 
 from __future__ import annotations

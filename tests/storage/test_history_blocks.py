@@ -13,9 +13,11 @@ Real PostgreSQL, a throw-away database per test. What is checked:
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from test_history_partitions import frames_at
 from test_history_summaries import assert_same
@@ -139,10 +141,12 @@ async def test_large_writes_go_straight_to_blocks_and_append_to_them(postgres_ur
         assert sorted((r[:3] for r in got), key=lambda r: (r[0], r[1])) == want
         assert [r[0] for r in got] == sorted(r[0] for r in got)  # read in time order
         series = await stores[0].series("rig", ["0108"], START, START + timedelta(hours=2), points=5)
-        # Nothing is left as rows to compact; the reads do not change.
+        # Nothing is left as rows to compact (the blocks the odd seconds made unordered are sorted
+        # and summarized); the reads do not change (the means up to rounding).
         assert await stores[0].compact(START + timedelta(hours=4)) == 0
         assert await everything(stores[0]) == got
-        assert await stores[0].series("rig", ["0108"], START, START + timedelta(hours=2), points=5) == series
+        after = await stores[0].series("rig", ["0108"], START, START + timedelta(hours=2), points=5)
+        assert_same(after, series, "sorted")
         assert (await stores[0].latest("rig"))["0108"][0] == frames[-1].timestamp
     finally:
         for s in stores:
@@ -156,7 +160,9 @@ async def blocks_of(store: Store) -> dict[tuple[str, datetime], int]:
         return {(str(r[0]).strip(), r[1]): int(r[2]) for r in rows}
 
 
-async def test_a_backlogs_bundles_make_blocks_and_grow_them_only_by_a_quarter(postgres_url: str) -> None:
+async def test_a_backlogs_bundles_make_blocks_and_grow_them_only_by_a_quarter(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """A write of 16 to 255 frames of a source's hour (a fleet backlog's bundle) goes to blocks
     when that hour's stored block holds at most 4 times as many points; fewer frames, or a block
     too large to rewrite for them, make rows, which the next compaction merges."""
@@ -186,11 +192,13 @@ async def test_a_backlogs_bundles_make_blocks_and_grow_them_only_by_a_quarter(po
         assert await stores[0].write(across) == sum(points[1780:1820])
         assert await counts(stores[0]) == (rows + sum(points[1780:1800]), grown + sum(points[1800:1820]))
         assert {h.hour for _, h in await blocks_of(stores[0])} == {22, 23}
-        # Two writers with bundles of one fresh hour at once (00:00): one makes the blocks, the
-        # other appends to them (or, had it lost the race to make them, retries): nothing lost.
+        # Two writers with bundles of one new hour at once (00:00): one makes the blocks, the other
+        # appends to them once the first has committed, without redoing its write; nothing lost.
         midnight = frames[5400:5520]
+        caplog.set_level(logging.INFO, "witskit.storage")
         both = await asyncio.gather(stores[0].write(midnight[:60]), stores[1].write(midnight[60:]))
         assert sum(both) == sum(points[5400:5520])
+        assert "concurrent writer" not in caplog.text
         # A bulk source beside a bundle of another in one write: both make blocks.
         rows, in_blocks = await counts(stores[0])
         bulk, bundle = frames_at(None, "rig2", START, 300), frames_at(None, "rig3", START, 20)
@@ -238,6 +246,42 @@ async def test_a_write_of_blocks_waits_for_a_compactions_day_in_progress(postgre
             assert not bundle.done()
         assert await asyncio.wait_for(bundle, 10) > 0
         assert await counts(store) == (sum(len(f) for f in frames[:5]), sum(len(f) for f in frames[20:60]))
+    finally:
+        await conn.close()
+        await store.aclose()
+
+
+async def test_a_bundle_racing_another_writer_for_a_new_block_appends_to_it(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two workers with bundles of one rig's new hour (routine in a fleet's catch-up): the second
+    waits for the first's block and appends to it, instead of failing on its key and redoing the
+    whole write."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    caplog.set_level(logging.INFO, "witskit.storage")
+    store = await Store.open(postgres_url, timeout=10)
+    frames = frames_at(None, "rig", START, 60)
+    await store.write(frames[:1])  # the source and the month's partitions
+    code = next(iter(frames[20].items()))[0]
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        sid = await conn.fetchval("SELECT id FROM sources WHERE name = 'rig'")
+        hour = START.replace(minute=0)
+        async with conn.transaction():  # the other writer's new block, not committed yet
+            await conn.execute(
+                "INSERT INTO point_blocks (source_id, code, hour, times, frame_keys, idxs, nums) "
+                "VALUES ($1, $2, $3, ARRAY[$3::timestamptz], '{1}', '{0}', '{1.5}')",
+                sid,
+                code,
+                hour,
+            )
+            bundle = asyncio.create_task(store.write(frames[20:60]))
+            await asyncio.sleep(1.0)
+            assert not bundle.done()
+        assert await asyncio.wait_for(bundle, 10) == sum(len(f) for f in frames[20:60])
+        assert "concurrent writer" not in caplog.text
+        assert (await blocks_of(store))[code, hour] == 41
     finally:
         await conn.close()
         await store.aclose()

@@ -32,13 +32,15 @@ async def test_bounded_scans_equal_the_sql_scan(
 ) -> None:
     store = await Store.open(postgres_url, timeout=10)
     try:
-        # rig-a: hand-written frames, as blocks (one bulk write) and as compacted rows.
+        # rig-a: hand-written frames, as blocks (one bulk write), then in writes of 100 frames (each
+        # hour's first few make and grow blocks, the rest rows), compacted.
         assert await store.write(wits_frames(dataset(0, 7200), "rig-a"))
         frames = wits_frames(dataset(7200, 10800), "rig-a")
         for i in range(0, len(frames), 100):
             await store.write(frames[i : i + 100])
         assert await store.compact(T + timedelta(hours=4)) > 0
-        # rig-b: the simulator, one frame a second with every code, as blocks; its last hour as rows.
+        # rig-b: the simulator, one frame a second with every code, as blocks; its last hour in
+        # writes of 100 frames (blocks grown to 500 points, then rows beside them).
         sim = frames_at(None, "rig-b", T, 3 * 3600)
         assert await store.write(sim[: 2 * 3600])
         for i in range(2 * 3600, len(sim), 100):

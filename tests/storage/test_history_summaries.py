@@ -147,7 +147,8 @@ async def test_series_from_summaries_equal_series_from_points(
     try:
         # Hours 0-1 as one bulk write (written straight as blocks, in time order).
         assert await store.write(wits_frames(dataset(0, 7200), "rig"))
-        # Hours 2-3 in small writes (rows), then compacted into blocks.
+        # Hours 2-3 in writes of 100 frames (each hour's first few make and grow blocks, the rest
+        # rows), then compacted into blocks.
         frames = wits_frames(dataset(7200, 14400), "rig")
         for i in range(0, len(frames), 100):
             await store.write(frames[i : i + 100])
@@ -177,9 +178,12 @@ async def test_series_from_summaries_equal_series_from_points(
         await store.aclose()
 
 
-async def test_a_block_out_of_time_order_has_no_summaries_and_reads_the_same(
+async def test_a_block_out_of_time_order_reads_the_same_and_is_sorted_by_the_maintenance_pass(
     postgres_url: str, wits_frames: Callable[[str, str | None], list[Any]]
 ) -> None:
+    """A write appending earlier points to a block (an older file imported after a newer one, a
+    fleet's bundles committed in the other order) leaves it out of time order: read point by point
+    until the maintenance pass sorts and summarizes it, even with no rows in its hour to compact."""
     store = await Store.open(postgres_url, timeout=10)
     try:
         # The odd seconds of an hour, then its even ones appended to the same blocks.
@@ -195,7 +199,10 @@ async def test_a_block_out_of_time_order_has_no_summaries_and_reads_the_same(
         assert await store.compact(T + timedelta(hours=5)) == 0  # no rows, but the blocks summarized
         async with store._engine.connect() as conn:
             hours = (await conn.execute(query)).all()
-        assert [h[1] for h in hours] == [False, True]
+        assert [h[1] for h in hours] == [True, True]
+        async with store._engine.connect() as conn:
+            for (times,) in (await conn.execute(text("SELECT times FROM point_blocks"))).all():
+                assert list(times) == sorted(times)
         for lo, hi, points in CASES:
             await series_both_ways(store, "rig", lo, hi, points)
     finally:

@@ -37,6 +37,7 @@ from collections.abc import (
     Mapping,
     MutableMapping,
     Sequence,
+    Set,
 )
 from datetime import datetime
 from itertools import chain, repeat
@@ -196,8 +197,8 @@ _CREATE_APPEND_STAGE: Final = (
     ),
 )
 _APPEND_BLOCKS: Final = f"""
-INSERT INTO point_blocks AS o ({", ".join(_BLOCK_COLS)})
-SELECT {", ".join(_BLOCK_COLS)} FROM {_APPEND_STAGE} ORDER BY source_id, code, hour
+INSERT INTO point_blocks AS o ({", ".join(SUMMARIZED_COLUMNS)})
+SELECT {", ".join(SUMMARIZED_COLUMNS)} FROM {_APPEND_STAGE} ORDER BY source_id, code, hour
 {_APPEND_TO_STORED}"""  # noqa: S608 - fixed text
 #: The (source, code, hour) keys of the blocks already stored among those of a write, and the
 #: bytes of their frame keys (8 a point: random, so stored uncompressed; read without detoasting).
@@ -454,7 +455,7 @@ class PostgresBackend(BackendImpl):
             # points appended to one meanwhile, or a block made meanwhile, would be overwritten.
             await drv.execute("SELECT pg_advisory_xact_lock_shared($1)", COMPACT_LOCK_KEY)
         if blocks:
-            await self._copy_blocks(drv, blocks)
+            await self._copy_blocks(drv, blocks, staged=fresh.keys())
         elif block_points:
             await drv.copy_records_to_table(
                 _BLOCK_STAGE, records=chain.from_iterable(staged), columns=_POINT_COLS
@@ -514,26 +515,40 @@ class PostgresBackend(BackendImpl):
                 out.setdefault(sid, {}).update((p.key, p) for p in frames)
         return out
 
-    async def _copy_blocks(self, drv: Any, blocks: Mapping[int, Sequence[Block]]) -> None:
-        """COPY client-made blocks: appends through the stage, new blocks straight into the table.
+    async def _copy_blocks(
+        self, drv: Any, blocks: Mapping[int, Sequence[Block]], staged: Set[int] = frozenset()
+    ) -> None:
+        """COPY client-made blocks: appends through the stage, new blocks straight into the table,
+        but those of the ``staged`` sources (a backlog's bundles), which go through the stage too.
 
-        A block that another writer creates between the lookup and the COPY fails the COPY on the
-        key: the write is retried (:class:`WriteRace`), and then appends to it.
+        A block that another writer creates between the lookup and a COPY straight into the table
+        fails the COPY on the key: the write is retried (:class:`WriteRace`), and then appends to
+        it. Through the stage it is appended to at once (after that writer's commit): two workers
+        with bundles of one rig's new hour, routine in a fleet's catch-up, do not redo a write.
         """
         stored = await self._stored_blocks(drv, blocks)
         fresh: list[tuple[int, list[Block]]] = []
         append: list[tuple[int, list[Block]]] = []
+        new_staged: list[tuple[int, list[Block]]] = []
         for sid in sorted(blocks):
             old: list[Block] = []
             new: list[Block] = []
             for b in blocks[sid]:
                 (old if (sid, b.code, b.hour_us) in stored else new).append(b)
             append.append((sid, old))
-            fresh.append((sid, new))
-        if any(bs for _, bs in append):
-            await drv.copy_to_table(
-                _APPEND_STAGE, source=_copy_stream(append), columns=BLOCK_COLUMNS, format="binary"
-            )
+            (new_staged if sid in staged else fresh).append((sid, new))
+        if any(bs for _, bs in append) or any(bs for _, bs in new_staged):
+            if any(bs for _, bs in append):
+                await drv.copy_to_table(
+                    _APPEND_STAGE, source=_copy_stream(append), columns=BLOCK_COLUMNS, format="binary"
+                )
+            if any(bs for _, bs in new_staged):
+                await drv.copy_to_table(
+                    _APPEND_STAGE,
+                    source=_copy_stream(new_staged, summaries=True),
+                    columns=SUMMARIZED_COLUMNS,
+                    format="binary",
+                )
             await drv.execute(_APPEND_BLOCKS)
         if any(bs for _, bs in fresh):
             try:

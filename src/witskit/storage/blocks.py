@@ -254,6 +254,23 @@ _PENDING: Final = (
 _SUMMARIZE_PENDING: Final = summarize_sql(
     "b.m_offs IS NULL AND b.source_id = $1 AND b.hour >= $2 AND b.hour < $3"
 )
+#: Blocks of the day that came out unordered (a write appended earlier points: a fleet backlog's
+#: bundles committed by two workers in the other order, an older file imported after a newer one)
+#: are sorted, then summarized again: otherwise only a compaction of rows in their hour would ever
+#: sort them, and a reader would read them point by point for good.
+_SORT_UNORDERED: Final = f"""
+UPDATE point_blocks b SET (times, frame_keys, idxs, nums, texts) = (
+    SELECT array_agg(u.time {_ORDER}), array_agg(u.frame_key {_ORDER}), array_agg(u.idx {_ORDER}),
+        array_agg(u.value_num {_ORDER}),
+        CASE WHEN b.texts IS NULL THEN NULL ELSE array_agg(u.value_text {_ORDER}) END
+    FROM unnest(b.times, b.frame_keys, b.idxs, b.nums, b.texts)
+        AS u(time, frame_key, idx, value_num, value_text)
+)
+WHERE b.m_offs = '{{}}' AND b.source_id = $1 AND b.hour >= $2 AND b.hour < $3
+"""  # noqa: S608 - fixed text
+_SUMMARIZE_SORTED: Final = summarize_sql(
+    "b.m_offs = '{}' AND b.source_id = $1 AND b.hour >= $2 AND b.hour < $3"
+)
 
 
 async def summarize_pending(drv: Any, before: datetime) -> int:
@@ -267,8 +284,11 @@ async def summarize_pending(drv: Any, before: datetime) -> int:
         async with drv.transaction():
             await drv.execute("SELECT pg_advisory_xact_lock($1)", COMPACT_LOCK_KEY)
             await drv.execute("SET LOCAL work_mem = '64MB'")
-            status = await drv.execute(_SUMMARIZE_PENDING, int(sid), day, min(day + _DAY, before))
+            end = min(day + _DAY, before)
+            status = await drv.execute(_SUMMARIZE_PENDING, int(sid), day, end)
             done += int(status.split()[-1])
+            if (await drv.execute(_SORT_UNORDERED, int(sid), day, end)).split()[-1] != "0":
+                await drv.execute(_SUMMARIZE_SORTED, int(sid), day, end)
     return done
 
 
