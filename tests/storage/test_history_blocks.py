@@ -225,27 +225,33 @@ async def test_a_backlogs_bundles_make_blocks_and_grow_them_only_by_a_quarter(
             await s.aclose()
 
 
-async def test_a_write_of_blocks_waits_for_a_compactions_day_in_progress(postgres_url: str) -> None:
-    """A compaction replaces the blocks it rebuilds with what its snapshot saw: a block written
-    meanwhile would be overwritten. Writes of blocks take the compaction lock shared (they wait for
-    a compaction's transaction); writes of rows do not wait."""
+async def test_a_point_appended_to_a_block_while_a_compaction_merges_it_is_kept(postgres_url: str) -> None:
+    """A compaction merges its rows into a block from the block's latest version (after its row
+    lock), not its snapshot's: a writer appending to the block meanwhile (a backlog's bundle) keeps
+    its points."""
     import asyncpg  # type: ignore[import-untyped]
 
-    from witskit.storage.blocks import COMPACT_LOCK_KEY
-
     store = await Store.open(postgres_url, timeout=10)
-    frames = frames_at(None, "rig", START, 60)
-    await store.write(frames[:1])  # the source and the month's partitions
+    frames = frames_at(None, "rig", START, 80)
+    bundle = await store.write(frames[40:])  # a block per code
+    rows = sum([await store.write(frames[i : i + 10]) for i in range(0, 30, 10)])  # rows beside it
+    assert await counts(store) == (rows, bundle)
     conn = await asyncpg.connect(postgres_url)
     try:
-        async with conn.transaction():  # as a compaction's (source, day) transaction holds it
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", COMPACT_LOCK_KEY)
-            assert await asyncio.wait_for(store.write(frames[1:5]), 10) > 0  # rows: no wait
-            bundle = asyncio.create_task(store.write(frames[20:60]))  # blocks: waits
+        async with conn.transaction():  # another writer's append, not committed yet
+            await conn.execute(
+                "UPDATE point_blocks SET times = times || $1::timestamptz, "
+                "frame_keys = frame_keys || 1::int8, "
+                "idxs = idxs || 0::int2, nums = nums || 1.5::float8, "
+                "texts = CASE WHEN texts IS NOT NULL THEN texts || NULL::text END WHERE code = '0108'",
+                START + timedelta(seconds=35),
+            )
+            compaction = asyncio.create_task(store.compact(START + timedelta(hours=4)))
             await asyncio.sleep(1.0)
-            assert not bundle.done()
-        assert await asyncio.wait_for(bundle, 10) > 0
-        assert await counts(store) == (sum(len(f) for f in frames[:5]), sum(len(f) for f in frames[20:60]))
+            assert not compaction.done()  # waits for the block's row lock
+        assert await asyncio.wait_for(compaction, 30) == rows
+        assert await counts(store) == (0, rows + bundle + 1)
+        assert (await blocks_of(store))["0108", START.replace(minute=0)] == 30 + 40 + 1
     finally:
         await conn.close()
         await store.aclose()

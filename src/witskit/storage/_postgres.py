@@ -68,7 +68,7 @@ from witskit.storage.block_copy import (
     make_blocks,
 )
 from witskit.storage.block_scan import MAX_HOURS, scan_hours
-from witskit.storage.blocks import COMPACT_LOCK_KEY, SUMMARY_COLUMNS
+from witskit.storage.blocks import SUMMARY_COLUMNS
 from witskit.storage.errors import (
     AuthenticationFailed,
     DatabaseNotFound,
@@ -449,11 +449,6 @@ class PostgresBackend(BackendImpl):
             else:
                 count = sum(len(p.codes) for p in new)
             out.append((sid, new, count))
-        if blocks or block_points:
-            # Shared with every other writer, exclusive with a compaction's transaction (one source
-            # and day): a compaction replaces the blocks it rebuilds with what its snapshot saw, so
-            # points appended to one meanwhile, or a block made meanwhile, would be overwritten.
-            await drv.execute("SELECT pg_advisory_xact_lock_shared($1)", COMPACT_LOCK_KEY)
         if blocks:
             await self._copy_blocks(drv, blocks, staged=fresh.keys())
         elif block_points:

@@ -9,9 +9,9 @@ moves every row older than a cutoff into its (source, code, hour) block in one s
 source and day::
 
     DELETE FROM points ... RETURNING          the rows of the day, as this transaction sees them
-    + the block's points already stored       a late frame's rows merge into the existing block
     INSERT INTO point_blocks ... GROUP BY     one block per (source, code, hour), sorted
-        ON CONFLICT DO UPDATE                 the block is replaced by the merged one
+        ON CONFLICT DO UPDATE                 a stored block (a late frame's hour) merged with them,
+                                              sorted: its latest version, after its row lock
 
 Why this is safe:
 
@@ -20,11 +20,11 @@ Why this is safe:
 * **late frames**: a frame for an hour already compacted goes to ``points`` like any other; the
   next compaction merges it into the block (the block is rebuilt from both);
 * **concurrent writers**: the DELETE takes only rows committed before it, a row committed during it
-  stays in ``points`` for the next run; compactions are serialized by an advisory lock (two would
-  otherwise rebuild the same block from different snapshots), which writers of blocks take shared
-  (a block appended to or made while a compaction rebuilds it would be overwritten by the rebuilt
-  one, made from the compaction's snapshot): they wait for a compaction's day in progress; a block
-  and its rows are never both visible to a reader (one transaction moves them).
+  stays in ``points`` for the next run; a block is merged with the rows in ``DO UPDATE`` from its
+  latest committed version (read after its row lock), so points a writer appends to it, or a
+  block a writer makes, while the compaction runs are kept; compactions are serialized by an
+  advisory lock (writers never take it); a block and its rows are never both visible to a reader
+  (one transaction moves them).
 
 Readers see both through the view ``points_all`` (its ``span_start`` is ``hour`` for a block and
 ``time`` for a row: a bound on it lets the planner skip blocks outside a time range by the key).
@@ -136,31 +136,31 @@ def summarize_sql(where: str) -> str:
     return f"UPDATE point_blocks b SET ({cols}) = ({_SUMMARY_OF.format(b='b')}) WHERE {where}"  # noqa: S608
 
 
+# The rows of the day are grouped into blocks; a block already stored for the key is merged with
+# them in DO UPDATE, from ``o``: the block's latest committed version, read after its row lock, not
+# this statement's snapshot. A writer appending to a block (a backlog's bundles) or making it while
+# the compaction runs keeps its points: the compaction waits for its commit and merges what it
+# wrote (with the snapshot's version, those points would be overwritten).
+_MERGED: Final = (
+    "unnest(o.times, o.frame_keys, o.idxs, o.nums, o.texts) UNION ALL SELECT * FROM "
+    "unnest(EXCLUDED.times, EXCLUDED.frame_keys, EXCLUDED.idxs, EXCLUDED.nums, EXCLUDED.texts)"
+)
 _COMPACT: Final = f"""
 WITH moved AS (
     DELETE FROM points WHERE source_id = $1 AND time >= $2 AND time < $3
     RETURNING source_id, code, time, frame_key, idx, value_num, value_text
-), touched AS (
-    SELECT DISTINCT source_id, code, date_trunc('hour', time, 'UTC') AS hour FROM moved
-), merged AS (
-    SELECT source_id, code, date_trunc('hour', time, 'UTC') AS hour, time, frame_key, idx, value_num,
-        value_text
-    FROM moved
-    UNION ALL
-    SELECT b.source_id, b.code, b.hour, u.time, u.frame_key, u.idx, u.value_num, u.value_text
-    FROM point_blocks b JOIN touched t ON t.source_id = b.source_id AND t.code = b.code
-        AND t.hour = b.hour
-    CROSS JOIN LATERAL unnest(b.frame_keys, b.times, b.nums, b.idxs, b.texts)
-        AS u(frame_key, time, value_num, idx, value_text)
-    WHERE b.source_id = $1 AND b.hour >= $2 AND b.hour < $3
 ), stored AS (
-INSERT INTO point_blocks (source_id, code, hour, times, frame_keys, idxs, nums, texts)
-SELECT source_id, code, hour, array_agg(time {_ORDER}), array_agg(frame_key {_ORDER}),
-    array_agg(idx {_ORDER}), array_agg(value_num {_ORDER}),
+INSERT INTO point_blocks AS o (source_id, code, hour, times, frame_keys, idxs, nums, texts)
+SELECT source_id, code, date_trunc('hour', time, 'UTC') AS hour, array_agg(time {_ORDER}),
+    array_agg(frame_key {_ORDER}), array_agg(idx {_ORDER}), array_agg(value_num {_ORDER}),
     CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text {_ORDER}) END
-FROM merged GROUP BY source_id, code, hour
-ON CONFLICT (source_id, code, hour) DO UPDATE SET times = EXCLUDED.times,
-    frame_keys = EXCLUDED.frame_keys, idxs = EXCLUDED.idxs, nums = EXCLUDED.nums, texts = EXCLUDED.texts
+FROM moved GROUP BY source_id, code, date_trunc('hour', time, 'UTC')
+ON CONFLICT (source_id, code, hour) DO UPDATE SET (times, frame_keys, idxs, nums, texts) = (
+    SELECT array_agg(time {_ORDER}), array_agg(frame_key {_ORDER}), array_agg(idx {_ORDER}),
+        array_agg(value_num {_ORDER}),
+        CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text {_ORDER}) END
+    FROM (SELECT * FROM {_MERGED}) AS u(time, frame_key, idx, value_num, value_text)
+)
 RETURNING code, hour
 )
 SELECT (SELECT count(*) FROM moved), array_agg(code), array_agg(hour) FROM stored
