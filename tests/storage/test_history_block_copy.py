@@ -325,30 +325,39 @@ async def _row_points(url: str) -> int:
 async def test_client_summaries_equal_the_servers(postgres_url: str) -> None:
     """A bulk write's new blocks of numbers carry the per-minute summaries the server's SQL makes
     (``summarize_sql``, run here over the same arrays); a block of text, or with a null reading,
-    is left to the next compaction (NULL, pending)."""
+    is left to the next compaction (NULL, pending). So do a backlog bundle's blocks, which fill a
+    few minutes of their hour (here minutes 5 and 9-10: NULL before, between and after)."""
     from witskit.storage.blocks import SUMMARY_COLUMNS, summarize_sql
 
     sim = frames_at(None, "rig", T - timedelta(minutes=17, seconds=3), 3 * 3600)
+    bundle = frames_at(None, "bundle", T.replace(minute=5), 20)
+    bundle += frames_at(None, "bundle", T.replace(minute=9, second=50), 20)
     store = await Store.open(postgres_url, timeout=10)
     try:
         await store.write(sim)
+        await store.write(bundle)
     finally:
         await store.aclose()
     cols = ", ".join(SUMMARY_COLUMNS)
     conn = await asyncpg.connect(postgres_url)
     try:
-        query = f"SELECT code, hour, {cols} FROM point_blocks ORDER BY code, hour"
-        client = {(r["code"], r["hour"]): dict(r) for r in await conn.fetch(query)}
+        query = f"SELECT source_id, code, hour, {cols} FROM point_blocks ORDER BY source_id, code, hour"
+        client = {(r["source_id"], r["code"], r["hour"]): dict(r) for r in await conn.fetch(query)}
         await conn.execute(summarize_sql("true"))
-        server = {(r["code"], r["hour"]): dict(r) for r in await conn.fetch(query)}
+        server = {(r["source_id"], r["code"], r["hour"]): dict(r) for r in await conn.fetch(query)}
     finally:
         await conn.close()
-    text_codes = {c for c, _ in client if any(type(f.values[f.codes.index(c)]) is str for f in sim[:1])}
+    text_codes = {c for _, c, _ in client if any(type(f.values[f.codes.index(c)]) is str for f in sim[:1])}
     assert text_codes  # the simulator's well id (0101) is text
-    assert len(client) == len(server) == 4 * 30  # 30 channels, 4 hours (3 of them partly)
+    # 30 channels, 4 hours (3 of them partly) of "rig"; 30 channels, one hour of "bundle".
+    assert len(client) == len(server) == 4 * 30 + 30
+    last = max(k[0] for k in client)
+    bundled = [b for (sid, c, _), b in client.items() if sid == last and c not in text_codes]
+    assert len(bundled) == 29
+    assert all(b["m_offs"] for b in bundled)  # summarized by the client
     for key, mine in client.items():
         theirs = server[key]
-        if key[0] in text_codes:
+        if key[1] in text_codes:
             assert mine["m_offs"] is None  # pending: the next compaction summarizes it
             continue
         assert theirs["m_offs"], key  # the server can summarize it too

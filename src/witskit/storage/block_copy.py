@@ -267,30 +267,27 @@ def summary_fields(block: Block) -> bytes | None:
     if len(set(times)) != len(times):  # a block is in time order: strictly increasing = distinct
         return None
     n = len(times)
-    starts = [bisect_left(times, block.hour_us + m * _MINUTE_US) for m in range(60)]
-    starts.append(n)
-    counts: list[int] = []
-    lows: list[float | None] = []
-    highs: list[float | None] = []
-    sums: list[float | None] = []
-    t0: list[int | None] = []
-    v0: list[float | None] = []
-    t1: list[int | None] = []
-    v1: list[float | None] = []
-    ones: list[int | None] = []
+    hour = block.hour_us
+    # Only the minutes between the first and last point are looked up: a backlog's bundle of 40
+    # points fills one or two of the 60, and every column of the others is NULL.
+    first, last = (times[0] - hour) // _MINUTE_US, (times[-1] - hour) // _MINUTE_US
+    starts = [0] * (first + 1)
+    starts += [bisect_left(times, hour + m * _MINUTE_US) for m in range(first + 1, last + 1)]
+    starts += [n] * (60 - last)
+    filled: list[int] = []
+    lows: list[float] = []
+    highs: list[float] = []
+    sums: list[float] = []
+    t0: list[int] = []
+    v0: list[float] = []
+    t1: list[int] = []
+    v1: list[float] = []
     epoch = _PG_EPOCH_US
-    for a, b in pairwise(starts):
-        counts.append(b - a)
+    for m in range(first, last + 1):
+        a, b = starts[m], starts[m + 1]
         if a == b:
-            lows.append(None)
-            highs.append(None)
-            sums.append(None)
-            t0.append(None)
-            v0.append(None)
-            t1.append(None)
-            v1.append(None)
-            ones.append(None)
             continue
+        filled.append(m)
         part = values[a:b]
         lows.append(min(part))
         highs.append(max(part))
@@ -302,33 +299,45 @@ def summary_fields(block: Block) -> bytes | None:
         v0.append(part[0])
         t1.append(times[b - 1] - epoch)
         v1.append(part[-1])
-        ones.append(1)
+    ones = [1] * len(filled)
     return b"".join(
         (
-            _field(_fixed(counts, "i", 4, _INT4)),
-            _field(_fixed([0] * 60, "i", 4, _INT4)),
-            _nullable(lows, "d", 8, _FLOAT8),
-            _nullable(highs, "d", 8, _FLOAT8),
-            _nullable(sums, "d", 8, _FLOAT8),
-            _nullable(t0, "q", 8, _TIMESTAMPTZ),
-            _nullable(ones, "i", 4, _INT4),
-            _nullable(v0, "d", 8, _FLOAT8),
-            _nullable(t1, "q", 8, _TIMESTAMPTZ),
-            _nullable(ones, "i", 4, _INT4),
-            _nullable(v1, "d", 8, _FLOAT8),
+            _field(_fixed([b - a for a, b in pairwise(starts)], "i", 4, _INT4)),
+            _ZERO_COUNTS,
+            _sparse(lows, filled, "d", 8, _FLOAT8),
+            _sparse(highs, filled, "d", 8, _FLOAT8),
+            _sparse(sums, filled, "d", 8, _FLOAT8),
+            _sparse(t0, filled, "q", 8, _TIMESTAMPTZ),
+            _sparse(ones, filled, "i", 4, _INT4),
+            _sparse(v0, filled, "d", 8, _FLOAT8),
+            _sparse(t1, filled, "q", 8, _TIMESTAMPTZ),
+            _sparse(ones, filled, "i", 4, _INT4),
+            _sparse(v1, filled, "d", 8, _FLOAT8),
             _field(_fixed([s + 1 for s in starts], "i", 4, _INT4)),
         )
     )
 
 
-def _nullable(values: Sequence[Any], code: str, size: int, oid: int) -> bytes:
-    """An array field whose elements may be NULL (None)."""
-    if None not in values:
+#: The null counts of a block of numbers: 60 zeros.
+_ZERO_COUNTS: Final = _field(_fixed([0] * 60, "i", 4, _INT4))
+_ELEMENTS: Final = {code: struct.Struct(f">i{code}") for code in "diq"}
+
+
+def _sparse(values: Sequence[Any], slots: Sequence[int], code: str, size: int, oid: int) -> bytes:
+    """A 60-slot array field with ``values`` at ``slots`` (ascending) and NULL in every other slot."""
+    if len(slots) == 60:
         return _field(_fixed(values, code, size, oid))
-    element = struct.Struct(f">i{code}")
+    pack = _ELEMENTS[code].pack
     null = _NULL_FIELD
-    body = b"".join(null if v is None else element.pack(size, v) for v in values)
-    return _field(_ARRAY_HEADER.pack(1, 1, oid, len(values), 1) + body)
+    parts = []
+    slot = 0
+    for at, value in zip(slots, values, strict=True):
+        if at > slot:
+            parts.append(null * (at - slot))
+        parts.append(pack(size, value))
+        slot = at + 1
+    parts.append(null * (60 - slot))
+    return _field(_ARRAY_HEADER.pack(1, 1, oid, 60, 1) + b"".join(parts))
 
 
 def _shared_field(cache: dict[tuple[int, int, int, str], bytes], values: Sequence[int], kind: str) -> bytes:
