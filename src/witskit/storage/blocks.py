@@ -155,6 +155,7 @@ SELECT source_id, code, date_trunc('hour', time, 'UTC') AS hour, array_agg(time 
     array_agg(frame_key {_ORDER}), array_agg(idx {_ORDER}), array_agg(value_num {_ORDER}),
     CASE WHEN bool_or(value_text IS NOT NULL) THEN array_agg(value_text {_ORDER}) END
 FROM moved GROUP BY source_id, code, date_trunc('hour', time, 'UTC')
+ORDER BY source_id, code, hour  -- the order writers lock blocks in: no deadlock with one
 ON CONFLICT (source_id, code, hour) DO UPDATE SET (times, frame_keys, idxs, nums, texts) = (
     SELECT array_agg(time {_ORDER}), array_agg(frame_key {_ORDER}), array_agg(idx {_ORDER}),
         array_agg(value_num {_ORDER}),
@@ -268,6 +269,13 @@ UPDATE point_blocks b SET (times, frame_keys, idxs, nums, texts) = (
 )
 WHERE b.m_offs = '{{}}' AND b.source_id = $1 AND b.hour >= $2 AND b.hour < $3
 """  # noqa: S608 - fixed text
+#: The day's blocks the pass updates, locked first in the order writers lock blocks in (source,
+#: code, hour): an UPDATE locks rows in its scan's order, and a writer appending to two of them in
+#: the other order would deadlock with it.
+_LOCK_DAY: Final = (
+    "SELECT 1 FROM point_blocks WHERE source_id = $1 AND hour >= $2 AND hour < $3 "
+    "AND (m_offs IS NULL OR m_offs = '{}') ORDER BY code, hour FOR UPDATE"
+)
 _SUMMARIZE_SORTED: Final = summarize_sql(
     "b.m_offs = '{}' AND b.source_id = $1 AND b.hour >= $2 AND b.hour < $3"
 )
@@ -285,6 +293,7 @@ async def summarize_pending(drv: Any, before: datetime) -> int:
             await drv.execute("SELECT pg_advisory_xact_lock($1)", COMPACT_LOCK_KEY)
             await drv.execute("SET LOCAL work_mem = '64MB'")
             end = min(day + _DAY, before)
+            await drv.execute(_LOCK_DAY, int(sid), day, end)
             status = await drv.execute(_SUMMARIZE_PENDING, int(sid), day, end)
             done += int(status.split()[-1])
             if (await drv.execute(_SORT_UNORDERED, int(sid), day, end)).split()[-1] != "0":
